@@ -1,0 +1,100 @@
+"""raw_dataset: the source read into rows with stable ids; bad rows quarantined with reasons."""
+
+import time
+
+import dagster as dg
+import polars as pl
+from pydantic import Field
+
+from shed_pipeline.assets._common import CODE_VERSION, frame_version
+from shed_pipeline.core.records import FieldMapping
+from shed_pipeline.core.sources import DEFAULT_ROWS, NATURAL_INSTRUCTIONS, load_source
+from shed_pipeline.resources import LineageResource, PathsResource
+
+QUARANTINE_CHECK = "quarantine_within_bound"
+
+
+class RawDatasetConfig(dg.Config):
+    source: str = Field(NATURAL_INSTRUCTIONS, description="'natural-instructions' (the default data) or a path to a JSONL/JSON/Parquet/CSV file or a folder of them")
+    rows: int | None = Field(None, description=f"Deterministic sample size; default {DEFAULT_ROWS} for natural-instructions, every row for files")
+    seed: int = 0
+    format: str = "auto"  # auto | alpaca | messages
+    instruction_field: str = "instruction"
+    input_field: str = "input"
+    output_field: str = "output"
+    messages_field: str = "messages"
+    task_field: str | None = "task"  # optional label column (stratified sampling, task coverage, NMI)
+    validation_fraction: float = 0.1
+    test_fraction: float = 0.1
+    max_chars: int = 32_000  # instruction + input + output; longer rows are quarantined
+    max_quarantine_fraction: float = 0.2  # the blocking check fails the run above this
+
+
+@dg.asset(
+    group_name="ingest",
+    code_version=CODE_VERSION,
+    kinds={"python", "parquet"},
+    pool="duckdb",
+    check_specs=[dg.AssetCheckSpec(QUARANTINE_CHECK, asset="raw_dataset", blocking=True, description="Quarantined share of input rows is within the configured bound")],
+)
+def raw_dataset(context: dg.AssetExecutionContext, config: RawDatasetConfig, paths: PathsResource, lineage: LineageResource):
+    """Instruction rows with a content-hash `row_id`, a deterministic pool/validation/test split, and
+    the original record (so outputs keep the input's schema). Every input row is either here or in
+    the lineage quarantine table with a reason."""
+    t0 = time.perf_counter()
+    mapping = FieldMapping(config.format, config.instruction_field, config.input_field, config.output_field, config.messages_field, config.task_field)
+    loaded = load_source(
+        config.source, mapping, config.rows, config.seed, config.max_chars, config.validation_fraction, config.test_fraction, paths.cache(), context.log.info
+    )
+    rows, q = loaded.rows, loaded.quarantine
+    rows_in = rows.height + q.height
+    if rows_in == 0:
+        raise ValueError(f"{config.source}: the source holds no records")
+    splits = dict(rows.group_by("split").len().iter_rows())
+    if splits.get("pool", 0) < 2:
+        raise ValueError(f"{config.source}: only {splits.get('pool', 0)} usable pool rows; need at least 2")
+    store = lineage.store()
+    store.write_table("rows", context.run.run_id, rows.select("row_id", "split", "task", "source_file", "source_locator"))
+    store.write_table("quarantine", context.run.run_id, q)
+    counts = loaded.result.quarantine_counts()
+    summary = {
+        "rows_available": loaded.units_available,
+        "rows_in": rows_in,
+        "rows_ok": rows.height,
+        "rows_quarantined": q.height,
+        "rows_pool": splits.get("pool", 0),
+        "rows_validation": splits.get("validation", 0),
+        "rows_test": splits.get("test", 0),
+        "quarantine_reasons": counts,
+        "tasks": rows["task"].n_unique() if rows["task"].null_count() < rows.height else 0,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+    store.record_asset(context.run.run_id, "raw_dataset", CODE_VERSION, config.model_dump(), summary, source=loaded.label, source_fingerprint=loaded.fingerprint)
+    frac = q.height / rows_in
+    yield dg.Output(
+        rows,
+        data_version=frame_version(rows),
+        metadata={
+            **{k: v for k, v in summary.items() if k != "quarantine_reasons"},
+            "quarantine_reasons": dg.MetadataValue.json(counts),
+            "source": loaded.label,
+            "source_fingerprint": loaded.fingerprint,
+            "preview": dg.MetadataValue.md(_preview(rows)),
+        },
+    )
+    yield dg.AssetCheckResult(
+        check_name=QUARANTINE_CHECK,
+        passed=frac <= config.max_quarantine_fraction,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"quarantined_fraction": frac, "bound": config.max_quarantine_fraction, "reasons": dg.MetadataValue.json(counts)},
+        description=f"{q.height} of {rows_in} rows quarantined ({frac:.1%}); bound {config.max_quarantine_fraction:.1%}",
+    )
+
+
+def _preview(rows: pl.DataFrame) -> str:
+    head = rows.head(5)
+    lines = ["| row_id | split | task | instruction | output |", "|---|---|---|---|---|"]
+    for r in head.iter_rows(named=True):
+        cells = [r["row_id"][:12], r["split"], str(r["task"] or ""), r["instruction"][:60], r["output"][:40]]
+        lines.append("| " + " | ".join(c.replace("|", "/").replace("\n", " ") for c in cells) + " |")
+    return "\n".join(lines)

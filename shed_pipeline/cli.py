@@ -1,0 +1,274 @@
+"""The `shed-pipeline` command: run the curation job, and query lineage.
+
+`run` materializes the six assets through the same Definitions the UI loads, recorded in
+DAGSTER_HOME so `dagster dev` shows the run. Errors print one line and exit non-zero.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+ASSET_ORDER = ["raw_dataset", "embeddings", "clusters", "proxy_shapley_scores", "curated_subset", "evaluation_metrics"]
+
+
+class CliError(Exception):
+    pass
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
+    return v
+
+
+def _fraction(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < v <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {v}")
+    return v
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, no usage dump
+        self.exit(2, f"shed-pipeline: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from shed_pipeline.core.estimators import ESTIMATORS
+    from shed_pipeline.core.sampling import METHODS
+    from shed_pipeline.core.utilities import UTILITIES
+
+    p = _Parser(prog="shed-pipeline", description="Shapley-based curation of instruction-tuning data (SHED) as a Dagster pipeline.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    r = sub.add_parser("run", help="materialize all six assets and write the curated subset")
+    r.add_argument("--source", default="natural-instructions", help="'natural-instructions' (default) or a JSONL/JSON/Parquet/CSV file or folder")
+    r.add_argument("--rows", type=_positive_int, help="deterministic sample of N rows (default 10000 for natural-instructions, all rows of a file)")
+    r.add_argument("--clusters", type=_positive_int, help="number of clusters K (default: about pool/20)")
+    r.add_argument("--method", choices=METHODS, default="qocs")
+    size = r.add_mutually_exclusive_group()
+    size.add_argument("--fraction", type=_fraction, help="target size as a fraction of the pool (default 0.1)")
+    size.add_argument("--size", type=_positive_int, help="target size as a row count")
+    r.add_argument("--estimator", choices=ESTIMATORS, default="knn_exact")
+    r.add_argument("--utility", choices=UTILITIES, default="knn")
+    r.add_argument("--permutations", type=_positive_int, help="permutations for shed_grouped / tmc (default 20)")
+    r.add_argument("--temperature", type=float, help="QWCS softmax temperature (default: std of the scores)")
+    r.add_argument("--seed", type=int, default=0, help="seed for every random choice (default 0)")
+    r.add_argument("--device", choices=["auto", "cpu", "cuda"], help="compute device (default auto: CUDA when present)")
+    r.add_argument("--out", help="output folder for curated.jsonl, curated.parquet, lineage.duckdb (default .shed_pipeline/out)")
+    r.add_argument("--json", action="store_true", help="print a machine-readable summary instead of a table")
+
+    lin = sub.add_parser("lineage", help="query the lineage database")
+    lin.add_argument("--db", help="lineage DuckDB file (default: the configured one, .shed_pipeline/out/lineage.duckdb)")
+    lin.add_argument("--json", action="store_true", help="print JSON")
+    lsub = lin.add_subparsers(dest="query", required=True, parser_class=_Parser)
+    lsub.add_parser("runs", help="list runs")
+    why = lsub.add_parser("why", help="why is (or isn't) a row in the curated set")
+    why.add_argument("row_id", help="row id (a unique prefix is enough)")
+    why.add_argument("--run", help="run id or prefix (default: latest run with a curated subset)")
+    diff = lsub.add_parser("diff", help="rows added to / removed from the curated set between two runs")
+    diff.add_argument("run_a")
+    diff.add_argument("run_b")
+    return p
+
+
+def _home() -> Path:
+    from shed_pipeline.resources import default_home
+
+    return Path(default_home())
+
+
+def _ensure_dagster_home() -> Path:
+    home = os.environ.get("DAGSTER_HOME")
+    path = Path(home) if home else _home() / "dagster_home"
+    path.mkdir(parents=True, exist_ok=True)
+    cfg = path / "dagster.yaml"
+    if not cfg.exists():
+        cfg.write_text("telemetry:\n  enabled: false\n")
+    os.environ["DAGSTER_HOME"] = str(path.resolve())
+    return path
+
+
+def _run_config(args: argparse.Namespace) -> dict:
+    ops: dict[str, dict] = {
+        "raw_dataset": {"source": args.source, "seed": args.seed},
+        "clusters": {"seed": args.seed},
+        "proxy_shapley_scores": {"estimator": args.estimator, "utility": args.utility, "seed": args.seed},
+        "curated_subset": {"method": args.method, "seed": args.seed},
+        "evaluation_metrics": {"seed": args.seed},
+    }
+    if args.rows:
+        ops["raw_dataset"]["rows"] = args.rows
+    if args.clusters:
+        ops["clusters"]["n_clusters"] = args.clusters
+    if args.permutations:
+        ops["proxy_shapley_scores"]["permutations"] = args.permutations
+    if args.fraction:
+        ops["curated_subset"]["fraction"] = args.fraction
+    if args.size:
+        ops["curated_subset"]["size"] = args.size
+    if args.temperature is not None:
+        ops["curated_subset"]["temperature"] = args.temperature
+    return {"ops": {k: {"config": v} for k, v in ops.items()}, "loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
+
+def _failure_message(result) -> str:
+    for ev in result.all_events:
+        if ev.is_step_failure and ev.step_failure_data and ev.step_failure_data.error:
+            err = ev.step_failure_data.error
+            while err.cause is not None and err.cls_name in ("DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError"):
+                err = err.cause
+            msg = err.message.strip().splitlines()[-1] if err.message.strip() else err.cls_name
+            return f"{ev.step_key}: {msg}"
+    for ev in result.all_events:
+        if ev.event_type_value == "ASSET_CHECK_EVALUATION":
+            data = ev.event_specific_data
+            if data is not None and not data.asset_check_evaluation.passed:
+                ce = data.asset_check_evaluation
+                return f"check {ce.check_name} failed: {ce.description or ''}"
+    return "the run failed (see the Dagster UI for the event log)"
+
+
+def _metadata(result, node: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for mat in result.asset_materializations_for_node(node):
+        for k, v in mat.metadata.items():
+            val = getattr(v, "value", v)
+            if isinstance(val, (int, float, str, bool)) or val is None:
+                out[k] = val
+    return out
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    if args.source != "natural-instructions" and not Path(args.source).expanduser().exists():
+        raise CliError(f"{args.source}: no such file or folder")
+    out = Path(args.out).expanduser() if args.out else _home() / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    os.environ["SHED_PIPELINE_OUT"] = str(out.resolve())
+    os.environ["SHED_PIPELINE_LINEAGE"] = str((out / "lineage.duckdb").resolve())
+    if args.device:
+        os.environ["SHED_DEVICE"] = args.device
+    _ensure_dagster_home()
+    import dagster as dg
+
+    from shed_pipeline.definitions import build_definitions
+
+    job = build_definitions().resolve_job_def("shed_curation_job")
+    t0 = time.perf_counter()
+    with dg.DagsterInstance.get() as instance:
+        result = job.execute_in_process(run_config=_run_config(args), instance=instance, raise_on_error=False)
+    wall = time.perf_counter() - t0
+    if not result.success:
+        raise CliError(_failure_message(result))
+    meta = {node: _metadata(result, node) for node in ASSET_ORDER}
+    summary = {
+        "run_id": result.run_id,
+        "success": True,
+        "wall_seconds": round(wall, 3),
+        "seconds": {n: meta[n].get("seconds") for n in ASSET_ORDER},
+        "counts": {
+            "rows_in": meta["raw_dataset"].get("rows_in"),
+            "rows_ok": meta["raw_dataset"].get("rows_ok"),
+            "rows_quarantined": meta["raw_dataset"].get("rows_quarantined"),
+            "rows_pool": meta["raw_dataset"].get("rows_pool"),
+            "rows_validation": meta["raw_dataset"].get("rows_validation"),
+            "rows_test": meta["raw_dataset"].get("rows_test"),
+            "rows_embedded": meta["embeddings"].get("rows_embedded"),
+            "rows_embedding_reused": meta["embeddings"].get("rows_reused"),
+            "clusters": meta["clusters"].get("n_clusters"),
+            "utility_evaluations": meta["proxy_shapley_scores"].get("utility_evaluations"),
+            "selected": meta["curated_subset"].get("selected"),
+        },
+        "assets": meta,
+        "outputs": {
+            "curated_jsonl": str(out / "curated.jsonl"),
+            "curated_parquet": str(out / "curated.parquet"),
+            "lineage_db": str(out / "lineage.duckdb"),
+            "evaluation_json": str(out / "evaluation.json"),
+        },
+        "dagster_home": os.environ["DAGSTER_HOME"],
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+        return 0
+    c, s, ev = summary["counts"], summary["seconds"], meta["evaluation_metrics"]
+    print(f"\nshed-pipeline run {result.run_id}  ({wall:.1f}s)")
+    print(_table(["rows in", "quarantined", "pool / val / test", "clusters", "selected"], [[c["rows_in"], c["rows_quarantined"], f"{c['rows_pool']} / {c['rows_validation']} / {c['rows_test']}", c["clusters"], c["selected"]]]))
+    print(_table(["asset", "seconds"], [[n, f"{s[n]:.1f}" if s[n] is not None else "-"] for n in ASSET_ORDER]))
+    if "utility_subset" in ev:
+        print(_table(["held-out utility", "value"], [["curated subset", f"{ev['utility_subset']:.4f}"], ["random, same size (mean)", f"{ev.get('utility_random_mean', float('nan')):.4f}"], ["full pool", f"{ev.get('utility_full_pool', float('nan')):.4f}"]]))
+    for k, v in summary["outputs"].items():
+        print(f"{k:>16}: {v}")
+    print(f"{'dagster_home':>16}: {summary['dagster_home']}  (DAGSTER_HOME for `dagster dev` to show this run)")
+    return 0
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths))  # noqa: E731
+    return "\n".join([line(cells[0]), "  ".join("-" * w for w in widths), *[line(r) for r in cells[1:]]]) + "\n"
+
+
+def cmd_lineage(args: argparse.Namespace) -> int:
+    from shed_pipeline.core.lineage import LineageStore
+
+    db = Path(args.db).expanduser() if args.db else Path(os.environ.get("SHED_PIPELINE_LINEAGE", _home() / "out" / "lineage.duckdb"))
+    store = LineageStore(db)
+    if args.query == "runs":
+        runs = store.runs()
+        if args.json:
+            print(json.dumps(runs, indent=2, default=str))
+        elif not runs:
+            print(f"no runs in {db}")
+        else:
+            print(_table(["run_id", "started", "source", "rows", "quarantined", "clusters", "selected", "method"], [[r["run_id"], str(r["started_at"])[:19], r["source"] or "-", r["rows_ok"], r["rows_quarantined"], r["clusters"], r["selected"], r["method"] or "-"] for r in runs]))
+        return 0
+    if args.query == "why":
+        w = store.why(args.row_id, args.run)
+        if args.json:
+            print(json.dumps(w, indent=2, default=str))
+        else:
+            for k, v in w.items():
+                print(f"{k:>16}: {v}")
+        return 0
+    d = store.diff(args.run_a, args.run_b)
+    if args.json:
+        print(json.dumps(d, indent=2, default=str))
+    else:
+        print(f"{d['run_a']} -> {d['run_b']}: {d['kept']} kept, {len(d['added'])} added, {len(d['removed'])} removed")
+        for a in d["added"]:
+            print(f"+ {a['row_id']}  {a['reason']}")
+        for r in d["removed"]:
+            print(f"- {r['row_id']}  {r['status_in_b']}: {r['reason']}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return cmd_run(args) if args.command == "run" else cmd_lineage(args)
+    except KeyboardInterrupt:
+        print("shed-pipeline: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # one line, no traceback: the message names the file/flag and the reason
+        from shed_pipeline.core.lineage import LineageError
+
+        known = isinstance(exc, (CliError, LineageError, FileNotFoundError, ValueError))
+        print(f"shed-pipeline: error: {exc}" if known else f"shed-pipeline: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

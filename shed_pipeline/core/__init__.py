@@ -1,0 +1,1 @@
+"""The pure core: algorithms with no Dagster imports, unit-tested directly."""

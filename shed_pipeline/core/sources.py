@@ -1,0 +1,101 @@
+"""From a source name to validated, split rows: the whole of `raw_dataset` without Dagster."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import polars as pl
+
+from shed_pipeline.core import natural_instructions
+from shed_pipeline.core.records import (
+    FieldMapping,
+    ReadResult,
+    list_source_files,
+    read_units,
+    sample_units,
+    source_fingerprint,
+    split_of,
+    validate_units,
+)
+
+NATURAL_INSTRUCTIONS = "natural-instructions"
+DEFAULT_ROWS = 10_000
+
+ROW_SCHEMA = {
+    "row_id": pl.Utf8,
+    "split": pl.Utf8,
+    "task": pl.Utf8,
+    "instruction": pl.Utf8,
+    "input": pl.Utf8,
+    "output": pl.Utf8,
+    "source_file": pl.Utf8,
+    "source_locator": pl.Int64,
+    "source_order": pl.Int64,
+    "record": pl.Utf8,
+}
+
+
+@dataclass
+class LoadedSource:
+    rows: pl.DataFrame  # ROW_SCHEMA, in source order
+    quarantine: pl.DataFrame
+    units_available: int  # units in the source before sampling
+    fingerprint: str
+    label: str
+    result: ReadResult
+
+
+def load_source(
+    source: str,
+    mapping: FieldMapping,
+    rows: int | None,
+    seed: int,
+    max_chars: int,
+    validation_fraction: float,
+    test_fraction: float,
+    cache_dir: Path,
+    log: Callable[[str], None] = print,
+) -> LoadedSource:
+    if source == NATURAL_INSTRUCTIONS:
+        rows = DEFAULT_ROWS if rows is None else rows
+        path = natural_instructions.natural_instructions_parquet(cache_dir, log)
+        files = [path]
+        units = read_units(path)
+        stratify = "task"  # spread the sample over the 61 tasks
+    else:
+        files = list_source_files(source)
+        units = read_units(source)
+        stratify = mapping.task
+    available = len(units)
+    units = sample_units(units, rows, seed, stratify=stratify)
+    result = validate_units(units, mapping, max_chars)
+    df = pl.DataFrame(
+        {
+            "row_id": [r.row_id for r in result.rows],
+            "split": [split_of(r.row_id, seed, validation_fraction, test_fraction) for r in result.rows],
+            "task": [r.task for r in result.rows],
+            "instruction": [r.instruction for r in result.rows],
+            "input": [r.input for r in result.rows],
+            "output": [r.output for r in result.rows],
+            "source_file": [r.source_file for r in result.rows],
+            "source_locator": [r.source_locator for r in result.rows],
+            "source_order": [r.source_order for r in result.rows],
+            "record": [r.record for r in result.rows],
+        },
+        schema=ROW_SCHEMA,
+    )
+    q = pl.DataFrame(
+        {
+            "source_file": [e.source_file for e in result.quarantine],
+            "source_locator": [e.source_locator for e in result.quarantine],
+            "row_id": [e.row_id for e in result.quarantine],
+            "reason": [e.reason for e in result.quarantine],
+            "detail": [e.detail for e in result.quarantine],
+            "excerpt": [e.excerpt for e in result.quarantine],
+        },
+        schema={"source_file": pl.Utf8, "source_locator": pl.Int64, "row_id": pl.Utf8, "reason": pl.Utf8, "detail": pl.Utf8, "excerpt": pl.Utf8},
+    )
+    label = source if source == NATURAL_INSTRUCTIONS else str(Path(source).resolve())
+    return LoadedSource(df, q, available, source_fingerprint(files), label, result)

@@ -1,0 +1,8 @@
+"""Utilities: the value U(S) of a coalition S of cluster proxies. Pluggable by name (see `build_utility`)."""
+
+from shed_pipeline.core.utilities.base import CountingUtility, Utility
+from shed_pipeline.core.utilities.knn import KNNUtility
+
+UTILITIES = ("knn",)
+
+__all__ = ["CountingUtility", "KNNUtility", "Utility", "UTILITIES"]

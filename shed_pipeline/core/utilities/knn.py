@@ -1,0 +1,59 @@
+"""The `knn` utility: a k-nearest-neighbour surrogate for "fine-tune on S, score on validation".
+
+For each validation row, its k nearest players (cosine similarity of prompt embeddings) answer it
+with their outputs; the match of each answer to the reference output is its token-set F1. So
+
+    U(S) = mean over validation rows v of (1/k) * sum of match(v, j) over the min(k, |S|) nearest j in S
+
+and U(empty) = 0 (no training rows, no answer). The closed-form Shapley values of this game are in
+`estimators.knn_exact`.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from shed_pipeline.core.text_match import token_f1_matrix
+
+
+class KNNUtility:
+    def __init__(
+        self,
+        player_vectors: np.ndarray,
+        player_outputs: Sequence[str],
+        query_vectors: np.ndarray,
+        query_references: Sequence[str],
+        k: int = 5,
+    ):
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        if len(player_outputs) != len(player_vectors) or len(query_references) != len(query_vectors):
+            raise ValueError("vectors and texts differ in length")
+        if len(query_vectors) == 0:
+            raise ValueError("the kNN utility needs at least one validation row")
+        self.k = int(k)
+        self.n_players = len(player_vectors)
+        sim = np.asarray(query_vectors, dtype=np.float64) @ np.asarray(player_vectors, dtype=np.float64).T
+        # Nearest first; ties go to the lower player index (stable sort), so order is deterministic.
+        self.order = np.argsort(-sim, axis=1, kind="stable")
+        self.match = token_f1_matrix(query_references, player_outputs)  # (V, K)
+        self.match_sorted = np.take_along_axis(self.match, self.order, axis=1)
+
+    @classmethod
+    def from_matrices(cls, order: np.ndarray, match: np.ndarray, k: int) -> "KNNUtility":
+        """Build from a precomputed neighbour order and match matrix (tests, synthetic games)."""
+        self = cls.__new__(cls)
+        self.k = int(k)
+        self.order = np.asarray(order)
+        self.match = np.asarray(match, dtype=np.float64)
+        self.n_players = self.match.shape[1]
+        self.match_sorted = np.take_along_axis(self.match, self.order, axis=1)
+        return self
+
+    def value(self, members: np.ndarray) -> float:
+        mask = np.asarray(members, dtype=bool)
+        in_s = mask[self.order]  # (V, K) membership in nearest-first order
+        taken = in_s & (np.cumsum(in_s, axis=1) <= self.k)
+        return float((self.match_sorted * taken).sum(1).mean() / self.k)

@@ -1,0 +1,22 @@
+"""The Definitions the UI (`dagster dev`) and the CLI (`shed-pipeline run`) both load."""
+
+import dagster as dg
+
+from shed_pipeline.assets import ALL_ASSETS
+from shed_pipeline.jobs import shed_curation_job
+from shed_pipeline.resources import resources_for_env
+from shed_pipeline.schedules import daily_curation_schedule
+
+
+def build_definitions() -> dg.Definitions:
+    """Assets, job, schedule, and resources picked from the environment at call time (the CLI sets
+    the environment, then calls this; `dagster dev` loads `defs` below)."""
+    return dg.Definitions(
+        assets=ALL_ASSETS,
+        jobs=[shed_curation_job],
+        schedules=[daily_curation_schedule],
+        resources=resources_for_env(),
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,97 @@
+"""The six assets materialized together on a temporary instance, on local data."""
+
+import json
+
+import dagster as dg
+import duckdb
+import polars as pl
+import pytest
+
+from shed_pipeline.assets import ALL_ASSETS
+from shed_pipeline.resources import resources_for_env
+from shed_pipeline_tests.synthetic import BAD_LINES, make_rows, write_jsonl
+
+
+def run_config(source, **ops):
+    cfg = {"raw_dataset": {"source": str(source)}, "clusters": {"n_clusters": 12}}
+    for k, v in ops.items():
+        cfg.setdefault(k, {}).update(v)
+    return {"ops": {k: {"config": v} for k, v in cfg.items()}}
+
+
+def materialize(source, **ops):
+    with dg.instance_for_test() as instance:
+        return dg.materialize(ALL_ASSETS, resources=resources_for_env(), run_config=run_config(source, **ops), instance=instance, raise_on_error=False)
+
+
+def meta(result, node):
+    (mat,) = result.asset_materializations_for_node(node)
+    return {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
+
+
+def test_pipeline_end_to_end_counts_balance_and_lineage_is_complete(shed_env, source_file):
+    result = materialize(source_file)
+    assert result.success
+    raw = meta(result, "raw_dataset")
+    assert raw["rows_in"] == 248 and raw["rows_ok"] == 240 and raw["rows_quarantined"] == 8
+    assert raw["rows_in"] == raw["rows_ok"] + raw["rows_quarantined"]
+    assert raw["rows_pool"] + raw["rows_validation"] + raw["rows_test"] == raw["rows_ok"]
+    emb = meta(result, "embeddings")
+    assert emb["rows_embedded"] == 240 and emb["dim"] == 384
+    cl = meta(result, "clusters")
+    assert cl["n_clusters"] == 12 and cl["nmi_vs_task"] > 0.5
+    cur = meta(result, "curated_subset")
+    assert cur["selected"] == round(0.1 * raw["rows_pool"])
+    out = shed_env["out"]
+    lines = (out / "curated.jsonl").read_text().splitlines()
+    assert len(lines) == cur["selected"]
+    originals = {json.dumps(r, sort_keys=True) for r in make_rows(240)}
+    assert all(json.dumps(json.loads(line), sort_keys=True) in originals for line in lines)  # input's own schema
+    assert pl.read_parquet(out / "curated.parquet").columns == ["instruction", "input", "output", "task"]
+    ev = meta(result, "evaluation_metrics")
+    assert ev["subset_size"] == cur["selected"] and 0 <= ev["utility_subset"] <= 1
+    with duckdb.connect(str(out / "lineage.duckdb"), read_only=True) as con:
+        run = result.run_id
+        count = lambda t: con.execute(f"SELECT count(*) FROM {t} WHERE run_id = ?", [run]).fetchone()[0]  # noqa: E731
+        assert count("rows") == 240 and count("quarantine") == 8 and count("clusters") == 12
+        assert count("memberships") == raw["rows_pool"] and count("scores") == 12 and count("selections") == cur["selected"]
+        assert con.execute("SELECT source_fingerprint IS NOT NULL FROM runs WHERE run_id = ?", [run]).fetchone()[0]
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks == {"quarantine_within_bound": True, "subset_is_valid": True}
+
+
+def test_same_input_and_config_give_byte_identical_subsets(shed_env, source_file, tmp_path, monkeypatch):
+    for method in ("qwcs",):
+        assert materialize(source_file, curated_subset={"method": method}).success
+        first = {n: (shed_env["out"] / n).read_bytes() for n in ("curated.jsonl", "curated.parquet")}
+        # A fresh project folder (no caches) and a fresh output folder.
+        monkeypatch.setenv("SHED_PIPELINE_HOME", str(tmp_path / "home2"))
+        monkeypatch.setenv("SHED_PIPELINE_OUT", str(tmp_path / "out2"))
+        monkeypatch.setenv("SHED_PIPELINE_LINEAGE", str(tmp_path / "out2" / "lineage.duckdb"))
+        assert materialize(source_file, curated_subset={"method": method}).success
+        assert {n: (tmp_path / "out2" / n).read_bytes() for n in first} == first
+
+
+def test_second_run_reuses_every_embedding(shed_env, source_file):
+    assert materialize(source_file).success
+    again = materialize(source_file, proxy_shapley_scores={"estimator": "shed_grouped", "permutations": 3}, curated_subset={"method": "random"})
+    assert again.success
+    assert meta(again, "embeddings")["rows_embedded"] == 0 and meta(again, "embeddings")["rows_reused"] == 240
+    sc = meta(again, "proxy_shapley_scores")
+    assert sc["estimator"] == "shed_grouped" and sc["utility_evaluations"] + sc["utility_cache_hits"] == 3 * (1 + 12)
+
+
+def test_quarantine_over_the_bound_blocks_downstream_assets(shed_env, tmp_path):
+    src = write_jsonl(tmp_path / "bad.jsonl", make_rows(40), BAD_LINES * 3)  # 18 of 58 bad
+    result = materialize(src, raw_dataset={"max_quarantine_fraction": 0.2}, clusters={"n_clusters": 3})
+    assert not result.success
+    (check,) = result.get_asset_check_evaluations()
+    assert not check.passed and check.metadata["quarantined_fraction"].value == pytest.approx(18 / 58)
+    assert result.asset_materializations_for_node("curated_subset") == []
+
+
+@pytest.mark.parametrize("estimator", ["tmc", "exact"])
+def test_other_estimators_run_in_the_pipeline(shed_env, source_file, estimator):
+    result = materialize(source_file, clusters={"n_clusters": 6}, proxy_shapley_scores={"estimator": estimator, "permutations": 4})
+    assert result.success
+    assert meta(result, "proxy_shapley_scores")["players"] == 6

@@ -1,0 +1,144 @@
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from shed_pipeline.core.estimators import estimate, exact_shapley, knn_shapley, shed_grouped, tmc_shapley
+from shed_pipeline.core.estimators.base import permutation
+from shed_pipeline.core.utilities import CountingUtility, KNNUtility
+
+
+class TableGame:
+    """A game given by an arbitrary value for every coalition (bitmask-indexed)."""
+
+    def __init__(self, values: np.ndarray):
+        self.vals = values
+        self.n_players = int(math.log2(len(values)))
+
+    def value(self, members):
+        return float(self.vals[int(sum(1 << i for i, m in enumerate(members) if m))])
+
+
+def random_knn_game(rng, v, n, k):
+    order = np.argsort(rng.random((v, n)), axis=1)
+    return KNNUtility.from_matrices(order, rng.random((v, n)), k)
+
+
+@pytest.mark.parametrize("n,k", [(1, 1), (5, 1), (6, 3), (8, 2), (9, 5), (5, 5), (4, 7), (10, 4)])
+def test_knn_closed_form_equals_enumeration(n, k):
+    rng = np.random.default_rng(n * 31 + k)
+    u = random_knn_game(rng, v=6, n=n, k=k)
+    np.testing.assert_allclose(knn_shapley(u).values, exact_shapley(u).values, atol=1e-12)
+
+
+def test_knn_closed_form_with_ties_in_match_and_binary_labels():
+    rng = np.random.default_rng(0)
+    order = np.argsort(rng.random((5, 8)), axis=1)
+    match = (rng.random((5, 8)) > 0.5).astype(float)  # labelled case of Jia et al.
+    u = KNNUtility.from_matrices(order, match, 3)
+    np.testing.assert_allclose(knn_shapley(u).values, exact_shapley(u).values, atol=1e-12)
+
+
+def test_exact_shapley_on_known_games():
+    # Additive game: each player's value is its own weight.
+    w = np.array([0.5, -1.0, 2.0, 0.0])
+    vals = np.array([sum(w[i] for i in range(4) if m >> i & 1) for m in range(16)])
+    np.testing.assert_allclose(exact_shapley(TableGame(vals)).values, w)
+    # Glove game: players 0 and 1 hold left gloves, 2 a right glove; a pair is worth 1.
+    vals = np.array([min(((m >> 0) & 1) + ((m >> 1) & 1), (m >> 2) & 1) for m in range(8)], dtype=float)
+    np.testing.assert_allclose(exact_shapley(TableGame(vals)).values, [1 / 6, 1 / 6, 2 / 3])
+
+
+def test_efficiency_of_exact_values():
+    rng = np.random.default_rng(5)
+    game = TableGame(np.concatenate([[0.3], rng.random(2**6 - 1)]))
+    phi = exact_shapley(game).values
+    assert phi.sum() == pytest.approx(game.vals[-1] - game.vals[0])
+
+
+@pytest.mark.parametrize("n", [4, 7, 10])
+def test_sampling_estimators_converge_to_exact_values(n):
+    rng = np.random.default_rng(n)
+    game = TableGame(np.concatenate([[0.1], rng.random(2**n - 1)]))
+    exact = exact_shapley(game).values
+    for est in (lambda T: tmc_shapley(CountingUtility(game), T, seed=1), lambda T: shed_grouped(CountingUtility(game), T, seed=1, group_size=1)):
+        small, large = est(50), est(3000)
+        err_small, err_large = np.abs(small.values - exact).max(), np.abs(large.values - exact).max()
+        # Error shrinks like 1/sqrt(T) (sqrt(60) ~ 7.7x here), and every player is within 5 standard errors.
+        assert err_large < err_small / 3
+        assert np.all(np.abs(large.values - exact) <= 5 * large.stderr)
+
+
+def test_sampling_estimators_on_knn_game_match_closed_form():
+    u = random_knn_game(np.random.default_rng(2), v=10, n=9, k=3)
+    exact = knn_shapley(u).values
+    np.testing.assert_allclose(tmc_shapley(CountingUtility(u), 4000, seed=0).values, exact, atol=0.02)
+
+
+def expected_grouped_marginals(game, n_group: int) -> np.ndarray:
+    """E over all orders of SHED's grouped removal marginal, by enumerating every permutation."""
+    k = game.n_players
+    acc = np.zeros(k)
+    count = 0
+    for perm in itertools.permutations(range(k)):
+        mask = np.ones(k, bool)
+        prev = game.value(mask)
+        for s in range(0, k, n_group):
+            g = list(perm[s : s + n_group])
+            mask[g] = False
+            cur = game.value(mask)
+            acc[g] += prev - cur
+            prev = cur
+        count += 1
+    return acc / count
+
+
+def test_shed_grouped_with_groups_converges_to_its_exact_expectation():
+    rng = np.random.default_rng(9)
+    game = TableGame(np.concatenate([[0.2], rng.random(2**6 - 1)]))
+    target = expected_grouped_marginals(game, 2)
+    est = shed_grouped(CountingUtility(game), 6000, seed=3, group_size=2)
+    np.testing.assert_allclose(est.values, target, atol=0.03)
+    assert est.info == {"permutations": 6000, "group_size": 2, "groups": 3}
+
+
+def test_shed_grouped_uses_the_real_empty_value_and_every_iteration():
+    # A game with U(empty) = 0.5: the last-removed group must see U(S) - 0.5, not U(S) - 0.
+    vals = np.full(8, 1.0)
+    vals[0] = 0.5
+    game = TableGame(vals)
+    est = shed_grouped(CountingUtility(game), 3, seed=0, group_size=1)
+    # Only the last player removed gets a marginal (1 - 0.5); over 3 permutations the mean is per player.
+    lasts = [permutation(3, 0, t)[-1] for t in range(3)]
+    expected = np.zeros(3)
+    for p in lasts:
+        expected[p] += 0.5 / 3
+    np.testing.assert_allclose(est.values, expected)
+
+
+def test_estimators_are_deterministic_and_count_evaluations():
+    game = TableGame(np.random.default_rng(4).random(2**8))
+    a, b = CountingUtility(game), CountingUtility(game)
+    np.testing.assert_array_equal(tmc_shapley(a, 30, seed=7).values, tmc_shapley(b, 30, seed=7).values)
+    # 30 permutations x 8 players + U(all), U(empty); repeated coalitions are served from memory.
+    assert a.evaluations + a.cache_hits == 30 * 8 + 2
+    c = CountingUtility(game)
+    shed_grouped(c, 10, seed=0, group_size=3)
+    assert c.evaluations + c.cache_hits == 10 * (1 + math.ceil(8 / 3))
+
+
+def test_tmc_truncation_saves_evaluations():
+    game = TableGame(np.array([0.0] + [1.0] * 255))  # saturates once anyone joins
+    u = CountingUtility(game)
+    res = tmc_shapley(u, 20, seed=0, tolerance=0.01)
+    np.testing.assert_allclose(res.values.sum(), 1.0)
+    assert res.info["truncated_steps"] == 20 * 7
+
+
+def test_dispatch_rejects_unknown_estimator_and_non_knn_closed_form():
+    game = TableGame(np.zeros(4))
+    with pytest.raises(ValueError, match="unknown estimator"):
+        estimate("banzhaf?", game, seed=0, permutations=1)
+    with pytest.raises(TypeError, match="knn"):
+        estimate("knn_exact", game)

@@ -1,0 +1,93 @@
+import numpy as np
+import pytest
+
+from shed_pipeline.core.embedding import EmbeddingCache, SentenceTransformerEncoder, compose, embed_missing, resolve_model_path, text_hash
+
+
+class FakeEncoder:
+    """Deterministic vectors from text hashes; records what it was asked to encode."""
+
+    model_id = "fake@1"
+    dim = 8
+
+    def __init__(self, fail_after: int | None = None):
+        self.calls: list[list[str]] = []
+        self.fail_after = fail_after
+
+    def encode(self, texts):
+        if self.fail_after is not None and len(self.calls) >= self.fail_after:
+            raise KeyboardInterrupt("killed mid-embedding")
+        self.calls.append(list(texts))
+        out = np.stack([np.random.default_rng(int(text_hash(t)[:8], 16)).normal(size=self.dim) for t in texts]).astype(np.float32)
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+    @property
+    def encoded(self):
+        return [t for c in self.calls for t in c]
+
+
+ROWS = [(f"r{i}", f"Task {i % 3} instruction", f"input number {i}" if i % 5 else "") for i in range(40)]
+
+
+def run(encoder, cache, rows=ROWS, chunk=7):
+    ids, ins, inp = zip(*rows)
+    return embed_missing(list(ids), list(ins), list(inp), encoder, cache, chunk_rows=chunk)
+
+
+def test_each_distinct_text_is_encoded_once_and_rows_compose(tmp_path):
+    cache, enc = EmbeddingCache(tmp_path / "c.duckdb"), FakeEncoder()
+    stats = run(enc, cache)
+    # 3 distinct instructions + 32 non-empty inputs.
+    assert sorted(enc.encoded) == sorted({r[1] for r in ROWS} | {r[2] for r in ROWS if r[2]})
+    assert stats["rows_embedded"] == 40 and stats["texts_encoded"] == 35
+    vecs = cache.get("fake@1", [r[0] for r in ROWS])
+    one = FakeEncoder()
+    for (rid, ins, inp), v in zip(ROWS, vecs):
+        expect = compose(one.encode([ins])[0], one.encode([inp])[0] if inp else None)
+        np.testing.assert_allclose(v, expect, rtol=1e-6)
+        assert np.linalg.norm(v) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_second_run_embeds_nothing_and_new_rows_only_their_texts(tmp_path):
+    cache = EmbeddingCache(tmp_path / "c.duckdb")
+    run(FakeEncoder(), cache)
+    again = FakeEncoder()
+    assert run(again, cache)["rows_embedded"] == 0 and again.encoded == []
+    more = ROWS + [("new1", "Task 0 instruction", "fresh input"), ("new2", "Brand new task", "")]
+    enc = FakeEncoder()
+    stats = run(enc, cache, more)
+    assert stats["rows_embedded"] == 2 and sorted(enc.encoded) == ["Brand new task", "fresh input"]
+
+
+def test_interrupted_run_keeps_finished_chunks_and_resumes_to_the_same_result(tmp_path):
+    cache = EmbeddingCache(tmp_path / "c.duckdb")
+    with pytest.raises(KeyboardInterrupt):
+        run(FakeEncoder(fail_after=2), cache)
+    assert cache.count("fake@1", kind="segments") == 14  # two chunks of 7 were written
+    resumed = FakeEncoder()
+    stats = run(resumed, cache)
+    assert stats["texts_encoded"] == 35 - 14 and len(resumed.encoded) == 21
+    fresh = EmbeddingCache(tmp_path / "fresh.duckdb")
+    run(FakeEncoder(), fresh)
+    ids = [r[0] for r in ROWS]
+    np.testing.assert_array_equal(cache.get("fake@1", ids), fresh.get("fake@1", ids))
+
+
+def test_cache_get_reports_missing_rows(tmp_path):
+    cache = EmbeddingCache(tmp_path / "c.duckdb")
+    with pytest.raises(KeyError, match="1 of 1"):
+        cache.get("fake@1", ["nope"])
+
+
+def test_real_minilm_loads_offline_and_embeds(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    enc = SentenceTransformerEncoder("all-MiniLM-L6-v2", device="cpu", batch_size=8)
+    v = enc.encode(["Translate to French: cat", "Translate to French: dog", "Add 2 and 3"])
+    assert v.shape == (3, 384) and enc.dim == 384
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+    assert v[0] @ v[1] > v[0] @ v[2]  # related prompts are nearer
+
+
+def test_unknown_model_names_are_refused_not_fetched():
+    with pytest.raises(ValueError, match="never fetched"):
+        resolve_model_path("some-org/some-hub-model")

@@ -1,0 +1,29 @@
+import itertools
+
+import numpy as np
+import pytest
+
+from shed_pipeline.core.evaluation import mean_pairwise_cosine_distance, subset_report
+
+
+def test_diversity_equals_brute_force_pairs():
+    rng = np.random.default_rng(0)
+    v = rng.normal(size=(12, 5))
+    u = v / np.linalg.norm(v, axis=1, keepdims=True)
+    brute = np.mean([1 - u[i] @ u[j] for i, j in itertools.combinations(range(12), 2)])
+    assert mean_pairwise_cosine_distance(v) == pytest.approx(brute)
+    assert mean_pairwise_cosine_distance(v[:1]) == 0.0
+
+
+def test_subset_report_counts_and_baselines():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(40, 4))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    outputs = [f"label{i % 4}" for i in range(40)]
+    r = subset_report([0, 1, 2, 5], x, outputs, [i % 8 for i in range(40)], [f"t{i % 4}" for i in range(40)], x[:6], outputs[:6], k=1, random_seeds=[0, 1, 2])
+    assert r["subset_size"] == 4 and r["pool_size"] == 40 and r["subset_fraction"] == 0.1
+    assert (r["clusters_covered"], r["clusters_total"]) == (4, 8)
+    assert (r["tasks_covered"], r["tasks_total"]) == (3, 4)
+    assert len(r["utility_random"]) == 3
+    # The test rows are pool rows here, so the full pool answers each one with itself.
+    assert r["utility_full_pool"] == pytest.approx(1.0)

@@ -1,0 +1,70 @@
+import polars as pl
+import pytest
+
+from shed_pipeline.core.lineage import LineageError, LineageStore
+
+
+def fill(store: LineageStore, run: str, selected: list[str], pool=("a", "b", "c", "d"), quarantined=("q",)):
+    store.record_asset(run, "raw_dataset", "0.1", {"seed": 0}, {}, source="src", source_fingerprint="fp-" + run)
+    store.write_table("rows", run, pl.DataFrame({"row_id": [*pool, "v"], "split": ["pool"] * len(pool) + ["validation"], "task": None, "source_file": "f", "source_locator": list(range(len(pool) + 1))}))
+    store.write_table("quarantine", run, pl.DataFrame({"source_file": ["f"], "source_locator": [9], "row_id": list(quarantined), "reason": ["duplicate"], "detail": ["same as f:1"], "excerpt": [""]}))
+    store.write_table("clusters", run, pl.DataFrame({"cluster_id": [0, 1], "size": [2, len(pool) - 2], "proxy_row_id": [pool[0], pool[2]], "inertia": [0.1, 0.2]}))
+    store.write_table("memberships", run, pl.DataFrame({"row_id": list(pool), "cluster_id": [0, 0] + [1] * (len(pool) - 2), "sq_distance": [0.0] * len(pool)}))
+    store.write_table("scores", run, pl.DataFrame({"cluster_id": [0, 1], "proxy_row_id": [pool[0], pool[2]], "score": [0.9, 0.1], "stderr": [None, None], "rank": [1, 2], "estimator": "knn_exact", "utility": "knn"}))
+    store.write_table("selections", run, pl.DataFrame({"row_id": selected, "cluster_id": [0] * len(selected), "method": "qocs", "draw_order": list(range(len(selected))), "score": [0.9] * len(selected), "reason": [f"qocs rule for {r}" for r in selected]}))
+    store.record_asset(run, "curated_subset", "0.1", {"method": "qocs"}, {}, inputs={"raw_dataset": run, "clusters": run, "proxy_shapley_scores": run})
+
+
+def test_runs_why_and_diff(tmp_path):
+    store = LineageStore(tmp_path / "l.duckdb")
+    fill(store, "run-a", ["a", "b"])
+    fill(store, "run-b", ["a", "c"])
+    runs = store.runs()
+    assert [r["run_id"] for r in runs] == ["run-a", "run-b"]
+    assert runs[0]["rows_ok"] == 5 and runs[0]["rows_quarantined"] == 1 and runs[0]["selected"] == 2
+    w = store.why("a", "run-a")
+    assert w["selected"] and w["cluster_id"] == 0 and w["proxy_row_id"] == "a" and w["is_proxy"] and w["draw_order"] == 0
+    assert w["reason"] == "qocs rule for a" and w["cluster_rank"] == 1 and w["clusters_total"] == 2
+    w = store.why("d")  # latest run by default
+    assert w["run_id"] == "run-b" and not w["selected"] and w["cluster_rank"] == 2 and "ranked 2 of 2" in w["reason"]
+    assert store.why("v")["status"] == "held out (validation split)"
+    q = store.why("q")
+    assert q["status"] == "quarantined" and q["reason"] == "duplicate"
+    d = store.diff("run-a", "run-b")
+    assert d["kept"] == 1 and [x["row_id"] for x in d["added"]] == ["c"]
+    assert d["removed"] == [{"row_id": "b", "status_in_b": "not selected", "reason": d["removed"][0]["reason"]}]
+
+
+def test_append_only_a_later_run_leaves_earlier_records_alone(tmp_path):
+    store = LineageStore(tmp_path / "l.duckdb")
+    fill(store, "run-a", ["a", "b"])
+    with store.connect(read_only=True) as con:
+        before = con.execute("SELECT * FROM selections WHERE run_id = 'run-a' ORDER BY draw_order").fetchall()
+    fill(store, "run-b", ["c"])
+    fill(store, "run-b", ["d"])  # a retried step replaces only its own run's records
+    with store.connect(read_only=True) as con:
+        assert con.execute("SELECT * FROM selections WHERE run_id = 'run-a' ORDER BY draw_order").fetchall() == before
+        assert con.execute("SELECT row_id FROM selections WHERE run_id = 'run-b'").fetchall() == [("d",)]
+
+
+def test_ids_with_sql_characters_are_safe(tmp_path):
+    store = LineageStore(tmp_path / "l.duckdb")
+    fill(store, "run'; DROP TABLE runs; --", ["a"], pool=("a", "b'x", "c", "d"))
+    assert store.why("b'x")["status"] == "not selected"
+    assert len(store.runs()) == 1
+
+
+def test_clear_errors(tmp_path):
+    with pytest.raises(LineageError, match="no lineage database"):
+        LineageStore(tmp_path / "missing.duckdb").runs()
+    store = LineageStore(tmp_path / "l.duckdb")
+    fill(store, "run-a", ["a"])
+    fill(store, "run-b", ["a"])
+    with pytest.raises(LineageError, match="no run 'zzz'"):
+        store.why("a", "zzz")
+    with pytest.raises(LineageError, match="ambiguous"):
+        store.why("a", "run-")
+    with pytest.raises(LineageError, match="appears in no run"):
+        store.why("nope")
+    with pytest.raises(ValueError):
+        store.write_table("runs; drop", "r", pl.DataFrame({"x": [1]}))

@@ -1,0 +1,66 @@
+import itertools
+
+import numpy as np
+import pytest
+
+from shed_pipeline.core.text_match import token_f1, token_f1_matrix
+from shed_pipeline.core.utilities import CountingUtility, KNNUtility
+
+
+def brute_knn_value(sim: np.ndarray, match: np.ndarray, k: int, members: list[int]) -> float:
+    """U(S) by its definition, one validation row at a time."""
+    if not members:
+        return 0.0
+    total = 0.0
+    for v in range(sim.shape[0]):
+        nearest = sorted(members, key=lambda j: (-sim[v, j], j))[:k]
+        total += sum(match[v, j] for j in nearest) / k
+    return total / sim.shape[0]
+
+
+def test_token_f1_examples():
+    assert token_f1("Paris", "paris") == 1.0
+    assert token_f1("the red box", "a red box") == pytest.approx(2 * 2 / 6)
+    assert token_f1("", "") == 1.0 and token_f1("", "x") == 0.0
+
+
+def test_token_f1_matrix_equals_pairwise():
+    q = ["the cat sat", "", "Paris is big", "one two three"]
+    a = ["a cat", "paris", "", "three two one one", "big big cat"]
+    m = token_f1_matrix(q, a)
+    assert m.shape == (4, 5)
+    for i, j in itertools.product(range(4), range(5)):
+        assert m[i, j] == pytest.approx(token_f1(a[j], q[i]))
+
+
+def test_knn_utility_equals_its_definition_on_every_coalition():
+    rng = np.random.default_rng(1)
+    players = rng.normal(size=(7, 5))
+    players /= np.linalg.norm(players, axis=1, keepdims=True)
+    queries = rng.normal(size=(4, 5))
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    outs = ["red", "blue", "red box", "green", "blue box", "red", "yellow"]
+    refs = ["red", "blue box", "green tea", "yellow red"]
+    u = KNNUtility(players, outs, queries, refs, k=3)
+    sim = queries @ players.T
+    match = token_f1_matrix(refs, outs)
+    for r in range(8):
+        for s in itertools.combinations(range(7), r):
+            mask = np.zeros(7, bool)
+            mask[list(s)] = True
+            assert u.value(mask) == pytest.approx(brute_knn_value(sim, match, 3, list(s)))
+    assert u.value(np.zeros(7, bool)) == 0.0
+
+
+def test_counting_utility_counts_and_reuses():
+    u = CountingUtility(KNNUtility.from_matrices(np.array([[0, 1, 2]]), np.array([[1.0, 0.5, 0.0]]), k=1))
+    m = np.array([True, False, True])
+    assert u.value(m) == 1.0 and u.value(m.copy()) == 1.0
+    assert (u.evaluations, u.cache_hits) == (1, 1)
+    with pytest.raises(ValueError):
+        u.value(np.ones(4, bool))
+
+
+def test_knn_utility_rejects_empty_validation():
+    with pytest.raises(ValueError, match="validation"):
+        KNNUtility(np.ones((2, 3)), ["a", "b"], np.ones((0, 3)), [], k=1)

@@ -1,0 +1,42 @@
+import dagster as dg
+
+from shed_pipeline.definitions import build_definitions, defs
+from shed_pipeline.schedules import daily_curation_schedule
+
+ASSETS = ["raw_dataset", "embeddings", "clusters", "proxy_shapley_scores", "curated_subset", "evaluation_metrics"]
+
+
+def test_definitions_load():
+    dg.Definitions.validate_loadable(defs)
+
+
+def test_six_assets_form_one_lineage_graph_grouped_by_stage(shed_env):
+    graph = build_definitions().resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert keys == set(ASSETS)
+    deps = {a: {p.to_user_string() for p in graph.get(dg.AssetKey(a)).parent_keys} for a in ASSETS}
+    assert deps == {
+        "raw_dataset": set(),
+        "embeddings": {"raw_dataset"},
+        "clusters": {"raw_dataset", "embeddings"},
+        "proxy_shapley_scores": {"raw_dataset", "embeddings", "clusters"},
+        "curated_subset": {"raw_dataset", "clusters", "proxy_shapley_scores"},
+        "evaluation_metrics": {"raw_dataset", "embeddings", "clusters", "curated_subset"},
+    }
+    groups = {a: graph.get(dg.AssetKey(a)).group_name for a in ASSETS}
+    assert groups == {"raw_dataset": "ingest", "embeddings": "representation", "clusters": "representation", "proxy_shapley_scores": "valuation", "curated_subset": "selection", "evaluation_metrics": "evaluation"}
+    assert all(graph.get(dg.AssetKey(a)).description for a in ASSETS)
+
+
+def test_job_and_stopped_daily_schedule():
+    d = build_definitions()
+    assert d.resolve_job_def("shed_curation_job") is not None
+    assert daily_curation_schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    assert daily_curation_schedule.cron_schedule == "0 3 * * *"
+
+
+def test_schedule_requests_a_run_of_the_curation_job():
+    ctx = dg.build_schedule_context(scheduled_execution_time=None)
+    result = daily_curation_schedule.evaluate_tick(ctx)
+    assert len(result.run_requests) == 1
+    assert daily_curation_schedule.job_name == "shed_curation_job"
