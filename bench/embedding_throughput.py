@@ -11,8 +11,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import polars as pl
-
 from shed_pipeline.core.embedding import EmbeddingCache, SentenceTransformerEncoder, embed_missing
 from shed_pipeline.core.natural_instructions import default_cache_dir
 from shed_pipeline.core.records import FieldMapping
@@ -43,7 +41,7 @@ def main() -> None:
         ("embeddings asset path (cache + compose)", len(segments), stats["seconds"]),
     ]
     if not a.skip_naive:
-        prompts = [f"{i}\n\n{x}" if x else i for i, x in zip(ins, inp)]
+        prompts = [f"{i}\n\n{x}" if x else i for i, x in zip(ins, inp, strict=False)]
         t0 = time.perf_counter()
         enc.model.encode(prompts, batch_size=a.batch_size, normalize_embeddings=True, show_progress_bar=False)
         lines.append(("naive: bare encode of whole prompts", len(prompts), time.perf_counter() - t0))

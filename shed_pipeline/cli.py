@@ -164,7 +164,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from shed_pipeline.definitions import build_definitions
 
-    job = build_definitions().resolve_job_def("shed_curation_job")
+    job = build_definitions(concise_logs=True).resolve_job_def("shed_curation_job")
     t0 = time.perf_counter()
     with dg.DagsterInstance.get() as instance:
         result = job.execute_in_process(run_config=_run_config(args), instance=instance, raise_on_error=False)
@@ -217,7 +217,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths))  # noqa: E731
+    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False))  # noqa: E731
     return "\n".join([line(cells[0]), "  ".join("-" * w for w in widths), *[line(r) for r in cells[1:]]]) + "\n"
 
 

@@ -4,18 +4,21 @@ import dagster as dg
 
 from shed_pipeline.assets import ALL_ASSETS
 from shed_pipeline.jobs import shed_curation_job
+from shed_pipeline.loggers import concise_console_logger
 from shed_pipeline.resources import resources_for_env
 from shed_pipeline.schedules import daily_curation_schedule
 
 
-def build_definitions() -> dg.Definitions:
+def build_definitions(concise_logs: bool = False) -> dg.Definitions:
     """Assets, job, schedule, and resources picked from the environment at call time (the CLI sets
-    the environment, then calls this; `dagster dev` loads `defs` below)."""
+    the environment, then calls this; `dagster dev` loads `defs` below). `concise_logs` swaps the
+    console logger for one line per message, for the terminal."""
     return dg.Definitions(
         assets=ALL_ASSETS,
         jobs=[shed_curation_job],
         schedules=[daily_curation_schedule],
         resources=resources_for_env(),
+        loggers={"console": concise_console_logger} if concise_logs else None,
     )
 
 

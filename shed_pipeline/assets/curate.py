@@ -57,7 +57,7 @@ def curated_subset(context: dg.AssetExecutionContext, config: CuratedSubsetConfi
     scores = scored["score"].to_list()
     temperature = config.temperature if config.temperature is not None else (auto_temperature(scores) if config.method == "qwcs" else None)
     chosen = select(config.method, scored["cluster_id"].to_list(), scores, scored["members"].to_list(), n, config.seed, temperature)
-    score_of = dict(zip(scored["cluster_id"].to_list(), scores))
+    score_of = dict(zip(scored["cluster_id"].to_list(), scores, strict=False))
     sel = pl.DataFrame(
         {
             "row_id": [s.row_id for s in chosen],

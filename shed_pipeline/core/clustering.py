@@ -74,7 +74,7 @@ def kmeans(
     if n < k:
         raise ValueError(f"cannot make {k} clusters from {n} rows")
     dtype = torch.float64 if device == "cpu" else torch.float32
-    xt = torch.as_tensor(np.asarray(x), device=device).to(dtype)
+    xt = torch.from_numpy(np.array(x, dtype=np.float64 if dtype == torch.float64 else np.float32)).to(device)  # a copy: input may be read-only
     x_sq = (xt * xt).sum(1)
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
     tol_abs = float(tol * xt.var(0).mean())
@@ -82,7 +82,7 @@ def kmeans(
     labels = torch.zeros(n, dtype=torch.long, device=device)
     converged = False
     it = 0
-    for it in range(1, max_iter + 1):
+    for it in range(1, max_iter + 1):  # noqa: B007 (it is the iteration count reported after the loop)
         d = _sq_dists(xt, centroids, x_sq)
         labels = d.argmin(1)
         sums = torch.zeros_like(centroids).index_add_(0, labels, xt)
@@ -137,7 +137,7 @@ def assign_proxies(row_ids: Sequence[str], x: np.ndarray, centroids: np.ndarray,
     sq = ((x64 - c64[labels]) ** 2).sum(1)
     members: list[list[str]] = [[] for _ in range(k)]
     dists: list[list[float]] = [[] for _ in range(k)]
-    for i, (rid, lab) in enumerate(zip(row_ids, labels)):
+    for i, (rid, lab) in enumerate(zip(row_ids, labels, strict=False)):
         members[lab].append(rid)
         dists[lab].append(float(sq[i]))
     proxies = []

@@ -184,7 +184,7 @@ def embed_missing(
     if not (len(row_ids) == len(instructions) == len(inputs)):
         raise ValueError("row_ids, instructions and inputs differ in length")
     start = time.perf_counter()
-    by_row = {r: (i, x) for r, i, x in zip(row_ids, instructions, inputs)}
+    by_row = {r: (i, x) for r, i, x in zip(row_ids, instructions, inputs, strict=False)}
     todo_rows = cache.missing(encoder.model_id, list(by_row))
     texts: dict[str, str] = {}
     for r in todo_rows:
@@ -208,7 +208,7 @@ def embed_missing(
         log(f"encoded {done}/{len(todo_seg)} texts ({rate:.0f} texts/s, ~{(len(todo_seg) - done) / max(rate, 1e-9):.0f}s left)")
     if todo_rows:
         hashes = sorted({h for r in todo_rows for h in (text_hash(by_row[r][0]), text_hash(by_row[r][1]) if by_row[r][1] else None) if h})
-        seg = dict(zip(hashes, cache.get(encoder.model_id, hashes, kind="segments")))
+        seg = dict(zip(hashes, cache.get(encoder.model_id, hashes, kind="segments"), strict=False))
         vectors = np.stack(
             [compose(seg[text_hash(by_row[r][0])], seg[text_hash(by_row[r][1])] if by_row[r][1] else None) for r in todo_rows]
         )

@@ -309,7 +309,7 @@ def validate_units(units: Iterable[RawUnit], mapping: FieldMapping, max_chars: i
     seen: dict[str, tuple[str, int]] = {}
     for order, unit in enumerate(units):
 
-        def quarantine(reason: str, detail: str, row_id: str | None = None) -> None:
+        def quarantine(reason: str, detail: str, row_id: str | None = None, unit: RawUnit = unit) -> None:
             result.quarantine.append(QuarantineEntry(unit.source_file, unit.locator, reason, detail, row_id, _excerpt(unit.payload)))
 
         if unit.invalid_utf8:

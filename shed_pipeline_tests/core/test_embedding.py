@@ -30,7 +30,7 @@ ROWS = [(f"r{i}", f"Task {i % 3} instruction", f"input number {i}" if i % 5 else
 
 
 def run(encoder, cache, rows=ROWS, chunk=7):
-    ids, ins, inp = zip(*rows)
+    ids, ins, inp = zip(*rows, strict=False)
     return embed_missing(list(ids), list(ins), list(inp), encoder, cache, chunk_rows=chunk)
 
 
@@ -42,7 +42,7 @@ def test_each_distinct_text_is_encoded_once_and_rows_compose(tmp_path):
     assert stats["rows_embedded"] == 40 and stats["texts_encoded"] == 35
     vecs = cache.get("fake@1", [r[0] for r in ROWS])
     one = FakeEncoder()
-    for (rid, ins, inp), v in zip(ROWS, vecs):
+    for (_rid, ins, inp), v in zip(ROWS, vecs, strict=False):
         expect = compose(one.encode([ins])[0], one.encode([inp])[0] if inp else None)
         np.testing.assert_allclose(v, expect, rtol=1e-6)
         assert np.linalg.norm(v) == pytest.approx(1.0, abs=1e-5)
