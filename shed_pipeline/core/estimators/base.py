@@ -22,6 +22,26 @@ def permutation(n: int, seed: int, t: int) -> np.ndarray:
     return np.random.default_rng([int(seed), int(t)]).permutation(n)
 
 
+class MarginalStats:
+    """Running mean and standard error of per-permutation marginal contributions."""
+
+    def __init__(self, n_players: int):
+        self.total = np.zeros(n_players)
+        self.total_sq = np.zeros(n_players)
+        self.count = 0
+
+    def add(self, marginals: np.ndarray) -> None:
+        self.total += marginals
+        self.total_sq += marginals**2
+        self.count += 1
+
+    def result(self, info: dict[str, Any]) -> EstimatorResult:
+        mean = self.total / self.count
+        var = np.maximum(self.total_sq / self.count - mean**2, 0.0)
+        stderr = np.sqrt(var / self.count) if self.count > 1 else None
+        return EstimatorResult(values=mean, stderr=stderr, info=info)
+
+
 def estimate(name: str, utility, **params) -> EstimatorResult:
     from shed_pipeline.core.estimators.exact import exact_shapley
     from shed_pipeline.core.estimators.knn_exact import knn_shapley

@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from shed_pipeline.core.estimators.base import EstimatorResult, permutation
+from shed_pipeline.core.estimators.base import EstimatorResult, MarginalStats, permutation
 
 
 def default_group_size(n_players: int, n_groups: int = 50) -> int:
@@ -30,8 +30,7 @@ def shed_grouped(utility, permutations: int, seed: int, group_size: int | None =
     n = group_size or default_group_size(k)
     if n < 1:
         raise ValueError("group_size must be at least 1")
-    total = np.zeros(k)
-    total_sq = np.zeros(k)
+    stats = MarginalStats(k)
     for t in range(permutations):
         perm = permutation(k, seed, t)
         mask = np.ones(k, dtype=bool)
@@ -43,9 +42,5 @@ def shed_grouped(utility, permutations: int, seed: int, group_size: int | None =
             cur = utility.value(mask)
             marg[group] = prev - cur
             prev = cur
-        total += marg
-        total_sq += marg**2
-    mean = total / permutations
-    var = np.maximum(total_sq / permutations - mean**2, 0.0)
-    stderr = np.sqrt(var / permutations) if permutations > 1 else None
-    return EstimatorResult(values=mean, stderr=stderr, info={"permutations": permutations, "group_size": n, "groups": math.ceil(k / n)})
+        stats.add(marg)
+    return stats.result({"permutations": permutations, "group_size": n, "groups": math.ceil(k / n)})

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from shed_pipeline.core.estimators.base import EstimatorResult, permutation
+from shed_pipeline.core.estimators.base import EstimatorResult, MarginalStats, permutation
 
 
 def tmc_shapley(utility, permutations: int, seed: int, tolerance: float = 0.0) -> EstimatorResult:
@@ -21,8 +21,7 @@ def tmc_shapley(utility, permutations: int, seed: int, tolerance: float = 0.0) -
         raise ValueError("tolerance must be >= 0")
     full = utility.value(np.ones(k, dtype=bool))
     empty = utility.value(np.zeros(k, dtype=bool))
-    total = np.zeros(k)
-    total_sq = np.zeros(k)
+    stats = MarginalStats(k)
     truncated = 0
     for t in range(permutations):
         perm = permutation(k, seed, t)
@@ -37,9 +36,5 @@ def tmc_shapley(utility, permutations: int, seed: int, tolerance: float = 0.0) -
             cur = utility.value(mask)
             marg[p] = cur - prev
             prev = cur
-        total += marg
-        total_sq += marg**2
-    mean = total / permutations
-    var = np.maximum(total_sq / permutations - mean**2, 0.0)
-    stderr = np.sqrt(var / permutations) if permutations > 1 else None
-    return EstimatorResult(values=mean, stderr=stderr, info={"permutations": permutations, "truncated_steps": truncated})
+        stats.add(marg)
+    return stats.result({"permutations": permutations, "truncated_steps": truncated})
