@@ -187,11 +187,14 @@ def embed_missing(
     by_row = {r: (i, x) for r, i, x in zip(row_ids, instructions, inputs, strict=False)}
     todo_rows = cache.missing(encoder.model_id, list(by_row))
     texts: dict[str, str] = {}
+    row_segments: dict[str, tuple[str, str | None]] = {}  # row -> (instruction hash, input hash or None)
     for r in todo_rows:
         i, x = by_row[r]
-        texts[text_hash(i)] = i
-        if x:
-            texts[text_hash(x)] = x
+        hi, hx = text_hash(i), (text_hash(x) if x else None)
+        row_segments[r] = (hi, hx)
+        texts[hi] = i
+        if hx:
+            texts[hx] = x
     todo_seg = cache.missing(encoder.model_id, list(texts), kind="segments")
     # Longest first across the whole set: chunks of similar length pad little, and the slowest
     # chunk comes first so the time-left estimate errs on the safe side.
@@ -207,11 +210,9 @@ def embed_missing(
         rate = done / max(1e-9, time.perf_counter() - start)
         log(f"encoded {done}/{len(todo_seg)} texts ({rate:.0f} texts/s, ~{(len(todo_seg) - done) / max(rate, 1e-9):.0f}s left)")
     if todo_rows:
-        hashes = sorted({h for r in todo_rows for h in (text_hash(by_row[r][0]), text_hash(by_row[r][1]) if by_row[r][1] else None) if h})
-        seg = dict(zip(hashes, cache.get(encoder.model_id, hashes, kind="segments"), strict=False))
-        vectors = np.stack(
-            [compose(seg[text_hash(by_row[r][0])], seg[text_hash(by_row[r][1])] if by_row[r][1] else None) for r in todo_rows]
-        )
+        hashes = sorted(texts)
+        seg = dict(zip(hashes, cache.get(encoder.model_id, hashes, kind="segments"), strict=True))
+        vectors = np.stack([compose(seg[hi], seg[hx] if hx else None) for hi, hx in (row_segments[r] for r in todo_rows)])
         cache.put(encoder.model_id, todo_rows, vectors)
     total = time.perf_counter() - start
     n_rows = len(by_row)
