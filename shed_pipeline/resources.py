@@ -50,6 +50,7 @@ class PathsResource(dg.ConfigurableResource):
     home: str
     out_dir: str = ""  # default: <home>/out
     cache_dir: str = ""  # default: $SHED_PIPELINE_CACHE or ~/.cache/shed_pipeline
+    source: str = ""  # the project's source (file or folder) when a run does not name one; watched by source_change_sensor
 
     def out(self) -> Path:
         p = Path(self.out_dir).expanduser() if self.out_dir else Path(self.home).expanduser() / "out"
@@ -61,6 +62,15 @@ class PathsResource(dg.ConfigurableResource):
 
     def embedding_cache_db(self) -> Path:
         return Path(self.home).expanduser() / "cache" / "embeddings.duckdb"
+
+    def utility_cache_db(self) -> Path:
+        return Path(self.home).expanduser() / "cache" / "utility_evaluations.duckdb"
+
+    def state(self, name: str) -> Path:
+        """Where an incremental step keeps what the next run refreshes (the cluster anchors, ...)."""
+        p = Path(self.home).expanduser() / "state"
+        p.mkdir(parents=True, exist_ok=True)
+        return p / name
 
 
 class LineageResource(dg.ConfigurableResource):
@@ -99,7 +109,8 @@ class PolarsParquetIOManager(dg.ConfigurableIOManager):
 def resources_for_env(env: str | None = None) -> dict:
     """Resources for `SHED_ENV` (only `local` so far). Paths come from environment variables:
     SHED_PIPELINE_HOME (default ./.shed_pipeline), SHED_PIPELINE_OUT (default <home>/out),
-    SHED_PIPELINE_LINEAGE (default <out>/lineage.duckdb), SHED_DEVICE (default auto)."""
+    SHED_PIPELINE_LINEAGE (default <out>/lineage.duckdb), SHED_DEVICE (default auto), and
+    SHED_PIPELINE_SOURCE (the source runs use when they name none, and the sensor watches)."""
     env = env or os.environ.get("SHED_ENV", "local")
     if env != "local":
         raise ValueError(f"SHED_ENV={env!r} is not supported yet (only 'local')")
@@ -108,7 +119,7 @@ def resources_for_env(env: str | None = None) -> dict:
     lineage = os.environ.get("SHED_PIPELINE_LINEAGE", str(Path(out) / "lineage.duckdb"))
     return {
         "compute": ComputeResource(device=os.environ.get("SHED_DEVICE", "auto")),
-        "paths": PathsResource(home=home, out_dir=out),
+        "paths": PathsResource(home=home, out_dir=out, source=os.environ.get("SHED_PIPELINE_SOURCE", "")),
         "lineage": LineageResource(path=lineage),
         "io_manager": PolarsParquetIOManager(base_dir=str(Path(home) / "assets")),
     }

@@ -34,3 +34,17 @@ def input_runs(context: dg.AssetExecutionContext, upstream: list[str]) -> dict[s
         ev = context.instance.get_latest_materialization_event(dg.AssetKey(name))
         out[name] = ev.run_id if ev is not None else None
     return out
+
+
+def upstream_data_changed() -> dg.AutomationCondition:
+    """Run when an upstream asset's *data version* changed, not whenever it ran (`eager()` would
+    re-run downstream after an upstream run that produced the same data). Not while this asset or
+    an upstream one is being computed, not again right after it ran (a whole-job run updates the
+    upstream and this asset together), and not while an upstream asset is missing."""
+    return (
+        dg.AutomationCondition.any_deps_match(dg.AutomationCondition.data_version_changed())
+        & ~dg.AutomationCondition.in_progress()
+        & ~dg.AutomationCondition.newly_updated()
+        & ~dg.AutomationCondition.any_deps_in_progress()
+        & ~dg.AutomationCondition.any_deps_missing()
+    ).with_label("upstream data changed")

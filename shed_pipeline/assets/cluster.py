@@ -1,22 +1,29 @@
-"""clusters: seeded k-means on the pool's embeddings, and one proxy row per cluster."""
+"""clusters: pool rows grouped around persistent k-means anchors, one proxy row per cluster, refreshed
+incrementally when the pool changes."""
 
+import hashlib
 import time
 
 import dagster as dg
 import numpy as np
 import polars as pl
 
-from shed_pipeline.assets._common import CODE_VERSION, frame_version, input_runs, png_md
+from shed_pipeline.assets._common import CODE_VERSION, frame_version, input_runs, png_md, upstream_data_changed
 from shed_pipeline.core import plots
-from shed_pipeline.core.clustering import cluster_rows, default_n_clusters, normalized_mutual_info
-from shed_pipeline.resources import ComputeResource, LineageResource
+from shed_pipeline.core.clustering import ClusterState, DriftRule, normalized_mutual_info, update_clusters
+from shed_pipeline.resources import ComputeResource, LineageResource, PathsResource
+
+STATE_FILE = "clusters.parquet"
 
 
 class ClustersConfig(dg.Config):
-    n_clusters: int | None = None  # default: about 20 pool rows a cluster (SHED's ratio)
+    n_clusters: int | None = None  # default: about 20 pool rows a cluster (SHED's ratio), chosen at each full fit
     seed: int = 0
     max_iter: int = 100
     tol: float = 1e-4
+    full_refit: bool = False  # re-fit from scratch even if the drift rule would refresh
+    max_churn: float = 0.25  # drift rule: re-fit once (rows joined + rows left) since the fit exceed this share
+    max_distance_rise: float = 0.10  # drift rule: re-fit once rows sit this much farther from their centroids
 
 
 def pool_vectors(raw_dataset: pl.DataFrame, embeddings: pl.DataFrame) -> tuple[pl.DataFrame, np.ndarray]:
@@ -27,36 +34,69 @@ def pool_vectors(raw_dataset: pl.DataFrame, embeddings: pl.DataFrame) -> tuple[p
     return pool.drop("embedding"), pool["embedding"].to_numpy()
 
 
-@dg.asset(group_name="representation", code_version=CODE_VERSION, kinds={"pytorch"}, pool="duckdb")
-def clusters(context: dg.AssetExecutionContext, config: ClustersConfig, raw_dataset: pl.DataFrame, embeddings: pl.DataFrame, compute: ComputeResource, lineage: LineageResource) -> dg.Output[pl.DataFrame]:
-    """K-means (k-means++ init, seeded) over pool rows. One row per cluster: stable id, size, the proxy
-    (member nearest the centroid), the centroid and the members in source order."""
+def clusters_frame(state: ClusterState) -> pl.DataFrame:
+    """One record per non-empty cluster. Nothing run-specific, so an unchanged clustering has an
+    unchanged data version."""
+    live = [c for c in range(state.k) if state.member_row_ids[c]]
+    return pl.DataFrame(
+        {
+            "cluster_id": live,
+            "size": [len(state.member_row_ids[c]) for c in live],
+            "proxy_row_id": [state.proxy_row_ids[c] for c in live],
+            "inertia": [float(sum(state.member_sq_dist[c])) for c in live],
+            "centroid": state.centroids[live] if live else np.zeros((0, state.anchors.shape[1]), np.float32),
+            "members": [state.member_row_ids[c] for c in live],
+            "member_sq_dist": [state.member_sq_dist[c] for c in live],
+            "fit_id": [state.fit.fit_id] * len(live),
+        },
+        schema={"cluster_id": pl.Int64, "size": pl.Int64, "proxy_row_id": pl.Utf8, "inertia": pl.Float64, "centroid": pl.Array(pl.Float32, state.anchors.shape[1]), "members": pl.List(pl.Utf8), "member_sq_dist": pl.List(pl.Float64), "fit_id": pl.Utf8},
+    )
+
+
+@dg.asset(group_name="representation", code_version=CODE_VERSION, kinds={"pytorch"}, pool="duckdb", automation_condition=upstream_data_changed())
+def clusters(context: dg.AssetExecutionContext, config: ClustersConfig, raw_dataset: pl.DataFrame, embeddings: pl.DataFrame, compute: ComputeResource, paths: PathsResource, lineage: LineageResource) -> dg.Output[pl.DataFrame]:
+    """Pool rows grouped by k-means (k-means++ init, seeded). The fitted centroids are kept as anchors:
+    on a refresh, new rows join their nearest anchor and removed rows leave, and only clusters whose
+    membership changed get a new centroid and proxy (the member nearest the centroid). A drift rule,
+    a settings change or `full_refit` fits again from scratch; the metadata says which and why."""
     t0 = time.perf_counter()
     pool, x = pool_vectors(raw_dataset, embeddings)
-    k = config.n_clusters or default_n_clusters(pool.height)
-    if k > pool.height:
-        raise ValueError(f"n_clusters={k} exceeds the {pool.height} pool rows")
+    state_path = paths.state(STATE_FILE)
+    try:
+        previous = ClusterState.load(state_path)
+    except ValueError as exc:
+        context.log.warning(f"{exc}; fitting from scratch")
+        previous = None
     device = compute.torch_device()
-    result = cluster_rows(pool["row_id"].to_list(), x, k, seed=config.seed, device=device, max_iter=config.max_iter, tol=config.tol)
-    sizes = result.sizes
-    df = pl.DataFrame(
-        {
-            "cluster_id": result.cluster_ids,
-            "size": sizes,
-            "proxy_row_id": result.proxy_row_ids,
-            "inertia": [float(np.sum(d)) for d in result.member_sq_dist],
-            "centroid": result.centroids,
-            "members": result.member_row_ids,
-            "member_sq_dist": result.member_sq_dist,
-        },
-        schema={"cluster_id": pl.Int64, "size": pl.Int64, "proxy_row_id": pl.Utf8, "inertia": pl.Float64, "centroid": pl.Array(pl.Float32, x.shape[1]), "members": pl.List(pl.Utf8), "member_sq_dist": pl.List(pl.Float64)},
+    # A new validation set is a new yardstick for valuation: its ids salt the fit id, so that
+    # proxy_shapley_scores re-pins its validation rows at every fit (see score.py).
+    val_ids = sorted(raw_dataset.filter(pl.col("split") == "validation")["row_id"].to_list())
+    salt = hashlib.sha256("\n".join(val_ids).encode()).hexdigest()
+    upd = update_clusters(
+        previous, pool["row_id"].to_list(), x, config.n_clusters, config.seed, device=device, max_iter=config.max_iter, tol=config.tol,
+        rule=DriftRule(config.max_churn, config.max_distance_rise), force_refit=config.full_refit, fit_salt=salt,
     )
+    state = upd.state
+    state.save(state_path)
+    df = clusters_frame(state)
+    context.log.info(("full fit: " if upd.full_refit else "refresh: ") + upd.reason + f" ({len(upd.affected)} of {df.height} clusters affected)")
+    sizes = df["size"].to_numpy()
     meta: dict = {
-        "n_clusters": k,
+        "n_clusters": df.height,
+        "clusters_total": df.height,
+        "clusters_affected": len(upd.affected),
+        "clusters_retired": state.k - df.height,  # anchors whose members all left (kept: a new row near one revives it)
+        "full_refit": upd.full_refit,
+        "refit_reason": upd.reason,
+        "rows_new": upd.rows_new,
+        "rows_removed": upd.rows_removed,
+        "churn_since_fit": upd.churn,
+        "distance_rise_since_fit": upd.distance_rise,
+        "fit_id": state.fit.fit_id,
         "pool_rows": pool.height,
-        "inertia": result.inertia,
-        "iterations": result.n_iter,
-        "converged": result.converged,
+        "inertia": state.inertia(),
+        "fit_iterations": state.fit.n_iter,
+        "fit_converged": state.fit.converged,
         "device": device,
         "size_min": int(sizes.min()),
         "size_median": float(np.median(sizes)),
@@ -64,11 +104,12 @@ def clusters(context: dg.AssetExecutionContext, config: ClustersConfig, raw_data
     }
     tasks = pool["task"]
     if tasks.null_count() < pool.height:
-        meta["nmi_vs_task"] = normalized_mutual_info(tasks.fill_null("").to_list(), result.labels)
+        meta["nmi_vs_task"] = normalized_mutual_info(tasks.fill_null("").to_list(), state.labels_for(pool["row_id"].to_list()))
     store = lineage.store()
-    store.write_table("clusters", context.run.run_id, df.select("cluster_id", "size", "proxy_row_id", "inertia"))
+    affected = set(upd.affected)
+    store.write_table("clusters", context.run.run_id, df.select("cluster_id", "size", "proxy_row_id", "inertia").with_columns(pl.col("cluster_id").is_in(list(affected)).alias("affected")))
     store.write_table("memberships", context.run.run_id, df.select("cluster_id", pl.col("members").alias("row_id"), pl.col("member_sq_dist").alias("sq_distance")).explode("row_id", "sq_distance"))
     meta["seconds"] = round(time.perf_counter() - t0, 3)
     store.record_asset(context.run.run_id, "clusters", CODE_VERSION, config.model_dump(), meta, inputs=input_runs(context, ["raw_dataset", "embeddings"]))
-    meta["cluster_sizes"] = png_md(plots.histogram(sizes, f"{k} clusters", "rows per cluster"), "cluster sizes")
+    meta["cluster_sizes"] = png_md(plots.histogram(sizes, f"{df.height} clusters", "rows per cluster"), "cluster sizes")
     return dg.Output(df, data_version=frame_version(df), metadata=meta)

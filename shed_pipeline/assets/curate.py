@@ -5,10 +5,9 @@ import time
 from pathlib import Path
 
 import dagster as dg
-import numpy as np
 import polars as pl
 
-from shed_pipeline.assets._common import CODE_VERSION, frame_version, input_runs, png_md
+from shed_pipeline.assets._common import CODE_VERSION, frame_version, input_runs, png_md, upstream_data_changed
 from shed_pipeline.core import plots
 from shed_pipeline.core.sampling import auto_temperature, select, target_size
 from shed_pipeline.resources import LineageResource, PathsResource
@@ -43,6 +42,7 @@ def write_outputs(records: list[dict], out_dir: Path) -> tuple[Path, Path]:
     code_version=CODE_VERSION,
     kinds={"python", "parquet"},
     pool="duckdb",
+    automation_condition=upstream_data_changed(),
     check_specs=[dg.AssetCheckSpec(SUBSET_CHECK, asset="curated_subset", blocking=True, description="Selected rows are distinct pool rows and their number is the target")],
 )
 def curated_subset(context: dg.AssetExecutionContext, config: CuratedSubsetConfig, raw_dataset: pl.DataFrame, clusters: pl.DataFrame, proxy_shapley_scores: pl.DataFrame, paths: PathsResource, lineage: LineageResource):
@@ -98,7 +98,3 @@ def curated_subset(context: dg.AssetExecutionContext, config: CuratedSubsetConfi
         problems.append(f"{len(ids)} rows selected, target {n}")
     yield dg.AssetCheckResult(check_name=SUBSET_CHECK, passed=not problems, metadata={"selected": len(ids), "target": n}, description="; ".join(problems) or "ok")
 
-
-def selected_pool_indices(pool_ids: list[str], subset_ids: list[str]) -> np.ndarray:
-    pos = {r: i for i, r in enumerate(pool_ids)}
-    return np.array([pos[r] for r in subset_ids], dtype=np.int64)

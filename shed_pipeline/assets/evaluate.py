@@ -7,11 +7,10 @@ import time
 import dagster as dg
 import polars as pl
 
-from shed_pipeline.assets._common import CODE_VERSION, frame_version, input_runs, png_md
+from shed_pipeline.assets._common import CODE_VERSION, frame_version, input_runs, png_md, upstream_data_changed
 from shed_pipeline.assets.cluster import pool_vectors
-from shed_pipeline.assets.curate import selected_pool_indices
 from shed_pipeline.core import plots
-from shed_pipeline.core.evaluation import subset_report
+from shed_pipeline.core.evaluation import selected_pool_indices, subset_report
 from shed_pipeline.resources import LineageResource, PathsResource
 
 
@@ -22,7 +21,7 @@ class EvaluationConfig(dg.Config):
     seed: int = 0
 
 
-@dg.asset(group_name="evaluation", code_version=CODE_VERSION, kinds={"python"}, pool="duckdb")
+@dg.asset(group_name="evaluation", code_version=CODE_VERSION, kinds={"python"}, pool="duckdb", automation_condition=upstream_data_changed())
 def evaluation_metrics(context: dg.AssetExecutionContext, config: EvaluationConfig, raw_dataset: pl.DataFrame, embeddings: pl.DataFrame, clusters: pl.DataFrame, curated_subset: pl.DataFrame, paths: PathsResource, lineage: LineageResource) -> dg.Output[pl.DataFrame]:
     """Subset size, cluster and task coverage, diversity, and held-out kNN utility of the subset vs
     random subsets of the same size (several seeds) and the full pool."""

@@ -7,6 +7,7 @@ import polars as pl
 from pydantic import Field
 
 from shed_pipeline.assets._common import CODE_VERSION, frame_version
+from shed_pipeline.core.changes import diff_rows
 from shed_pipeline.core.records import FieldMapping
 from shed_pipeline.core.sources import DEFAULT_ROWS, NATURAL_INSTRUCTIONS, load_source
 from shed_pipeline.resources import LineageResource, PathsResource
@@ -15,7 +16,7 @@ QUARANTINE_CHECK = "quarantine_within_bound"
 
 
 class RawDatasetConfig(dg.Config):
-    source: str = Field(NATURAL_INSTRUCTIONS, description="'natural-instructions' (the default data) or a path to a JSONL/JSON/Parquet/CSV file or a folder of them")
+    source: str | None = Field(None, description="'natural-instructions' or a path to a JSONL/JSON/Parquet/CSV file or a folder of them; default: the project's source (SHED_PIPELINE_SOURCE), else natural-instructions")
     rows: int | None = Field(None, description=f"Deterministic sample size; default {DEFAULT_ROWS} for natural-instructions, every row for files")
     seed: int = 0
     format: str = "auto"  # auto | alpaca | messages
@@ -40,20 +41,26 @@ class RawDatasetConfig(dg.Config):
 def raw_dataset(context: dg.AssetExecutionContext, config: RawDatasetConfig, paths: PathsResource, lineage: LineageResource):
     """Instruction rows with a content-hash `row_id`, a deterministic pool/validation/test split, and
     the original record (so outputs keep the input's schema). Every input row is either here or in
-    the lineage quarantine table with a reason."""
+    the lineage quarantine table with a reason. Compared by row id with the previous snapshot of the
+    same source: rows added, removed (and edited, as a removal plus an addition at the same place)
+    are counted in the metadata and recorded in the lineage table `row_changes`."""
     t0 = time.perf_counter()
+    source = config.source or paths.source or NATURAL_INSTRUCTIONS
     mapping = FieldMapping(config.format, config.instruction_field, config.input_field, config.output_field, config.messages_field, config.task_field)
     loaded = load_source(
-        config.source, mapping, config.rows, config.seed, config.max_chars, config.validation_fraction, config.test_fraction, paths.cache(), context.log.info
+        source, mapping, config.rows, config.seed, config.max_chars, config.validation_fraction, config.test_fraction, paths.cache(), context.log.info
     )
     rows, q = loaded.rows, loaded.quarantine
     rows_in = rows.height + q.height
     if rows_in == 0:
-        raise ValueError(f"{config.source}: the source holds no records")
+        raise ValueError(f"{source}: the source holds no records")
     splits = dict(rows.group_by("split").len().iter_rows())
     if splits.get("pool", 0) < 2:
-        raise ValueError(f"{config.source}: only {splits.get('pool', 0)} usable pool rows; need at least 2")
+        raise ValueError(f"{source}: only {splits.get('pool', 0)} usable pool rows; need at least 2")
     store = lineage.store()
+    previous, previous_run = store.previous_snapshot(loaded.label, context.run.run_id)
+    diff = diff_rows(previous, rows)
+    store.write_table("row_changes", context.run.run_id, diff.changes.with_columns(pl.lit(previous_run, dtype=pl.Utf8).alias("previous_run_id")))
     store.write_table("rows", context.run.run_id, rows.select("row_id", "split", "task", "source_file", "source_locator"))
     store.write_table("quarantine", context.run.run_id, q)
     counts = loaded.result.quarantine_counts()
@@ -65,6 +72,8 @@ def raw_dataset(context: dg.AssetExecutionContext, config: RawDatasetConfig, pat
         "rows_pool": splits.get("pool", 0),
         "rows_validation": splits.get("validation", 0),
         "rows_test": splits.get("test", 0),
+        **{k: v for k, v in diff.counts().items()},
+        "previous_run": previous_run,
         "quarantine_reasons": counts,
         "tasks": rows["task"].n_unique() if rows["task"].null_count() < rows.height else 0,
         "seconds": round(time.perf_counter() - t0, 3),

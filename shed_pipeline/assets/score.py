@@ -6,11 +6,15 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from shed_pipeline.assets._common import CODE_VERSION, frame_version, input_runs, png_md
+from shed_pipeline.assets._common import CODE_VERSION, frame_version, input_runs, png_md, upstream_data_changed
 from shed_pipeline.core import plots
 from shed_pipeline.core.estimators import ESTIMATORS, estimate
-from shed_pipeline.core.utilities import UTILITIES, CountingUtility, KNNUtility
-from shed_pipeline.resources import LineageResource
+from shed_pipeline.core.pins import pinned_validation
+from shed_pipeline.core.utilities import UTILITIES, CountingUtility, EvaluationStore, KNNUtility, utility_key
+from shed_pipeline.core.utilities.cache import fingerprint_arrays
+from shed_pipeline.resources import LineageResource, PathsResource
+
+VALIDATION_PIN = "validation_pin.json"
 
 
 class ProxyShapleyConfig(dg.Config):
@@ -23,27 +27,48 @@ class ProxyShapleyConfig(dg.Config):
     seed: int = 0
 
 
-def build_utility(config: ProxyShapleyConfig, raw_dataset: pl.DataFrame, embeddings: pl.DataFrame, proxy_ids: list[str]):
+def build_utility(config: ProxyShapleyConfig, raw_dataset: pl.DataFrame, embeddings: pl.DataFrame, proxy_ids: list[str], validation_ids: list[str]):
+    """The utility over the proxies, scored on `validation_ids`, and its cache key and description."""
     if config.utility not in UTILITIES:
         raise ValueError(f"unknown utility {config.utility!r}; choose one of {', '.join(UTILITIES)}")
     rows = raw_dataset.join(embeddings, on="row_id", how="inner")
     proxies = pl.DataFrame({"row_id": proxy_ids}).join(rows, on="row_id", how="left", maintain_order="left")
-    val = rows.filter(pl.col("split") == "validation").sort("source_order")
+    val = pl.DataFrame({"row_id": validation_ids}).join(rows, on="row_id", how="inner", maintain_order="left")
     if val.height == 0:
         raise ValueError("the validation split is empty: raise validation_fraction or add rows")
-    return KNNUtility(proxies["embedding"].to_numpy(), proxies["output"].to_list(), val["embedding"].to_numpy(), val["output"].to_list(), k=config.k)
+    val_vecs = val["embedding"].to_numpy()
+    utility = KNNUtility(proxies["embedding"].to_numpy(), proxies["output"].to_list(), val_vecs, val["output"].to_list(), k=config.k)
+    # Everything U(S) depends on besides S: the settings and the validation rows (ids, vectors, answers).
+    settings = {"k": config.k, "match": "token_f1/v1"}
+    data = fingerprint_arrays(val["row_id"].to_list(), np.asarray(val_vecs, dtype=np.float32), val["output"].to_list())
+    return utility, utility_key(config.utility, settings, data), {"utility": config.utility, "settings": settings, "validation_rows": val.height, "validation_fingerprint": data}
 
 
-@dg.asset(group_name="valuation", code_version=CODE_VERSION, kinds={"python"}, pool="duckdb")
-def proxy_shapley_scores(context: dg.AssetExecutionContext, config: ProxyShapleyConfig, raw_dataset: pl.DataFrame, embeddings: pl.DataFrame, clusters: pl.DataFrame, lineage: LineageResource) -> dg.Output[pl.DataFrame]:
+@dg.asset(group_name="valuation", code_version=CODE_VERSION, kinds={"python", "duckdb"}, pool="duckdb", automation_condition=upstream_data_changed())
+def proxy_shapley_scores(context: dg.AssetExecutionContext, config: ProxyShapleyConfig, raw_dataset: pl.DataFrame, embeddings: pl.DataFrame, clusters: pl.DataFrame, paths: PathsResource, lineage: LineageResource) -> dg.Output[pl.DataFrame]:
     """One Shapley value per cluster proxy (players = proxies, utility measured on the validation
-    split), with its rank (1 = most valuable) and, for sampling estimators, a standard error."""
+    split), with its rank (1 = most valuable) and, for sampling estimators, a standard error.
+    Every utility evaluation is cached in DuckDB by (utility, validation data, coalition's proxy
+    row ids): a refresh evaluates only coalitions it has never seen, and permutations are drawn by
+    cluster id so that unchanged coalitions recur."""
     if config.estimator not in ESTIMATORS:
         raise ValueError(f"unknown estimator {config.estimator!r}; choose one of {', '.join(ESTIMATORS)}")
     t0 = time.perf_counter()
     proxy_ids = clusters["proxy_row_id"].to_list()
-    utility = CountingUtility(build_utility(config, raw_dataset, embeddings, proxy_ids))
-    res = estimate(config.estimator, utility if config.estimator != "knn_exact" else utility.inner, permutations=config.permutations, group_size=config.group_size, truncation_tolerance=config.truncation_tolerance, seed=config.seed)
+    current_val = raw_dataset.filter(pl.col("split") == "validation")["row_id"].to_list()
+    fit_id = clusters["fit_id"][0] if clusters.height else ""
+    validation_ids, repinned = pinned_validation(paths.state(VALIDATION_PIN), fit_id, current_val)
+    inner, key, description = build_utility(config, raw_dataset, embeddings, proxy_ids, validation_ids)
+    store = lineage.store()
+    before = store.previous_proxies(context.run.run_id)
+    changed = np.array([before is None or p not in before for p in proxy_ids], dtype=bool)
+    with EvaluationStore(paths.utility_cache_db()).session(key, description) as session:
+        utility = CountingUtility(inner, proxy_ids, session, changed=changed)
+        res = estimate(
+            config.estimator, utility if config.estimator != "knn_exact" else inner, permutations=config.permutations, group_size=config.group_size,
+            truncation_tolerance=config.truncation_tolerance, seed=config.seed, player_keys=clusters["cluster_id"].to_numpy(),
+        )
+        full = utility.value(np.ones(len(proxy_ids), dtype=bool))
     values = np.asarray(res.values, dtype=np.float64)
     order = sorted(range(len(values)), key=lambda i: (-values[i], int(clusters["cluster_id"][i])))
     rank = np.empty(len(values), dtype=np.int64)
@@ -60,20 +85,26 @@ def proxy_shapley_scores(context: dg.AssetExecutionContext, config: ProxyShapley
         },
         schema={"cluster_id": pl.Int64, "proxy_row_id": pl.Utf8, "score": pl.Float64, "stderr": pl.Float64, "rank": pl.Int64, "estimator": pl.Utf8, "utility": pl.Utf8},
     )
-    full = utility.inner.value(np.ones(len(values), dtype=bool))
     meta: dict = {
         "estimator": config.estimator,
         "utility": config.utility,
         "players": len(values),
+        "players_new": int(changed.sum()),  # proxies not scored by the previous run
         "utility_evaluations": utility.evaluations,
         "utility_cache_hits": utility.cache_hits,
+        "utility_cache_hits_earlier_runs": utility.stored_hits,
+        "coalitions": utility.coalitions,
+        "coalitions_with_new_players": utility.coalitions_changed,
+        "utility_key": key,
+        "validation_rows": description["validation_rows"],
+        "validation_rows_in_split": len(current_val),
+        "validation_repinned": repinned,
         "utility_all_proxies": full,
         "sum_of_values": float(values.sum()),
         "score_min": float(values.min()),
         "score_max": float(values.max()),
         **{f"estimator_{k}": v for k, v in res.info.items()},
     }
-    store = lineage.store()
     store.write_table("scores", context.run.run_id, df)
     meta["seconds"] = round(time.perf_counter() - t0, 3)
     store.record_asset(context.run.run_id, "proxy_shapley_scores", CODE_VERSION, config.model_dump(), meta, inputs=input_runs(context, ["raw_dataset", "embeddings", "clusters"]))

@@ -1,13 +1,18 @@
-"""Seeded k-means (greedy k-means++ init, Lloyd iterations) on a torch device, cluster proxies, NMI.
+"""Seeded k-means (greedy k-means++ init, Lloyd iterations) on a torch device; clusters with
+persistent anchors that refresh incrementally; cluster proxies; NMI.
 
-Cluster ids are stable: clusters are numbered in the order of their proxy's row id, so the same
-input and seed give the same ids whatever order the initialisation found them in.
+Cluster ids are stable: a full fit numbers clusters in the order of their proxy's row id (the same
+input and seed give the same ids whatever order the initialisation found them in), and a refresh
+never renumbers them.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -110,63 +115,316 @@ def kmeans(
     )
 
 
-@dataclass
-class Clustering:
-    """Clusters with stable ids, their proxies (member nearest the centroid) and members."""
+# -- clusters with persistent anchors (incremental refresh) ------------------------------------
+#
+# A full fit runs k-means; its final centroids become the clustering's *anchors*. Every row belongs
+# to its nearest anchor, now and in later refreshes, until the next full fit. A cluster's *centroid*
+# is the mean of its current members and its *proxy* the member nearest that centroid. A refresh
+# assigns new rows to their nearest anchor and drops removed rows; only clusters whose membership
+# changed ("affected") get a new centroid and proxy. So a refresh equals `clusters_from_anchors`
+# run from scratch on the same rows and anchors, which is what the tests check.
 
-    cluster_ids: np.ndarray  # (k,) int64, 0..k-1
-    centroids: np.ndarray  # (k, d)
-    proxy_row_ids: list[str]
-    member_row_ids: list[list[str]]  # members in input order
-    member_sq_dist: list[list[float]]
-    labels: np.ndarray  # (n,) cluster id of each input row
-    inertia: float
+
+@dataclass
+class FitInfo:
+    """How the anchors were fitted, and how much the rows have changed since."""
+
+    fit_id: str  # content hash of the anchors: equal fits, equal id
+    k: int
+    seed: int
+    max_iter: int
+    tol: float
+    dim: int
+    rows_at_fit: int
+    anchor_msd_at_fit: float  # mean squared distance of a row to its anchor, at fit time
     n_iter: int
     converged: bool
+    rows_joined: int = 0  # rows added since the fit (all refreshes together)
+    rows_left: int = 0  # rows removed since the fit
+
+
+@dataclass
+class ClusterState:
+    """All k clusters, indexed by cluster id (0..k-1). A cluster whose members all left keeps its
+    anchor (a new row near it revives it with the same id) but has no proxy while empty."""
+
+    anchors: np.ndarray  # (k, d) float32
+    centroids: np.ndarray  # (k, d) float32; an empty cluster's is its anchor
+    proxy_row_ids: list[str | None]
+    member_row_ids: list[list[str]]  # members in input order
+    member_sq_dist: list[list[float]]  # squared distance to the cluster's centroid
+    fit: FitInfo
+
+    @property
+    def k(self) -> int:
+        return self.anchors.shape[0]
 
     @property
     def sizes(self) -> np.ndarray:
         return np.array([len(m) for m in self.member_row_ids], dtype=np.int64)
 
+    def labels_for(self, row_ids: Sequence[str]) -> np.ndarray:
+        where = {r: c for c, ms in enumerate(self.member_row_ids) for r in ms}
+        return np.array([where[r] for r in row_ids], dtype=np.int64)
 
-def assign_proxies(row_ids: Sequence[str], x: np.ndarray, centroids: np.ndarray, labels: np.ndarray) -> tuple[list[str], list[list[str]], list[list[float]]]:
-    """For each cluster: its proxy (the member nearest its centroid; ties to the smaller row id) and members."""
-    k = centroids.shape[0]
+    def inertia(self) -> float:
+        return float(sum(sum(d) for d in self.member_sq_dist))
+
+    # -- persistence: one Parquet file, fit info in its schema metadata (written atomically) --
+
+    def save(self, path: str | Path) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        d = self.anchors.shape[1]
+        table = pa.table(
+            {
+                "cluster_id": pa.array(np.arange(self.k, dtype=np.int64)),
+                "anchor": pa.FixedSizeListArray.from_arrays(pa.array(self.anchors.astype(np.float32).ravel()), d),
+                "centroid": pa.FixedSizeListArray.from_arrays(pa.array(self.centroids.astype(np.float32).ravel()), d),
+                "proxy_row_id": pa.array(self.proxy_row_ids, type=pa.string()),
+                "members": pa.array(self.member_row_ids, type=pa.list_(pa.string())),
+                "member_sq_dist": pa.array(self.member_sq_dist, type=pa.list_(pa.float64())),
+            }
+        ).replace_schema_metadata({STATE_META_KEY: json.dumps(asdict(self.fit))})
+        tmp = path.with_suffix(".partial")
+        pq.write_table(table, tmp)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ClusterState | None":
+        """The saved state, or None if there is none. A file that cannot be read raises ValueError."""
+        import pyarrow.parquet as pq
+
+        path = Path(path)
+        if not path.exists():
+            return None
+        try:
+            table = pq.read_table(path)
+            fit = FitInfo(**json.loads(table.schema.metadata[STATE_META_KEY.encode()]))
+            cols = table.to_pydict()
+            d = fit.dim
+            return cls(
+                anchors=np.asarray(table.column("anchor").combine_chunks().flatten(), dtype=np.float32).reshape(-1, d),
+                centroids=np.asarray(table.column("centroid").combine_chunks().flatten(), dtype=np.float32).reshape(-1, d),
+                proxy_row_ids=cols["proxy_row_id"],
+                member_row_ids=cols["members"],
+                member_sq_dist=cols["member_sq_dist"],
+                fit=fit,
+            )
+        except Exception as exc:  # noqa: BLE001 (any damage means: cannot trust it)
+            raise ValueError(f"{path}: cannot read the saved clustering ({type(exc).__name__}: {exc})") from exc
+
+
+STATE_META_KEY = "shed_pipeline.cluster_fit"
+
+
+def _sq_to(x64: np.ndarray, c: np.ndarray) -> np.ndarray:
+    return ((x64 - np.asarray(c, dtype=np.float32).astype(np.float64)) ** 2).sum(-1)
+
+
+def _summarise(idx: np.ndarray, row_ids: Sequence[str], x64: np.ndarray) -> tuple[np.ndarray, str, list[str], list[float]]:
+    """Centroid (mean of the members, summed in row-id order so it depends only on the member set),
+    proxy (nearest member, ties to the smaller id), members in input order and their distances."""
+    by_id = sorted(idx.tolist(), key=lambda i: row_ids[i])
+    centroid = x64[by_id].mean(0).astype(np.float32)
+    sq = _sq_to(x64[idx], centroid)
+    members = [row_ids[i] for i in idx]
+    best = min(range(len(idx)), key=lambda j: (sq[j], members[j]))
+    return centroid, members[best], members, [float(v) for v in sq]
+
+
+def nearest_anchor(x64: np.ndarray, anchors: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Index of each row's nearest anchor (ties to the lower index) and the squared distance."""
+    a = np.asarray(anchors, dtype=np.float32).astype(np.float64)
+    a_sq = (a * a).sum(1)
+    labels = np.empty(len(x64), dtype=np.int64)
+    dist = np.empty(len(x64), dtype=np.float64)
+    for s in range(0, len(x64), chunk):
+        xs = x64[s : s + chunk]
+        d = np.maximum((xs * xs).sum(1)[:, None] - 2.0 * xs @ a.T + a_sq[None, :], 0.0)
+        labels[s : s + chunk] = d.argmin(1)
+    # Exact distances to the chosen anchor (the expansion above is only used to pick it).
+    dist[:] = ((x64 - a[labels]) ** 2).sum(1)
+    return labels, dist
+
+
+def clusters_from_anchors(row_ids: Sequence[str], x: np.ndarray, anchors: np.ndarray, fit: FitInfo) -> ClusterState:
+    """From scratch: every row to its nearest anchor, then each cluster's centroid and proxy."""
     x64 = np.asarray(x, dtype=np.float64)
-    c64 = np.asarray(centroids, dtype=np.float64)
-    sq = ((x64 - c64[labels]) ** 2).sum(1)
-    members: list[list[str]] = [[] for _ in range(k)]
-    dists: list[list[float]] = [[] for _ in range(k)]
-    for i, (rid, lab) in enumerate(zip(row_ids, labels, strict=False)):
-        members[lab].append(rid)
-        dists[lab].append(float(sq[i]))
-    proxies = []
-    for c in range(k):
-        if not members[c]:
-            raise ValueError(f"cluster {c} is empty")
-        best = min(range(len(members[c])), key=lambda j: (dists[c][j], members[c][j]))
-        proxies.append(members[c][best])
-    return proxies, members, dists
-
-
-def cluster_rows(row_ids: Sequence[str], x: np.ndarray, k: int, seed: int, device: str = "cpu", max_iter: int = 100, tol: float = 1e-4) -> Clustering:
-    res = kmeans(x, k, seed=seed, max_iter=max_iter, tol=tol, device=device)
-    proxies, members, dists = assign_proxies(row_ids, x, res.centroids, res.labels)
-    # Renumber clusters by proxy row id: stable ids, independent of the order init found them.
-    order = sorted(range(k), key=lambda c: proxies[c])
-    remap = np.empty(k, dtype=np.int64)
-    remap[order] = np.arange(k)
-    return Clustering(
-        cluster_ids=np.arange(k, dtype=np.int64),
-        centroids=res.centroids[order],
-        proxy_row_ids=[proxies[c] for c in order],
-        member_row_ids=[members[c] for c in order],
-        member_sq_dist=[dists[c] for c in order],
-        labels=remap[res.labels],
-        inertia=res.inertia,
-        n_iter=res.n_iter,
-        converged=res.converged,
+    labels, _ = nearest_anchor(x64, anchors)
+    k = anchors.shape[0]
+    state = ClusterState(
+        anchors=np.asarray(anchors, dtype=np.float32),
+        centroids=np.asarray(anchors, dtype=np.float32).copy(),
+        proxy_row_ids=[None] * k,
+        member_row_ids=[[] for _ in range(k)],
+        member_sq_dist=[[] for _ in range(k)],
+        fit=fit,
     )
+    order = np.argsort(labels, kind="stable")
+    bounds = np.searchsorted(labels[order], np.arange(k + 1))
+    for c in range(k):
+        idx = order[bounds[c] : bounds[c + 1]]
+        if len(idx):
+            state.centroids[c], state.proxy_row_ids[c], state.member_row_ids[c], state.member_sq_dist[c] = _summarise(idx, row_ids, x64)
+    return state
+
+
+def _fit_id(anchors: np.ndarray, salt: str) -> str:
+    h = hashlib.sha256(np.ascontiguousarray(anchors, dtype=np.float32).tobytes())
+    h.update(salt.encode())
+    return h.hexdigest()[:16]
+
+
+def fit_clusters(row_ids: Sequence[str], x: np.ndarray, k: int, seed: int, device: str = "cpu", max_iter: int = 100, tol: float = 1e-4, salt: str = "") -> ClusterState:
+    """Full fit: k-means anchors, rows to their nearest anchor, clusters numbered by proxy row id
+    (stable ids, whatever order the initialisation found them in; clusters left empty go last).
+    `fit_id` hashes the anchors and `salt` (whatever else a consumer wants a new fit id for)."""
+    res = kmeans(x, k, seed=seed, max_iter=max_iter, tol=tol, device=device)
+    x64 = np.asarray(x, dtype=np.float64)
+    _, dist = nearest_anchor(x64, res.centroids)
+    fit = FitInfo(fit_id="", k=k, seed=int(seed), max_iter=max_iter, tol=tol, dim=int(x.shape[1]), rows_at_fit=len(row_ids), anchor_msd_at_fit=float(dist.mean()), n_iter=res.n_iter, converged=res.converged)
+    raw = clusters_from_anchors(row_ids, x64, res.centroids, fit)
+    order = sorted(range(k), key=lambda c: (raw.proxy_row_ids[c] is None, raw.proxy_row_ids[c] or "", c))
+    anchors = raw.anchors[order]
+    fit.fit_id = _fit_id(anchors, salt)
+    return ClusterState(
+        anchors=anchors,
+        centroids=raw.centroids[order],
+        proxy_row_ids=[raw.proxy_row_ids[c] for c in order],
+        member_row_ids=[raw.member_row_ids[c] for c in order],
+        member_sq_dist=[raw.member_sq_dist[c] for c in order],
+        fit=fit,
+    )
+
+
+@dataclass
+class DriftRule:
+    """When a refresh re-fits instead: too many rows changed since the fit, or rows sit much
+    farther from their anchors than at fit time (the anchors no longer describe the data)."""
+
+    max_churn: float = 0.25  # (rows joined + rows left since the fit) / rows at the fit
+    max_distance_rise: float = 0.10  # relative rise of the mean squared distance to the anchors
+
+
+@dataclass
+class ClusterUpdate:
+    state: ClusterState
+    full_refit: bool
+    reason: str  # why a full fit ran, or why a refresh was enough
+    affected: list[int]  # cluster ids whose membership changed (all non-empty ones on a full fit)
+    rows_new: int  # rows not in the previous clustering
+    rows_removed: int  # previous rows no longer present
+    churn: float | None = None
+    distance_rise: float | None = None
+
+
+def update_clusters(
+    previous: ClusterState | None,
+    row_ids: Sequence[str],
+    x: np.ndarray,
+    n_clusters: int | None,
+    seed: int,
+    device: str = "cpu",
+    max_iter: int = 100,
+    tol: float = 1e-4,
+    rule: DriftRule | None = None,
+    force_refit: bool = False,
+    fit_salt: str = "",
+) -> ClusterUpdate:
+    """Refresh `previous` with the current rows, or fit from scratch when the drift rule (or the
+    caller, or a settings change) says so. `n_clusters` None keeps the previous k, or picks
+    `default_n_clusters` on a full fit."""
+    rule = rule or DriftRule()
+    n = len(row_ids)
+    x64 = np.asarray(x, dtype=np.float64)
+    reason = _refit_reason(previous, row_ids, x64, n_clusters, seed, max_iter, tol, force_refit)
+    new_ids: list[int] = []
+    churn = rise = None
+    if reason is None:
+        prev = previous
+        assert prev is not None
+        known = {r: (c, j) for c, ms in enumerate(prev.member_row_ids) for j, r in enumerate(ms)}
+        current = set(row_ids)
+        new_ids = [i for i, r in enumerate(row_ids) if r not in known]
+        left = [r for r in known if r not in current]
+        churn = (prev.fit.rows_joined + len(new_ids) + prev.fit.rows_left + len(left)) / max(prev.fit.rows_at_fit, 1)
+        labels = np.empty(n, dtype=np.int64)
+        for i, r in enumerate(row_ids):
+            labels[i] = known[r][0] if r in known else -1
+        if new_ids:
+            labels[new_ids], _ = nearest_anchor(x64[new_ids], prev.anchors)
+        anchors64 = prev.anchors.astype(np.float64)
+        msd = float(((x64 - anchors64[labels]) ** 2).sum(1).mean())
+        rise = msd / prev.fit.anchor_msd_at_fit - 1.0 if prev.fit.anchor_msd_at_fit > 0 else 0.0
+        if churn > rule.max_churn:
+            reason = f"{churn:.1%} of rows changed since the last fit (limit {rule.max_churn:.0%})"
+        elif rise > rule.max_distance_rise:
+            reason = f"rows sit {rise:.1%} farther from their centroids than at the last fit (limit {rule.max_distance_rise:.0%})"
+    if reason is not None:
+        k = n_clusters or default_n_clusters(n)  # as a fresh run would choose: a re-fit equals a fresh run
+        if k > n:
+            raise ValueError(f"n_clusters={k} exceeds the {n} pool rows")
+        state = fit_clusters(row_ids, x, k, seed=seed, device=device, max_iter=max_iter, tol=tol, salt=fit_salt)
+        affected = [c for c in range(state.k) if state.member_row_ids[c]]
+        old = set() if previous is None else {r for ms in previous.member_row_ids for r in ms}
+        return ClusterUpdate(state, True, reason, affected, sum(r not in old for r in row_ids), len(old - set(row_ids)), churn, rise)
+
+    # Refresh: rebuild member lists in input order; recompute only the affected clusters.
+    k = prev.k
+    affected_set = {int(labels[i]) for i in new_ids} | {known[r][0] for r in left}
+    state = ClusterState(
+        anchors=prev.anchors,
+        centroids=prev.centroids.copy(),
+        proxy_row_ids=list(prev.proxy_row_ids),
+        member_row_ids=[[] for _ in range(k)],
+        member_sq_dist=[[] for _ in range(k)],
+        fit=FitInfo(**{**asdict(prev.fit), "rows_joined": prev.fit.rows_joined + len(new_ids), "rows_left": prev.fit.rows_left + len(left)}),
+    )
+    order = np.argsort(labels, kind="stable")
+    bounds = np.searchsorted(labels[order], np.arange(k + 1))
+    for c in range(k):
+        idx = order[bounds[c] : bounds[c + 1]]
+        if c in affected_set:
+            if len(idx):
+                state.centroids[c], state.proxy_row_ids[c], state.member_row_ids[c], state.member_sq_dist[c] = _summarise(idx, row_ids, x64)
+            else:
+                state.centroids[c], state.proxy_row_ids[c] = prev.anchors[c], None
+        else:
+            # Unchanged membership: same centroid and proxy; members follow the current input order.
+            state.member_row_ids[c] = [row_ids[i] for i in idx]
+            old = dict(zip(prev.member_row_ids[c], prev.member_sq_dist[c], strict=True))
+            state.member_sq_dist[c] = [old[r] for r in state.member_row_ids[c]]
+    why = "no change since the last run" if not affected_set else f"{len(new_ids)} new and {len(left)} removed rows; churn {churn:.1%} and distance rise {rise:+.1%} are within the drift rule"
+    return ClusterUpdate(state, False, why, sorted(affected_set), len(new_ids), len(left), churn, rise)
+
+
+def _refit_reason(previous: ClusterState | None, row_ids: Sequence[str], x64: np.ndarray, n_clusters: int | None, seed: int, max_iter: int, tol: float, force: bool) -> str | None:
+    if force:
+        return "a full re-fit was asked for"
+    if previous is None:
+        return "no previous clustering"
+    f = previous.fit
+    if f.dim != x64.shape[1]:
+        return f"embedding dimension changed ({f.dim} -> {x64.shape[1]})"
+    if n_clusters is not None and n_clusters != f.k:
+        return f"n_clusters changed ({f.k} -> {n_clusters})"
+    if (f.seed, f.max_iter, f.tol) != (int(seed), max_iter, tol):
+        return "k-means settings (seed, max_iter, tol) changed"
+    pos = {r: i for i, r in enumerate(row_ids)}
+    kept = [(pos[r], c, d) for c, (ms, ds) in enumerate(zip(previous.member_row_ids, previous.member_sq_dist, strict=True)) for r, d in zip(ms, ds, strict=True) if r in pos]
+    if not kept:
+        return "no rows in common with the previous clustering"
+    idx = np.array([p for p, _, _ in kept])
+    cl = np.array([c for _, c, _ in kept])
+    stored = np.array([d for _, _, d in kept])
+    now = ((x64[idx] - previous.centroids.astype(np.float64)[cl]) ** 2).sum(1)
+    if not np.allclose(now, stored, rtol=1e-6, atol=1e-9):
+        return "embeddings of existing rows changed (another embedding model?)"
+    return None
 
 
 def normalized_mutual_info(labels_a: Sequence, labels_b: Sequence) -> float:

@@ -19,6 +19,8 @@ from typing import Callable, Iterator, Protocol, Sequence
 import duckdb
 import numpy as np
 
+from shed_pipeline.core.duckdb_files import arrow_table, connect
+
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 # Texts encoded per call (and per cache write): big enough that sentence-transformers' own
 # length-sorting keeps padding low, small enough that an interruption loses little work.
@@ -86,7 +88,7 @@ class EmbeddingCache:
                 )
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
-        return duckdb.connect(str(self.path))
+        return connect(self.path)  # waits for another writer's lock instead of failing
 
     @staticmethod
     def _table(kind: str) -> tuple[str, str]:
@@ -128,7 +130,7 @@ class EmbeddingCache:
         table, col = self._table(kind)
         with self._connect() as con:
             con.execute("CREATE TEMP TABLE wanted AS SELECT unnest(?::VARCHAR[]) AS k, generate_subscripts(?::VARCHAR[], 1) AS pos", [list(keys), list(keys)])
-            res = _arrow(con.sql(f"SELECT w.pos, e.vector FROM wanted w JOIN {table} e ON e.{col} = w.k AND e.model_id = ? ORDER BY w.pos", params=[model_id]))
+            res = arrow_table(con.sql(f"SELECT w.pos, e.vector FROM wanted w JOIN {table} e ON e.{col} = w.k AND e.model_id = ? ORDER BY w.pos", params=[model_id]))
         if res.num_rows != len(keys):
             raise KeyError(f"{len(keys) - res.num_rows} of {len(keys)} {kind} have no cached embedding for {model_id}")
         flat = res.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False)
@@ -138,12 +140,6 @@ class EmbeddingCache:
         table, _ = self._table(kind)
         with self._connect() as con:
             return int(con.execute(f"SELECT count(*) FROM {table} WHERE model_id = ?", [model_id]).fetchone()[0])
-
-
-def _arrow(relation):
-    """A relation as a pyarrow Table: duckdb 2.0 names it to_arrow_table, 1.x arrow."""
-    fetch = getattr(relation, "to_arrow_table", None) or relation.arrow
-    return fetch()
 
 
 def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:

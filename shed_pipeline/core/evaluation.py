@@ -80,3 +80,9 @@ def subset_report(
         if include_full_pool:
             report["utility_full_pool"] = util(np.arange(n_pool))
     return report
+
+
+def selected_pool_indices(pool_ids: list[str], subset_ids: list[str]) -> np.ndarray:
+    """Positions of the subset's rows in the pool; KeyError names a row outside the pool."""
+    pos = {r: i for i, r in enumerate(pool_ids)}
+    return np.array([pos[r] for r in subset_ids], dtype=np.int64)

@@ -9,13 +9,14 @@ All SQL is parameterised.
 from __future__ import annotations
 
 import json
-import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
 import duckdb
+
+from shed_pipeline.core import duckdb_files
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS runs (
@@ -32,7 +33,12 @@ SCHEMA = [
         reason VARCHAR NOT NULL, detail VARCHAR, excerpt VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS clusters (
         run_id VARCHAR NOT NULL, cluster_id BIGINT NOT NULL, size BIGINT NOT NULL,
-        proxy_row_id VARCHAR NOT NULL, inertia DOUBLE)""",
+        proxy_row_id VARCHAR NOT NULL, inertia DOUBLE, affected BOOLEAN)""",
+    # Databases written before incremental refresh lack the column.
+    "ALTER TABLE clusters ADD COLUMN IF NOT EXISTS affected BOOLEAN",
+    """CREATE TABLE IF NOT EXISTS row_changes (
+        run_id VARCHAR NOT NULL, previous_run_id VARCHAR, row_id VARCHAR NOT NULL, change VARCHAR NOT NULL,
+        source_file VARCHAR, source_locator BIGINT, counterpart VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS memberships (
         run_id VARCHAR NOT NULL, row_id VARCHAR NOT NULL, cluster_id BIGINT NOT NULL, sq_distance DOUBLE)""",
     """CREATE TABLE IF NOT EXISTS scores (
@@ -44,7 +50,7 @@ SCHEMA = [
     """CREATE TABLE IF NOT EXISTS evaluations (
         run_id VARCHAR NOT NULL, metric VARCHAR NOT NULL, value DOUBLE, detail JSON)""",
 ]
-RUN_TABLES = ("rows", "quarantine", "clusters", "memberships", "scores", "selections", "evaluations")
+RUN_TABLES = ("rows", "row_changes", "quarantine", "clusters", "memberships", "scores", "selections", "evaluations")
 
 
 class LineageError(Exception):
@@ -60,18 +66,10 @@ class LineageStore:
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         if read_only and not self.path.exists():
             raise LineageError(f"{self.path}: no lineage database (run the pipeline first, or pass --db)")
-        if not read_only:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        deadline = time.monotonic() + self.lock_timeout_s
-        while True:
-            try:
-                con = duckdb.connect(str(self.path), read_only=read_only)
-                break
-            except duckdb.IOException as exc:
-                # Another process holds the write lock: wait for it rather than fail the step.
-                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                    raise LineageError(f"{self.path}: cannot open lineage database ({exc})") from exc
-                time.sleep(0.2)
+        try:
+            con = duckdb_files.connect(self.path, read_only=read_only, lock_timeout_s=self.lock_timeout_s)
+        except duckdb_files.StoreLockedError as exc:
+            raise LineageError(str(exc)) from exc
         try:
             if not read_only:
                 for stmt in SCHEMA:
@@ -113,12 +111,35 @@ class LineageStore:
 
     # -- queries -------------------------------------------------------------------------------
 
+    def previous_snapshot(self, source: str, run_id: str):
+        """The rows (row_id, source_file, source_locator) of the latest earlier run that read
+        `source`, and that run's id; (None, None) if there is none."""
+        import polars as pl
+
+        if not self.path.exists():
+            return None, None
+        with self.connect(read_only=True) as con:
+            row = con.execute(
+                """SELECT a.run_id FROM asset_runs a JOIN runs r ON r.run_id = a.run_id
+                   WHERE a.asset = 'raw_dataset' AND r.source = ? AND a.run_id <> ?
+                   ORDER BY a.materialized_at DESC, a.run_id DESC LIMIT 1""",
+                [source, run_id],
+            ).fetchall()  # fetchall: a half-read result blocks the next query on duckdb 2
+            if not row:
+                return None, None
+            row = row[0]
+            rel = con.sql("SELECT row_id, source_file, source_locator FROM rows WHERE run_id = ? ORDER BY source_file, source_locator", params=[row[0]])
+            return pl.from_arrow(duckdb_files.arrow_table(rel)), row[0]
+
     def runs(self) -> list[dict]:
         with self.connect(read_only=True) as con:
             cur = con.execute(
                 """SELECT r.run_id, r.started_at, r.source, r.source_fingerprint, r.code_version,
                           (SELECT count(*) FROM rows w WHERE w.run_id = r.run_id) AS rows_ok,
                           (SELECT count(*) FROM quarantine q WHERE q.run_id = r.run_id) AS rows_quarantined,
+                          (SELECT count(*) FROM row_changes c WHERE c.run_id = r.run_id AND c.change = 'added') AS rows_added,
+                          (SELECT count(*) FROM row_changes c WHERE c.run_id = r.run_id AND c.change = 'removed') AS rows_removed,
+                          (SELECT count(*) FILTER (WHERE c.affected) FROM clusters c WHERE c.run_id = r.run_id) AS clusters_affected,
                           (SELECT count(*) FROM clusters c WHERE c.run_id = r.run_id) AS clusters,
                           (SELECT count(*) FROM selections s WHERE s.run_id = r.run_id) AS selected,
                           (SELECT any_value(s.method) FROM selections s WHERE s.run_id = r.run_id) AS method,
@@ -126,6 +147,25 @@ class LineageStore:
                    FROM runs r ORDER BY r.started_at, r.run_id"""
             )
             return _dicts(cur)
+
+    def fingerprints_of(self, source: str) -> set[str]:
+        """Source fingerprints of every run that read `source`."""
+        if not self.path.exists():
+            return set()
+        with self.connect(read_only=True) as con:
+            return {r for (r,) in con.execute("SELECT source_fingerprint FROM runs WHERE source = ? AND source_fingerprint IS NOT NULL", [source]).fetchall()}
+
+    def previous_proxies(self, run_id: str) -> set[str] | None:
+        """The proxies scored by the latest earlier run that scored any; None if none did."""
+        if not self.path.exists():
+            return None
+        with self.connect(read_only=True) as con:
+            row = con.execute(
+                "SELECT run_id FROM asset_runs WHERE asset = 'proxy_shapley_scores' AND run_id <> ? ORDER BY materialized_at DESC, run_id DESC LIMIT 1", [run_id]
+            ).fetchone()
+            if row is None:
+                return None
+            return {r for (r,) in con.execute("SELECT proxy_row_id FROM scores WHERE run_id = ?", [row[0]]).fetchall()}
 
     def _resolve_run(self, con, run_id: str | None, need_table: str = "selections") -> str:
         if run_id:
@@ -178,7 +218,17 @@ class LineageStore:
                 if q:
                     out.update(selected=False, status="quarantined", reason=q[0], detail=q[1], source_file=q[2], source_locator=q[3])
                 else:
-                    out.update(selected=False, status="absent", reason="the row was not in this run's source")
+                    gone = con.execute(
+                        """SELECT c.run_id, c.counterpart, c.source_file, c.source_locator FROM row_changes c JOIN runs r ON r.run_id = c.run_id
+                           WHERE c.row_id = ? AND c.change = 'removed' AND r.started_at <= (SELECT started_at FROM runs WHERE run_id = ?)
+                           ORDER BY r.started_at DESC LIMIT 1""",
+                        [rid, rows_run],
+                    ).fetchone()
+                    if gone:
+                        edit = f" (edited: its place, {gone[2]} #{gone[3]}, now holds row {gone[1]})" if gone[1] else ""
+                        out.update(selected=False, status="removed", removed_in_run=gone[0], replaced_by=gone[1], reason=f"removed from the source in run {gone[0]}{edit}")
+                    else:
+                        out.update(selected=False, status="absent", reason="the row was not in this run's source")
                 return out
             out.update(split=row[0], task=row[1], source_file=row[2], source_locator=row[3])
             if row[0] != "pool":

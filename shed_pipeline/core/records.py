@@ -382,10 +382,27 @@ def split_of(row_id: str, seed: int, validation_fraction: float, test_fraction: 
     return "pool"
 
 
+def file_digest(path: Path) -> str:
+    """sha256 of a file's bytes, read in blocks (a source file may be large)."""
+    h = hashlib.sha256()
+    try:
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    return h.hexdigest()
+
+
+def combine_digests(named: Sequence[tuple[str, str]]) -> str:
+    """The fingerprint of a set of files from (name, sha256 hex) pairs, in source order."""
+    h = hashlib.sha256()
+    for name, digest in named:
+        h.update(name.encode())
+        h.update(bytes.fromhex(digest))
+    return h.hexdigest()[:24]
+
+
 def source_fingerprint(files: Sequence[Path]) -> str:
     """Content hash of a set of files (names relative to nothing: content and order only)."""
-    h = hashlib.sha256()
-    for f in files:
-        h.update(f.name.encode())
-        h.update(hashlib.sha256(_read_bytes(f)).digest())
-    return h.hexdigest()[:24]
+    return combine_digests([(f.name, file_digest(f)) for f in files])

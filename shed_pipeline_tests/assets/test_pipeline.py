@@ -78,7 +78,7 @@ def test_second_run_reuses_every_embedding(shed_env, source_file):
     assert again.success
     assert meta(again, "embeddings")["rows_embedded"] == 0 and meta(again, "embeddings")["rows_reused"] == 240
     sc = meta(again, "proxy_shapley_scores")
-    assert sc["estimator"] == "shed_grouped" and sc["utility_evaluations"] + sc["utility_cache_hits"] == 3 * (1 + 12)
+    assert sc["estimator"] == "shed_grouped" and sc["utility_evaluations"] + sc["utility_cache_hits"] == 3 * (1 + 12) + 1  # + the grand coalition (utility_all_proxies)
 
 
 def test_quarantine_over_the_bound_blocks_downstream_assets(shed_env, tmp_path):

@@ -3,7 +3,16 @@ import pytest
 from sklearn.cluster import KMeans
 from sklearn.metrics import normalized_mutual_info_score
 
-from shed_pipeline.core.clustering import assign_proxies, cluster_rows, default_n_clusters, kmeans, normalized_mutual_info
+from shed_pipeline.core.clustering import (
+    ClusterState,
+    DriftRule,
+    clusters_from_anchors,
+    default_n_clusters,
+    fit_clusters,
+    kmeans,
+    normalized_mutual_info,
+    update_clusters,
+)
 
 
 def blobs(n=600, k=6, d=16, seed=0):
@@ -35,29 +44,6 @@ def test_kmeans_rejects_more_clusters_than_rows():
         kmeans(np.zeros((3, 2)), 4, seed=0)
 
 
-def test_cluster_ids_are_stable_and_proxies_are_nearest_members():
-    x, _ = blobs(n=300, k=5, seed=1)
-    ids = [f"row{i:04d}" for i in range(len(x))]
-    c = cluster_rows(ids, x, 5, seed=0)
-    # Ids follow proxy row ids, so a different init order gives the same numbering.
-    assert c.proxy_row_ids == sorted(c.proxy_row_ids)
-    c2 = cluster_rows(ids, x, 5, seed=11)
-    if sorted(map(sorted, c.member_row_ids)) == sorted(map(sorted, c2.member_row_ids)):
-        assert c.member_row_ids == c2.member_row_ids and c.proxy_row_ids == c2.proxy_row_ids
-    for cid in range(5):
-        members = [i for i, lab in enumerate(c.labels) if lab == cid]
-        assert [ids[i] for i in members] == c.member_row_ids[cid]  # input order
-        d = ((x[members].astype(np.float64) - c.centroids[cid].astype(np.float64)) ** 2).sum(1)
-        assert c.proxy_row_ids[cid] == ids[members[int(np.argmin(d))]]
-    assert sum(c.sizes) == len(x)
-
-
-def test_proxy_ties_go_to_the_smaller_row_id():
-    x = np.array([[1.0, 0], [-1.0, 0], [0, 5.0]])
-    proxies, members, _ = assign_proxies(["b", "a", "c"], x, np.array([[0.0, 0], [0, 5.0]]), np.array([0, 0, 1]))
-    assert proxies == ["a", "c"] and members == [["b", "a"], ["c"]]
-
-
 def test_nmi_matches_sklearn():
     rng = np.random.default_rng(0)
     a, b = rng.integers(5, size=200), rng.integers(7, size=200)
@@ -67,3 +53,137 @@ def test_nmi_matches_sklearn():
 
 def test_default_cluster_count():
     assert default_n_clusters(8000) == 400 and default_n_clusters(10) == 2 and default_n_clusters(10**7) == 3000
+
+
+def ids_for(n, prefix="row"):
+    return [f"{prefix}{i:05d}" for i in range(n)]
+
+
+def brute_force_clusters(row_ids, x, anchors):
+    """Oracle: nearest anchor by direct distance, centroid = member mean, proxy = nearest member."""
+    x64 = x.astype(np.float64)
+    a = anchors.astype(np.float64)
+    labels = np.array([int(np.argmin([((r - c) ** 2).sum() for c in a])) for r in x64])
+    out = {}
+    for c in range(len(a)):
+        members = [i for i in range(len(x)) if labels[i] == c]
+        if not members:
+            out[c] = None
+            continue
+        centroid = x64[sorted(members, key=lambda i: row_ids[i])].mean(0).astype(np.float32).astype(np.float64)
+        proxy = min(members, key=lambda i: (((x64[i] - centroid) ** 2).sum(), row_ids[i]))
+        out[c] = ([row_ids[i] for i in members], row_ids[proxy])
+    return out
+
+
+def assert_same_state(a: ClusterState, b: ClusterState):
+    np.testing.assert_array_equal(a.anchors, b.anchors)
+    np.testing.assert_array_equal(a.centroids, b.centroids)
+    assert a.proxy_row_ids == b.proxy_row_ids
+    assert a.member_row_ids == b.member_row_ids
+    np.testing.assert_allclose(np.concatenate([np.array(d) for d in a.member_sq_dist if d]), np.concatenate([np.array(d) for d in b.member_sq_dist if d]), rtol=1e-12)
+
+
+def test_fit_numbers_clusters_by_proxy_and_proxies_are_nearest_members():
+    x, _ = blobs(n=300, k=5, seed=1)
+    ids = ids_for(len(x))
+    s = fit_clusters(ids, x, 5, seed=0)
+    assert s.proxy_row_ids == sorted(s.proxy_row_ids)
+    oracle = brute_force_clusters(ids, x, s.anchors)
+    for c in range(5):
+        assert (s.member_row_ids[c], s.proxy_row_ids[c]) == oracle[c]
+    assert int(s.sizes.sum()) == len(x)
+    # Same input, same seed: the same state and fit id.
+    assert_same_state(s, fit_clusters(ids, x, 5, seed=0))
+    assert fit_clusters(ids, x, 5, seed=0).fit.fit_id == s.fit.fit_id
+    assert fit_clusters(ids, x, 5, seed=0, salt="other validation").fit.fit_id != s.fit.fit_id
+
+
+def test_proxy_ties_go_to_the_smaller_row_id():
+    from shed_pipeline.core.clustering import FitInfo
+
+    x = np.array([[1.0, 0], [-1.0, 0], [0, 5.0]])
+    fit = FitInfo("f", 2, 0, 100, 1e-4, 2, 3, 0.0, 1, True)
+    s = clusters_from_anchors(["b", "a", "c"], x, np.array([[0.0, 0], [0, 5.0]]), fit)
+    assert s.proxy_row_ids == ["a", "c"] and s.member_row_ids == [["b", "a"], ["c"]]
+
+
+def test_refresh_after_append_touches_only_the_clusters_new_rows_join():
+    x, _ = blobs(n=1000, k=8, d=12, seed=2)
+    ids = ids_for(1000)
+    first = update_clusters(None, ids[:990], x[:990], 40, seed=0)
+    assert first.full_refit and first.reason == "no previous clustering"
+    upd = update_clusters(first.state, ids, x, None, seed=0)
+    assert not upd.full_refit and upd.rows_new == 10 and upd.rows_removed == 0
+    joined = sorted({int(c) for c in upd.state.labels_for(ids[990:])})
+    assert upd.affected == joined
+    for c in range(upd.state.k):
+        if c not in joined:
+            assert upd.state.proxy_row_ids[c] == first.state.proxy_row_ids[c]
+            np.testing.assert_array_equal(upd.state.centroids[c], first.state.centroids[c])
+    # The refresh equals a from-scratch clustering given the same anchors...
+    assert_same_state(upd.state, clusters_from_anchors(ids, x, first.state.anchors, upd.state.fit))
+    # ...and the brute-force oracle.
+    oracle = brute_force_clusters(ids, x, first.state.anchors)
+    for c in range(upd.state.k):
+        got = None if not upd.state.member_row_ids[c] else (upd.state.member_row_ids[c], upd.state.proxy_row_ids[c])
+        assert got == oracle[c]
+    assert upd.state.fit.rows_joined == 10 and upd.state.fit.fit_id == first.state.fit.fit_id
+
+
+def test_refresh_with_nothing_changed_affects_nothing_and_keeps_everything():
+    x, _ = blobs(n=400, seed=4)
+    ids = ids_for(400)
+    first = update_clusters(None, ids, x, 20, seed=1)
+    again = update_clusters(first.state, ids, x, None, seed=1)
+    assert not again.full_refit and again.affected == [] and again.rows_new == again.rows_removed == 0
+    assert again.reason == "no change since the last run"
+    assert_same_state(again.state, first.state)
+
+
+def test_removed_rows_leave_their_cluster_and_an_emptied_cluster_revives_with_its_id(tmp_path):
+    x, _ = blobs(n=300, k=5, seed=5)
+    ids = ids_for(300)
+    first = update_clusters(None, ids, x, 10, seed=0)
+    c = int(np.argmin(first.state.sizes))
+    gone = set(first.state.member_row_ids[c])
+    keep = [i for i, r in enumerate(ids) if r not in gone]
+    rule = DriftRule(max_churn=1.0, max_distance_rise=10.0)
+    upd = update_clusters(first.state, [ids[i] for i in keep], x[keep], None, seed=0, rule=rule)
+    assert not upd.full_refit and c in upd.affected and upd.rows_removed == len(gone)
+    assert upd.state.proxy_row_ids[c] is None and upd.state.member_row_ids[c] == []
+    # Survives a save/load round trip, then a returning row revives the same cluster id.
+    upd.state.save(tmp_path / "clusters.parquet")
+    loaded = ClusterState.load(tmp_path / "clusters.parquet")
+    assert_same_state(loaded, upd.state)
+    back = update_clusters(loaded, ids, x, None, seed=0, rule=rule)
+    assert back.state.member_row_ids[c] and set(back.state.member_row_ids[c]) == gone
+    assert_same_state(back.state, clusters_from_anchors(ids, x, first.state.anchors, back.state.fit))
+
+
+def test_drift_rule_and_settings_changes_force_a_refit_that_equals_a_fresh_fit():
+    x, _ = blobs(n=500, seed=6)
+    ids = ids_for(500)
+    first = update_clusters(None, ids[:300], x[:300], None, seed=0)
+    grown = update_clusters(first.state, ids, x, None, seed=0)
+    assert grown.full_refit and "of rows changed since the last fit" in grown.reason
+    fresh = update_clusters(None, ids, x, None, seed=0)
+    assert_same_state(grown.state, fresh.state)
+    assert update_clusters(first.state, ids[:300], x[:300], None, seed=0, force_refit=True).reason == "a full re-fit was asked for"
+    assert "n_clusters changed" in update_clusters(first.state, ids[:300], x[:300], 7, seed=0).reason
+    assert "seed" in update_clusters(first.state, ids[:300], x[:300], None, seed=9).reason
+    moved = x[:300] + 0.5
+    assert "embeddings of existing rows changed" in update_clusters(first.state, ids[:300], moved, None, seed=0).reason
+    assert "dimension" in update_clusters(first.state, ids[:300], x[:300, :4], None, seed=0).reason
+    # A distance rise alone: new rows far from every anchor, few enough to stay under the churn limit.
+    far = np.vstack([x[:300], x[300:310] * 40])
+    drift = update_clusters(first.state, ids[:310], far, None, seed=0)
+    assert drift.full_refit and "farther from their centroids" in drift.reason
+
+
+def test_damaged_state_file_is_a_clear_error(tmp_path):
+    assert ClusterState.load(tmp_path / "missing.parquet") is None
+    bad = tmp_path / "clusters.parquet"
+    bad.write_bytes(b"not parquet")
+    with pytest.raises(ValueError, match="cannot read the saved clustering"):
+        ClusterState.load(bad)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -17,9 +17,31 @@ class EstimatorResult:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def permutation(n: int, seed: int, t: int) -> np.ndarray:
-    """The t-th permutation of a run: depends only on (seed, t), so permutation t recurs whatever T is."""
-    return np.random.default_rng([int(seed), int(t)]).permutation(n)
+_M64 = (1 << 64) - 1
+
+
+def _mix64(z: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: a bijective 64-bit mix (uint64 arrays wrap silently)."""
+    z = z + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def permutation(n: int, seed: int, t: int, keys: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+    """The t-th permutation of a run: player positions sorted by a hash of (seed, t, player key).
+
+    It depends only on (seed, t) and the players' keys (their stable cluster ids), so permutation t
+    recurs whatever T is, and adding or retiring a player leaves the others in the same relative
+    order: a refresh meets the same coalitions again, and the utility cache answers them.
+    """
+    k = np.arange(n, dtype=np.uint64) if keys is None else np.asarray(keys, dtype=np.int64).astype(np.uint64)
+    if len(k) != n:
+        raise ValueError(f"{len(k)} player keys for {n} players")
+    base = _mix64(np.array([(int(seed) & _M64)], dtype=np.uint64))
+    base = _mix64(base ^ np.array([int(t) & _M64], dtype=np.uint64))
+    h = _mix64(k ^ base)
+    return np.lexsort((k, h))  # ties (never seen in practice) by key
 
 
 class MarginalStats:
@@ -51,9 +73,9 @@ def estimate(name: str, utility, **params) -> EstimatorResult:
     if name == "knn_exact":
         return knn_shapley(utility)
     if name == "shed_grouped":
-        return shed_grouped(utility, permutations=params["permutations"], group_size=params.get("group_size"), seed=params["seed"])
+        return shed_grouped(utility, permutations=params["permutations"], group_size=params.get("group_size"), seed=params["seed"], player_keys=params.get("player_keys"))
     if name == "tmc":
-        return tmc_shapley(utility, permutations=params["permutations"], tolerance=params.get("truncation_tolerance", 0.0), seed=params["seed"])
+        return tmc_shapley(utility, permutations=params["permutations"], tolerance=params.get("truncation_tolerance", 0.0), seed=params["seed"], player_keys=params.get("player_keys"))
     if name == "exact":
         return exact_shapley(utility)
     raise ValueError(f"unknown estimator {name!r}; choose one of {', '.join(ESTIMATORS)}")

@@ -23,7 +23,7 @@ def default_group_size(n_players: int, n_groups: int = 50) -> int:
     return max(1, math.ceil(n_players / n_groups))
 
 
-def shed_grouped(utility, permutations: int, seed: int, group_size: int | None = None) -> EstimatorResult:
+def shed_grouped(utility, permutations: int, seed: int, group_size: int | None = None, player_keys=None) -> EstimatorResult:
     k = utility.n_players
     if permutations < 1:
         raise ValueError("permutations must be at least 1")
@@ -32,7 +32,7 @@ def shed_grouped(utility, permutations: int, seed: int, group_size: int | None =
         raise ValueError("group_size must be at least 1")
     stats = MarginalStats(k)
     for t in range(permutations):
-        perm = permutation(k, seed, t)
+        perm = permutation(k, seed, t, player_keys)
         mask = np.ones(k, dtype=bool)
         prev = utility.value(mask)
         marg = np.zeros(k)

@@ -13,7 +13,7 @@ import numpy as np
 from shed_pipeline.core.estimators.base import EstimatorResult, MarginalStats, permutation
 
 
-def tmc_shapley(utility, permutations: int, seed: int, tolerance: float = 0.0) -> EstimatorResult:
+def tmc_shapley(utility, permutations: int, seed: int, tolerance: float = 0.0, player_keys=None) -> EstimatorResult:
     k = utility.n_players
     if permutations < 1:
         raise ValueError("permutations must be at least 1")
@@ -24,7 +24,7 @@ def tmc_shapley(utility, permutations: int, seed: int, tolerance: float = 0.0) -
     stats = MarginalStats(k)
     truncated = 0
     for t in range(permutations):
-        perm = permutation(k, seed, t)
+        perm = permutation(k, seed, t, player_keys)
         mask = np.zeros(k, dtype=bool)
         prev = empty
         marg = np.zeros(k)

@@ -1,8 +1,9 @@
 """Utilities: the value U(S) of a coalition S of cluster proxies. Pluggable by name (see `build_utility`)."""
 
 from shed_pipeline.core.utilities.base import CountingUtility, Utility
+from shed_pipeline.core.utilities.cache import EvaluationStore, utility_key
 from shed_pipeline.core.utilities.knn import KNNUtility
 
 UTILITIES = ("knn",)
 
-__all__ = ["CountingUtility", "KNNUtility", "Utility", "UTILITIES"]
+__all__ = ["CountingUtility", "EvaluationStore", "KNNUtility", "Utility", "UTILITIES", "utility_key"]

@@ -1,10 +1,13 @@
-"""The utility protocol shared by every estimator, and a counting, memoising wrapper."""
+"""The utility protocol shared by every estimator, and a counting, caching wrapper."""
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, Sequence, runtime_checkable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from shed_pipeline.core.utilities.cache import StoreSession
 
 
 @runtime_checkable
@@ -21,25 +24,59 @@ class Utility(Protocol):
 
 
 class CountingUtility:
-    """Wraps a utility: counts evaluations and reuses values of coalitions already evaluated."""
+    """Wraps a utility: counts evaluations and reuses values of coalitions already evaluated, in
+    this run (memory) and, given `player_ids` and a store session, in earlier runs (DuckDB).
 
-    def __init__(self, inner: Utility):
+    `evaluations` are values computed here; `cache_hits` are values answered without computing;
+    `stored_hits` is the part of those answered by earlier runs. `coalitions` counts the distinct
+    coalitions asked for, and `coalitions_changed` those holding a player flagged in `changed`
+    (players new since the last run: only such coalitions can be missing from the cache)."""
+
+    def __init__(self, inner: Utility, player_ids: Sequence[str] | None = None, store: StoreSession | None = None, changed: np.ndarray | None = None):
+        if store is not None and player_ids is None:
+            raise ValueError("a persistent cache needs the players' row ids (coalitions are keyed by them)")
+        if player_ids is not None and len(player_ids) != inner.n_players:
+            raise ValueError(f"{len(player_ids)} player ids for {inner.n_players} players")
         self.inner = inner
         self.n_players = inner.n_players
-        self._memo: dict[bytes, float] = {}
+        self.player_ids = list(player_ids) if player_ids is not None else None
+        self.store = store
+        self._memo: dict[bytes | str, float] = {}
+        self.changed = None if changed is None else np.asarray(changed, dtype=bool)
         self.evaluations = 0
         self.cache_hits = 0
+        self.stored_hits = 0
+        self.coalitions = 0
+        self.coalitions_changed = 0
+
+    def _key(self, mask: np.ndarray) -> bytes | str:
+        if self.player_ids is None:
+            return np.packbits(mask).tobytes()
+        from shed_pipeline.core.utilities.cache import coalition_key
+
+        return coalition_key(self.player_ids, mask)
 
     def value(self, members: np.ndarray) -> float:
         mask = np.asarray(members, dtype=bool)
         if mask.shape != (self.n_players,):
             raise ValueError(f"coalition mask must have shape ({self.n_players},), got {mask.shape}")
-        key = np.packbits(mask).tobytes()
+        key = self._key(mask)
         hit = self._memo.get(key)
+        if hit is None:
+            self.coalitions += 1
+            if self.changed is not None and bool((mask & self.changed).any()):
+                self.coalitions_changed += 1
+        if hit is None and self.store is not None:
+            hit = self.store.get(key)  # type: ignore[arg-type]  (memo holds this run's values: a hit here is an earlier run's)
+            if hit is not None:
+                self.stored_hits += 1
+                self._memo[key] = hit
         if hit is not None:
             self.cache_hits += 1
             return hit
         self.evaluations += 1
         v = float(self.inner.value(mask))
         self._memo[key] = v
+        if self.store is not None:
+            self.store.put(key, v)  # type: ignore[arg-type]
         return v

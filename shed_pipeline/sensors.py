@@ -1,0 +1,60 @@
+"""Sensors: re-run the curation job when the watched source's content changes, and the automation
+sensor that evaluates the assets' `upstream_data_changed` conditions."""
+
+import json
+from pathlib import Path
+
+import dagster as dg
+
+from shed_pipeline.core.lineage import LineageError
+from shed_pipeline.core.records import SourceError
+from shed_pipeline.core.sources import NATURAL_INSTRUCTIONS
+from shed_pipeline.core.watch import scan_source
+from shed_pipeline.jobs import shed_curation_job
+from shed_pipeline.resources import LineageResource, PathsResource
+
+
+@dg.sensor(
+    job=shed_curation_job,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description="Requests one run of shed_curation_job when the content of the project's source (SHED_PIPELINE_SOURCE: a file or folder) changes.",
+)
+def source_change_sensor(context: dg.SensorEvaluationContext, paths: PathsResource, lineage: LineageResource):
+    """The cursor holds the last fingerprint and each file's size, mtime and hash, so a poll reads
+    only files that were touched. A run is requested only when the content hash changes (touching a
+    file, or rewriting it with the same bytes, requests nothing); on the first poll, only if the
+    lineage has no run of this exact content yet."""
+    source = paths.source
+    if not source or source == NATURAL_INSTRUCTIONS:
+        return dg.SkipReason("no source to watch: set SHED_PIPELINE_SOURCE to a file or folder (the packaged natural-instructions data never changes)")
+    previous = json.loads(context.cursor) if context.cursor else None
+    try:
+        scan = scan_source(source, previous)
+    except SourceError as exc:
+        return dg.SkipReason(f"cannot read the source: {exc}")
+    context.update_cursor(json.dumps(scan.to_cursor(), sort_keys=True))
+    if previous is not None and previous.get("fingerprint") == scan.fingerprint:
+        return dg.SkipReason(f"source unchanged (fingerprint {scan.fingerprint})")
+    if previous is None:
+        try:
+            done = lineage.store().fingerprints_of(str(Path(source).expanduser().resolve()))
+        except LineageError:
+            done = set()
+        if scan.fingerprint in done:
+            return dg.SkipReason(f"source already curated at this content (fingerprint {scan.fingerprint})")
+    return dg.RunRequest(
+        run_key=f"source-{scan.fingerprint}",
+        run_config={"ops": {"raw_dataset": {"config": {"source": source}}}},
+        tags={"shed/source_fingerprint": scan.fingerprint, "shed/trigger": "source_change_sensor"},
+    )
+
+
+# Evaluates every asset's automation condition (downstream assets re-run when upstream data versions
+# change). Running by default: it requests nothing unless an upstream asset's data really changed.
+refresh_automation_sensor = dg.AutomationConditionSensorDefinition(
+    "refresh_automation_sensor",
+    target=dg.AssetSelection.all(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+)
