@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     r = sub.add_parser("run", help="materialize all six assets and write the curated subset")
-    r.add_argument("--source", default="natural-instructions", help="'natural-instructions' (default) or a JSONL/JSON/Parquet/CSV file or folder")
+    r.add_argument("--source", help="'natural-instructions' or a JSONL/JSON/Parquet/CSV file or folder (default: $SHED_PIPELINE_SOURCE, else natural-instructions)")
     r.add_argument("--rows", type=_positive_int, help="deterministic sample of N rows (default 10000 for natural-instructions, all rows of a file)")
     r.add_argument("--clusters", type=_positive_int, help="number of clusters K (default: about pool/20)")
     r.add_argument("--method", choices=METHODS, default="qocs")
@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--permutations", type=_positive_int, help="permutations for shed_grouped / tmc (default 20)")
     r.add_argument("--temperature", type=float, help="QWCS softmax temperature (default: std of the scores)")
     r.add_argument("--seed", type=int, default=0, help="seed for every random choice (default 0)")
+    r.add_argument("--full-refit", action="store_true", help="re-fit the clusters from scratch instead of refreshing the previous run's")
+    r.add_argument("--embed-chunk", type=_positive_int, help="texts per encode call and embedding-cache write (default 512): an interrupted run loses at most one chunk")
     r.add_argument("--device", choices=["auto", "cpu", "cuda"], help="compute device (default auto: CUDA when present)")
     r.add_argument("--out", help="output folder for curated.jsonl, curated.parquet, lineage.duckdb (default .shed_pipeline/out)")
     r.add_argument("--json", action="store_true", help="print a machine-readable summary instead of a table")
@@ -102,12 +104,16 @@ def _ensure_dagster_home() -> Path:
 
 def _run_config(args: argparse.Namespace) -> dict:
     ops: dict[str, dict] = {
-        "raw_dataset": {"source": args.source, "seed": args.seed},
-        "clusters": {"seed": args.seed},
+        "raw_dataset": {"seed": args.seed},
+        "clusters": {"seed": args.seed, "full_refit": args.full_refit},
         "proxy_shapley_scores": {"estimator": args.estimator, "utility": args.utility, "seed": args.seed},
         "curated_subset": {"method": args.method, "seed": args.seed},
         "evaluation_metrics": {"seed": args.seed},
     }
+    if args.source:
+        ops["raw_dataset"]["source"] = args.source
+    if args.embed_chunk:
+        ops["embeddings"] = {"chunk_texts": args.embed_chunk}
     if args.rows:
         ops["raw_dataset"]["rows"] = args.rows
     if args.clusters:
@@ -151,7 +157,7 @@ def _metadata(result, node: str) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    if args.source != "natural-instructions" and not Path(args.source).expanduser().exists():
+    if args.source and args.source != "natural-instructions" and not Path(args.source).expanduser().exists():
         raise CliError(f"{args.source}: no such file or folder")
     out = Path(args.out).expanduser() if args.out else _home() / "out"
     out.mkdir(parents=True, exist_ok=True)
@@ -160,7 +166,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.device:
         os.environ["SHED_DEVICE"] = args.device
     _ensure_dagster_home()
+    import warnings
+
     import dagster as dg
+
+    # Content-based data versions (Output(data_version=...)) are what make refreshes incremental;
+    # Dagster flags the parameter as beta on every materialization, which is noise to a CLI user.
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
     from shed_pipeline.definitions import build_definitions
 
@@ -190,6 +202,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             "utility_evaluations": meta["proxy_shapley_scores"].get("utility_evaluations"),
             "selected": meta["curated_subset"].get("selected"),
         },
+        "work": _work(meta),
         "assets": meta,
         "outputs": {
             "curated_jsonl": str(out / "curated.jsonl"),
@@ -203,7 +216,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2, default=str))
         return 0
     c, s, ev = summary["counts"], summary["seconds"], meta["evaluation_metrics"]
+    w = summary["work"]
     print(f"\nshed-pipeline run {result.run_id}  ({wall:.1f}s)")
+    print(_table(["asset", "work done", "work reused"], _work_rows(w)))
     print(_table(["rows in", "quarantined", "pool / val / test", "clusters", "selected"], [[c["rows_in"], c["rows_quarantined"], f"{c['rows_pool']} / {c['rows_validation']} / {c['rows_test']}", c["clusters"], c["selected"]]]))
     print(_table(["asset", "seconds"], [[n, f"{s[n]:.1f}" if s[n] is not None else "-"] for n in ASSET_ORDER]))
     if "utility_subset" in ev:
@@ -212,6 +227,49 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"{k:>16}: {v}")
     print(f"{'dagster_home':>16}: {summary['dagster_home']}  (DAGSTER_HOME for `dagster dev` to show this run)")
     return 0
+
+
+def _work(meta: dict[str, dict]) -> dict[str, dict]:
+    """Per asset, the work this run did and the work it reused: what a refresh is judged by."""
+    raw, emb, cl, sc = meta["raw_dataset"], meta["embeddings"], meta["clusters"], meta["proxy_shapley_scores"]
+    return {
+        "raw_dataset": {
+            "rows_new": raw.get("rows_added"),
+            "rows_removed": raw.get("rows_removed"),
+            "rows_edited": raw.get("rows_edited"),
+            "rows_unchanged": raw.get("rows_unchanged"),
+            "previous_run": raw.get("previous_run"),
+        },
+        "embeddings": {"rows_embedded": emb.get("rows_embedded"), "rows_reused": emb.get("rows_reused"), "texts_encoded": emb.get("texts_encoded"), "texts_reused": emb.get("texts_reused")},
+        "clusters": {
+            "full_refit": cl.get("full_refit"),
+            "refit_reason": cl.get("refit_reason"),
+            "clusters_affected": cl.get("clusters_affected"),
+            "clusters_total": cl.get("clusters_total"),
+            "rows_new": cl.get("rows_new"),
+            "rows_removed": cl.get("rows_removed"),
+        },
+        "proxy_shapley_scores": {
+            "players_new": sc.get("players_new"),
+            "utility_evaluations": sc.get("utility_evaluations"),
+            "utility_cache_hits": sc.get("utility_cache_hits"),
+            "utility_cache_hits_earlier_runs": sc.get("utility_cache_hits_earlier_runs"),
+            "coalitions": sc.get("coalitions"),
+            "coalitions_with_new_players": sc.get("coalitions_with_new_players"),
+        },
+    }
+
+
+def _work_rows(w: dict[str, dict]) -> list[list[str]]:
+    r, e, c, s = w["raw_dataset"], w["embeddings"], w["clusters"], w["proxy_shapley_scores"]
+    since = f"vs run {str(r['previous_run'])[:8]}" if r["previous_run"] else "first run of this source"
+    fit = f"full re-fit ({c['refit_reason']})" if c["full_refit"] else f"{c['clusters_affected']} of {c['clusters_total']} clusters refreshed"
+    return [
+        ["raw_dataset", f"{r['rows_new']} new, {r['rows_removed']} removed ({r['rows_edited']} edited) {since}", f"{r['rows_unchanged']} unchanged"],
+        ["embeddings", f"{e['rows_embedded']} rows embedded ({e['texts_encoded']} texts)", f"{e['rows_reused']} rows from the cache"],
+        ["clusters", fit, "-" if c["full_refit"] else f"{(c['clusters_total'] or 0) - (c['clusters_affected'] or 0)} clusters kept"],
+        ["proxy_shapley_scores", f"{s['utility_evaluations']} utility evaluations", f"{s['utility_cache_hits']} cache hits ({s['utility_cache_hits_earlier_runs']} from earlier runs)"],
+    ]
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -233,7 +291,12 @@ def cmd_lineage(args: argparse.Namespace) -> int:
         elif not runs:
             print(f"no runs in {db}")
         else:
-            print(_table(["run_id", "started", "source", "rows", "quarantined", "clusters", "selected", "method"], [[r["run_id"], str(r["started_at"])[:19], r["source"] or "-", r["rows_ok"], r["rows_quarantined"], r["clusters"], r["selected"], r["method"] or "-"] for r in runs]))
+            print(
+                _table(
+                    ["run_id", "started", "source", "rows", "quarantined", "added", "removed", "clusters", "affected", "selected", "method"],
+                    [[r["run_id"], str(r["started_at"])[:19], r["source"] or "-", r["rows_ok"], r["rows_quarantined"], r["rows_added"], r["rows_removed"], r["clusters"], r["clusters_affected"], r["selected"], r["method"] or "-"] for r in runs],
+                )
+            )
         return 0
     if args.query == "why":
         w = store.why(args.row_id, args.run)

@@ -33,9 +33,12 @@ def source_change_sensor(context: dg.SensorEvaluationContext, paths: PathsResour
         scan = scan_source(source, previous)
     except SourceError as exc:
         return dg.SkipReason(f"cannot read the source: {exc}")
-    context.update_cursor(json.dumps(scan.to_cursor(), sort_keys=True))
+    changes = int((previous or {}).get("changes", 0))
     if previous is not None and previous.get("fingerprint") == scan.fingerprint:
+        context.update_cursor(json.dumps({**scan.to_cursor(), "changes": changes}, sort_keys=True))
         return dg.SkipReason(f"source unchanged (fingerprint {scan.fingerprint})")
+    # Counting changes keeps run keys unique when content returns to an earlier state (A -> B -> A).
+    context.update_cursor(json.dumps({**scan.to_cursor(), "changes": changes + 1}, sort_keys=True))
     if previous is None:
         try:
             done = lineage.store().fingerprints_of(str(Path(source).expanduser().resolve()))
@@ -44,7 +47,7 @@ def source_change_sensor(context: dg.SensorEvaluationContext, paths: PathsResour
         if scan.fingerprint in done:
             return dg.SkipReason(f"source already curated at this content (fingerprint {scan.fingerprint})")
     return dg.RunRequest(
-        run_key=f"source-{scan.fingerprint}",
+        run_key=f"source-{changes + 1}-{scan.fingerprint}",
         run_config={"ops": {"raw_dataset": {"config": {"source": source}}}},
         tags={"shed/source_fingerprint": scan.fingerprint, "shed/trigger": "source_change_sensor"},
     )

@@ -91,3 +91,67 @@ class _nothing:
 
     def __exit__(self, *exc):
         return False
+
+
+def run_json(capsys, argv):
+    code = main(argv)
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return json.loads(captured.out)
+
+
+def test_json_reports_the_work_done_and_reused_per_asset(shed_env, tmp_path, capsys):
+    from shed_pipeline_tests.synthetic import make_rows, write_jsonl
+
+    rows = make_rows(300)
+    src = tmp_path / "src"
+    write_jsonl(src / "a.jsonl", rows[:297])
+    argv = ["run", "--source", str(src), "--clusters", "10", "--estimator", "tmc", "--permutations", "3", "--json"]
+    first = run_json(capsys, argv)["work"]
+    assert first["raw_dataset"]["rows_new"] == 297 and first["embeddings"]["rows_embedded"] == 297
+    assert first["clusters"]["full_refit"] and first["clusters"]["refit_reason"] == "no previous clustering"
+    write_jsonl(src / "b.jsonl", rows[297:])  # a new file dropped into the source folder
+    second = run_json(capsys, argv)["work"]
+    assert (second["raw_dataset"]["rows_new"], second["raw_dataset"]["rows_removed"], second["raw_dataset"]["rows_unchanged"]) == (3, 0, 297)
+    assert second["embeddings"]["rows_embedded"] == 3 and second["embeddings"]["rows_reused"] == 297
+    c = second["clusters"]
+    assert not c["full_refit"] and c["clusters_total"] == 10 and c["clusters_affected"] <= 3
+    s = second["proxy_shapley_scores"]
+    assert s["utility_evaluations"] <= s["coalitions_with_new_players"] and s["utility_cache_hits"] > 0
+    third = run_json(capsys, argv)["work"]
+    assert third["embeddings"]["rows_embedded"] == 0 and third["clusters"]["clusters_affected"] == 0 and third["proxy_shapley_scores"]["utility_evaluations"] == 0
+    forced = run_json(capsys, [*argv, "--full-refit"])["work"]["clusters"]
+    assert forced["full_refit"] and forced["refit_reason"] == "a full re-fit was asked for"
+
+
+def test_a_run_killed_mid_embedding_resumes_without_redoing_finished_chunks(shed_env, tmp_path, capsys, monkeypatch):
+    """SIGKILL, not an exception: nothing in the process gets to clean up."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from shed_pipeline_tests.synthetic import make_rows, write_jsonl
+
+    src = write_jsonl(tmp_path / "src" / "data.jsonl", make_rows(400))  # 404 distinct texts
+    argv = ["run", "--source", str(src), "--clusters", "10", "--embed-chunk", "8", "--json"]
+    proc = subprocess.Popen([sys.executable, "-m", "shed_pipeline.cli", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    done = 0
+    try:
+        for line in proc.stderr:
+            if "encoded " in line and " texts (" in line:
+                done = int(line.split("encoded ")[1].split("/")[0])
+                if done >= 80:
+                    proc.send_signal(signal.SIGKILL)
+                    break
+    finally:
+        proc.kill()
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL and 80 <= done < 404
+    resumed = run_json(capsys, argv)
+    emb = resumed["work"]["embeddings"]
+    assert emb["texts_reused"] >= done and emb["texts_encoded"] == 404 - emb["texts_reused"] and emb["rows_embedded"] == 400
+    killed_then_resumed = open(resumed["outputs"]["curated_jsonl"], "rb").read()
+    monkeypatch.setenv("SHED_PIPELINE_HOME", str(tmp_path / "home2"))
+    run_json(capsys, [*argv, "--out", str(tmp_path / "out2")])
+    assert (tmp_path / "out2" / "curated.jsonl").read_bytes() == killed_then_resumed

@@ -40,3 +40,11 @@ def test_schedule_requests_a_run_of_the_curation_job():
     result = daily_curation_schedule.evaluate_tick(ctx)
     assert len(result.run_requests) == 1
     assert daily_curation_schedule.job_name == "shed_curation_job"
+
+
+def test_sensors_are_registered_with_safe_defaults():
+    d = build_definitions()
+    source = d.resolve_sensor_def("source_change_sensor")
+    assert source.default_status == dg.DefaultSensorStatus.STOPPED and source.job_name == "shed_curation_job"
+    auto = d.resolve_sensor_def("refresh_automation_sensor")
+    assert auto.default_status == dg.DefaultSensorStatus.RUNNING

@@ -42,6 +42,7 @@ def embeddings(context: dg.AssetExecutionContext, config: EmbeddingsConfig, raw_
         "rows_reused": stats["rows_reused"],
         "texts_encoded": stats["texts_encoded"],
         "texts_reused": stats["texts_reused"],
+        "model_loaded": encoder.loaded,  # False when every row came from the cache
         "rows_per_second": round(stats["rows_per_second"], 1) if stats["rows_per_second"] else None,
         "mean_norm": float(np.linalg.norm(vectors, axis=1).mean()) if len(vectors) else 0.0,
         "seconds": round(time.perf_counter() - t0, 3),

@@ -14,7 +14,7 @@ from shed_pipeline.core.utilities import UTILITIES, CountingUtility, EvaluationS
 from shed_pipeline.core.utilities.cache import fingerprint_arrays
 from shed_pipeline.resources import LineageResource, PathsResource
 
-VALIDATION_PIN = "validation_pin.json"
+VALIDATION_PIN = "validation_snapshot.parquet"
 
 
 class ProxyShapleyConfig(dg.Config):
@@ -27,21 +27,30 @@ class ProxyShapleyConfig(dg.Config):
     seed: int = 0
 
 
-def build_utility(config: ProxyShapleyConfig, raw_dataset: pl.DataFrame, embeddings: pl.DataFrame, proxy_ids: list[str], validation_ids: list[str]):
-    """The utility over the proxies, scored on `validation_ids`, and its cache key and description."""
+# What a validation snapshot keeps: enough for any utility (texts for a language model, vectors for knn).
+VALIDATION_COLUMNS = ["row_id", "instruction", "input", "output", "embedding"]
+
+
+def validation_rows(raw_dataset: pl.DataFrame, embeddings: pl.DataFrame) -> pl.DataFrame:
+    """The current validation split with its vectors, in row order."""
+    val = raw_dataset.filter(pl.col("split") == "validation").join(embeddings, on="row_id", how="inner", maintain_order="left")
+    return val.select(VALIDATION_COLUMNS)
+
+
+def build_utility(config: ProxyShapleyConfig, raw_dataset: pl.DataFrame, embeddings: pl.DataFrame, proxy_ids: list[str], validation: pl.DataFrame):
+    """The utility over the proxies, scored on the `validation` rows, and its cache key and description."""
     if config.utility not in UTILITIES:
         raise ValueError(f"unknown utility {config.utility!r}; choose one of {', '.join(UTILITIES)}")
+    if validation.height == 0:
+        raise ValueError("the validation split is empty: raise validation_fraction or add rows")
     rows = raw_dataset.join(embeddings, on="row_id", how="inner")
     proxies = pl.DataFrame({"row_id": proxy_ids}).join(rows, on="row_id", how="left", maintain_order="left")
-    val = pl.DataFrame({"row_id": validation_ids}).join(rows, on="row_id", how="inner", maintain_order="left")
-    if val.height == 0:
-        raise ValueError("the validation split is empty: raise validation_fraction or add rows")
-    val_vecs = val["embedding"].to_numpy()
-    utility = KNNUtility(proxies["embedding"].to_numpy(), proxies["output"].to_list(), val_vecs, val["output"].to_list(), k=config.k)
+    val_vecs = validation["embedding"].to_numpy()
+    utility = KNNUtility(proxies["embedding"].to_numpy(), proxies["output"].to_list(), val_vecs, validation["output"].to_list(), k=config.k)
     # Everything U(S) depends on besides S: the settings and the validation rows (ids, vectors, answers).
     settings = {"k": config.k, "match": "token_f1/v1"}
-    data = fingerprint_arrays(val["row_id"].to_list(), np.asarray(val_vecs, dtype=np.float32), val["output"].to_list())
-    return utility, utility_key(config.utility, settings, data), {"utility": config.utility, "settings": settings, "validation_rows": val.height, "validation_fingerprint": data}
+    data = fingerprint_arrays(validation["row_id"].to_list(), np.asarray(val_vecs, dtype=np.float32), validation["output"].to_list())
+    return utility, utility_key(config.utility, settings, data), {"utility": config.utility, "settings": settings, "validation_rows": validation.height, "validation_fingerprint": data}
 
 
 @dg.asset(group_name="valuation", code_version=CODE_VERSION, kinds={"python", "duckdb"}, pool="duckdb", automation_condition=upstream_data_changed())
@@ -55,10 +64,10 @@ def proxy_shapley_scores(context: dg.AssetExecutionContext, config: ProxyShapley
         raise ValueError(f"unknown estimator {config.estimator!r}; choose one of {', '.join(ESTIMATORS)}")
     t0 = time.perf_counter()
     proxy_ids = clusters["proxy_row_id"].to_list()
-    current_val = raw_dataset.filter(pl.col("split") == "validation")["row_id"].to_list()
+    current_val = validation_rows(raw_dataset, embeddings)
     fit_id = clusters["fit_id"][0] if clusters.height else ""
-    validation_ids, repinned = pinned_validation(paths.state(VALIDATION_PIN), fit_id, current_val)
-    inner, key, description = build_utility(config, raw_dataset, embeddings, proxy_ids, validation_ids)
+    pin = pinned_validation(paths.state(VALIDATION_PIN), fit_id, current_val)
+    inner, key, description = build_utility(config, raw_dataset, embeddings, proxy_ids, pin.rows)
     store = lineage.store()
     before = store.previous_proxies(context.run.run_id)
     changed = np.array([before is None or p not in before for p in proxy_ids], dtype=bool)
@@ -97,8 +106,10 @@ def proxy_shapley_scores(context: dg.AssetExecutionContext, config: ProxyShapley
         "coalitions_with_new_players": utility.coalitions_changed,
         "utility_key": key,
         "validation_rows": description["validation_rows"],
-        "validation_rows_in_split": len(current_val),
-        "validation_repinned": repinned,
+        "validation_rows_in_split": current_val.height,
+        "validation_snapshot_renewed": pin.renewed,  # taken at this run (a new fit), else kept from the fit
+        "validation_rows_waiting": pin.rows_waiting,  # joined the split since the fit: used from the next fit
+        "validation_rows_gone": pin.rows_gone,  # left the split since the fit: still in the snapshot until then
         "utility_all_proxies": full,
         "sum_of_values": float(values.sum()),
         "score_min": float(values.min()),

@@ -49,22 +49,41 @@ def resolve_model_path(model: str) -> str:
 
 
 class SentenceTransformerEncoder:
-    """sentence-transformers model on a device, normalised embeddings as float32."""
+    """sentence-transformers model on a device, normalised embeddings as float32.
+
+    The model is loaded on first use: importing sentence-transformers and loading weights takes
+    seconds on a CPU, and a refresh whose rows are all cached never needs it."""
 
     def __init__(self, model: str = DEFAULT_MODEL, device: str = "cpu", batch_size: int = 32, precision: str = "fp32", max_seq_length: int = 256):
-        from sentence_transformers import SentenceTransformer
-
-        path = resolve_model_path(model)
-        self.model = SentenceTransformer(path, device=device, local_files_only=True)
-        self.model.max_seq_length = max_seq_length
-        if precision == "fp16":
-            self.model.half()
-        elif precision == "bf16":
-            self.model.bfloat16()
+        self._path = resolve_model_path(model)  # fails now, with the model's name, if it is not there
+        self._device, self._precision, self._max_seq_length = device, precision, max_seq_length
+        self._model = None
         self.batch_size = batch_size
-        self.dim = int(self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension") else self.model.get_sentence_embedding_dimension())
         # The id covers what changes the vectors: weights (by name/path), sequence length, precision.
         self.model_id = f"{Path(model).name if Path(model).exists() else model}@{max_seq_length}/{precision}"
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    @property
+    def model(self):
+        if self._model is None:
+            from sentence_transformers import SentenceTransformer
+
+            m = SentenceTransformer(self._path, device=self._device, local_files_only=True)
+            m.max_seq_length = self._max_seq_length
+            if self._precision == "fp16":
+                m.half()
+            elif self._precision == "bf16":
+                m.bfloat16()
+            self._model = m
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        m = self.model
+        return int(m.get_embedding_dimension() if hasattr(m, "get_embedding_dimension") else m.get_sentence_embedding_dimension())
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         vecs = self.model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)

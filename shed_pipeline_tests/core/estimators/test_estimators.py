@@ -142,3 +142,16 @@ def test_dispatch_rejects_unknown_estimator_and_non_knn_closed_form():
         estimate("banzhaf?", game, seed=0, permutations=1)
     with pytest.raises(TypeError, match="knn"):
         estimate("knn_exact", game)
+
+
+def test_permutations_keep_the_relative_order_of_players_when_others_join_or_leave():
+    keys = np.array([3, 8, 11, 20, 21, 40, 41])
+    for t in range(5):
+        full = keys[permutation(len(keys), seed=7, t=t, keys=keys)]
+        fewer = keys[[0, 1, 3, 5, 6]]
+        part = fewer[permutation(len(fewer), seed=7, t=t, keys=fewer)]
+        assert [k for k in full if k in set(fewer)] == list(part)
+        np.testing.assert_array_equal(permutation(len(keys), seed=7, t=t, keys=keys), permutation(len(keys), seed=7, t=t, keys=keys))
+    assert not np.array_equal(permutation(7, 7, 0, keys), permutation(7, 8, 0, keys))
+    with pytest.raises(ValueError, match="2 player keys for 7 players"):
+        permutation(7, 0, 0, keys[:2])

@@ -1,0 +1,23 @@
+import polars as pl
+
+from shed_pipeline.core.pins import pinned_validation
+
+
+def frame(ids, suffix=""):
+    return pl.DataFrame({"row_id": ids, "output": [f"out-{i}{suffix}" for i in ids], "embedding": [[float(len(i)), 1.0] for i in ids]}, schema={"row_id": pl.Utf8, "output": pl.Utf8, "embedding": pl.Array(pl.Float32, 2)})
+
+
+def test_validation_rows_stay_frozen_until_the_next_fit(tmp_path):
+    pin = tmp_path / "pin.parquet"
+    first = pinned_validation(pin, "fit1", frame(["b", "a", "c"]))
+    assert first.renewed and first.rows["row_id"].to_list() == ["b", "a", "c"]
+    # Same fit: a new row waits, a deleted row stays in the yardstick, all counted.
+    same = pinned_validation(pin, "fit1", frame(["b", "d"]))
+    assert not same.renewed and same.rows.equals(frame(["b", "a", "c"])) and (same.rows_waiting, same.rows_gone) == (1, 2)
+    nxt = pinned_validation(pin, "fit2", frame(["b", "d"]))
+    assert nxt.renewed and nxt.rows.equals(frame(["b", "d"]))
+    # Another column layout (another utility's needs) or a damaged file: a new snapshot.
+    assert pinned_validation(pin, "fit2", frame(["b", "d"]).drop("embedding")).renewed
+    pin.write_bytes(b"damaged")
+    again = pinned_validation(pin, "fit2", frame(["x"]))
+    assert again.renewed and again.rows["row_id"].to_list() == ["x"]
