@@ -77,7 +77,6 @@ def clusters(context: dg.AssetExecutionContext, config: ClustersConfig, raw_data
         rule=DriftRule(config.max_churn, config.max_distance_rise), force_refit=config.full_refit, fit_salt=salt,
     )
     state = upd.state
-    state.save(state_path)
     df = clusters_frame(state)
     context.log.info(("full fit: " if upd.full_refit else "refresh: ") + upd.reason + f" ({len(upd.affected)} of {df.height} clusters affected)")
     sizes = df["size"].to_numpy()
@@ -111,5 +110,8 @@ def clusters(context: dg.AssetExecutionContext, config: ClustersConfig, raw_data
     store.write_table("memberships", context.run.run_id, df.select("cluster_id", pl.col("members").alias("row_id"), pl.col("member_sq_dist").alias("sq_distance")).explode("row_id", "sq_distance"))
     meta["seconds"] = round(time.perf_counter() - t0, 3)
     store.record_asset(context.run.run_id, "clusters", CODE_VERSION, config.model_dump(), meta, inputs=input_runs(context, ["raw_dataset", "embeddings"]))
+    # Last, once the lineage holds this run's affected clusters: a crash before this line leaves the
+    # previous state, so the retry reports (and records) the same change again.
+    state.save(state_path)
     meta["cluster_sizes"] = png_md(plots.histogram(sizes, f"{df.height} clusters", "rows per cluster"), "cluster sizes")
     return dg.Output(df, data_version=frame_version(df), metadata=meta)

@@ -25,6 +25,9 @@ class ProxyShapleyConfig(dg.Config):
     group_size: int | None = None  # shed_grouped; default ceil(K / 50) (SHED: 60 for K = 3000)
     truncation_tolerance: float = 0.0  # tmc; 0 = never truncate
     seed: int = 0
+    # Score against the validation rows as of the last cluster fit (changes wait for the next fit), so
+    # that a refresh can reuse cached utility values; false re-scores against the current rows.
+    freeze_validation: bool = True
 
 
 # What a validation snapshot keeps: enough for any utility (texts for a language model, vectors for knn).
@@ -38,19 +41,23 @@ def validation_rows(raw_dataset: pl.DataFrame, embeddings: pl.DataFrame) -> pl.D
 
 
 def build_utility(config: ProxyShapleyConfig, raw_dataset: pl.DataFrame, embeddings: pl.DataFrame, proxy_ids: list[str], validation: pl.DataFrame):
-    """The utility over the proxies, scored on the `validation` rows, and its cache key and description."""
+    """The utility over the proxies, scored on the `validation` rows; its cache key and description;
+    and each player's cache identity: row id and a digest of its vector, so that a value cached
+    under other vectors (another embedding model) is never reused."""
     if config.utility not in UTILITIES:
         raise ValueError(f"unknown utility {config.utility!r}; choose one of {', '.join(UTILITIES)}")
     if validation.height == 0:
         raise ValueError("the validation split is empty: raise validation_fraction or add rows")
     rows = raw_dataset.join(embeddings, on="row_id", how="inner")
     proxies = pl.DataFrame({"row_id": proxy_ids}).join(rows, on="row_id", how="left", maintain_order="left")
+    proxy_vecs = np.asarray(proxies["embedding"].to_numpy(), dtype=np.float32)
+    identities = [f"{rid}:{fingerprint_arrays(v)[:16]}" for rid, v in zip(proxy_ids, proxy_vecs, strict=True)]
     val_vecs = validation["embedding"].to_numpy()
-    utility = KNNUtility(proxies["embedding"].to_numpy(), proxies["output"].to_list(), val_vecs, validation["output"].to_list(), k=config.k)
+    utility = KNNUtility(proxy_vecs, proxies["output"].to_list(), val_vecs, validation["output"].to_list(), k=config.k)
     # Everything U(S) depends on besides S: the settings and the validation rows (ids, vectors, answers).
     settings = {"k": config.k, "match": "token_f1/v1"}
     data = fingerprint_arrays(validation["row_id"].to_list(), np.asarray(val_vecs, dtype=np.float32), validation["output"].to_list())
-    return utility, utility_key(config.utility, settings, data), {"utility": config.utility, "settings": settings, "validation_rows": validation.height, "validation_fingerprint": data}
+    return utility, utility_key(config.utility, settings, data), {"utility": config.utility, "settings": settings, "validation_rows": validation.height, "validation_fingerprint": data}, identities
 
 
 @dg.asset(group_name="valuation", code_version=CODE_VERSION, kinds={"python", "duckdb"}, pool="duckdb", automation_condition=upstream_data_changed())
@@ -66,13 +73,14 @@ def proxy_shapley_scores(context: dg.AssetExecutionContext, config: ProxyShapley
     proxy_ids = clusters["proxy_row_id"].to_list()
     current_val = validation_rows(raw_dataset, embeddings)
     fit_id = clusters["fit_id"][0] if clusters.height else ""
-    pin = pinned_validation(paths.state(VALIDATION_PIN), fit_id, current_val)
-    inner, key, description = build_utility(config, raw_dataset, embeddings, proxy_ids, pin.rows)
+    others = raw_dataset.filter(pl.col("split") != "validation")["row_id"].to_list()
+    pin = pinned_validation(paths.state(VALIDATION_PIN), fit_id, current_val, others, freeze=config.freeze_validation)
+    inner, key, description, identities = build_utility(config, raw_dataset, embeddings, proxy_ids, pin.rows)
     store = lineage.store()
     before = store.previous_proxies(context.run.run_id)
     changed = np.array([before is None or p not in before for p in proxy_ids], dtype=bool)
     with EvaluationStore(paths.utility_cache_db()).session(key, description) as session:
-        utility = CountingUtility(inner, proxy_ids, session, changed=changed)
+        utility = CountingUtility(inner, identities, session, changed=changed)
         res = estimate(
             config.estimator, utility if config.estimator != "knn_exact" else inner, permutations=config.permutations, group_size=config.group_size,
             truncation_tolerance=config.truncation_tolerance, seed=config.seed, player_keys=clusters["cluster_id"].to_numpy(),
@@ -107,7 +115,8 @@ def proxy_shapley_scores(context: dg.AssetExecutionContext, config: ProxyShapley
         "utility_key": key,
         "validation_rows": description["validation_rows"],
         "validation_rows_in_split": current_val.height,
-        "validation_snapshot_renewed": pin.renewed,  # taken at this run (a new fit), else kept from the fit
+        "validation_snapshot_renewed": pin.renewed,  # taken at this run, else kept from the last fit
+        "validation_snapshot_reason": pin.reason,
         "validation_rows_waiting": pin.rows_waiting,  # joined the split since the fit: used from the next fit
         "validation_rows_gone": pin.rows_gone,  # left the split since the fit: still in the snapshot until then
         "utility_all_proxies": full,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import polars as pl
 
@@ -22,32 +23,49 @@ PIN_META_KEY = "shed_pipeline.validation_pin_fit_id"
 @dataclass
 class ValidationPin:
     rows: pl.DataFrame  # the snapshot: row_id first, then whatever columns the snapshot was given
-    renewed: bool  # taken now (a new fit, or no usable snapshot) rather than read back
+    renewed: bool  # taken now rather than read back
+    reason: str  # why it was taken now, or why it was kept
     rows_waiting: int  # current validation rows not in the snapshot (used from the next fit)
     rows_gone: int  # snapshot rows no longer in the current validation split
 
 
-def pinned_validation(path: str | Path, fit_id: str, current: pl.DataFrame) -> ValidationPin:
-    """The snapshot for `fit_id`, or a new one of `current` (a frame with a `row_id` column)."""
+def pinned_validation(path: str | Path, fit_id: str, current: pl.DataFrame, other_split_ids: Iterable[str] = (), freeze: bool = True) -> ValidationPin:
+    """The snapshot for `fit_id`, or a new one of `current` (a frame with a `row_id` column).
+
+    A new snapshot is taken when the fit changed, when `freeze` is off, or when keeping the old one
+    would be wrong: one of its rows is now in another split (`other_split_ids`: it could be valued
+    against itself), or a row in both differs (its vector changed: another embedding model)."""
     import pyarrow.parquet as pq
 
     path = Path(path)
     pinned = None
-    if path.exists():
+    reason = "first snapshot" if not path.exists() else "a new cluster fit"
+    if not freeze:
+        reason = "validation rows are not frozen (freeze_validation: false)"
+    elif path.exists():
         try:
             table = pq.read_table(path)
             if (table.schema.metadata or {}).get(PIN_META_KEY.encode(), b"").decode() == fit_id:
                 pinned = pl.from_arrow(table)
         except Exception:  # noqa: BLE001 (a damaged snapshot only costs cache hits: take a new one)
-            pinned = None
-    if pinned is not None and pinned.columns == current.columns:
-        now = set(current["row_id"].to_list())
+            reason = "the saved snapshot could not be read"
+    if pinned is not None and pinned.columns != current.columns:
+        pinned, reason = None, "the snapshot holds other columns"
+    if pinned is not None:
         then = set(pinned["row_id"].to_list())
-        return ValidationPin(pinned, False, len(now - then), len(then - now))
+        moved = then & set(other_split_ids)
+        common = current.filter(pl.col("row_id").is_in(list(then)))
+        if moved:
+            pinned, reason = None, f"{len(moved)} snapshot rows moved to another split"
+        elif not common.sort("row_id").equals(pinned.filter(pl.col("row_id").is_in(common["row_id"].to_list())).sort("row_id")):
+            pinned, reason = None, "snapshot rows changed in place (another embedding model?)"
+    if pinned is not None:
+        now = set(current["row_id"].to_list())
+        return ValidationPin(pinned, False, "kept since the last cluster fit", len(now - then), len(then - now))
     table = current.to_arrow()
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), PIN_META_KEY: fit_id})
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".partial")
     pq.write_table(table, tmp)
     tmp.replace(path)
-    return ValidationPin(current, True, 0, 0)
+    return ValidationPin(current, True, reason, 0, 0)

@@ -5,6 +5,7 @@ uses the persistent utility cache (shed_grouped estimator), as a weekly refresh 
 """
 
 import json
+import shutil
 
 import dagster as dg
 import numpy as np
@@ -15,6 +16,7 @@ from shed_pipeline.assets import ALL_ASSETS
 from shed_pipeline.core.clustering import ClusterState, clusters_from_anchors
 from shed_pipeline.core.lineage import LineageStore
 from shed_pipeline.core.records import row_id_for
+from shed_pipeline.core.utilities import EvaluationStore
 from shed_pipeline.resources import resources_for_env
 from shed_pipeline_tests.synthetic import make_rows, write_jsonl
 
@@ -58,12 +60,16 @@ def instance(shed_env):
         yield inst
 
 
-def test_append_one_percent_recomputes_only_the_clusters_the_new_rows_join(shed_env, instance, tmp_path):
+def test_append_one_percent_recomputes_only_the_clusters_the_new_rows_join(shed_env, instance, tmp_path, monkeypatch):
     rows = make_rows(800)
     src = write_jsonl(tmp_path / "src" / "data.jsonl", rows[:792])
     first = run(instance, src)
     before = clusters_frame(shed_env["home"])
     anchors = ClusterState.load(shed_env["home"] / "state" / "clusters.parquet").anchors
+    saved_state = tmp_path / "state_after_first_run"
+    shutil.copytree(shed_env["home"] / "state", saved_state)
+    cache = EvaluationStore(shed_env["home"] / "cache" / "utility_evaluations.duckdb")
+    cached_before = cache.count()
 
     write_jsonl(src, rows)  # the same file with 8 rows (1%) appended
     second = run(instance, src)
@@ -104,6 +110,26 @@ def test_append_one_percent_recomputes_only_the_clusters_the_new_rows_join(shed_
     assert sc["players_new"] == moved
     assert sc["utility_evaluations"] <= sc["coalitions_with_new_players"] and (sc["utility_evaluations"] > 0) == (moved > 0)
     assert sc["utility_cache_hits_earlier_runs"] == sc["coalitions"] - sc["utility_evaluations"] > 0
+    assert cache.count() == cached_before + sc["utility_evaluations"]  # counted by the store itself
+
+    # End to end: a fresh project that is given only the first run's anchors (and validation
+    # snapshot) and the same vectors, with no utility cache, computes the same clusters, scores and
+    # subset. (The vectors are shared because a text's vector can differ in its last bits with the
+    # batch it was encoded in, and the refresh encoded the new rows in a batch of their own.)
+    refreshed = {n: (shed_env["home"] / "assets" / f"{n}.parquet").read_bytes() for n in ("clusters", "proxy_shapley_scores")}
+    subset = subset_bytes(shed_env["out"])
+    fresh_home, fresh_out = tmp_path / "fresh_home", tmp_path / "fresh_out"
+    shutil.copytree(saved_state, fresh_home / "state")
+    (fresh_home / "cache").mkdir()
+    shutil.copy(shed_env["home"] / "cache" / "embeddings.duckdb", fresh_home / "cache" / "embeddings.duckdb")
+    monkeypatch.setenv("SHED_PIPELINE_HOME", str(fresh_home))
+    monkeypatch.setenv("SHED_PIPELINE_OUT", str(fresh_out))
+    monkeypatch.setenv("SHED_PIPELINE_LINEAGE", str(fresh_out / "lineage.duckdb"))
+    scratch = run(instance, src)
+    assert meta(scratch, "proxy_shapley_scores")["utility_cache_hits_earlier_runs"] == 0
+    assert {n: (fresh_home / "assets" / f"{n}.parquet").read_bytes() for n in refreshed} == refreshed
+    assert subset_bytes(fresh_out) == subset
+    assert {n: versions(scratch)[n] for n in ASSETS[2:]} == {n: versions(second)[n] for n in ASSETS[2:]}
 
 
 def test_rerun_with_nothing_changed_does_no_work_and_changes_nothing(shed_env, instance, source_file):

@@ -21,3 +21,19 @@ def test_validation_rows_stay_frozen_until_the_next_fit(tmp_path):
     pin.write_bytes(b"damaged")
     again = pinned_validation(pin, "fit2", frame(["x"]))
     assert again.renewed and again.rows["row_id"].to_list() == ["x"]
+
+
+def test_snapshot_is_renewed_when_keeping_it_would_be_wrong(tmp_path):
+    pin = tmp_path / "pin.parquet"
+    pinned_validation(pin, "fit1", frame(["a", "b", "c"]))
+    # A snapshot row now in the pool could be valued against itself: renew.
+    moved = pinned_validation(pin, "fit1", frame(["a", "b"]), other_split_ids=["c", "zz"])
+    assert moved.renewed and moved.reason == "1 snapshot rows moved to another split" and moved.rows["row_id"].to_list() == ["a", "b"]
+    # Same ids, other vectors (another embedding model): renew.
+    changed = frame(["a", "b"]).with_columns(pl.col("embedding").arr.eval(pl.element() * 2).cast(pl.Array(pl.Float32, 2)))
+    again = pinned_validation(pin, "fit1", changed)
+    assert again.renewed and "changed in place" in again.reason and again.rows.equals(changed)
+    kept = pinned_validation(pin, "fit1", changed.head(1))
+    assert not kept.renewed and kept.rows.equals(changed)
+    live = pinned_validation(pin, "fit1", changed.head(1), freeze=False)
+    assert live.renewed and "not frozen" in live.reason and live.rows.equals(changed.head(1))

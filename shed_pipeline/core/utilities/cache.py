@@ -3,12 +3,14 @@
 An evaluation U(S) is keyed by everything that determines it:
 - the *utility key*: the utility's name and settings and a fingerprint of the data it scores
   against (the validation rows: ids, vectors, references), see `utility_key`;
-- the *coalition key*: a hash of the sorted row ids of S's players (cluster proxies). Keying by row
-  ids, not by positions, means a coalition recurs across runs whenever the same proxies meet again,
-  however clusters were renumbered or retired in between.
+- the *coalition key*: a hash of the sorted identities of S's players (cluster proxies: row id and a
+  digest of the proxy's vector). Keying by identities, not by positions, means a coalition recurs
+  across runs whenever the same proxies meet again, however clusters were renumbered or retired in
+  between.
 
-New values are written in batches during estimation and whatever is left on exit (also when the
-estimation fails or is interrupted), so a re-run answers every finished evaluation from the cache.
+New values are written at least every `flush_seconds` (1 s) during estimation, and whatever is left on
+exit (also when the estimation fails), so a re-run answers every finished evaluation from the cache;
+a process killed outright loses at most the last second of evaluations.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ def fingerprint_arrays(*parts: Any) -> str:
 class EvaluationStore:
     """The DuckDB file of cached evaluations. One writer at a time (DuckDB's rule)."""
 
-    def __init__(self, path: str | Path, flush_every: int = 256, flush_seconds: float = 5.0):
+    def __init__(self, path: str | Path, flush_every: int = 256, flush_seconds: float = 1.0):
         self.path = Path(path)
         self.flush_every = flush_every
         self.flush_seconds = flush_seconds
@@ -134,6 +136,6 @@ class StoreSession:
 
 
 def coalition_key(player_ids: Sequence[str], mask: np.ndarray) -> str:
-    """Hash of the sorted row ids of the coalition's players."""
+    """Hash of the sorted identities of the coalition's players."""
     ids = sorted(player_ids[i] for i in np.flatnonzero(mask))
     return hashlib.sha256("\n".join(ids).encode()).hexdigest()[:32]

@@ -36,7 +36,10 @@ class KNNUtility:
         self.k = int(k)
         self.n_players = len(player_vectors)
         sim = np.asarray(query_vectors, dtype=np.float64) @ np.asarray(player_vectors, dtype=np.float64).T
-        # Nearest first; ties go to the lower player index (stable sort), so order is deterministic.
+        # Rounded so that the last bits of a matrix product (which depend on its shape, i.e. on the
+        # other players) cannot reorder two neighbours. Nearest first; ties go to the lower player
+        # index (stable sort), which keeps its relative order when players join or leave.
+        sim = np.round(sim, 12)
         self.order = np.argsort(-sim, axis=1, kind="stable")
         self.match = token_f1_matrix(query_references, player_outputs)  # (V, K)
         self.match_sorted = np.take_along_axis(self.match, self.order, axis=1)
@@ -53,7 +56,15 @@ class KNNUtility:
         return self
 
     def value(self, members: np.ndarray) -> float:
+        """U(S), computed from S's members only: the same bits whatever other players exist, so a
+        value cached in one run equals the value a later run with more or fewer players computes."""
         mask = np.asarray(members, dtype=bool)
         in_s = mask[self.order]  # (V, K) membership in nearest-first order
-        taken = in_s & (np.cumsum(in_s, axis=1) <= self.k)
-        return float((self.match_sorted * taken).sum(1).mean() / self.k)
+        rank = np.cumsum(in_s, axis=1) - 1
+        taken = in_s & (rank < self.k)
+        # The (at most k) taken matches, left-aligned in nearest-first order, then summed: a sum over
+        # all K columns would depend, in its last bits, on where S's members sit among the players.
+        rows, _ = np.nonzero(taken)
+        picked = np.zeros((in_s.shape[0], self.k))
+        picked[rows, rank[taken]] = self.match_sorted[taken]
+        return float(picked.sum(1).mean() / self.k)

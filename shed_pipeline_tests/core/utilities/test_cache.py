@@ -85,3 +85,57 @@ def test_counting_utility_rejects_bad_input(tmp_path):
         CountingUtility(knn_game(), IDS[:3])
     with pytest.raises(ValueError, match="shape"):
         CountingUtility(knn_game()).value(np.ones(3, dtype=bool))
+
+
+KILL_SCRIPT = """
+import sys, time
+import numpy as np
+from shed_pipeline.core.estimators import tmc_shapley
+from shed_pipeline.core.utilities import CountingUtility, EvaluationStore
+from shed_pipeline_tests.core.utilities.test_cache import IDS, KEY, knn_game
+
+class Slow:
+    def __init__(self, inner):
+        self.inner, self.n_players, self.calls = inner, inner.n_players, 0
+    def value(self, mask):
+        time.sleep(0.05)
+        self.calls += 1
+        print(self.calls, flush=True)
+        return self.inner.value(mask)
+
+with EvaluationStore(sys.argv[1], flush_seconds=0.1).session(KEY, {}) as s:
+    tmc_shapley(CountingUtility(Slow(knn_game()), IDS, s), permutations=6, seed=1)
+"""
+
+
+def test_a_process_killed_mid_shapley_keeps_what_it_had_flushed(tmp_path):
+    """SIGKILL: no finally block runs; the periodic flushes are what survives."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    db = tmp_path / "u.duckdb"
+    root = Path(__file__).resolve().parents[3]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(db)], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        for line in proc.stdout:
+            if int(line) >= 20:
+                proc.send_signal(signal.SIGKILL)
+                break
+    finally:
+        proc.kill()
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    store = EvaluationStore(db)
+    kept = store.count(KEY)
+    total = CountingUtility(Counting(knn_game()))
+    clean = tmc_shapley(total, permutations=6, seed=1)
+    assert 10 <= kept < total.evaluations  # flushed about every 2 evaluations; the rest was lost
+    raw = Counting(knn_game())
+    with store.session(KEY, {}) as s:
+        res = tmc_shapley(CountingUtility(raw, IDS, s), permutations=6, seed=1)
+    assert raw.calls == total.evaluations - kept
+    np.testing.assert_array_equal(res.values, clean.values)

@@ -64,3 +64,20 @@ def test_counting_utility_counts_and_reuses():
 def test_knn_utility_rejects_empty_validation():
     with pytest.raises(ValueError, match="validation"):
         KNNUtility(np.ones((2, 3)), ["a", "b"], np.ones((0, 3)), [], k=1)
+
+
+def test_value_depends_only_on_the_coalition_not_on_the_other_players():
+    """A value cached in one run must equal, bit for bit, the value a run with other players computes."""
+    rng = np.random.default_rng(11)
+    players = rng.normal(size=(300, 16)).astype(np.float32)
+    outputs = [" ".join(rng.choice(["a", "b", "c", "d", "e", "f"], size=3)) for _ in range(300)]
+    queries = rng.normal(size=(40, 16)).astype(np.float32)
+    refs = [" ".join(rng.choice(["a", "b", "c", "d", "e", "f"], size=3)) for _ in range(40)]
+    full = KNNUtility(players, outputs, queries, refs, k=5)
+    keep = np.array([i for i in range(300) if i not in (7, 150)])  # two players gone (retired clusters)
+    fewer = KNNUtility(players[keep], [outputs[i] for i in keep], queries, refs, k=5)
+    for _ in range(300):
+        s = rng.random(len(keep)) < rng.random()
+        mask = np.zeros(300, dtype=bool)
+        mask[keep[s]] = True
+        assert fewer.value(s) == full.value(mask)  # exact equality, not approx
