@@ -59,12 +59,22 @@ class KNNUtility:
         """U(S), computed from S's members only: the same bits whatever other players exist, so a
         value cached in one run equals the value a later run with more or fewer players computes."""
         mask = np.asarray(members, dtype=bool)
-        in_s = mask[self.order]  # (V, K) membership in nearest-first order
-        rank = np.cumsum(in_s, axis=1) - 1
-        taken = in_s & (rank < self.k)
-        # The (at most k) taken matches, left-aligned in nearest-first order, then summed: a sum over
-        # all K columns would depend, in its last bits, on where S's members sit among the players.
-        rows, _ = np.nonzero(taken)
-        picked = np.zeros((in_s.shape[0], self.k))
-        picked[rows, rank[taken]] = self.match_sorted[taken]
+        n_rows, n_cols = self.order.shape
+        # The (at most k) matches each validation row takes, left-aligned in nearest-first order, then
+        # summed: a sum over all K columns would depend, in its last bits, on where S's members sit
+        # among the players. Columns are scanned in growing blocks and a row stops once it has k
+        # members, so a large coalition costs a few columns, not K.
+        picked = np.zeros((n_rows, self.k))
+        count = np.zeros(n_rows, dtype=np.int64)
+        rows = np.arange(n_rows)
+        start, block = 0, 4 * self.k
+        while len(rows) and start < n_cols:
+            stop = min(n_cols, start + block)
+            in_s = mask[self.order[rows, start:stop]]
+            rank = np.cumsum(in_s, axis=1) - 1 + count[rows][:, None]
+            r, c = np.nonzero(in_s & (rank < self.k))
+            picked[rows[r], rank[r, c]] = self.match_sorted[rows[r], start + c]
+            count[rows] += in_s.sum(1)
+            rows = rows[count[rows] < self.k]
+            start, block = stop, block * 2
         return float(picked.sum(1).mean() / self.k)
