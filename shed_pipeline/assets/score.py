@@ -18,12 +18,13 @@ VALIDATION_PIN = "validation_snapshot.parquet"
 
 
 class ProxyShapleyConfig(dg.Config):
-    estimator: str = "knn_exact"  # knn_exact | shed_grouped | tmc | exact (K <= 16)
+    estimator: str = "knn_exact"  # knn_exact | shed_grouped | tmc | banzhaf_msr | exact (K <= 16)
     utility: str = "knn"
     k: int = 5  # neighbours of the knn utility
     permutations: int = 20  # shed_grouped / tmc (SHED's run.sh uses 20)
     group_size: int | None = None  # shed_grouped; default ceil(K / 50) (SHED: 60 for K = 3000)
     truncation_tolerance: float = 0.0  # tmc; 0 = never truncate
+    samples: int = 1000  # banzhaf_msr: random coalitions, each updating every player
     seed: int = 0
     # Score against the validation rows as of the last cluster fit (changes wait for the next fit), so
     # that a refresh can reuse cached utility values; false re-scores against the current rows.
@@ -83,7 +84,7 @@ def proxy_shapley_scores(context: dg.AssetExecutionContext, config: ProxyShapley
         utility = CountingUtility(inner, identities, session, changed=changed)
         res = estimate(
             config.estimator, utility if config.estimator != "knn_exact" else inner, permutations=config.permutations, group_size=config.group_size,
-            truncation_tolerance=config.truncation_tolerance, seed=config.seed, player_keys=clusters["cluster_id"].to_numpy(),
+            truncation_tolerance=config.truncation_tolerance, samples=config.samples, seed=config.seed, player_keys=clusters["cluster_id"].to_numpy(),
         )
         full = utility.value(np.ones(len(proxy_ids), dtype=bool))
     values = np.asarray(res.values, dtype=np.float64)

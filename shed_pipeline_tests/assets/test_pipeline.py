@@ -90,7 +90,7 @@ def test_quarantine_over_the_bound_blocks_downstream_assets(shed_env, tmp_path):
     assert result.asset_materializations_for_node("curated_subset") == []
 
 
-@pytest.mark.parametrize("estimator", ["tmc", "exact"])
+@pytest.mark.parametrize("estimator", ["tmc", "banzhaf_msr", "exact"])
 def test_other_estimators_run_in_the_pipeline(shed_env, source_file, estimator):
     result = materialize(source_file, clusters={"n_clusters": 6}, proxy_shapley_scores={"estimator": estimator, "permutations": 4})
     assert result.success

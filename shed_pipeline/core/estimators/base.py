@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-ESTIMATORS = ("knn_exact", "shed_grouped", "tmc", "exact")
+ESTIMATORS = ("knn_exact", "shed_grouped", "tmc", "banzhaf_msr", "exact")
 
 
 @dataclass
@@ -65,6 +65,7 @@ class MarginalStats:
 
 
 def estimate(name: str, utility, **params) -> EstimatorResult:
+    from shed_pipeline.core.estimators.banzhaf import banzhaf_msr
     from shed_pipeline.core.estimators.exact import exact_shapley
     from shed_pipeline.core.estimators.knn_exact import knn_shapley
     from shed_pipeline.core.estimators.shed_grouped import shed_grouped
@@ -76,6 +77,8 @@ def estimate(name: str, utility, **params) -> EstimatorResult:
         return shed_grouped(utility, permutations=params["permutations"], group_size=params.get("group_size"), seed=params["seed"], player_keys=params.get("player_keys"))
     if name == "tmc":
         return tmc_shapley(utility, permutations=params["permutations"], tolerance=params.get("truncation_tolerance", 0.0), seed=params["seed"], player_keys=params.get("player_keys"))
+    if name == "banzhaf_msr":
+        return banzhaf_msr(utility, samples=params.get("samples") or 1000, seed=params["seed"], player_keys=params.get("player_keys"))
     if name == "exact":
         return exact_shapley(utility)
     raise ValueError(f"unknown estimator {name!r}; choose one of {', '.join(ESTIMATORS)}")

@@ -34,3 +34,14 @@ def exact_shapley(utility) -> EstimatorResult:
             if not (m >> i) & 1:
                 phi[i] += weight[size] * (vals[m | (1 << i)] - vals[m])
     return EstimatorResult(values=phi, info={"coalitions": 1 << n})
+
+
+def exact_banzhaf(utility) -> EstimatorResult:
+    """Banzhaf values by enumeration: phi_i = 2^-(n-1) * sum over S not holding i of U(S+i) - U(S)."""
+    n = utility.n_players
+    vals = all_values(utility)
+    phi = np.zeros(n)
+    for i in range(n):
+        without = np.array([m for m in range(1 << n) if not (m >> i) & 1])
+        phi[i] = (vals[without | (1 << i)] - vals[without]).mean()
+    return EstimatorResult(values=phi, info={"coalitions": 1 << n})

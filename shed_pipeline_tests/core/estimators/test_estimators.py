@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from shed_pipeline.core.estimators import estimate, exact_shapley, knn_shapley, shed_grouped, tmc_shapley
+from shed_pipeline.core.estimators import banzhaf_msr, estimate, exact_banzhaf, exact_shapley, knn_shapley, shed_grouped, tmc_shapley
 from shed_pipeline.core.estimators.base import permutation
 from shed_pipeline.core.utilities import CountingUtility, KNNUtility
 
@@ -155,3 +155,48 @@ def test_permutations_keep_the_relative_order_of_players_when_others_join_or_lea
     assert not np.array_equal(permutation(7, 7, 0, keys), permutation(7, 8, 0, keys))
     with pytest.raises(ValueError, match="2 player keys for 7 players"):
         permutation(7, 0, 0, keys[:2])
+
+
+def test_exact_banzhaf_on_known_games():
+    w = np.array([0.5, -1.0, 2.0, 0.0])
+    vals = np.array([sum(w[i] for i in range(4) if m >> i & 1) for m in range(16)])
+    np.testing.assert_allclose(exact_banzhaf(TableGame(vals)).values, w)
+    glove = np.array([min(((m >> 0) & 1) + ((m >> 1) & 1), (m >> 2) & 1) for m in range(8)], dtype=float)
+    np.testing.assert_allclose(exact_banzhaf(TableGame(glove)).values, [0.25, 0.25, 0.75])
+
+
+def test_banzhaf_msr_is_its_formula_on_its_samples_and_converges_to_the_exact_values():
+    from shed_pipeline.core.estimators.banzhaf import sample_masks
+
+    rng = np.random.default_rng(8)
+    game = TableGame(np.concatenate([[0.0], rng.random(2**6 - 1)]))
+    res = banzhaf_msr(game, samples=400, seed=5)
+    masks = sample_masks(6, 400, 5)
+    for i in range(6):  # brute force, one player at a time
+        inside = [game.value(m) for m in masks if m[i]]
+        outside = [game.value(m) for m in masks if not m[i]]
+        assert res.values[i] == pytest.approx(np.mean(inside) - np.mean(outside), abs=1e-12)
+    big = banzhaf_msr(game, samples=40_000, seed=5)
+    exact = exact_banzhaf(game).values
+    assert np.abs(big.values - exact).max() < 0.02 and np.all(np.abs(big.values - exact) < 4 * big.stderr)
+
+
+def test_banzhaf_samples_keep_memberships_when_players_leave():
+    from shed_pipeline.core.estimators.banzhaf import sample_masks
+
+    keys = np.array([4, 9, 17, 30, 31])
+    full = sample_masks(5, 64, 2, keys)
+    fewer = sample_masks(3, 64, 2, keys[[0, 2, 4]])
+    np.testing.assert_array_equal(full[:, [0, 2, 4]], fewer)
+    assert 0.3 < full.mean() < 0.7
+    with pytest.raises(ValueError, match="samples must be at least 2"):
+        banzhaf_msr(TableGame(np.zeros(4)), samples=1, seed=0)
+
+
+def test_banzhaf_through_estimate_reuses_every_coalition_on_a_second_pass():
+    u = CountingUtility(random_knn_game(np.random.default_rng(3), v=5, n=20, k=3))
+    a = estimate("banzhaf_msr", u, samples=300, seed=1)
+    first = u.evaluations
+    b = estimate("banzhaf_msr", u, samples=300, seed=1)
+    assert u.evaluations == first and first <= 300
+    np.testing.assert_array_equal(a.values, b.values)

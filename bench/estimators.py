@@ -1,0 +1,113 @@
+"""Estimator error against the number of utility evaluations, on games whose exact values are known.
+
+Usage: python bench/estimators.py [--budgets 100,300,1000,3000] [--seeds 5]
+
+Games:
+  sqrt-K10    U(S) = sqrt(sum of the members' weights) on 10 players (diminishing returns);
+  noisy-K10   the same plus noise fixed per coalition (5% of the range), like a fine-tuned model's
+              score: exact Shapley and Banzhaf values of both by enumeration (2^10 coalitions)
+  knn-K100    the kNN game on 100 players of random quality and 50 validation rows: exact Shapley values in closed
+              form (Jia et al. 2019). Banzhaf has no closed form here and is left out.
+Estimators: tmc (no truncation), shed_grouped (group size 1 on the table game, ceil(K/50) otherwise),
+banzhaf_msr. A budget is a number of utility *calls*; each estimator gets the largest number of
+permutations / samples that fits. Error: relative L2 distance to the exact values, and Spearman rank
+correlation (what selection by rank depends on), mean over seeds.
+
+pyDVL (a bench-only reference, `pip install pydvl==0.10.0`) is run on the same games when installed;
+see `pydvl_reference` below.
+"""
+
+import argparse
+import math
+
+import numpy as np
+
+from shed_pipeline.core.estimators import banzhaf_msr, exact_banzhaf, exact_shapley, knn_shapley, shed_grouped, tmc_shapley
+from shed_pipeline.core.utilities import CountingUtility, KNNUtility
+
+
+class TableGame:
+    def __init__(self, values: np.ndarray):
+        self.vals = values
+        self.n_players = int(math.log2(len(values)))
+        self._w = 1 << np.arange(self.n_players)
+
+    def value(self, members) -> float:
+        return float(self.vals[int(np.asarray(members, dtype=bool) @ self._w)])
+
+
+def games(rng):
+    n = 10
+    w = rng.random(n)
+    bits = (np.arange(1 << n)[:, None] >> np.arange(n)) & 1
+    smooth = np.sqrt(bits @ w)  # diminishing returns: players substitute for each other
+    for name, vals in (("sqrt-K10", smooth), ("noisy-K10", smooth + rng.normal(scale=0.05 * smooth.max(), size=1 << n))):
+        vals = vals - vals[0]  # U(empty) = 0
+        table = TableGame(vals)
+        yield name, table, exact_shapley(table).values, exact_banzhaf(table).values
+    order = np.argsort(rng.random((50, 100)), axis=1)
+    quality = rng.random(100)  # some players answer well everywhere, some badly: values differ for real
+    match = np.clip(quality[None, :] + rng.normal(scale=0.2, size=(50, 100)), 0, 1)
+    knn = KNNUtility.from_matrices(order, match, 5)
+    yield "knn-K100", knn, knn_shapley(knn).values, None
+
+
+def spearman(a, b) -> float:
+    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def rel_err(est, exact) -> float:
+    return float(np.linalg.norm(est - exact) / max(np.linalg.norm(exact), 1e-12))
+
+
+def run_ours(name, game, budget, seed):
+    k = game.n_players
+    u = CountingUtility(game)
+    if name == "tmc":
+        res = tmc_shapley(u, permutations=max(1, (budget - 2) // k), seed=seed)
+    elif name == "shed_grouped":
+        g = 1 if k <= 12 else math.ceil(k / 50)
+        res = shed_grouped(u, permutations=max(1, (budget - 2) // (math.ceil(k / g) + 1)), seed=seed, group_size=g)
+    else:
+        res = banzhaf_msr(u, samples=max(2, budget), seed=seed)
+    return res.values, u.evaluations + u.cache_hits
+
+
+def pydvl_reference(name, game, budget, seed):
+    """pyDVL's implementation of the same estimator, or None when pyDVL is not installed."""
+    try:
+        import bench_pydvl  # noqa: F401  (bench/bench_pydvl.py: the adapter, kept apart so this file runs without pyDVL)
+    except ImportError:
+        return None
+    return bench_pydvl.run(name, game, budget, seed)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--budgets", default="100,300,1000,3000")
+    ap.add_argument("--seeds", type=int, default=5)
+    a = ap.parse_args()
+    budgets = [int(b) for b in a.budgets.split(",")]
+    rng = np.random.default_rng(0)
+    print(f"{'game':<10} {'estimator':<13} {'impl':<6} {'budget':>7} {'calls':>7} {'rel. error':>10} {'spearman':>8}")
+    for gname, game, shapley, banzhaf in games(rng):
+        for est in ("tmc", "shed_grouped", "banzhaf_msr"):
+            exact = banzhaf if est == "banzhaf_msr" else shapley
+            if exact is None:
+                continue
+            for budget in budgets:
+                for impl, fn in (("ours", run_ours), ("pydvl", pydvl_reference)):
+                    if impl == "pydvl" and est == "shed_grouped":
+                        continue  # SHED's estimator has no pyDVL counterpart
+                    runs = [fn(est, game, budget, s) for s in range(a.seeds)]
+                    if any(r is None for r in runs):
+                        continue
+                    err = np.mean([rel_err(v, exact) for v, _ in runs])
+                    rho = np.mean([spearman(v, exact) for v, _ in runs])
+                    calls = np.mean([c for _, c in runs])
+                    print(f"{gname:<10} {est:<13} {impl:<6} {budget:>7} {calls:>7.0f} {err:>10.3f} {rho:>8.3f}")
+
+
+if __name__ == "__main__":
+    main()
