@@ -13,8 +13,8 @@ banzhaf_msr. A budget is a number of utility *calls*; each estimator gets the la
 permutations / samples that fits. Error: relative L2 distance to the exact values, and Spearman rank
 correlation (what selection by rank depends on), mean over seeds.
 
-pyDVL (a bench-only reference, `pip install pydvl==0.10.0`) is run on the same games when installed;
-see `pydvl_reference` below.
+pyDVL's implementations of TMC and MSR-Banzhaf run on the same games and budgets with
+--pydvl-python (pyDVL pins numpy < 2, so it gets a virtual environment of its own; see bench_pydvl.py).
 """
 
 import argparse
@@ -74,39 +74,54 @@ def run_ours(name, game, budget, seed):
     return res.values, u.evaluations + u.cache_hits
 
 
-def pydvl_reference(name, game, budget, seed):
-    """pyDVL's implementation of the same estimator, or None when pyDVL is not installed."""
-    try:
-        import bench_pydvl  # noqa: F401  (bench/bench_pydvl.py: the adapter, kept apart so this file runs without pyDVL)
-    except ImportError:
-        return None
-    return bench_pydvl.run(name, game, budget, seed)
+def pydvl_results(python: str, game_list, jobs) -> dict:
+    """Run bench_pydvl.py in pyDVL's own environment; {(game, estimator, budget, seed): (values, calls)}."""
+    import json
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    arrays = {}
+    for gname, game, _, _ in game_list:
+        if isinstance(game, TableGame):
+            arrays[f"{gname}.vals"] = game.vals
+        else:
+            arrays[f"{gname}.order"], arrays[f"{gname}.match"], arrays[f"{gname}.k"] = game.order, game.match, np.array(game.k)
+    with tempfile.TemporaryDirectory() as tmp:
+        games_file, jobs_file, out_file = (Path(tmp) / n for n in ("games.npz", "jobs.json", "out.json"))
+        np.savez(games_file, **arrays)
+        jobs_file.write_text(json.dumps(jobs))
+        subprocess.run([python, str(Path(__file__).with_name("bench_pydvl.py")), str(games_file), str(jobs_file), str(out_file)], check=True)
+        out = json.loads(out_file.read_text())
+    return {(r["game"], r["estimator"], r["budget"], r["seed"]): (np.array(r["values"]), r["calls"]) for r in out}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--budgets", default="100,300,1000,3000")
-    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--pydvl-python", help="python of a virtual environment with pydvl==0.10.0 (see bench_pydvl.py)")
     a = ap.parse_args()
     budgets = [int(b) for b in a.budgets.split(",")]
-    rng = np.random.default_rng(0)
+    game_list = list(games(np.random.default_rng(0)))
+    plan = [(g, est, b) for g, _, _, banzhaf in game_list for est in ("tmc", "shed_grouped", "banzhaf_msr") if est != "banzhaf_msr" or banzhaf is not None for b in budgets]
+    theirs = {}
+    if a.pydvl_python:  # SHED's grouped estimator has no pyDVL counterpart
+        jobs = [{"game": g, "estimator": est, "budget": b, "seed": s} for g, est, b in plan if est != "shed_grouped" for s in range(a.seeds)]
+        theirs = pydvl_results(a.pydvl_python, game_list, jobs)
+    by_name = {g: (game, shapley, banzhaf) for g, game, shapley, banzhaf in game_list}
     print(f"{'game':<10} {'estimator':<13} {'impl':<6} {'budget':>7} {'calls':>7} {'rel. error':>10} {'spearman':>8}")
-    for gname, game, shapley, banzhaf in games(rng):
-        for est in ("tmc", "shed_grouped", "banzhaf_msr"):
-            exact = banzhaf if est == "banzhaf_msr" else shapley
-            if exact is None:
-                continue
-            for budget in budgets:
-                for impl, fn in (("ours", run_ours), ("pydvl", pydvl_reference)):
-                    if impl == "pydvl" and est == "shed_grouped":
-                        continue  # SHED's estimator has no pyDVL counterpart
-                    runs = [fn(est, game, budget, s) for s in range(a.seeds)]
-                    if any(r is None for r in runs):
-                        continue
-                    err = np.mean([rel_err(v, exact) for v, _ in runs])
-                    rho = np.mean([spearman(v, exact) for v, _ in runs])
-                    calls = np.mean([c for _, c in runs])
-                    print(f"{gname:<10} {est:<13} {impl:<6} {budget:>7} {calls:>7.0f} {err:>10.3f} {rho:>8.3f}")
+    for g, est, budget in plan:
+        game, shapley, banzhaf = by_name[g]
+        exact = banzhaf if est == "banzhaf_msr" else shapley
+        impls = [("ours", [run_ours(est, game, budget, s) for s in range(a.seeds)])]
+        if theirs and est != "shed_grouped":
+            impls.append(("pydvl", [theirs[(g, est, budget, s)] for s in range(a.seeds)]))
+        for impl, runs in impls:
+            err = np.mean([rel_err(v, exact) for v, _ in runs])
+            rho = np.mean([spearman(v, exact) for v, _ in runs])
+            calls = np.mean([c for _, c in runs])
+            print(f"{g:<10} {est:<13} {impl:<6} {budget:>7} {calls:>7.0f} {err:>10.3f} {rho:>8.3f}")
 
 
 if __name__ == "__main__":
