@@ -4,6 +4,8 @@ from shed_pipeline.core.utilities.base import CountingUtility, Utility
 from shed_pipeline.core.utilities.cache import EvaluationStore, utility_key
 from shed_pipeline.core.utilities.knn import KNNUtility
 
+# Utilities the pipeline can build by name (assets/score.py). `LMUtility` (core/utilities/lm.py,
+# imported on demand: it needs torch and peft) joins them once the asset wiring lands (issue 4).
 UTILITIES = ("knn",)
 
 __all__ = ["CountingUtility", "EvaluationStore", "KNNUtility", "Utility", "UTILITIES", "utility_key"]

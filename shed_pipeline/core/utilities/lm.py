@@ -1,0 +1,84 @@
+"""The `lm` utility (SHED-faithful): U(S) = the target LM's score on the validation rows after a
+LoRA fine-tune on the coalition's proxy rows.
+
+    U(S)     = mean per-token log-likelihood of the validation references (plus, when multiple-
+               choice items are given, their accuracy, weighted by `choice_weight`)
+    U(empty) = the same score of the base model, never 0 (SHED's code used 0, which skews the
+               last-removed batch)
+
+The fine-tune has a fixed budget (steps, lr, rank, batch) and a seed, so U(S) is a deterministic
+function of S on one device. Each call costs a fine-tune and a validation pass: minutes on a CPU
+for real settings, which is why the evaluation cache and Banzhaf-MSR matter here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import numpy as np
+
+from shed_pipeline.core import lm
+
+
+@dataclass(frozen=True)
+class LMSettings:
+    steps: int = 8
+    lr: float = 1e-3
+    rank: int = 8
+    alpha: int = 16
+    batch_size: int = 8
+    max_tokens: int = 256
+    seed: int = 0
+    choice_weight: float = 1.0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ChoiceItem:
+    prompt: str
+    choices: tuple[str, ...]
+    answer: int
+
+
+class LMUtility:
+    def __init__(self, model, tok, player_prompts: Sequence[str], player_targets: Sequence[str], val_prompts: Sequence[str], val_targets: Sequence[str], settings: LMSettings = LMSettings(), choice_items: Sequence[ChoiceItem] = ()):
+        if len(player_prompts) != len(player_targets) or len(val_prompts) != len(val_targets):
+            raise ValueError("prompts and targets differ in length")
+        if not val_prompts:
+            raise ValueError("the lm utility needs at least one validation row")
+        self.model, self.tok, self.settings = model, tok, settings
+        self.player_prompts, self.player_targets = list(player_prompts), list(player_targets)
+        self.val_prompts, self.val_targets = list(val_prompts), list(val_targets)
+        self.choice_items = list(choice_items)
+        self.n_players = len(self.player_prompts)
+        self.last_parts: dict[str, float] = {}
+
+    def _score(self, model) -> float:
+        s = self.settings
+        lps = lm.continuation_logprobs(model, self.tok, self.val_prompts, self.val_targets, batch_size=s.batch_size, max_tokens=s.max_tokens)
+        loglik = float(np.mean([lp / max(n, 1) for lp, n in lps]))
+        parts = {"val_loglik_per_token": loglik}
+        score = loglik
+        if self.choice_items:
+            acc = float(np.mean([lm.choose(model, self.tok, c.prompt, list(c.choices), s.batch_size) == c.answer for c in self.choice_items]))
+            parts["choice_accuracy"] = acc
+            score += s.choice_weight * acc
+        self.last_parts = parts
+        return score
+
+    def value(self, members: np.ndarray) -> float:
+        mask = np.asarray(members, dtype=bool)
+        if mask.shape != (self.n_players,):
+            raise ValueError(f"coalition mask must have shape ({self.n_players},), got {mask.shape}")
+        idx = np.flatnonzero(mask)
+        if len(idx) == 0:
+            return self._score(self.model)
+        s = self.settings
+        with lm.lora_finetuned(
+            self.model, self.tok, [self.player_prompts[i] for i in idx], [self.player_targets[i] for i in idx],
+            steps=s.steps, lr=s.lr, rank=s.rank, alpha=s.alpha, batch_size=s.batch_size, max_tokens=s.max_tokens, seed=s.seed,
+        ) as tuned:
+            return self._score(tuned)
