@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--estimator", choices=ESTIMATORS, default="knn_exact")
     r.add_argument("--utility", choices=UTILITIES, default="knn")
     r.add_argument("--permutations", type=_positive_int, help="permutations for shed_grouped / tmc (default 20)")
+    r.add_argument("--lm-model", help="utility lm: 'smollm2-135m-instruct' (default, from the package registry) or a local causal-LM folder")
     r.add_argument("--samples", type=_positive_int, help="random coalitions for banzhaf_msr (default 1000)")
     r.add_argument("--temperature", type=float, help="QWCS softmax temperature (default: std of the scores)")
     r.add_argument("--seed", type=int, default=0, help="seed for every random choice (default 0)")
@@ -123,6 +124,8 @@ def _run_config(args: argparse.Namespace) -> dict:
         ops["proxy_shapley_scores"]["permutations"] = args.permutations
     if args.samples:
         ops["proxy_shapley_scores"]["samples"] = args.samples
+    if args.lm_model:
+        ops["proxy_shapley_scores"]["lm_model"] = args.lm_model
     if args.fraction:
         ops["curated_subset"]["fraction"] = args.fraction
     if args.size:

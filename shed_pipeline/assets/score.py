@@ -12,7 +12,7 @@ from shed_pipeline.core.estimators import ESTIMATORS, estimate
 from shed_pipeline.core.pins import pinned_validation
 from shed_pipeline.core.utilities import UTILITIES, CountingUtility, EvaluationStore, KNNUtility, utility_key
 from shed_pipeline.core.utilities.cache import fingerprint_arrays
-from shed_pipeline.resources import LineageResource, PathsResource
+from shed_pipeline.resources import ComputeResource, LineageResource, PathsResource
 
 VALIDATION_PIN = "validation_snapshot.parquet"
 
@@ -29,6 +29,14 @@ class ProxyShapleyConfig(dg.Config):
     # Score against the validation rows as of the last cluster fit (changes wait for the next fit), so
     # that a refresh can reuse cached utility values; false re-scores against the current rows.
     freeze_validation: bool = True
+    # utility "lm": LoRA fine-tune of the target LM on the coalition's proxies, scored on validation rows.
+    lm_model: str = "smollm2-135m-instruct"  # the packaged SmolLM2-135M-Instruct, or a local model folder
+    lm_steps: int = 8
+    lm_lr: float = 1e-3
+    lm_rank: int = 8
+    lm_batch_size: int = 8
+    lm_max_tokens: int = 256
+    lm_validation_rows: int = 64  # 0 = every validation row (each evaluation scores all of them)
 
 
 # What a validation snapshot keeps: enough for any utility (texts for a language model, vectors for knn).
@@ -41,18 +49,22 @@ def validation_rows(raw_dataset: pl.DataFrame, embeddings: pl.DataFrame) -> pl.D
     return val.select(VALIDATION_COLUMNS)
 
 
-def build_utility(config: ProxyShapleyConfig, raw_dataset: pl.DataFrame, embeddings: pl.DataFrame, proxy_ids: list[str], validation: pl.DataFrame):
+def build_utility(config: ProxyShapleyConfig, raw_dataset: pl.DataFrame, embeddings: pl.DataFrame, proxy_ids: list[str], validation: pl.DataFrame, device: str = "cpu", cache_dir=None, log=print):
     """The utility over the proxies, scored on the `validation` rows; its cache key and description;
     and each player's cache identity: row id and a digest of its vector, so that a value cached
     under other vectors (another embedding model) is never reused."""
     if config.utility not in UTILITIES:
         raise ValueError(f"unknown utility {config.utility!r}; choose one of {', '.join(UTILITIES)}")
+    if config.estimator == "knn_exact" and config.utility != "knn":
+        raise ValueError(f"estimator knn_exact is the closed form of the knn utility; with utility {config.utility!r} choose banzhaf_msr, tmc, shed_grouped or exact")
     if validation.height == 0:
         raise ValueError("the validation split is empty: raise validation_fraction or add rows")
     rows = raw_dataset.join(embeddings, on="row_id", how="inner")
     proxies = pl.DataFrame({"row_id": proxy_ids}).join(rows, on="row_id", how="left", maintain_order="left")
     proxy_vecs = np.asarray(proxies["embedding"].to_numpy(), dtype=np.float32)
     identities = [f"{rid}:{fingerprint_arrays(v)[:16]}" for rid, v in zip(proxy_ids, proxy_vecs, strict=True)]
+    if config.utility == "lm":
+        return _lm_utility(config, proxies, validation, device, cache_dir, log) + (identities,)
     val_vecs = validation["embedding"].to_numpy()
     utility = KNNUtility(proxy_vecs, proxies["output"].to_list(), val_vecs, validation["output"].to_list(), k=config.k)
     # Everything U(S) depends on besides S: the settings and the validation rows (ids, vectors, answers).
@@ -61,8 +73,26 @@ def build_utility(config: ProxyShapleyConfig, raw_dataset: pl.DataFrame, embeddi
     return utility, utility_key(config.utility, settings, data), {"utility": config.utility, "settings": settings, "validation_rows": validation.height, "validation_fingerprint": data}, identities
 
 
+def _lm_utility(config: ProxyShapleyConfig, proxies: pl.DataFrame, validation: pl.DataFrame, device: str, cache_dir, log):
+    from shed_pipeline.core import lm
+    from shed_pipeline.core.utilities.lm import LMSettings, LMUtility
+
+    path = lm.resolve_lm(config.lm_model, cache_dir, log)
+    model, tok = lm.load_lm(path, device=device)
+    # A fixed subset of the validation rows (the first by row id): each evaluation scores all of them.
+    val = validation.sort("row_id").head(config.lm_validation_rows) if config.lm_validation_rows else validation
+    settings = LMSettings(steps=config.lm_steps, lr=config.lm_lr, rank=config.lm_rank, alpha=2 * config.lm_rank, batch_size=config.lm_batch_size, max_tokens=config.lm_max_tokens, seed=config.seed)
+    prompt = lambda df: [lm.prompt_text(tok, i, x) for i, x in zip(df["instruction"], df["input"], strict=True)]  # noqa: E731
+    utility = LMUtility(model, tok, prompt(proxies), proxies["output"].to_list(), prompt(val), val["output"].to_list(), settings)
+    # U(S) depends on the model's weights, the fine-tune settings, the device's arithmetic and the
+    # validation rows (ids and texts; the ids are content hashes).
+    key_settings = {"model": lm.model_fingerprint(path), **settings.as_dict(), "device": device.split(":")[0], "prompt": "chat_template/v1", "score": "val_loglik_per_token/v1"}
+    data = fingerprint_arrays(val["row_id"].to_list())
+    return utility, utility_key("lm", key_settings, data), {"utility": "lm", "settings": key_settings, "validation_rows": val.height, "validation_fingerprint": data, "model_path": str(path)}
+
+
 @dg.asset(group_name="valuation", code_version=CODE_VERSION, kinds={"python", "duckdb"}, pool="duckdb", automation_condition=upstream_data_changed())
-def proxy_shapley_scores(context: dg.AssetExecutionContext, config: ProxyShapleyConfig, raw_dataset: pl.DataFrame, embeddings: pl.DataFrame, clusters: pl.DataFrame, paths: PathsResource, lineage: LineageResource) -> dg.Output[pl.DataFrame]:
+def proxy_shapley_scores(context: dg.AssetExecutionContext, config: ProxyShapleyConfig, raw_dataset: pl.DataFrame, embeddings: pl.DataFrame, clusters: pl.DataFrame, compute: ComputeResource, paths: PathsResource, lineage: LineageResource) -> dg.Output[pl.DataFrame]:
     """One Shapley value per cluster proxy (players = proxies, utility measured on the validation
     split), with its rank (1 = most valuable) and, for sampling estimators, a standard error.
     Every utility evaluation is cached in DuckDB by (utility, validation data, coalition's proxy
@@ -76,7 +106,7 @@ def proxy_shapley_scores(context: dg.AssetExecutionContext, config: ProxyShapley
     fit_id = clusters["fit_id"][0] if clusters.height else ""
     others = raw_dataset.filter(pl.col("split") != "validation")["row_id"].to_list()
     pin = pinned_validation(paths.state(VALIDATION_PIN), fit_id, current_val, others, freeze=config.freeze_validation)
-    inner, key, description, identities = build_utility(config, raw_dataset, embeddings, proxy_ids, pin.rows)
+    inner, key, description, identities = build_utility(config, raw_dataset, embeddings, proxy_ids, pin.rows, compute.torch_device(), paths.cache(), context.log.info)
     store = lineage.store()
     before = store.previous_proxies(context.run.run_id)
     changed = np.array([before is None or p not in before for p in proxy_ids], dtype=bool)

@@ -85,6 +85,20 @@ def convert_gguf(gguf: Path, out: Path) -> Path:
     return out
 
 
+def model_fingerprint(path: Path) -> str:
+    """A content hash of a model folder's config, tokenizer and weight files: cached utility values
+    are keyed by it, so changed weights never reuse them."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in sorted(p for p in Path(path).iterdir() if p.is_file() and p.suffix in (".json", ".safetensors", ".bin", ".model", ".jinja")):
+        h.update(f.name.encode() + b"\0")
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 22), b""):
+                h.update(block)
+    return h.hexdigest()[:24]
+
+
 def load_lm(path: Path, device: str = "cpu", dtype: str = "fp32"):
     """(model in eval mode on `device`, tokenizer with a pad token) from a local folder."""
     import torch

@@ -95,3 +95,23 @@ def test_other_estimators_run_in_the_pipeline(shed_env, source_file, estimator):
     result = materialize(source_file, clusters={"n_clusters": 6}, proxy_shapley_scores={"estimator": estimator, "permutations": 4})
     assert result.success
     assert meta(result, "proxy_shapley_scores")["players"] == 6
+
+
+def test_lm_utility_runs_in_the_pipeline_and_its_evaluations_are_cached(shed_env, source_file, tmp_path):
+    """The real code path of the `lm` utility on a tiny Llama built here (random weights, offline)."""
+    from shed_pipeline_tests.tiny_lm import build_tiny_lm
+
+    model_dir = build_tiny_lm(tmp_path / "tiny_llama")
+    scoring = {"utility": "lm", "lm_model": str(model_dir), "estimator": "banzhaf_msr", "samples": 6, "lm_steps": 2, "lm_validation_rows": 4, "lm_max_tokens": 64, "lm_batch_size": 4}
+    first = materialize(source_file, clusters={"n_clusters": 4}, proxy_shapley_scores=scoring)
+    assert first.success
+    sc = meta(first, "proxy_shapley_scores")
+    assert sc["utility"] == "lm" and sc["players"] == 4 and sc["validation_rows"] == 4
+    assert 0 < sc["utility_evaluations"] <= 6 + 1  # distinct samples, plus the grand coalition
+    again = materialize(source_file, clusters={"n_clusters": 4}, proxy_shapley_scores=scoring)
+    assert meta(again, "proxy_shapley_scores")["utility_evaluations"] == 0
+    assert pl.read_parquet(shed_env["home"] / "assets" / "proxy_shapley_scores.parquet")["score"].is_finite().all()
+    bad = materialize(source_file, clusters={"n_clusters": 4}, proxy_shapley_scores={"utility": "lm", "lm_model": str(model_dir), "estimator": "knn_exact"})
+    from shed_pipeline.cli import _failure_message
+
+    assert not bad.success and "closed form of the knn utility" in _failure_message(bad)
