@@ -59,28 +59,29 @@ def fingerprint_arrays(*parts: Any) -> str:
 
 
 class EvaluationStore:
-    """The DuckDB file of cached evaluations. One writer at a time (DuckDB's rule)."""
+    """The DuckDB file of cached evaluations. DuckDB allows one writing process at a time, so no
+    connection is held during an estimation (which can last hours with a language-model utility):
+    known values are read at the start, new ones written in short transactions, and two runs that
+    score at the same time only wait for each other's writes."""
 
-    def __init__(self, path: str | Path, flush_every: int = 256, flush_seconds: float = 1.0):
+    def __init__(self, path: str | Path, flush_every: int = 256, flush_seconds: float = 1.0, lock_timeout_s: float = 120.0):
         self.path = Path(path)
         self.flush_every = flush_every
         self.flush_seconds = flush_seconds
+        self.lock_timeout_s = lock_timeout_s
 
     @contextmanager
     def session(self, key: str, description: dict[str, Any]) -> Iterator["StoreSession"]:
-        con = duckdb_files.connect(self.path)
-        try:
+        with duckdb_files.connect(self.path, lock_timeout_s=self.lock_timeout_s) as con:
             for stmt in SCHEMA:
                 con.execute(stmt)
             con.execute("INSERT INTO utilities VALUES (?, ?, ?) ON CONFLICT DO NOTHING", [key, json.dumps(description, sort_keys=True, default=str), datetime.now(timezone.utc)])
             known = dict(con.execute("SELECT coalition_key, value FROM utility_evaluations WHERE utility_key = ?", [key]).fetchall())
-            session = StoreSession(con, key, known, self.flush_every, self.flush_seconds)
-            try:
-                yield session
-            finally:
-                session.flush()  # keep finished work, also when the estimation failed
+        session = StoreSession(self, key, known)
+        try:
+            yield session
         finally:
-            con.close()
+            session.flush()  # keep finished work, also when the estimation failed
 
     def count(self, key: str | None = None) -> int:
         if not self.path.exists():
@@ -94,13 +95,11 @@ class EvaluationStore:
 
 
 class StoreSession:
-    def __init__(self, con, key: str, known: dict[str, float], flush_every: int, flush_seconds: float):
-        self._con = con
+    def __init__(self, store: EvaluationStore, key: str, known: dict[str, float]):
+        self._store = store
         self.key = key
         self.known = known
         self._pending: list[tuple[str, float]] = []
-        self._flush_every = flush_every
-        self._flush_seconds = flush_seconds
         self._last_flush = time.monotonic()
         self.written = 0
 
@@ -110,7 +109,7 @@ class StoreSession:
     def put(self, coalition: str, value: float) -> None:
         self.known[coalition] = value
         self._pending.append((coalition, value))
-        if len(self._pending) >= self._flush_every or time.monotonic() - self._last_flush > self._flush_seconds:
+        if len(self._pending) >= self._store.flush_every or time.monotonic() - self._last_flush > self._store.flush_seconds:
             self.flush()
 
     def flush(self) -> None:
@@ -127,9 +126,10 @@ class StoreSession:
                 "evaluated_at": pa.array([now] * len(self._pending), pa.timestamp("us", tz="UTC")),
             }
         )
-        self._con.register("incoming", batch)
-        self._con.execute("INSERT INTO utility_evaluations SELECT * FROM incoming ON CONFLICT DO NOTHING")
-        self._con.unregister("incoming")
+        with duckdb_files.connect(self._store.path, lock_timeout_s=self._store.lock_timeout_s) as con:
+            con.register("incoming", batch)
+            con.execute("INSERT INTO utility_evaluations SELECT * FROM incoming ON CONFLICT DO NOTHING")
+            con.unregister("incoming")
         self.written += len(self._pending)
         self._pending.clear()
         self._last_flush = time.monotonic()

@@ -139,3 +139,32 @@ def test_a_process_killed_mid_shapley_keeps_what_it_had_flushed(tmp_path):
         res = tmc_shapley(CountingUtility(raw, IDS, s), permutations=6, seed=1)
     assert raw.calls == total.evaluations - kept
     np.testing.assert_array_equal(res.values, clean.values)
+
+
+CONCURRENT_SCRIPT = """
+import sys
+from shed_pipeline.core.utilities import EvaluationStore
+with EvaluationStore(sys.argv[1], lock_timeout_s=10).session("other-key", {}) as s:
+    for i in range(5):
+        s.put(f"c{i}", float(i))
+"""
+
+
+def test_two_processes_can_score_at_the_same_time(tmp_path):
+    """A long estimation must not lock the cache file for its whole duration."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    db = tmp_path / "u.duckdb"
+    root = Path(__file__).resolve().parents[3]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    store = EvaluationStore(db)
+    with store.session(KEY, {}) as mine:
+        mine.put("a", 1.0)
+        mine.flush()
+        done = subprocess.run([sys.executable, "-c", CONCURRENT_SCRIPT, str(db)], env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        mine.put("b", 2.0)
+    assert store.count(KEY) == 2 and store.count("other-key") == 5
