@@ -105,8 +105,7 @@ def clusters(context: dg.AssetExecutionContext, config: ClustersConfig, raw_data
     if tasks.null_count() < pool.height:
         meta["nmi_vs_task"] = normalized_mutual_info(tasks.fill_null("").to_list(), state.labels_for(pool["row_id"].to_list()))
     store = lineage.store()
-    affected = set(upd.affected)
-    store.write_table("clusters", context.run.run_id, df.select("cluster_id", "size", "proxy_row_id", "inertia").with_columns(pl.col("cluster_id").is_in(list(affected)).alias("affected")))
+    store.write_table("clusters", context.run.run_id, df.select("cluster_id", "size", "proxy_row_id", "inertia").with_columns(pl.col("cluster_id").is_in(upd.affected).alias("affected")))
     store.write_table("memberships", context.run.run_id, df.select("cluster_id", pl.col("members").alias("row_id"), pl.col("member_sq_dist").alias("sq_distance")).explode("row_id", "sq_distance"))
     meta["seconds"] = round(time.perf_counter() - t0, 3)
     store.record_asset(context.run.run_id, "clusters", CODE_VERSION, config.model_dump(), meta, inputs=input_runs(context, ["raw_dataset", "embeddings"]))

@@ -72,7 +72,7 @@ def raw_dataset(context: dg.AssetExecutionContext, config: RawDatasetConfig, pat
         "rows_pool": splits.get("pool", 0),
         "rows_validation": splits.get("validation", 0),
         "rows_test": splits.get("test", 0),
-        **{k: v for k, v in diff.counts().items()},
+        **diff.counts(),
         "previous_run": previous_run,
         "quarantine_reasons": counts,
         "tasks": rows["task"].n_unique() if rows["task"].null_count() < rows.height else 0,

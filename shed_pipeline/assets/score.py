@@ -96,7 +96,7 @@ def proxy_shapley_scores(context: dg.AssetExecutionContext, config: ProxyShapley
     """One Shapley value per cluster proxy (players = proxies, utility measured on the validation
     split), with its rank (1 = most valuable) and, for sampling estimators, a standard error.
     Every utility evaluation is cached in DuckDB by (utility, validation data, coalition's proxy
-    row ids): a refresh evaluates only coalitions it has never seen, and permutations are drawn by
+    identities: row id and vector digest): a refresh evaluates only coalitions it has never seen, and permutations are drawn by
     cluster id so that unchanged coalitions recur."""
     if config.estimator not in ESTIMATORS:
         raise ValueError(f"unknown estimator {config.estimator!r}; choose one of {', '.join(ESTIMATORS)}")

@@ -347,14 +347,12 @@ def update_clusters(
     if reason is None:
         prev = previous
         assert prev is not None
-        known = {r: (c, j) for c, ms in enumerate(prev.member_row_ids) for j, r in enumerate(ms)}
+        known = {r: c for c, ms in enumerate(prev.member_row_ids) for r in ms}  # row -> its cluster
         current = set(row_ids)
         new_ids = [i for i, r in enumerate(row_ids) if r not in known]
         left = [r for r in known if r not in current]
         churn = (prev.fit.rows_joined + len(new_ids) + prev.fit.rows_left + len(left)) / max(prev.fit.rows_at_fit, 1)
-        labels = np.empty(n, dtype=np.int64)
-        for i, r in enumerate(row_ids):
-            labels[i] = known[r][0] if r in known else -1
+        labels = np.array([known.get(r, -1) for r in row_ids], dtype=np.int64)
         if new_ids:
             labels[new_ids], _ = nearest_anchor(x64[new_ids], prev.anchors)
         anchors64 = prev.anchors.astype(np.float64)
@@ -375,7 +373,7 @@ def update_clusters(
 
     # Refresh: rebuild member lists in input order; recompute only the affected clusters.
     k = prev.k
-    affected_set = {int(labels[i]) for i in new_ids} | {known[r][0] for r in left}
+    affected_set = {int(labels[i]) for i in new_ids} | {known[r] for r in left}
     state = ClusterState(
         anchors=prev.anchors,
         centroids=prev.centroids.copy(),

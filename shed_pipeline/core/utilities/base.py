@@ -25,7 +25,8 @@ class Utility(Protocol):
 
 class CountingUtility:
     """Wraps a utility: counts evaluations and reuses values of coalitions already evaluated, in
-    this run (memory) and, given `player_ids` and a store session, in earlier runs (DuckDB).
+    this run (memory) and, given `player_ids` (stable player identities) and a store session, in
+    earlier runs (DuckDB).
 
     `evaluations` are values computed here; `cache_hits` are values answered without computing;
     `stored_hits` is the part of those answered by earlier runs. `coalitions` counts the distinct
