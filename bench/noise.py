@@ -1,13 +1,18 @@
 """Does valuation find harmful rows? Corrupt a known share of the pool, curate, count.
 
-Usage: python bench/noise.py [--rows 2000] [--share 0.1] [--utilities knn] [--extra "--estimator banzhaf_msr --samples 200"]
+Usage: python bench/noise.py [--rows 2000] [--share 0.1] [--utilities knn,probe] [--methods qocs,qwcs,random,auto]
+                            [--extra "--samples 200"]
 
 Takes N Natural Instructions rows, gives a `share` of them the output of a row from another task
 (a wrong answer that still looks like an answer), writes them as a JSONL source, and runs the main
 job once per (utility, method), in one project folder per utility. Prints, for each run, the corrupted
 share of the curated subset against the corrupted share of the pool (what a random subset of the
 same size holds on average). Lower is better; TS-DShapley's claim is that low-value rows are the
-harmful ones.
+harmful ones. Method `auto` is QOCS with `--size auto`: the removal-index rule decides how many of the
+lowest-valued clusters to drop, and the subset is everything else.
+
+Each utility runs with its own estimator (`--estimators`): knn the exact closed form, probe
+TS-DShapley's subset chains, lm Banzhaf MSR. The LM evaluation arms are skipped (`--no-lm-eval`).
 """
 
 import argparse
@@ -27,8 +32,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=2000)
     ap.add_argument("--share", type=float, default=0.1)
-    ap.add_argument("--utilities", default="knn", help="comma-separated: knn, lm")
-    ap.add_argument("--methods", default="qocs,qwcs,random")
+    ap.add_argument("--utilities", default="knn,probe", help="comma-separated: knn, probe, lm")
+    ap.add_argument("--methods", default="qocs,qwcs,random,auto")
+    ap.add_argument("--estimators", default="knn=knn_exact,probe=ts_chains,lm=banzhaf_msr", help="estimator per utility")
     ap.add_argument("--extra", default="", help="more `shed-pipeline run` arguments, e.g. '--estimator banzhaf_msr --samples 200'")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
@@ -59,7 +65,9 @@ def main() -> None:
         for method in a.methods.split(","):
             home = root / utility  # one project per utility: later methods reuse its embeddings, clusters and scores
             env = {**os.environ, "SHED_PIPELINE_HOME": str(home), "DAGSTER_HOME": str(home / "dagster_home")}
-            cmd = [sys.executable, "-m", "shed_pipeline.cli", "run", "--source", str(src), "--utility", utility, "--method", method, "--seed", str(a.seed), "--out", str(home / f"out-{method}"), "--json", *shlex.split(a.extra)]
+            estimator = dict(p.split("=") for p in a.estimators.split(",")).get(utility, "banzhaf_msr")
+            how = ["--method", "qocs", "--size", "auto"] if method == "auto" else ["--method", method]
+            cmd = [sys.executable, "-m", "shed_pipeline.cli", "run", "--source", str(src), "--utility", utility, "--estimator", estimator, *how, "--seed", str(a.seed), "--out", str(home / f"out-{method}"), "--no-lm-eval", "--json", *shlex.split(a.extra)]
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
             if proc.returncode != 0:
                 print(f"{utility:<8} {method:<7} failed: {proc.stderr.strip().splitlines()[-1]}")

@@ -28,7 +28,7 @@ def main() -> None:
     if home.exists() and not a.keep_cache:
         shutil.rmtree(home)
     env = {**os.environ, "SHED_PIPELINE_HOME": str(home), "DAGSTER_HOME": str(home / "dagster_home")}
-    cmd = [sys.executable, "-m", "shed_pipeline.cli", "run", "--rows", str(a.rows), "--method", a.method, "--out", str(home / "out"), "--json"]
+    cmd = [sys.executable, "-m", "shed_pipeline.cli", "run", "--rows", str(a.rows), "--method", a.method, "--out", str(home / "out"), "--no-lm-eval", "--json"]  # the LM arms: bench/evaluation.py
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         sys.exit(proc.stderr.strip().splitlines()[-1])

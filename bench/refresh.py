@@ -31,7 +31,7 @@ def export(rows, path: Path) -> None:
 
 def run(env, argv) -> tuple[dict, float]:
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "shed_pipeline.cli", "run", *argv, "--json"], env=env, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "shed_pipeline.cli", "run", *argv, "--no-lm-eval", "--json"], env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         sys.exit(proc.stderr.strip().splitlines()[-1])
     return json.loads(proc.stdout), time.perf_counter() - t0

@@ -29,6 +29,10 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _size(text: str) -> int | str:
+    return "auto" if text == "auto" else _positive_int(text)
+
+
 def _fraction(text: str) -> float:
     try:
         v = float(text)
@@ -59,11 +63,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--method", choices=METHODS, default="qocs")
     size = r.add_mutually_exclusive_group()
     size.add_argument("--fraction", type=_fraction, help="target size as a fraction of the pool (default 0.1)")
-    size.add_argument("--size", type=_positive_int, help="target size as a row count")
+    size.add_argument("--size", type=_size, help="target size as a row count, or 'auto': TS-DShapley's removal-index rule drops the lowest-valued clusters and keeps the rest")
     r.add_argument("--estimator", choices=ESTIMATORS, default="knn_exact")
     r.add_argument("--utility", choices=UTILITIES, default="knn")
     r.add_argument("--permutations", type=_positive_int, help="permutations for shed_grouped / tmc (default 20)")
-    r.add_argument("--lm-model", help="utility lm: 'smollm2-135m-instruct' (default, from the package registry) or a local causal-LM folder")
+    r.add_argument("--lm-model", help="the target LM of the lm/probe utilities and the evaluation: 'smollm2-135m-instruct' (default, from the package registry) or a local causal-LM folder")
+    r.add_argument("--chain-rounds", type=_positive_int, help="ts_chains: rounds of chains; each proxy is valued in this many chains (default 10)")
+    r.add_argument("--no-lm-eval", action="store_true", help="skip the language-model arms of evaluation_metrics (keep the model-free report)")
+    r.add_argument("--eval-steps", type=_positive_int, help="LoRA steps of every evaluation arm (default 12)")
+    r.add_argument("--benchmarks", help="comma-separated bigbench multiple-choice tasks for the evaluation (default social_iqa,strategyqa,sports_understanding; '' for none)")
     r.add_argument("--samples", type=_positive_int, help="random coalitions for banzhaf_msr (default 1000)")
     r.add_argument("--temperature", type=float, help="QWCS softmax temperature (default: std of the scores)")
     r.add_argument("--seed", type=int, default=0, help="seed for every random choice (default 0)")
@@ -126,9 +134,21 @@ def _run_config(args: argparse.Namespace) -> dict:
         ops["proxy_shapley_scores"]["samples"] = args.samples
     if args.lm_model:
         ops["proxy_shapley_scores"]["lm_model"] = args.lm_model
+        ops["evaluation_metrics"]["lm_model"] = args.lm_model
+    if args.chain_rounds:
+        ops["proxy_shapley_scores"]["chain_rounds"] = args.chain_rounds
+    if args.no_lm_eval:
+        ops["evaluation_metrics"]["lm"] = False
+    if args.eval_steps:
+        ops["evaluation_metrics"]["lm_steps"] = args.eval_steps
+    if args.benchmarks is not None:
+        ops["evaluation_metrics"]["benchmarks"] = [b.strip() for b in args.benchmarks.split(",") if b.strip()]
     if args.fraction:
         ops["curated_subset"]["fraction"] = args.fraction
-    if args.size:
+    if args.size == "auto":
+        ops["curated_subset"]["auto_size"] = True
+        ops["proxy_shapley_scores"]["removal_points"] = 6 if args.utility == "lm" else 21  # each point is one utility evaluation
+    elif args.size:
         ops["curated_subset"]["size"] = args.size
     if args.temperature is not None:
         ops["curated_subset"]["temperature"] = args.temperature
@@ -229,10 +249,32 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(_table(["asset", "seconds"], [[n, f"{s[n]:.1f}" if s[n] is not None else "-"] for n in ASSET_ORDER]))
     if "utility_subset" in ev:
         print(_table(["held-out utility", "value"], [["curated subset", f"{ev['utility_subset']:.4f}"], ["random, same size (mean)", f"{ev.get('utility_random_mean', float('nan')):.4f}"], ["full pool", f"{ev.get('utility_full_pool', float('nan')):.4f}"]]))
+    arms = _lm_summary(Path(summary["outputs"]["evaluation_json"]))
+    if arms:
+        print(_table(["benchmark", "metric", "base", "curated", "random (mean ± std)", "full pool"], arms))
     for k, v in summary["outputs"].items():
         print(f"{k:>16}: {v}")
     print(f"{'dagster_home':>16}: {summary['dagster_home']}  (DAGSTER_HOME for `dagster dev` to show this run)")
     return 0
+
+
+def _lm_summary(path: Path) -> list[list[str]]:
+    """Rows of the LM arms table, from the run's evaluation report (empty without LM arms)."""
+    try:
+        lm = json.loads(path.read_text()).get("lm")
+    except (OSError, ValueError):
+        return []
+    if not lm:
+        return []
+    by: dict[tuple[str, str], dict[str, dict]] = {}
+    for s in lm["summary"]:
+        by.setdefault((s["benchmark"], s["metric"]), {})[s["arm"]] = s
+    cell = lambda s: "-" if s is None else f"{s['mean']:.4f}"  # noqa: E731
+    rows = []
+    for (b, m), arms in by.items():
+        r = arms.get("random")
+        rows.append([b, m, cell(arms.get("base")), cell(arms.get("curated")), "-" if r is None else f"{r['mean']:.4f} ± {r['std']:.4f} (n={r['n']})", cell(arms.get("full_pool"))])
+    return rows
 
 
 def _work(meta: dict[str, dict]) -> dict[str, dict]:

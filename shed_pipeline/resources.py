@@ -66,6 +66,10 @@ class PathsResource(dg.ConfigurableResource):
     def utility_cache_db(self) -> Path:
         return Path(self.home).expanduser() / "cache" / "utility_evaluations.duckdb"
 
+    def evaluation_cache(self) -> Path:
+        """Results of evaluation arms (one JSON file per arm, named by a hash of its inputs)."""
+        return Path(self.home).expanduser() / "cache" / "evaluation_arms"
+
     def state(self, name: str) -> Path:
         """Where an incremental step keeps what the next run refreshes (the cluster anchors, ...)."""
         p = Path(self.home).expanduser() / "state"
@@ -74,7 +78,11 @@ class PathsResource(dg.ConfigurableResource):
 
 
 class LineageResource(dg.ConfigurableResource):
-    """The lineage DuckDB file. Steps that write it run in the `duckdb` pool (one writer)."""
+    """The lineage DuckDB file. DuckDB allows one writing process: writers take the file lock with
+    retry (`duckdb_files.connect`), and write in short transactions, so concurrent runs wait for each
+    other's writes. Steps that use the compute device (embeddings, clusters, proxy_shapley_scores,
+    evaluation_metrics) run in the `gpu` pool instead, so one GPU serves one step at a time; the
+    others (raw_dataset, curated_subset) in the `duckdb` pool."""
 
     path: str
 

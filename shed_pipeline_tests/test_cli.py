@@ -10,7 +10,7 @@ from shed_pipeline.cli import main
 @pytest.fixture
 def cli_run(shed_env, source_file, capsys):
     out = shed_env["tmp"] / "cli_out"
-    code = main(["run", "--source", str(source_file), "--clusters", "8", "--method", "qwcs", "--size", "20", "--seed", "3", "--out", str(out), "--json"])
+    code = main(["run", "--source", str(source_file), "--clusters", "8", "--method", "qwcs", "--size", "20", "--seed", "3", "--out", str(out), "--no-lm-eval", "--json"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     return json.loads(captured.out), out
@@ -44,7 +44,7 @@ def test_lineage_runs_why_and_diff(cli_run, shed_env, source_file, capsys):
     why = json.loads(capsys.readouterr().out)
     assert why["selected"] and why["row_id"] == rid and why["method"] == "qwcs" and why["draw_order"] == 0 and "qwcs: draw 1" in why["reason"]
     # A second run with another method; diff explains the changes.
-    assert main(["run", "--source", str(source_file), "--clusters", "8", "--method", "qocs", "--size", "20", "--seed", "3", "--out", str(out), "--json"]) == 0
+    assert main(["run", "--source", str(source_file), "--clusters", "8", "--method", "qocs", "--size", "20", "--seed", "3", "--out", str(out), "--no-lm-eval", "--json"]) == 0
     run_b = json.loads(capsys.readouterr().out)["run_id"]
     assert main(["lineage", "--db", db, "--json", "diff", summary["run_id"], run_b]) == 0
     diff = json.loads(capsys.readouterr().out)
@@ -106,7 +106,7 @@ def test_json_reports_the_work_done_and_reused_per_asset(shed_env, tmp_path, cap
     rows = make_rows(300)
     src = tmp_path / "src"
     write_jsonl(src / "a.jsonl", rows[:297])
-    argv = ["run", "--source", str(src), "--clusters", "10", "--estimator", "tmc", "--permutations", "3", "--json"]
+    argv = ["run", "--source", str(src), "--clusters", "10", "--estimator", "tmc", "--permutations", "3", "--no-lm-eval", "--json"]
     first = run_json(capsys, argv)["work"]
     assert first["raw_dataset"]["rows_new"] == 297 and first["embeddings"]["rows_embedded"] == 297
     assert first["clusters"]["full_refit"] and first["clusters"]["refit_reason"] == "no previous clustering"
@@ -134,7 +134,7 @@ def test_a_run_killed_mid_embedding_resumes_without_redoing_finished_chunks(shed
     from shed_pipeline_tests.synthetic import make_rows, write_jsonl
 
     src = write_jsonl(tmp_path / "src" / "data.jsonl", make_rows(400))  # 404 distinct texts
-    argv = ["run", "--source", str(src), "--clusters", "10", "--embed-chunk", "8", "--json"]
+    argv = ["run", "--source", str(src), "--clusters", "10", "--embed-chunk", "8", "--no-lm-eval", "--json"]
     proc = subprocess.Popen([sys.executable, "-m", "shed_pipeline.cli", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
     done = 0
     try:

@@ -19,6 +19,9 @@ class CuratedSubsetConfig(dg.Config):
     method: str = "qocs"  # qocs | qwcs | random
     fraction: float = 0.1  # of the pool, unless size is given
     size: int | None = None
+    # TS-DShapley's removal-index rule: keep every row of the clusters that proxy_shapley_scores'
+    # rule keeps (drop the lowest-valued ones); fraction and size are then ignored.
+    auto_size: bool = False
     temperature: float | None = None  # qwcs softmax temperature (1/beta); default: std of the scores
     seed: int = 0
 
@@ -53,7 +56,16 @@ def curated_subset(context: dg.AssetExecutionContext, config: CuratedSubsetConfi
     if scored["score"].null_count():
         raise ValueError("some clusters have no score: re-materialize proxy_shapley_scores")
     pool_size = int(scored["size"].sum())
-    n = target_size(pool_size, config.fraction, config.size)
+    prefix = ""
+    if config.auto_size:
+        if "dropped_by_removal_rule" not in proxy_shapley_scores.columns or proxy_shapley_scores["dropped_by_removal_rule"].null_count():
+            raise ValueError("auto_size needs the removal-index rule's result: re-materialize proxy_shapley_scores with removal_points > 0")
+        dropped = proxy_shapley_scores.filter(pl.col("dropped_by_removal_rule"))["cluster_id"]
+        scored = scored.filter(~pl.col("cluster_id").is_in(dropped.implode()))
+        prefix = f"auto size: the removal-index rule dropped the {dropped.len()} lowest-valued of {dropped.len() + scored.height} clusters; "
+        n = int(scored["size"].sum())
+    else:
+        n = target_size(pool_size, config.fraction, config.size)
     scores = scored["score"].to_list()
     temperature = config.temperature if config.temperature is not None else (auto_temperature(scores) if config.method == "qwcs" else None)
     chosen = select(config.method, scored["cluster_id"].to_list(), scores, scored["members"].to_list(), n, config.seed, temperature)
@@ -64,7 +76,7 @@ def curated_subset(context: dg.AssetExecutionContext, config: CuratedSubsetConfi
             "cluster_id": [s.cluster_id for s in chosen],
             "draw_order": [s.draw_order for s in chosen],
             "score": [score_of.get(s.cluster_id) for s in chosen],
-            "reason": [s.reason for s in chosen],
+            "reason": [prefix + s.reason for s in chosen],
         },
         schema={"row_id": pl.Utf8, "cluster_id": pl.Int64, "draw_order": pl.Int64, "score": pl.Float64, "reason": pl.Utf8},
     ).with_columns(pl.lit(config.method).alias("method"))
@@ -76,6 +88,7 @@ def curated_subset(context: dg.AssetExecutionContext, config: CuratedSubsetConfi
     meta = {
         "method": config.method,
         "target_size": n,
+        "auto_size": config.auto_size,
         "selected": sel.height,
         "pool_rows": pool_size,
         "clusters_used": per_cluster.height,

@@ -10,6 +10,7 @@ from shed_pipeline.assets._common import CODE_VERSION, frame_version, input_runs
 from shed_pipeline.core import plots
 from shed_pipeline.core.estimators import ESTIMATORS, estimate
 from shed_pipeline.core.pins import pinned_validation
+from shed_pipeline.core.removal import removal_curve
 from shed_pipeline.core.utilities import UTILITIES, CountingUtility, EvaluationStore, KNNUtility, utility_key
 from shed_pipeline.core.utilities.cache import fingerprint_arrays
 from shed_pipeline.resources import ComputeResource, LineageResource, PathsResource
@@ -18,13 +19,15 @@ VALIDATION_PIN = "validation_snapshot.parquet"
 
 
 class ProxyShapleyConfig(dg.Config):
-    estimator: str = "knn_exact"  # knn_exact | shed_grouped | tmc | banzhaf_msr | exact (K <= 16)
+    estimator: str = "knn_exact"  # knn_exact | shed_grouped | tmc | banzhaf_msr | ts_chains | exact (K <= 16)
     utility: str = "knn"
     k: int = 5  # neighbours of the knn utility
     permutations: int = 20  # shed_grouped / tmc (SHED's run.sh uses 20)
     group_size: int | None = None  # shed_grouped; default ceil(K / 50) (SHED: 60 for K = 3000)
     truncation_tolerance: float = 0.0  # tmc; 0 = never truncate
     samples: int = 1000  # banzhaf_msr: random coalitions, each updating every player
+    chain_size: int | None = None  # ts_chains: players per chain (default 5% of K, at least 8)
+    chain_rounds: int = 10  # ts_chains: partitions into chains; each player is valued in this many chains
     seed: int = 0
     # Score against the validation rows as of the last cluster fit (changes wait for the next fit), so
     # that a refresh can reuse cached utility values; false re-scores against the current rows.
@@ -37,6 +40,15 @@ class ProxyShapleyConfig(dg.Config):
     lm_batch_size: int = 8
     lm_max_tokens: int = 256
     lm_validation_rows: int = 64  # 0 = every validation row (each evaluation scores all of them)
+    # utility "probe" (TS-DShapley): ridge regression from the LM's prompt to response representations.
+    probe_dims: int = 32  # PCA components
+    probe_ridge: float = 1.0
+    probe_validation_rows: int = 256  # 0 = every validation row
+    # TS-DShapley's removal-index rule (needed by curated_subset's auto_size): U after dropping the r
+    # lowest-valued proxies, for r on a grid of this many points up to removal_max_fraction of K; the
+    # best r is kept. 0 = off (each point is one utility evaluation: a fine-tune with the lm utility).
+    removal_points: int = 0
+    removal_max_fraction: float = 0.5
 
 
 # What a validation snapshot keeps: enough for any utility (texts for a language model, vectors for knn).
@@ -49,7 +61,7 @@ def validation_rows(raw_dataset: pl.DataFrame, embeddings: pl.DataFrame) -> pl.D
     return val.select(VALIDATION_COLUMNS)
 
 
-def build_utility(config: ProxyShapleyConfig, raw_dataset: pl.DataFrame, embeddings: pl.DataFrame, proxy_ids: list[str], validation: pl.DataFrame, device: str = "cpu", cache_dir=None, log=print):
+def build_utility(config: ProxyShapleyConfig, raw_dataset: pl.DataFrame, embeddings: pl.DataFrame, proxy_ids: list[str], validation: pl.DataFrame, device: str = "cpu", cache_dir=None, log=print, feature_cache=None):
     """The utility over the proxies, scored on the `validation` rows; its cache key and description;
     and each player's cache identity: row id and a digest of its vector, so that a value cached
     under other vectors (another embedding model) is never reused."""
@@ -65,6 +77,8 @@ def build_utility(config: ProxyShapleyConfig, raw_dataset: pl.DataFrame, embeddi
     identities = [f"{rid}:{fingerprint_arrays(v)[:16]}" for rid, v in zip(proxy_ids, proxy_vecs, strict=True)]
     if config.utility == "lm":
         return _lm_utility(config, proxies, validation, device, cache_dir, log) + (identities,)
+    if config.utility == "probe":
+        return _probe_utility(config, proxies, validation, device, cache_dir, feature_cache, log) + (identities,)
     val_vecs = validation["embedding"].to_numpy()
     utility = KNNUtility(proxy_vecs, proxies["output"].to_list(), val_vecs, validation["output"].to_list(), k=config.k)
     # Everything U(S) depends on besides S: the settings and the validation rows (ids, vectors, answers).
@@ -91,7 +105,38 @@ def _lm_utility(config: ProxyShapleyConfig, proxies: pl.DataFrame, validation: p
     return utility, utility_key("lm", key_settings, data), {"utility": "lm", "settings": key_settings, "validation_rows": val.height, "validation_fingerprint": data, "model_path": str(path)}
 
 
-@dg.asset(group_name="valuation", code_version=CODE_VERSION, kinds={"python", "duckdb"}, pool="duckdb", automation_condition=upstream_data_changed())
+def _probe_utility(config: ProxyShapleyConfig, proxies: pl.DataFrame, validation: pl.DataFrame, device: str, cache_dir, feature_cache, log):
+    from shed_pipeline.core import lm
+    from shed_pipeline.core.embedding import EmbeddingCache
+    from shed_pipeline.core.utilities.probe import ProbeSettings, ProbeUtility
+
+    path = lm.resolve_lm(config.lm_model, cache_dir, log)
+    fingerprint = lm.model_fingerprint(path)
+    val = validation.sort("row_id").head(config.probe_validation_rows) if config.probe_validation_rows else validation
+    # The LM's features are cached by row id like embeddings: a refresh computes new rows only.
+    feature_id = f"lm-penultimate/v1:{fingerprint}:{config.lm_max_tokens}:{device.split(':')[0]}"
+    rows = pl.concat([proxies.select("row_id", "instruction", "input", "output"), val.select("row_id", "instruction", "input", "output")]).unique("row_id", keep="first", maintain_order=True)
+    cache = EmbeddingCache(feature_cache)
+    missing = set(cache.missing(feature_id, rows["row_id"].to_list()))
+    if missing:
+        todo = rows.filter(pl.col("row_id").is_in(list(missing)))
+        log(f"probe: LM features for {todo.height} rows ({rows.height - todo.height} cached)")
+        model, tok = lm.load_lm(path, device=device)
+        prompts = [lm.prompt_text(tok, i, x) for i, x in zip(todo["instruction"], todo["input"], strict=True)]
+        for s in range(0, todo.height, 256):  # cached chunk by chunk: an interrupted run keeps its work
+            xs, ys = lm.penultimate_features(model, tok, prompts[s : s + 256], todo["output"].to_list()[s : s + 256], batch_size=config.lm_batch_size, max_tokens=config.lm_max_tokens)
+            cache.put(feature_id, todo["row_id"].to_list()[s : s + 256], np.hstack([xs, ys]))
+    feats = lambda ids: cache.get(feature_id, ids)  # noqa: E731
+    p, v = feats(proxies["row_id"].to_list()), feats(val["row_id"].to_list())
+    h = p.shape[1] // 2
+    settings = ProbeSettings(dims=config.probe_dims, ridge=config.probe_ridge)
+    utility = ProbeUtility(p[:, :h], p[:, h:], v[:, :h], v[:, h:], settings)
+    key_settings = {"features": feature_id, **settings.as_dict(), "score": "ridge_r2/v1"}
+    data = fingerprint_arrays(val["row_id"].to_list())
+    return utility, utility_key("probe", key_settings, data), {"utility": "probe", "settings": key_settings, "validation_rows": val.height, "validation_fingerprint": data, "model_path": str(path)}
+
+
+@dg.asset(group_name="valuation", code_version=CODE_VERSION, kinds={"python", "duckdb"}, pool="gpu", tags={"shed/gpu": "true"}, automation_condition=upstream_data_changed())
 def proxy_shapley_scores(context: dg.AssetExecutionContext, config: ProxyShapleyConfig, raw_dataset: pl.DataFrame, embeddings: pl.DataFrame, clusters: pl.DataFrame, compute: ComputeResource, paths: PathsResource, lineage: LineageResource) -> dg.Output[pl.DataFrame]:
     """One Shapley value per cluster proxy (players = proxies, utility measured on the validation
     split), with its rank (1 = most valuable) and, for sampling estimators, a standard error.
@@ -106,7 +151,7 @@ def proxy_shapley_scores(context: dg.AssetExecutionContext, config: ProxyShapley
     fit_id = clusters["fit_id"][0] if clusters.height else ""
     others = raw_dataset.filter(pl.col("split") != "validation")["row_id"].to_list()
     pin = pinned_validation(paths.state(VALIDATION_PIN), fit_id, current_val, others, freeze=config.freeze_validation)
-    inner, key, description, identities = build_utility(config, raw_dataset, embeddings, proxy_ids, pin.rows, compute.torch_device(), paths.cache(), context.log.info)
+    inner, key, description, identities = build_utility(config, raw_dataset, embeddings, proxy_ids, pin.rows, compute.torch_device(), paths.cache(), context.log.info, paths.embedding_cache_db())
     store = lineage.store()
     before = store.previous_proxies(context.run.run_id)
     changed = np.array([before is None or p not in before for p in proxy_ids], dtype=bool)
@@ -115,9 +160,11 @@ def proxy_shapley_scores(context: dg.AssetExecutionContext, config: ProxyShapley
         res = estimate(
             config.estimator, utility if config.estimator != "knn_exact" else inner, permutations=config.permutations, group_size=config.group_size,
             truncation_tolerance=config.truncation_tolerance, samples=config.samples, seed=config.seed, player_keys=clusters["cluster_id"].to_numpy(),
+            chain_size=config.chain_size, chain_rounds=config.chain_rounds,
         )
         full = utility.value(np.ones(len(proxy_ids), dtype=bool))
-    values = np.asarray(res.values, dtype=np.float64)
+        values = np.asarray(res.values, dtype=np.float64)
+        curve = removal_curve(utility, values, clusters["cluster_id"].to_numpy(), config.removal_max_fraction, config.removal_points) if config.removal_points and len(values) > 1 else None
     order = sorted(range(len(values)), key=lambda i: (-values[i], int(clusters["cluster_id"][i])))
     rank = np.empty(len(values), dtype=np.int64)
     rank[order] = np.arange(1, len(values) + 1)
@@ -130,8 +177,9 @@ def proxy_shapley_scores(context: dg.AssetExecutionContext, config: ProxyShapley
             "rank": rank,
             "estimator": [config.estimator] * len(values),
             "utility": [config.utility] * len(values),
+            "dropped_by_removal_rule": curve.dropped if curve is not None else [None] * len(values),
         },
-        schema={"cluster_id": pl.Int64, "proxy_row_id": pl.Utf8, "score": pl.Float64, "stderr": pl.Float64, "rank": pl.Int64, "estimator": pl.Utf8, "utility": pl.Utf8},
+        schema={"cluster_id": pl.Int64, "proxy_row_id": pl.Utf8, "score": pl.Float64, "stderr": pl.Float64, "rank": pl.Int64, "estimator": pl.Utf8, "utility": pl.Utf8, "dropped_by_removal_rule": pl.Boolean},
     )
     meta: dict = {
         "estimator": config.estimator,
@@ -156,10 +204,18 @@ def proxy_shapley_scores(context: dg.AssetExecutionContext, config: ProxyShapley
         "score_max": float(values.max()),
         **{f"estimator_{k}": v for k, v in res.info.items()},
     }
+    if curve is not None:
+        meta["removal_best"] = curve.best  # proxies (clusters) the removal-index rule drops
+        meta["removal_utility_kept"] = curve.utility[curve.removed.index(curve.best)]
+        meta["removal_utility_none_dropped"] = curve.utility[0]
     store.write_table("scores", context.run.run_id, df)
+    if curve is not None:
+        store.write_table("removal_curve", context.run.run_id, pl.DataFrame({"removed": curve.removed, "utility": curve.utility, "chosen": [r == curve.best for r in curve.removed]}))
     meta["seconds"] = round(time.perf_counter() - t0, 3)
     store.record_asset(context.run.run_id, "proxy_shapley_scores", CODE_VERSION, config.model_dump(), meta, inputs=input_runs(context, ["raw_dataset", "embeddings", "clusters"]))
     top = df.sort("rank").head(10).join(clusters.select("cluster_id", "size"), on="cluster_id", maintain_order="left")
     meta["top_clusters"] = dg.MetadataValue.md("| rank | cluster | size | score | proxy |\n|---|---|---|---|---|\n" + "\n".join(f"| {r['rank']} | {r['cluster_id']} | {r['size']} | {r['score']:.6g} | {r['proxy_row_id'][:12]} |" for r in top.iter_rows(named=True)))
+    if curve is not None:
+        meta["removal_curve"] = png_md(plots.line(curve.removed, curve.utility, f"removal-index rule: best = drop {curve.best}", "lowest-valued proxies removed", "utility of the rest", mark=curve.best), "removal curve")
     meta["score_distribution"] = png_md(plots.histogram(values, f"{config.estimator} values of {len(values)} proxies", "Shapley value"), "scores")
     return dg.Output(df, data_version=frame_version(df), metadata=meta)

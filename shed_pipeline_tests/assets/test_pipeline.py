@@ -4,6 +4,7 @@ import json
 
 import dagster as dg
 import duckdb
+import numpy as np
 import polars as pl
 import pytest
 
@@ -14,6 +15,7 @@ from shed_pipeline_tests.synthetic import BAD_LINES, make_rows, write_jsonl
 
 def run_config(source, **ops):
     cfg = {"raw_dataset": {"source": str(source)}, "clusters": {"n_clusters": 12}}
+    cfg["evaluation_metrics"] = {"lm": False}  # the LM arms have their own test (tiny model)
     for k, v in ops.items():
         cfg.setdefault(k, {}).update(v)
     return {"ops": {k: {"config": v} for k, v in cfg.items()}}
@@ -115,3 +117,60 @@ def test_lm_utility_runs_in_the_pipeline_and_its_evaluations_are_cached(shed_env
     from shed_pipeline.cli import _failure_message
 
     assert not bad.success and "closed form of the knn utility" in _failure_message(bad)
+
+
+def test_probe_utility_ts_chains_and_auto_size_in_the_pipeline(shed_env, source_file, tmp_path):
+    """TS-DShapley's path end to end on a tiny Llama: LM features (cached), the probe utility, subset
+    chains, and the removal-index rule choosing how many clusters curated_subset drops."""
+    from shed_pipeline_tests.tiny_lm import build_tiny_lm
+
+    model_dir = build_tiny_lm(tmp_path / "tiny_llama")
+    scoring = {"utility": "probe", "lm_model": str(model_dir), "estimator": "ts_chains", "chain_size": 4, "chain_rounds": 3, "permutations": 2, "probe_dims": 4, "removal_points": 5}
+    first = materialize(source_file, proxy_shapley_scores=scoring, curated_subset={"auto_size": True})
+    assert first.success
+    sc = meta(first, "proxy_shapley_scores")
+    assert sc["utility"] == "probe" and sc["estimator"] == "ts_chains" and sc["players"] == 12 and sc["estimator_rounds"] == 3
+    scores = pl.read_parquet(shed_env["home"] / "assets" / "proxy_shapley_scores.parquet")
+    dropped = scores.filter(pl.col("dropped_by_removal_rule"))
+    assert dropped.height == sc["removal_best"] <= 6
+    if dropped.height:  # the dropped clusters are the lowest-valued ones
+        assert dropped["score"].max() <= scores.filter(~pl.col("dropped_by_removal_rule"))["score"].min()
+    cur = meta(first, "curated_subset")
+    clusters = pl.read_parquet(shed_env["home"] / "assets" / "clusters.parquet")
+    kept_rows = clusters.filter(~pl.col("cluster_id").is_in(dropped["cluster_id"].implode()))["size"].sum()
+    assert cur["auto_size"] and cur["selected"] == cur["target_size"] == kept_rows
+    with duckdb.connect(str(shed_env["out"] / "lineage.duckdb"), read_only=True) as con:
+        curve = con.execute("SELECT removed, chosen FROM removal_curve WHERE run_id = ? ORDER BY removed", [first.run_id]).fetchall()
+        reasons = [r for (r,) in con.execute("SELECT reason FROM selections WHERE run_id = ?", [first.run_id]).fetchall()]
+    assert [r for r, _ in curve] == [0, 2, 3, 4, 6] and [r for r, c in curve if c] == [sc["removal_best"]]
+    assert all(r.startswith(f"auto size: the removal-index rule dropped the {dropped.height} lowest-valued of 12 clusters") for r in reasons)
+    again = materialize(source_file, proxy_shapley_scores=scoring, curated_subset={"auto_size": True})
+    assert meta(again, "proxy_shapley_scores")["utility_evaluations"] == 0  # every coalition cached, features too
+    assert pl.read_parquet(shed_env["home"] / "assets" / "proxy_shapley_scores.parquet")["score"].to_list() == scores["score"].to_list()
+    no_rule = materialize(source_file, proxy_shapley_scores={**scoring, "removal_points": 0}, curated_subset={"auto_size": True})
+    from shed_pipeline.cli import _failure_message
+
+    assert not no_rule.success and "removal_points > 0" in _failure_message(no_rule)
+
+
+def test_lm_evaluation_arms_in_the_pipeline(shed_env, source_file, tmp_path, monkeypatch):
+    """evaluation_metrics with the LM arms on a tiny Llama and a bigbench-shaped archive built here."""
+    from shed_pipeline_tests.core.test_benchmarks import quiz, write_archive
+    from shed_pipeline_tests.tiny_lm import build_tiny_lm
+
+    monkeypatch.setenv("SHED_BIGBENCH_ARCHIVE", str(write_archive(tmp_path / "bigbench.tar.gz", {"quiz": quiz(10)})))
+    model_dir = build_tiny_lm(tmp_path / "tiny_llama")
+    evaluation = {"lm": True, "lm_model": str(model_dir), "lm_steps": 2, "lm_batch_size": 4, "lm_max_tokens": 48, "lm_test_rows": 6, "benchmarks": ["quiz"], "benchmark_items": 4, "random_seeds": 3}
+    result = materialize(source_file, evaluation_metrics=evaluation)
+    assert result.success
+    ev = meta(result, "evaluation_metrics")
+    for arm in ("base", "curated", "random", "full_pool"):
+        assert np.isfinite(ev[f"lm_test_split_{arm}_mean"]) and 0 <= ev[f"lm_quiz_{arm}_mean"] <= 1
+    assert ev["lm_test_split_base_std"] == 0 and set(ev["lm_verdict"]) == {"test_split", "quiz"}
+    with duckdb.connect(str(shed_env["out"] / "lineage.duckdb"), read_only=True) as con:
+        rows = con.execute("SELECT arm, count(*), min(steps), max(steps) FROM evaluation_arms WHERE run_id = ? GROUP BY arm ORDER BY arm", [result.run_id]).fetchall()
+    assert rows == [("base", 2, 2, 2), ("curated", 2, 2, 2), ("full_pool", 2, 2, 2), ("random", 6, 2, 2)]  # 2 benchmarks per arm, 3 random seeds
+    report = json.loads((shed_env["out"] / "evaluation.json").read_text())
+    assert report["lm"]["budget"]["steps"] == 2 and report["lm"]["benchmark_items"] == {"quiz": 4} and report["lm"]["test_rows"] == 6
+    again = materialize(source_file, evaluation_metrics=evaluation)  # nothing changed: every arm from the cache
+    assert meta(again, "evaluation_metrics")["lm_test_split_curated_mean"] == ev["lm_test_split_curated_mean"]

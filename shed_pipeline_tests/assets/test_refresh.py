@@ -26,6 +26,7 @@ SCORING = {"estimator": "shed_grouped", "permutations": 4}
 
 def run_config(source, **ops):
     cfg = {"raw_dataset": {"source": str(source)}, "clusters": {"n_clusters": 20}, "proxy_shapley_scores": dict(SCORING)}
+    cfg["evaluation_metrics"] = {"lm": False}  # the LM arms have their own test (tiny model)
     for k, v in ops.items():
         cfg.setdefault(k, {}).update(v)
     return {"ops": {k: {"config": v} for k, v in cfg.items()}}

@@ -83,3 +83,17 @@ def test_lora_fine_tune_learns_is_seeded_and_leaves_the_base_untouched(tiny):
     assert lm.continuation_logprobs(model, tok, prompts, targets) == before
     with pytest.raises(ValueError, match="at least one"):
         lm.lora_finetuned(model, tok, [], [], steps=1)
+
+
+def test_penultimate_features_are_the_mean_pooled_hidden_states_whatever_the_batching(tiny):
+    model, tok = tiny
+    prompts, targets = ["the capital of france is", "what colour", "a b c"], ["paris", "is the sky blue", "d e f g"]
+    xs, ys = lm.penultimate_features(model, tok, prompts, targets, batch_size=2)
+    assert xs.shape == ys.shape == (3, model.config.hidden_size) and xs.dtype == np.float32
+    for i, (p, t) in enumerate(zip(prompts, targets, strict=True)):  # oracle: one unpadded sequence
+        p_ids = tok(p, add_special_tokens=False)["input_ids"]
+        t_ids = tok(t, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+        with torch.no_grad():
+            h = model(input_ids=torch.tensor([p_ids + t_ids]), output_hidden_states=True).hidden_states[-2][0].numpy()
+        np.testing.assert_allclose(xs[i], h[: len(p_ids)].mean(0), atol=1e-5)
+        np.testing.assert_allclose(ys[i], h[len(p_ids) :].mean(0), atol=1e-5)

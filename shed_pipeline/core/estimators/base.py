@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-ESTIMATORS = ("knn_exact", "shed_grouped", "tmc", "banzhaf_msr", "exact")
+ESTIMATORS = ("knn_exact", "shed_grouped", "tmc", "banzhaf_msr", "ts_chains", "exact")
 
 
 @dataclass
@@ -72,6 +72,7 @@ class MarginalStats:
 
 def estimate(name: str, utility, **params) -> EstimatorResult:
     from shed_pipeline.core.estimators.banzhaf import banzhaf_msr
+    from shed_pipeline.core.estimators.chains import subset_chains
     from shed_pipeline.core.estimators.exact import exact_shapley
     from shed_pipeline.core.estimators.knn_exact import knn_shapley
     from shed_pipeline.core.estimators.shed_grouped import shed_grouped
@@ -85,6 +86,8 @@ def estimate(name: str, utility, **params) -> EstimatorResult:
         return tmc_shapley(utility, permutations=params["permutations"], tolerance=params.get("truncation_tolerance", 0.0), seed=params["seed"], player_keys=params.get("player_keys"))
     if name == "banzhaf_msr":
         return banzhaf_msr(utility, samples=params.get("samples") or 1000, seed=params["seed"], player_keys=params.get("player_keys"))
+    if name == "ts_chains":
+        return subset_chains(utility, chain_size=params.get("chain_size"), rounds=params.get("chain_rounds") or 10, permutations=params["permutations"], seed=params["seed"], player_keys=params.get("player_keys"))
     if name == "exact":
         return exact_shapley(utility)
     raise ValueError(f"unknown estimator {name!r}; choose one of {', '.join(ESTIMATORS)}")

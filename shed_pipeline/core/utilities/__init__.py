@@ -4,8 +4,8 @@ from shed_pipeline.core.utilities.base import CountingUtility, Utility
 from shed_pipeline.core.utilities.cache import EvaluationStore, utility_key
 from shed_pipeline.core.utilities.knn import KNNUtility
 
-# Utilities the pipeline can build by name (assets/score.py). `lm` is core/utilities/lm.py's
-# LMUtility, imported on demand (it loads torch, transformers and peft).
-UTILITIES = ("knn", "lm")
+# Utilities the pipeline can build by name (assets/score.py). `lm` (core/utilities/lm.py) and `probe`
+# (core/utilities/probe.py, on the target LM's features) are imported on demand: they load torch.
+UTILITIES = ("knn", "lm", "probe")
 
 __all__ = ["CountingUtility", "EvaluationStore", "KNNUtility", "Utility", "UTILITIES", "utility_key"]

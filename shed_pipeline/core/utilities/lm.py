@@ -19,6 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from shed_pipeline.core import lm
+from shed_pipeline.core.benchmarks import ChoiceItem
 
 
 @dataclass(frozen=True)
@@ -34,13 +35,6 @@ class LMSettings:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-@dataclass(frozen=True)
-class ChoiceItem:
-    prompt: str
-    choices: tuple[str, ...]
-    answer: int
 
 
 class LMUtility:

@@ -1,0 +1,94 @@
+"""The `probe` utility (TS-DShapley's transfer path): a simple model on the target LM's own
+representations stands in for fine-tuning the LM.
+
+Each row is represented by the LM's penultimate-layer hidden states, mean-pooled over its prompt
+tokens (x) and over its response tokens (y, which see the prompt), both reduced with PCA. The simple
+model is a ridge regression from x to y without intercept (both are centred on the validation rows'
+means by the PCA, so with few rows the prediction shrinks to the mean response instead of copying
+one row's response everywhere): it learns which response a prompt calls for. A coalition's value is
+how well the regression fitted on its rows predicts the validation rows' responses:
+
+    U(S)     = 1 - sum_v |y_v - f_S(x_v)|^2 / sum_v |y_v - mean_y|^2      (an R^2 on validation)
+    U(empty) = 0: with no rows the best guess is the mean response (a real value, not a placeholder)
+
+A row whose response does not answer its prompt (another task's output, a truncated answer) teaches
+the wrong map and lowers U: that is how the probe finds harmful rows. Evaluations take microseconds,
+so estimators can afford thousands of them.
+
+The PCA bases are fitted on the validation rows only, so U(S) depends only on S and the validation
+rows: cached values stay valid when other players join or leave.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    dims: int = 32  # PCA components kept for prompts and for responses
+    ridge: float = 5.0  # L2 penalty of the regression, on whitened features (about 5 rows' worth)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PCABasis:
+    mean: np.ndarray  # (d,)
+    components: np.ndarray  # (d, k), orthonormal columns
+    scale: np.ndarray  # (k,) standard deviation along each component (whitening)
+
+    @classmethod
+    def fit(cls, x: np.ndarray, dims: int) -> "PCABasis":
+        """Principal components of x (rows = samples), signs fixed so that each component's
+        largest-magnitude entry is positive: the same data always gives the same basis."""
+        x = np.asarray(x, dtype=np.float64)
+        if len(x) < 2:
+            raise ValueError("PCA needs at least two rows")
+        mean = x.mean(0)
+        _, s, vt = np.linalg.svd(x - mean, full_matrices=False)
+        k = max(1, min(dims, len(s)))
+        comps = vt[:k].T
+        signs = np.sign(comps[np.abs(comps).argmax(0), np.arange(k)])
+        comps = comps * np.where(signs == 0, 1.0, signs)
+        scale = s[:k] / np.sqrt(len(x) - 1)
+        return cls(mean, comps, np.where(scale > 1e-12, scale, 1.0))
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        return ((np.asarray(x, dtype=np.float64) - self.mean) @ self.components) / self.scale
+
+
+def ridge_fit(x: np.ndarray, y: np.ndarray, ridge: float) -> np.ndarray:
+    """W of the ridge regression y ~ x W (no intercept)."""
+    return np.linalg.solve(x.T @ x + ridge * np.eye(x.shape[1]), x.T @ y)
+
+
+class ProbeUtility:
+    """U(S) of the module docstring, over players given by their (x, y) representations."""
+
+    def __init__(self, player_x: np.ndarray, player_y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray, settings: ProbeSettings = ProbeSettings()):
+        if len(player_x) != len(player_y) or len(val_x) != len(val_y):
+            raise ValueError("prompt and response representations differ in count")
+        if len(val_x) < 2:
+            raise ValueError("the probe utility needs at least two validation rows (its PCA is fitted on them)")
+        if settings.ridge <= 0:
+            raise ValueError(f"ridge must be positive, got {settings.ridge}")
+        self.settings = settings
+        bx, by = PCABasis.fit(val_x, settings.dims), PCABasis.fit(val_y, settings.dims)
+        self.px, self.py = bx.transform(player_x), by.transform(player_y)
+        self.vx, self.vy = bx.transform(val_x), by.transform(val_y)
+        self.n_players = len(self.px)
+        # The validation responses are centred by their own PCA: predicting the mean is predicting 0.
+        self._total = float((self.vy**2).sum())
+
+    def value(self, members: np.ndarray) -> float:
+        mask = np.asarray(members, dtype=bool)
+        if mask.shape != (self.n_players,):
+            raise ValueError(f"coalition mask must have shape ({self.n_players},), got {mask.shape}")
+        if not mask.any() or self._total == 0.0:
+            return 0.0
+        pred = self.vx @ ridge_fit(self.px[mask], self.py[mask], self.settings.ridge)
+        return 1.0 - float(((self.vy - pred) ** 2).sum()) / self._total

@@ -1,0 +1,49 @@
+"""Multiple-choice items read from a bigbench-shaped archive built in the test."""
+
+import io
+import json
+import tarfile
+
+import pytest
+
+from shed_pipeline.core.benchmarks import load_choice_items
+
+
+def write_archive(path, tasks):
+    with tarfile.open(path, "w:gz") as tf:
+        for name, data in tasks.items():
+            raw = json.dumps(data).encode()
+            info = tarfile.TarInfo(f"bigbench-1.0.0/bigbench/benchmark_tasks/{name}/task.json")
+            info.size = len(raw)
+            tf.addfile(info, io.BytesIO(raw))
+    return path
+
+
+def quiz(n):
+    return {
+        "task_prefix": "Answer.",
+        "examples": [{"input": f"q{i}", "target_scores": {"no": 0, "yes": 1} if i % 2 else {"red": 1, "blue": 0, "green": 0}} for i in range(n)]
+        + [{"input": "free text", "target": "not a choice item"}],
+    }
+
+
+def test_items_are_read_once_sampled_by_seed_and_answers_are_the_top_score(tmp_path, monkeypatch):
+    archive = write_archive(tmp_path / "bigbench.tar.gz", {"quiz": quiz(20), "other": quiz(3)})
+    monkeypatch.setenv("SHED_BIGBENCH_ARCHIVE", str(archive))
+    cache = tmp_path / "cache"
+    items = load_choice_items(["quiz"], 5, seed=0, cache_dir=cache, log=lambda m: None)["quiz"]
+    assert len(items) == 5
+    for prefix, inp, choices, answer in items:
+        i = int(inp[1:])
+        assert prefix == "Answer." and choices == (("no", "yes") if i % 2 else ("red", "blue", "green"))
+        assert choices[answer] == ("yes" if i % 2 else "red")
+    archive.unlink()  # the extract is cached: the archive is not needed again
+    assert load_choice_items(["quiz"], 5, seed=0, cache_dir=cache)["quiz"] == items
+    assert load_choice_items(["quiz"], 5, seed=1, cache_dir=cache)["quiz"] != items
+    assert len(load_choice_items(["quiz"], 0, seed=0, cache_dir=cache)["quiz"]) == 20  # free-text items skipped
+
+
+def test_unknown_task_names_what_exists(tmp_path, monkeypatch):
+    monkeypatch.setenv("SHED_BIGBENCH_ARCHIVE", str(write_archive(tmp_path / "b.tar.gz", {"quiz": quiz(2)})))
+    with pytest.raises(ValueError, match="bigbench has no task nosuch"):
+        load_choice_items(["quiz", "nosuch"], 2, seed=0, cache_dir=tmp_path / "cache", log=lambda m: None)
