@@ -7,7 +7,8 @@ Takes N Natural Instructions rows, gives a `share` of them the output of a row f
 (a wrong answer that still looks like an answer), writes them as a JSONL source, and runs the main
 job once per (utility, method), in one project folder per utility. Prints, for each run, the corrupted
 share of the curated subset against the corrupted share of the pool (what a random subset of the
-same size holds on average). Lower is better; TS-DShapley's claim is that low-value rows are the
+same size holds on average), and the proxies' AUC: the probability that a clean proxy is valued
+above a corrupted one. Lower shares and higher AUC are better; TS-DShapley's claim is that low-value rows are the
 harmful ones. Method `auto` is QOCS with `--size auto`: the removal-index rule decides how many of the
 lowest-valued clusters to drop, and the subset is everything else.
 
@@ -60,7 +61,7 @@ def main() -> None:
             fh.write(json.dumps(r) + "\n")
 
     print(f"\n{len(records)} Natural Instructions rows, {len(bad)} ({a.share:.0%}) given another task's output; runs under {root}\n")
-    print(f"{'utility':<8} {'method':<7} {'selected':>8} {'corrupted in subset':>20} {'corrupted in pool':>18} {'ratio':>6} {'seconds':>8}")
+    print(f"{'utility':<8} {'method':<7} {'selected':>8} {'corrupted in subset':>20} {'corrupted in pool':>18} {'ratio':>6} {'proxy AUC':>9} {'seconds':>8}")
     for utility in a.utilities.split(","):
         for method in a.methods.split(","):
             home = root / utility  # one project per utility: later methods reuse its embeddings, clusters and scores
@@ -79,7 +80,20 @@ def main() -> None:
             picked = cur["row_id"].to_list()
             in_subset = sum(r in corrupted_ids for r in picked) / max(len(picked), 1)
             in_pool = sum(r in corrupted_ids for r in pool) / len(pool)
-            print(f"{utility:<8} {method:<7} {len(picked):>8} {in_subset:>20.1%} {in_pool:>18.1%} {in_subset / in_pool if in_pool else float('nan'):>6.2f} {summary['wall_seconds']:>8.1f}")
+            auc = proxy_auc(pl.read_parquet(home / "assets" / "proxy_shapley_scores.parquet"), corrupted_ids)
+            print(f"{utility:<8} {method:<7} {len(picked):>8} {in_subset:>20.1%} {in_pool:>18.1%} {in_subset / in_pool if in_pool else float('nan'):>6.2f} {auc:>9.3f} {summary['wall_seconds']:>8.1f}")
+
+
+def proxy_auc(scores: pl.DataFrame, corrupted: set) -> float:
+    """P(a clean proxy scores above a corrupted one), ties half: how well the valuation itself finds
+    the harmful players (0.5 = chance). The subset's share depends on it only through the clusters
+    the corrupted proxies stand for."""
+    s = scores["score"].to_numpy()
+    bad = np.array([p in corrupted for p in scores["proxy_row_id"]])
+    if bad.all() or not bad.any():
+        return float("nan")
+    diff = s[~bad][:, None] - s[bad][None, :]
+    return float((diff > 0).mean() + 0.5 * (diff == 0).mean())
 
 
 if __name__ == "__main__":

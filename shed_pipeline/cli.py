@@ -33,6 +33,20 @@ def _size(text: str) -> int | str:
     return "auto" if text == "auto" else _positive_int(text)
 
 
+def _setting(text: str) -> tuple[str, str, Any]:
+    name, eq, raw = text.partition("=")
+    asset, dot, key = name.partition(".")
+    if not eq or not dot or not key:
+        raise argparse.ArgumentTypeError(f"expected ASSET.KEY=VALUE, got {text!r}")
+    if asset not in ASSET_ORDER:
+        raise argparse.ArgumentTypeError(f"unknown asset {asset!r} in {text!r}; assets: {', '.join(ASSET_ORDER)}")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    return asset, key, value
+
+
 def _fraction(text: str) -> float:
     try:
         v = float(text)
@@ -79,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--embed-chunk", type=_positive_int, help="texts per encode call and embedding-cache write (default 512): an interrupted run loses at most one chunk")
     r.add_argument("--device", choices=["auto", "cpu", "cuda"], help="compute device (default auto: CUDA when present)")
     r.add_argument("--out", help="output folder for curated.jsonl, curated.parquet, lineage.duckdb (default .shed_pipeline/out)")
+    r.add_argument("--set", action="append", default=[], metavar="ASSET.KEY=VALUE", type=_setting, help="any asset config value, e.g. proxy_shapley_scores.lm_steps=4 or evaluation_metrics.benchmarks='[\"social_iqa\"]' (JSON, else text); repeatable, applied last")
     r.add_argument("--json", action="store_true", help="print a machine-readable summary instead of a table")
 
     lin = sub.add_parser("lineage", help="query the lineage database")
@@ -152,6 +167,8 @@ def _run_config(args: argparse.Namespace) -> dict:
         ops["curated_subset"]["size"] = args.size
     if args.temperature is not None:
         ops["curated_subset"]["temperature"] = args.temperature
+    for asset, key, value in args.set:
+        ops.setdefault(asset, {})[key] = value
     return {"ops": {k: {"config": v} for k, v in ops.items()}, "loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
@@ -205,7 +222,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     job = build_definitions(concise_logs=True).resolve_job_def("shed_curation_job")
     t0 = time.perf_counter()
     with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(run_config=_run_config(args), instance=instance, raise_on_error=False)
+        try:
+            result = job.execute_in_process(run_config=_run_config(args), instance=instance, raise_on_error=False)
+        except dg.DagsterInvalidConfigError as exc:  # e.g. a misspelt --set key: name it, not the whole schema
+            raise CliError("invalid config: " + "; ".join(e.message.split(" Expected")[0] for e in exc.errors)) from None
     wall = time.perf_counter() - t0
     if not result.success:
         raise CliError(_failure_message(result))

@@ -48,3 +48,12 @@ def test_sensors_are_registered_with_safe_defaults():
     assert source.default_status == dg.DefaultSensorStatus.STOPPED and source.job_name == "shed_curation_job"
     auto = d.resolve_sensor_def("refresh_automation_sensor")
     assert auto.default_status == dg.DefaultSensorStatus.RUNNING
+
+
+def test_steps_that_use_the_compute_device_share_the_gpu_pool():
+    from shed_pipeline.assets import ALL_ASSETS
+
+    pools = {a.key.to_user_string(): a.op.pool for a in ALL_ASSETS}
+    assert pools == {"raw_dataset": "duckdb", "embeddings": "gpu", "clusters": "gpu", "proxy_shapley_scores": "gpu", "curated_subset": "duckdb", "evaluation_metrics": "gpu"}
+    tagged = {a.key.to_user_string() for a in ALL_ASSETS if a.tags_by_key[a.key].get("shed/gpu") == "true"}
+    assert tagged == {k for k, p in pools.items() if p == "gpu"}

@@ -41,8 +41,8 @@ class ProxyShapleyConfig(dg.Config):
     lm_max_tokens: int = 256
     lm_validation_rows: int = 64  # 0 = every validation row (each evaluation scores all of them)
     # utility "probe" (TS-DShapley): ridge regression from the LM's prompt to response representations.
-    probe_dims: int = 32  # PCA components
-    probe_ridge: float = 1.0
+    probe_dims: int = 16  # PCA components
+    probe_ridge: float = 20.0
     probe_validation_rows: int = 256  # 0 = every validation row
     # TS-DShapley's removal-index rule (needed by curated_subset's auto_size): U after dropping the r
     # lowest-valued proxies, for r on a grid of this many points up to removal_max_fraction of K; the

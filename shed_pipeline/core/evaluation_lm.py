@@ -119,7 +119,7 @@ def evaluate_arms(
                 lps = lm.continuation_logprobs(m, tok, list(test_prompts), list(test_targets), batch_size=budget.batch_size, max_tokens=budget.max_tokens)
                 records.append({**base, "benchmark": TEST_SPLIT, "metric": "loglik_per_token", "value": float(np.mean([lp / max(n, 1) for lp, n in lps]))})
             for name, items in benchmarks.items():
-                correct = [lm.choose(m, tok, it.prompt, list(it.choices), budget.batch_size) == it.answer for it in items]
+                correct = [got == it.answer for got, it in zip(lm.choose_many(m, tok, items, budget.batch_size), items, strict=True)]
                 records.append({**base, "benchmark": name, "metric": "accuracy", "value": float(np.mean(correct)) if correct else float("nan")})
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)

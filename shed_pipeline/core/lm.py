@@ -178,6 +178,20 @@ def choose(model, tok, prompt: str, choices: list[str], batch_size: int = 8) -> 
     return max(range(len(choices)), key=lambda j: (means[j], -j))
 
 
+def choose_many(model, tok, items, batch_size: int = 8, max_tokens: int = 256) -> list[int]:
+    """`choose` for many items (objects with prompt, choices) at once: every (prompt, choice) pair
+    goes through one batched, length-sorted pass instead of one small batch per item."""
+    prompts = [it.prompt for it in items for _ in it.choices]
+    conts = [c for it in items for c in it.choices]
+    scores = continuation_logprobs(model, tok, prompts, conts, batch_size, max_tokens) if conts else []
+    out, pos = [], 0
+    for it in items:
+        means = [lp / max(n, 1) for lp, n in scores[pos : pos + len(it.choices)]]
+        pos += len(it.choices)
+        out.append(max(range(len(means)), key=lambda j: (means[j], -j)))
+    return out
+
+
 def lora_finetuned(model, tok, prompts: list[str], targets: list[str], *, steps: int, lr: float = 1e-3, rank: int = 8, alpha: int = 16, batch_size: int = 8, max_tokens: int = 256, seed: int = 0, target_modules: tuple[str, ...] = ("q_proj", "v_proj")):
     """A context manager: inside it, `model` carries a LoRA adapter fine-tuned on (prompt, target)
     pairs (loss on the target tokens only); on exit the adapter is removed and the base weights are

@@ -97,3 +97,12 @@ def test_penultimate_features_are_the_mean_pooled_hidden_states_whatever_the_bat
             h = model(input_ids=torch.tensor([p_ids + t_ids]), output_hidden_states=True).hidden_states[-2][0].numpy()
         np.testing.assert_allclose(xs[i], h[: len(p_ids)].mean(0), atol=1e-5)
         np.testing.assert_allclose(ys[i], h[len(p_ids) :].mean(0), atol=1e-5)
+
+
+def test_choose_many_equals_choosing_item_by_item(tiny):
+    from shed_pipeline.core.benchmarks import ChoiceItem
+
+    model, tok = tiny
+    items = [ChoiceItem("the capital of france is", ("paris", "berlin", "madrid"), 0), ChoiceItem("what colour", ("blue", "green"), 1), ChoiceItem("a b", ("c d e f g", "c"), 0)]
+    assert lm.choose_many(model, tok, items, batch_size=2) == [lm.choose(model, tok, it.prompt, list(it.choices)) for it in items]
+    assert lm.choose_many(model, tok, []) == []

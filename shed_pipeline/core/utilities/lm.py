@@ -57,7 +57,7 @@ class LMUtility:
         parts = {"val_loglik_per_token": loglik}
         score = loglik
         if self.choice_items:
-            acc = float(np.mean([lm.choose(model, self.tok, c.prompt, list(c.choices), s.batch_size) == c.answer for c in self.choice_items]))
+            acc = float(np.mean([got == c.answer for got, c in zip(lm.choose_many(model, self.tok, self.choice_items, s.batch_size), self.choice_items, strict=True)]))
             parts["choice_accuracy"] = acc
             score += s.choice_weight * acc
         self.last_parts = parts

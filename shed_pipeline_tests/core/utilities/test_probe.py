@@ -57,7 +57,7 @@ def test_rows_with_another_tasks_output_get_the_lowest_shapley_values():
         bad = [1, 6]
         for i in bad:  # the output of the next task: a fluent answer to the wrong question
             py[i] = cy[(t[i] + 1) % 4] + rng.normal(size=12)
-        u = ProbeUtility(px, py, vx, vy, ProbeSettings(dims=6))
+        u = ProbeUtility(px, py, vx, vy, ProbeSettings(dims=6, ridge=5.0))
         values = exact_shapley(u).values
         found += set(np.argsort(values)[:2]) == set(bad)
         clean = np.ones(10, dtype=bool)

@@ -1,0 +1,36 @@
+"""Source archives fetched from a package index's simple API (a file:// index built in the test)."""
+
+import hashlib
+
+import pytest
+
+from shed_pipeline.core import registry
+
+
+def make_index(root, payload, sha):
+    project = root / "simple" / "demo-pkg"
+    project.mkdir(parents=True)
+    files = root / "files"
+    files.mkdir()
+    (files / "demo_pkg-1.0.tar.gz").write_bytes(payload)
+    (project / "index.html").write_text(f'<html><body><a href="../../files/demo_pkg-1.0.tar.gz#sha256={sha}">demo_pkg-1.0.tar.gz</a></body></html>')
+    return f"file://{root / 'simple'}"
+
+
+def test_sdist_is_downloaded_from_the_index_and_checked(tmp_path, monkeypatch):
+    payload = b"archive bytes" * 1000
+    monkeypatch.setenv("PIP_INDEX_URL", make_index(tmp_path / "idx", payload, hashlib.sha256(payload).hexdigest()))
+    monkeypatch.setenv("PIP_EXTRA_INDEX_URL", "")
+    got = registry.pip_download("demo_pkg==1.0", "demo_pkg-1.0.tar.gz", tmp_path / "cache", log=lambda m: None)
+    assert got == tmp_path / "cache" / "demo_pkg-1.0.tar.gz" and got.read_bytes() == payload
+    assert not list((tmp_path / "cache" / "partial").iterdir())
+
+
+def test_a_corrupt_download_is_refused_and_never_kept(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIP_INDEX_URL", make_index(tmp_path / "idx", b"tampered", "0" * 64))
+    monkeypatch.setenv("PIP_EXTRA_INDEX_URL", "")
+    with pytest.raises(RuntimeError, match="does not match the index"):
+        registry.pip_download("demo_pkg==1.0", "demo_pkg-1.0.tar.gz", tmp_path / "cache", log=lambda m: None)
+    assert not (tmp_path / "cache" / "demo_pkg-1.0.tar.gz").exists()
+    with pytest.raises(RuntimeError, match="no configured index lists it"):
+        registry.pip_download("other==1.0", "other-1.0.tar.gz", tmp_path / "cache", log=lambda m: None)
