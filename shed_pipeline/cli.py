@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     size.add_argument("--size", type=_size, help="target size as a row count, or 'auto': TS-DShapley's removal-index rule drops the lowest-valued clusters and keeps the rest")
     r.add_argument("--estimator", choices=ESTIMATORS, default="knn_exact")
     r.add_argument("--utility", choices=UTILITIES, default="knn")
-    r.add_argument("--permutations", type=_positive_int, help="permutations for shed_grouped / tmc (default 20)")
+    r.add_argument("--permutations", type=_positive_int, help="permutations for shed_grouped / tmc, and per chain for ts_chains (default 20)")
     r.add_argument("--lm-model", help="the target LM of the lm/probe utilities and the evaluation: 'smollm2-135m-instruct' (default, from the package registry) or a local causal-LM folder")
     r.add_argument("--chain-rounds", type=_positive_int, help="ts_chains: rounds of chains; each proxy is valued in this many chains (default 10)")
     r.add_argument("--no-lm-eval", action="store_true", help="skip the language-model arms of evaluation_metrics (keep the model-free report)")

@@ -1,6 +1,7 @@
 """evaluation_metrics: the curated subset against same-size random subsets and the full pool, on
 the held-out test split: model-free metrics always, and (default) the target LM fine-tuned on each."""
 
+import hashlib
 import json
 import time
 
@@ -50,13 +51,15 @@ def lm_arms_report(config: EvaluationConfig, pool: pl.DataFrame, test: pl.DataFr
     benchmarks = {name: [ChoiceItem(lm.prompt_text(tok, prefix, inp), choices, answer) for prefix, inp, choices, answer in items] for name, items in raw_items.items()}
     arms = plan_arms(pool.height, curated_idx, [config.seed + i for i in range(config.random_seeds)], config.include_full_pool)
     fingerprint = lm.model_fingerprint(path)
-    cache = arms_cache / f"{device.split(':')[0]}" if arms_cache is not None else None  # results depend on the device's arithmetic
+    signature = lm.device_signature(device)  # results depend on the device's arithmetic and the library versions
+    cache = arms_cache / hashlib.sha256(signature.encode()).hexdigest()[:16] if arms_cache is not None else None
     records = evaluate_arms(model, tok, arms, prompts(pool), pool["output"].to_list(), prompts(test), test["output"].to_list(), benchmarks, budget, log, cache, fingerprint)
     summary = summarize(records)
     return {
         "model_path": str(path),
         "model_fingerprint": fingerprint,
         "device": device,
+        "device_signature": signature,
         "budget": budget.as_dict(),
         "test_rows": test.height,
         "benchmark_items": {k: len(v) for k, v in benchmarks.items()},

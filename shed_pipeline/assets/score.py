@@ -22,7 +22,7 @@ class ProxyShapleyConfig(dg.Config):
     estimator: str = "knn_exact"  # knn_exact | shed_grouped | tmc | banzhaf_msr | ts_chains | exact (K <= 16)
     utility: str = "knn"
     k: int = 5  # neighbours of the knn utility
-    permutations: int = 20  # shed_grouped / tmc (SHED's run.sh uses 20)
+    permutations: int = 20  # shed_grouped / tmc; ts_chains: per chain (SHED's run.sh uses 20)
     group_size: int | None = None  # shed_grouped; default ceil(K / 50) (SHED: 60 for K = 3000)
     truncation_tolerance: float = 0.0  # tmc; 0 = never truncate
     samples: int = 1000  # banzhaf_msr: random coalitions, each updating every player
@@ -40,6 +40,11 @@ class ProxyShapleyConfig(dg.Config):
     lm_batch_size: int = 8
     lm_max_tokens: int = 256
     lm_validation_rows: int = 64  # 0 = every validation row (each evaluation scores all of them)
+    # SHED scores by multiple-choice accuracy (MMLU): add bigbench multiple-choice items to U(S) (their
+    # accuracy is added to the log-likelihood). Items come from the other end of the order the
+    # evaluation samples from, so the two never share items.
+    lm_benchmarks: list[str] = []
+    lm_benchmark_items: int = 32
     # utility "probe" (TS-DShapley): ridge regression from the LM's prompt to response representations.
     probe_dims: int = 16  # PCA components
     probe_ridge: float = 20.0
@@ -68,7 +73,7 @@ def build_utility(config: ProxyShapleyConfig, raw_dataset: pl.DataFrame, embeddi
     if config.utility not in UTILITIES:
         raise ValueError(f"unknown utility {config.utility!r}; choose one of {', '.join(UTILITIES)}")
     if config.estimator == "knn_exact" and config.utility != "knn":
-        raise ValueError(f"estimator knn_exact is the closed form of the knn utility; with utility {config.utility!r} choose banzhaf_msr, tmc, shed_grouped or exact")
+        raise ValueError(f"estimator knn_exact is the closed form of the knn utility; with utility {config.utility!r} choose banzhaf_msr, ts_chains, tmc, shed_grouped or exact")
     if validation.height == 0:
         raise ValueError("the validation split is empty: raise validation_fraction or add rows")
     rows = raw_dataset.join(embeddings, on="row_id", how="inner")
@@ -97,10 +102,18 @@ def _lm_utility(config: ProxyShapleyConfig, proxies: pl.DataFrame, validation: p
     val = validation.sort("row_id").head(config.lm_validation_rows) if config.lm_validation_rows else validation
     settings = LMSettings(steps=config.lm_steps, lr=config.lm_lr, rank=config.lm_rank, alpha=2 * config.lm_rank, batch_size=config.lm_batch_size, max_tokens=config.lm_max_tokens, seed=config.seed)
     prompt = lambda df: [lm.prompt_text(tok, i, x) for i, x in zip(df["instruction"], df["input"], strict=True)]  # noqa: E731
-    utility = LMUtility(model, tok, prompt(proxies), proxies["output"].to_list(), prompt(val), val["output"].to_list(), settings)
-    # U(S) depends on the model's weights, the fine-tune settings, the device's arithmetic and the
-    # validation rows (ids and texts; the ids are content hashes).
-    key_settings = {"model": lm.model_fingerprint(path), **settings.as_dict(), "device": device.split(":")[0], "prompt": "chat_template/v1", "score": "val_loglik_per_token/v1"}
+    items = []
+    if config.lm_benchmarks:
+        from shed_pipeline.core.benchmarks import ChoiceItem, load_choice_items
+
+        raw = load_choice_items(config.lm_benchmarks, config.lm_benchmark_items, config.seed, cache_dir, log, from_end=True)  # never the evaluation's items
+        items = [ChoiceItem(lm.prompt_text(tok, p, x), c, a) for task in config.lm_benchmarks for p, x, c, a in raw[task]]
+    utility = LMUtility(model, tok, prompt(proxies), proxies["output"].to_list(), prompt(val), val["output"].to_list(), settings, items)
+    # U(S) depends on the model's weights, the fine-tune settings, the device's arithmetic, the
+    # validation rows (ids and texts; the ids are content hashes) and the multiple-choice items.
+    key_settings = {"model": lm.model_fingerprint(path), **settings.as_dict(), "device": lm.device_signature(device), "prompt": "chat_template/v1", "score": "val_loglik_per_token/v1"}
+    if items:
+        key_settings["choice_items"] = fingerprint_arrays([f"{it.prompt}\x00{chr(31).join(it.choices)}\x00{it.answer}" for it in items])
     data = fingerprint_arrays(val["row_id"].to_list())
     return utility, utility_key("lm", key_settings, data), {"utility": "lm", "settings": key_settings, "validation_rows": val.height, "validation_fingerprint": data, "model_path": str(path)}
 
@@ -114,7 +127,7 @@ def _probe_utility(config: ProxyShapleyConfig, proxies: pl.DataFrame, validation
     fingerprint = lm.model_fingerprint(path)
     val = validation.sort("row_id").head(config.probe_validation_rows) if config.probe_validation_rows else validation
     # The LM's features are cached by row id like embeddings: a refresh computes new rows only.
-    feature_id = f"lm-penultimate/v1:{fingerprint}:{config.lm_max_tokens}:{device.split(':')[0]}"
+    feature_id = f"lm-penultimate/v1:{fingerprint}:{config.lm_max_tokens}:{lm.device_signature(device)}"
     rows = pl.concat([proxies.select("row_id", "instruction", "input", "output"), val.select("row_id", "instruction", "input", "output")]).unique("row_id", keep="first", maintain_order=True)
     cache = EmbeddingCache(feature_cache)
     missing = set(cache.missing(feature_id, rows["row_id"].to_list()))
@@ -164,7 +177,7 @@ def proxy_shapley_scores(context: dg.AssetExecutionContext, config: ProxyShapley
         )
         full = utility.value(np.ones(len(proxy_ids), dtype=bool))
         values = np.asarray(res.values, dtype=np.float64)
-        curve = removal_curve(utility, values, clusters["cluster_id"].to_numpy(), config.removal_max_fraction, config.removal_points) if config.removal_points and len(values) > 1 else None
+        curve = removal_curve(utility, values, clusters["cluster_id"].to_numpy(), config.removal_max_fraction, config.removal_points) if config.removal_points else None
     order = sorted(range(len(values)), key=lambda i: (-values[i], int(clusters["cluster_id"][i])))
     rank = np.empty(len(values), dtype=np.int64)
     rank[order] = np.arange(1, len(values) + 1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import tarfile
 from dataclasses import dataclass
@@ -68,6 +69,8 @@ def extract_choice_tasks(archive: Path, tasks: Sequence[str], cache_dir: Path, l
                 continue
             choices = [str(c) for c in scores]
             values = [float(v) for v in scores.values()]
+            if values.count(max(values)) > 1:  # several right answers: accuracy by argmax would be wrong
+                continue
             cols["example_index"].append(i)
             cols["prefix"].append(prefix)
             cols["input"].append(str(ex.get("input", "")))
@@ -77,16 +80,21 @@ def extract_choice_tasks(archive: Path, tasks: Sequence[str], cache_dir: Path, l
             raise ValueError(f"bigbench task {task} has no multiple-choice items (no target_scores)")
         out = _cache_path(cache_dir, task)
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(".partial")
+        tmp = out.with_suffix(f".{os.getpid()}.partial")
         pl.DataFrame(cols).write_parquet(tmp)
         tmp.replace(out)
         log(f"  {task}: {len(cols['answer'])} items -> {out}")
 
 
-def load_choice_items(tasks: Sequence[str], items_per_task: int, seed: int, cache_dir: Path, log: Log = print) -> dict[str, list[tuple[str, str, tuple[str, ...], int]]]:
+def load_choice_items(tasks: Sequence[str], items_per_task: int, seed: int, cache_dir: Path, log: Log = print, from_end: bool = False) -> dict[str, list[tuple[str, str, tuple[str, ...], int]]]:
     """Per task, `items_per_task` items (all when 0) as (prefix, input, choices, answer), chosen by a
-    hash of (seed, task, example index): the same seed gives the same items everywhere."""
+    hash of (seed, task, example index): the same seed gives the same items everywhere. The
+    evaluation takes items from the start of that order and the lm utility `from_end`, so a task
+    used by both is never scored on the items it was valued on (while 2 x items <= the task's size)."""
     import polars as pl
+
+    if items_per_task < 0:
+        raise ValueError(f"items per benchmark must be >= 0 (0 = all), got {items_per_task}")
 
     missing = [t for t in tasks if not _cache_path(cache_dir, t).is_file()]
     if missing:
@@ -95,7 +103,7 @@ def load_choice_items(tasks: Sequence[str], items_per_task: int, seed: int, cach
     for task in tasks:
         df = pl.read_parquet(_cache_path(cache_dir, task))
         rank = [hashlib.sha256(f"{seed}:{task}:{i}".encode()).hexdigest() for i in df["example_index"]]
-        df = df.with_columns(pl.Series("_rank", rank)).sort("_rank")
+        df = df.with_columns(pl.Series("_rank", rank)).sort("_rank", descending=from_end)
         if items_per_task:
             df = df.head(items_per_task)
         out[task] = [(r["prefix"], r["input"], tuple(r["choices"]), int(r["answer"])) for r in df.iter_rows(named=True)]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -91,6 +92,8 @@ def evaluate_arms(
     kept in a JSON file named by a hash of everything they depend on (model, budget, the arm's rows'
     texts in order, the test rows, the benchmark items): a re-run whose subsets did not change
     fine-tunes nothing."""
+    if not test_prompts and not any(benchmarks.values()):
+        raise ValueError("the LM evaluation has nothing to score: no test rows and no benchmark items")
     records = []
     for arm in arms:
         idx = list(arm.rows)
@@ -123,7 +126,7 @@ def evaluate_arms(
                 records.append({**base, "benchmark": name, "metric": "accuracy", "value": float(np.mean(correct)) if correct else float("nan")})
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".partial")
+            tmp = path.with_suffix(f".{os.getpid()}.partial")  # concurrent runs never share a temporary file
             tmp.write_text(json.dumps([{k: r[k] for k in ("benchmark", "metric", "value")} for r in records[first:]]))
             tmp.replace(path)
     return records
@@ -141,11 +144,12 @@ def _arm_key(model_key: str, budget: FinetuneBudget, rows: Sequence[tuple[str, s
 
 
 def summarize(records: Sequence[dict]) -> list[dict]:
-    """Mean, standard deviation and count per (benchmark, arm), in first-seen order."""
+    """Mean, sample standard deviation (0 for one value) and count per (benchmark, arm), in
+    first-seen order."""
     groups: dict[tuple[str, str, str], list[float]] = {}
     for r in records:
         groups.setdefault((r["benchmark"], r["metric"], r["arm"]), []).append(r["value"])
-    return [{"benchmark": b, "metric": m, "arm": a, "mean": float(np.mean(v)), "std": float(np.std(v)), "n": len(v)} for (b, m, a), v in groups.items()]
+    return [{"benchmark": b, "metric": m, "arm": a, "mean": float(np.mean(v)), "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, "n": len(v)} for (b, m, a), v in groups.items()]
 
 
 def verdict(summary: Sequence[dict], noise_sigmas: float = 2.0) -> dict[str, dict]:

@@ -93,6 +93,21 @@ def model_fingerprint(path: Path) -> str:
     return combine_digests([(f.name, file_digest(f)) for f in files])
 
 
+def device_signature(device: str) -> str:
+    """What besides the weights decides a model's numbers: the device (GPU model), and the torch,
+    transformers and peft versions. Cached features, utility values and evaluation arms are keyed
+    by it, so another GPU or library version never reuses them."""
+    import platform
+
+    import peft
+    import torch
+    import transformers
+
+    kind = device.split(":")[0]
+    name = torch.cuda.get_device_name(torch.device(device)) if kind == "cuda" else platform.machine()
+    return f"{kind}/{name}/torch-{torch.__version__}/transformers-{transformers.__version__}/peft-{peft.__version__}"
+
+
 def load_lm(path: Path, device: str = "cpu", dtype: str = "fp32"):
     """(model in eval mode on `device`, tokenizer with a pad token) from a local folder."""
     import torch

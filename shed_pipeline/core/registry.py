@@ -4,6 +4,8 @@ installed) into a cache folder."""
 
 from __future__ import annotations
 
+import ast
+import http.client
 import os
 import re
 import subprocess
@@ -78,12 +80,29 @@ def index_urls() -> list[str]:
     env_index, env_extra = os.environ.get("PIP_INDEX_URL"), os.environ.get("PIP_EXTRA_INDEX_URL", "")
     conf: dict[str, str] = {}
     out = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True).stdout
-    for line in out.splitlines():
+    for line in out.splitlines():  # e.g. global.extra-index-url='a b' (values printed with repr)
         key, _, value = line.partition("=")
-        conf[key.split(".", 1)[-1]] = value.strip().strip("'\"")
+        try:
+            value = str(ast.literal_eval(value.strip()))
+        except (ValueError, SyntaxError):
+            value = value.strip()
+        conf[key.split(".", 1)[-1]] = value
     main = env_index or conf.get("index-url") or "https://pypi.org/simple"
     extra = (env_extra or conf.get("extra-index-url", "")).split()
     return [main, *extra]
+
+
+def _split_credentials(url: str) -> tuple[str, dict[str, str]]:
+    """(url without user:password@, headers carrying them as HTTP basic auth)."""
+    import base64
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None:
+        return url, {}
+    host = parts.hostname + (f":{parts.port}" if parts.port else "")
+    creds = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=host)), {"Authorization": "Basic " + base64.b64encode(creds.encode()).decode()}
 
 
 def _index_files(index: str, project: str) -> list[tuple[str, str, str | None]]:
@@ -100,7 +119,8 @@ def _index_files(index: str, project: str) -> list[tuple[str, str, str | None]]:
         if not path.is_dir():
             return []
         page += "index.html"
-    req = urllib.request.Request(page, headers={"Accept": "application/vnd.pypi.simple.v1+json, text/html;q=0.1"})
+    page, auth = _split_credentials(page)
+    req = urllib.request.Request(page, headers={"Accept": "application/vnd.pypi.simple.v1+json, text/html;q=0.1", **auth})
     with urllib.request.urlopen(req, timeout=60) as resp:
         body = resp.read()
         ctype = resp.headers.get("Content-Type", "") if hasattr(resp, "headers") else ""
@@ -117,38 +137,54 @@ def _index_files(index: str, project: str) -> list[tuple[str, str, str | None]]:
 
 
 def _index_download(spec: str, file_name: str, target: Path, partial: Path, log: Log, size_note: str) -> Path:
-    import hashlib
-    import urllib.request
+    import urllib.parse
 
     project = re.split(r"[=<>!~ ]", spec, maxsplit=1)[0]
     errors = []
     for index in index_urls():
+        shown = _split_credentials(index)[0]  # never print a password
         try:
             found = [f for f in _index_files(index, project) if f[0] == file_name]
-        except OSError as exc:
-            errors.append(f"{index}: {exc}")
+        except (OSError, ValueError, http.client.HTTPException) as exc:
+            errors.append(f"{shown}: {type(exc).__name__}: {str(exc).replace(index, shown)}")
             continue
         if not found:
             continue
         _, url, sha = found[0]
-        log(f"Downloading {file_name}{f' ({size_note}, once)' if size_note else ''} from {index} into {target.parent} ...")
-        tmp = partial / file_name
-        digest = hashlib.sha256()
-        with urllib.request.urlopen(url, timeout=180) as resp, open(tmp, "wb") as fh:
-            total = int(resp.headers.get("Content-Length") or 0)
-            done, last_pct = 0, -10
-            while chunk := resp.read(1 << 20):
-                fh.write(chunk)
-                digest.update(chunk)
-                done += len(chunk)
-                pct = int(100 * done / total) if total else 0
-                if total and pct >= last_pct + 10:
-                    last_pct = pct
-                    log(f"  download {pct}% of {total / 1e6:.0f} MB")
-        if sha and digest.hexdigest() != sha:
+        log(f"Downloading {file_name}{f' ({size_note}, once)' if size_note else ''} from {shown} into {target.parent} ...")
+        tmp = partial / f"{file_name}.{os.getpid()}"  # concurrent downloads never share a file
+        try:
+            base, auth = _split_credentials(index)
+            _fetch(url, tmp, sha, log, {**auth, "host": urllib.parse.urlsplit(base).hostname or ""} if auth else {})
+        except (OSError, ValueError, http.client.HTTPException) as exc:
             tmp.unlink(missing_ok=True)
-            raise RuntimeError(f"{file_name} from {url}: sha256 {digest.hexdigest()} does not match the index's {sha}")
+            errors.append(f"{shown}: downloading {file_name} failed: {type(exc).__name__}: {exc}")
+            continue
         tmp.replace(target)
         return target
     detail = "; ".join(errors) if errors else "no configured index lists it"
     raise RuntimeError(f"cannot download {file_name} ({spec}): {detail}")
+
+
+def _fetch(url: str, tmp: Path, sha: str | None, log: Log, index_auth: dict[str, str]) -> None:
+    import hashlib
+    import urllib.parse
+    import urllib.request
+
+    url, auth = _split_credentials(url)
+    if not auth and index_auth and urllib.parse.urlsplit(url).hostname == index_auth["host"]:
+        auth = {"Authorization": index_auth["Authorization"]}  # files on the index's own host: its credentials
+    digest = hashlib.sha256()
+    with urllib.request.urlopen(urllib.request.Request(url, headers=auth), timeout=180) as resp, open(tmp, "wb") as fh:
+        total = int(resp.headers.get("Content-Length") or 0)
+        done, last_pct = 0, -10
+        while chunk := resp.read(1 << 20):
+            fh.write(chunk)
+            digest.update(chunk)
+            done += len(chunk)
+            pct = int(100 * done / total) if total else 0
+            if total and pct >= last_pct + 10:
+                last_pct = pct
+                log(f"  download {pct}% of {total / 1e6:.0f} MB")
+    if sha and digest.hexdigest() != sha:
+        raise ValueError(f"{url}: sha256 {digest.hexdigest()} does not match the index's {sha}")

@@ -2,7 +2,8 @@
 
 Rank the players by value (lowest first), evaluate the utility of the set left after removing the r
 lowest for r on a grid, and keep the r with the highest utility (ties: the smallest r, i.e. drop as
-little as possible). `curated_subset` with `size: auto` keeps exactly the clusters that survive.
+little as possible). `curated_subset` with `auto_size` (`--size auto`) keeps exactly the clusters
+that survive.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def removal_curve(utility, values, keys=None, max_fraction: float = 0.5, points:
     if points < 2:
         raise ValueError("the removal curve needs at least two points")
     order = removal_order(values, keys)
-    top = min(n - 1, int(np.floor(max_fraction * n)))
+    top = max(0, min(n - 1, int(np.floor(max_fraction * n))))  # never remove everyone (one player: r = 0 only)
     grid = sorted({int(round(x)) for x in np.linspace(0, top, points)})
     utils = []
     for r in grid:

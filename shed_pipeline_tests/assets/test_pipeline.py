@@ -174,3 +174,19 @@ def test_lm_evaluation_arms_in_the_pipeline(shed_env, source_file, tmp_path, mon
     assert report["lm"]["budget"]["steps"] == 2 and report["lm"]["benchmark_items"] == {"quiz": 4} and report["lm"]["test_rows"] == 6
     again = materialize(source_file, evaluation_metrics=evaluation)  # nothing changed: every arm from the cache
     assert meta(again, "evaluation_metrics")["lm_test_split_curated_mean"] == ev["lm_test_split_curated_mean"]
+
+
+def test_lm_utility_can_score_multiple_choice_accuracy_like_shed(shed_env, source_file, tmp_path, monkeypatch):
+    from shed_pipeline_tests.core.test_benchmarks import quiz, write_archive
+    from shed_pipeline_tests.tiny_lm import build_tiny_lm
+
+    monkeypatch.setenv("SHED_BIGBENCH_ARCHIVE", str(write_archive(tmp_path / "bigbench.tar.gz", {"quiz": quiz(10)})))
+    model_dir = build_tiny_lm(tmp_path / "tiny_llama")
+    scoring = {"utility": "lm", "lm_model": str(model_dir), "estimator": "banzhaf_msr", "samples": 3, "lm_steps": 1, "lm_validation_rows": 3, "lm_max_tokens": 48, "lm_batch_size": 4}
+    plain = materialize(source_file, clusters={"n_clusters": 3}, proxy_shapley_scores=scoring)
+    with_mc = materialize(source_file, clusters={"n_clusters": 3}, proxy_shapley_scores={**scoring, "lm_benchmarks": ["quiz"], "lm_benchmark_items": 4})
+    assert plain.success and with_mc.success
+    a, b = meta(plain, "proxy_shapley_scores"), meta(with_mc, "proxy_shapley_scores")
+    assert a["utility_key"] != b["utility_key"] and b["utility_evaluations"] > 0  # other items, other cached values
+    # U(all) gains the items' accuracy (between 0 and 1) on top of the same log-likelihood.
+    assert 0 <= b["utility_all_proxies"] - a["utility_all_proxies"] <= 1

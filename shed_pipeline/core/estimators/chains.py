@@ -37,7 +37,7 @@ def subset_chains(utility, chain_size: int | None = None, rounds: int = 10, perm
     k = utility.n_players
     if rounds < 1 or permutations < 1:
         raise ValueError("rounds and permutations must be at least 1")
-    size = chain_size or default_chain_size(k)
+    size = default_chain_size(k) if chain_size is None else chain_size
     if size < 1:
         raise ValueError(f"chain_size must be at least 1, got {size}")
     keys = player_key_array(k, player_keys)

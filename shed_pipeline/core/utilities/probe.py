@@ -52,7 +52,10 @@ class PCABasis:
             raise ValueError("PCA needs at least two rows")
         mean = x.mean(0)
         _, s, vt = np.linalg.svd(x - mean, full_matrices=False)
-        k = max(1, min(dims, len(s)))
+        # Keep only directions the data really spans (centred data has rank <= n - 1): a direction
+        # with no variance is arbitrary (it depends on the LAPACK build) and whitening would blow it up.
+        rank = int((s > s[0] * max(x.shape) * np.finfo(np.float64).eps).sum()) if s[0] > 0 else 0
+        k = max(1, min(dims, rank))
         comps = vt[:k].T
         signs = np.sign(comps[np.abs(comps).argmax(0), np.arange(k)])
         comps = comps * np.where(signs == 0, 1.0, signs)
