@@ -47,3 +47,15 @@ def test_unknown_task_names_what_exists(tmp_path, monkeypatch):
     monkeypatch.setenv("SHED_BIGBENCH_ARCHIVE", str(write_archive(tmp_path / "b.tar.gz", {"quiz": quiz(2)})))
     with pytest.raises(ValueError, match="bigbench has no task nosuch"):
         load_choice_items(["quiz", "nosuch"], 2, seed=0, cache_dir=tmp_path / "cache", log=lambda m: None)
+
+
+def test_utility_items_come_from_the_other_end_and_ties_are_skipped(tmp_path, monkeypatch):
+    data = quiz(20)
+    data["examples"].append({"input": "tie", "target_scores": {"a": 1, "b": 1, "c": 0}})
+    monkeypatch.setenv("SHED_BIGBENCH_ARCHIVE", str(write_archive(tmp_path / "b.tar.gz", {"quiz": data})))
+    evaluation = load_choice_items(["quiz"], 10, seed=0, cache_dir=tmp_path / "cache", log=lambda m: None)["quiz"]
+    utility = load_choice_items(["quiz"], 10, seed=0, cache_dir=tmp_path / "cache", from_end=True)["quiz"]
+    assert not {i for _, i, _, _ in evaluation} & {i for _, i, _, _ in utility}  # disjoint while 2 x 10 <= 20
+    assert "tie" not in {i for _, i, _, _ in evaluation + utility}
+    with pytest.raises(ValueError, match=">= 0"):
+        load_choice_items(["quiz"], -1, seed=0, cache_dir=tmp_path / "cache")

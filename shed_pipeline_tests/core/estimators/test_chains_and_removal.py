@@ -81,3 +81,8 @@ def test_removal_rule_ties_keep_more_players_and_inputs_are_checked():
         removal_curve(Additive(w), w[:2])
     with pytest.raises(ValueError, match="max_fraction"):
         removal_curve(Additive(w), w, max_fraction=1.0)
+
+
+def test_removal_rule_with_one_player_removes_nothing():
+    curve = removal_curve(Additive([-1.0]), [-1.0])
+    assert curve.removed == [0] and curve.best == 0 and not curve.dropped.any()

@@ -76,3 +76,11 @@ def test_bad_inputs_are_refused():
         ProbeUtility(x, x, x, x, ProbeSettings(ridge=0))
     with pytest.raises(ValueError, match="shape"):
         ProbeUtility(np.ones((3, 4)), np.ones((3, 4)), np.eye(4), np.eye(4)).value(np.ones(2, dtype=bool))
+
+
+def test_pca_keeps_only_directions_the_validation_rows_span():
+    rng = np.random.default_rng(4)
+    few = rng.normal(size=(5, 20)) * 3000  # 5 rows span at most 4 centred directions
+    b = PCABasis.fit(few, 16)
+    assert b.components.shape == (20, 4)
+    assert np.abs(b.transform(rng.normal(size=(3, 20)) * 3000)).max() < 100  # nothing divided by ~0
