@@ -45,7 +45,6 @@ def lm_arms_report(config: EvaluationConfig, pool: pl.DataFrame, test: pl.DataFr
     model, tok = lm.load_lm(path, device=device)
     steps = steps_for_epochs(config.lm_epochs, len(curated_idx), config.lm_batch_size) if config.lm_epochs else config.lm_steps
     budget = FinetuneBudget(steps=steps, lr=config.lm_lr, rank=config.lm_rank, alpha=2 * config.lm_rank, batch_size=config.lm_batch_size, max_tokens=config.lm_max_tokens, seed=config.seed)
-    prompts = lambda df: [lm.prompt_text(tok, i, x) for i, x in zip(df["instruction"], df["input"], strict=True)]  # noqa: E731
     test = test.sort("row_id").head(config.lm_test_rows) if config.lm_test_rows else test  # row ids are hashes: a fixed random sample
     raw_items = load_choice_items(config.benchmarks, config.benchmark_items, config.seed, cache_dir, log) if config.benchmarks else {}
     benchmarks = {name: [ChoiceItem(lm.prompt_text(tok, prefix, inp), choices, answer) for prefix, inp, choices, answer in items] for name, items in raw_items.items()}
@@ -53,7 +52,8 @@ def lm_arms_report(config: EvaluationConfig, pool: pl.DataFrame, test: pl.DataFr
     fingerprint = lm.model_fingerprint(path)
     signature = lm.device_signature(device)  # results depend on the device's arithmetic and the library versions
     cache = arms_cache / hashlib.sha256(signature.encode()).hexdigest()[:16] if arms_cache is not None else None
-    records = evaluate_arms(model, tok, arms, prompts(pool), pool["output"].to_list(), prompts(test), test["output"].to_list(), benchmarks, budget, log, cache, fingerprint)
+    pool_prompts, test_prompts = lm.prompt_texts(tok, pool["instruction"], pool["input"]), lm.prompt_texts(tok, test["instruction"], test["input"])
+    records = evaluate_arms(model, tok, arms, pool_prompts, pool["output"].to_list(), test_prompts, test["output"].to_list(), benchmarks, budget, log, cache, fingerprint)
     summary = summarize(records)
     return {
         "model_path": str(path),

@@ -101,14 +101,13 @@ def _lm_utility(config: ProxyShapleyConfig, proxies: pl.DataFrame, validation: p
     # A fixed subset of the validation rows (the first by row id): each evaluation scores all of them.
     val = validation.sort("row_id").head(config.lm_validation_rows) if config.lm_validation_rows else validation
     settings = LMSettings(steps=config.lm_steps, lr=config.lm_lr, rank=config.lm_rank, alpha=2 * config.lm_rank, batch_size=config.lm_batch_size, max_tokens=config.lm_max_tokens, seed=config.seed)
-    prompt = lambda df: [lm.prompt_text(tok, i, x) for i, x in zip(df["instruction"], df["input"], strict=True)]  # noqa: E731
     items = []
     if config.lm_benchmarks:
         from shed_pipeline.core.benchmarks import ChoiceItem, load_choice_items
 
         raw = load_choice_items(config.lm_benchmarks, config.lm_benchmark_items, config.seed, cache_dir, log, from_end=True)  # never the evaluation's items
         items = [ChoiceItem(lm.prompt_text(tok, p, x), c, a) for task in config.lm_benchmarks for p, x, c, a in raw[task]]
-    utility = LMUtility(model, tok, prompt(proxies), proxies["output"].to_list(), prompt(val), val["output"].to_list(), settings, items)
+    utility = LMUtility(model, tok, lm.prompt_texts(tok, proxies["instruction"], proxies["input"]), proxies["output"].to_list(), lm.prompt_texts(tok, val["instruction"], val["input"]), val["output"].to_list(), settings, items)
     # U(S) depends on the model's weights, the fine-tune settings, the device's arithmetic, the
     # validation rows (ids and texts; the ids are content hashes) and the multiple-choice items.
     key_settings = {"model": lm.model_fingerprint(path), **settings.as_dict(), "device": lm.device_signature(device), "prompt": "chat_template/v1", "score": "val_loglik_per_token/v1"}
@@ -135,7 +134,7 @@ def _probe_utility(config: ProxyShapleyConfig, proxies: pl.DataFrame, validation
         todo = rows.filter(pl.col("row_id").is_in(list(missing)))
         log(f"probe: LM features for {todo.height} rows ({rows.height - todo.height} cached)")
         model, tok = lm.load_lm(path, device=device)
-        prompts = [lm.prompt_text(tok, i, x) for i, x in zip(todo["instruction"], todo["input"], strict=True)]
+        prompts = lm.prompt_texts(tok, todo["instruction"], todo["input"])
         for s in range(0, todo.height, 256):  # cached chunk by chunk: an interrupted run keeps its work
             xs, ys = lm.penultimate_features(model, tok, prompts[s : s + 256], todo["output"].to_list()[s : s + 256], batch_size=config.lm_batch_size, max_tokens=config.lm_max_tokens)
             cache.put(feature_id, todo["row_id"].to_list()[s : s + 256], np.hstack([xs, ys]))

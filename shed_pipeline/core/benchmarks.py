@@ -10,22 +10,19 @@ small Parquet file per task in the cache. Items are sampled deterministically pe
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from shed_pipeline.core.natural_instructions import fetch_archive
+from shed_pipeline.core.natural_instructions import fetch_archive, iter_task_files
 
 Log = Callable[[str], None]
 
 # Short, knowledge/commonsense tasks that a small LM can be scored on quickly on a CPU.
 DEFAULT_TASKS = ("social_iqa", "strategyqa", "sports_understanding")
 EXTRACT_VERSION = "1"
-TASK_PATTERN = re.compile(r"/benchmark_tasks/([^/]+)/task\.json$")
 
 
 @dataclass(frozen=True)
@@ -44,19 +41,10 @@ def extract_choice_tasks(archive: Path, tasks: Sequence[str], cache_dir: Path, l
     import polars as pl
 
     wanted = set(tasks)
-    found: dict[str, dict] = {}
     log(f"Extracting multiple-choice tasks {', '.join(sorted(wanted))} from {archive.name} ...")
-    try:
-        with tarfile.open(archive, "r:gz") as tf:
-            for member in tf:
-                m = TASK_PATTERN.search(member.name)
-                if not m or m.group(1) not in wanted or not member.isfile():
-                    continue
-                fh = tf.extractfile(member)
-                if fh is not None:
-                    found[m.group(1)] = json.load(fh)
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise RuntimeError(f"{archive}: cannot read the bigbench archive ({exc}); delete it to download again") from exc
+    # Only the wanted tasks' files are parsed (some tasks are tens of MB).
+    pattern = re.compile(r"/benchmark_tasks/(" + "|".join(re.escape(t) for t in sorted(wanted)) + r")/task\.json$")
+    found = {m.group(1): data for m, data in iter_task_files(archive, pattern)}
     missing = wanted - set(found)
     if missing:
         raise ValueError(f"bigbench has no task {', '.join(sorted(missing))} (names are folder names under benchmark_tasks/, e.g. {', '.join(DEFAULT_TASKS)})")

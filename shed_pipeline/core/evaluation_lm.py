@@ -19,7 +19,7 @@ import json
 import math
 import os
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -27,23 +27,10 @@ import numpy as np
 
 from shed_pipeline.core import lm
 from shed_pipeline.core.benchmarks import ChoiceItem
+from shed_pipeline.core.lm import FinetuneBudget  # the budget every arm gets; re-exported for callers
 
 Log = Callable[[str], None]
 TEST_SPLIT = "test_split"
-
-
-@dataclass(frozen=True)
-class FinetuneBudget:
-    steps: int = 12
-    lr: float = 1e-3
-    rank: int = 8
-    alpha: int = 16
-    batch_size: int = 8
-    max_tokens: int = 128
-    seed: int = 0
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def steps_for_epochs(epochs: float, subset_size: int, batch_size: int) -> int:
@@ -97,6 +84,7 @@ def evaluate_arms(
     records = []
     for arm in arms:
         idx = list(arm.rows)
+        label = f"evaluation arm {arm.name}{f' (seed {arm.replicate})' if arm.name == 'random' else ''}"
         path = None
         if cache_dir is not None:
             key = _arm_key(model_key, budget, [(pool_prompts[i], pool_targets[i]) for i in idx], test_prompts, test_targets, benchmarks)
@@ -104,26 +92,18 @@ def evaluate_arms(
             if path.is_file():
                 cached = json.loads(path.read_text())
                 records += [{"arm": arm.name, "replicate": arm.replicate, "subset_size": len(idx), **r} for r in cached]
-                log(f"evaluation arm {arm.name}{f' (seed {arm.replicate})' if arm.name == 'random' else ''}: from the cache")
+                log(f"{label}: from the cache")
                 continue
         first = len(records)
-        log(f"evaluation arm {arm.name}{f' (seed {arm.replicate})' if arm.name == 'random' else ''}: {len(idx)} rows")
-        ctx = (
-            lm.lora_finetuned(
-                model, tok, [pool_prompts[i] for i in idx], [pool_targets[i] for i in idx],
-                steps=budget.steps, lr=budget.lr, rank=budget.rank, alpha=budget.alpha, batch_size=budget.batch_size, max_tokens=budget.max_tokens, seed=budget.seed,
-            )
-            if idx
-            else nullcontext(model)
-        )
+        log(f"{label}: {len(idx)} rows")
+        ctx = budget.finetuned(model, tok, [pool_prompts[i] for i in idx], [pool_targets[i] for i in idx]) if idx else nullcontext(model)
         with ctx as m:
             base = {"arm": arm.name, "replicate": arm.replicate, "subset_size": len(idx)}
             if test_prompts:
-                lps = lm.continuation_logprobs(m, tok, list(test_prompts), list(test_targets), batch_size=budget.batch_size, max_tokens=budget.max_tokens)
-                records.append({**base, "benchmark": TEST_SPLIT, "metric": "loglik_per_token", "value": float(np.mean([lp / max(n, 1) for lp, n in lps]))})
+                value = lm.mean_loglik_per_token(m, tok, list(test_prompts), list(test_targets), budget.batch_size, budget.max_tokens)
+                records.append({**base, "benchmark": TEST_SPLIT, "metric": "loglik_per_token", "value": value})
             for name, items in benchmarks.items():
-                correct = [got == it.answer for got, it in zip(lm.choose_many(m, tok, items, budget.batch_size), items, strict=True)]
-                records.append({**base, "benchmark": name, "metric": "accuracy", "value": float(np.mean(correct)) if correct else float("nan")})
+                records.append({**base, "benchmark": name, "metric": "accuracy", "value": lm.choice_accuracy(m, tok, items, budget.batch_size)})
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{os.getpid()}.partial")  # concurrent runs never share a temporary file

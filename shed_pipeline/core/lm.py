@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import zipfile
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -131,6 +132,11 @@ def prompt_text(tok, instruction: str, input_text: str = "") -> str:
     return user + "\n"
 
 
+def prompt_texts(tok, instructions, inputs) -> list[str]:
+    """`prompt_text` of each (instruction, input) pair."""
+    return [prompt_text(tok, i, x) for i, x in zip(instructions, inputs, strict=True)]
+
+
 def continuation_logprobs(model, tok, prompts: list[str], continuations: list[str], batch_size: int = 8, max_tokens: int = 256) -> list[tuple[float, int]]:
     """For each (prompt, continuation): the summed log-probability of the continuation's tokens
     given the prompt, and their count. Deterministic (no sampling, eval mode). Sequences longer than
@@ -142,22 +148,15 @@ def continuation_logprobs(model, tok, prompts: list[str], continuations: list[st
     encoded = _encode_pairs(tok, prompts, continuations, max_tokens)
     if any(not p_ids for p_ids, _ in encoded):
         raise ValueError("an empty prompt has no position to predict the continuation from")
-    device = next(model.parameters()).device
-    # Batches of similar length pad little; results go back in input order.
-    order = sorted(range(len(encoded)), key=lambda i: -(len(encoded[i][0]) + len(encoded[i][1])))
     results: dict[int, tuple[float, int]] = {}
-    with torch.no_grad():
-        for s in range(0, len(order), batch_size):
-            idx = order[s : s + batch_size]
-            ids, att = _right_padded([encoded[i][0] + encoded[i][1] for i in idx], tok)
-            logits = model(input_ids=ids.to(device), attention_mask=att.to(device)).logits.float()
-            logp = torch.log_softmax(logits[:, :-1], dim=-1)
-            target = ids[:, 1:].to(device)
-            tok_lp = logp.gather(-1, target[..., None])[..., 0].cpu()
-            for r, i in enumerate(idx):
-                n_p, n_c = len(encoded[i][0]), len(encoded[i][1])
-                # Token t is predicted at position t-1: the continuation's tokens are n_p .. n_p+n_c-1.
-                results[i] = (float(tok_lp[r, n_p - 1 : n_p - 1 + n_c].sum()), n_c)
+    for idx, ids, out in _batched_forward(model, tok, [p + c for p, c in encoded], batch_size):
+        logp = torch.log_softmax(out.logits.float()[:, :-1], dim=-1)
+        target = ids[:, 1:].to(logp.device)
+        tok_lp = logp.gather(-1, target[..., None])[..., 0].cpu()
+        for r, i in enumerate(idx):
+            n_p, n_c = len(encoded[i][0]), len(encoded[i][1])
+            # Token t is predicted at position t-1: the continuation's tokens are n_p .. n_p+n_c-1.
+            results[i] = (float(tok_lp[r, n_p - 1 : n_p - 1 + n_c].sum()), n_c)
     return [results[i] for i in range(len(encoded))]
 
 
@@ -166,36 +165,28 @@ def penultimate_features(model, tok, prompts: list[str], targets: list[str], bat
     sequence, mean-pooled over the prompt's tokens and over the target's tokens separately (the
     target's states see the prompt). Returns two float32 arrays of shape (n, hidden). One forward
     pass per sequence, in eval mode: deterministic."""
-    import torch
-
-    encoded = _encode_pairs(tok, prompts, targets, max_tokens)
-    device = next(model.parameters()).device
-    order = sorted(range(len(encoded)), key=lambda i: -(len(encoded[i][0]) + len(encoded[i][1])))
+    encoded = [(p or [tok.eos_token_id], t) for p, t in _encode_pairs(tok, prompts, targets, max_tokens)]
     hidden = model.config.hidden_size
     xs = np.zeros((len(encoded), hidden), dtype=np.float32)
     ys = np.zeros((len(encoded), hidden), dtype=np.float32)
-    with torch.no_grad():
-        for s in range(0, len(order), batch_size):
-            idx = order[s : s + batch_size]
-            ids, att = _right_padded([(encoded[i][0] or [tok.eos_token_id]) + encoded[i][1] for i in idx], tok)
-            states = model(input_ids=ids.to(device), attention_mask=att.to(device), output_hidden_states=True).hidden_states[-2].float().cpu().numpy()
-            for r, i in enumerate(idx):
-                n_p, n_t = max(1, len(encoded[i][0])), len(encoded[i][1])
-                xs[i] = states[r, :n_p].mean(0)
-                ys[i] = states[r, n_p : n_p + n_t].mean(0)
+    for idx, _, out in _batched_forward(model, tok, [p + t for p, t in encoded], batch_size, output_hidden_states=True):
+        states = out.hidden_states[-2].float().cpu().numpy()
+        for r, i in enumerate(idx):
+            n_p, n_t = len(encoded[i][0]), len(encoded[i][1])
+            xs[i] = states[r, :n_p].mean(0)
+            ys[i] = states[r, n_p : n_p + n_t].mean(0)
     return xs, ys
 
 
-def choose(model, tok, prompt: str, choices: list[str], batch_size: int = 8) -> int:
-    """Index of the choice with the highest mean per-token log-probability (ties: the first)."""
-    scores = continuation_logprobs(model, tok, [prompt] * len(choices), choices, batch_size)
-    means = [lp / max(n, 1) for lp, n in scores]
-    return max(range(len(choices)), key=lambda j: (means[j], -j))
+def mean_loglik_per_token(model, tok, prompts: list[str], targets: list[str], batch_size: int = 8, max_tokens: int = 256) -> float:
+    """Mean over the pairs of each target's per-token log-likelihood given its prompt."""
+    return float(np.mean([lp / max(n, 1) for lp, n in continuation_logprobs(model, tok, prompts, targets, batch_size, max_tokens)]))
 
 
 def choose_many(model, tok, items, batch_size: int = 8, max_tokens: int = 256) -> list[int]:
-    """`choose` for many items (objects with prompt, choices) at once: every (prompt, choice) pair
-    goes through one batched, length-sorted pass instead of one small batch per item."""
+    """For each item (an object with `prompt` and `choices`), the index of the choice with the highest
+    mean per-token log-probability (ties: the first). Every (prompt, choice) pair goes through one
+    batched, length-sorted pass, not one small batch per item."""
     prompts = [it.prompt for it in items for _ in it.choices]
     conts = [c for it in items for c in it.choices]
     scores = continuation_logprobs(model, tok, prompts, conts, batch_size, max_tokens) if conts else []
@@ -205,6 +196,40 @@ def choose_many(model, tok, items, batch_size: int = 8, max_tokens: int = 256) -
         pos += len(it.choices)
         out.append(max(range(len(means)), key=lambda j: (means[j], -j)))
     return out
+
+
+def choose(model, tok, prompt: str, choices: list[str], batch_size: int = 8) -> int:
+    """`choose_many` for one prompt."""
+    from types import SimpleNamespace
+
+    return choose_many(model, tok, [SimpleNamespace(prompt=prompt, choices=tuple(choices))], batch_size)[0]
+
+
+def choice_accuracy(model, tok, items, batch_size: int = 8) -> float:
+    """Share of items (with `prompt`, `choices`, `answer`) whose answer `choose_many` picks; nan without items."""
+    picks = choose_many(model, tok, items, batch_size)
+    return float(np.mean([p == it.answer for p, it in zip(picks, items, strict=True)])) if items else float("nan")
+
+
+@dataclass(frozen=True)
+class FinetuneBudget:
+    """A LoRA fine-tune's budget and seed: with the same budget, the same rows give the same adapter
+    (on one device)."""
+
+    steps: int = 12
+    lr: float = 1e-3
+    rank: int = 8
+    alpha: int = 16
+    batch_size: int = 8
+    max_tokens: int = 128
+    seed: int = 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def finetuned(self, model, tok, prompts: list[str], targets: list[str]):
+        """`lora_finetuned` with this budget."""
+        return lora_finetuned(model, tok, prompts, targets, steps=self.steps, lr=self.lr, rank=self.rank, alpha=self.alpha, batch_size=self.batch_size, max_tokens=self.max_tokens, seed=self.seed)
 
 
 def lora_finetuned(model, tok, prompts: list[str], targets: list[str], *, steps: int, lr: float = 1e-3, rank: int = 8, alpha: int = 16, batch_size: int = 8, max_tokens: int = 256, seed: int = 0, target_modules: tuple[str, ...] = ("q_proj", "v_proj")):
@@ -253,6 +278,21 @@ def lora_finetuned(model, tok, prompts: list[str], targets: list[str], *, steps:
             model.eval()
 
     return ctx()
+
+
+def _batched_forward(model, tok, seqs: list[list[int]], batch_size: int, **model_kwargs):
+    """Yield (positions in `seqs`, input ids, model output) batch by batch, longest sequences first
+    (batches of similar length pad little), right-padded, without gradients."""
+    import torch
+
+    device = next(model.parameters()).device
+    order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))
+    for s in range(0, len(order), batch_size):
+        idx = order[s : s + batch_size]
+        ids, att = _right_padded([seqs[i] for i in idx], tok)
+        with torch.no_grad():
+            out = model(input_ids=ids.to(device), attention_mask=att.to(device), **model_kwargs)
+        yield idx, ids, out
 
 
 def _encode_pairs(tok, prompts: list[str], targets: list[str], max_tokens: int) -> list[tuple[list[int], list[int]]]:

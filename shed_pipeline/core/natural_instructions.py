@@ -12,7 +12,7 @@ import os
 import re
 import tarfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from shed_pipeline.core.registry import pip_download
 
@@ -41,6 +41,22 @@ def fetch_archive(cache_dir: Path, log: Log = print) -> Path:
     return pip_download(PACKAGE_SPEC, ARCHIVE_NAME, cache_dir / "archives", log, "~360 MB")
 
 
+def iter_task_files(archive: Path, pattern: re.Pattern) -> Iterator[tuple[re.Match, dict]]:
+    """(path match, parsed task.json) of every archive member whose path `pattern` matches; only
+    those are parsed. An unreadable archive fails with its name and what to do."""
+    try:
+        with tarfile.open(archive, "r:gz") as tf:
+            for member in tf:
+                m = pattern.search(member.name)
+                if not m or not member.isfile():
+                    continue
+                fh = tf.extractfile(member)
+                if fh is not None:
+                    yield m, json.load(fh)
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise RuntimeError(f"{archive}: cannot read the bigbench archive ({exc}); delete it to download again") from exc
+
+
 def extract_natural_instructions(archive: Path, out_path: Path, log: Log = print) -> Path:
     """Write every Natural Instructions example of the archive to one Parquet file.
 
@@ -52,29 +68,18 @@ def extract_natural_instructions(archive: Path, out_path: Path, log: Log = print
     cols: dict[str, list] = {"task": [], "example_index": [], "instruction": [], "input": [], "output": [], "references": []}
     n_tasks = 0
     log(f"Extracting Natural Instructions v1 from {archive.name} ...")
-    try:
-        with tarfile.open(archive, "r:gz") as tf:
-            for member in tf:
-                m = NI_PATTERN.search(member.name)
-                if not m or not member.isfile():
-                    continue
-                fh = tf.extractfile(member)
-                if fh is None:
-                    continue
-                task = json.load(fh)
-                prefix = str(task.get("task_prefix", "")).strip()
-                for i, ex in enumerate(task.get("examples", [])):
-                    refs = ex.get("target")
-                    refs = [refs] if isinstance(refs, str) else [str(r) for r in (refs or [])]
-                    cols["task"].append(m.group(1))
-                    cols["example_index"].append(i)
-                    cols["instruction"].append(prefix)
-                    cols["input"].append(str(ex.get("input", "")))
-                    cols["output"].append(refs[0] if refs else "")
-                    cols["references"].append(refs)
-                n_tasks += 1
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise RuntimeError(f"{archive}: cannot read the bigbench archive ({exc}); delete it to download again") from exc
+    for m, task in iter_task_files(archive, NI_PATTERN):
+        prefix = str(task.get("task_prefix", "")).strip()
+        for i, ex in enumerate(task.get("examples", [])):
+            refs = ex.get("target")
+            refs = [refs] if isinstance(refs, str) else [str(r) for r in (refs or [])]
+            cols["task"].append(m.group(1))
+            cols["example_index"].append(i)
+            cols["instruction"].append(prefix)
+            cols["input"].append(str(ex.get("input", "")))
+            cols["output"].append(refs[0] if refs else "")
+            cols["references"].append(refs)
+        n_tasks += 1
     if n_tasks == 0:
         raise RuntimeError(f"{archive}: holds no natural_instructions tasks")
     out_path.parent.mkdir(parents=True, exist_ok=True)

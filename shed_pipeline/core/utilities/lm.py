@@ -13,7 +13,7 @@ for real settings, which is why the evaluation cache and Banzhaf-MSR matter here
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -23,18 +23,12 @@ from shed_pipeline.core.benchmarks import ChoiceItem
 
 
 @dataclass(frozen=True)
-class LMSettings:
-    steps: int = 8
-    lr: float = 1e-3
-    rank: int = 8
-    alpha: int = 16
-    batch_size: int = 8
-    max_tokens: int = 256
-    seed: int = 0
-    choice_weight: float = 1.0
+class LMSettings(lm.FinetuneBudget):
+    """The fine-tune budget of every evaluation, and the weight of the choice accuracy in U."""
 
-    def as_dict(self) -> dict:
-        return asdict(self)
+    steps: int = 8
+    max_tokens: int = 256
+    choice_weight: float = 1.0
 
 
 class LMUtility:
@@ -52,12 +46,11 @@ class LMUtility:
 
     def _score(self, model) -> float:
         s = self.settings
-        lps = lm.continuation_logprobs(model, self.tok, self.val_prompts, self.val_targets, batch_size=s.batch_size, max_tokens=s.max_tokens)
-        loglik = float(np.mean([lp / max(n, 1) for lp, n in lps]))
+        loglik = lm.mean_loglik_per_token(model, self.tok, self.val_prompts, self.val_targets, s.batch_size, s.max_tokens)
         parts = {"val_loglik_per_token": loglik}
         score = loglik
         if self.choice_items:
-            acc = float(np.mean([got == c.answer for got, c in zip(lm.choose_many(model, self.tok, self.choice_items, s.batch_size), self.choice_items, strict=True)]))
+            acc = lm.choice_accuracy(model, self.tok, self.choice_items, s.batch_size)
             parts["choice_accuracy"] = acc
             score += s.choice_weight * acc
         self.last_parts = parts
@@ -70,9 +63,5 @@ class LMUtility:
         idx = np.flatnonzero(mask)
         if len(idx) == 0:
             return self._score(self.model)
-        s = self.settings
-        with lm.lora_finetuned(
-            self.model, self.tok, [self.player_prompts[i] for i in idx], [self.player_targets[i] for i in idx],
-            steps=s.steps, lr=s.lr, rank=s.rank, alpha=s.alpha, batch_size=s.batch_size, max_tokens=s.max_tokens, seed=s.seed,
-        ) as tuned:
+        with self.settings.finetuned(self.model, self.tok, [self.player_prompts[i] for i in idx], [self.player_targets[i] for i in idx]) as tuned:
             return self._score(tuned)
