@@ -8,7 +8,7 @@ import time
 import dagster as dg
 import polars as pl
 
-from shed_pipeline.assets._common import CODE_VERSION, frame_version, input_runs, png_md, upstream_data_changed
+from shed_pipeline.assets._common import CODE_VERSION, first_by_id, frame_version, input_runs, png_md, upstream_data_changed
 from shed_pipeline.assets.cluster import pool_vectors
 from shed_pipeline.core import plots
 from shed_pipeline.core.benchmarks import DEFAULT_TASKS
@@ -38,16 +38,16 @@ class EvaluationConfig(dg.Config):
 def lm_arms_report(config: EvaluationConfig, pool: pl.DataFrame, test: pl.DataFrame, curated_idx, device: str, cache_dir, log, arms_cache=None) -> dict:
     """Fine-tune and score every arm; the records, their summary and the SHED verdict."""
     from shed_pipeline.core import lm
-    from shed_pipeline.core.benchmarks import ChoiceItem, load_choice_items
+    from shed_pipeline.core.benchmarks import load_choice_items
     from shed_pipeline.core.evaluation_lm import FinetuneBudget, evaluate_arms, plan_arms, steps_for_epochs, summarize, verdict
 
     path = lm.resolve_lm(config.lm_model, cache_dir, log)
     model, tok = lm.load_lm(path, device=device)
     steps = steps_for_epochs(config.lm_epochs, len(curated_idx), config.lm_batch_size) if config.lm_epochs else config.lm_steps
     budget = FinetuneBudget(steps=steps, lr=config.lm_lr, rank=config.lm_rank, alpha=2 * config.lm_rank, batch_size=config.lm_batch_size, max_tokens=config.lm_max_tokens, seed=config.seed)
-    test = test.sort("row_id").head(config.lm_test_rows) if config.lm_test_rows else test  # row ids are hashes: a fixed random sample
+    test = first_by_id(test, config.lm_test_rows)
     raw_items = load_choice_items(config.benchmarks, config.benchmark_items, config.seed, cache_dir, log) if config.benchmarks else {}
-    benchmarks = {name: [ChoiceItem(lm.prompt_text(tok, prefix, inp), choices, answer) for prefix, inp, choices, answer in items] for name, items in raw_items.items()}
+    benchmarks = {name: lm.choice_items(tok, items) for name, items in raw_items.items()}
     arms = plan_arms(pool.height, curated_idx, [config.seed + i for i in range(config.random_seeds)], config.include_full_pool)
     fingerprint = lm.model_fingerprint(path)
     signature = lm.device_signature(device)  # results depend on the device's arithmetic and the library versions

@@ -6,7 +6,7 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from shed_pipeline.assets._common import CODE_VERSION, frame_version, input_runs, png_md, upstream_data_changed
+from shed_pipeline.assets._common import CODE_VERSION, first_by_id, frame_version, input_runs, png_md, upstream_data_changed
 from shed_pipeline.core import plots
 from shed_pipeline.core.estimators import ESTIMATORS, estimate
 from shed_pipeline.core.pins import pinned_validation
@@ -99,14 +99,14 @@ def _lm_utility(config: ProxyShapleyConfig, proxies: pl.DataFrame, validation: p
     path = lm.resolve_lm(config.lm_model, cache_dir, log)
     model, tok = lm.load_lm(path, device=device)
     # A fixed subset of the validation rows (the first by row id): each evaluation scores all of them.
-    val = validation.sort("row_id").head(config.lm_validation_rows) if config.lm_validation_rows else validation
+    val = first_by_id(validation, config.lm_validation_rows)
     settings = LMSettings(steps=config.lm_steps, lr=config.lm_lr, rank=config.lm_rank, alpha=2 * config.lm_rank, batch_size=config.lm_batch_size, max_tokens=config.lm_max_tokens, seed=config.seed)
     items = []
     if config.lm_benchmarks:
-        from shed_pipeline.core.benchmarks import ChoiceItem, load_choice_items
+        from shed_pipeline.core.benchmarks import load_choice_items
 
         raw = load_choice_items(config.lm_benchmarks, config.lm_benchmark_items, config.seed, cache_dir, log, from_end=True)  # never the evaluation's items
-        items = [ChoiceItem(lm.prompt_text(tok, p, x), c, a) for task in config.lm_benchmarks for p, x, c, a in raw[task]]
+        items = [it for task in config.lm_benchmarks for it in lm.choice_items(tok, raw[task])]
     utility = LMUtility(model, tok, lm.prompt_texts(tok, proxies["instruction"], proxies["input"]), proxies["output"].to_list(), lm.prompt_texts(tok, val["instruction"], val["input"]), val["output"].to_list(), settings, items)
     # U(S) depends on the model's weights, the fine-tune settings, the device's arithmetic, the
     # validation rows (ids and texts; the ids are content hashes) and the multiple-choice items.
@@ -124,7 +124,7 @@ def _probe_utility(config: ProxyShapleyConfig, proxies: pl.DataFrame, validation
 
     path = lm.resolve_lm(config.lm_model, cache_dir, log)
     fingerprint = lm.model_fingerprint(path)
-    val = validation.sort("row_id").head(config.probe_validation_rows) if config.probe_validation_rows else validation
+    val = first_by_id(validation, config.probe_validation_rows)
     # The LM's features are cached by row id like embeddings: a refresh computes new rows only.
     feature_id = f"lm-penultimate/v1:{fingerprint}:{config.lm_max_tokens}:{lm.device_signature(device)}"
     rows = pl.concat([proxies.select("row_id", "instruction", "input", "output"), val.select("row_id", "instruction", "input", "output")]).unique("row_id", keep="first", maintain_order=True)
@@ -134,10 +134,10 @@ def _probe_utility(config: ProxyShapleyConfig, proxies: pl.DataFrame, validation
         todo = rows.filter(pl.col("row_id").is_in(list(missing)))
         log(f"probe: LM features for {todo.height} rows ({rows.height - todo.height} cached)")
         model, tok = lm.load_lm(path, device=device)
-        prompts = lm.prompt_texts(tok, todo["instruction"], todo["input"])
+        prompts, outputs, ids = lm.prompt_texts(tok, todo["instruction"], todo["input"]), todo["output"].to_list(), todo["row_id"].to_list()
         for s in range(0, todo.height, 256):  # cached chunk by chunk: an interrupted run keeps its work
-            xs, ys = lm.penultimate_features(model, tok, prompts[s : s + 256], todo["output"].to_list()[s : s + 256], batch_size=config.lm_batch_size, max_tokens=config.lm_max_tokens)
-            cache.put(feature_id, todo["row_id"].to_list()[s : s + 256], np.hstack([xs, ys]))
+            xs, ys = lm.penultimate_features(model, tok, prompts[s : s + 256], outputs[s : s + 256], batch_size=config.lm_batch_size, max_tokens=config.lm_max_tokens)
+            cache.put(feature_id, ids[s : s + 256], np.hstack([xs, ys]))
     feats = lambda ids: cache.get(feature_id, ids)  # noqa: E731
     p, v = feats(proxies["row_id"].to_list()), feats(val["row_id"].to_list())
     h = p.shape[1] // 2

@@ -137,6 +137,14 @@ def prompt_texts(tok, instructions, inputs) -> list[str]:
     return [prompt_text(tok, i, x) for i, x in zip(instructions, inputs, strict=True)]
 
 
+def choice_items(tok, raw) -> list:
+    """`benchmarks.load_choice_items` tuples (prefix, input, choices, answer) as ChoiceItems whose
+    prompt is `prompt_text` of the prefix and input."""
+    from shed_pipeline.core.benchmarks import ChoiceItem
+
+    return [ChoiceItem(prompt_text(tok, prefix, inp), tuple(choices), answer) for prefix, inp, choices, answer in raw]
+
+
 def continuation_logprobs(model, tok, prompts: list[str], continuations: list[str], batch_size: int = 8, max_tokens: int = 256) -> list[tuple[float, int]]:
     """For each (prompt, continuation): the summed log-probability of the continuation's tokens
     given the prompt, and their count. Deterministic (no sampling, eval mode). Sequences longer than

@@ -137,12 +137,10 @@ def _index_files(index: str, project: str) -> list[tuple[str, str, str | None]]:
 
 
 def _index_download(spec: str, file_name: str, target: Path, partial: Path, log: Log, size_note: str) -> Path:
-    import urllib.parse
-
     project = re.split(r"[=<>!~ ]", spec, maxsplit=1)[0]
     errors = []
     for index in index_urls():
-        shown = _split_credentials(index)[0]  # never print a password
+        shown, auth = _split_credentials(index)  # never print a password
         try:
             found = [f for f in _index_files(index, project) if f[0] == file_name]
         except (OSError, ValueError, http.client.HTTPException) as exc:
@@ -154,8 +152,7 @@ def _index_download(spec: str, file_name: str, target: Path, partial: Path, log:
         log(f"Downloading {file_name}{f' ({size_note}, once)' if size_note else ''} from {shown} into {target.parent} ...")
         tmp = partial / f"{file_name}.{os.getpid()}"  # concurrent downloads never share a file
         try:
-            base, auth = _split_credentials(index)
-            _fetch(url, tmp, sha, log, {**auth, "host": urllib.parse.urlsplit(base).hostname or ""} if auth else {})
+            _fetch(url, tmp, sha, log, shown, auth)
         except (OSError, ValueError, http.client.HTTPException) as exc:
             tmp.unlink(missing_ok=True)
             errors.append(f"{shown}: downloading {file_name} failed: {type(exc).__name__}: {exc}")
@@ -166,14 +163,16 @@ def _index_download(spec: str, file_name: str, target: Path, partial: Path, log:
     raise RuntimeError(f"cannot download {file_name} ({spec}): {detail}")
 
 
-def _fetch(url: str, tmp: Path, sha: str | None, log: Log, index_auth: dict[str, str]) -> None:
+def _fetch(url: str, tmp: Path, sha: str | None, log: Log, index: str, index_auth: dict[str, str]) -> None:
+    """Download `url` to `tmp`, checking its sha256; files on the index's own host get the index's
+    credentials."""
     import hashlib
     import urllib.parse
     import urllib.request
 
     url, auth = _split_credentials(url)
-    if not auth and index_auth and urllib.parse.urlsplit(url).hostname == index_auth["host"]:
-        auth = {"Authorization": index_auth["Authorization"]}  # files on the index's own host: its credentials
+    if not auth and urllib.parse.urlsplit(url).hostname == urllib.parse.urlsplit(index).hostname:
+        auth = index_auth
     digest = hashlib.sha256()
     with urllib.request.urlopen(urllib.request.Request(url, headers=auth), timeout=180) as resp, open(tmp, "wb") as fh:
         total = int(resp.headers.get("Content-Length") or 0)
