@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     r = sub.add_parser("run", help="materialize all six assets and write the curated subset")
-    r.add_argument("--source", help="'natural-instructions' or a JSONL/JSON/Parquet/CSV file or folder (default: $SHED_PIPELINE_SOURCE, else natural-instructions)")
+    r.add_argument("--source", help="'natural-instructions', a JSONL/JSON/Parquet/CSV file or folder, or an s3:// object or prefix (default: $SHED_PIPELINE_SOURCE, else natural-instructions)")
     r.add_argument("--rows", type=_positive_int, help="deterministic sample of N rows (default 10000 for natural-instructions, all rows of a file)")
     r.add_argument("--clusters", type=_positive_int, help="number of clusters K (default: about pool/20)")
     r.add_argument("--method", choices=METHODS, default="qocs")
@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--full-refit", action="store_true", help="re-fit the clusters from scratch instead of refreshing the previous run's")
     r.add_argument("--embed-chunk", type=_positive_int, help="texts per encode call and embedding-cache write (default 512): an interrupted run loses at most one chunk")
     r.add_argument("--device", choices=["auto", "cpu", "cuda"], help="compute device (default auto: CUDA when present)")
-    r.add_argument("--out", help="output folder for curated.jsonl, curated.parquet, lineage.duckdb (default .shed_pipeline/out)")
+    r.add_argument("--out", help="output folder or s3:// prefix for curated.jsonl, curated.parquet, evaluation.json (default: $SHED_PIPELINE_OUT, else .shed_pipeline/out; lineage.duckdb stays in a local folder)")
     r.add_argument("--set", action="append", default=[], metavar="ASSET.KEY=VALUE", type=_setting, help="any asset config value, e.g. proxy_shapley_scores.lm_steps=4 or evaluation_metrics.benchmarks='[\"social_iqa\"]' (JSON, else text); repeatable, applied last")
     r.add_argument("--json", action="store_true", help="print a machine-readable summary instead of a table")
 
@@ -200,12 +200,19 @@ def _metadata(result, node: str) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    if args.source and args.source != "natural-instructions" and not Path(args.source).expanduser().exists():
+    from shed_pipeline.core.objectstore import S3Uri, is_s3
+
+    if args.source and args.source != "natural-instructions" and not is_s3(args.source) and not Path(args.source).expanduser().exists():
         raise CliError(f"{args.source}: no such file or folder")
-    out = Path(args.out).expanduser() if args.out else _home() / "out"
+    # Results go to --out, else $SHED_PIPELINE_OUT, else .shed_pipeline/out; an s3:// location gets
+    # them uploaded there, from a local copy under .shed_pipeline/out (where the lineage file stays).
+    target = args.out or os.environ.get("SHED_PIPELINE_OUT") or str(_home() / "out")
+    out = _home() / "out" if is_s3(target) else Path(target).expanduser()
     out.mkdir(parents=True, exist_ok=True)
-    os.environ["SHED_PIPELINE_OUT"] = str(out.resolve())
-    os.environ["SHED_PIPELINE_LINEAGE"] = str((out / "lineage.duckdb").resolve())
+    os.environ["SHED_PIPELINE_OUT"] = target if is_s3(target) else str(out.resolve())
+    if args.out or not os.environ.get("SHED_PIPELINE_LINEAGE"):
+        os.environ["SHED_PIPELINE_LINEAGE"] = str((out / "lineage.duckdb").resolve())
+    published = (lambda name: str(S3Uri.parse(target).child(name))) if is_s3(target) else (lambda name: str(out / name))
     if args.device:
         os.environ["SHED_DEVICE"] = args.device
     _ensure_dagster_home()
@@ -251,10 +258,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         "work": _work(meta),
         "assets": meta,
         "outputs": {
-            "curated_jsonl": str(out / "curated.jsonl"),
-            "curated_parquet": str(out / "curated.parquet"),
-            "lineage_db": str(out / "lineage.duckdb"),
-            "evaluation_json": str(out / "evaluation.json"),
+            "curated_jsonl": published("curated.jsonl"),
+            "curated_parquet": published("curated.parquet"),
+            "lineage_db": os.environ["SHED_PIPELINE_LINEAGE"],
+            "evaluation_json": published("evaluation.json"),
         },
         "dagster_home": os.environ["DAGSTER_HOME"],
     }
@@ -269,7 +276,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(_table(["asset", "seconds"], [[n, f"{s[n]:.1f}" if s[n] is not None else "-"] for n in ASSET_ORDER]))
     if "utility_subset" in ev:
         print(_table(["held-out utility", "value"], [["curated subset", f"{ev['utility_subset']:.4f}"], ["random, same size (mean)", f"{ev.get('utility_random_mean', float('nan')):.4f}"], ["full pool", f"{ev.get('utility_full_pool', float('nan')):.4f}"]]))
-    arms = _lm_summary(Path(summary["outputs"]["evaluation_json"]))
+    arms = _lm_summary(out / "evaluation.json")
     if arms:
         print(_table(["benchmark", "metric", "base", "curated", "random (mean ± std)", "full pool"], arms))
     for k, v in summary["outputs"].items():

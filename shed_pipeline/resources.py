@@ -4,16 +4,17 @@
 CLI (`shed-pipeline run`) load the same definitions: the CLI only sets the variables.
 """
 
-from __future__ import annotations
-
+import io
 import os
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
+from dagster_aws.s3 import S3Resource
 
 from shed_pipeline.core.lineage import LineageStore
 from shed_pipeline.core.natural_instructions import default_cache_dir
+from shed_pipeline.core.objectstore import CONTENT_TYPES, ObjectNotFound, ObjectStore, S3Uri, is_s3
 
 
 def default_home() -> str:
@@ -45,17 +46,30 @@ class ComputeResource(dg.ConfigurableResource):
 
 
 class PathsResource(dg.ConfigurableResource):
-    """Project folders: working data under `home`, results under `out_dir`, downloads under `cache_dir`."""
+    """Project folders: working data under `home`, results under `out_dir` (a folder or an s3://
+    prefix), downloads under `cache_dir`."""
 
     home: str
-    out_dir: str = ""  # default: <home>/out
+    out_dir: str = ""  # default: <home>/out; an s3:// prefix publishes the results there
     cache_dir: str = ""  # default: $SHED_PIPELINE_CACHE or ~/.cache/shed_pipeline
-    source: str = ""  # the project's source (file or folder) when a run does not name one; watched by source_change_sensor
+    source: str = ""  # the project's source (file, folder or s3:// location) when a run does not name one; watched by source_change_sensor
 
     def out(self) -> Path:
-        p = Path(self.out_dir).expanduser() if self.out_dir else Path(self.home).expanduser() / "out"
+        """The local folder results are written to (with an s3:// out_dir: the staging copy under home)."""
+        if self.out_dir and not is_s3(self.out_dir):
+            p = Path(self.out_dir).expanduser()
+        else:
+            p = Path(self.home).expanduser() / "out"
         p.mkdir(parents=True, exist_ok=True)
         return p
+
+    def out_location(self) -> str:
+        """Where results are published: the s3:// prefix, else the local folder."""
+        return self.out_dir if is_s3(self.out_dir) else str(self.out())
+
+    def s3_mirror(self) -> Path:
+        """Local copies of s3:// source objects (downloaded again only when an object's ETag changes)."""
+        return Path(self.home).expanduser() / "cache" / "s3_sources"
 
     def cache(self) -> Path:
         return Path(self.cache_dir).expanduser() if self.cache_dir else default_cache_dir()
@@ -114,20 +128,90 @@ class PolarsParquetIOManager(dg.ConfigurableIOManager):
         return pl.read_parquet(path)
 
 
+class S3ParquetIOManager(dg.ConfigurableIOManager):
+    """Asset values as Parquet objects under an s3:// prefix (prod: step pods share no disk).
+    One PUT per value, so a reader sees the previous value or the new one, never a part."""
+
+    s3: dg.ResourceDependency[S3Resource]
+    prefix: str  # s3://bucket/some/prefix
+
+    def _uri(self, context) -> S3Uri:
+        return S3Uri.parse(self.prefix).child("/".join(context.asset_key.path) + ".parquet")
+
+    def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame) -> None:
+        if not isinstance(obj, pl.DataFrame):
+            raise TypeError(f"{context.asset_key.to_user_string()}: expected a polars DataFrame, got {type(obj).__name__}")
+        buf = io.BytesIO()
+        obj.write_parquet(buf)
+        object_store(self.s3).put_bytes(buf.getvalue(), self._uri(context), CONTENT_TYPES[".parquet"])
+
+    def load_input(self, context: dg.InputContext) -> pl.DataFrame:
+        uri = self._uri(context.upstream_output if context.upstream_output is not None else context)
+        try:
+            data = object_store(self.s3).read_bytes(uri)
+        except ObjectNotFound as exc:
+            raise FileNotFoundError(f"{uri}: upstream asset {context.asset_key.to_user_string()} has not been materialized here") from exc
+        return pl.read_parquet(io.BytesIO(data))
+
+
+def object_store(s3: S3Resource, log=None) -> ObjectStore:
+    """The pure-core S3 wrapper (retries with backoff, clear errors) around dagster-aws's client."""
+    return ObjectStore(s3.get_client(), log=log)
+
+
+def s3_resource_from_env() -> S3Resource:
+    """dagster-aws's S3Resource from the environment. Credentials are passed as `EnvVar`s (the UI shows
+    the variable's name, never its value); without AWS_ACCESS_KEY_ID, boto3's default chain applies
+    (profile, IAM role for service accounts on EKS, instance role)."""
+    keys = {}
+    if os.environ.get("AWS_ACCESS_KEY_ID"):
+        keys = {"aws_access_key_id": dg.EnvVar("AWS_ACCESS_KEY_ID"), "aws_secret_access_key": dg.EnvVar("AWS_SECRET_ACCESS_KEY")}
+        if os.environ.get("AWS_SESSION_TOKEN"):
+            keys["aws_session_token"] = dg.EnvVar("AWS_SESSION_TOKEN")
+    return S3Resource(
+        endpoint_url=os.environ.get("SHED_S3_ENDPOINT_URL") or None,
+        region_name=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None,
+        **keys,
+    )
+
+
+ENVIRONMENTS = ("local", "prod")
+
+
 def resources_for_env(env: str | None = None) -> dict:
-    """Resources for `SHED_ENV` (only `local` so far). Paths come from environment variables:
-    SHED_PIPELINE_HOME (default ./.shed_pipeline), SHED_PIPELINE_OUT (default <home>/out),
-    SHED_PIPELINE_LINEAGE (default <out>/lineage.duckdb), SHED_DEVICE (default auto), and
-    SHED_PIPELINE_SOURCE (the source runs use when they name none, and the sensor watches)."""
-    env = env or os.environ.get("SHED_ENV", "local")
-    if env != "local":
-        raise ValueError(f"SHED_ENV={env!r} is not supported yet (only 'local')")
+    """The resources of one environment, picked by SHED_ENV (`local` by default, or `prod`); the
+    same definitions serve both, so switching needs no code change.
+
+    local: everything under a project folder. SHED_PIPELINE_HOME (default ./.shed_pipeline: caches,
+    incremental state, asset values), SHED_PIPELINE_OUT (default <home>/out; an s3:// prefix also
+    works), SHED_PIPELINE_LINEAGE (default <home>/out/lineage.duckdb), SHED_DEVICE (default auto),
+    SHED_PIPELINE_SOURCE (the source runs use when they name none, and the sensor watches; a file,
+    folder or s3:// location).
+
+    prod: results and asset values in S3 (step pods share no disk). SHED_PIPELINE_OUT must be an
+    s3:// prefix; asset values go under SHED_PIPELINE_IO (default <out>/_assets). SHED_PIPELINE_HOME
+    is a persistent volume for caches, incremental state and the lineage DuckDB file. S3 access for
+    both: SHED_S3_ENDPOINT_URL (S3-compatible stores), AWS_REGION, AWS_ACCESS_KEY_ID /
+    AWS_SECRET_ACCESS_KEY (or the default AWS chain). Compute logs go to S3 through the instance's
+    dagster.yaml (deploy/dagster.yaml, deploy/values.yaml)."""
+    env = (env or os.environ.get("SHED_ENV") or "local").strip().lower()
+    if env not in ENVIRONMENTS:
+        raise ValueError(f"SHED_ENV={env!r} is not an environment: use one of {', '.join(ENVIRONMENTS)}")
     home = default_home()
-    out = os.environ.get("SHED_PIPELINE_OUT", str(Path(home) / "out"))
-    lineage = os.environ.get("SHED_PIPELINE_LINEAGE", str(Path(out) / "lineage.duckdb"))
+    out = os.environ.get("SHED_PIPELINE_OUT", "")
+    if env == "prod" and not is_s3(out):
+        raise ValueError(f"SHED_ENV=prod needs SHED_PIPELINE_OUT=s3://bucket/prefix (results and asset values live in S3), got {out!r}")
+    local_out = out if out and not is_s3(out) else str(Path(home) / "out")
+    lineage = os.environ.get("SHED_PIPELINE_LINEAGE", str(Path(local_out) / "lineage.duckdb"))
+    s3 = s3_resource_from_env()
+    if env == "prod":
+        io_manager = S3ParquetIOManager(s3=s3, prefix=os.environ.get("SHED_PIPELINE_IO") or str(S3Uri.parse(out).child("_assets")))
+    else:
+        io_manager = PolarsParquetIOManager(base_dir=str(Path(home) / "assets"))
     return {
         "compute": ComputeResource(device=os.environ.get("SHED_DEVICE", "auto")),
         "paths": PathsResource(home=home, out_dir=out, source=os.environ.get("SHED_PIPELINE_SOURCE", "")),
         "lineage": LineageResource(path=lineage),
-        "io_manager": PolarsParquetIOManager(base_dir=str(Path(home) / "assets")),
+        "s3": s3,
+        "io_manager": io_manager,
     }

@@ -5,32 +5,37 @@ import json
 from pathlib import Path
 
 import dagster as dg
+from dagster_aws.s3 import S3Resource
 
 from shed_pipeline.core.lineage import LineageError
+from shed_pipeline.core.objectstore import is_s3
 from shed_pipeline.core.records import SourceError
+from shed_pipeline.core.s3_sources import normalize, scan_s3_source
 from shed_pipeline.core.sources import NATURAL_INSTRUCTIONS
 from shed_pipeline.core.watch import scan_source
 from shed_pipeline.jobs import shed_curation_job
-from shed_pipeline.resources import LineageResource, PathsResource
+from shed_pipeline.resources import LineageResource, PathsResource, object_store
 
 
 @dg.sensor(
     job=shed_curation_job,
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.STOPPED,
-    description="Requests one run of shed_curation_job when the content of the project's source (SHED_PIPELINE_SOURCE: a file or folder) changes.",
+    description="Requests one run of shed_curation_job when the project's source (SHED_PIPELINE_SOURCE: a file, folder or s3:// location) changes.",
 )
-def source_change_sensor(context: dg.SensorEvaluationContext, paths: PathsResource, lineage: LineageResource):
-    """The cursor holds the last fingerprint and each file's size, mtime and hash, so a poll reads
-    only files that were touched. A run is requested only when the content hash changes (touching a
-    file, or rewriting it with the same bytes, requests nothing); on the first poll, only if the
-    lineage has no run of this exact content yet."""
+def source_change_sensor(context: dg.SensorEvaluationContext, paths: PathsResource, lineage: LineageResource, s3: S3Resource):
+    """Local files: the cursor holds the last fingerprint and each file's size, mtime and hash, so a
+    poll reads only files that were touched, and a run is requested only when the content hash
+    changes (touching a file, or rewriting it with the same bytes, requests nothing). s3:// sources:
+    the cursor holds each object's key, size and ETag (a listing, no download), and a run is
+    requested when an object is added, removed or rewritten. On the first poll, a run is requested
+    only if the lineage has no run of this exact source version yet."""
     source = paths.source
     if not source or source == NATURAL_INSTRUCTIONS:
-        return dg.SkipReason("no source to watch: set SHED_PIPELINE_SOURCE to a file or folder (the packaged natural-instructions data never changes)")
+        return dg.SkipReason("no source to watch: set SHED_PIPELINE_SOURCE to a file, folder or s3:// location (the packaged natural-instructions data never changes)")
     previous = json.loads(context.cursor) if context.cursor else None
     try:
-        scan = scan_source(source, previous)
+        scan = scan_s3_source(object_store(s3), source) if is_s3(source) else scan_source(source, previous)
     except SourceError as exc:
         return dg.SkipReason(f"cannot read the source: {exc}")
     changes = int((previous or {}).get("changes", 0))
@@ -41,7 +46,7 @@ def source_change_sensor(context: dg.SensorEvaluationContext, paths: PathsResour
     context.update_cursor(json.dumps({**scan.to_cursor(), "changes": changes + 1}, sort_keys=True))
     if previous is None:
         try:
-            done = lineage.store().fingerprints_of(str(Path(source).expanduser().resolve()))
+            done = lineage.store().fingerprints_of(normalize(source) if is_s3(source) else str(Path(source).expanduser().resolve()))
         except LineageError:
             done = set()
         if scan.fingerprint in done:

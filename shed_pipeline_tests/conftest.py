@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 
+from shed_pipeline_tests.servers import moto_server
 from shed_pipeline_tests.synthetic import BAD_LINES, make_rows, write_jsonl
 
 
@@ -29,6 +30,29 @@ def source_file(tmp_path) -> Path:
     """240 good rows over four tasks, 2 exact duplicates, and one bad line of each kind."""
     rows = make_rows(240)
     return write_jsonl(tmp_path / "src" / "data.jsonl", rows + rows[:2], BAD_LINES)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory):
+    """One moto S3 server on 127.0.0.1 for the session (each test uses its own bucket)."""
+    with moto_server(tmp_path_factory.mktemp("moto")) as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint, monkeypatch, request):
+    """A fresh bucket on the test S3 server, and the environment that points the pipeline at it."""
+    import boto3
+
+    monkeypatch.setenv("SHED_S3_ENDPOINT_URL", s3_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test-key-id")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret-key")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    client = boto3.client("s3", endpoint_url=s3_endpoint, aws_access_key_id="test-key-id", aws_secret_access_key="test-secret-key", region_name="us-east-1")
+    name = "shed-" + "".join(ch if ch.isalnum() else "-" for ch in request.node.name.lower())[:50].strip("-")
+    client.create_bucket(Bucket=name)
+    return {"name": name, "client": client, "endpoint": s3_endpoint}
 
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

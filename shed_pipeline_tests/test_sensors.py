@@ -4,7 +4,7 @@ import json
 
 import dagster as dg
 
-from shed_pipeline.resources import LineageResource, PathsResource
+from shed_pipeline.resources import LineageResource, PathsResource, s3_resource_from_env
 from shed_pipeline.sensors import source_change_sensor
 from shed_pipeline_tests.synthetic import make_rows, write_jsonl
 
@@ -12,7 +12,7 @@ from shed_pipeline_tests.synthetic import make_rows, write_jsonl
 def tick(tmp_path, source, cursor=None, lineage_db=None):
     ctx = dg.build_sensor_context(
         cursor=cursor,
-        resources={"paths": PathsResource(home=str(tmp_path / "home"), source=str(source)), "lineage": LineageResource(path=str(lineage_db or tmp_path / "lineage.duckdb"))},
+        resources={"paths": PathsResource(home=str(tmp_path / "home"), source=str(source)), "lineage": LineageResource(path=str(lineage_db or tmp_path / "lineage.duckdb")), "s3": s3_resource_from_env()},
     )
     result = source_change_sensor.evaluate_tick(ctx)
     return result, ctx.cursor

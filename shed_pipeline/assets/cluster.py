@@ -8,7 +8,7 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from shed_pipeline.assets._common import CODE_VERSION, frame_version, input_runs, png_md, upstream_data_changed
+from shed_pipeline.assets._common import CODE_VERSION, frame_version, gpu_step, input_runs, png_md, upstream_data_changed
 from shed_pipeline.core import plots
 from shed_pipeline.core.clustering import ClusterState, DriftRule, normalized_mutual_info, update_clusters
 from shed_pipeline.resources import ComputeResource, LineageResource, PathsResource
@@ -53,7 +53,7 @@ def clusters_frame(state: ClusterState) -> pl.DataFrame:
     )
 
 
-@dg.asset(group_name="representation", code_version=CODE_VERSION, kinds={"pytorch"}, pool="gpu", tags={"shed/gpu": "true"}, automation_condition=upstream_data_changed())
+@dg.asset(group_name="representation", code_version=CODE_VERSION, kinds={"pytorch"}, **gpu_step(), automation_condition=upstream_data_changed())
 def clusters(context: dg.AssetExecutionContext, config: ClustersConfig, raw_dataset: pl.DataFrame, embeddings: pl.DataFrame, compute: ComputeResource, paths: PathsResource, lineage: LineageResource) -> dg.Output[pl.DataFrame]:
     """Pool rows grouped by k-means (k-means++ init, seeded). The fitted centroids are kept as anchors:
     on a refresh, new rows join their nearest anchor and removed rows leave, and only clusters whose

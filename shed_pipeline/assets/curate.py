@@ -6,8 +6,9 @@ from pathlib import Path
 
 import dagster as dg
 import polars as pl
+from dagster_aws.s3 import S3Resource
 
-from shed_pipeline.assets._common import CODE_VERSION, frame_version, input_runs, png_md, upstream_data_changed
+from shed_pipeline.assets._common import CODE_VERSION, frame_version, input_runs, png_md, publish_outputs, upstream_data_changed
 from shed_pipeline.core import plots
 from shed_pipeline.core.sampling import auto_temperature, select, target_size
 from shed_pipeline.resources import LineageResource, PathsResource
@@ -48,7 +49,7 @@ def write_outputs(records: list[dict], out_dir: Path) -> tuple[Path, Path]:
     automation_condition=upstream_data_changed(),
     check_specs=[dg.AssetCheckSpec(SUBSET_CHECK, asset="curated_subset", blocking=True, description="Selected rows are distinct pool rows and their number is the target")],
 )
-def curated_subset(context: dg.AssetExecutionContext, config: CuratedSubsetConfig, raw_dataset: pl.DataFrame, clusters: pl.DataFrame, proxy_shapley_scores: pl.DataFrame, paths: PathsResource, lineage: LineageResource):
+def curated_subset(context: dg.AssetExecutionContext, config: CuratedSubsetConfig, raw_dataset: pl.DataFrame, clusters: pl.DataFrame, proxy_shapley_scores: pl.DataFrame, paths: PathsResource, lineage: LineageResource, s3: S3Resource):
     """The selected rows in draw order, each with its cluster, the cluster's proxy score and the rule
     that chose it. Also written as curated.jsonl and curated.parquet in the output folder."""
     t0 = time.perf_counter()
@@ -82,6 +83,7 @@ def curated_subset(context: dg.AssetExecutionContext, config: CuratedSubsetConfi
     ).with_columns(pl.lit(config.method).alias("method"))
     subset = sel.join(raw_dataset.select("row_id", "split", "task", "record"), on="row_id", how="left", maintain_order="left")
     jsonl, parquet = write_outputs([json.loads(r) for r in subset["record"].to_list()], paths.out())
+    links = publish_outputs(paths, s3, [jsonl, parquet], context.log.warning)
     store = lineage.store()
     store.write_table("selections", context.run.run_id, sel.select("row_id", "cluster_id", "method", "draw_order", "score", "reason"))
     per_cluster = sel.group_by("cluster_id").len().sort("len", descending=True)
@@ -93,8 +95,8 @@ def curated_subset(context: dg.AssetExecutionContext, config: CuratedSubsetConfi
         "pool_rows": pool_size,
         "clusters_used": per_cluster.height,
         "temperature": temperature,
-        "curated_jsonl": dg.MetadataValue.path(str(jsonl)),
-        "curated_parquet": dg.MetadataValue.path(str(parquet)),
+        "curated_jsonl": links[jsonl.name],
+        "curated_parquet": links[parquet.name],
         "seconds": round(time.perf_counter() - t0, 3),
     }
     store.record_asset(context.run.run_id, "curated_subset", CODE_VERSION, config.model_dump(), {k: v for k, v in meta.items() if not isinstance(v, dg.MetadataValue)}, inputs=input_runs(context, ["raw_dataset", "clusters", "proxy_shapley_scores"]))

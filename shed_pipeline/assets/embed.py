@@ -6,7 +6,7 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from shed_pipeline.assets._common import CODE_VERSION, frame_version, upstream_data_changed
+from shed_pipeline.assets._common import CODE_VERSION, frame_version, gpu_step, upstream_data_changed
 from shed_pipeline.core.embedding import CHUNK_ROWS, DEFAULT_MODEL, EmbeddingCache, SentenceTransformerEncoder, embed_missing
 from shed_pipeline.resources import ComputeResource, PathsResource
 
@@ -17,7 +17,7 @@ class EmbeddingsConfig(dg.Config):
     chunk_texts: int = CHUNK_ROWS  # texts per encode call and cache write: an interrupted run loses at most one chunk
 
 
-@dg.asset(group_name="representation", code_version=CODE_VERSION, kinds={"pytorch", "duckdb"}, pool="gpu", tags={"shed/gpu": "true"}, automation_condition=upstream_data_changed())
+@dg.asset(group_name="representation", code_version=CODE_VERSION, kinds={"pytorch", "duckdb"}, **gpu_step(), automation_condition=upstream_data_changed())
 def embeddings(context: dg.AssetExecutionContext, config: EmbeddingsConfig, raw_dataset: pl.DataFrame, compute: ComputeResource, paths: PathsResource) -> dg.Output[pl.DataFrame]:
     """Normalised sentence embeddings (all-MiniLM-L6-v2 by default) of each row's prompt, for every
     split: the normalised mean of its instruction's and input's vectors, each distinct text encoded

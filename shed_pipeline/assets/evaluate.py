@@ -7,8 +7,9 @@ import time
 
 import dagster as dg
 import polars as pl
+from dagster_aws.s3 import S3Resource
 
-from shed_pipeline.assets._common import CODE_VERSION, first_by_id, frame_version, input_runs, png_md, upstream_data_changed
+from shed_pipeline.assets._common import CODE_VERSION, first_by_id, frame_version, gpu_step, input_runs, png_md, publish_outputs, upstream_data_changed
 from shed_pipeline.assets.cluster import pool_vectors
 from shed_pipeline.core import plots
 from shed_pipeline.core.benchmarks import DEFAULT_TASKS
@@ -75,8 +76,8 @@ def _arm_table(summary: list[dict]) -> str:
     return "\n".join(lines)
 
 
-@dg.asset(group_name="evaluation", code_version=CODE_VERSION, kinds={"python", "pytorch"}, pool="gpu", tags={"shed/gpu": "true"}, automation_condition=upstream_data_changed())
-def evaluation_metrics(context: dg.AssetExecutionContext, config: EvaluationConfig, raw_dataset: pl.DataFrame, embeddings: pl.DataFrame, clusters: pl.DataFrame, curated_subset: pl.DataFrame, compute: ComputeResource, paths: PathsResource, lineage: LineageResource) -> dg.Output[pl.DataFrame]:
+@dg.asset(group_name="evaluation", code_version=CODE_VERSION, kinds={"python", "pytorch"}, **gpu_step(), automation_condition=upstream_data_changed())
+def evaluation_metrics(context: dg.AssetExecutionContext, config: EvaluationConfig, raw_dataset: pl.DataFrame, embeddings: pl.DataFrame, clusters: pl.DataFrame, curated_subset: pl.DataFrame, compute: ComputeResource, paths: PathsResource, lineage: LineageResource, s3: S3Resource) -> dg.Output[pl.DataFrame]:
     """Subset size, cluster and task coverage, diversity, and held-out kNN utility of the subset vs
     random subsets of the same size and the full pool; with `lm` (default), the target LM LoRA-tuned
     on each (same budget) and scored on the test split and bigbench multiple-choice tasks."""
@@ -110,12 +111,16 @@ def evaluation_metrics(context: dg.AssetExecutionContext, config: EvaluationConf
                 scalars[f"lm_{s['benchmark']}_{s['arm']}_{stat}"] = s[stat]
                 detail.append(json.dumps({"benchmark": s["benchmark"], "metric": s["metric"], "arm": s["arm"], "stat": stat, "n": s["n"]}))
     df = pl.DataFrame({"metric": list(scalars), "value": [float(v) for v in scalars.values()], "detail": detail}, schema={"metric": pl.Utf8, "value": pl.Float64, "detail": pl.Utf8})
-    (paths.out() / "evaluation.json").write_text(json.dumps(report, indent=2, sort_keys=True, default=str))
+    report_path = paths.out() / "evaluation.json"
+    tmp = report_path.with_name(f".{report_path.name}.partial")
+    tmp.write_text(json.dumps(report, indent=2, sort_keys=True, default=str))
+    tmp.replace(report_path)
+    links = publish_outputs(paths, s3, [report_path], context.log.warning)
     store = lineage.store()
     store.write_table("evaluations", context.run.run_id, df)
     if lm_report:
         store.write_table("evaluation_arms", context.run.run_id, pl.DataFrame(lm_report["records"]).with_columns(pl.lit(lm_report["budget"]["steps"]).alias("steps")))
-    meta: dict = {**scalars, "utility_random": dg.MetadataValue.json(report.get("utility_random", [])), "seconds": round(time.perf_counter() - t0, 3)}
+    meta: dict = {**scalars, "utility_random": dg.MetadataValue.json(report.get("utility_random", [])), "evaluation_json": links[report_path.name], "seconds": round(time.perf_counter() - t0, 3)}
     if lm_report:
         meta["lm_verdict"] = dg.MetadataValue.json(lm_report["verdict"])
         meta["lm_budget"] = dg.MetadataValue.json(lm_report["budget"])

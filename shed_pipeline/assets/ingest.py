@@ -4,19 +4,21 @@ import time
 
 import dagster as dg
 import polars as pl
+from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
 from shed_pipeline.assets._common import CODE_VERSION, frame_version
 from shed_pipeline.core.changes import diff_rows
+from shed_pipeline.core.objectstore import is_s3
 from shed_pipeline.core.records import FieldMapping
 from shed_pipeline.core.sources import DEFAULT_ROWS, NATURAL_INSTRUCTIONS, load_source
-from shed_pipeline.resources import LineageResource, PathsResource
+from shed_pipeline.resources import LineageResource, PathsResource, object_store
 
 QUARANTINE_CHECK = "quarantine_within_bound"
 
 
 class RawDatasetConfig(dg.Config):
-    source: str | None = Field(None, description="'natural-instructions' or a path to a JSONL/JSON/Parquet/CSV file or a folder of them; default: the project's source (SHED_PIPELINE_SOURCE), else natural-instructions")
+    source: str | None = Field(None, description="'natural-instructions', a path to a JSONL/JSON/Parquet/CSV file or a folder of them, or an s3:// object or prefix; default: the project's source (SHED_PIPELINE_SOURCE), else natural-instructions")
     rows: int | None = Field(None, description=f"Deterministic sample size; default {DEFAULT_ROWS} for natural-instructions, every row for files")
     seed: int = 0
     format: str = "auto"  # auto | alpaca | messages
@@ -38,7 +40,7 @@ class RawDatasetConfig(dg.Config):
     pool="duckdb",
     check_specs=[dg.AssetCheckSpec(QUARANTINE_CHECK, asset="raw_dataset", blocking=True, description="Quarantined share of input rows is within the configured bound")],
 )
-def raw_dataset(context: dg.AssetExecutionContext, config: RawDatasetConfig, paths: PathsResource, lineage: LineageResource):
+def raw_dataset(context: dg.AssetExecutionContext, config: RawDatasetConfig, paths: PathsResource, lineage: LineageResource, s3: S3Resource):
     """Instruction rows with a content-hash `row_id`, a deterministic pool/validation/test split, and
     the original record (so outputs keep the input's schema). Every input row is either here or in
     the lineage quarantine table with a reason. Compared by row id with the previous snapshot of the
@@ -47,8 +49,9 @@ def raw_dataset(context: dg.AssetExecutionContext, config: RawDatasetConfig, pat
     t0 = time.perf_counter()
     source = config.source or paths.source or NATURAL_INSTRUCTIONS
     mapping = FieldMapping(config.format, config.instruction_field, config.input_field, config.output_field, config.messages_field, config.task_field)
+    store = object_store(s3, context.log.warning) if is_s3(source) else None
     loaded = load_source(
-        source, mapping, config.rows, config.seed, config.max_chars, config.validation_fraction, config.test_fraction, paths.cache(), context.log.info
+        source, mapping, config.rows, config.seed, config.max_chars, config.validation_fraction, config.test_fraction, paths.cache(), context.log.info, store, paths.s3_mirror()
     )
     rows, q = loaded.rows, loaded.quarantine
     rows_in = rows.height + q.height
@@ -78,7 +81,7 @@ def raw_dataset(context: dg.AssetExecutionContext, config: RawDatasetConfig, pat
         "tasks": rows["task"].n_unique() if rows["task"].null_count() < rows.height else 0,
         "seconds": round(time.perf_counter() - t0, 3),
     }
-    store.record_asset(context.run.run_id, "raw_dataset", CODE_VERSION, config.model_dump(), summary, source=loaded.label, source_fingerprint=loaded.fingerprint)
+    store.record_asset(context.run.run_id, "raw_dataset", CODE_VERSION, config.model_dump(), summary, source=loaded.label, source_fingerprint=loaded.fingerprint, source_version=loaded.version)
     frac = q.height / rows_in
     yield dg.Output(
         rows,

@@ -6,7 +6,7 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from shed_pipeline.assets._common import CODE_VERSION, first_by_id, frame_version, input_runs, png_md, upstream_data_changed
+from shed_pipeline.assets._common import CODE_VERSION, first_by_id, frame_version, gpu_step, input_runs, png_md, upstream_data_changed
 from shed_pipeline.core import plots
 from shed_pipeline.core.estimators import ESTIMATORS, estimate
 from shed_pipeline.core.pins import pinned_validation
@@ -148,7 +148,7 @@ def _probe_utility(config: ProxyShapleyConfig, proxies: pl.DataFrame, validation
     return utility, utility_key("probe", key_settings, data), {"utility": "probe", "settings": key_settings, "validation_rows": val.height, "validation_fingerprint": data, "model_path": str(path)}
 
 
-@dg.asset(group_name="valuation", code_version=CODE_VERSION, kinds={"python", "duckdb"}, pool="gpu", tags={"shed/gpu": "true"}, automation_condition=upstream_data_changed())
+@dg.asset(group_name="valuation", code_version=CODE_VERSION, kinds={"python", "duckdb"}, **gpu_step(), automation_condition=upstream_data_changed())
 def proxy_shapley_scores(context: dg.AssetExecutionContext, config: ProxyShapleyConfig, raw_dataset: pl.DataFrame, embeddings: pl.DataFrame, clusters: pl.DataFrame, compute: ComputeResource, paths: PathsResource, lineage: LineageResource) -> dg.Output[pl.DataFrame]:
     """One Shapley value per cluster proxy (players = proxies, utility measured on the validation
     split), with its rank (1 = most valuable) and, for sampling estimators, a standard error.

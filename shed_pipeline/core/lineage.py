@@ -58,6 +58,8 @@ SCHEMA = [
         run_id VARCHAR NOT NULL, removed BIGINT NOT NULL, utility DOUBLE NOT NULL, chosen BOOLEAN NOT NULL)""",
     # Databases written before the removal rule lack the column.
     "ALTER TABLE scores ADD COLUMN IF NOT EXISTS dropped_by_removal_rule BOOLEAN",
+    # What source_change_sensor compares (s3:// sources: keys, sizes, ETags); older databases lack it.
+    "ALTER TABLE runs ADD COLUMN IF NOT EXISTS source_version VARCHAR",
 ]
 RUN_TABLES = ("rows", "row_changes", "quarantine", "clusters", "memberships", "scores", "selections", "evaluations", "evaluation_arms", "removal_curve")
 
@@ -89,12 +91,12 @@ class LineageStore:
 
     # -- writing -------------------------------------------------------------------------------
 
-    def record_asset(self, run_id: str, asset: str, code_version: str | None, config: dict, summary: dict, inputs: dict[str, str | None] | None = None, source: str | None = None, source_fingerprint: str | None = None) -> None:
+    def record_asset(self, run_id: str, asset: str, code_version: str | None, config: dict, summary: dict, inputs: dict[str, str | None] | None = None, source: str | None = None, source_fingerprint: str | None = None, source_version: str | None = None) -> None:
         now = datetime.now(timezone.utc)
         with self.connect() as con:
             con.execute("INSERT INTO runs (run_id, started_at, code_version) VALUES (?, ?, ?) ON CONFLICT DO NOTHING", [run_id, now, code_version])
             if source is not None:
-                con.execute("UPDATE runs SET source = ?, source_fingerprint = ? WHERE run_id = ?", [source, source_fingerprint, run_id])
+                con.execute("UPDATE runs SET source = ?, source_fingerprint = ?, source_version = ? WHERE run_id = ?", [source, source_fingerprint, source_version or source_fingerprint, run_id])
             con.execute("DELETE FROM asset_runs WHERE run_id = ? AND asset = ?", [run_id, asset])
             con.execute(
                 "INSERT INTO asset_runs VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -158,11 +160,14 @@ class LineageStore:
             return _dicts(cur)
 
     def fingerprints_of(self, source: str) -> set[str]:
-        """Source fingerprints of every run that read `source`."""
+        """Source fingerprints and versions (what a watcher compares) of every run that read `source`."""
         if not self.path.exists():
             return set()
         with self.connect(read_only=True) as con:
-            return {r for (r,) in con.execute("SELECT source_fingerprint FROM runs WHERE source = ? AND source_fingerprint IS NOT NULL", [source]).fetchall()}
+            cols = {c for (c,) in con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'runs'").fetchall()}
+            version = "source_version" if "source_version" in cols else "NULL"  # a read-only open cannot migrate
+            found = con.execute(f"SELECT source_fingerprint, {version} FROM runs WHERE source = ?", [source]).fetchall()
+        return {v for row in found for v in row if v is not None}
 
     def previous_proxies(self, run_id: str) -> set[str] | None:
         """The proxies scored by the latest earlier run that scored any; None if none did."""

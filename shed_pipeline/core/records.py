@@ -145,19 +145,20 @@ def _has_surrogates(value: Any) -> bool:
     return False
 
 
-def _read_bytes(path: Path) -> bytes:
+def _read_bytes(path: Path, name: str | None = None) -> bytes:
     try:
         return path.read_bytes()
     except OSError as exc:
-        raise SourceError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+        raise SourceError(f"{name or path}: cannot read ({exc.strerror or exc})") from exc
 
 
-def iter_units(path: Path) -> Iterator[RawUnit]:
-    """Yield the raw units of one file. Raises SourceError if the file as a whole is unreadable."""
+def iter_units(path: Path, name: str | None = None) -> Iterator[RawUnit]:
+    """Yield the raw units of one file. Raises SourceError if the file as a whole is unreadable.
+    `name` is what rows and errors call the file (an s3:// location read from a local copy)."""
     suffix = path.suffix.lower()
-    name = str(path)
+    name = name or str(path)
     if suffix in (".jsonl", ".ndjson"):
-        data = _read_bytes(path)
+        data = _read_bytes(path, name)
         for lineno, raw in enumerate(data.split(b"\n"), start=1):
             if not raw.strip():
                 continue  # blank lines are not records
@@ -170,23 +171,23 @@ def iter_units(path: Path) -> Iterator[RawUnit]:
                 continue
             yield RawUnit(name, lineno, payload, invalid_utf8=bad_utf8)
     elif suffix == ".json":
-        text = _read_bytes(path).decode("utf-8", "surrogateescape")
+        text = _read_bytes(path, name).decode("utf-8", "surrogateescape")
         try:
             payload = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise SourceError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from exc
+            raise SourceError(f"{name}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from exc
         if isinstance(payload, dict):
             # Accept {"data": [...]} / {"examples": [...]} wrappers, common in published sets.
             lists = [v for k, v in payload.items() if k in ("data", "examples", "rows", "records") and isinstance(v, list)]
             if len(lists) != 1:
-                raise SourceError(f"{path}: expected a JSON array of records (or an object with one 'data'/'examples' list)")
+                raise SourceError(f"{name}: expected a JSON array of records (or an object with one 'data'/'examples' list)")
             payload = lists[0]
         if not isinstance(payload, list):
-            raise SourceError(f"{path}: expected a JSON array of records, found {type(payload).__name__}")
+            raise SourceError(f"{name}: expected a JSON array of records, found {type(payload).__name__}")
         for idx, item in enumerate(payload):
             yield RawUnit(name, idx, item, invalid_utf8=_has_surrogates(item))
     elif suffix == ".csv":
-        text = _read_bytes(path).decode("utf-8", "surrogateescape")
+        text = _read_bytes(path, name).decode("utf-8", "surrogateescape")
         try:
             reader = csv.DictReader(io.StringIO(text, newline=""))
             for record in reader:
@@ -196,24 +197,29 @@ def iter_units(path: Path) -> Iterator[RawUnit]:
                     continue
                 yield RawUnit(name, reader.line_num, dict(record), invalid_utf8=_has_surrogates(record))
         except csv.Error as exc:
-            raise SourceError(f"{path}: not valid CSV ({exc})") from exc
+            raise SourceError(f"{name}: not valid CSV ({exc})") from exc
     elif suffix == ".parquet":
         import pyarrow.parquet as pq
 
         try:
             table = pq.read_table(path)
         except Exception as exc:  # pyarrow raises several types for corrupt files
-            raise SourceError(f"{path}: not a readable Parquet file ({exc})") from exc
+            raise SourceError(f"{name}: not a readable Parquet file ({exc})") from exc
         for idx, item in enumerate(table.to_pylist()):
             yield RawUnit(name, idx, item)
     else:
-        raise SourceError(f"{path}: unsupported file type {suffix!r}")
+        raise SourceError(f"{name}: unsupported file type {suffix!r}")
 
 
 def read_units(source: str | os.PathLike[str]) -> list[RawUnit]:
+    return read_files([(path, str(path)) for path in list_source_files(source)])
+
+
+def read_files(files: Sequence[tuple[Path, str]]) -> list[RawUnit]:
+    """The units of (local file, name to report) pairs, in order."""
     units: list[RawUnit] = []
-    for path in list_source_files(source):
-        units.extend(iter_units(path))
+    for path, name in files:
+        units.extend(iter_units(path, name))
     return units
 
 

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import polars as pl
 
-from shed_pipeline.core import natural_instructions
+from shed_pipeline.core import natural_instructions, s3_sources
+from shed_pipeline.core.objectstore import ObjectStore, S3Uri, is_s3
 from shed_pipeline.core.records import (
     FieldMapping,
     ReadResult,
+    combine_digests,
+    file_digest,
     list_source_files,
+    read_files,
     read_units,
     sample_units,
-    source_fingerprint,
     split_of,
     validate_units,
 )
@@ -42,9 +46,12 @@ class LoadedSource:
     rows: pl.DataFrame  # ROW_SCHEMA, in source order
     quarantine: pl.DataFrame
     units_available: int  # units in the source before sampling
-    fingerprint: str
+    fingerprint: str  # content hash of the files read
     label: str
     result: ReadResult
+    # What a watcher compares: the fingerprint for local files, the listing version (keys, sizes,
+    # ETags) for s3:// sources, whose content the sensor does not download.
+    version: str = ""
 
 
 def load_source(
@@ -57,17 +64,35 @@ def load_source(
     test_fraction: float,
     cache_dir: Path,
     log: Callable[[str], None] = print,
+    store: ObjectStore | None = None,
+    mirror_dir: Path | None = None,
 ) -> LoadedSource:
+    """`store` and `mirror_dir` (where s3:// objects are copied to be read) serve s3:// sources."""
+    version = None
     if source == NATURAL_INSTRUCTIONS:
         rows = DEFAULT_ROWS if rows is None else rows
         path = natural_instructions.natural_instructions_parquet(cache_dir, log)
-        files = [path]
+        named = [(path.name, file_digest(path))]
         units = read_units(path)
         stratify = "task"  # spread the sample over the 61 tasks
+        label = source
+    elif is_s3(source):
+        if store is None or mirror_dir is None:
+            raise ValueError(f"{source}: reading an s3:// source needs an object store and a mirror folder")
+        label = s3_sources.normalize(source)
+        objs = s3_sources.list_source_objects(store, source)
+        version = s3_sources.listing_version(objs)
+        mirrored = s3_sources.mirror_source(store, source, objs, mirror_dir / hashlib.sha256(label.encode()).hexdigest()[:16])
+        log(f"{label}: {len(mirrored)} objects, {sum(o.size for o in objs):,} bytes")
+        named = [(S3Uri.parse(m.location).name, m.sha256) for m in mirrored]
+        units = read_files([(m.path, m.location) for m in mirrored])
+        stratify = mapping.task
     else:
         files = list_source_files(source)
+        named = [(f.name, file_digest(f)) for f in files]
         units = read_units(source)
         stratify = mapping.task
+        label = str(Path(source).resolve())
     available = len(units)
     units = sample_units(units, rows, seed, stratify=stratify)
     result = validate_units(units, mapping, max_chars)
@@ -97,5 +122,5 @@ def load_source(
         },
         schema={"source_file": pl.Utf8, "source_locator": pl.Int64, "row_id": pl.Utf8, "reason": pl.Utf8, "detail": pl.Utf8, "excerpt": pl.Utf8},
     )
-    label = source if source == NATURAL_INSTRUCTIONS else str(Path(source).resolve())
-    return LoadedSource(df, q, available, source_fingerprint(files), label, result)
+    fingerprint = combine_digests(named)
+    return LoadedSource(df, q, available, fingerprint, label, result, version or fingerprint)

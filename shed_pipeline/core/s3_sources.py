@@ -1,0 +1,93 @@
+"""Sources under an s3:// location: which objects a source is, a local copy to read them from, and
+a cheap change check for the sensor (keys, sizes and ETags: nothing is downloaded to notice a change).
+
+An s3:// source is either one object (`s3://bucket/data.jsonl`) or every supported object under a
+folder-like prefix (`s3://bucket/instructions/`, recursive, hidden names and other types skipped),
+exactly like a local file or folder. Rows name their object by its s3:// location.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from shed_pipeline.core.objectstore import ObjectInfo, ObjectStore, ObjectStoreError, S3Uri
+from shed_pipeline.core.records import SUPPORTED_SUFFIXES, SourceError, file_digest
+from shed_pipeline.core.watch import SourceScan
+
+
+def normalize(location: str) -> str:
+    """The label a source is recorded under: no trailing slash (s3://b/p and s3://b/p/ are one source)."""
+    uri = S3Uri.parse(location)
+    return str(S3Uri(uri.bucket, uri.key.rstrip("/")))
+
+
+def _supported(key: str) -> bool:
+    name = key.rsplit("/", 1)[-1]
+    return bool(name) and not name.startswith(".") and Path(name).suffix.lower() in SUPPORTED_SUFFIXES
+
+
+def list_source_objects(store: ObjectStore, location: str) -> list[ObjectInfo]:
+    """The objects of a source, sorted by key. Raises SourceError naming the location when there are none."""
+    uri = S3Uri.parse(location)
+    key = uri.key.rstrip("/")
+    try:
+        if key and Path(key).suffix.lower() in SUPPORTED_SUFFIXES and not uri.key.endswith("/"):
+            one = store.head(S3Uri(uri.bucket, key))
+            if one is not None:
+                return [one]
+        prefix = f"{key}/" if key else ""
+        objs = [o for o in store.list(S3Uri(uri.bucket, prefix)) if _supported(o.key)]
+    except ObjectStoreError as exc:
+        raise SourceError(str(exc)) from exc
+    if not objs:
+        raise SourceError(f"{location}: no {', '.join(SUPPORTED_SUFFIXES)} objects at this location")
+    return objs
+
+
+def listing_version(objs: list[ObjectInfo]) -> str:
+    """A version of the listing: changes when an object is added, removed or rewritten (new ETag or size)."""
+    h = hashlib.sha256()
+    for o in sorted(objs, key=lambda o: o.key):
+        h.update(f"{o.key}\0{o.size}\0{o.etag}\n".encode())
+    return "s3-" + h.hexdigest()[:24]
+
+
+@dataclass
+class MirroredFile:
+    path: Path  # the local copy
+    location: str  # s3://bucket/key
+    sha256: str
+
+
+def mirror_source(store: ObjectStore, location: str, objs: list[ObjectInfo], mirror_dir: Path) -> list[MirroredFile]:
+    """Local copies of the objects, downloaded only when an object's ETag or size is new to the
+    mirror; copies of objects no longer in the listing are removed."""
+    uri = S3Uri.parse(location)
+    mirror_dir.mkdir(parents=True, exist_ok=True)
+    out: list[MirroredFile] = []
+    keep = set()
+    for o in objs:
+        tag = hashlib.sha256(f"{uri.bucket}\0{o.key}\0{o.size}\0{o.etag}".encode()).hexdigest()[:24]
+        local = mirror_dir / f"{tag}{Path(o.key).suffix.lower()}"
+        keep.add(local.name)
+        obj_uri = S3Uri(uri.bucket, o.key)
+        try:
+            if local.exists() and local.stat().st_size == o.size:
+                digest = file_digest(local)
+            else:
+                digest = store.download(obj_uri, local)
+        except ObjectStoreError as exc:
+            raise SourceError(str(exc)) from exc
+        out.append(MirroredFile(local, str(obj_uri), digest))
+    for stale in mirror_dir.iterdir():
+        if stale.is_file() and stale.name not in keep:
+            stale.unlink(missing_ok=True)
+    return out
+
+
+def scan_s3_source(store: ObjectStore, location: str) -> SourceScan:
+    """The sensor's view of an s3:// source: key -> [size, etag], and the listing version."""
+    objs = list_source_objects(store, location)
+    return SourceScan(listing_version(objs), {o.key: [o.size, o.etag] for o in objs}, 0)

@@ -1,0 +1,70 @@
+"""Servers the tests start on 127.0.0.1 and stop themselves: an S3-compatible endpoint (moto's server
+mode: real HTTP, real boto3 client code) and the Dagster webserver."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _reset_signals() -> None:
+    # A process started from a backgrounded shell can inherit SIGINT/SIGTERM as ignored; reset them
+    # so that stopping the server works (REFERENCE.md, "Signals").
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
+def wait_for_http(url: str, timeout_s: float, proc: subprocess.Popen | None = None, log: Path | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            tail = log.read_text()[-3000:] if log and log.exists() else ""
+            raise RuntimeError(f"server exited with {proc.returncode} before answering {url}:\n{tail}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer within {timeout_s:.0f}s")
+
+
+def stop(proc: subprocess.Popen, timeout_s: float = 20.0) -> int:
+    """SIGTERM to the server's process group, then SIGKILL if it does not stop in time."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+    return proc.returncode
+
+
+@contextmanager
+def moto_server(log_dir: Path) -> Iterator[str]:
+    """An S3-compatible server on 127.0.0.1; yields its endpoint URL."""
+    port = free_port()
+    log = log_dir / "moto_server.log"
+    exe = Path(sys.executable).with_name("moto_server")
+    with log.open("w") as fh:
+        proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(port)], stdout=fh, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_reset_signals)
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{endpoint}/moto-api/", 30, proc, log)
+        yield endpoint
+    finally:
+        stop(proc)

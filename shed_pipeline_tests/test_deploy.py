@@ -1,0 +1,118 @@
+"""deploy/: the Helm values and instance config parse and say what deploy/README.md promises, the
+GPU steps (and only they) carry the Kubernetes GPU request, and the prod environment of the values
+loads the definitions with the k8s executor."""
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+
+from shed_pipeline.assets import ALL_ASSETS
+from shed_pipeline.assets._common import DEFAULT_GPU_STEP_K8S, gpu_step_k8s_config
+
+DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
+GPU_ASSETS = {"embeddings", "clusters", "proxy_shapley_scores", "evaluation_metrics"}
+# Fields the chart's K8sRunLauncher schema accepts (it forbids others).
+K8S_RUN_LAUNCHER_FIELDS = {"image", "imagePullPolicy", "jobNamespace", "loadInclusterConfig", "kubeconfigFile", "envConfigMaps", "envSecrets", "envVars", "volumeMounts", "volumes", "labels", "failPodOnRunFailure", "resources", "schedulerName", "securityContext", "runK8sConfig"}
+
+
+@pytest.fixture(scope="module")
+def values():
+    return yaml.safe_load((DEPLOY / "values.yaml").read_text())
+
+
+def user_env(values) -> dict[str, str]:
+    (dep,) = values["dagster-user-deployments"]["deployments"]
+    return {e["name"]: e["value"] for e in dep["env"]}
+
+
+def test_helm_values_run_steps_as_pods_with_postgres_s3_logs_and_one_lineage_writer(values):
+    assert values["runLauncher"]["type"] == "K8sRunLauncher"
+    launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
+    assert set(launcher) <= K8S_RUN_LAUNCHER_FIELDS
+    assert values["postgresql"]["enabled"] is True and values["postgresql"]["postgresqlDatabase"]
+    logs = values["computeLogManager"]
+    assert logs["type"] == "S3ComputeLogManager" and logs["config"]["s3ComputeLogManager"]["bucket"]
+    assert values["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]["maxConcurrentRuns"] == 1
+    assert values["additionalInstanceConfig"]["concurrency"]["pools"]["default_limit"] == 1
+    (dep,) = values["dagster-user-deployments"]["deployments"]
+    assert dep["dagsterApiGrpcArgs"] == ["-m", "shed_pipeline.definitions"]
+    env = user_env(values)
+    assert env["SHED_ENV"] == "prod" and env["SHED_EXECUTOR"] == "k8s"
+    assert env["SHED_PIPELINE_OUT"].startswith("s3://") and env["SHED_PIPELINE_SOURCE"].startswith("s3://")
+    # Caches, state and lineage on the shared volume, mounted where SHED_PIPELINE_HOME points, in
+    # the user-code pod (the sensor reads lineage) and in run and step pods.
+    claim = yaml.safe_load((DEPLOY / "pvc.yaml").read_text())
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    for holder in (dep, launcher):
+        (vol,) = holder["volumes"]
+        assert vol["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+        assert [m["mountPath"] for m in holder["volumeMounts"] if m["name"] == vol["name"]] == [env["SHED_PIPELINE_HOME"]]
+
+
+def test_instance_config_for_prod_outside_kubernetes_sends_compute_logs_to_s3(s3_bucket, monkeypatch, tmp_path):
+    cfg = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())
+    assert "postgres" in cfg["storage"] and cfg["concurrency"]["pools"]["default_limit"] == 1
+    assert cfg["telemetry"]["enabled"] is False
+    for k, v in {"DAGSTER_PG_HOST": "db", "DAGSTER_PG_USER": "u", "DAGSTER_PG_PASSWORD": "p", "DAGSTER_PG_DB": "d", "SHED_COMPUTE_LOG_BUCKET": s3_bucket["name"]}.items():
+        monkeypatch.setenv(k, v)
+    from dagster._config import process_config
+    from dagster._core.instance.config import dagster_instance_config_schema
+
+    checked = process_config(dagster_instance_config_schema(), cfg)  # Dagster's own schema and env resolution
+    assert checked.success, checked.errors
+    logs = checked.value["compute_logs"]
+    assert logs["class"] == "S3ComputeLogManager"
+    # The configured manager, pointed at the test S3 server, uploads a step's output there.
+    import sys
+
+    from dagster_aws.s3.compute_log_manager import S3ComputeLogManager
+
+    resolved = process_config(dg.Field(S3ComputeLogManager.config_type()).config_type, logs["config"])
+    assert resolved.success, resolved.errors
+    assert resolved.value["endpoint_url"] == s3_bucket["endpoint"]
+    manager = S3ComputeLogManager(**resolved.value, local_dir=str(tmp_path / "logs"))
+    with manager.capture_logs(["run-1", "compute_logs", "embeddings"]):
+        print("embedding 120 rows")
+        sys.stdout.flush()
+    key = f"{resolved.value['prefix']}/storage/run-1/compute_logs/embeddings.out"
+    assert b"embedding 120 rows" in s3_bucket["client"].get_object(Bucket=s3_bucket["name"], Key=key)["Body"].read()
+
+
+def test_gpu_steps_and_only_they_carry_the_gpu_request():
+    shipped = yaml.safe_load((DEPLOY / "gpu-step.yaml").read_text())
+    assert shipped == DEFAULT_GPU_STEP_K8S  # the file documents the built-in default
+    assert gpu_step_k8s_config(str(DEPLOY / "gpu-step.yaml")) == shipped
+    tagged = {a.key.to_user_string(): a.op.tags.get("dagster-k8s/config") for a in ALL_ASSETS}
+    assert {k for k, v in tagged.items() if v} == GPU_ASSETS
+    for name in GPU_ASSETS:
+        cfg = tagged[name]
+        cfg = yaml.safe_load(cfg) if isinstance(cfg, str) else cfg  # Dagster stores non-string op tags as JSON
+        assert cfg["container_config"]["resources"]["limits"]["nvidia.com/gpu"] == 1
+        assert cfg["pod_spec_config"]["node_selector"] and cfg["pod_spec_config"]["tolerations"]
+    assert {a.key.to_user_string() for a in ALL_ASSETS if a.op.pool == "gpu"} == GPU_ASSETS
+
+
+def test_a_wrong_gpu_step_file_fails_when_the_definitions_load(tmp_path):
+    bad = tmp_path / "gpu.yaml"
+    bad.write_text("container_config:\n  resources:\n    limits:\n      cpu: 2\n")
+    with pytest.raises(ValueError, match="must ask for nvidia.com/gpu"):
+        gpu_step_k8s_config(str(bad))
+    bad.write_text("nodeSelector: {}\n")
+    with pytest.raises(ValueError, match="keys among"):
+        gpu_step_k8s_config(str(bad))
+
+
+def test_the_prod_environment_of_the_values_loads_with_the_k8s_executor(values, monkeypatch, tmp_path):
+    for k, v in user_env(values).items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("SHED_PIPELINE_HOME", str(tmp_path / "home"))  # a writable stand-in for the volume
+    from shed_pipeline.definitions import build_definitions
+    from shed_pipeline.resources import S3ParquetIOManager
+
+    defs = build_definitions()
+    dg.Definitions.validate_loadable(defs)
+    assert defs.resolve_job_def("shed_curation_job").executor_def.name == "k8s"
+    assert isinstance(defs.resources["io_manager"], S3ParquetIOManager)
+    assert defs.resources["io_manager"].prefix == "s3://shed-data/curated/_assets"
