@@ -65,17 +65,20 @@ def test_instance_config_for_prod_outside_kubernetes_sends_compute_logs_to_s3(s3
     logs = checked.value["compute_logs"]
     assert logs["class"] == "S3ComputeLogManager"
     # The configured manager, pointed at the test S3 server, uploads a step's output there.
-    import sys
-
+    from dagster._core.storage.compute_log_manager import ComputeIOType
     from dagster_aws.s3.compute_log_manager import S3ComputeLogManager
 
     resolved = process_config(dg.Field(S3ComputeLogManager.config_type()).config_type, logs["config"])
     assert resolved.success, resolved.errors
     assert resolved.value["endpoint_url"] == s3_bucket["endpoint"]
     manager = S3ComputeLogManager(**resolved.value, local_dir=str(tmp_path / "logs"))
-    with manager.capture_logs(["run-1", "compute_logs", "embeddings"]):
-        print("embedding 120 rows")
-        sys.stdout.flush()
+    # A step's captured stdout as the local manager leaves it, then the upload the manager does at
+    # the step's end (capture_logs itself redirects file descriptors, which pytest's capture owns).
+    key = ["run-1", "compute_logs", "embeddings"]
+    local = Path(manager.local_manager.get_captured_local_path(key, "out"))
+    local.parent.mkdir(parents=True, exist_ok=True)
+    local.write_text("embedding 120 rows\n")
+    manager.upload_to_cloud_storage(key, ComputeIOType.STDOUT)
     key = f"{resolved.value['prefix']}/storage/run-1/compute_logs/embeddings.out"
     assert b"embedding 120 rows" in s3_bucket["client"].get_object(Bucket=s3_bucket["name"], Key=key)["Body"].read()
 
