@@ -16,23 +16,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from shed_pipeline_tests.servers import _reset_signals, free_port, stop, wait_for_http  # noqa: E402
+from shed_pipeline_tests.servers import _reset_signals, free_port, gql, stop, wait_for_http  # noqa: E402
 
 ASSETS = ["raw_dataset", "embeddings", "clusters", "proxy_shapley_scores", "curated_subset", "evaluation_metrics"]
 REPO = Path(__file__).resolve().parents[1]
-
-
-def gql(url, query, variables=None):
-    req = urllib.request.Request(f"{url}/graphql", data=json.dumps({"query": query, "variables": variables or {}}).encode(), headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=120) as r:
-        body = json.load(r)
-    if "errors" in body:
-        raise RuntimeError(body["errors"])
-    return body["data"]
 
 
 def descendants(pid: int) -> list[int]:

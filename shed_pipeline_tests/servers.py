@@ -3,6 +3,7 @@ mode: real HTTP, real boto3 client code) and the Dagster webserver."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -40,6 +41,16 @@ def wait_for_http(url: str, timeout_s: float, proc: subprocess.Popen | None = No
         except OSError:
             time.sleep(0.2)
     raise TimeoutError(f"{url} did not answer within {timeout_s:.0f}s")
+
+
+def gql(url: str, query: str, variables: dict | None = None) -> dict:
+    """A Dagster webserver's GraphQL answer (`data`); GraphQL errors raise."""
+    req = urllib.request.Request(f"{url}/graphql", data=json.dumps({"query": query, "variables": variables or {}}).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=120) as r:
+        body = json.load(r)
+    if "errors" in body:
+        raise RuntimeError(f"GraphQL errors: {body['errors']}")
+    return body["data"]
 
 
 def stop(proc: subprocess.Popen, timeout_s: float = 20.0) -> int:

@@ -4,6 +4,14 @@ from shed_pipeline.definitions import build_definitions, defs
 from shed_pipeline.schedules import daily_curation_schedule
 
 ASSETS = ["raw_dataset", "embeddings", "clusters", "proxy_shapley_scores", "curated_subset", "evaluation_metrics"]
+DEPENDENCIES = {
+    "raw_dataset": set(),
+    "embeddings": {"raw_dataset"},
+    "clusters": {"raw_dataset", "embeddings"},
+    "proxy_shapley_scores": {"raw_dataset", "embeddings", "clusters"},
+    "curated_subset": {"raw_dataset", "clusters", "proxy_shapley_scores"},
+    "evaluation_metrics": {"raw_dataset", "embeddings", "clusters", "curated_subset"},
+}
 
 
 def test_definitions_load():
@@ -15,14 +23,7 @@ def test_six_assets_form_one_lineage_graph_grouped_by_stage(shed_env):
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert keys == set(ASSETS)
     deps = {a: {p.to_user_string() for p in graph.get(dg.AssetKey(a)).parent_keys} for a in ASSETS}
-    assert deps == {
-        "raw_dataset": set(),
-        "embeddings": {"raw_dataset"},
-        "clusters": {"raw_dataset", "embeddings"},
-        "proxy_shapley_scores": {"raw_dataset", "embeddings", "clusters"},
-        "curated_subset": {"raw_dataset", "clusters", "proxy_shapley_scores"},
-        "evaluation_metrics": {"raw_dataset", "embeddings", "clusters", "curated_subset"},
-    }
+    assert deps == DEPENDENCIES
     groups = {a: graph.get(dg.AssetKey(a)).group_name for a in ASSETS}
     assert groups == {"raw_dataset": "ingest", "embeddings": "representation", "clusters": "representation", "proxy_shapley_scores": "valuation", "curated_subset": "selection", "evaluation_metrics": "evaluation"}
     assert all(graph.get(dg.AssetKey(a)).description for a in ASSETS)

@@ -3,7 +3,6 @@ project's workspace, its GraphQL API asked for the six assets and their dependen
 graph materialized through GraphQL on a tiny source, and the asset graph page rendered in headless
 Chromium (a screenshot is kept under test-artifacts/). The server is stopped by the fixture."""
 
-import json
 import os
 import re
 import shutil
@@ -15,21 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from shed_pipeline_tests.servers import _reset_signals, free_port, stop, wait_for_http
+from shed_pipeline_tests.servers import _reset_signals, free_port, gql, stop, wait_for_http
 from shed_pipeline_tests.synthetic import make_rows, write_jsonl
-from shed_pipeline_tests.test_definitions import ASSETS
+from shed_pipeline_tests.test_definitions import ASSETS, DEPENDENCIES
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = Path(os.environ.get("SHED_TEST_ARTIFACTS", REPO / "test-artifacts"))
 LOCATION = "shed_pipeline"  # workspace.yaml's location_name
-DEPENDENCIES = {
-    "raw_dataset": set(),
-    "embeddings": {"raw_dataset"},
-    "clusters": {"raw_dataset", "embeddings"},
-    "proxy_shapley_scores": {"raw_dataset", "embeddings", "clusters"},
-    "curated_subset": {"raw_dataset", "clusters", "proxy_shapley_scores"},
-    "evaluation_metrics": {"raw_dataset", "embeddings", "clusters", "curated_subset"},
-}
 
 
 @pytest.fixture(scope="module")
@@ -65,14 +56,6 @@ def webserver(tmp_path_factory):
     finally:
         code = stop(proc)
         assert code is not None  # stopped, not left running
-
-
-def gql(url: str, query: str, variables: dict | None = None) -> dict:
-    req = urllib.request.Request(f"{url}/graphql", data=json.dumps({"query": query, "variables": variables or {}}).encode(), headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=60) as r:
-        body = json.load(r)
-    assert "errors" not in body, body["errors"]
-    return body["data"]
 
 
 def test_graphql_lists_the_six_assets_and_their_dependencies(webserver):

@@ -210,21 +210,6 @@ class ObjectStore:
             tmp.unlink(missing_ok=True)
         return digest
 
-    def hash_object(self, uri: S3Uri) -> str:
-        """sha256 hex of an object's bytes, streamed (nothing kept)."""
-
-        def get() -> str:
-            h = hashlib.sha256()
-            body = self.client.get_object(Bucket=uri.bucket, Key=uri.key)["Body"]
-            try:
-                for chunk in iter(lambda: body.read(1 << 20), b""):
-                    h.update(chunk)
-            finally:
-                body.close()
-            return h.hexdigest()
-
-        return self._call("read the object", uri, get)
-
     # -- writing -------------------------------------------------------------------------------
 
     def put_bytes(self, data: bytes, uri: S3Uri, content_type: str = "application/octet-stream") -> ObjectInfo:
