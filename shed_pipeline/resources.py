@@ -12,6 +12,7 @@ import dagster as dg
 import polars as pl
 from dagster_aws.s3 import S3Resource
 
+from shed_pipeline.core.files import atomic_path
 from shed_pipeline.core.lineage import LineageStore
 from shed_pipeline.core.natural_instructions import default_cache_dir
 from shed_pipeline.core.objectstore import CONTENT_TYPES, ObjectNotFound, ObjectStore, S3Uri, is_s3
@@ -104,31 +105,48 @@ class LineageResource(dg.ConfigurableResource):
         return LineageStore(self.path)
 
 
-class PolarsParquetIOManager(dg.ConfigurableIOManager):
-    """Asset values are polars DataFrames stored as Parquet (never pickle), one file per asset."""
+class _ParquetIOManager(dg.ConfigurableIOManager):
+    """Asset values are polars DataFrames stored as Parquet (never pickle), one file or object per
+    asset; subclasses say where (`_put`, and `_get` raising FileNotFoundError when it is absent)."""
+
+    def _put(self, context: dg.OutputContext, frame: pl.DataFrame) -> None:
+        raise NotImplementedError
+
+    def _get(self, context) -> pl.DataFrame:
+        raise NotImplementedError
+
+    def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame) -> None:
+        if not isinstance(obj, pl.DataFrame):
+            raise TypeError(f"{context.asset_key.to_user_string()}: expected a polars DataFrame, got {type(obj).__name__}")
+        self._put(context, obj)
+
+    def load_input(self, context: dg.InputContext) -> pl.DataFrame:
+        try:
+            return self._get(context.upstream_output if context.upstream_output is not None else context)
+        except FileNotFoundError as exc:
+            raise FileNotFoundError(f"{exc.filename}: upstream asset {context.asset_key.to_user_string()} has not been materialized here") from exc
+
+
+class PolarsParquetIOManager(_ParquetIOManager):
+    """Asset values as Parquet files under a local folder, each written atomically."""
 
     base_dir: str
 
     def _path(self, context) -> Path:
         return Path(self.base_dir).expanduser().joinpath(*context.asset_key.path).with_suffix(".parquet")
 
-    def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame) -> None:
-        if not isinstance(obj, pl.DataFrame):
-            raise TypeError(f"{context.asset_key.to_user_string()}: expected a polars DataFrame, got {type(obj).__name__}")
-        path = self._path(context)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".parquet.partial")
-        obj.write_parquet(tmp)
-        tmp.replace(path)  # readers never see a half-written file
+    def _put(self, context, frame: pl.DataFrame) -> None:
+        with atomic_path(self._path(context)) as tmp:
+            frame.write_parquet(tmp)
 
-    def load_input(self, context: dg.InputContext) -> pl.DataFrame:
-        path = self._path(context.upstream_output if context.upstream_output is not None else context)
+    def _get(self, context) -> pl.DataFrame:
+        path = self._path(context)
         if not path.exists():
-            raise FileNotFoundError(f"{path}: upstream asset {context.asset_key.to_user_string()} has not been materialized here")
+            raise FileNotFoundError(2, "no such file", str(path))
         return pl.read_parquet(path)
 
 
-class S3ParquetIOManager(dg.ConfigurableIOManager):
+class S3ParquetIOManager(_ParquetIOManager):
     """Asset values as Parquet objects under an s3:// prefix (prod: step pods share no disk).
     One PUT per value, so a reader sees the previous value or the new one, never a part."""
 
@@ -138,20 +156,17 @@ class S3ParquetIOManager(dg.ConfigurableIOManager):
     def _uri(self, context) -> S3Uri:
         return S3Uri.parse(self.prefix).child("/".join(context.asset_key.path) + ".parquet")
 
-    def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame) -> None:
-        if not isinstance(obj, pl.DataFrame):
-            raise TypeError(f"{context.asset_key.to_user_string()}: expected a polars DataFrame, got {type(obj).__name__}")
+    def _put(self, context, frame: pl.DataFrame) -> None:
         buf = io.BytesIO()
-        obj.write_parquet(buf)
+        frame.write_parquet(buf)
         object_store(self.s3).put_bytes(buf.getvalue(), self._uri(context), CONTENT_TYPES[".parquet"])
 
-    def load_input(self, context: dg.InputContext) -> pl.DataFrame:
-        uri = self._uri(context.upstream_output if context.upstream_output is not None else context)
+    def _get(self, context) -> pl.DataFrame:
+        uri = self._uri(context)
         try:
-            data = object_store(self.s3).read_bytes(uri)
+            return pl.read_parquet(io.BytesIO(object_store(self.s3).read_bytes(uri)))
         except ObjectNotFound as exc:
-            raise FileNotFoundError(f"{uri}: upstream asset {context.asset_key.to_user_string()} has not been materialized here") from exc
-        return pl.read_parquet(io.BytesIO(data))
+            raise FileNotFoundError(2, "no such object", str(uri)) from exc
 
 
 def object_store(s3: S3Resource, log=None) -> ObjectStore:

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from shed_pipeline_tests.servers import moto_server
+from shed_pipeline_tests.servers import S3Bucket, moto_server
 from shed_pipeline_tests.synthetic import BAD_LINES, make_rows, write_jsonl
 
 
@@ -52,7 +52,7 @@ def s3_bucket(s3_endpoint, monkeypatch, request):
     client = boto3.client("s3", endpoint_url=s3_endpoint, aws_access_key_id="test-key-id", aws_secret_access_key="test-secret-key", region_name="us-east-1")
     name = "shed-" + "".join(ch if ch.isalnum() else "-" for ch in request.node.name.lower())[:50].strip("-")
     client.create_bucket(Bucket=name)
-    return {"name": name, "client": client, "endpoint": s3_endpoint}
+    return S3Bucket(name, client, s3_endpoint)
 
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -12,8 +12,9 @@ import sys
 import time
 import urllib.request
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 
 def free_port() -> int:
@@ -79,3 +80,18 @@ def moto_server(log_dir: Path) -> Iterator[str]:
         yield endpoint
     finally:
         stop(proc)
+
+
+@dataclass
+class S3Bucket:
+    """A bucket on the test S3 server, with a plain boto3 client (not the code under test)."""
+
+    name: str
+    client: Any
+    endpoint: str
+
+    def put(self, key: str, body: bytes | Path) -> None:
+        self.client.put_object(Bucket=self.name, Key=key, Body=body.read_bytes() if isinstance(body, Path) else body)
+
+    def get(self, key: str) -> bytes:
+        return self.client.get_object(Bucket=self.name, Key=key)["Body"].read()

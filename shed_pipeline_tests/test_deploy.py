@@ -55,7 +55,7 @@ def test_instance_config_for_prod_outside_kubernetes_sends_compute_logs_to_s3(s3
     cfg = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())
     assert "postgres" in cfg["storage"] and cfg["concurrency"]["pools"]["default_limit"] == 1
     assert cfg["telemetry"]["enabled"] is False
-    for k, v in {"DAGSTER_PG_HOST": "db", "DAGSTER_PG_USER": "u", "DAGSTER_PG_PASSWORD": "p", "DAGSTER_PG_DB": "d", "SHED_COMPUTE_LOG_BUCKET": s3_bucket["name"]}.items():
+    for k, v in {"DAGSTER_PG_HOST": "db", "DAGSTER_PG_USER": "u", "DAGSTER_PG_PASSWORD": "p", "DAGSTER_PG_DB": "d", "SHED_COMPUTE_LOG_BUCKET": s3_bucket.name}.items():
         monkeypatch.setenv(k, v)
     from dagster._config import process_config
     from dagster._core.instance.config import dagster_instance_config_schema
@@ -70,7 +70,7 @@ def test_instance_config_for_prod_outside_kubernetes_sends_compute_logs_to_s3(s3
 
     resolved = process_config(dg.Field(S3ComputeLogManager.config_type()).config_type, logs["config"])
     assert resolved.success, resolved.errors
-    assert resolved.value["endpoint_url"] == s3_bucket["endpoint"]
+    assert resolved.value["endpoint_url"] == s3_bucket.endpoint
     manager = S3ComputeLogManager(**resolved.value, local_dir=str(tmp_path / "logs"))
     # A step's captured stdout as the local manager leaves it, then the upload the manager does at
     # the step's end (capture_logs itself redirects file descriptors, which pytest's capture owns).
@@ -80,7 +80,7 @@ def test_instance_config_for_prod_outside_kubernetes_sends_compute_logs_to_s3(s3
     local.write_text("embedding 120 rows\n")
     manager.upload_to_cloud_storage(key, ComputeIOType.STDOUT)
     key = f"{resolved.value['prefix']}/storage/run-1/compute_logs/embeddings.out"
-    assert b"embedding 120 rows" in s3_bucket["client"].get_object(Bucket=s3_bucket["name"], Key=key)["Body"].read()
+    assert b"embedding 120 rows" in s3_bucket.get(key)
 
 
 def test_gpu_steps_and_only_they_carry_the_gpu_request():

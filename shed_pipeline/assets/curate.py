@@ -10,6 +10,7 @@ from dagster_aws.s3 import S3Resource
 
 from shed_pipeline.assets._common import CODE_VERSION, frame_version, input_runs, png_md, publish_outputs, upstream_data_changed
 from shed_pipeline.core import plots
+from shed_pipeline.core.files import atomic_path
 from shed_pipeline.core.sampling import auto_temperature, select, target_size
 from shed_pipeline.resources import LineageResource, PathsResource
 
@@ -30,14 +31,11 @@ class CuratedSubsetConfig(dg.Config):
 def write_outputs(records: list[dict], out_dir: Path) -> tuple[Path, Path]:
     """curated.jsonl and curated.parquet, in the input's own schema, written atomically."""
     jsonl, parquet = out_dir / "curated.jsonl", out_dir / "curated.parquet"
-    tmp = jsonl.with_suffix(".jsonl.partial")
-    with tmp.open("w", encoding="utf-8") as fh:
+    with atomic_path(jsonl) as tmp, tmp.open("w", encoding="utf-8") as fh:
         for rec in records:
             fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-    tmp.replace(jsonl)
-    tmp = parquet.with_suffix(".parquet.partial")
-    pl.DataFrame(records, infer_schema_length=None).write_parquet(tmp)
-    tmp.replace(parquet)
+    with atomic_path(parquet) as tmp:
+        pl.DataFrame(records, infer_schema_length=None).write_parquet(tmp)
     return jsonl, parquet
 
 

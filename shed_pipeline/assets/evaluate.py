@@ -14,6 +14,7 @@ from shed_pipeline.assets.cluster import pool_vectors
 from shed_pipeline.core import plots
 from shed_pipeline.core.benchmarks import DEFAULT_TASKS
 from shed_pipeline.core.evaluation import selected_pool_indices, subset_report
+from shed_pipeline.core.files import write_text_atomic
 from shed_pipeline.resources import ComputeResource, LineageResource, PathsResource
 
 
@@ -112,9 +113,7 @@ def evaluation_metrics(context: dg.AssetExecutionContext, config: EvaluationConf
                 detail.append(json.dumps({"benchmark": s["benchmark"], "metric": s["metric"], "arm": s["arm"], "stat": stat, "n": s["n"]}))
     df = pl.DataFrame({"metric": list(scalars), "value": [float(v) for v in scalars.values()], "detail": detail}, schema={"metric": pl.Utf8, "value": pl.Float64, "detail": pl.Utf8})
     report_path = paths.out() / "evaluation.json"
-    tmp = report_path.with_name(f".{report_path.name}.partial")
-    tmp.write_text(json.dumps(report, indent=2, sort_keys=True, default=str))
-    tmp.replace(report_path)
+    write_text_atomic(report_path, json.dumps(report, indent=2, sort_keys=True, default=str))
     links = publish_outputs(paths, s3, [report_path], context.log.warning)
     store = lineage.store()
     store.write_table("evaluations", context.run.run_id, df)

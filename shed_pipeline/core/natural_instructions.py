@@ -14,6 +14,7 @@ import tarfile
 from pathlib import Path
 from typing import Callable, Iterator
 
+from shed_pipeline.core.files import atomic_path
 from shed_pipeline.core.registry import pip_download
 
 ARCHIVE_NAME = "bigbench-1.0.0.tar.gz"
@@ -82,10 +83,8 @@ def extract_natural_instructions(archive: Path, out_path: Path, log: Log = print
         n_tasks += 1
     if n_tasks == 0:
         raise RuntimeError(f"{archive}: holds no natural_instructions tasks")
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_suffix(".partial")
-    pl.DataFrame(cols).sort(["task", "example_index"]).write_parquet(tmp)
-    tmp.replace(out_path)
+    with atomic_path(out_path) as tmp:
+        pl.DataFrame(cols).sort(["task", "example_index"]).write_parquet(tmp)
     log(f"  {n_tasks} tasks, {len(cols['task'])} examples -> {out_path}")
     return out_path
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from shed_pipeline.core.files import atomic_path
+
 S3_SCHEME = "s3://"
 # Objects above this go up in parts (each part retried by s3transfer); the whole object still
 # appears only when the upload completes.
@@ -188,27 +190,21 @@ class ObjectStore:
 
     def download(self, uri: S3Uri, dest: Path) -> str:
         """Copy an object to a local file (written beside it, then renamed); its sha256 hex."""
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.partial")
+        with atomic_path(dest) as tmp:
 
-        def get() -> str:
-            h = hashlib.sha256()
-            body = self.client.get_object(Bucket=uri.bucket, Key=uri.key)["Body"]
-            try:
-                with tmp.open("wb") as fh:
-                    for chunk in iter(lambda: body.read(1 << 20), b""):
-                        h.update(chunk)
-                        fh.write(chunk)
-            finally:
-                body.close()
-            return h.hexdigest()
+            def get() -> str:  # each retry rewrites the temporary from the start
+                h = hashlib.sha256()
+                body = self.client.get_object(Bucket=uri.bucket, Key=uri.key)["Body"]
+                try:
+                    with tmp.open("wb") as fh:
+                        for chunk in iter(lambda: body.read(1 << 20), b""):
+                            h.update(chunk)
+                            fh.write(chunk)
+                finally:
+                    body.close()
+                return h.hexdigest()
 
-        try:
-            digest = self._call("download the object", uri, get)
-            tmp.replace(dest)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return digest
+            return self._call("download the object", uri, get)
 
     # -- writing -------------------------------------------------------------------------------
 

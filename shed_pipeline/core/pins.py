@@ -17,6 +17,8 @@ from typing import Iterable
 
 import polars as pl
 
+from shed_pipeline.core.files import atomic_path
+
 PIN_META_KEY = "shed_pipeline.validation_pin_fit_id"
 
 
@@ -64,8 +66,6 @@ def pinned_validation(path: str | Path, fit_id: str, current: pl.DataFrame, othe
         return ValidationPin(pinned, False, "kept since the last cluster fit", len(now - then), len(then - now))
     table = current.to_arrow()
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), PIN_META_KEY: fit_id})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".partial")
-    pq.write_table(table, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
     return ValidationPin(current, True, reason, 0, 0)

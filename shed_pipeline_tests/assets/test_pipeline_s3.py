@@ -15,23 +15,15 @@ from shed_pipeline_tests.assets.test_pipeline import meta, run_config
 from shed_pipeline_tests.synthetic import BAD_LINES, make_rows, write_jsonl
 
 
-def get(s3_bucket, key) -> bytes:
-    return s3_bucket["client"].get_object(Bucket=s3_bucket["name"], Key=key)["Body"].read()
-
-
-def put(s3_bucket, key, path):
-    s3_bucket["client"].put_object(Bucket=s3_bucket["name"], Key=key, Body=path.read_bytes())
-
-
 def materialize(source, instance):
     return dg.materialize(ALL_ASSETS, resources=resources_for_env(), run_config=run_config(source), instance=instance, raise_on_error=False)
 
 
 def test_prod_pipeline_reads_and_writes_s3_and_the_sensor_fires_on_a_new_object(shed_env, s3_bucket, tmp_path, monkeypatch):
-    b = s3_bucket["name"]
+    b = s3_bucket.name
     rows = make_rows(240)
-    put(s3_bucket, "incoming/part-1.jsonl", write_jsonl(tmp_path / "p1.jsonl", rows[:160], BAD_LINES))
-    put(s3_bucket, "incoming/part-2.jsonl", write_jsonl(tmp_path / "p2.jsonl", rows[160:]))
+    s3_bucket.put("incoming/part-1.jsonl", write_jsonl(tmp_path / "p1.jsonl", rows[:160], BAD_LINES))
+    s3_bucket.put("incoming/part-2.jsonl", write_jsonl(tmp_path / "p2.jsonl", rows[160:]))
     monkeypatch.setenv("SHED_ENV", "prod")
     monkeypatch.setenv("SHED_PIPELINE_OUT", f"s3://{b}/curated")
     monkeypatch.setenv("SHED_PIPELINE_SOURCE", f"s3://{b}/incoming/")
@@ -42,12 +34,12 @@ def test_prod_pipeline_reads_and_writes_s3_and_the_sensor_fires_on_a_new_object(
         assert raw["rows_in"] == 240 + len(BAD_LINES) and raw["rows_ok"] == 240 and raw["rows_quarantined"] == len(BAD_LINES)
         assert raw["source"] == f"s3://{b}/incoming"
         # Results in S3, the input's own schema, as many as were selected.
-        lines = get(s3_bucket, "curated/curated.jsonl").decode().splitlines()
+        lines = s3_bucket.get("curated/curated.jsonl").decode().splitlines()
         assert len(lines) == cur["selected"] > 0
         originals = {json.dumps(r, sort_keys=True) for r in rows}
         assert all(json.dumps(json.loads(line), sort_keys=True) in originals for line in lines)
-        assert pl.read_parquet(io.BytesIO(get(s3_bucket, "curated/curated.parquet"))).height == cur["selected"]
-        assert json.loads(get(s3_bucket, "curated/evaluation.json"))["subset_size"] == cur["selected"]
+        assert pl.read_parquet(io.BytesIO(s3_bucket.get("curated/curated.parquet"))).height == cur["selected"]
+        assert json.loads(s3_bucket.get("curated/evaluation.json"))["subset_size"] == cur["selected"]
         assert cur["curated_jsonl"] == f"s3://{b}/curated/curated.jsonl"
         assert meta(result, "evaluation_metrics")["evaluation_json"] == f"s3://{b}/curated/evaluation.json"
         # What the UI shows: plots as inline PNG images, the top clusters as a table.
@@ -56,7 +48,7 @@ def test_prod_pipeline_reads_and_writes_s3_and_the_sensor_fires_on_a_new_object(
             assert value.startswith("![") and "(data:image/png;base64,iVBOR" in value
         assert scores["top_clusters"].startswith("| rank | cluster | size | score | proxy |") and scores["top_clusters"].count("\n") >= 3
         # Asset values live in S3 as Parquet (pods share no disk), not under the local home.
-        keys = {o["Key"] for o in s3_bucket["client"].list_objects_v2(Bucket=b, Prefix="curated/_assets/")["Contents"]}
+        keys = {o["Key"] for o in s3_bucket.client.list_objects_v2(Bucket=b, Prefix="curated/_assets/")["Contents"]}
         assert keys == {f"curated/_assets/{a.key.to_user_string()}.parquet" for a in ALL_ASSETS}
         assert not (shed_env["home"] / "assets").exists()
         # The credentials never reach the run's event log (they are EnvVars, not values).
@@ -69,7 +61,7 @@ def test_prod_pipeline_reads_and_writes_s3_and_the_sensor_fires_on_a_new_object(
     ctx = dg.build_sensor_context(resources=resources)
     first = source_change_sensor.evaluate_tick(ctx)
     assert first.run_requests == [] and "already curated" in first.skip_message and lineage_db.exists()
-    put(s3_bucket, "incoming/part-3.jsonl", write_jsonl(tmp_path / "p3.jsonl", make_rows(280)[240:]))
+    s3_bucket.put("incoming/part-3.jsonl", write_jsonl(tmp_path / "p3.jsonl", make_rows(280)[240:]))
     ctx2 = dg.build_sensor_context(cursor=ctx.cursor, resources=resources)
     (req,) = source_change_sensor.evaluate_tick(ctx2).run_requests
     assert req.run_config == {"ops": {"raw_dataset": {"config": {"source": f"s3://{b}/incoming/"}}}}
@@ -89,7 +81,7 @@ def test_prod_pipeline_reads_and_writes_s3_and_the_sensor_fires_on_a_new_object(
 
 def test_prod_run_on_a_missing_bucket_fails_with_the_bucket_named(shed_env, s3_bucket, monkeypatch):
     monkeypatch.setenv("SHED_ENV", "prod")
-    monkeypatch.setenv("SHED_PIPELINE_OUT", f"s3://{s3_bucket['name']}/curated")
+    monkeypatch.setenv("SHED_PIPELINE_OUT", f"s3://{s3_bucket.name}/curated")
     with dg.instance_for_test() as instance:
         result = materialize("s3://no-such-bucket-anywhere/incoming/", instance)
     assert not result.success

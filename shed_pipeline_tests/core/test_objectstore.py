@@ -18,8 +18,8 @@ def test_s3_uri_parsing():
 
 
 def test_put_list_read_download_round_trip(s3_bucket, tmp_path):
-    store = ObjectStore(s3_bucket["client"])
-    b = s3_bucket["name"]
+    store = ObjectStore(s3_bucket.client)
+    b = s3_bucket.name
     store.put_bytes(b"one", S3Uri(b, "p/a.jsonl"))
     store.put_bytes(b"two!", S3Uri(b, "p/sub/b.jsonl"))
     store.put_bytes(b"other", S3Uri(b, "p-other/c.jsonl"))
@@ -38,18 +38,18 @@ def test_put_list_read_download_round_trip(s3_bucket, tmp_path):
 
 
 def test_missing_bucket_and_missing_object_fail_with_the_location(s3_bucket):
-    store = ObjectStore(s3_bucket["client"])
+    store = ObjectStore(s3_bucket.client)
     with pytest.raises(ObjectStoreError, match=r"s3://no-such-bucket-here: no such bucket at http://127\.0\.0\.1"):
         store.list(S3Uri("no-such-bucket-here", "x/"))
-    with pytest.raises(ObjectNotFound, match=f"s3://{s3_bucket['name']}/nothing.json: no such object"):
-        store.read_bytes(S3Uri(s3_bucket["name"], "nothing.json"))
+    with pytest.raises(ObjectNotFound, match=f"s3://{s3_bucket.name}/nothing.json: no such object"):
+        store.read_bytes(S3Uri(s3_bucket.name, "nothing.json"))
 
 
 def test_a_multipart_upload_is_invisible_until_it_completes(s3_bucket, tmp_path, monkeypatch):
     """What makes our uploads atomic: S3 shows an object only once its upload completes. Here the
     previous object stays readable while a multipart upload of a new one is under way, and our
     multipart path (large files) writes the new bytes whole."""
-    c, b = s3_bucket["client"], s3_bucket["name"]
+    c, b = s3_bucket.client, s3_bucket.name
     store = ObjectStore(c)
     store.put_bytes(b"old", S3Uri(b, "out/curated.parquet"))
     up = c.create_multipart_upload(Bucket=b, Key="out/curated.parquet")
@@ -94,18 +94,18 @@ def client_error(code, status):
 @pytest.mark.parametrize("error", [client_error("SlowDown", 503), client_error("InternalError", 500), EndpointConnectionError(endpoint_url="http://127.0.0.1:1")])
 def test_transient_errors_are_retried_with_exponential_backoff(s3_bucket, error):
     sleeps = []
-    flaky = FlakyClient(s3_bucket["client"], 3, error)
+    flaky = FlakyClient(s3_bucket.client, 3, error)
     store = ObjectStore(flaky, attempts=5, base_delay_s=0.5, sleep=sleeps.append)
-    info = store.put_bytes(b"payload", S3Uri(s3_bucket["name"], "r/x.json"))
+    info = store.put_bytes(b"payload", S3Uri(s3_bucket.name, "r/x.json"))
     assert isinstance(info, ObjectInfo) and flaky.calls == 4
     assert sleeps == [0.5, 1.0, 2.0]
-    assert s3_bucket["client"].get_object(Bucket=s3_bucket["name"], Key="r/x.json")["Body"].read() == b"payload"
+    assert s3_bucket.get("r/x.json") == b"payload"
 
 
 def test_retries_give_up_with_the_location_and_count(s3_bucket):
-    store = ObjectStore(FlakyClient(s3_bucket["client"], 99, client_error("SlowDown", 503)), attempts=3, sleep=lambda s: None)
-    with pytest.raises(ObjectStoreError, match=rf"s3://{s3_bucket['name']}/r/x.json: cannot write the object after 3 attempts \(SlowDown"):
-        store.put_bytes(b"p", S3Uri(s3_bucket["name"], "r/x.json"))
+    store = ObjectStore(FlakyClient(s3_bucket.client, 99, client_error("SlowDown", 503)), attempts=3, sleep=lambda s: None)
+    with pytest.raises(ObjectStoreError, match=rf"s3://{s3_bucket.name}/r/x.json: cannot write the object after 3 attempts \(SlowDown"):
+        store.put_bytes(b"p", S3Uri(s3_bucket.name, "r/x.json"))
 
 
 @pytest.mark.parametrize(
@@ -118,8 +118,8 @@ def test_retries_give_up_with_the_location_and_count(s3_bucket):
 )
 def test_errors_a_user_must_fix_are_not_retried(s3_bucket, code, status, message):
     sleeps = []
-    flaky = FlakyClient(s3_bucket["client"], 1, client_error(code, status))
+    flaky = FlakyClient(s3_bucket.client, 1, client_error(code, status))
     store = ObjectStore(flaky, sleep=sleeps.append)
     with pytest.raises(ObjectStoreError, match=message):
-        store.put_bytes(b"p", S3Uri(s3_bucket["name"], "r/x.json"))
+        store.put_bytes(b"p", S3Uri(s3_bucket.name, "r/x.json"))
     assert flaky.calls == 1 and sleeps == []

@@ -22,12 +22,8 @@ class CountingStore(ObjectStore):
         return super().download(uri, dest)
 
 
-def upload(s3_bucket, key, path):
-    s3_bucket["client"].put_object(Bucket=s3_bucket["name"], Key=key, Body=path.read_bytes())
-
-
 def test_a_source_is_one_object_or_the_supported_objects_under_a_prefix(s3_bucket, tmp_path):
-    b, c = s3_bucket["name"], s3_bucket["client"]
+    b, c = s3_bucket.name, s3_bucket.client
     for key in ["data/a.jsonl", "data/sub/b.csv", "data/.hidden.jsonl", "data/readme.txt", "data-other/c.jsonl", "data/sub/"]:
         c.put_object(Bucket=b, Key=key, Body=b"{}\n")
     store = ObjectStore(c)
@@ -42,47 +38,47 @@ def test_a_source_is_one_object_or_the_supported_objects_under_a_prefix(s3_bucke
 
 
 def test_mirror_downloads_only_new_or_rewritten_objects_and_drops_removed_ones(s3_bucket, tmp_path):
-    b = s3_bucket["name"]
+    b = s3_bucket.name
     rows = make_rows(30)
-    upload(s3_bucket, "in/a.jsonl", write_jsonl(tmp_path / "a.jsonl", rows[:10]))
-    upload(s3_bucket, "in/b.jsonl", write_jsonl(tmp_path / "b.jsonl", rows[10:20]))
-    store = CountingStore(s3_bucket["client"])
+    s3_bucket.put("in/a.jsonl", write_jsonl(tmp_path / "a.jsonl", rows[:10]))
+    s3_bucket.put("in/b.jsonl", write_jsonl(tmp_path / "b.jsonl", rows[10:20]))
+    store = CountingStore(s3_bucket.client)
     mirror = tmp_path / "mirror"
     first = mirror_source(store, f"s3://{b}/in", list_source_objects(store, f"s3://{b}/in"), mirror)
     assert store.downloads == 2 and [m.location for m in first] == [f"s3://{b}/in/a.jsonl", f"s3://{b}/in/b.jsonl"]
     assert first[0].sha256 == hashlib.sha256((tmp_path / "a.jsonl").read_bytes()).hexdigest()
     again = mirror_source(store, f"s3://{b}/in", list_source_objects(store, f"s3://{b}/in"), mirror)
     assert store.downloads == 2 and [m.sha256 for m in again] == [m.sha256 for m in first]
-    upload(s3_bucket, "in/b.jsonl", write_jsonl(tmp_path / "b2.jsonl", rows[10:25]))  # rewritten
-    s3_bucket["client"].delete_object(Bucket=b, Key="in/a.jsonl")
+    s3_bucket.put("in/b.jsonl", write_jsonl(tmp_path / "b2.jsonl", rows[10:25]))  # rewritten
+    s3_bucket.client.delete_object(Bucket=b, Key="in/a.jsonl")
     third = mirror_source(store, f"s3://{b}/in", list_source_objects(store, f"s3://{b}/in"), mirror)
     assert store.downloads == 3 and len(third) == 1 and len(list(mirror.iterdir())) == 1
 
 
 def test_listing_version_changes_on_add_or_rewrite_but_not_on_the_same_bytes(s3_bucket, tmp_path):
-    b = s3_bucket["name"]
+    b = s3_bucket.name
     f = write_jsonl(tmp_path / "a.jsonl", make_rows(10))
-    upload(s3_bucket, "w/a.jsonl", f)
-    store = ObjectStore(s3_bucket["client"])
+    s3_bucket.put("w/a.jsonl", f)
+    store = ObjectStore(s3_bucket.client)
     v1 = scan_s3_source(store, f"s3://{b}/w")
-    upload(s3_bucket, "w/a.jsonl", f)  # same bytes again: same ETag
+    s3_bucket.put("w/a.jsonl", f)  # same bytes again: same ETag
     assert scan_s3_source(store, f"s3://{b}/w").fingerprint == v1.fingerprint
-    upload(s3_bucket, "w/b.jsonl", f)
+    s3_bucket.put("w/b.jsonl", f)
     v2 = scan_s3_source(store, f"s3://{b}/w")
     assert v2.fingerprint != v1.fingerprint and sorted(v2.files) == ["w/a.jsonl", "w/b.jsonl"]
     assert v2.fingerprint == listing_version(list_source_objects(store, f"s3://{b}/w"))
 
 
 def test_an_s3_source_reads_like_the_same_files_on_disk(s3_bucket, tmp_path):
-    b = s3_bucket["name"]
+    b = s3_bucket.name
     folder = tmp_path / "local"
     write_jsonl(folder / "a.jsonl", make_rows(40), BAD_LINES)
     write_jsonl(folder / "b.jsonl", make_rows(60)[40:])
     for f in sorted(folder.iterdir()):
-        upload(s3_bucket, f"src/{f.name}", f)
+        s3_bucket.put(f"src/{f.name}", f)
     args = (FieldMapping(), None, 0, 32_000, 0.1, 0.1, tmp_path / "cache", lambda m: None)
     local = load_source(str(folder), *args)
-    remote = load_source(f"s3://{b}/src/", *args, store=ObjectStore(s3_bucket["client"]), mirror_dir=tmp_path / "mirror")
+    remote = load_source(f"s3://{b}/src/", *args, store=ObjectStore(s3_bucket.client), mirror_dir=tmp_path / "mirror")
     assert remote.label == f"s3://{b}/src" and remote.version.startswith("s3-")
     assert remote.fingerprint == local.fingerprint  # content hash: where the bytes live does not matter
     assert remote.rows.drop("source_file").equals(local.rows.drop("source_file"))

@@ -1,0 +1,49 @@
+"""Atomic local writes: a reader sees the previous file (or folder) or the new one, never a part.
+
+Every writer of caches, state and outputs goes through `atomic_path`: the content is written to a
+hidden temporary name beside the destination (same filesystem, so the rename is atomic; the process
+id in the name keeps two writers from sharing it; hidden, so folder scans skip it) and renamed over
+the destination only when the writing block completes. On an error the temporary is removed and the
+destination is left as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_path(dest: str | Path) -> Iterator[Path]:
+    """A temporary path to write `dest`'s new content to (a file, or a folder the block creates);
+    renamed onto `dest` when the block completes, removed if it raises."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.partial")
+    _remove(tmp)  # left by a killed writer with the same pid
+    try:
+        yield tmp
+        if not tmp.exists():
+            raise FileNotFoundError(f"{dest}: the writer produced nothing at {tmp}")
+        if tmp.is_dir() and dest.exists():
+            _remove(dest)  # a folder cannot be renamed over a non-empty one
+        os.replace(tmp, dest)
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def write_text_atomic(dest: str | Path, text: str) -> Path:
+    with atomic_path(dest) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(dest)
