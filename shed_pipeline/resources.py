@@ -169,9 +169,9 @@ class S3ParquetIOManager(_ParquetIOManager):
             raise FileNotFoundError(2, "no such object", str(uri)) from exc
 
 
-def object_store(s3: S3Resource, log=None) -> ObjectStore:
+def object_store(s3: S3Resource, log=None, attempts: int = 5) -> ObjectStore:
     """The pure-core S3 wrapper (retries with backoff, clear errors) around dagster-aws's client."""
-    return ObjectStore(s3.get_client(), log=log)
+    return ObjectStore(s3.get_client(), attempts=attempts, log=log)
 
 
 def s3_resource_from_env() -> S3Resource:
@@ -184,8 +184,13 @@ def s3_resource_from_env() -> S3Resource:
         if os.environ.get("AWS_SESSION_TOKEN"):
             keys["aws_session_token"] = dg.EnvVar("AWS_SESSION_TOKEN")
     return S3Resource(
-        endpoint_url=os.environ.get("SHED_S3_ENDPOINT_URL") or None,
+        # boto3's own variables, so the instance's S3 compute log manager reads the same ones.
+        endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None,
         region_name=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None,
+        # One retry layer: ObjectStore retries with logged backoff and classifies errors; botocore
+        # retrying inside each of its attempts as well would multiply the wait (5 x 5 tries).
+        # (botocore counts retries here: 0 = one send per ObjectStore attempt.)
+        max_attempts=0,
         **keys,
     )
 
@@ -206,7 +211,7 @@ def resources_for_env(env: str | None = None) -> dict:
     prod: results and asset values in S3 (step pods share no disk). SHED_PIPELINE_OUT must be an
     s3:// prefix; asset values go under SHED_PIPELINE_IO (default <out>/_assets). SHED_PIPELINE_HOME
     is a persistent volume for caches, incremental state and the lineage DuckDB file. S3 access for
-    both: SHED_S3_ENDPOINT_URL (S3-compatible stores), AWS_REGION, AWS_ACCESS_KEY_ID /
+    both: AWS_ENDPOINT_URL_S3 (S3-compatible stores), AWS_REGION, AWS_ACCESS_KEY_ID /
     AWS_SECRET_ACCESS_KEY (or the default AWS chain). Compute logs go to S3 through the instance's
     dagster.yaml (deploy/dagster.yaml, deploy/values.yaml)."""
     env = (env or os.environ.get("SHED_ENV") or "local").strip().lower()

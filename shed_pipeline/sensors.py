@@ -35,7 +35,8 @@ def source_change_sensor(context: dg.SensorEvaluationContext, paths: PathsResour
         return dg.SkipReason("no source to watch: set SHED_PIPELINE_SOURCE to a file, folder or s3:// location (the packaged natural-instructions data never changes)")
     previous = json.loads(context.cursor) if context.cursor else None
     try:
-        scan = scan_s3_source(object_store(s3), source) if is_s3(source) else scan_source(source, previous)
+        # One attempt: the next tick is the sensor's retry, and backoff would outlast the tick's timeout.
+        scan = scan_s3_source(object_store(s3, attempts=1), source) if is_s3(source) else scan_source(source, previous)
     except SourceError as exc:
         return dg.SkipReason(f"cannot read the source: {exc}")
     changes = int((previous or {}).get("changes", 0))

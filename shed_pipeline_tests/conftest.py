@@ -44,7 +44,7 @@ def s3_bucket(s3_endpoint, monkeypatch, request):
     """A fresh bucket on the test S3 server, and the environment that points the pipeline at it."""
     import boto3
 
-    monkeypatch.setenv("SHED_S3_ENDPOINT_URL", s3_endpoint)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_endpoint)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test-key-id")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret-key")
     monkeypatch.setenv("AWS_REGION", "us-east-1")

@@ -27,16 +27,58 @@ def user_env(values) -> dict[str, str]:
     return {e["name"]: e["value"] for e in dep["env"]}
 
 
-def test_helm_values_run_steps_as_pods_with_postgres_s3_logs_and_one_lineage_writer(values):
+def chart_instance_config(values) -> dict:
+    """The run coordinator and concurrency sections of the dagster.yaml the chart writes from these
+    values, as its templates do (helpers/instance/_run-coordinator.tpl, _concurrency.tpl), including
+    the template's own refusal of run limits given in both places."""
+    qrc = values["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"] or {}
+    conc = values.get("concurrency") or {}
+    pools, runs = conc.get("pools") or {}, conc.get("runs") or {}
+    if runs.get("maxConcurrentRuns") is not None and qrc.get("maxConcurrentRuns") is not None:
+        raise ValueError("Cannot set both concurrency.runs.maxConcurrentRuns and dagsterDaemon.runCoordinator.config.queuedRunCoordinator.maxConcurrentRuns")
+    coordinator = {"module": "dagster._core.run_coordinator", "class": "QueuedRunCoordinator"}
+    names = {"maxConcurrentRuns": "max_concurrent_runs", "tagConcurrencyLimits": "tag_concurrency_limits", "dequeueIntervalSeconds": "dequeue_interval_seconds"}
+    if any(v for v in qrc.values()):
+        coordinator["config"] = {names[k]: v for k, v in qrc.items() if v}
+    out = {"run_coordinator": coordinator}
+    if conc.get("enabled"):
+        section = {}
+        if pools.get("defaultLimit") is not None:
+            section["pools"] = {"default_limit": pools["defaultLimit"]}
+        if runs.get("maxConcurrentRuns") is not None:
+            section["runs"] = {"max_concurrent_runs": runs["maxConcurrentRuns"]}
+        out["concurrency"] = section
+    return out
+
+
+def load_instance_config(cfg: dict, folder: Path) -> dict:
+    """Dagster's own loading of an instance's dagster.yaml (schema and cross-section rules)."""
+    from dagster._core.instance.config import dagster_instance_config
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "dagster.yaml").write_text(yaml.safe_dump(cfg))
+    return dagster_instance_config(str(folder))[0]
+
+
+def test_helm_values_run_steps_as_pods_with_postgres_s3_logs_and_one_lineage_writer(values, tmp_path):
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
     launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
     assert set(launcher) <= K8S_RUN_LAUNCHER_FIELDS
     assert values["postgresql"]["enabled"] is True and values["postgresql"]["postgresqlDatabase"]
     logs = values["computeLogManager"]
     assert logs["type"] == "S3ComputeLogManager" and logs["config"]["s3ComputeLogManager"]["bucket"]
-    assert values["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]["maxConcurrentRuns"] == 1
-    assert values["additionalInstanceConfig"]["concurrency"]["pools"]["default_limit"] == 1
+    # One run at a time and every pool at one step, in the instance config the chart renders, as
+    # Dagster itself loads it (it refuses run limits in both the coordinator and `concurrency`).
+    loaded = load_instance_config(chart_instance_config(values), tmp_path / "chart_home")
+    assert loaded["concurrency"] == {"runs": {"max_concurrent_runs": 1}, "pools": {"default_limit": 1}}
+    assert "config" not in loaded["run_coordinator"] or not loaded["run_coordinator"]["config"]
+    # Everything that reads S3 has the credentials: the webserver reads step logs back from S3.
+    for holder in (values["dagsterWebserver"], values["dagsterDaemon"], launcher):
+        assert {"name": "shed-pipeline-s3"} in holder["envSecrets"]
     (dep,) = values["dagster-user-deployments"]["deployments"]
+    # includeConfigInLaunchedRuns would pass the code server's size to every run and step pod.
+    assert dep["includeConfigInLaunchedRuns"]["enabled"] and "resources" not in dep
+    assert {"name": "shed-pipeline-s3"} in dep["envSecrets"]
     assert dep["dagsterApiGrpcArgs"] == ["-m", "shed_pipeline.definitions"]
     env = user_env(values)
     assert env["SHED_ENV"] == "prod" and env["SHED_EXECUTOR"] == "k8s"
@@ -51,10 +93,32 @@ def test_helm_values_run_steps_as_pods_with_postgres_s3_logs_and_one_lineage_wri
         assert [m["mountPath"] for m in holder["volumeMounts"] if m["name"] == vol["name"]] == [env["SHED_PIPELINE_HOME"]]
 
 
+def test_chart_values_with_run_limits_in_both_places_are_refused(tmp_path):
+    # What the chart's template and Dagster both refuse: the check above would catch a regression.
+    both = yaml.safe_load((DEPLOY / "values.yaml").read_text())
+    both["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"] = {"maxConcurrentRuns": 1}
+    with pytest.raises(ValueError, match="Cannot set both"):
+        chart_instance_config(both)
+    from dagster._core.errors import DagsterInvalidConfigError
+
+    cfg = {"run_coordinator": {"module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator", "config": {"max_concurrent_runs": 1}}, "concurrency": {"pools": {"default_limit": 1}}}
+    with pytest.raises(DagsterInvalidConfigError, match="incompatible with the `concurrency > runs` config"):
+        load_instance_config(cfg, tmp_path)
+
+
+def test_the_images_and_extras_carry_the_postgres_storage_the_instance_names():
+    import tomllib
+
+    extras = tomllib.loads((DEPLOY.parent / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert "'.[k8s]'" in (DEPLOY / "Dockerfile").read_text()
+    assert any(d.startswith("dagster-postgres") for d in extras["k8s"]) and any(d.startswith("dagster-postgres") for d in extras["prod"])
+    from dagster_postgres import DagsterPostgresStorage  # noqa: F401  (what `storage: postgres` loads)
+
+
 def test_instance_config_for_prod_outside_kubernetes_sends_compute_logs_to_s3(s3_bucket, monkeypatch, tmp_path):
     cfg = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())
-    assert "postgres" in cfg["storage"] and cfg["concurrency"]["pools"]["default_limit"] == 1
-    assert cfg["telemetry"]["enabled"] is False
+    assert "postgres" in cfg["storage"] and cfg["telemetry"]["enabled"] is False
+    assert load_instance_config(cfg, tmp_path / "home")["concurrency"] == {"runs": {"max_concurrent_runs": 1}, "pools": {"default_limit": 1}}
     for k, v in {"DAGSTER_PG_HOST": "db", "DAGSTER_PG_USER": "u", "DAGSTER_PG_PASSWORD": "p", "DAGSTER_PG_DB": "d", "SHED_COMPUTE_LOG_BUCKET": s3_bucket.name}.items():
         monkeypatch.setenv(k, v)
     from dagster._config import process_config
@@ -70,7 +134,9 @@ def test_instance_config_for_prod_outside_kubernetes_sends_compute_logs_to_s3(s3
 
     resolved = process_config(dg.Field(S3ComputeLogManager.config_type()).config_type, logs["config"])
     assert resolved.success, resolved.errors
-    assert resolved.value["endpoint_url"] == s3_bucket.endpoint
+    # No endpoint in the file (a required {env: ...} would break real AWS): boto3 takes an
+    # S3-compatible store's from AWS_ENDPOINT_URL_S3, which the fixture points at the test server.
+    assert "endpoint_url" not in resolved.value
     manager = S3ComputeLogManager(**resolved.value, local_dir=str(tmp_path / "logs"))
     # A step's captured stdout as the local manager leaves it, then the upload the manager does at
     # the step's end (capture_logs itself redirects file descriptors, which pytest's capture owns).

@@ -6,7 +6,9 @@ import polars as pl
 import pytest
 from dagster_aws.s3 import S3Resource
 
-from shed_pipeline.resources import PolarsParquetIOManager, S3ParquetIOManager
+from shed_pipeline.core.objectstore import ObjectStore, ObjectStoreError, S3Uri
+from shed_pipeline.resources import PolarsParquetIOManager, S3ParquetIOManager, s3_resource_from_env
+from shed_pipeline_tests.servers import free_port
 
 
 def s3(bucket) -> S3Resource:
@@ -47,3 +49,18 @@ def test_s3_values_are_parquet_objects_under_the_prefix(s3_bucket):
     body = s3_bucket.get("io/group/clusters.parquet")
     assert body[:4] == b"PAR1"
     assert s3_bucket.client.head_object(Bucket=s3_bucket.name, Key="io/group/clusters.parquet")["ContentType"] == "application/vnd.apache.parquet"
+
+
+def test_s3_requests_are_retried_in_one_layer_only(monkeypatch):
+    """ObjectStore's backoff is the only retry loop: botocore must not retry inside each attempt."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{free_port()}")  # nothing listens
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    with dg.build_resources({"s3": s3_resource_from_env()}) as built:
+        client = built.s3  # what the resource gives a run: its client, credentials resolved
+    sends = []
+    client.meta.events.register("before-send.s3.*", lambda **_: sends.append(1))
+    with pytest.raises(ObjectStoreError, match="cannot read the object's metadata after 3 attempts"):
+        ObjectStore(client, attempts=3, sleep=lambda _: None).head(S3Uri("some-bucket", "x.json"))
+    assert len(sends) == 3

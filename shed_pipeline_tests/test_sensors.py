@@ -6,6 +6,7 @@ import dagster as dg
 
 from shed_pipeline.resources import LineageResource, PathsResource, s3_resource_from_env
 from shed_pipeline.sensors import source_change_sensor
+from shed_pipeline_tests.servers import free_port
 from shed_pipeline_tests.synthetic import make_rows, write_jsonl
 
 
@@ -67,3 +68,13 @@ def test_no_source_or_unreadable_source_is_a_skip_with_a_reason(tmp_path):
     assert "set SHED_PIPELINE_SOURCE" in none.skip_message
     gone, cursor = tick(tmp_path, tmp_path / "missing")
     assert "cannot read the source" in gone.skip_message and "no such file or folder" in gone.skip_message and cursor is None
+
+
+def test_an_unreachable_s3_source_is_one_attempt_and_a_skip_with_the_cause(tmp_path, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{free_port()}")  # nothing listens
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    result, cursor = tick(tmp_path, "s3://shed-data/incoming/", cursor='{"keep": 1}')
+    assert "cannot read the source: s3://shed-data/incoming/: cannot list objects after 1 attempts (EndpointConnectionError" in result.skip_message
+    assert not result.run_requests and cursor == '{"keep": 1}'  # the next tick tries again from the same cursor

@@ -1,15 +1,16 @@
 """Atomic local writes: a reader sees the previous file (or folder) or the new one, never a part.
 
 Every writer of caches, state and outputs goes through `atomic_path`: the content is written to a
-hidden temporary name beside the destination (same filesystem, so the rename is atomic; the process
-id in the name keeps two writers from sharing it; hidden, so folder scans skip it) and renamed over
-the destination only when the writing block completes. On an error the temporary is removed and the
-destination is left as it was.
+hidden temporary name beside the destination (same filesystem, so the rename is atomic; a random
+part in the name keeps two writers apart, also pods on a shared volume, which all run as pid 1;
+hidden, so folder scans skip it) and renamed over the destination only when the writing block
+completes. On an error the temporary is removed and the destination is left as it was.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,8 +30,7 @@ def atomic_path(dest: str | Path) -> Iterator[Path]:
     renamed onto `dest` when the block completes, removed if it raises."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.partial")
-    _remove(tmp)  # left by a killed writer with the same pid
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}-{secrets.token_hex(6)}.partial")
     try:
         yield tmp
         if not tmp.exists():

@@ -51,6 +51,10 @@ class ObjectNotFound(ObjectStoreError):
     pass
 
 
+class ObjectChanged(ObjectStoreError):
+    """The object was rewritten between listing it and reading it (its ETag no longer matches)."""
+
+
 def is_s3(location: str | os.PathLike[str] | None) -> bool:
     return isinstance(location, str) and location.startswith(S3_SCHEME)
 
@@ -98,6 +102,14 @@ def _error_code(exc: Exception) -> str | None:
     return None
 
 
+def _unwrap(exc: BaseException) -> BaseException:
+    """The botocore error behind a wrapper: boto3's transfer manager raises S3UploadFailedError
+    (no error code of its own) while handling the ClientError that says what went wrong."""
+    while type(exc).__module__.startswith("boto3") and (exc.__cause__ or exc.__context__) is not None:
+        exc = exc.__cause__ or exc.__context__
+    return exc
+
+
 def _is_transient(exc: Exception) -> bool:
     from botocore import exceptions as bx
 
@@ -133,12 +145,15 @@ class ObjectStore:
                 return fn()
             except bx.NoCredentialsError as exc:
                 raise ObjectStoreError(f"{where}: no S3 credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)") from exc
-            except Exception as exc:  # botocore raises many types; classify by code
+            except Exception as raised:  # botocore raises many types; classify by code
+                exc = _unwrap(raised)
                 code = _error_code(exc)
                 if code in ("NoSuchBucket",):
                     raise ObjectStoreError(f"s3://{where.bucket}: no such bucket at {self.endpoint}") from exc
                 if code in ("NoSuchKey", "404", "NotFound"):
                     raise ObjectNotFound(f"{where}: no such object") from exc
+                if code in ("PreconditionFailed", "412"):
+                    raise ObjectChanged(f"{where}: the object changed while it was being read") from exc
                 if code in ACCESS_CODES:
                     raise ObjectStoreError(f"{where}: access denied while trying to {what} (check the credentials' permissions and the bucket policy)") from exc
                 if code in CREDENTIAL_CODES:
@@ -188,13 +203,15 @@ class ObjectStore:
 
         return self._call("read the object", uri, get)
 
-    def download(self, uri: S3Uri, dest: Path) -> str:
-        """Copy an object to a local file (written beside it, then renamed); its sha256 hex."""
+    def download(self, uri: S3Uri, dest: Path, etag: str | None = None) -> str:
+        """Copy an object to a local file (written beside it, then renamed); its sha256 hex. With
+        `etag` (from a listing), only that version is read: a rewritten object raises ObjectChanged."""
+        pinned = {"IfMatch": f'"{etag}"'} if etag else {}
         with atomic_path(dest) as tmp:
 
             def get() -> str:  # each retry rewrites the temporary from the start
                 h = hashlib.sha256()
-                body = self.client.get_object(Bucket=uri.bucket, Key=uri.key)["Body"]
+                body = self.client.get_object(Bucket=uri.bucket, Key=uri.key, **pinned)["Body"]
                 try:
                     with tmp.open("wb") as fh:
                         for chunk in iter(lambda: body.read(1 << 20), b""):

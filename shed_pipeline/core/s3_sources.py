@@ -9,10 +9,12 @@ exactly like a local file or folder. Rows name their object by its s3:// locatio
 from __future__ import annotations
 
 import hashlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
-from shed_pipeline.core.objectstore import ObjectInfo, ObjectStore, ObjectStoreError, S3Uri
+from shed_pipeline.core.objectstore import ObjectChanged, ObjectInfo, ObjectStore, ObjectStoreError, S3Uri
 from shed_pipeline.core.records import SUPPORTED_SUFFIXES, SourceError, file_digest
 from shed_pipeline.core.watch import SourceScan
 
@@ -63,7 +65,9 @@ class MirroredFile:
 
 def mirror_source(store: ObjectStore, location: str, objs: list[ObjectInfo], mirror_dir: Path) -> list[MirroredFile]:
     """Local copies of the objects, downloaded only when an object's ETag or size is new to the
-    mirror; copies of objects no longer in the listing are removed."""
+    mirror (and pinned to the listed ETag: ObjectChanged if it was rewritten since); copies of
+    objects no longer in the listing are removed. Callers hold `mirror_lock` around this and the
+    reads of the copies."""
     uri = S3Uri.parse(location)
     mirror_dir.mkdir(parents=True, exist_ok=True)
     out: list[MirroredFile] = []
@@ -77,14 +81,47 @@ def mirror_source(store: ObjectStore, location: str, objs: list[ObjectInfo], mir
             if local.exists() and local.stat().st_size == o.size:
                 digest = file_digest(local)
             else:
-                digest = store.download(obj_uri, local)
+                digest = store.download(obj_uri, local, etag=o.etag)
+        except ObjectChanged:
+            raise
         except ObjectStoreError as exc:
             raise SourceError(str(exc)) from exc
         out.append(MirroredFile(local, str(obj_uri), digest))
     for stale in mirror_dir.iterdir():
-        if stale.is_file() and stale.name not in keep:
+        if stale.is_file() and stale.name not in keep and not stale.name.startswith("."):  # hidden: temporaries, the lock
             stale.unlink(missing_ok=True)
     return out
+
+
+@contextmanager
+def mirror_lock(mirror_dir: Path) -> Iterator[None]:
+    """An exclusive lock on a mirror folder, so that two runs reading the same source (a sensor's
+    run beside a manual one) never remove or replace a copy the other is reading."""
+    import fcntl  # POSIX; the pipeline runs on Linux and macOS
+
+    mirror_dir.mkdir(parents=True, exist_ok=True)
+    with open(mirror_dir / ".lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@contextmanager
+def mirrored(store: ObjectStore, location: str, mirror_dir: Path, attempts: int = 3) -> Iterator[tuple[list[ObjectInfo], list[MirroredFile]]]:
+    """The source's listing and local copies that match it, locked while the caller reads them. An
+    object rewritten between the listing and its download means listing again (up to `attempts`)."""
+    with mirror_lock(mirror_dir):
+        for attempt in range(1, attempts + 1):
+            objs = list_source_objects(store, location)
+            try:
+                files = mirror_source(store, location, objs, mirror_dir)
+                break
+            except ObjectChanged as exc:
+                if attempt == attempts:
+                    raise SourceError(f"{exc} (it kept changing over {attempts} listings; try again when the writer is done)") from exc
+        yield objs, files
 
 
 def scan_s3_source(store: ObjectStore, location: str) -> SourceScan:

@@ -80,12 +80,11 @@ def load_source(
         if store is None or mirror_dir is None:
             raise ValueError(f"{source}: reading an s3:// source needs an object store and a mirror folder")
         label = s3_sources.normalize(source)
-        objs = s3_sources.list_source_objects(store, source)
-        version = s3_sources.listing_version(objs)
-        mirrored = s3_sources.mirror_source(store, source, objs, mirror_dir / hashlib.sha256(label.encode()).hexdigest()[:16])
-        log(f"{label}: {len(mirrored)} objects, {sum(o.size for o in objs):,} bytes")
-        named = [(S3Uri.parse(m.location).name, m.sha256) for m in mirrored]
-        units = read_files([(m.path, m.location) for m in mirrored])
+        with s3_sources.mirrored(store, source, mirror_dir / hashlib.sha256(label.encode()).hexdigest()[:16]) as (objs, mirrored):
+            version = s3_sources.listing_version(objs)
+            log(f"{label}: {len(mirrored)} objects, {sum(o.size for o in objs):,} bytes")
+            named = [(S3Uri.parse(m.location).name, m.sha256) for m in mirrored]
+            units = read_files([(m.path, m.location) for m in mirrored])
         stratify = mapping.task
     else:
         files = list_source_files(source)

@@ -4,7 +4,7 @@ rules against a client that fails on purpose."""
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from shed_pipeline.core.objectstore import ObjectInfo, ObjectNotFound, ObjectStore, ObjectStoreError, S3Uri, is_s3, publish
+from shed_pipeline.core.objectstore import ObjectChanged, ObjectInfo, ObjectNotFound, ObjectStore, ObjectStoreError, S3Uri, is_s3, publish
 
 
 def test_s3_uri_parsing():
@@ -65,6 +65,22 @@ def test_a_multipart_upload_is_invisible_until_it_completes(s3_bucket, tmp_path,
     big.write_bytes(payload)
     info = store.put_file(big, S3Uri(b, "out/curated.parquet"))
     assert info.size == len(payload) and store.read_bytes(S3Uri(b, "out/curated.parquet")) == payload
+    # boto3's transfer manager wraps the service's error (S3UploadFailedError): still said plainly.
+    with pytest.raises(ObjectStoreError, match=r"s3://no-such-bucket-here: no such bucket at http://127\.0\.0\.1"):
+        store.put_file(big, S3Uri("no-such-bucket-here", "out/curated.parquet"))
+
+
+def test_a_download_pinned_to_a_listed_etag_refuses_a_rewritten_object(s3_bucket, tmp_path):
+    store = ObjectStore(s3_bucket.client)
+    uri = S3Uri(s3_bucket.name, "in/a.jsonl")
+    listed = store.put_bytes(b"first\n", uri)
+    store.put_bytes(b"second\n", uri)  # rewritten after the listing
+    dest = tmp_path / "a.jsonl"
+    with pytest.raises(ObjectChanged, match=f"{uri}: the object changed while it was being read"):
+        store.download(uri, dest, etag=listed.etag)
+    assert not dest.exists() and list(tmp_path.iterdir()) == []
+    store.download(uri, dest, etag=store.head(uri).etag)
+    assert dest.read_bytes() == b"second\n"
 
 
 class FlakyClient:

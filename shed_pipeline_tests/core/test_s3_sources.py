@@ -7,7 +7,7 @@ import pytest
 
 from shed_pipeline.core.objectstore import ObjectStore, S3Uri
 from shed_pipeline.core.records import FieldMapping, SourceError
-from shed_pipeline.core.s3_sources import list_source_objects, listing_version, mirror_source, normalize, scan_s3_source
+from shed_pipeline.core.s3_sources import list_source_objects, listing_version, mirror_source, mirrored, normalize, scan_s3_source
 from shed_pipeline.core.sources import load_source
 from shed_pipeline_tests.synthetic import BAD_LINES, make_rows, write_jsonl
 
@@ -17,9 +17,9 @@ class CountingStore(ObjectStore):
         super().__init__(client)
         self.downloads = 0
 
-    def download(self, uri, dest):
+    def download(self, uri, dest, etag=None):
         self.downloads += 1
-        return super().download(uri, dest)
+        return super().download(uri, dest, etag)
 
 
 def test_a_source_is_one_object_or_the_supported_objects_under_a_prefix(s3_bucket, tmp_path):
@@ -51,8 +51,36 @@ def test_mirror_downloads_only_new_or_rewritten_objects_and_drops_removed_ones(s
     assert store.downloads == 2 and [m.sha256 for m in again] == [m.sha256 for m in first]
     s3_bucket.put("in/b.jsonl", write_jsonl(tmp_path / "b2.jsonl", rows[10:25]))  # rewritten
     s3_bucket.client.delete_object(Bucket=b, Key="in/a.jsonl")
+    (mirror / ".b.jsonl.7-1a2b.partial").write_bytes(b"another run's download under way")
     third = mirror_source(store, f"s3://{b}/in", list_source_objects(store, f"s3://{b}/in"), mirror)
-    assert store.downloads == 3 and len(third) == 1 and len(list(mirror.iterdir())) == 1
+    assert store.downloads == 3 and len(third) == 1
+    # The removed object's copy is gone; hidden names (other runs' temporaries) are left alone.
+    assert sorted(p.name.startswith(".") for p in mirror.iterdir()) == [False, True]
+
+
+class RewritingStore(CountingStore):
+    """Rewrites the object just before the first `times` downloads: a writer racing the reader."""
+
+    def __init__(self, bucket, times):
+        super().__init__(bucket.client)
+        self.bucket, self.times = bucket, times
+
+    def download(self, uri, dest, etag=None):
+        if self.downloads < self.times:
+            self.bucket.put(uri.key, f"{{\"v\": {self.downloads}, \"of\": {self.times}}}\n".encode())
+        return super().download(uri, dest, etag)
+
+
+def test_an_object_rewritten_while_mirroring_is_listed_again_and_read_whole(s3_bucket, tmp_path):
+    s3_bucket.put("in/a.jsonl", b'{"v": "old"}\n')
+    store = RewritingStore(s3_bucket, times=1)
+    with mirrored(store, f"s3://{s3_bucket.name}/in/", tmp_path / "m") as (objs, files):
+        assert files[0].path.read_bytes() == b'{"v": 0, "of": 1}\n'  # the rewritten bytes, not a mix
+        assert objs[0].etag == store.head(S3Uri(s3_bucket.name, "in/a.jsonl")).etag  # and the listing that matches them
+    assert store.downloads == 2
+    with pytest.raises(SourceError, match="changed while it was being read .*kept changing over 3 listings"):
+        with mirrored(RewritingStore(s3_bucket, times=10), f"s3://{s3_bucket.name}/in/", tmp_path / "m2"):
+            pass
 
 
 def test_listing_version_changes_on_add_or_rewrite_but_not_on_the_same_bytes(s3_bucket, tmp_path):
