@@ -260,6 +260,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "outputs": {
             "curated_jsonl": published("curated.jsonl"),
             "curated_parquet": published("curated.parquet"),
+            "curated_manifest": published("curated.manifest.json"),
             "lineage_db": os.environ["SHED_PIPELINE_LINEAGE"],
             "evaluation_json": published("evaluation.json"),
         },

@@ -21,9 +21,10 @@ def test_run_writes_outputs_and_a_machine_readable_summary(cli_run, shed_env):
     assert summary["counts"]["rows_in"] == 248 and summary["counts"]["rows_quarantined"] == 8
     assert summary["counts"]["clusters"] == 8 and summary["counts"]["selected"] == 20
     assert set(summary["seconds"]) == {"raw_dataset", "embeddings", "clusters", "proxy_shapley_scores", "curated_subset", "evaluation_metrics"}
-    for key in ("curated_jsonl", "curated_parquet", "lineage_db"):
+    for key in ("curated_jsonl", "curated_parquet", "curated_manifest", "lineage_db"):
         assert summary["outputs"][key].startswith(str(out))
     assert len((out / "curated.jsonl").read_text().splitlines()) == 20
+    assert json.loads((out / "curated.manifest.json").read_text())["rows"] == 20
     # The run is recorded in DAGSTER_HOME, so the UI shows it.
     import dagster as dg
 

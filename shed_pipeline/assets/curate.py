@@ -10,7 +10,7 @@ from dagster_aws.s3 import S3Resource
 
 from shed_pipeline.assets._common import CODE_VERSION, frame_version, input_runs, png_md, publish_outputs, upstream_data_changed
 from shed_pipeline.core import plots
-from shed_pipeline.core.files import atomic_path
+from shed_pipeline.core.files import atomic_path, write_manifest
 from shed_pipeline.core.sampling import auto_temperature, select, target_size
 from shed_pipeline.resources import LineageResource, PathsResource
 
@@ -81,7 +81,8 @@ def curated_subset(context: dg.AssetExecutionContext, config: CuratedSubsetConfi
     ).with_columns(pl.lit(config.method).alias("method"))
     subset = sel.join(raw_dataset.select("row_id", "split", "task", "record"), on="row_id", how="left", maintain_order="left")
     jsonl, parquet = write_outputs([json.loads(r) for r in subset["record"].to_list()], paths.out())
-    links = publish_outputs(paths, s3, [jsonl, parquet], context.log.warning)
+    manifest = write_manifest(paths.out() / "curated.manifest.json", [jsonl, parquet], run_id=context.run.run_id, rows=subset.height)
+    links = publish_outputs(paths, s3, [jsonl, parquet, manifest], context.log.warning)  # the manifest last
     store = lineage.store()
     store.write_table("selections", context.run.run_id, sel.select("row_id", "cluster_id", "method", "draw_order", "score", "reason"))
     per_cluster = sel.group_by("cluster_id").len().sort("len", descending=True)
@@ -95,6 +96,7 @@ def curated_subset(context: dg.AssetExecutionContext, config: CuratedSubsetConfi
         "temperature": temperature,
         "curated_jsonl": links[jsonl.name],
         "curated_parquet": links[parquet.name],
+        "curated_manifest": links[manifest.name],
         "seconds": round(time.perf_counter() - t0, 3),
     }
     store.record_asset(context.run.run_id, "curated_subset", CODE_VERSION, config.model_dump(), {k: v for k, v in meta.items() if not isinstance(v, dg.MetadataValue)}, inputs=input_runs(context, ["raw_dataset", "clusters", "proxy_shapley_scores"]))

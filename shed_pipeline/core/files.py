@@ -9,6 +9,8 @@ completes. On an error the temporary is removed and the destination is left as i
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import secrets
 import shutil
@@ -47,3 +49,17 @@ def write_text_atomic(dest: str | Path, text: str) -> Path:
     with atomic_path(dest) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(dest)
+
+
+def write_manifest(dest: str | Path, files: list[Path], **about) -> Path:
+    """A JSON manifest of `files` (each one's bytes and sha256) and `about` (the run id, the row
+    count). Written after the files and published after them, it is what says which files belong
+    together: a reader that finds each file's sha256 as listed has one run's set, never a mix."""
+    entries = {}
+    for f in files:
+        h = hashlib.sha256()
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        entries[Path(f).name] = {"bytes": Path(f).stat().st_size, "sha256": h.hexdigest()}
+    return write_text_atomic(dest, json.dumps({**about, "files": entries}, indent=2, sort_keys=True) + "\n")

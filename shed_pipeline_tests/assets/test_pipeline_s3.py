@@ -1,6 +1,7 @@
 """The pipeline in the `prod` environment against a real S3-compatible server on 127.0.0.1: the
 source read from a prefix, asset values and results written to S3, the sensor watching the prefix."""
 
+import hashlib
 import io
 import json
 
@@ -41,6 +42,12 @@ def test_prod_pipeline_reads_and_writes_s3_and_the_sensor_fires_on_a_new_object(
         assert pl.read_parquet(io.BytesIO(s3_bucket.get("curated/curated.parquet"))).height == cur["selected"]
         assert json.loads(s3_bucket.get("curated/evaluation.json"))["subset_size"] == cur["selected"]
         assert cur["curated_jsonl"] == f"s3://{b}/curated/curated.jsonl"
+        # The manifest names this run and the exact bytes of the pair it published.
+        manifest = json.loads(s3_bucket.get("curated/curated.manifest.json"))
+        assert manifest["run_id"] == result.run_id and manifest["rows"] == cur["selected"]
+        for name in ("curated.jsonl", "curated.parquet"):
+            body = s3_bucket.get(f"curated/{name}")
+            assert manifest["files"][name] == {"bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()}
         assert meta(result, "evaluation_metrics")["evaluation_json"] == f"s3://{b}/curated/evaluation.json"
         # What the UI shows: plots as inline PNG images, the top clusters as a table.
         scores = meta(result, "proxy_shapley_scores")
