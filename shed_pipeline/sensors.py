@@ -2,7 +2,6 @@
 sensor that evaluates the assets' `upstream_data_changed` conditions."""
 
 import json
-from pathlib import Path
 
 import dagster as dg
 from dagster_aws.s3 import S3Resource
@@ -10,8 +9,8 @@ from dagster_aws.s3 import S3Resource
 from shed_pipeline.core.lineage import LineageError
 from shed_pipeline.core.objectstore import is_s3
 from shed_pipeline.core.records import SourceError
-from shed_pipeline.core.s3_sources import normalize, scan_s3_source
-from shed_pipeline.core.sources import NATURAL_INSTRUCTIONS
+from shed_pipeline.core.s3_sources import scan_s3_source
+from shed_pipeline.core.sources import NATURAL_INSTRUCTIONS, source_label
 from shed_pipeline.core.watch import scan_source
 from shed_pipeline.jobs import shed_curation_job
 from shed_pipeline.resources import LineageResource, PathsResource, object_store
@@ -47,7 +46,7 @@ def source_change_sensor(context: dg.SensorEvaluationContext, paths: PathsResour
     context.update_cursor(json.dumps({**scan.to_cursor(), "changes": changes + 1}, sort_keys=True))
     if previous is None:
         try:
-            done = lineage.store().fingerprints_of(normalize(source) if is_s3(source) else str(Path(source).expanduser().resolve()))
+            done = lineage.store().fingerprints_of(source_label(source))
         except LineageError:
             done = set()
         if scan.fingerprint in done:

@@ -51,15 +51,18 @@ def write_text_atomic(dest: str | Path, text: str) -> Path:
     return Path(dest)
 
 
+def sha256_file(path: str | Path) -> str:
+    """sha256 hex of a file's bytes, read in blocks (files may be large)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def write_manifest(dest: str | Path, files: list[Path], **about) -> Path:
     """A JSON manifest of `files` (each one's bytes and sha256) and `about` (the run id, the row
     count). Written after the files and published after them, it is what says which files belong
     together: a reader that finds each file's sha256 as listed has one run's set, never a mix."""
-    entries = {}
-    for f in files:
-        h = hashlib.sha256()
-        with open(f, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        entries[Path(f).name] = {"bytes": Path(f).stat().st_size, "sha256": h.hexdigest()}
+    entries = {Path(f).name: {"bytes": Path(f).stat().st_size, "sha256": sha256_file(f)} for f in files}
     return write_text_atomic(dest, json.dumps({**about, "files": entries}, indent=2, sort_keys=True) + "\n")

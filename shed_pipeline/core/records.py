@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
+from shed_pipeline.core.files import sha256_file
+
 SUPPORTED_SUFFIXES = (".jsonl", ".ndjson", ".json", ".parquet", ".csv")
 
 # Quarantine reasons (stable strings: they are stored in the lineage DB and queried).
@@ -389,15 +391,11 @@ def split_of(row_id: str, seed: int, validation_fraction: float, test_fraction: 
 
 
 def file_digest(path: Path) -> str:
-    """sha256 of a file's bytes, read in blocks (a source file may be large)."""
-    h = hashlib.sha256()
+    """sha256 of a source file's bytes; an unreadable file is a SourceError naming it."""
     try:
-        with path.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
+        return sha256_file(path)
     except OSError as exc:
         raise SourceError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-    return h.hexdigest()
 
 
 def combine_digests(named: Sequence[tuple[str, str]]) -> str:

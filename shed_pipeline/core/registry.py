@@ -10,10 +10,13 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Callable
+
+from shed_pipeline.core.files import atomic_path
 
 Log = Callable[[str], None]
 
@@ -30,10 +33,16 @@ def pip_download(spec: str, file_name: str, target_dir: Path, log: Log = print, 
     if target.is_file():
         return target
     target_dir.mkdir(parents=True, exist_ok=True)
-    partial = target_dir / "partial"
-    partial.mkdir(exist_ok=True)
     if not file_name.endswith(".whl"):
-        return _index_download(spec, file_name, target, partial, log, size_note)
+        return _index_download(spec, file_name, target, log, size_note)
+    # pip writes into a folder of its own: a hidden, uniquely named one beside the target, so two
+    # downloads (also pods sharing the cache volume) never share it.
+    with tempfile.TemporaryDirectory(dir=target_dir, prefix=".pip-download-") as partial:
+        return _pip_download(spec, file_name, target, Path(partial), log, size_note)
+
+
+def _pip_download(spec: str, file_name: str, target: Path, partial: Path, log: Log, size_note: str) -> Path:
+    target_dir = target.parent
     log(f"Downloading {spec}{f' ({size_note}, once)' if size_note else ''} into {target_dir} with pip ...")
     # pip >= 24.1 can print machine-readable progress ("raw"); older pips get a heartbeat instead.
     raw = "raw" in subprocess.run([sys.executable, "-m", "pip", "download", "--help"], capture_output=True, text=True).stdout
@@ -136,7 +145,7 @@ def _index_files(index: str, project: str) -> list[tuple[str, str, str | None]]:
     return files
 
 
-def _index_download(spec: str, file_name: str, target: Path, partial: Path, log: Log, size_note: str) -> Path:
+def _index_download(spec: str, file_name: str, target: Path, log: Log, size_note: str) -> Path:
     project = re.split(r"[=<>!~ ]", spec, maxsplit=1)[0]
     errors = []
     for index in index_urls():
@@ -150,14 +159,12 @@ def _index_download(spec: str, file_name: str, target: Path, partial: Path, log:
             continue
         _, url, sha = found[0]
         log(f"Downloading {file_name}{f' ({size_note}, once)' if size_note else ''} from {shown} into {target.parent} ...")
-        tmp = partial / f"{file_name}.{os.getpid()}"  # concurrent downloads never share a file
         try:
-            _fetch(url, tmp, sha, log, shown, auth)
+            with atomic_path(target) as tmp:  # a failed or corrupt download is never kept
+                _fetch(url, tmp, sha, log, shown, auth)
         except (OSError, ValueError, http.client.HTTPException) as exc:
-            tmp.unlink(missing_ok=True)
             errors.append(f"{shown}: downloading {file_name} failed: {type(exc).__name__}: {exc}")
             continue
-        tmp.replace(target)
         return target
     detail = "; ".join(errors) if errors else "no configured index lists it"
     raise RuntimeError(f"cannot download {file_name} ({spec}): {detail}")

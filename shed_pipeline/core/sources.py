@@ -54,6 +54,16 @@ class LoadedSource:
     version: str = ""
 
 
+def source_label(source: str) -> str:
+    """What a source is recorded under in lineage, and what source_change_sensor looks up: the
+    packaged data's name, an s3:// location without its trailing slash, or an absolute path."""
+    if source == NATURAL_INSTRUCTIONS:
+        return source
+    if is_s3(source):
+        return s3_sources.normalize(source)
+    return str(Path(source).expanduser().resolve())
+
+
 def load_source(
     source: str,
     mapping: FieldMapping,
@@ -69,17 +79,16 @@ def load_source(
 ) -> LoadedSource:
     """`store` and `mirror_dir` (where s3:// objects are copied to be read) serve s3:// sources."""
     version = None
+    label = source_label(source)
     if source == NATURAL_INSTRUCTIONS:
         rows = DEFAULT_ROWS if rows is None else rows
         path = natural_instructions.natural_instructions_parquet(cache_dir, log)
         named = [(path.name, file_digest(path))]
         units = read_units(path)
         stratify = "task"  # spread the sample over the 61 tasks
-        label = source
     elif is_s3(source):
         if store is None or mirror_dir is None:
             raise ValueError(f"{source}: reading an s3:// source needs an object store and a mirror folder")
-        label = s3_sources.normalize(source)
         with s3_sources.mirrored(store, source, mirror_dir / hashlib.sha256(label.encode()).hexdigest()[:16]) as (objs, mirrored):
             version = s3_sources.listing_version(objs)
             log(f"{label}: {len(mirrored)} objects, {sum(o.size for o in objs):,} bytes")
@@ -89,9 +98,8 @@ def load_source(
     else:
         files = list_source_files(source)
         named = [(f.name, file_digest(f)) for f in files]
-        units = read_units(source)
+        units = read_files([(f, str(f)) for f in files])  # the files just listed, not a second listing
         stratify = mapping.task
-        label = str(Path(source).resolve())
     available = len(units)
     units = sample_units(units, rows, seed, stratify=stratify)
     result = validate_units(units, mapping, max_chars)

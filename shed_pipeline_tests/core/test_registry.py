@@ -23,7 +23,7 @@ def test_sdist_is_downloaded_from_the_index_and_checked(tmp_path, monkeypatch):
     monkeypatch.setenv("PIP_EXTRA_INDEX_URL", "")
     got = registry.pip_download("demo_pkg==1.0", "demo_pkg-1.0.tar.gz", tmp_path / "cache", log=lambda m: None)
     assert got == tmp_path / "cache" / "demo_pkg-1.0.tar.gz" and got.read_bytes() == payload
-    assert not list((tmp_path / "cache" / "partial").iterdir())
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["demo_pkg-1.0.tar.gz"]  # no temporary left
 
 
 def test_a_corrupt_download_is_refused_and_never_kept(tmp_path, monkeypatch):
@@ -31,7 +31,7 @@ def test_a_corrupt_download_is_refused_and_never_kept(tmp_path, monkeypatch):
     monkeypatch.setenv("PIP_EXTRA_INDEX_URL", "")
     with pytest.raises(RuntimeError, match="does not match the index"):
         registry.pip_download("demo_pkg==1.0", "demo_pkg-1.0.tar.gz", tmp_path / "cache", log=lambda m: None)
-    assert not (tmp_path / "cache" / "demo_pkg-1.0.tar.gz").exists()
+    assert list((tmp_path / "cache").iterdir()) == []  # neither the file nor a temporary
     with pytest.raises(RuntimeError, match="no configured index lists it"):
         registry.pip_download("other==1.0", "other-1.0.tar.gz", tmp_path / "cache", log=lambda m: None)
 
