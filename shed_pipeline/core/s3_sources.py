@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterator
 
 from shed_pipeline.core.objectstore import ObjectChanged, ObjectInfo, ObjectStore, ObjectStoreError, S3Uri
-from shed_pipeline.core.records import SUPPORTED_SUFFIXES, SourceError, file_digest
+from shed_pipeline.core.records import SUPPORTED_SUFFIXES, SourceError, file_digest, source_kind, why_skipped
 from shed_pipeline.core.watch import SourceScan
 
 
@@ -25,22 +25,28 @@ def normalize(location: str) -> str:
     return str(S3Uri(uri.bucket, uri.key.rstrip("/")))
 
 
-def _supported(key: str) -> bool:
-    name = key.rsplit("/", 1)[-1]
-    return bool(name) and not name.startswith(".") and Path(name).suffix.lower() in SUPPORTED_SUFFIXES
-
-
-def list_source_objects(store: ObjectStore, location: str) -> list[ObjectInfo]:
-    """The objects of a source, sorted by key. Raises SourceError naming the location when there are none."""
+def list_source_objects(store: ObjectStore, location: str, skipped: list[tuple[str, str]] | None = None) -> list[ObjectInfo]:
+    """The objects of a source, sorted by key. Raises SourceError naming the location when there are none.
+    Under a prefix, the objects not read are appended to `skipped` as (s3:// location, why): the same
+    rule as a local folder (records.why_skipped on the key below the prefix: hidden paths, other types)."""
     uri = S3Uri.parse(location)
     key = uri.key.rstrip("/")
     try:
-        if key and Path(key).suffix.lower() in SUPPORTED_SUFFIXES and not uri.key.endswith("/"):
+        if key and source_kind(key) is not None and not uri.key.endswith("/"):
             one = store.head(S3Uri(uri.bucket, key))
             if one is not None:
                 return [one]
         prefix = f"{key}/" if key else ""
-        objs = [o for o in store.list(S3Uri(uri.bucket, prefix)) if _supported(o.key)]
+        objs = []
+        for o in store.list(S3Uri(uri.bucket, prefix)):
+            relative = o.key[len(prefix) :]
+            if not relative or relative.endswith("/"):
+                continue  # a "folder" marker, not an object with content
+            why = why_skipped(relative)
+            if why is None:
+                objs.append(o)
+            elif skipped is not None:
+                skipped.append((str(S3Uri(uri.bucket, o.key)), why))
     except ObjectStoreError as exc:
         raise SourceError(str(exc)) from exc
     if not objs:
@@ -109,18 +115,22 @@ def mirror_lock(mirror_dir: Path) -> Iterator[None]:
 
 
 @contextmanager
-def mirrored(store: ObjectStore, location: str, mirror_dir: Path, attempts: int = 3) -> Iterator[tuple[list[ObjectInfo], list[MirroredFile]]]:
+def mirrored(store: ObjectStore, location: str, mirror_dir: Path, attempts: int = 3, skipped: list[tuple[str, str]] | None = None) -> Iterator[tuple[list[ObjectInfo], list[MirroredFile]]]:
     """The source's listing and local copies that match it, locked while the caller reads them. An
-    object rewritten between the listing and its download means listing again (up to `attempts`)."""
+    object rewritten between the listing and its download means listing again (up to `attempts`).
+    `skipped` gets the objects the (last) listing does not read, as list_source_objects says."""
     with mirror_lock(mirror_dir):
         for attempt in range(1, attempts + 1):
-            objs = list_source_objects(store, location)
+            listing_skipped: list[tuple[str, str]] = []
+            objs = list_source_objects(store, location, listing_skipped)
             try:
                 files = mirror_source(store, location, objs, mirror_dir)
                 break
             except ObjectChanged as exc:
                 if attempt == attempts:
                     raise SourceError(f"{exc} (it kept changing over {attempts} listings; try again when the writer is done)") from exc
+        if skipped is not None:
+            skipped.extend(listing_skipped)
         yield objs, files
 
 

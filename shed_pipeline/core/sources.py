@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -14,7 +14,9 @@ from shed_pipeline.core.objectstore import ObjectStore, S3Uri, is_s3
 from shed_pipeline.core.records import (
     FieldMapping,
     ReadResult,
+    SourceReport,
     combine_digests,
+    display_name,
     file_digest,
     list_source_files,
     read_files,
@@ -38,7 +40,10 @@ ROW_SCHEMA = {
     "source_locator": pl.Int64,
     "source_order": pl.Int64,
     "record": pl.Utf8,
+    "messages": pl.Utf8,  # chat rows: the prompt turns kept, JSON [{role, content}, ...]; null for alpaca rows
+    "turns_dropped": pl.Int64,  # chat rows: turns not used (after the last assistant turn, tool/other roles); 0 otherwise
 }
+QUARANTINE_SCHEMA = {"source_file": pl.Utf8, "source_locator": pl.Int64, "row_id": pl.Utf8, "reason": pl.Utf8, "detail": pl.Utf8, "excerpt": pl.Utf8}
 
 
 @dataclass
@@ -52,6 +57,19 @@ class LoadedSource:
     # What a watcher compares: the fingerprint for local files, the listing version (keys, sizes,
     # ETags) for s3:// sources, whose content the sensor does not download.
     version: str = ""
+    # What reading noticed besides rows and quarantine (records.SourceReport), for the log and metadata:
+    file_units: dict[str, int] = field(default_factory=dict)  # units read from each file, before sampling
+    encodings: dict[str, str] = field(default_factory=dict)  # files not in plain UTF-8 -> 'utf-8-sig', 'utf-16-le', ...
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (name, why) of folder entries / objects not read
+    notes: list[str] = field(default_factory=list)  # one line each: byte-order marks, files without records, format guesses
+
+    @property
+    def turns_dropped_after_last_assistant(self) -> int:
+        return self.result.turns_after_last_assistant
+
+    @property
+    def turns_dropped_other_roles(self) -> int:
+        return self.result.turns_other_roles
 
 
 def source_label(source: str) -> str:
@@ -61,7 +79,12 @@ def source_label(source: str) -> str:
         return source
     if is_s3(source):
         return s3_sources.normalize(source)
-    return str(Path(source).expanduser().resolve())
+    path = Path(source).expanduser()
+    try:
+        path = path.resolve()
+    except (OSError, RuntimeError):  # a symbolic link loop: load_source says so, naming the path
+        path = path.absolute()
+    return display_name(path)
 
 
 def load_source(
@@ -80,25 +103,26 @@ def load_source(
     """`store` and `mirror_dir` (where s3:// objects are copied to be read) serve s3:// sources."""
     version = None
     label = source_label(source)
+    report = SourceReport()
     if source == NATURAL_INSTRUCTIONS:
         rows = DEFAULT_ROWS if rows is None else rows
         path = natural_instructions.natural_instructions_parquet(cache_dir, log)
         named = [(path.name, file_digest(path))]
-        units = read_units(path)
+        units = read_units(path, report)
         stratify = "task"  # spread the sample over the 61 tasks
     elif is_s3(source):
         if store is None or mirror_dir is None:
             raise ValueError(f"{source}: reading an s3:// source needs an object store and a mirror folder")
-        with s3_sources.mirrored(store, source, mirror_dir / hashlib.sha256(label.encode()).hexdigest()[:16]) as (objs, mirrored):
+        with s3_sources.mirrored(store, source, mirror_dir / hashlib.sha256(label.encode()).hexdigest()[:16], skipped=report.skipped) as (objs, mirrored):
             version = s3_sources.listing_version(objs)
             log(f"{label}: {len(mirrored)} objects, {sum(o.size for o in objs):,} bytes")
             named = [(S3Uri.parse(m.location).name, m.sha256) for m in mirrored]
-            units = read_files([(m.path, m.location) for m in mirrored])
+            units = read_files([(m.path, m.location) for m in mirrored], report)
         stratify = mapping.task
     else:
-        files = list_source_files(source)
+        files = list_source_files(source, report.skipped)
         named = [(f.name, file_digest(f)) for f in files]
-        units = read_files([(f, str(f)) for f in files])  # the files just listed, not a second listing
+        units = read_files([(f, display_name(f)) for f in files], report)  # the files just listed, not a second listing
         stratify = mapping.task
     available = len(units)
     units = sample_units(units, rows, seed, stratify=stratify)
@@ -115,6 +139,8 @@ def load_source(
             "source_locator": [r.source_locator for r in result.rows],
             "source_order": [r.source_order for r in result.rows],
             "record": [r.record for r in result.rows],
+            "messages": [r.messages for r in result.rows],
+            "turns_dropped": [r.turns_dropped for r in result.rows],
         },
         schema=ROW_SCHEMA,
     )
@@ -127,7 +153,7 @@ def load_source(
             "detail": [e.detail for e in result.quarantine],
             "excerpt": [e.excerpt for e in result.quarantine],
         },
-        schema={"source_file": pl.Utf8, "source_locator": pl.Int64, "row_id": pl.Utf8, "reason": pl.Utf8, "detail": pl.Utf8, "excerpt": pl.Utf8},
+        schema=QUARANTINE_SCHEMA,
     )
     fingerprint = combine_digests(named)
-    return LoadedSource(df, q, available, fingerprint, label, result, version or fingerprint)
+    return LoadedSource(df, q, available, fingerprint, label, result, version or fingerprint, report.file_units, report.encodings, report.skipped, report.notes)

@@ -1,4 +1,6 @@
+import gzip
 import json
+import os
 from collections import Counter
 
 import polars as pl
@@ -132,3 +134,157 @@ def test_split_depends_on_id_and_seed_only():
     assert splits != [R.split_of(r, 8, 0.1, 0.1) for r in ids]
     with pytest.raises(ValueError):
         R.split_of(ids[0], 0, 0.6, 0.5)
+
+
+# -- bad input: what each kind becomes (the whole corpus is in test_bad_input_corpus) ------------
+
+
+def test_lone_surrogate_escapes_are_invalid_unicode_and_nothing_stored_carries_one(tmp_path):
+    lines = [b'{"instruction": "x \\ud800", "output": "y"}', b'{"instruction": "x", "output": "y", "\\udc80k": 1}', b'{"instruction": "x", "output": "y", "task": "\\udcff"}']
+    path = write_jsonl(tmp_path / "d.jsonl", [{"instruction": "a", "output": "b"}], lines)
+    res = read(path)
+    assert [(q.source_locator, q.reason) for q in res.quarantine] == [(2, R.INVALID_UNICODE), (3, R.INVALID_UNICODE), (4, R.INVALID_UNICODE)]
+    assert res.quarantine[0].detail == "record contains a lone surrogate escape (\\ud800) in field 'instruction'"
+    assert "in a field name '\\udc80k'" in res.quarantine[1].detail and "in field 'task'" in res.quarantine[2].detail
+    for q in res.quarantine:
+        (q.detail + q.excerpt + q.source_file).encode("utf-8")  # no lone surrogate left: U+FFFD instead
+    assert "\ufffd" in res.quarantine[0].excerpt
+    # Raw bytes that are not UTF-8 stay invalid_utf8; in a .json file, escapes in U+DC80..U+DCFF are
+    # invalid_utf8 only when the file had undecodable bytes.
+    (tmp_path / "a.json").write_bytes(b'[{"instruction": "\\udc80", "output": "y"}]')
+    (tmp_path / "b.json").write_bytes(b'[{"instruction": "\xff", "output": "y"}, {"instruction": "\\udc80", "output": "y"}]')
+    assert [q.reason for q in read(tmp_path / "a.json").quarantine] == [R.INVALID_UNICODE]
+    assert [q.reason for q in read(tmp_path / "b.json").quarantine] == [R.INVALID_UTF8, R.INVALID_UTF8]
+
+
+@pytest.mark.parametrize("name,body", [("d.jsonl", b'{"instruction": "a", "output": "b"}\n'), ("d.json", b'[{"instruction": "a", "output": "b"}]'), ("d.csv", b"instruction,output\na,b\n")])
+def test_a_utf8_byte_order_mark_is_read_as_such(tmp_path, name, body):
+    (tmp_path / name).write_bytes(b"\xef\xbb\xbf" + body)
+    report = R.SourceReport()
+    res = R.validate_units(R.read_units(tmp_path / name, report), MAP, 1000)
+    assert not res.quarantine and [(r.instruction, r.output) for r in res.rows] == [("a", "b")]
+    assert report.encodings == {str(tmp_path / name): "utf-8-sig"}
+
+
+@pytest.mark.parametrize("encoding,bom", [("utf-16-le", b"\xff\xfe"), ("utf-16-be", b"\xfe\xff"), ("utf-32-le", b"\xff\xfe\x00\x00"), ("utf-32-be", b"\x00\x00\xfe\xff")])
+def test_utf16_and_utf32_with_a_byte_order_mark_are_decoded_and_reported(tmp_path, encoding, bom):
+    rows = [{"instruction": "Name the caf\u00e9.", "output": "\u4e2d \U0001f600"}, {"instruction": "b", "output": "c"}]
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(bom + "".join(json.dumps(r, ensure_ascii=False) + "\r\n" for r in rows).encode(encoding))
+    report = R.SourceReport()
+    res = R.validate_units(R.read_units(path, report), MAP, 1000)
+    assert [(r.instruction, r.output) for r in res.rows] == [(r["instruction"], r["output"]) for r in rows]
+    assert report.encodings == {str(path): encoding} and any(encoding.upper() in n for n in report.notes)
+
+
+def test_utf16_without_a_byte_order_mark_fails_in_one_line(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_bytes("instruction,output\na,b\n".encode("utf-16-le"))
+    with pytest.raises(R.SourceError) as exc:
+        R.read_units(path)
+    assert str(exc.value) == f"{path}: looks like UTF-16-LE text without a byte-order mark; save it as UTF-8"
+
+
+def test_missing_field_names_the_fields_the_record_has_and_a_wholly_quarantined_file_says_why(tmp_path):
+    recs = [{"\ufeffinstruction": f"q{i}", "input": "", "output": "a"} for i in range(1200)] + [{"instruction": 5, "output": "x"}]
+    res = read(write_jsonl(tmp_path / "d.jsonl", recs))
+    detail = "field 'instruction' is missing; record fields: '\\ufeffinstruction', 'input', 'output'"
+    assert res.quarantine[0].detail == detail
+    line = f"all 1,201 rows of {tmp_path / 'd.jsonl'} quarantined: missing_field 1,200 ({detail}), wrong_type 1"
+    assert res.all_quarantined_files() == [line]
+    assert res.all_quarantined_message("SRC") == line  # one file: named itself
+    write_jsonl(tmp_path / "two" / "a.jsonl", recs[:3])
+    write_jsonl(tmp_path / "two" / "b.jsonl", recs[-1:])
+    both = read(tmp_path / "two")
+    assert both.all_quarantined_message("SRC") == f"all 4 rows of SRC (2 files) quarantined: missing_field 3 ({detail}), wrong_type 1"
+    many = {f"f{i}": i for i in range(12)}
+    res = read(write_jsonl(tmp_path / "e.jsonl", [many, {"instruction": "ok", "output": "y"}]))
+    assert res.quarantine[0].detail.endswith("'f6', 'f7', ... (4 more)") and res.all_quarantined_files() == [] and res.all_quarantined_message("SRC") is None
+
+
+def test_csv_rows_wider_than_the_header_are_malformed_csv_and_long_cells_are_too_long(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("instruction,output\na,b,c\n" + "x" * 200_000 + ",y\nd,e\n")
+    res = read(path, max_chars=1000)
+    assert [(q.source_locator, q.reason, q.detail) for q in res.quarantine] == [(2, R.MALFORMED_CSV, "1 cell beyond the header"), (3, R.TOO_LONG, "200001 characters, limit 1000")]
+    assert [r.instruction for r in res.rows] == ["d"]
+
+
+def test_source_kind_and_the_one_skip_rule(tmp_path):
+    assert R.source_kind("a/b/Data.JSONL.GZ") == ("jsonl", "gzip") and R.source_kind("x.csv.zst") == ("csv", "zstd") and R.source_kind("x.parquet") == ("parquet", None)
+    assert R.source_kind("x.parquet.gz") is None and R.source_kind("x.txt") is None and R.source_kind("x.gz") is None
+    assert R.why_skipped("sub/.cache/x.jsonl").startswith("hidden") and R.why_skipped(".x.jsonl").startswith("hidden")
+    assert R.why_skipped("sub/x.parquet.gz").startswith("compressed Parquet") and R.why_skipped("sub/x.jsonl.xz") is None
+
+
+def test_a_folder_reads_compressed_files_and_reports_every_entry_it_does_not_read(tmp_path):
+    src = tmp_path / "src"
+    (src / "sub" / ".cache").mkdir(parents=True)
+    rows = make_rows(4)
+    write_jsonl(src / "a.jsonl", rows[:1])
+    (src / "b.jsonl.gz").write_bytes(gzip.compress(json.dumps(rows[1]).encode() + b"\n"))
+    write_jsonl(src / "sub" / ".cache" / "c.jsonl", rows[2:3])  # hidden: read before, not now
+    write_jsonl(src / ".d.jsonl", rows[3:])
+    os.mkfifo(src / "p.jsonl")
+    os.symlink("loop", src / "loop")
+    os.symlink("..", src / "up")
+    report = R.SourceReport()
+    res = R.validate_units(R.read_units(src, report), MAP, 1000)
+    assert [r.source_file for r in res.rows] == [str(src / "a.jsonl"), str(src / "b.jsonl.gz")]
+    assert [(n[len(str(src)) + 1 :], w.split(" (")[0]) for n, w in report.skipped] == [
+        (".d.jsonl", "hidden"),
+        ("loop", "symbolic link loop"),
+        ("p.jsonl", "not a regular file"),
+        ("sub/.cache/", "hidden"),
+        ("up", "symbolic link to a folder"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "make,message",
+    [
+        (lambda p: os.mkfifo(p), "not a regular file (a FIFO)"),
+        (lambda p: os.symlink(p.name, p), "symbolic link loop"),
+        (lambda p: os.symlink("gone.jsonl", p), "broken symbolic link (points to gone.jsonl)"),
+    ],
+)
+def test_a_special_file_as_the_source_fails_in_one_line(tmp_path, make, message):
+    path = tmp_path / "s.jsonl"
+    make(path)
+    with pytest.raises(R.SourceError) as exc:
+        R.list_source_files(path)
+    assert str(exc.value) == f"{path}: {message}"
+
+
+def test_deep_nesting_is_quarantined_not_a_crash(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", [{"instruction": "a", "output": "b"}], [b"[" * 100_000 + b"]" * 100_000, json.dumps({"instruction": "x", "output": "y", "m": json.loads("[" * 300 + "]" * 300)}).encode()])
+    res = read(path)
+    assert [(q.source_locator, q.reason) for q in res.quarantine] == [(2, R.TOO_DEEP), (3, R.TOO_DEEP)] and len(res.rows) == 1
+
+
+def test_chat_rows_keep_their_prompt_turns_and_count_the_turns_dropped(tmp_path):
+    turns = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Capital of France?"},
+        {"role": "tool", "content": "lookup: Paris"},
+        {"role": "assistant", "content": "Paris"},
+        {"role": "user", "content": "And Spain?"},
+        {"role": "assistant", "content": "Madrid"},
+        {"role": "user", "content": "Thanks"},
+    ]
+    res = read(write_jsonl(tmp_path / "chat.jsonl", [{"messages": turns}, {"instruction": "i", "output": "o"}]))
+    chat, alpaca = res.rows
+    # The instruction (so the row id) is what it always was: the kept turns flattened.
+    assert chat.instruction == "system: Be brief.\n\nuser: Capital of France?\n\nassistant: Paris\n\nuser: And Spain?" and chat.output == "Madrid"
+    assert chat.row_id == R.row_id_for(chat.instruction, "", "Madrid")
+    assert chat.messages == json.dumps([{"role": t["role"], "content": t["content"]} for t in turns[:5] if t["role"] != "tool"], ensure_ascii=False, separators=(",", ":"))
+    assert chat.turns_dropped == 2 and res.turns_after_last_assistant == 1 and res.turns_other_roles == 1
+    assert alpaca.messages is None and alpaca.turns_dropped == 0
+
+
+def test_skipped_lines_list_the_first_entries_and_count_the_rest_by_reason():
+    skipped = [(f"src/.f{i}", "hidden (a name in its path starts with '.')") for i in range(30)] + [("src/x.txt", "unsupported file type '.txt'")]
+    lines = R.skipped_lines(skipped, limit=2)
+    assert lines == ["src/.f0: not read: hidden (a name in its path starts with '.')", "src/.f1: not read: hidden (a name in its path starts with '.')", "and 29 more not read: hidden 28, unsupported file type '.txt' 1"]
+    entry = R.QuarantineEntry("f.jsonl", 1, R.MALFORMED_JSON, "Expecting value at column 1")
+    assert R.all_quarantined_message("f.jsonl", [entry]) == "all 1 row of f.jsonl quarantined: malformed_json 1 (Expecting value at column 1)"

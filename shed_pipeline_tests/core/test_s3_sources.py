@@ -1,7 +1,9 @@
 """s3:// sources: which objects a source is, the local mirror, the listing version, and that an S3
 source reads exactly like the same files on disk."""
 
+import gzip
 import hashlib
+import json
 
 import pytest
 
@@ -116,3 +118,20 @@ def test_an_s3_source_reads_like_the_same_files_on_disk(s3_bucket, tmp_path):
     with pytest.raises(ValueError, match="needs an object store"):
         load_source(f"s3://{b}/src/", *args)
     assert str(S3Uri.parse(remote.label).child("x")) == f"s3://{b}/src/x"
+
+
+def test_s3_objects_follow_the_local_folder_rule_and_what_is_not_read_is_reported(s3_bucket, tmp_path):
+    b, c = s3_bucket.name, s3_bucket.client
+    rows = make_rows(3)
+    c.put_object(Bucket=b, Key="in/a.jsonl", Body=json.dumps(rows[0]).encode() + b"\n")
+    c.put_object(Bucket=b, Key="in/b.jsonl.gz", Body=gzip.compress(json.dumps(rows[1]).encode() + b"\n"))
+    c.put_object(Bucket=b, Key="in/.cache/c.jsonl", Body=json.dumps(rows[2]).encode() + b"\n")  # in a hidden folder: was read
+    c.put_object(Bucket=b, Key="in/d.parquet.gz", Body=b"x")
+    c.put_object(Bucket=b, Key="in/e.txt", Body=b"x")
+    store = ObjectStore(c)
+    skipped = []
+    assert [o.key for o in list_source_objects(store, f"s3://{b}/in", skipped)] == ["in/a.jsonl", "in/b.jsonl.gz"]
+    assert [(n, w.split(" (")[0]) for n, w in skipped] == [(f"s3://{b}/in/.cache/c.jsonl", "hidden"), (f"s3://{b}/in/d.parquet.gz", "compressed Parquet"), (f"s3://{b}/in/e.txt", "unsupported file type '.txt'")]
+    assert [o.key for o in list_source_objects(store, f"s3://{b}/in/b.jsonl.gz")] == ["in/b.jsonl.gz"]
+    loaded = load_source(f"s3://{b}/in", FieldMapping(), None, 0, 32_000, 0.1, 0.1, tmp_path / "cache", lambda m: None, store=store, mirror_dir=tmp_path / "mirror")
+    assert loaded.rows["source_file"].to_list() == [f"s3://{b}/in/a.jsonl", f"s3://{b}/in/b.jsonl.gz"] and loaded.skipped == skipped
