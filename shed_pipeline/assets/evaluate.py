@@ -37,8 +37,9 @@ class EvaluationConfig(dg.Config):
     benchmark_items: int = 30  # items per benchmark (a fixed sample); 0 = all
 
 
-def lm_arms_report(config: EvaluationConfig, pool: pl.DataFrame, test: pl.DataFrame, curated_idx, device: str, cache_dir, log, arms_cache=None) -> dict:
-    """Fine-tune and score every arm; the records, their summary and the SHED verdict."""
+def lm_arms_report(config: EvaluationConfig, pool: pl.DataFrame, test: pl.DataFrame, curated_idx, device: str, cache_dir, log, arms_cache=None, on_arm_done=None) -> dict:
+    """Fine-tune and score every arm; the records, their summary and the SHED verdict. Chat rows are
+    prompted with their turns (`messages`); `on_arm_done(done, total, label, cached)` after each arm."""
     from shed_pipeline.core import lm
     from shed_pipeline.core.benchmarks import load_choice_items
     from shed_pipeline.core.evaluation_lm import FinetuneBudget, evaluate_arms, plan_arms, steps_for_epochs, summarize, verdict
@@ -54,8 +55,9 @@ def lm_arms_report(config: EvaluationConfig, pool: pl.DataFrame, test: pl.DataFr
     fingerprint = lm.model_fingerprint(path)
     signature = lm.device_signature(device)  # results depend on the device's arithmetic and the library versions
     cache = arms_cache / hashlib.sha256(signature.encode()).hexdigest()[:16] if arms_cache is not None else None
-    pool_prompts, test_prompts = lm.prompt_texts(tok, pool["instruction"], pool["input"]), lm.prompt_texts(tok, test["instruction"], test["input"])
-    records = evaluate_arms(model, tok, arms, pool_prompts, pool["output"].to_list(), test_prompts, test["output"].to_list(), benchmarks, budget, log, cache, fingerprint)
+    pool_prompts = lm.prompt_texts(tok, pool["instruction"], pool["input"], lm.messages_column(pool), log)
+    test_prompts = lm.prompt_texts(tok, test["instruction"], test["input"], lm.messages_column(test), log)
+    records = evaluate_arms(model, tok, arms, pool_prompts, pool["output"].to_list(), test_prompts, test["output"].to_list(), benchmarks, budget, log, cache, fingerprint, on_arm_done)
     summary = summarize(records)
     return {
         "model_path": str(path),
@@ -69,6 +71,17 @@ def lm_arms_report(config: EvaluationConfig, pool: pl.DataFrame, test: pl.DataFr
         "summary": summary,
         "verdict": verdict(summary),
     }
+
+
+def arm_observer(context: dg.AssetExecutionContext):
+    """An `on_arm_done` that records each finished arm as an observation of evaluation_metrics (arms
+    done and in all, the arm, whether it came from the cache): after an interrupt, the run's event
+    log tells how many arms are done, and kept in the arms cache."""
+
+    def on_arm_done(done: int, total: int, label: str, cached: bool) -> None:
+        context.log_event(dg.AssetObservation(asset_key="evaluation_metrics", metadata={"arms_done": done, "arms_total": total, "arm": label, "cached": cached}))
+
+    return on_arm_done
 
 
 def _arm_table(summary: list[dict]) -> str:
@@ -102,7 +115,7 @@ def evaluation_metrics(context: dg.AssetExecutionContext, config: EvaluationConf
     )
     report["method"] = curated_subset["method"][0] if curated_subset.height else None
     report["test_rows"] = test.height
-    lm_report = lm_arms_report(config, pool, test, curated_idx, compute.torch_device(), paths.cache(), context.log.info, paths.evaluation_cache()) if config.lm else None
+    lm_report = lm_arms_report(config, pool, test, curated_idx, compute.torch_device(), paths.cache(), context.log.info, paths.evaluation_cache(), arm_observer(context)) if config.lm else None
     scalars = {k: v for k, v in report.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     detail = [None] * len(scalars)
     if lm_report:

@@ -57,19 +57,22 @@ class ProxyShapleyConfig(dg.Config):
 
 
 # What a validation snapshot keeps: enough for any utility (texts for a language model, vectors for knn).
-VALIDATION_COLUMNS = ["row_id", "instruction", "input", "output", "embedding"]
+# `messages` (a chat row's prompt turns, JSON) only where the rows have it: frames and snapshots
+# written before it have none, and their rows are read as Alpaca rows (lm.messages_column).
+VALIDATION_COLUMNS = ["row_id", "instruction", "input", "output", "messages", "embedding"]
 
 
 def validation_rows(raw_dataset: pl.DataFrame, embeddings: pl.DataFrame) -> pl.DataFrame:
     """The current validation split with its vectors, in row order."""
     val = raw_dataset.filter(pl.col("split") == "validation").join(embeddings, on="row_id", how="inner", maintain_order="left")
-    return val.select(VALIDATION_COLUMNS)
+    return val.select([c for c in VALIDATION_COLUMNS if c != "messages" or c in val.columns])
 
 
 def build_utility(config: ProxyShapleyConfig, raw_dataset: pl.DataFrame, embeddings: pl.DataFrame, proxy_ids: list[str], validation: pl.DataFrame, device: str = "cpu", cache_dir=None, log=print, feature_cache=None):
     """The utility over the proxies, scored on the `validation` rows; its cache key and description;
     and each player's cache identity: row id and a digest of its vector, so that a value cached
-    under other vectors (another embedding model) is never reused."""
+    under other vectors (another embedding model) is never reused (for the LM utilities, also of a
+    chat row's turns: lm.prompt_keys)."""
     if config.utility not in UTILITIES:
         raise ValueError(f"unknown utility {config.utility!r}; choose one of {', '.join(UTILITIES)}")
     if config.estimator == "knn_exact" and config.utility != "knn":
@@ -80,6 +83,10 @@ def build_utility(config: ProxyShapleyConfig, raw_dataset: pl.DataFrame, embeddi
     proxies = pl.DataFrame({"row_id": proxy_ids}).join(rows, on="row_id", how="left", maintain_order="left")
     proxy_vecs = np.asarray(proxies["embedding"].to_numpy(), dtype=np.float32)
     identities = [f"{rid}:{fingerprint_arrays(v)[:16]}" for rid, v in zip(proxy_ids, proxy_vecs, strict=True)]
+    if config.utility in ("lm", "probe"):  # a language model's values also depend on how a chat row's turns are prompted
+        from shed_pipeline.core.lm import messages_column, prompt_keys
+
+        identities = [f"{key}:{fingerprint_arrays(v)[:16]}" for key, v in zip(prompt_keys(proxy_ids, messages_column(proxies)), proxy_vecs, strict=True)]
     if config.utility == "lm":
         return _lm_utility(config, proxies, validation, device, cache_dir, log) + (identities,)
     if config.utility == "probe":
@@ -107,44 +114,61 @@ def _lm_utility(config: ProxyShapleyConfig, proxies: pl.DataFrame, validation: p
 
         raw = load_choice_items(config.lm_benchmarks, config.lm_benchmark_items, config.seed, cache_dir, log, from_end=True)  # never the evaluation's items
         items = [it for task in config.lm_benchmarks for it in lm.choice_items(tok, raw[task])]
-    utility = LMUtility(model, tok, lm.prompt_texts(tok, proxies["instruction"], proxies["input"]), proxies["output"].to_list(), lm.prompt_texts(tok, val["instruction"], val["input"]), val["output"].to_list(), settings, items)
+    player_prompts = lm.prompt_texts(tok, proxies["instruction"], proxies["input"], lm.messages_column(proxies), log)
+    val_prompts = lm.prompt_texts(tok, val["instruction"], val["input"], lm.messages_column(val), log)
+    utility = LMUtility(model, tok, player_prompts, proxies["output"].to_list(), val_prompts, val["output"].to_list(), settings, items, log=log)
     # U(S) depends on the model's weights, the fine-tune settings, the device's arithmetic, the
-    # validation rows (ids and texts; the ids are content hashes) and the multiple-choice items.
-    key_settings = {"model": lm.model_fingerprint(path), **settings.as_dict(), "device": lm.device_signature(device), "prompt": "chat_template/v1", "score": "val_loglik_per_token/v1"}
+    # validation rows (ids and texts; the ids are content hashes), how prompts are rendered (chat
+    # rows' turns) and the multiple-choice items.
+    key_settings = {"model": lm.model_fingerprint(path), **settings.as_dict(), "device": lm.device_signature(device), "prompt": lm.PROMPT_FORMAT, "score": "val_loglik_per_token/v1"}
     if items:
         key_settings["choice_items"] = fingerprint_arrays([f"{it.prompt}\x00{chr(31).join(it.choices)}\x00{it.answer}" for it in items])
-    data = fingerprint_arrays(val["row_id"].to_list())
+    data = fingerprint_arrays(lm.prompt_keys(val["row_id"], lm.messages_column(val)))
     return utility, utility_key("lm", key_settings, data), {"utility": "lm", "settings": key_settings, "validation_rows": val.height, "validation_fingerprint": data, "model_path": str(path)}
+
+
+def _prompt_rows(frame: pl.DataFrame) -> pl.DataFrame:
+    """Each row's prompt key (lm.prompt_keys) and the texts its prompt and target are built from;
+    `messages` null where the frame has none (a snapshot written before it)."""
+    from shed_pipeline.core import lm
+
+    messages = pl.col("messages").cast(pl.Utf8) if "messages" in frame.columns else pl.lit(None, pl.Utf8).alias("messages")
+    rows = frame.select("row_id", "instruction", "input", "output", messages)
+    return rows.with_columns(pl.Series("key", lm.prompt_keys(rows["row_id"], rows["messages"]), dtype=pl.Utf8))
 
 
 def _probe_utility(config: ProxyShapleyConfig, proxies: pl.DataFrame, validation: pl.DataFrame, device: str, cache_dir, feature_cache, log):
     from shed_pipeline.core import lm
     from shed_pipeline.core.embedding import EmbeddingCache
+    from shed_pipeline.core.progress import Progress
     from shed_pipeline.core.utilities.probe import ProbeSettings, ProbeUtility
 
     path = lm.resolve_lm(config.lm_model, cache_dir, log)
     fingerprint = lm.model_fingerprint(path)
     val = first_by_id(validation, config.probe_validation_rows)
-    # The LM's features are cached by row id like embeddings: a refresh computes new rows only.
-    feature_id = f"lm-penultimate/v1:{fingerprint}:{config.lm_max_tokens}:{lm.device_signature(device)}"
-    rows = pl.concat([proxies.select("row_id", "instruction", "input", "output"), val.select("row_id", "instruction", "input", "output")]).unique("row_id", keep="first", maintain_order=True)
+    # The LM's features are cached by prompt key (row id, and a chat row's turns) like embeddings: a
+    # refresh computes new rows only. The id names the prompt rendering: features change with it.
+    feature_id = f"lm-penultimate/v1:{lm.PROMPT_FORMAT}:{fingerprint}:{config.lm_max_tokens}:{lm.device_signature(device)}"
+    proxy_rows, val_rows = _prompt_rows(proxies), _prompt_rows(val)
+    rows = pl.concat([proxy_rows, val_rows]).unique("key", keep="first", maintain_order=True)
     cache = EmbeddingCache(feature_cache)
-    missing = set(cache.missing(feature_id, rows["row_id"].to_list()))
+    missing = set(cache.missing(feature_id, rows["key"].to_list()))
     if missing:
-        todo = rows.filter(pl.col("row_id").is_in(list(missing)))
+        todo = rows.filter(pl.col("key").is_in(list(missing)))
         log(f"probe: LM features for {todo.height} rows ({rows.height - todo.height} cached)")
         model, tok = lm.load_lm(path, device=device)
-        prompts, outputs, ids = lm.prompt_texts(tok, todo["instruction"], todo["input"]), todo["output"].to_list(), todo["row_id"].to_list()
+        prompts, outputs, ids = lm.prompt_texts(tok, todo["instruction"], todo["input"], todo["messages"], log), todo["output"].to_list(), todo["key"].to_list()
+        progress = Progress(todo.height, "probe features", log, unit="rows")
         for s in range(0, todo.height, 256):  # cached chunk by chunk: an interrupted run keeps its work
-            xs, ys = lm.penultimate_features(model, tok, prompts[s : s + 256], outputs[s : s + 256], batch_size=config.lm_batch_size, max_tokens=config.lm_max_tokens)
+            xs, ys = lm.penultimate_features(model, tok, prompts[s : s + 256], outputs[s : s + 256], batch_size=config.lm_batch_size, max_tokens=config.lm_max_tokens, progress=progress)
             cache.put(feature_id, ids[s : s + 256], np.hstack([xs, ys]))
     feats = lambda ids: cache.get(feature_id, ids)  # noqa: E731
-    p, v = feats(proxies["row_id"].to_list()), feats(val["row_id"].to_list())
+    p, v = feats(proxy_rows["key"].to_list()), feats(val_rows["key"].to_list())
     h = p.shape[1] // 2
     settings = ProbeSettings(dims=config.probe_dims, ridge=config.probe_ridge)
     utility = ProbeUtility(p[:, :h], p[:, h:], v[:, :h], v[:, h:], settings)
     key_settings = {"features": feature_id, **settings.as_dict(), "score": "ridge_r2/v1"}
-    data = fingerprint_arrays(val["row_id"].to_list())
+    data = fingerprint_arrays(val_rows["key"].to_list())
     return utility, utility_key("probe", key_settings, data), {"utility": "probe", "settings": key_settings, "validation_rows": val.height, "validation_fingerprint": data, "model_path": str(path)}
 
 

@@ -18,6 +18,7 @@ import hashlib
 import json
 import math
 import os
+import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +29,10 @@ import numpy as np
 from shed_pipeline.core import lm
 from shed_pipeline.core.benchmarks import ChoiceItem
 from shed_pipeline.core.lm import FinetuneBudget  # the budget every arm gets; re-exported for callers
+from shed_pipeline.core.progress import Progress, format_seconds
 
 Log = Callable[[str], None]
+ArmDone = Callable[[int, int, str, bool], None]  # (arms done, arms in all, the arm's label, from the cache)
 TEST_SPLIT = "test_split"
 
 
@@ -43,6 +46,11 @@ class Arm:
     name: str  # base | curated | random | full_pool
     replicate: int  # the random arm's seed; 0 otherwise
     rows: tuple[int, ...]  # pool positions fine-tuned on (empty for the base model)
+
+    @property
+    def label(self) -> str:
+        """base, curated, random (seed 3), full_pool."""
+        return f"{self.name} (seed {self.replicate})" if self.name == "random" else self.name
 
 
 def plan_arms(n_pool: int, curated: Sequence[int], random_seeds: Sequence[int], include_full_pool: bool, include_base: bool = True) -> list[Arm]:
@@ -72,19 +80,24 @@ def evaluate_arms(
     log: Log = print,
     cache_dir: Path | None = None,
     model_key: str = "",
+    on_arm_done: ArmDone | None = None,
 ) -> list[dict]:
     """One record per (arm, benchmark): arm, replicate, subset_size, benchmark, metric, value.
 
     With `cache_dir` (and `model_key`, a fingerprint of the model's weights), each arm's results are
     kept in a JSON file named by a hash of everything they depend on (model, budget, the arm's rows'
     texts in order, the test rows, the benchmark items): a re-run whose subsets did not change
-    fine-tunes nothing."""
+    fine-tunes nothing.
+
+    Progress: a line per arm ("evaluation arm 2/6 curated: ..."), and the fine-tune's steps and the
+    scored sequences at most every 10 s. `on_arm_done(done, total, label, cached)` is called once
+    per arm when its results are in (and, with `cache_dir`, kept in the cache)."""
     if not test_prompts and not any(benchmarks.values()):
         raise ValueError("the LM evaluation has nothing to score: no test rows and no benchmark items")
     records = []
-    for arm in arms:
+    for k, arm in enumerate(arms, 1):
         idx = list(arm.rows)
-        label = f"evaluation arm {arm.name}{f' (seed {arm.replicate})' if arm.name == 'random' else ''}"
+        label = f"evaluation arm {k}/{len(arms)} {arm.label}"
         path = None
         if cache_dir is not None:
             key = _arm_key(model_key, budget, [(pool_prompts[i], pool_targets[i]) for i in idx], test_prompts, test_targets, benchmarks)
@@ -93,22 +106,31 @@ def evaluate_arms(
                 cached = json.loads(path.read_text())
                 records += [{"arm": arm.name, "replicate": arm.replicate, "subset_size": len(idx), **r} for r in cached]
                 log(f"{label}: from the cache")
+                if on_arm_done is not None:
+                    on_arm_done(k, len(arms), arm.label, True)
                 continue
         first = len(records)
-        log(f"{label}: {len(idx)} rows")
-        ctx = budget.finetuned(model, tok, [pool_prompts[i] for i in idx], [pool_targets[i] for i in idx]) if idx else nullcontext(model)
+        t0 = time.monotonic()
+        log(f"{label}: {f'fine-tune on {len(idx)} rows, then score' if idx else 'the base model, scored'}")
+        finetune = Progress(budget.steps, f"{label}: LoRA fine-tune", log, unit="steps")
+        ctx = budget.finetuned(model, tok, [pool_prompts[i] for i in idx], [pool_targets[i] for i in idx], finetune) if idx else nullcontext(model)
         with ctx as m:
             base = {"arm": arm.name, "replicate": arm.replicate, "subset_size": len(idx)}
             if test_prompts:
-                value = lm.mean_loglik_per_token(m, tok, list(test_prompts), list(test_targets), budget.batch_size, budget.max_tokens)
+                scored = Progress(len(test_prompts), f"{label}: {TEST_SPLIT}", log, unit="sequences")
+                value = lm.mean_loglik_per_token(m, tok, list(test_prompts), list(test_targets), budget.batch_size, budget.max_tokens, scored)
                 records.append({**base, "benchmark": TEST_SPLIT, "metric": "loglik_per_token", "value": value})
             for name, items in benchmarks.items():
-                records.append({**base, "benchmark": name, "metric": "accuracy", "value": lm.choice_accuracy(m, tok, items, budget.batch_size)})
+                scored = Progress(lm.choice_pairs(items), f"{label}: {name}", log, unit="sequences")
+                records.append({**base, "benchmark": name, "metric": "accuracy", "value": lm.choice_accuracy(m, tok, items, budget.batch_size, scored)})
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{os.getpid()}.partial")  # concurrent runs never share a temporary file
-            tmp.write_text(json.dumps([{k: r[k] for k in ("benchmark", "metric", "value")} for r in records[first:]]))
+            tmp.write_text(json.dumps([{f: r[f] for f in ("benchmark", "metric", "value")} for r in records[first:]]))
             tmp.replace(path)
+        log(f"{label}: done in {format_seconds(time.monotonic() - t0)}")
+        if on_arm_done is not None:
+            on_arm_done(k, len(arms), arm.label, False)
     return records
 
 

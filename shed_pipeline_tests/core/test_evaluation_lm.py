@@ -1,5 +1,7 @@
 """The LM evaluation arms on a tiny Llama: plan, run, cache, summary and verdict."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -38,18 +40,81 @@ def test_arms_run_with_one_budget_are_deterministic_and_cached(tmp_path):
     bench = {"quiz": [ChoiceItem("the capital of france is", ("paris", "berlin", "madrid"), 0), ChoiceItem("what colour sky", ("green", "blue"), 1)]}
     arms = plan_arms(4, [0, 1], [0, 1], include_full_pool=True)
     budget = FinetuneBudget(steps=3, lr=1e-2, rank=2, alpha=4, batch_size=2, max_tokens=32)
-    logs = []
-    first = evaluate_arms(model, tok, arms, pool_p, pool_t, ["the capital of france is"], ["paris"], bench, budget, logs.append, tmp_path / "cache", "tiny")
+    logs, done = [], []
+    first = evaluate_arms(model, tok, arms, pool_p, pool_t, ["the capital of france is"], ["paris"], bench, budget, logs.append, tmp_path / "cache", "tiny", lambda *a: done.append(a))
     assert len(first) == len(arms) * 2 and {r["benchmark"] for r in first} == {"test_split", "quiz"}
+    labels = ["base", "curated", "random (seed 0)", "random (seed 1)", "full_pool"]
+    assert done == [(k, 5, label, False) for k, label in enumerate(labels, 1)]  # once per arm, in order
+    # A line per arm, k of M, and each long step's done/total (quick here: the end line only).
+    lines = lambda arm: [re.sub(r" \(.*\)$| in \d+s$", "", m) for m in logs if m.startswith(arm)]  # noqa: E731 (without rates and times)
+    assert lines("evaluation arm 1/5 base") == ["evaluation arm 1/5 base: the base model, scored", "evaluation arm 1/5 base: test_split: 1/1 sequences", "evaluation arm 1/5 base: quiz: 5/5 sequences", "evaluation arm 1/5 base: done"]
+    assert lines("evaluation arm 2/5 curated") == ["evaluation arm 2/5 curated: fine-tune on 2 rows, then score", "evaluation arm 2/5 curated: LoRA fine-tune: 3/3 steps", "evaluation arm 2/5 curated: test_split: 1/1 sequences", "evaluation arm 2/5 curated: quiz: 5/5 sequences", "evaluation arm 2/5 curated: done"]
+    assert re.fullmatch(r"evaluation arm 2/5 curated: LoRA fine-tune: 3/3 steps \([\d.]+ steps/s, done in \d+s\)", next(m for m in logs if "LoRA" in m))
     base = next(r["value"] for r in first if r["arm"] == "base" and r["benchmark"] == "test_split")
     want = lm.continuation_logprobs(model, tok, ["the capital of france is"], ["paris"])[0]
     assert base == pytest.approx(want[0] / want[1], abs=1e-5)  # the base arm is the untouched model
     curated = next(r["value"] for r in first if r["arm"] == "curated" and r["benchmark"] == "test_split")
     assert curated > base  # three steps on the answer raise its likelihood
     assert all(0 <= r["value"] <= 1 for r in first if r["metric"] == "accuracy")
-    again = evaluate_arms(model, tok, arms, pool_p, pool_t, ["the capital of france is"], ["paris"], bench, budget, logs.append, tmp_path / "cache", "tiny")
+    done.clear()
+    again = evaluate_arms(model, tok, arms, pool_p, pool_t, ["the capital of france is"], ["paris"], bench, budget, logs.append, tmp_path / "cache", "tiny", lambda *a: done.append(a))
     assert again == first and sum("from the cache" in m for m in logs) == len(arms)
+    assert done == [(k, 5, label, True) for k, label in enumerate(labels, 1)] and "evaluation arm 3/5 random (seed 0): from the cache" in logs
     fresh = evaluate_arms(model, tok, arms[:2], pool_p, pool_t, ["the capital of france is"], ["paris"], bench, budget)
     assert [r["value"] for r in fresh] == pytest.approx([r["value"] for r in first[:4]], abs=1e-6)  # same budget + seed = same result
     other = evaluate_arms(model, tok, arms[1:2], pool_p, pool_t, ["the capital of france is"], ["paris"], bench, FinetuneBudget(steps=4, lr=1e-2, rank=2, alpha=4, batch_size=2, max_tokens=32), logs.append, tmp_path / "cache", "tiny")
     assert not np.isclose(other[0]["value"], curated)  # another budget is another cache entry
+
+
+def test_arm_progress_becomes_an_observation_of_evaluation_metrics():
+    """assets/evaluate.py's on_arm_done inside an asset under dg.materialize: one AssetObservation per arm."""
+    import dagster as dg
+
+    from shed_pipeline.assets.evaluate import arm_observer
+
+    @dg.asset(name="evaluation_metrics")
+    def evaluation_metrics(context: dg.AssetExecutionContext) -> None:
+        on_arm_done = arm_observer(context)
+        on_arm_done(1, 3, "base", True)
+        on_arm_done(2, 3, "random (seed 0)", False)
+
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([evaluation_metrics], instance=instance)
+    assert result.success
+    observed = [{k: v.value for k, v in o.metadata.items()} for o in result.asset_observations_for_node("evaluation_metrics")]
+    assert observed == [{"arms_done": 1, "arms_total": 3, "arm": "base", "cached": True}, {"arms_done": 2, "arms_total": 3, "arm": "random (seed 0)", "cached": False}]
+    assert all(o.asset_key == dg.AssetKey("evaluation_metrics") for o in result.asset_observations_for_node("evaluation_metrics"))
+
+
+def test_lm_arms_report_prompts_chat_rows_with_their_turns(tmp_path, monkeypatch):
+    """assets/evaluate.py's pool and test prompts: a chat row's turns through the chat template (the
+    fine-tune's loss stays on the output: the last assistant turn); frames without the column as before."""
+    import json
+
+    import polars as pl
+    from transformers import AutoTokenizer
+
+    from shed_pipeline.assets.evaluate import EvaluationConfig, lm_arms_report
+    from shed_pipeline.core import evaluation_lm
+    from shed_pipeline_tests.core.test_lm import CHAT
+
+    model_dir = build_tiny_lm(tmp_path / "chat_llama")
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    tok.chat_template = CHAT
+    tok.save_pretrained(model_dir)
+    conv = json.dumps([{"role": "system", "content": "a b"}, {"role": "user", "content": "what colour"}, {"role": "assistant", "content": "blue"}, {"role": "user", "content": "the sky"}])
+    pool = pl.DataFrame({"row_id": ["p1", "p2", "p3"], "instruction": ["system: a b\n\nuser: what colour\n\nassistant: blue\n\nuser: the sky", "c", "d"], "input": ["", "e", ""], "output": ["blue", "f", "g"], "messages": [conv, None, None]})
+    test = pl.DataFrame({"row_id": ["t1"], "instruction": ["the capital of france is"], "input": [""], "output": ["paris"]})  # no messages column
+    seen, done = {}, []
+    real = evaluation_lm.evaluate_arms
+
+    def spy(model, tok, arms, pool_prompts, pool_targets, test_prompts, *rest):
+        seen.update(pool=pool_prompts, pool_targets=pool_targets, test=test_prompts)
+        return real(model, tok, arms, pool_prompts, pool_targets, test_prompts, *rest)
+
+    monkeypatch.setattr(evaluation_lm, "evaluate_arms", spy)
+    config = EvaluationConfig(lm_model=str(model_dir), lm_steps=1, lm_batch_size=2, lm_max_tokens=48, benchmarks=[], random_seeds=1, include_full_pool=False)
+    report = lm_arms_report(config, pool, test, [0], "cpu", tmp_path, lambda m: None, tmp_path / "arms", lambda *a: done.append(a))
+    assert seen["pool"] == ["<|system|>a b\n<|user|>what colour\n<|assistant|>blue\n<|user|>the sky\n<|assistant|>", "<|user|>c\n\ne\n<|assistant|>", "<|user|>d\n<|assistant|>"]
+    assert seen["pool_targets"] == ["blue", "f", "g"] and seen["test"] == ["<|user|>the capital of france is\n<|assistant|>"]
+    assert [d[:2] for d in done] == [(1, 3), (2, 3), (3, 3)] and {r["arm"] for r in report["records"]} == {"base", "curated", "random"}

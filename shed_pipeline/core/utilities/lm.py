@@ -9,6 +9,9 @@ LoRA fine-tune on the coalition's proxy rows.
 The fine-tune has a fixed budget (steps, lr, rank, batch) and a seed, so U(S) is a deterministic
 function of S on one device. Each call costs a fine-tune and a validation pass: minutes on a CPU
 for real settings, which is why the evaluation cache and Banzhaf-MSR matter here.
+
+Progress: everything the utility logs (evaluations computed so far; within a long evaluation, its
+fine-tune steps and scored sequences) goes through one throttle, at most a line per `log_every_s`.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import numpy as np
 
 from shed_pipeline.core import lm
 from shed_pipeline.core.benchmarks import ChoiceItem
+from shed_pipeline.core.progress import EVERY_S, Log, Progress, silent, throttled
 
 
 @dataclass(frozen=True)
@@ -32,7 +36,7 @@ class LMSettings(lm.FinetuneBudget):
 
 
 class LMUtility:
-    def __init__(self, model, tok, player_prompts: Sequence[str], player_targets: Sequence[str], val_prompts: Sequence[str], val_targets: Sequence[str], settings: LMSettings = LMSettings(), choice_items: Sequence[ChoiceItem] = ()):
+    def __init__(self, model, tok, player_prompts: Sequence[str], player_targets: Sequence[str], val_prompts: Sequence[str], val_targets: Sequence[str], settings: LMSettings = LMSettings(), choice_items: Sequence[ChoiceItem] = (), log: Log = silent, log_every_s: float = EVERY_S):
         if len(player_prompts) != len(player_targets) or len(val_prompts) != len(val_targets):
             raise ValueError("prompts and targets differ in length")
         if not val_prompts:
@@ -43,14 +47,19 @@ class LMUtility:
         self.choice_items = list(choice_items)
         self.n_players = len(self.player_prompts)
         self.last_parts: dict[str, float] = {}
+        self._log = throttled(log, log_every_s)
+        self.computed = Progress(None, "lm utility", self._log, unit="evaluations", every_s=0)  # every one offered to the throttle
+
+    def _progress(self, total: int, what: str, unit: str) -> Progress:
+        return Progress(total, f"lm utility, evaluation {self.computed.done + 1}: {what}", self._log, unit=unit)
 
     def _score(self, model) -> float:
         s = self.settings
-        loglik = lm.mean_loglik_per_token(model, self.tok, self.val_prompts, self.val_targets, s.batch_size, s.max_tokens)
+        loglik = lm.mean_loglik_per_token(model, self.tok, self.val_prompts, self.val_targets, s.batch_size, s.max_tokens, self._progress(len(self.val_prompts), "validation", "sequences"))
         parts = {"val_loglik_per_token": loglik}
         score = loglik
         if self.choice_items:
-            acc = lm.choice_accuracy(model, self.tok, self.choice_items, s.batch_size)
+            acc = lm.choice_accuracy(model, self.tok, self.choice_items, s.batch_size, self._progress(lm.choice_pairs(self.choice_items), "choice items", "sequences"))
             parts["choice_accuracy"] = acc
             score += s.choice_weight * acc
         self.last_parts = parts
@@ -62,6 +71,10 @@ class LMUtility:
             raise ValueError(f"coalition mask must have shape ({self.n_players},), got {mask.shape}")
         idx = np.flatnonzero(mask)
         if len(idx) == 0:
-            return self._score(self.model)
-        with self.settings.finetuned(self.model, self.tok, [self.player_prompts[i] for i in idx], [self.player_targets[i] for i in idx]) as tuned:
-            return self._score(tuned)
+            value = self._score(self.model)
+        else:
+            finetune = self._progress(self.settings.steps, "LoRA fine-tune", "steps")
+            with self.settings.finetuned(self.model, self.tok, [self.player_prompts[i] for i in idx], [self.player_targets[i] for i in idx], finetune) as tuned:
+                value = self._score(tuned)
+        self.computed.advance()
+        return value

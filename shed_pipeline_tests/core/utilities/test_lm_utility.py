@@ -52,3 +52,75 @@ def test_bad_input(tiny):
         LMUtility(model, tok, *PLAYERS, [], [])
     with pytest.raises(ValueError, match="shape"):
         LMUtility(model, tok, *PLAYERS, *VAL).value(np.ones(2, bool))
+
+
+def test_progress_goes_through_one_throttle(tiny):
+    import time
+
+    model, tok = tiny
+    lines = []
+    u = LMUtility(model, tok, *PLAYERS, *VAL, settings=FAST, log=lines.append, log_every_s=0)  # no throttle: every line
+    u.value(np.array([True, False, True]))
+    u.value(np.zeros(3, bool))
+    assert [m.split(" (")[0] for m in lines] == [
+        "lm utility, evaluation 1: LoRA fine-tune: 20/20 steps",
+        "lm utility, evaluation 1: validation: 2/2 sequences",
+        "lm utility: 1 evaluations",
+        "lm utility, evaluation 2: validation: 2/2 sequences",  # the empty coalition: the base model, no fine-tune
+        "lm utility: 2 evaluations",
+    ]
+    quiet, t0 = [], time.monotonic()
+    u = LMUtility(model, tok, *PLAYERS, *VAL, settings=FAST, log=quiet.append)  # the default: at most a line per 10 s
+    for mask in ([1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0]):
+        u.value(np.array(mask, bool))
+    assert 1 <= len(quiet) <= 1 + (time.monotonic() - t0) // 10
+
+
+def test_the_utility_builders_prompt_chat_rows_with_their_turns_and_key_them_apart(tmp_path):
+    """assets/score.py's lm and probe builders on a tiny Llama given a chat template: chat rows keep
+    their turns; frames and validation snapshots from before the messages column read as Alpaca
+    rows, under other cache keys and player identities."""
+    import json
+
+    import polars as pl
+    from transformers import AutoTokenizer
+
+    from shed_pipeline.assets.score import ProxyShapleyConfig, build_utility, validation_rows
+    from shed_pipeline_tests.core.test_lm import CHAT
+
+    model_dir = build_tiny_lm(tmp_path / "chat_llama")
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    tok.chat_template = CHAT
+    tok.save_pretrained(model_dir)
+    conv = json.dumps([{"role": "user", "content": "what colour"}, {"role": "assistant", "content": "blue"}, {"role": "user", "content": "the sky"}])
+    flat = "user: what colour\n\nassistant: blue\n\nuser: the sky"  # how the reader flattens it into the instruction
+    raw = pl.DataFrame(
+        {
+            "row_id": ["p1", "p2", "p3", "v1", "v2", "v3"],
+            "instruction": ["a b", flat, "c", flat, "paris", "d e"],
+            "input": [""] * 6,
+            "output": ["c", "blue", "d", "blue", "france", "f"],
+            "messages": [None, conv, None, conv, None, None],
+            "split": ["pool"] * 3 + ["validation"] * 3,
+        }
+    )
+    emb = pl.DataFrame({"row_id": raw["row_id"], "embedding": [np.random.default_rng(i).normal(size=4).astype(np.float32) for i in range(6)]})
+    val, proxies, logs = validation_rows(raw, emb), ["p1", "p2", "p3"], []
+    assert val.columns == ["row_id", "instruction", "input", "output", "messages", "embedding"]
+    assert validation_rows(raw.drop("messages"), emb).columns == ["row_id", "instruction", "input", "output", "embedding"]
+    cfg = ProxyShapleyConfig(utility="lm", estimator="banzhaf_msr", lm_model=str(model_dir), lm_steps=2, lm_max_tokens=64)
+    build = lambda cfg, raw, val: build_utility(cfg, raw, emb, proxies, val, "cpu", tmp_path, logs.append, tmp_path / "features.duckdb")  # noqa: E731
+    u, key, description, ids = build(cfg, raw, val)
+    assert u.player_prompts[1] == u.val_prompts[0] == "<|user|>what colour\n<|assistant|>blue\n<|user|>the sky\n<|assistant|>"
+    assert u.player_prompts[0] == "<|user|>a b\n<|assistant|>" and description["settings"]["prompt"] == "chat_template/v2"
+    old_u, old_key, _, old_ids = build(cfg, raw.drop("messages"), val.drop("messages"))  # frames and a snapshot from before the column
+    assert old_u.player_prompts[1] == old_u.val_prompts[0] == f"<|user|>{flat}\n<|assistant|>"
+    assert old_key != key and old_ids[1] != ids[1] and old_ids[0] == ids[0] and old_ids[2] == ids[2]  # only the chat row's identity differs
+    _, mixed_key, _, mixed_ids = build(cfg, raw, val.drop("messages"))  # a snapshot from before: its rows as Alpaca rows
+    assert mixed_key == old_key and mixed_ids == ids
+    probe = cfg.model_copy(update={"utility": "probe", "probe_dims": 2})
+    _, pkey, pdesc, _ = build(probe, raw, val)
+    _, old_pkey, _, _ = build(probe, raw.drop("messages"), val.drop("messages"))
+    assert "chat_template/v2" in pdesc["settings"]["features"] and pkey != old_pkey
+    # The second build computes features again for the two chat rows only (prompted flattened now).
+    assert [m.split(" (")[0] for m in logs if m.startswith("probe")] == ["probe: LM features for 6 rows", "probe features: 6/6 rows", "probe: LM features for 2 rows", "probe features: 2/2 rows"]
