@@ -86,7 +86,7 @@ def main() -> None:
     ui_home = root / "ui"
     (ui_home / "dagster_home").mkdir(parents=True)
     (ui_home / "dagster_home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    env = {**env, "SHED_PIPELINE_HOME": str(ui_home), "DAGSTER_HOME": str(ui_home / "dagster_home"), "SHED_PIPELINE_OUT": str(ui_home / "out"), "SHED_PIPELINE_LINEAGE": str(ui_home / "out" / "lineage.duckdb")}
+    env = {**env, "SHED_PIPELINE_HOME": str(ui_home), "DAGSTER_HOME": str(ui_home / "dagster_home"), "SHED_PIPELINE_OUT": str(ui_home / "out")}
     port = free_port()
     log = root / "dagster_dev.log"
     t_start = time.perf_counter()

@@ -1,22 +1,35 @@
 """The `shed-pipeline` command: run the curation job, and query lineage.
 
 `run` materializes the six assets through the same Definitions the UI loads, recorded in
-DAGSTER_HOME so `dagster dev` shows the run. Errors print one line and exit non-zero.
+DAGSTER_HOME so `dagster dev` shows the run. Runs on one project folder take turns (a second one
+waits, naming the run it waits for). Errors print one line and exit non-zero; an interrupt (Ctrl-C,
+SIGTERM) says what was finished and kept, and exits 130.
 """
 
 import argparse
+import errno
 import json
 import os
+import re
+import signal
 import sys
 import time
+import uuid
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
+
+from shed_pipeline.core.display import printable
 
 ASSET_ORDER = ["raw_dataset", "embeddings", "clusters", "proxy_shapley_scores", "curated_subset", "evaluation_metrics"]
 
 
 class CliError(Exception):
     pass
+
+
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM during a run; the message says what was finished and kept."""
 
 
 def _positive_int(text: str) -> int:
@@ -92,12 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--full-refit", action="store_true", help="re-fit the clusters from scratch instead of refreshing the previous run's")
     r.add_argument("--embed-chunk", type=_positive_int, help="texts per encode call and embedding-cache write (default 512): an interrupted run loses at most one chunk")
     r.add_argument("--device", choices=["auto", "cpu", "cuda"], help="compute device (default auto: CUDA when present)")
-    r.add_argument("--out", help="output folder or s3:// prefix for curated.jsonl, curated.parquet, evaluation.json (default: $SHED_PIPELINE_OUT, else .shed_pipeline/out; lineage.duckdb stays in a local folder)")
+    r.add_argument("--out", help="output folder or s3:// prefix for curated.jsonl, curated.parquet, evaluation.json (default: $SHED_PIPELINE_OUT, else .shed_pipeline/out); lineage stays in the project's one database")
+    r.add_argument("--row-id-field", metavar="NAME", help="add each curated row's id (what `shed-pipeline lineage why` takes) to curated.jsonl/.parquet under this field name; the ids are in curated.manifest.json either way")
+    r.add_argument("--no-wait", action="store_true", help="fail at once, instead of waiting, when another run is using the project folder")
     r.add_argument("--set", action="append", default=[], metavar="ASSET.KEY=VALUE", type=_setting, help="any asset config value, e.g. proxy_shapley_scores.lm_steps=4 or evaluation_metrics.benchmarks='[\"social_iqa\"]' (JSON, else text); repeatable, applied last")
     r.add_argument("--json", action="store_true", help="print a machine-readable summary instead of a table")
 
     lin = sub.add_parser("lineage", help="query the lineage database")
-    lin.add_argument("--db", help="lineage DuckDB file (default: the configured one, .shed_pipeline/out/lineage.duckdb)")
+    lin.add_argument("--db", help="lineage DuckDB file (default: the project's, $SHED_PIPELINE_LINEAGE or .shed_pipeline/lineage.duckdb)")
     lin.add_argument("--json", action="store_true", help="print JSON")
     lsub = lin.add_subparsers(dest="query", required=True, parser_class=_Parser)
     lsub.add_parser("runs", help="list runs")
@@ -107,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     diff = lsub.add_parser("diff", help="rows added to / removed from the curated set between two runs")
     diff.add_argument("run_a")
     diff.add_argument("run_b")
+
+    bench = sub.add_parser("benchmarks", help="list the bigbench multiple-choice tasks --benchmarks accepts (a parent name takes all its subtasks)")
+    bench.add_argument("--json", action="store_true", help="print JSON")
     return p
 
 
@@ -114,6 +132,22 @@ def _home() -> Path:
     from shed_pipeline.resources import default_home
 
     return Path(default_home())
+
+
+@contextmanager
+def _dagster_instance():
+    """The DAGSTER_HOME instance, created under a lock on that folder: processes that create a new
+    instance at the same moment race in its SQLite migrations ("more than one head present")."""
+    import fcntl
+
+    import dagster as dg
+
+    with open(Path(os.environ["DAGSTER_HOME"]) / ".shed-instance.lock", "a") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        instance = dg.DagsterInstance.get()
+        fcntl.flock(guard, fcntl.LOCK_UN)
+    with instance:
+        yield instance
 
 
 def _ensure_dagster_home() -> Path:
@@ -167,26 +201,174 @@ def _run_config(args: argparse.Namespace) -> dict:
         ops["curated_subset"]["size"] = args.size
     if args.temperature is not None:
         ops["curated_subset"]["temperature"] = args.temperature
+    if args.row_id_field:
+        ops["curated_subset"]["row_id_field"] = args.row_id_field
     for asset, key, value in args.set:
         ops.setdefault(asset, {})[key] = value
     return {"ops": {k: {"config": v} for k, v in ops.items()}, "loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
-def _failure_message(result) -> str:
-    for ev in result.all_events:
-        if ev.is_step_failure and ev.step_failure_data and ev.step_failure_data.error:
-            err = ev.step_failure_data.error
-            while err.cause is not None and err.cls_name in ("DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError"):
-                err = err.cause
-            msg = err.message.strip().splitlines()[-1] if err.message.strip() else err.cls_name
-            return f"{ev.step_key}: {msg}"
-    for ev in result.all_events:
-        if ev.event_type_value == "ASSET_CHECK_EVALUATION":
-            data = ev.event_specific_data
-            if data is not None and not data.asset_check_evaluation.passed:
-                ce = data.asset_check_evaluation
-                return f"check {ce.check_name} failed: {ce.description or ''}"
+# Exceptions whose message is the whole story for a user: printed without their class name.
+USER_ERRORS = {"SourceError", "ValueError", "FileNotFoundError", "AssetValueMismatch", "LineageError", "StoreLockedError", "ProjectBusy", "CliError", "ObjectStoreError", "ObjectNotFound", "NoSuchBucket", "AccessDenied", "RuntimeError"}
+_CLASS_PATH = re.compile(r"^(?:[A-Za-z_]\w*\.)*([A-Za-z_]\w*): ")
+INTERRUPTS = {"DagsterExecutionInterruptedError", "KeyboardInterrupt"}
+
+
+def _no_space(text: str, step: str | None) -> str | None:
+    """"no space left on device while writing PATH (step X)" for a message that says the disk is full:
+    an OSError naming its file, DuckDB naming its file, or SQLite under Dagster's own storage."""
+    if not any(sign in text for sign in ("No space left on device", "database or disk is full", "disk I/O error")):
+        return None
+    found = re.search(r"No space left on device: '([^']+)'", text) or re.search(r'file "([^"]+)"', text)
+    if found:
+        where = f" while writing {found.group(1)}"
+    elif "sqlite" in text.lower() or "database or disk is full" in text or "disk I/O error" in text:
+        where = f" while writing Dagster's run storage in {os.environ.get('DAGSTER_HOME', 'DAGSTER_HOME')}"
+    else:
+        where = ""
+    return f"no space left on device{where}" + (f" (step {step})" if step else "")
+
+
+def _error_line(err) -> str:
+    """One line for a step's error (a SerializableErrorInfo): the innermost user error's message,
+    without Python class paths; the class name stays only for what is not a user error."""
+    while err.cause is not None and err.cls_name in ("DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError"):
+        err = err.cause
+    text = err.message.strip()
+    line = text.splitlines()[-1] if text else err.cls_name
+    m = _CLASS_PATH.match(line)
+    if m:
+        line = line[m.end() :] if m.group(1) in USER_ERRORS else f"{m.group(1)}: {line[m.end():]}"
+    elif err.cls_name not in USER_ERRORS and not line.startswith(err.cls_name):
+        line = f"{err.cls_name}: {line}"
+    return line
+
+
+def run_events(instance, run_id: str) -> list:
+    """The Dagster events of a run, from the instance's event log."""
+    return [rec.dagster_event for rec in instance.all_logs(run_id) if rec.dagster_event is not None]
+
+
+def run_report(events) -> dict:
+    """What a finished, failed or interrupted run did, from its Dagster events: the assets
+    materialized, the step that failed and why, failed checks, and the evaluation arms done so far."""
+    from dagster import DagsterEventType
+
+    report: dict[str, Any] = {"done": [], "failed_step": None, "error": None, "interrupted": False, "failed_checks": [], "arms": None}
+    for ev in events:
+        if ev.event_type == DagsterEventType.ASSET_MATERIALIZATION and ev.step_key not in report["done"]:
+            report["done"].append(ev.step_key)
+        elif ev.event_type == DagsterEventType.ASSET_OBSERVATION:
+            meta = ev.event_specific_data.asset_observation.metadata
+            if "arms_done" in meta:
+                report["arms"] = (meta["arms_done"].value, meta["arms_total"].value)
+        elif ev.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
+            check = ev.event_specific_data
+            if not check.passed:
+                report["failed_checks"].append(f"{check.asset_key.to_user_string()}: check {check.check_name} failed: {check.description or ''}".rstrip(": "))
+        elif ev.event_type == DagsterEventType.STEP_FAILURE and report["failed_step"] is None:
+            report["failed_step"] = ev.step_key
+            err = ev.step_failure_data.error if ev.step_failure_data else None
+            if err is not None:
+                inner = err
+                while inner.cause is not None and inner.cls_name not in INTERRUPTS:
+                    inner = inner.cause
+                report["interrupted"] = err.cls_name in INTERRUPTS or inner.cls_name in INTERRUPTS
+                report["error"] = _error_line(err)
+    return report
+
+
+def failure_message(events) -> str:
+    """The one line a failed run's events come down to."""
+    return _failure_message(run_report(events))
+
+
+def _failure_message(report: dict) -> str:
+    if report["failed_checks"] and (report["error"] is None or "AssetCheckFailed" in report["error"] or "quarantine_within_bound" in report["error"]):
+        return report["failed_checks"][0]
+    if report["failed_step"]:
+        step, error = report["failed_step"], report["error"] or "failed"
+        return _no_space(error, step) or f"{step}: {error}"
+    if report["failed_checks"]:
+        return report["failed_checks"][0]
     return "the run failed (see the Dagster UI for the event log)"
+
+
+def _interrupted_message(report: dict, run_id: str) -> str:
+    running = report["failed_step"] or next((a for a in ASSET_ORDER if a not in report["done"]), None)
+    done = ", ".join(report["done"]) or "nothing"
+    text = f"interrupted during {running} (run {run_id}); finished: {done}" if running else f"interrupted (run {run_id})"
+    if report["arms"] is not None:
+        arms_done, arms_total = report["arms"]
+        text += f"; evaluation arms: {arms_done} of {arms_total} done, kept in the cache (the next run reuses them)"
+    return text + "; cached embeddings and utility values are kept: run the same command again to resume"
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a `kill`, a container stopping) ends the run like Ctrl-C: reported, not cut off."""
+
+    def interrupt(_signum, _frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class _StorageErrorsInOneLine:
+    """sys.stderr during a run, except that Dagster's own report of a failed event-log write (the
+    SQLAlchemy error with its SQL and a dump of the event, many lines) becomes one line, said once:
+    the run's final error line says what happened (a full disk, usually)."""
+
+    PREFIX = "Exception while writing logger call to event log: "
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.said = False
+
+    def write(self, text: str) -> int:
+        if not text.startswith(self.PREFIX):
+            return self.stream.write(text)
+        if not self.said:
+            self.said = True
+            cause = text[len(self.PREFIX) :].strip().splitlines()[0] if text[len(self.PREFIX) :].strip() else "unknown error"
+            self.stream.write(f"{time.strftime('%H:%M:%S')} run: Dagster could not write its event log ({printable(cause)})\n")
+        return len(text)
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
+@contextmanager
+def _quiet_storage_errors() -> Iterator[None]:
+    previous = sys.stderr
+    sys.stderr = _StorageErrorsInOneLine(previous)
+    try:
+        yield
+    finally:
+        sys.stderr = previous
+
+
+def _stderr(message: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} run: {printable(message)}", file=sys.stderr, flush=True)
+
+
+def _benchmarks_to_check(config: dict) -> list[str]:
+    """The benchmark names a run's config asks for beyond the defaults (checked before any work)."""
+    ops = config.get("ops", {})
+    names: list[str] = []
+    evaluation = ops.get("evaluation_metrics", {}).get("config", {})
+    if evaluation.get("lm", True) and "benchmarks" in evaluation:
+        names += list(evaluation["benchmarks"] or [])
+    names += list(ops.get("proxy_shapley_scores", {}).get("config", {}).get("lm_benchmarks") or [])
+    return list(dict.fromkeys(names))
 
 
 def _metadata(result, node: str) -> dict[str, Any]:
@@ -194,24 +376,31 @@ def _metadata(result, node: str) -> dict[str, Any]:
     for mat in result.asset_materializations_for_node(node):
         for k, v in mat.metadata.items():
             val = getattr(v, "value", v)
-            if isinstance(val, (int, float, str, bool)) or val is None:
+            if isinstance(val, (int, float, str, bool, dict, list)) or val is None:  # dict/list: JSON metadata (quarantine reasons, ...)
                 out[k] = val
     return out
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from shed_pipeline.core.benchmarks import check_benchmarks
+    from shed_pipeline.core.natural_instructions import default_cache_dir
     from shed_pipeline.core.objectstore import S3Uri, is_s3
+    from shed_pipeline.core.project_lock import Holder, project_lock
+    from shed_pipeline.resources import default_lineage_path
 
-    if args.source and args.source != "natural-instructions" and not is_s3(args.source) and not Path(args.source).expanduser().exists():
+    if args.source and args.source != "natural-instructions" and not is_s3(args.source) and not os.path.lexists(Path(args.source).expanduser()):
         raise CliError(f"{args.source}: no such file or folder")
+    run_config = _run_config(args)
+    wanted = _benchmarks_to_check(run_config)
+    if wanted:  # a misspelt benchmark fails now, not after the whole pipeline ran
+        check_benchmarks(wanted, default_cache_dir(), log=_stderr)
     # Results go to --out, else $SHED_PIPELINE_OUT, else .shed_pipeline/out; an s3:// location gets
-    # them uploaded there, from a local copy under .shed_pipeline/out (where the lineage file stays).
+    # them uploaded there, from a local copy under .shed_pipeline/out. Lineage is the project's one
+    # database whatever --out is, so every run of the project is found in one place.
     target = args.out or os.environ.get("SHED_PIPELINE_OUT") or str(_home() / "out")
     out = _home() / "out" if is_s3(target) else Path(target).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     os.environ["SHED_PIPELINE_OUT"] = target if is_s3(target) else str(out.resolve())
-    if args.out or not os.environ.get("SHED_PIPELINE_LINEAGE"):
-        os.environ["SHED_PIPELINE_LINEAGE"] = str((out / "lineage.duckdb").resolve())
     published = (lambda name: str(S3Uri.parse(target).child(name))) if is_s3(target) else (lambda name: str(out / name))
     if args.device:
         os.environ["SHED_DEVICE"] = args.device
@@ -227,15 +416,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     from shed_pipeline.definitions import build_definitions
 
     job = build_definitions(concise_logs=True).resolve_job_def("shed_curation_job")
+    run_id = str(uuid.uuid4())
     t0 = time.perf_counter()
-    with dg.DagsterInstance.get() as instance:
-        try:
-            result = job.execute_in_process(run_config=_run_config(args), instance=instance, raise_on_error=False)
-        except dg.DagsterInvalidConfigError as exc:  # e.g. a misspelt --set key: name it, not the whole schema
-            raise CliError("invalid config: " + "; ".join(e.message.split(" Expected")[0] for e in exc.errors)) from None
+    # execute_in_process runs without the job's executor, so the CLI takes the project lock itself.
+    with project_lock(_home(), Holder(run_id=run_id, via="shed-pipeline run"), log=_stderr, wait=not args.no_wait), _dagster_instance() as instance:
+        with _sigterm_as_interrupt(), _quiet_storage_errors():
+            try:
+                result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False, run_id=run_id, tags={"shed/launched_by": "shed-pipeline run"})
+            except dg.DagsterInvalidConfigError as exc:  # e.g. a misspelt --set key: name it, not the whole schema
+                raise CliError("invalid config: " + "; ".join(e.message.split(" Expected")[0] for e in exc.errors)) from None
+            except BaseException as exc:  # Ctrl-C / SIGTERM, as KeyboardInterrupt or Dagster's own interrupt error
+                if type(exc).__name__ in INTERRUPTS:
+                    raise Interrupted(_interrupted_message(run_report(run_events(instance, run_id)), run_id)) from None
+                raise
+        if not result.success:
+            report = run_report(run_events(instance, run_id))
+            if report["interrupted"]:
+                raise Interrupted(_interrupted_message(report, run_id))
+            raise CliError(_failure_message(report))
+        lm_rows = _lm_summary(out / "evaluation.json")  # read while the project is still this run's
     wall = time.perf_counter() - t0
-    if not result.success:
-        raise CliError(_failure_message(result))
     meta = {node: _metadata(result, node) for node in ASSET_ORDER}
     summary = {
         "run_id": result.run_id,
@@ -246,6 +446,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             "rows_in": meta["raw_dataset"].get("rows_in"),
             "rows_ok": meta["raw_dataset"].get("rows_ok"),
             "rows_quarantined": meta["raw_dataset"].get("rows_quarantined"),
+            "quarantine_reasons": meta["raw_dataset"].get("quarantine_reasons"),
             "rows_pool": meta["raw_dataset"].get("rows_pool"),
             "rows_validation": meta["raw_dataset"].get("rows_validation"),
             "rows_test": meta["raw_dataset"].get("rows_test"),
@@ -261,7 +462,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             "curated_jsonl": published("curated.jsonl"),
             "curated_parquet": published("curated.parquet"),
             "curated_manifest": published("curated.manifest.json"),
-            "lineage_db": os.environ["SHED_PIPELINE_LINEAGE"],
+            "lineage_db": str(default_lineage_path()),
             "evaluation_json": published("evaluation.json"),
         },
         "dagster_home": os.environ["DAGSTER_HOME"],
@@ -277,12 +478,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(_table(["asset", "seconds"], [[n, f"{s[n]:.1f}" if s[n] is not None else "-"] for n in ASSET_ORDER]))
     if "utility_subset" in ev:
         print(_table(["held-out utility", "value"], [["curated subset", f"{ev['utility_subset']:.4f}"], ["random, same size (mean)", f"{ev.get('utility_random_mean', float('nan')):.4f}"], ["full pool", f"{ev.get('utility_full_pool', float('nan')):.4f}"]]))
-    arms = _lm_summary(out / "evaluation.json")
-    if arms:
-        print(_table(["benchmark", "metric", "base", "curated", "random (mean ± std)", "full pool"], arms))
+    if lm_rows:
+        print(_table(["benchmark", "metric", "base", "curated", "random (mean ± std)", "full pool"], lm_rows))
     for k, v in summary["outputs"].items():
-        print(f"{k:>16}: {v}")
-    print(f"{'dagster_home':>16}: {summary['dagster_home']}  (DAGSTER_HOME for `dagster dev` to show this run)")
+        print(f"{k:>16}: {printable(v)}")
+    print(f"{'dagster_home':>16}: {printable(summary['dagster_home'])}  (DAGSTER_HOME for `dagster dev` to show this run)")
     return 0
 
 
@@ -349,7 +549,7 @@ def _work_rows(w: dict[str, dict]) -> list[list[str]]:
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
+    cells = [[printable(h) for h in headers]] + [[printable(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False))  # noqa: E731
     return "\n".join([line(cells[0]), "  ".join("-" * w for w in widths), *[line(r) for r in cells[1:]]]) + "\n"
@@ -357,15 +557,16 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 def cmd_lineage(args: argparse.Namespace) -> int:
     from shed_pipeline.core.lineage import LineageStore
+    from shed_pipeline.resources import default_lineage_path
 
-    db = Path(args.db).expanduser() if args.db else Path(os.environ.get("SHED_PIPELINE_LINEAGE", _home() / "out" / "lineage.duckdb"))
+    db = Path(args.db).expanduser() if args.db else default_lineage_path()
     store = LineageStore(db)
     if args.query == "runs":
         runs = store.runs()
         if args.json:
             print(json.dumps(runs, indent=2, default=str))
         elif not runs:
-            print(f"no runs in {db}")
+            print(f"no runs in {printable(db)}")
         else:
             print(
                 _table(
@@ -380,7 +581,7 @@ def cmd_lineage(args: argparse.Namespace) -> int:
             print(json.dumps(w, indent=2, default=str))
         else:
             for k, v in w.items():
-                print(f"{k:>16}: {v}")
+                print(f"{k:>16}: {printable(v)}")
         return 0
     d = store.diff(args.run_a, args.run_b)
     if args.json:
@@ -388,24 +589,63 @@ def cmd_lineage(args: argparse.Namespace) -> int:
     else:
         print(f"{d['run_a']} -> {d['run_b']}: {d['kept']} kept, {len(d['added'])} added, {len(d['removed'])} removed")
         for a in d["added"]:
-            print(f"+ {a['row_id']}  {a['reason']}")
+            print(f"+ {a['row_id']}  {printable(a['reason'])}")
         for r in d["removed"]:
-            print(f"- {r['row_id']}  {r['status_in_b']}: {r['reason']}")
+            print(f"- {r['row_id']}  {r['status_in_b']}: {printable(r['reason'])}")
     return 0
+
+
+def cmd_benchmarks(args: argparse.Namespace) -> int:
+    from shed_pipeline.core.benchmarks import DEFAULT_TASKS, choice_index
+    from shed_pipeline.core.natural_instructions import default_cache_dir
+
+    index = choice_index(default_cache_dir(), log=_stderr)
+    parents: dict[str, list[str]] = {}
+    for name in index:
+        if "/" in name:
+            parents.setdefault(name.split("/")[0], []).append(name)
+    if args.json:
+        print(json.dumps({"tasks": index, "parents": parents, "default": list(DEFAULT_TASKS)}, indent=2))
+        return 0
+    rows = [[name, n, ""] for name, n in index.items()]
+    rows += [[parent, sum(index[c] for c in children), f"all {len(children)} subtasks"] for parent, children in parents.items() if parent not in index]
+    print(_table(["benchmark", "items", "note"], sorted(rows)))
+    print(f"default: {','.join(DEFAULT_TASKS)}  (--benchmarks a,b,c; a parent name takes all its subtasks)")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "lineage": cmd_lineage, "benchmarks": cmd_benchmarks}
+
+
+def _error_message(exc: BaseException) -> str:
+    """One line for an exception that reached the command: its message, or for a full disk what was
+    being written; the class name only when the error is not one a user caused."""
+    from shed_pipeline.loggers import StepTracker
+
+    chain, seen = [], exc
+    while seen is not None and len(chain) < 10:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    for e in chain:
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+            where = f" while writing {e.filename}" if e.filename else ""
+            return f"no space left on device{where}" + (f" (step {StepTracker.last_step})" if StepTracker.last_step else "")
+        full = _no_space(str(e), StepTracker.last_step)
+        if full:
+            return full
+    text = str(exc).strip().splitlines()[-1] if str(exc).strip() else ""
+    return text if type(exc).__name__ in USER_ERRORS or isinstance(exc, (CliError, ValueError, FileNotFoundError)) else f"{type(exc).__name__}: {text}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return cmd_run(args) if args.command == "run" else cmd_lineage(args)
-    except KeyboardInterrupt:
-        print("shed-pipeline: interrupted", file=sys.stderr)
+        return COMMANDS[args.command](args)
+    except (KeyboardInterrupt, Interrupted) as exc:
+        print(f"shed-pipeline: {printable(exc) if isinstance(exc, Interrupted) else 'interrupted'}", file=sys.stderr)
         return 130
     except Exception as exc:  # one line, no traceback: the message names the file/flag and the reason
-        from shed_pipeline.core.lineage import LineageError
-
-        known = isinstance(exc, (CliError, LineageError, FileNotFoundError, ValueError))
-        print(f"shed-pipeline: error: {exc}" if known else f"shed-pipeline: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"shed-pipeline: error: {printable(_error_message(exc))}", file=sys.stderr)
         return 1
 
 

@@ -6,6 +6,21 @@ import sys
 
 import dagster as dg
 
+from shed_pipeline.core.display import printable
+
+
+class StepTracker(logging.Filter):
+    """Remembers the step of the latest message: the step a failure outside any step's own error
+    handling (a full disk under Dagster's event log) is reported against."""
+
+    last_step: str | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        step = (getattr(record, "dagster_meta", None) or {}).get("step_key")
+        if step:
+            StepTracker.last_step = step
+        return record.levelno < logging.ERROR
+
 
 class _OneLine(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -13,7 +28,8 @@ class _OneLine(logging.Formatter):
         step = meta.get("step_key") or "run"
         text = str(meta.get("orig_message") or record.getMessage()).strip()
         first = text.splitlines()[0] if text else ""
-        return f"{self.formatTime(record, '%H:%M:%S')} {step}: {first}"
+        # Messages quote file names and S3 keys from the user's data: never let them drive the terminal.
+        return f"{self.formatTime(record, '%H:%M:%S')} {step}: {printable(first)}"
 
 
 @dg.logger(
@@ -27,6 +43,6 @@ def concise_console_logger(init_context) -> logging.Logger:
     logger.handlers.clear()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_OneLine())
-    handler.addFilter(lambda record: record.levelno < logging.ERROR)
+    handler.addFilter(StepTracker())
     logger.addHandler(handler)
     return logger

@@ -22,6 +22,23 @@ def default_home() -> str:
     return os.environ.get("SHED_PIPELINE_HOME", str(Path.cwd() / ".shed_pipeline"))
 
 
+def default_lineage_path(home: str | None = None) -> Path:
+    """The project's one lineage database: SHED_PIPELINE_LINEAGE, else `<home>/lineage.duckdb`,
+    whatever folder the results go to, so that every run of a project is found in one place.
+    A project whose lineage still sits where older versions kept it (`<home>/out/lineage.duckdb`)
+    has it moved here once."""
+    if os.environ.get("SHED_PIPELINE_LINEAGE"):
+        return Path(os.environ["SHED_PIPELINE_LINEAGE"]).expanduser()
+    root = Path(home or default_home()).expanduser()
+    path, legacy = root / "lineage.duckdb", root / "out" / "lineage.duckdb"
+    if not path.exists() and legacy.is_file():
+        try:
+            os.replace(legacy, path)  # same folder tree: atomic, and a second process finds it moved
+        except FileNotFoundError:
+            pass  # another process moved it first
+    return path
+
+
 class ComputeResource(dg.ConfigurableResource):
     """Where heavy steps run (embedding, k-means): CUDA when present unless told otherwise."""
 
@@ -105,26 +122,82 @@ class LineageResource(dg.ConfigurableResource):
         return LineageStore(self.path)
 
 
+# Each stored asset value carries the id of the run that wrote it (Parquet key-value metadata), and a
+# run checks it on load: a value that another run wrote meanwhile is refused with one line instead of
+# being silently mixed into this run's results.
+WRITTEN_BY_RUN = "shed_pipeline.written_by_run"
+
+
+class AssetValueMismatch(Exception):
+    """A stored asset value was written by another run than the one this run reads it from."""
+
+
+def _run_id_or_none(context) -> str | None:
+    try:
+        return context.run_id
+    except dg.DagsterInvariantViolationError:  # a context built without a run (tests, direct calls)
+        return None
+
+
+def expected_writer(context: dg.InputContext) -> str | None:
+    """The run whose value of the upstream asset this input must read: the run that computed it in
+    this execution (this run, or the parent run of a re-execution), else the asset's latest
+    materialization; None when the instance knows of none."""
+    if context.upstream_output is not None and (run_id := _run_id_or_none(context.upstream_output)):
+        return run_id
+    try:
+        instance = context.instance
+    except dg.DagsterInvariantViolationError:
+        return None
+    event = instance.get_latest_materialization_event(context.asset_key)
+    return event.run_id if event is not None else None
+
+
+def _read_stamped(source) -> tuple[pl.DataFrame, str | None]:
+    """A Parquet file (path or file object) as a frame, and the run id stamped in it; schema and
+    data come from one open file, so a writer replacing it meanwhile cannot mix two versions."""
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(source)
+    meta = pf.metadata.metadata or {}
+    stamp = meta.get(WRITTEN_BY_RUN.encode())
+    return pl.from_arrow(pf.read()), stamp.decode() if stamp else None
+
+
 class _ParquetIOManager(dg.ConfigurableIOManager):
     """Asset values are polars DataFrames stored as Parquet (never pickle), one file or object per
-    asset; subclasses say where (`_put`, and `_get` raising FileNotFoundError when it is absent)."""
+    asset, stamped with the run that wrote it; subclasses say where (`_put`, and `_get` returning
+    (frame, stamp) or raising FileNotFoundError when it is absent)."""
 
-    def _put(self, context: dg.OutputContext, frame: pl.DataFrame) -> None:
+    def _put(self, context: dg.OutputContext, frame: pl.DataFrame, stamp: dict[str, str]) -> None:
         raise NotImplementedError
 
-    def _get(self, context) -> pl.DataFrame:
+    def _get(self, context) -> tuple[pl.DataFrame, str | None]:
+        raise NotImplementedError
+
+    def _where(self, context) -> str:
         raise NotImplementedError
 
     def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame) -> None:
         if not isinstance(obj, pl.DataFrame):
             raise TypeError(f"{context.asset_key.to_user_string()}: expected a polars DataFrame, got {type(obj).__name__}")
-        self._put(context, obj)
+        run_id = _run_id_or_none(context)
+        self._put(context, obj, {WRITTEN_BY_RUN: run_id} if run_id else {})
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:
+        upstream = context.upstream_output if context.upstream_output is not None else context
+        asset = context.asset_key.to_user_string()
         try:
-            return self._get(context.upstream_output if context.upstream_output is not None else context)
+            frame, written_by = self._get(upstream)
         except FileNotFoundError as exc:
-            raise FileNotFoundError(f"{exc.filename}: upstream asset {context.asset_key.to_user_string()} has not been materialized here") from exc
+            raise FileNotFoundError(f"{exc.filename}: upstream asset {asset} has not been materialized here") from exc
+        expected = expected_writer(context)
+        if written_by and expected and written_by != expected:
+            raise AssetValueMismatch(
+                f"{asset} at {self._where(upstream)} was written by run {written_by}, not by run {expected} whose value this run reads: "
+                "another run wrote to this project folder meanwhile (runs on one project folder must take turns); run again"
+            )
+        return frame
 
 
 class PolarsParquetIOManager(_ParquetIOManager):
@@ -135,15 +208,20 @@ class PolarsParquetIOManager(_ParquetIOManager):
     def _path(self, context) -> Path:
         return Path(self.base_dir).expanduser().joinpath(*context.asset_key.path).with_suffix(".parquet")
 
-    def _put(self, context, frame: pl.DataFrame) -> None:
-        with atomic_path(self._path(context)) as tmp:
-            frame.write_parquet(tmp)
+    def _where(self, context) -> str:
+        return str(self._path(context))
 
-    def _get(self, context) -> pl.DataFrame:
+    def _put(self, context, frame: pl.DataFrame, stamp: dict[str, str]) -> None:
+        with atomic_path(self._path(context)) as tmp:
+            frame.write_parquet(tmp, metadata=stamp or None)
+
+    def _get(self, context) -> tuple[pl.DataFrame, str | None]:
         path = self._path(context)
-        if not path.exists():
-            raise FileNotFoundError(2, "no such file", str(path))
-        return pl.read_parquet(path)
+        try:
+            with path.open("rb") as fh:
+                return _read_stamped(fh)
+        except FileNotFoundError:
+            raise FileNotFoundError(2, "no such file", str(path)) from None
 
 
 class S3ParquetIOManager(_ParquetIOManager):
@@ -156,15 +234,18 @@ class S3ParquetIOManager(_ParquetIOManager):
     def _uri(self, context) -> S3Uri:
         return S3Uri.parse(self.prefix).child("/".join(context.asset_key.path) + ".parquet")
 
-    def _put(self, context, frame: pl.DataFrame) -> None:
+    def _where(self, context) -> str:
+        return str(self._uri(context))
+
+    def _put(self, context, frame: pl.DataFrame, stamp: dict[str, str]) -> None:
         buf = io.BytesIO()
-        frame.write_parquet(buf)
+        frame.write_parquet(buf, metadata=stamp or None)
         object_store(self.s3).put_bytes(buf.getvalue(), self._uri(context), CONTENT_TYPES[".parquet"])
 
-    def _get(self, context) -> pl.DataFrame:
+    def _get(self, context) -> tuple[pl.DataFrame, str | None]:
         uri = self._uri(context)
         try:
-            return pl.read_parquet(io.BytesIO(object_store(self.s3).read_bytes(uri)))
+            return _read_stamped(io.BytesIO(object_store(self.s3).read_bytes(uri)))
         except ObjectNotFound as exc:
             raise FileNotFoundError(2, "no such object", str(uri)) from exc
 
@@ -204,7 +285,7 @@ def resources_for_env(env: str | None = None) -> dict:
 
     local: everything under a project folder. SHED_PIPELINE_HOME (default ./.shed_pipeline: caches,
     incremental state, asset values), SHED_PIPELINE_OUT (default <home>/out; an s3:// prefix also
-    works), SHED_PIPELINE_LINEAGE (default <home>/out/lineage.duckdb), SHED_DEVICE (default auto),
+    works), SHED_PIPELINE_LINEAGE (default <home>/lineage.duckdb), SHED_DEVICE (default auto),
     SHED_PIPELINE_SOURCE (the source runs use when they name none, and the sensor watches; a file,
     folder or s3:// location).
 
@@ -221,8 +302,7 @@ def resources_for_env(env: str | None = None) -> dict:
     out = os.environ.get("SHED_PIPELINE_OUT", "")
     if env == "prod" and not is_s3(out):
         raise ValueError(f"SHED_ENV=prod needs SHED_PIPELINE_OUT=s3://bucket/prefix (results and asset values live in S3), got {out!r}")
-    local_out = out if out and not is_s3(out) else str(Path(home) / "out")
-    lineage = os.environ.get("SHED_PIPELINE_LINEAGE", str(Path(local_out) / "lineage.duckdb"))
+    lineage = str(default_lineage_path(home))
     s3 = s3_resource_from_env()
     if env == "prod":
         io_manager = S3ParquetIOManager(s3=s3, prefix=os.environ.get("SHED_PIPELINE_IO") or str(S3Uri.parse(out).child("_assets")))

@@ -1,6 +1,8 @@
 """The shed-pipeline command as a user runs it: one real run, lineage queries, and clear errors."""
 
 import json
+import os
+import re
 
 import pytest
 
@@ -21,8 +23,9 @@ def test_run_writes_outputs_and_a_machine_readable_summary(cli_run, shed_env):
     assert summary["counts"]["rows_in"] == 248 and summary["counts"]["rows_quarantined"] == 8
     assert summary["counts"]["clusters"] == 8 and summary["counts"]["selected"] == 20
     assert set(summary["seconds"]) == {"raw_dataset", "embeddings", "clusters", "proxy_shapley_scores", "curated_subset", "evaluation_metrics"}
-    for key in ("curated_jsonl", "curated_parquet", "curated_manifest", "lineage_db"):
+    for key in ("curated_jsonl", "curated_parquet", "curated_manifest"):
         assert summary["outputs"][key].startswith(str(out))
+    assert summary["outputs"]["lineage_db"] == os.environ["SHED_PIPELINE_LINEAGE"]  # the project's, not --out's
     assert len((out / "curated.jsonl").read_text().splitlines()) == 20
     assert json.loads((out / "curated.manifest.json").read_text())["rows"] == 20
     # The run is recorded in DAGSTER_HOME, so the UI shows it.
@@ -34,7 +37,7 @@ def test_run_writes_outputs_and_a_machine_readable_summary(cli_run, shed_env):
 
 def test_lineage_runs_why_and_diff(cli_run, shed_env, source_file, capsys):
     summary, out = cli_run
-    db = str(out / "lineage.duckdb")
+    db = summary["outputs"]["lineage_db"]
     assert main(["lineage", "--db", db, "runs"]) == 0
     assert summary["run_id"] in capsys.readouterr().out
     selected = json.loads((out / "curated.jsonl").read_text().splitlines()[0])
@@ -160,3 +163,128 @@ def test_a_run_killed_mid_embedding_resumes_without_redoing_finished_chunks(shed
     monkeypatch.setenv("SHED_PIPELINE_HOME", str(tmp_path / "home2"))
     run_json(capsys, [*argv, "--out", str(tmp_path / "out2")])
     assert (tmp_path / "out2" / "curated.jsonl").read_bytes() == killed_then_resumed
+
+
+# -- issue: what a new user trips on -------------------------------------------------------------
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    last = err.splitlines()[-1]
+    assert "Traceback" not in err and "shed_pipeline." not in last and "dagster._core" not in last, err[-1500:]
+    return last
+
+
+def test_lineage_is_the_projects_whatever_out_is(shed_env, source_file, tmp_path, capsys, monkeypatch):
+    """Two runs to two --out folders: both in one lineage database in the project, found without --db."""
+    monkeypatch.delenv("SHED_PIPELINE_LINEAGE")
+    argv = ["run", "--source", str(source_file), "--clusters", "8", "--size", "20", "--no-lm-eval", "--json"]
+    a = run_json(capsys, [*argv, "--out", str(tmp_path / "out_a")])
+    b = run_json(capsys, [*argv, "--out", str(tmp_path / "out_b"), "--method", "qwcs"])
+    db = str(shed_env["home"] / "lineage.duckdb")
+    assert a["outputs"]["lineage_db"] == b["outputs"]["lineage_db"] == db
+    assert not (tmp_path / "out_a" / "lineage.duckdb").exists() and not (tmp_path / "out_b" / "lineage.duckdb").exists()
+    assert b["work"]["raw_dataset"]["previous_run"] == a["run_id"]  # the second run knows the first
+    assert main(["lineage", "--json", "runs"]) == 0
+    assert [r["run_id"] for r in json.loads(capsys.readouterr().out)] == [a["run_id"], b["run_id"]]
+    assert main(["lineage", "--json", "diff", a["run_id"][:8], b["run_id"][:8]]) == 0
+    diff = json.loads(capsys.readouterr().out)
+    assert diff["kept"] + len(diff["added"]) == 20
+
+
+def test_an_older_projects_lineage_is_moved_into_the_project_once(tmp_path, monkeypatch):
+    from shed_pipeline.resources import default_lineage_path
+
+    monkeypatch.delenv("SHED_PIPELINE_LINEAGE", raising=False)
+    legacy = tmp_path / "out" / "lineage.duckdb"
+    legacy.parent.mkdir()
+    legacy.write_bytes(b"old lineage")
+    assert default_lineage_path(str(tmp_path)) == tmp_path / "lineage.duckdb"
+    assert (tmp_path / "lineage.duckdb").read_bytes() == b"old lineage" and not legacy.exists()
+    legacy.write_bytes(b"newer copy, left alone")  # the project's own database wins from then on
+    assert default_lineage_path(str(tmp_path)).read_bytes() == b"old lineage" and legacy.exists()
+
+
+def test_curated_rows_lead_back_to_their_lineage(cli_run, shed_env, capsys, tmp_path, source_file):
+    """The manifest lists each curated line's row id; --row-id-field also writes it into the rows."""
+    from shed_pipeline.core.records import row_id_for
+
+    summary, out = cli_run
+    manifest = json.loads((out / "curated.manifest.json").read_text())
+    lines = [json.loads(line) for line in (out / "curated.jsonl").read_text().splitlines()]
+    assert manifest["row_ids"] == [row_id_for(r["instruction"], r["input"], r["output"]) for r in lines] and manifest["row_id_field"] is None
+    assert "row_id" not in lines[0]  # the input's own schema by default
+    assert main(["lineage", "--json", "why", manifest["row_ids"][3]]) == 0
+    assert json.loads(capsys.readouterr().out)["draw_order"] == 3
+    with_ids = run_json(capsys, ["run", "--source", str(source_file), "--clusters", "8", "--method", "qwcs", "--size", "20", "--seed", "3", "--out", str(tmp_path / "ids"), "--no-lm-eval", "--json", "--row-id-field", "shed_row_id"])
+    rows = [json.loads(line) for line in (tmp_path / "ids" / "curated.jsonl").read_text().splitlines()]
+    assert [r["shed_row_id"] for r in rows] == manifest["row_ids"] == json.loads((tmp_path / "ids" / "curated.manifest.json").read_text())["row_ids"]
+    assert with_ids["counts"]["selected"] == 20
+    assert main(["run", "--source", str(source_file), "--clusters", "8", "--size", "20", "--out", str(tmp_path / "clash"), "--no-lm-eval", "--row-id-field", "task"]) == 1
+    assert "row_id_field 'task': the curated records already have a field of that name" in one_error_line(capsys)
+
+
+def test_json_summary_counts_quarantine_reasons(cli_run):
+    summary, _ = cli_run
+    assert summary["counts"]["quarantine_reasons"] == {"duplicate": 2, "empty_field": 1, "invalid_utf8": 1, "malformed_json": 1, "missing_field": 1, "not_an_object": 1, "wrong_type": 1}
+
+
+def test_a_failed_quarantine_bound_prints_the_counts_and_the_bound(shed_env, tmp_path, capsys):
+    from shed_pipeline_tests.synthetic import BAD_LINES, make_rows, write_jsonl
+
+    src = write_jsonl(tmp_path / "d.jsonl", make_rows(20), BAD_LINES)  # 6 of 26 quarantined: 23.1%
+    assert main(["run", "--source", str(src), "--clusters", "3", "--no-lm-eval"]) == 1
+    assert one_error_line(capsys) == (
+        "shed-pipeline: error: raw_dataset: check quarantine_within_bound failed: 6 of 26 rows quarantined (23.1%) > max_quarantine_fraction 0.2; "
+        "reasons: empty_field 1, invalid_utf8 1, malformed_json 1, missing_field 1, not_an_object 1, wrong_type 1"
+    )
+
+
+def test_when_every_row_is_quarantined_the_reasons_are_kept_and_said(shed_env, tmp_path, capsys):
+    import polars as pl
+
+    src = tmp_path / "typed.parquet"
+    pl.DataFrame({"instruction": list(range(40)), "output": ["x"] * 40}).write_parquet(src)  # numbers, not text
+    assert main(["run", "--source", str(src), "--no-lm-eval"]) == 1
+    assert one_error_line(capsys) == f"shed-pipeline: error: raw_dataset: all 40 rows of {src} quarantined: wrong_type 40 (field 'instruction' is int, expected a string)"
+    assert main(["lineage", "--json", "runs"]) == 0
+    (run,) = json.loads(capsys.readouterr().out)
+    assert run["rows_quarantined"] == 40 and run["rows_ok"] == 0  # recorded before the run failed
+
+
+def test_error_lines_carry_no_class_paths_and_no_terminal_escapes(shed_env, tmp_path, capsys):
+    folder = tmp_path / "src"
+    folder.mkdir()
+    evil = folder / "part\x1b[31m\x1b]0;owned\x07.jsonl"
+    evil.write_text('{"input": "no instruction", "output": "x"}\n' * 3)
+    assert main(["run", "--source", str(folder), "--no-lm-eval"]) == 1
+    captured = capsys.readouterr()
+    last = captured.err.strip().splitlines()[-1]
+    assert "\x1b" not in captured.err and "\x07" not in captured.err  # neither in the error nor in the progress lines
+    assert last.startswith("shed-pipeline: error: raw_dataset: all 3 rows of ") and "part\\x1b[31m\\x1b]0;owned\\x07.jsonl quarantined: missing_field 3" in last
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"garbage")
+    assert main(["run", "--source", str(bad)]) == 1
+    last = one_error_line(capsys)
+    assert last.startswith(f"shed-pipeline: error: raw_dataset: {bad}: not a readable Parquet file") and "SourceError" not in last
+
+
+def test_benchmark_names_are_checked_before_any_work_and_parents_are_accepted(shed_env, tmp_path, capsys, monkeypatch):
+    import dagster as dg
+
+    from shed_pipeline_tests.core.test_benchmarks import quiz, write_archive
+
+    monkeypatch.setenv("SHED_BIGBENCH_ARCHIVE", str(write_archive(tmp_path / "bb.tar.gz", {"hhh_alignment/harmless": quiz(4), "hhh_alignment/honest": quiz(5), "social_iqa": quiz(6)})))
+    assert main(["run", "--benchmarks", "hhh_alignment,goal_step_wikihow"]) == 1
+    assert one_error_line(capsys).startswith("shed-pipeline: error: unknown benchmark 'goal_step_wikihow': bigbench has no multiple-choice task of that name")
+    with dg.DagsterInstance.get() as instance:
+        assert instance.get_runs() == []  # failed before any work
+    assert main(["run", "--set", "proxy_shapley_scores.lm_benchmarks=[\"social_iqx\"]"]) == 1
+    assert "did you mean social_iqa" in one_error_line(capsys)
+    assert main(["benchmarks", "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert listing["tasks"] == {"hhh_alignment/harmless": 4, "hhh_alignment/honest": 5, "social_iqa": 6}
+    assert listing["parents"] == {"hhh_alignment": ["hhh_alignment/harmless", "hhh_alignment/honest"]}
+    assert main(["benchmarks"]) == 0
+    table = capsys.readouterr().out
+    assert re.search(r"^hhh_alignment +9 +all 2 subtasks", table, re.M) and re.search(r"^social_iqa +6", table, re.M)

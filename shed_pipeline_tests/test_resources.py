@@ -64,3 +64,35 @@ def test_s3_requests_are_retried_in_one_layer_only(monkeypatch):
     with pytest.raises(ObjectStoreError, match="cannot read the object's metadata after 3 attempts"):
         ObjectStore(client, attempts=3, sleep=lambda _: None).head(S3Uri("some-bucket", "x.json"))
     assert len(sends) == 3
+
+
+def test_a_value_written_by_another_run_is_refused_in_one_line(io_manager):
+    """The guard behind the project lock: a run reads only what its own run (or the run it names)
+    wrote; a value replaced by another run meanwhile fails instead of mixing into this run."""
+    manager, where = io_manager
+    key = dg.AssetKey("embeddings")
+    manager.handle_output(dg.build_output_context(asset_key=key, run_id="run-a"), FRAME)
+    ok = manager.load_input(dg.build_input_context(asset_key=key, upstream_output=dg.build_output_context(asset_key=key, run_id="run-a")))
+    assert ok.equals(FRAME)
+    manager.handle_output(dg.build_output_context(asset_key=key, run_id="run-b"), FRAME.head(1))  # another run, same project
+    with pytest.raises(Exception, match=f"embeddings at {where} was written by run run-b, not by run run-a whose value this run reads") as exc:
+        manager.load_input(dg.build_input_context(asset_key=key, upstream_output=dg.build_output_context(asset_key=key, run_id="run-a")))
+    assert len(str(exc.value).splitlines()) == 1
+
+
+def test_without_an_upstream_run_the_latest_materialization_is_expected(io_manager, tmp_path):
+    """An upstream asset not computed in this run: its latest materialization names the run."""
+    manager, _ = io_manager
+    key = dg.AssetKey("embeddings")
+
+    @dg.asset(name="embeddings", io_manager_key="elsewhere")
+    def materialized_by_a_real_run():
+        return 1
+
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        run_id = dg.materialize([materialized_by_a_real_run], instance=instance, resources={"elsewhere": dg.InMemoryIOManager()}).run_id
+        manager.handle_output(dg.build_output_context(asset_key=key, run_id=run_id), FRAME)
+        assert manager.load_input(dg.build_input_context(asset_key=key, instance=instance)).equals(FRAME)
+        manager.handle_output(dg.build_output_context(asset_key=key, run_id="some-run"), FRAME)
+        with pytest.raises(Exception, match=f"was written by run some-run, not by run {run_id} "):
+            manager.load_input(dg.build_input_context(asset_key=key, instance=instance))

@@ -26,6 +26,19 @@ class CuratedSubsetConfig(dg.Config):
     auto_size: bool = False
     temperature: float | None = None  # qwcs softmax temperature (1/beta); default: std of the scores
     seed: int = 0
+    # Also write each row's id (what `shed-pipeline lineage why` takes) into the curated records under
+    # this field; None keeps the input's own schema. The ids are in curated.manifest.json either way.
+    row_id_field: str | None = None
+
+
+def with_row_ids(records: list[dict], row_ids: list[str], field: str | None) -> list[dict]:
+    """The records, each with its row id under `field` (unchanged when `field` is None)."""
+    if not field:
+        return records
+    clash = next((i for i, rec in enumerate(records) if field in rec), None)
+    if clash is not None:
+        raise ValueError(f"row_id_field {field!r}: the curated records already have a field of that name (row {row_ids[clash]}); pick another name")
+    return [{**rec, field: rid} for rec, rid in zip(records, row_ids, strict=True)]
 
 
 def write_outputs(records: list[dict], out_dir: Path) -> tuple[Path, Path]:
@@ -80,8 +93,10 @@ def curated_subset(context: dg.AssetExecutionContext, config: CuratedSubsetConfi
         schema={"row_id": pl.Utf8, "cluster_id": pl.Int64, "draw_order": pl.Int64, "score": pl.Float64, "reason": pl.Utf8},
     ).with_columns(pl.lit(config.method).alias("method"))
     subset = sel.join(raw_dataset.select("row_id", "split", "task", "record"), on="row_id", how="left", maintain_order="left")
-    jsonl, parquet = write_outputs([json.loads(r) for r in subset["record"].to_list()], paths.out())
-    manifest = write_manifest(paths.out() / "curated.manifest.json", [jsonl, parquet], run_id=context.run.run_id, rows=subset.height)
+    row_ids = subset["row_id"].to_list()
+    jsonl, parquet = write_outputs(with_row_ids([json.loads(r) for r in subset["record"].to_list()], row_ids, config.row_id_field), paths.out())
+    # The ids in the files' order: line i of curated.jsonl is row_ids[i] (`shed-pipeline lineage why ID`).
+    manifest = write_manifest(paths.out() / "curated.manifest.json", [jsonl, parquet], run_id=context.run.run_id, rows=subset.height, row_id_field=config.row_id_field, row_ids=row_ids)
     links = publish_outputs(paths, s3, [jsonl, parquet, manifest], context.log.warning)  # the manifest last
     store = lineage.store()
     store.write_table("selections", context.run.run_id, sel.select("row_id", "cluster_id", "method", "draw_order", "score", "reason"))

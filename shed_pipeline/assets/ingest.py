@@ -10,7 +10,7 @@ from pydantic import Field
 from shed_pipeline.assets._common import CODE_VERSION, frame_version
 from shed_pipeline.core.changes import diff_rows
 from shed_pipeline.core.objectstore import is_s3
-from shed_pipeline.core.records import FieldMapping
+from shed_pipeline.core.records import FieldMapping, skipped_lines
 from shed_pipeline.core.sources import DEFAULT_ROWS, NATURAL_INSTRUCTIONS, load_source
 from shed_pipeline.resources import LineageResource, PathsResource, object_store
 
@@ -53,19 +53,17 @@ def raw_dataset(context: dg.AssetExecutionContext, config: RawDatasetConfig, pat
     loaded = load_source(
         source, mapping, config.rows, config.seed, config.max_chars, config.validation_fraction, config.test_fraction, paths.cache(), context.log.info, store, paths.s3_mirror()
     )
+    # Nothing read or dropped without a word: encodings and format guesses, files not read, files
+    # whose every record was quarantined.
+    for line in loaded.notes:
+        context.log.info(line)
+    for line in skipped_lines(loaded.skipped):
+        context.log.warning(f"not read: {line}")
+    for line in loaded.result.all_quarantined_files():
+        context.log.warning(line)
     rows, q = loaded.rows, loaded.quarantine
     rows_in = rows.height + q.height
-    if rows_in == 0:
-        raise ValueError(f"{source}: the source holds no records")
     splits = dict(rows.group_by("split").len().iter_rows())
-    if splits.get("pool", 0) < 2:
-        raise ValueError(f"{source}: only {splits.get('pool', 0)} usable pool rows; need at least 2")
-    store = lineage.store()
-    previous, previous_run = store.previous_snapshot(loaded.label, context.run.run_id)
-    diff = diff_rows(previous, rows)
-    store.write_table("row_changes", context.run.run_id, diff.changes.with_columns(pl.lit(previous_run, dtype=pl.Utf8).alias("previous_run_id")))
-    store.write_table("rows", context.run.run_id, rows.select("row_id", "split", "task", "source_file", "source_locator"))
-    store.write_table("quarantine", context.run.run_id, q)
     counts = loaded.result.quarantine_counts()
     summary = {
         "rows_available": loaded.units_available,
@@ -75,32 +73,66 @@ def raw_dataset(context: dg.AssetExecutionContext, config: RawDatasetConfig, pat
         "rows_pool": splits.get("pool", 0),
         "rows_validation": splits.get("validation", 0),
         "rows_test": splits.get("test", 0),
-        **diff.counts(),
-        "previous_run": previous_run,
         "quarantine_reasons": counts,
+        "files_skipped": len(loaded.skipped),
+        "encodings": loaded.encodings,
+        # Chat rows: turns after the last assistant turn, and tool (other-role) turns, are not used.
+        "turns_dropped_after_last_assistant": loaded.turns_dropped_after_last_assistant,
+        "turns_dropped_other_roles": loaded.turns_dropped_other_roles,
         "tasks": rows["task"].n_unique() if rows["task"].null_count() < rows.height else 0,
-        "seconds": round(time.perf_counter() - t0, 3),
     }
+    store = lineage.store()
+    store.write_table("rows", context.run.run_id, rows.select("row_id", "split", "task", "source_file", "source_locator", "turns_dropped"))
+    store.write_table("quarantine", context.run.run_id, q)
+    problem = _unusable(source, loaded, rows_in, splits.get("pool", 0))
+    if problem:
+        # Recorded before failing: the run, its quarantine and the reasons stay queryable.
+        store.record_asset(context.run.run_id, "raw_dataset", CODE_VERSION, config.model_dump(), {**summary, "failed": problem}, source=loaded.label, source_fingerprint=loaded.fingerprint, source_version=loaded.version)
+        raise ValueError(problem)
+    previous, previous_run = store.previous_snapshot(loaded.label, context.run.run_id)
+    diff = diff_rows(previous, rows)
+    store.write_table("row_changes", context.run.run_id, diff.changes.with_columns(pl.lit(previous_run, dtype=pl.Utf8).alias("previous_run_id")))
+    summary.update(**diff.counts(), previous_run=previous_run, seconds=round(time.perf_counter() - t0, 3))
     store.record_asset(context.run.run_id, "raw_dataset", CODE_VERSION, config.model_dump(), summary, source=loaded.label, source_fingerprint=loaded.fingerprint, source_version=loaded.version)
     frac = q.height / rows_in
     yield dg.Output(
         rows,
         data_version=frame_version(rows),
         metadata={
-            **{k: v for k, v in summary.items() if k != "quarantine_reasons"},
+            **{k: v for k, v in summary.items() if k not in ("quarantine_reasons", "encodings")},
             "quarantine_reasons": dg.MetadataValue.json(counts),
+            "encodings": dg.MetadataValue.json(loaded.encodings),
+            "skipped_files": dg.MetadataValue.json([{"file": name, "why": why} for name, why in loaded.skipped]),
             "source": loaded.label,
             "source_fingerprint": loaded.fingerprint,
             "preview": dg.MetadataValue.md(_preview(rows)),
         },
     )
+    within = frac <= config.max_quarantine_fraction
     yield dg.AssetCheckResult(
         check_name=QUARANTINE_CHECK,
-        passed=frac <= config.max_quarantine_fraction,
+        passed=within,
         severity=dg.AssetCheckSeverity.ERROR,
         metadata={"quarantined_fraction": frac, "bound": config.max_quarantine_fraction, "reasons": dg.MetadataValue.json(counts)},
-        description=f"{q.height} of {rows_in} rows quarantined ({frac:.1%}); bound {config.max_quarantine_fraction:.1%}",
+        description=quarantine_bound_text(q.height, rows_in, config.max_quarantine_fraction, counts),
     )
+
+
+def quarantine_bound_text(quarantined: int, rows_in: int, bound: float, reasons: dict[str, int]) -> str:
+    """'312 of 1,400 rows quarantined (22.3%) > max_quarantine_fraction 0.2; reasons: missing_field 300, ...'"""
+    frac = quarantined / rows_in if rows_in else 0.0
+    top = ", ".join(f"{reason} {n:,}" for reason, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
+    return f"{quarantined:,} of {rows_in:,} rows quarantined ({frac:.1%}) {'<=' if frac <= bound else '>'} max_quarantine_fraction {bound:g}" + (f"; reasons: {top}" if top else "")
+
+
+def _unusable(source: str, loaded, rows_in: int, pool_rows: int) -> str | None:
+    """Why the source cannot be curated (no records, or fewer than 2 pool rows), saying what happened."""
+    if rows_in == 0:
+        skipped = f" ({len(loaded.skipped)} entries not read: {'; '.join(skipped_lines(loaded.skipped, limit=3))})" if loaded.skipped else ""
+        return f"{source}: the source holds no records{skipped}"
+    if pool_rows < 2:
+        return loaded.result.all_quarantined_message(loaded.label) or f"{source}: only {pool_rows} usable pool rows of {rows_in:,} records; need at least 2"
+    return None
 
 
 def _preview(rows: pl.DataFrame) -> str:

@@ -9,6 +9,7 @@ completes. On an error the temporary is removed and the destination is left as i
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -40,6 +41,11 @@ def atomic_path(dest: str | Path) -> Iterator[Path]:
         if tmp.is_dir() and dest.exists():
             _remove(dest)  # a folder cannot be renamed over a non-empty one
         os.replace(tmp, dest)
+    except OSError as exc:
+        _remove(tmp)
+        if exc.errno == errno.ENOSPC:  # name what the user knows, not the hidden temporary
+            raise OSError(errno.ENOSPC, "No space left on device", str(dest)) from exc
+        raise
     except BaseException:
         _remove(tmp)
         raise

@@ -60,6 +60,8 @@ SCHEMA = [
     "ALTER TABLE scores ADD COLUMN IF NOT EXISTS dropped_by_removal_rule BOOLEAN",
     # What source_change_sensor compares (s3:// sources: keys, sizes, ETags); older databases lack it.
     "ALTER TABLE runs ADD COLUMN IF NOT EXISTS source_version VARCHAR",
+    # Chat rows: turns not used (after the last assistant turn, tool turns); older databases lack it.
+    "ALTER TABLE rows ADD COLUMN IF NOT EXISTS turns_dropped BIGINT",
 ]
 RUN_TABLES = ("rows", "row_changes", "quarantine", "clusters", "memberships", "scores", "selections", "evaluations", "evaluation_arms", "removal_curve")
 
@@ -133,6 +135,7 @@ class LineageStore:
             row = con.execute(
                 """SELECT a.run_id FROM asset_runs a JOIN runs r ON r.run_id = a.run_id
                    WHERE a.asset = 'raw_dataset' AND r.source = ? AND a.run_id <> ?
+                     AND json_extract_string(a.summary, '$.failed') IS NULL
                    ORDER BY a.materialized_at DESC, a.run_id DESC LIMIT 1""",
                 [source, run_id],
             ).fetchall()  # fetchall: a half-read result blocks the next query on duckdb 2
@@ -183,7 +186,7 @@ class LineageStore:
 
     def _resolve_run(self, con, run_id: str | None, need_table: str = "selections") -> str:
         if run_id:
-            rows = con.execute("SELECT run_id FROM runs WHERE run_id LIKE ? || '%'", [run_id]).fetchall()
+            rows = con.execute("SELECT run_id FROM runs WHERE starts_with(run_id, ?)", [run_id]).fetchall()
             if not rows:
                 raise LineageError(f"no run {run_id!r} in {self.path}")
             if len(rows) > 1:
@@ -208,7 +211,7 @@ class LineageStore:
 
     def resolve_row(self, con, row_id: str) -> str:
         hits = con.execute(
-            "SELECT DISTINCT row_id FROM (SELECT row_id FROM rows UNION ALL SELECT row_id FROM quarantine WHERE row_id IS NOT NULL) WHERE row_id LIKE ? || '%' LIMIT 2",
+            "SELECT DISTINCT row_id FROM (SELECT row_id FROM rows UNION ALL SELECT row_id FROM quarantine WHERE row_id IS NOT NULL) WHERE starts_with(row_id, ?) LIMIT 2",
             [row_id],
         ).fetchall()
         if not hits:

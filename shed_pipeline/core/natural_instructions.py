@@ -42,9 +42,10 @@ def fetch_archive(cache_dir: Path, log: Log = print) -> Path:
     return pip_download(PACKAGE_SPEC, ARCHIVE_NAME, cache_dir / "archives", log, "~360 MB")
 
 
-def iter_task_files(archive: Path, pattern: re.Pattern) -> Iterator[tuple[re.Match, dict]]:
-    """(path match, parsed task.json) of every archive member whose path `pattern` matches; only
-    those are parsed. An unreadable archive fails with its name and what to do."""
+def iter_task_files(archive: Path, pattern: re.Pattern, needle: bytes | None = None) -> Iterator[tuple[re.Match, dict]]:
+    """(path match, parsed task.json) of every archive member whose path `pattern` matches (and,
+    with `needle`, whose bytes contain it: a cheap filter before parsing); only those are parsed.
+    An unreadable archive fails with its name and what to do."""
     try:
         with tarfile.open(archive, "r:gz") as tf:
             for member in tf:
@@ -52,8 +53,11 @@ def iter_task_files(archive: Path, pattern: re.Pattern) -> Iterator[tuple[re.Mat
                 if not m or not member.isfile():
                     continue
                 fh = tf.extractfile(member)
-                if fh is not None:
-                    yield m, json.load(fh)
+                if fh is None:
+                    continue
+                raw = fh.read()
+                if needle is None or needle in raw:
+                    yield m, json.loads(raw)
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise RuntimeError(f"{archive}: cannot read the bigbench archive ({exc}); delete it to download again") from exc
 

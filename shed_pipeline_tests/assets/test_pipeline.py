@@ -114,9 +114,9 @@ def test_lm_utility_runs_in_the_pipeline_and_its_evaluations_are_cached(shed_env
     assert meta(again, "proxy_shapley_scores")["utility_evaluations"] == 0
     assert pl.read_parquet(shed_env["home"] / "assets" / "proxy_shapley_scores.parquet")["score"].is_finite().all()
     bad = materialize(source_file, clusters={"n_clusters": 4}, proxy_shapley_scores={"utility": "lm", "lm_model": str(model_dir), "estimator": "knn_exact"})
-    from shed_pipeline.cli import _failure_message
+    from shed_pipeline.cli import failure_message
 
-    assert not bad.success and "closed form of the knn utility" in _failure_message(bad)
+    assert not bad.success and "closed form of the knn utility" in failure_message(bad.all_events)
 
 
 def test_probe_utility_ts_chains_and_auto_size_in_the_pipeline(shed_env, source_file, tmp_path):
@@ -148,9 +148,9 @@ def test_probe_utility_ts_chains_and_auto_size_in_the_pipeline(shed_env, source_
     assert meta(again, "proxy_shapley_scores")["utility_evaluations"] == 0  # every coalition cached, features too
     assert pl.read_parquet(shed_env["home"] / "assets" / "proxy_shapley_scores.parquet")["score"].to_list() == scores["score"].to_list()
     no_rule = materialize(source_file, proxy_shapley_scores={**scoring, "removal_points": 0}, curated_subset={"auto_size": True})
-    from shed_pipeline.cli import _failure_message
+    from shed_pipeline.cli import failure_message
 
-    assert not no_rule.success and "removal_points > 0" in _failure_message(no_rule)
+    assert not no_rule.success and "removal_points > 0" in failure_message(no_rule.all_events)
 
 
 def test_lm_evaluation_arms_in_the_pipeline(shed_env, source_file, tmp_path, monkeypatch):

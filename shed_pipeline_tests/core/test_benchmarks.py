@@ -6,7 +6,7 @@ import tarfile
 
 import pytest
 
-from shed_pipeline.core.benchmarks import load_choice_items
+from shed_pipeline.core.benchmarks import check_benchmarks, choice_index, load_choice_items
 
 
 def write_archive(path, tasks):
@@ -45,8 +45,26 @@ def test_items_are_read_once_sampled_by_seed_and_answers_are_the_top_score(tmp_p
 
 def test_unknown_task_names_what_exists(tmp_path, monkeypatch):
     monkeypatch.setenv("SHED_BIGBENCH_ARCHIVE", str(write_archive(tmp_path / "b.tar.gz", {"quiz": quiz(2)})))
-    with pytest.raises(ValueError, match="bigbench has no task nosuch"):
+    with pytest.raises(ValueError, match=r"unknown benchmark 'nosuch': bigbench has no multiple-choice task of that name \(1 tasks: `shed-pipeline benchmarks` lists them\)"):
         load_choice_items(["quiz", "nosuch"], 2, seed=0, cache_dir=tmp_path / "cache", log=lambda m: None)
+    with pytest.raises(ValueError, match="did you mean quiz"):
+        check_benchmarks(["quzi"], tmp_path / "cache", log=lambda m: None)
+
+
+def test_a_parent_task_takes_all_its_subtasks_and_free_text_tasks_are_not_benchmarks(tmp_path, monkeypatch):
+    """Parents such as hhh_alignment hold their items in subtasks; a generative task has none."""
+    free_text = {"task_prefix": "Write.", "examples": [{"input": "a", "target": "b"}]}
+    archive = write_archive(tmp_path / "b.tar.gz", {"hhh/harmless": quiz(4), "hhh/honest": quiz(6), "story": free_text, "quiz": quiz(3)})
+    monkeypatch.setenv("SHED_BIGBENCH_ARCHIVE", str(archive))
+    cache = tmp_path / "cache"
+    assert choice_index(cache, log=lambda m: None) == {"hhh/harmless": 4, "hhh/honest": 6, "quiz": 3}
+    assert check_benchmarks(["hhh", "hhh/honest", "quiz"], cache, log=lambda m: None) == {"hhh": ["hhh/harmless", "hhh/honest"], "hhh/honest": ["hhh/honest"], "quiz": ["quiz"]}
+    with pytest.raises(ValueError, match="unknown benchmark 'story'"):
+        check_benchmarks(["story"], cache, log=lambda m: None)
+    items = load_choice_items(["hhh"], 0, seed=0, cache_dir=cache, log=lambda m: None)["hhh"]
+    assert len(items) == 10  # both subtasks' items, one benchmark
+    parts = load_choice_items(["hhh/harmless", "hhh/honest"], 0, seed=0, cache_dir=cache)
+    assert sorted(items) == sorted(parts["hhh/harmless"] + parts["hhh/honest"])
 
 
 def test_utility_items_come_from_the_other_end_and_ties_are_skipped(tmp_path, monkeypatch):

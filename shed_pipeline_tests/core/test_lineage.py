@@ -68,3 +68,17 @@ def test_clear_errors(tmp_path):
         store.why("nope")
     with pytest.raises(ValueError):
         store.write_table("runs; drop", "r", pl.DataFrame({"x": [1]}))
+
+
+def test_prefixes_match_literally_not_as_like_patterns(tmp_path):
+    """`%` and `_` in a prefix are characters, not wildcards: `why %` is no row, `run_` is not `runX`."""
+    store = LineageStore(tmp_path / "l.duckdb")
+    fill(store, "runXa", ["a"], pool=("a", "b", "c_1", "cX2"))
+    fill(store, "run_b", ["a"], pool=("a", "b", "c_1", "cX2"))
+    with pytest.raises(LineageError, match="appears in no run"):
+        store.why("%")
+    assert store.why("c_")["row_id"] == "c_1"  # as a LIKE pattern, c_ matched cX2 too: ambiguous
+    assert store.why("a", "run_")["run_id"] == "run_b"
+    with pytest.raises(LineageError, match="no run '%'"):
+        store.why("a", "%")
+    assert store.diff("run_", "runX")["run_a"] == "run_b"

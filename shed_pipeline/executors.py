@@ -1,0 +1,85 @@
+"""Executors: Dagster's own (picked by SHED_EXECUTOR), each wrapped so that runs on one project
+folder take turns.
+
+Whatever starts a run (the UI, a schedule, a sensor, `dagster job launch`), its orchestration goes
+through the job's executor in one process (the run worker): the wrapper holds the project lock
+(`core/project_lock.py`) from before the first step to after the last, and a second run on the same
+project logs which run it waits for. The CLI executes in process (Dagster then ignores the job's
+executor) and takes the same lock itself.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from shed_pipeline.core.project_lock import Holder, project_lock
+
+EXECUTORS = ("multiprocess", "in_process", "k8s")
+
+
+def executor_for_env(kind: str | None = None) -> dg.ExecutorDefinition:
+    """SHED_EXECUTOR: `multiprocess` (default: Dagster's own, steps as subprocesses; `in_process`
+    through run config), `in_process`, or `k8s` (dagster-k8s's k8s_job_executor: one pod per step,
+    so the GPU steps' `dagster-k8s/config` tags give just those pods a GPU; install with
+    `pip install 'shed-pipeline[k8s]'`)."""
+    kind = (kind or os.environ.get("SHED_EXECUTOR") or "multiprocess").strip().lower()
+    if kind == "multiprocess":
+        return dg.multi_or_in_process_executor
+    if kind == "in_process":
+        return dg.in_process_executor
+    if kind == "k8s":
+        try:
+            from dagster_k8s import k8s_job_executor
+        except ImportError as exc:
+            raise ValueError("SHED_EXECUTOR=k8s needs dagster-k8s: pip install 'shed-pipeline[k8s]'") from exc
+        return k8s_job_executor
+    raise ValueError(f"SHED_EXECUTOR={kind!r} is not an executor: use one of {', '.join(EXECUTORS)}")
+
+
+def started_by(tags: dict[str, str]) -> str:
+    """How a run was started, from its Dagster tags, for the waiting run's message."""
+    for tag, what in (("dagster/sensor_name", "sensor"), ("dagster/schedule_name", "schedule"), ("dagster/backfill", "backfill")):
+        if tags.get(tag):
+            return f"{what} {tags[tag]}"
+    if tags.get("shed/launched_by"):
+        return tags["shed/launched_by"]
+    return "the Dagster UI or API"
+
+
+class ProjectLockedExecutor(dg.Executor):
+    """Runs `inner`'s orchestration while holding the project folder's lock."""
+
+    def __init__(self, inner: dg.Executor, home: Path):
+        self.inner = inner
+        self.home = home
+
+    def execute(self, plan_context, execution_plan):
+        run = plan_context.dagster_run
+        holder = Holder(run_id=run.run_id, via=started_by(dict(run.tags)))
+        with project_lock(self.home, holder, log=plan_context.log.info):
+            yield from self.inner.execute(plan_context, execution_plan)
+
+    @property
+    def retries(self):
+        return self.inner.retries
+
+    @property
+    def step_dependency_config(self):
+        return self.inner.step_dependency_config
+
+
+def project_locked(inner: dg.ExecutorDefinition, home: str | Path) -> dg.ExecutorDefinition:
+    """`inner` with the same name, config and requirements, whose executor holds `home`'s lock."""
+    create = inner.executor_creation_fn
+    if create is None:
+        raise ValueError(f"executor {inner.name} has no creation function to wrap")
+    return dg.ExecutorDefinition(
+        name=inner.name,
+        config_schema=inner.config_schema,
+        requirements=inner.get_requirements,
+        executor_creation_fn=lambda init_context: ProjectLockedExecutor(create(init_context), Path(home).expanduser()),
+        description=f"{inner.description or inner.name} (one run at a time per project folder)",
+    )
