@@ -11,6 +11,7 @@ import errno
 import json
 import os
 import re
+import shutil
 import signal
 import sys
 import time
@@ -138,16 +139,29 @@ def _home() -> Path:
 def _dagster_instance():
     """The DAGSTER_HOME instance, created under a lock on that folder: processes that create a new
     instance at the same moment race in its SQLite migrations ("more than one head present")."""
-    import fcntl
-
     import dagster as dg
 
-    with open(Path(os.environ["DAGSTER_HOME"]) / ".shed-instance.lock", "a") as guard:
-        fcntl.flock(guard, fcntl.LOCK_EX)
+    from shed_pipeline.core.files import folder_lock
+
+    with folder_lock(os.environ["DAGSTER_HOME"], ".shed-instance.lock"):
         instance = dg.DagsterInstance.get()
-        fcntl.flock(guard, fcntl.LOCK_UN)
     with instance:
         yield instance
+
+
+# The instance `shed-pipeline run` creates (and `dagster dev` then uses): no telemetry, and one run
+# per project at a time in the run queue (runs started by the UI, a schedule or a sensor), so that a
+# second run waits queued instead of in a run worker holding the project lock.
+DAGSTER_YAML = """telemetry:
+  enabled: false
+concurrency:
+  runs:
+    tag_concurrency_limits:
+      - key: shed/project
+        value:
+          applyLimitPerUniqueValue: true
+        limit: 1
+"""
 
 
 def _ensure_dagster_home() -> Path:
@@ -156,7 +170,7 @@ def _ensure_dagster_home() -> Path:
     path.mkdir(parents=True, exist_ok=True)
     cfg = path / "dagster.yaml"
     if not cfg.exists():
-        cfg.write_text("telemetry:\n  enabled: false\n")
+        cfg.write_text(DAGSTER_YAML)
     os.environ["DAGSTER_HOME"] = str(path.resolve())
     return path
 
@@ -209,39 +223,45 @@ def _run_config(args: argparse.Namespace) -> dict:
 
 
 # Exceptions whose message is the whole story for a user: printed without their class name.
-USER_ERRORS = {"SourceError", "ValueError", "FileNotFoundError", "AssetValueMismatch", "LineageError", "StoreLockedError", "ProjectBusy", "CliError", "ObjectStoreError", "ObjectNotFound", "NoSuchBucket", "AccessDenied", "RuntimeError"}
-_CLASS_PATH = re.compile(r"^(?:[A-Za-z_]\w*\.)*([A-Za-z_]\w*): ")
+USER_ERRORS = {
+    "SourceError", "ValueError", "FileNotFoundError", "PermissionError", "AssetValueMismatch", "LineageError", "StoreLockedError",
+    "ProjectBusy", "ProjectLockError", "CliError", "ObjectStoreError", "ObjectNotFound", "ObjectChanged", "RuntimeError",
+}
 INTERRUPTS = {"DagsterExecutionInterruptedError", "KeyboardInterrupt"}
 
 
 def _no_space(text: str, step: str | None) -> str | None:
     """"no space left on device while writing PATH (step X)" for a message that says the disk is full:
-    an OSError naming its file, DuckDB naming its file, or SQLite under Dagster's own storage."""
-    if not any(sign in text for sign in ("No space left on device", "database or disk is full", "disk I/O error")):
-        return None
-    found = re.search(r"No space left on device: '([^']+)'", text) or re.search(r'file "([^"]+)"', text)
+    an OSError naming its file, DuckDB naming its file, or SQLite under Dagster's own storage (whose
+    "disk I/O error" means a full disk only when the disk is full: else it says what SQLite said)."""
+    at = f" (step {step})" if step else ""
+    found = re.search(r"No space left on device: '([^']+)'", text) or re.search(r'file "([^"]+)": No space left on device', text)
     if found:
-        where = f" while writing {found.group(1)}"
-    elif "sqlite" in text.lower() or "database or disk is full" in text or "disk I/O error" in text:
-        where = f" while writing Dagster's run storage in {os.environ.get('DAGSTER_HOME', 'DAGSTER_HOME')}"
-    else:
-        where = ""
-    return f"no space left on device{where}" + (f" (step {step})" if step else "")
+        return f"no space left on device while writing {found.group(1)}{at}"
+    if "No space left on device" in text:
+        return f"no space left on device{at}"
+    if "database or disk is full" in text or "disk I/O error" in text:
+        storage = os.environ.get("DAGSTER_HOME", "DAGSTER_HOME")
+        try:
+            full = shutil.disk_usage(storage).free < (1 << 20)
+        except OSError:
+            full = "database or disk is full" in text
+        if full or "database or disk is full" in text:
+            return f"no space left on device while writing Dagster's run storage in {storage}{at}"
+        return f"cannot write Dagster's run storage in {storage} (SQLite: disk I/O error; a network filesystem's locking, or permissions){at}"
+    return None
 
 
 def _error_line(err) -> str:
     """One line for a step's error (a SerializableErrorInfo): the innermost user error's message,
-    without Python class paths; the class name stays only for what is not a user error."""
+    without its Python class path; the class name stays only for what is not a user error."""
     while err.cause is not None and err.cls_name in ("DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError"):
         err = err.cause
-    text = err.message.strip()
-    line = text.splitlines()[-1] if text else err.cls_name
-    m = _CLASS_PATH.match(line)
-    if m:
-        line = line[m.end() :] if m.group(1) in USER_ERRORS else f"{m.group(1)}: {line[m.end():]}"
-    elif err.cls_name not in USER_ERRORS and not line.startswith(err.cls_name):
-        line = f"{err.cls_name}: {line}"
-    return line
+    # Dagster's message is the exception as Python prints it: "package.module.ClassName: message".
+    prefix = re.match(rf"(?:[A-Za-z_]\w*\.)*{re.escape(err.cls_name)}: ", err.message)
+    text = (err.message[prefix.end() :] if prefix else err.message).strip()
+    line = next((part for part in text.splitlines() if part.strip()), "") or err.cls_name
+    return line if err.cls_name in USER_ERRORS else f"{err.cls_name}: {line}"
 
 
 def run_events(instance, run_id: str) -> list:
@@ -254,7 +274,7 @@ def run_report(events) -> dict:
     materialized, the step that failed and why, failed checks, and the evaluation arms done so far."""
     from dagster import DagsterEventType
 
-    report: dict[str, Any] = {"done": [], "failed_step": None, "error": None, "interrupted": False, "failed_checks": [], "arms": None}
+    report: dict[str, Any] = {"done": [], "failed_step": None, "error": None, "error_classes": set(), "interrupted": False, "failed_checks": [], "arms": None}
     for ev in events:
         if ev.event_type == DagsterEventType.ASSET_MATERIALIZATION and ev.step_key not in report["done"]:
             report["done"].append(ev.step_key)
@@ -269,12 +289,12 @@ def run_report(events) -> dict:
         elif ev.event_type == DagsterEventType.STEP_FAILURE and report["failed_step"] is None:
             report["failed_step"] = ev.step_key
             err = ev.step_failure_data.error if ev.step_failure_data else None
-            if err is not None:
-                inner = err
-                while inner.cause is not None and inner.cls_name not in INTERRUPTS:
-                    inner = inner.cause
-                report["interrupted"] = err.cls_name in INTERRUPTS or inner.cls_name in INTERRUPTS
-                report["error"] = _error_line(err)
+            chain = err
+            while chain is not None:  # the error and its causes, by class name (what the event keeps)
+                report["error_classes"].add(chain.cls_name)
+                chain = chain.cause
+            report["interrupted"] = bool(report["error_classes"] & INTERRUPTS)
+            report["error"] = _error_line(err) if err is not None else None
     return report
 
 
@@ -284,14 +304,24 @@ def failure_message(events) -> str:
 
 
 def _failure_message(report: dict) -> str:
-    if report["failed_checks"] and (report["error"] is None or "AssetCheckFailed" in report["error"] or "quarantine_within_bound" in report["error"]):
-        return report["failed_checks"][0]
+    if report["failed_checks"] and (report["error"] is None or "DagsterAssetCheckFailedError" in report["error_classes"]):
+        return report["failed_checks"][0]  # a blocking check stopped the run: its description says why
     if report["failed_step"]:
         step, error = report["failed_step"], report["error"] or "failed"
         return _no_space(error, step) or f"{step}: {error}"
     if report["failed_checks"]:
         return report["failed_checks"][0]
     return "the run failed (see the Dagster UI for the event log)"
+
+
+def _interrupted(instance, run_id: str) -> Interrupted:
+    """The interrupt, saying what the run finished; if its event log cannot be read (a full disk),
+    still the interrupt."""
+    try:
+        report = run_report(run_events(instance, run_id))
+    except Exception:
+        report = {"done": [], "failed_step": None, "arms": None}
+    return Interrupted(_interrupted_message(report, run_id))
 
 
 def _interrupted_message(report: dict, run_id: str) -> str:
@@ -360,15 +390,23 @@ def _stderr(message: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} run: {printable(message)}", file=sys.stderr, flush=True)
 
 
+def _older_lineage_beside(out: Path) -> str | None:
+    """A hint when --out holds a lineage database that an older version wrote next to the results."""
+    from shed_pipeline.resources import default_lineage_path
+
+    old = out / "lineage.duckdb"
+    if old.is_file() and old.resolve() != default_lineage_path().resolve():
+        return f"{old} is an older lineage database (earlier versions kept lineage next to the results); this project's is {default_lineage_path()}: query the old one with `shed-pipeline lineage --db {old} runs`"
+    return None
+
+
 def _benchmarks_to_check(config: dict) -> list[str]:
-    """The benchmark names a run's config asks for beyond the defaults (checked before any work)."""
+    """The benchmark names a run's config asks for beyond the defaults (checked before any work).
+    Only lists of names: a value of another type is left to Dagster's config check to refuse."""
     ops = config.get("ops", {})
-    names: list[str] = []
     evaluation = ops.get("evaluation_metrics", {}).get("config", {})
-    if evaluation.get("lm", True) and "benchmarks" in evaluation:
-        names += list(evaluation["benchmarks"] or [])
-    names += list(ops.get("proxy_shapley_scores", {}).get("config", {}).get("lm_benchmarks") or [])
-    return list(dict.fromkeys(names))
+    lists = [evaluation.get("benchmarks") if evaluation.get("lm", True) else None, ops.get("proxy_shapley_scores", {}).get("config", {}).get("lm_benchmarks")]
+    return list(dict.fromkeys(name for names in lists if isinstance(names, list) for name in names if isinstance(name, str)))
 
 
 def _metadata(result, node: str) -> dict[str, Any]:
@@ -386,8 +424,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from shed_pipeline.core.natural_instructions import default_cache_dir
     from shed_pipeline.core.objectstore import S3Uri, is_s3
     from shed_pipeline.core.project_lock import Holder, project_lock
-    from shed_pipeline.resources import default_lineage_path
+    from shed_pipeline.loggers import StepTracker
+    from shed_pipeline.resources import adopt_legacy_lineage, default_lineage_path
 
+    StepTracker.last_step = None  # a step named in an error is this run's
     if args.source and args.source != "natural-instructions" and not is_s3(args.source) and not os.path.lexists(Path(args.source).expanduser()):
         raise CliError(f"{args.source}: no such file or folder")
     run_config = _run_config(args)
@@ -404,6 +444,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     published = (lambda name: str(S3Uri.parse(target).child(name))) if is_s3(target) else (lambda name: str(out / name))
     if args.device:
         os.environ["SHED_DEVICE"] = args.device
+    # transformers' own "Loading weights" bars redraw a line many times; our progress lines suffice.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     _ensure_dagster_home()
     import warnings
 
@@ -419,16 +461,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     run_id = str(uuid.uuid4())
     t0 = time.perf_counter()
     # execute_in_process runs without the job's executor, so the CLI takes the project lock itself.
-    with project_lock(_home(), Holder(run_id=run_id, via="shed-pipeline run"), log=_stderr, wait=not args.no_wait), _dagster_instance() as instance:
-        with _sigterm_as_interrupt(), _quiet_storage_errors():
+    with _sigterm_as_interrupt(), project_lock(_home(), Holder(run_id=run_id, via="shed-pipeline run"), log=_stderr, wait=not args.no_wait), _dagster_instance() as instance:
+        for line in filter(None, [adopt_legacy_lineage(), _older_lineage_beside(out)]):
+            _stderr(line)
+        with _quiet_storage_errors():
             try:
                 result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False, run_id=run_id, tags={"shed/launched_by": "shed-pipeline run"})
             except dg.DagsterInvalidConfigError as exc:  # e.g. a misspelt --set key: name it, not the whole schema
                 raise CliError("invalid config: " + "; ".join(e.message.split(" Expected")[0] for e in exc.errors)) from None
-            except BaseException as exc:  # Ctrl-C / SIGTERM, as KeyboardInterrupt or Dagster's own interrupt error
-                if type(exc).__name__ in INTERRUPTS:
-                    raise Interrupted(_interrupted_message(run_report(run_events(instance, run_id)), run_id)) from None
-                raise
+            except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError):  # Ctrl-C / SIGTERM
+                raise _interrupted(instance, run_id) from None
         if not result.success:
             report = run_report(run_events(instance, run_id))
             if report["interrupted"]:
@@ -557,9 +599,11 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 def cmd_lineage(args: argparse.Namespace) -> int:
     from shed_pipeline.core.lineage import LineageStore
-    from shed_pipeline.resources import default_lineage_path
+    from shed_pipeline.resources import default_lineage_path, legacy_lineage_path
 
     db = Path(args.db).expanduser() if args.db else default_lineage_path()
+    if not args.db and not db.exists() and legacy_lineage_path().is_file():
+        db = legacy_lineage_path()  # not moved yet (the next run moves it): read it where it is
     store = LineageStore(db)
     if args.query == "runs":
         runs = store.runs()

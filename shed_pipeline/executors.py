@@ -16,6 +16,7 @@ from pathlib import Path
 import dagster as dg
 
 from shed_pipeline.core.project_lock import Holder, project_lock
+from shed_pipeline.resources import adopt_legacy_lineage
 
 EXECUTORS = ("multiprocess", "in_process", "k8s")
 
@@ -49,6 +50,15 @@ def started_by(tags: dict[str, str]) -> str:
     return "the Dagster UI or API"
 
 
+def raise_if_interrupted() -> None:
+    """Dagster runs an executor with interrupts captured as a flag (a terminate from the UI, a pod
+    being deleted): a run that is waiting for its turn stops waiting when the flag is set."""
+    from dagster._utils.interrupts import check_captured_interrupt  # no public API for the flag
+
+    if check_captured_interrupt():
+        raise dg.DagsterExecutionInterruptedError("interrupted while waiting for the project folder")
+
+
 class ProjectLockedExecutor(dg.Executor):
     """Runs `inner`'s orchestration while holding the project folder's lock."""
 
@@ -59,7 +69,10 @@ class ProjectLockedExecutor(dg.Executor):
     def execute(self, plan_context, execution_plan):
         run = plan_context.dagster_run
         holder = Holder(run_id=run.run_id, via=started_by(dict(run.tags)))
-        with project_lock(self.home, holder, log=plan_context.log.info):
+        with project_lock(self.home, holder, log=plan_context.log.info, check_interrupt=raise_if_interrupted):
+            moved = adopt_legacy_lineage(str(self.home))
+            if moved:
+                plan_context.log.info(moved)
             yield from self.inner.execute(plan_context, execution_plan)
 
     @property

@@ -24,19 +24,35 @@ def default_home() -> str:
 
 def default_lineage_path(home: str | None = None) -> Path:
     """The project's one lineage database: SHED_PIPELINE_LINEAGE, else `<home>/lineage.duckdb`,
-    whatever folder the results go to, so that every run of a project is found in one place.
-    A project whose lineage still sits where older versions kept it (`<home>/out/lineage.duckdb`)
-    has it moved here once."""
+    whatever folder the results go to, so that every run of a project is found in one place."""
     if os.environ.get("SHED_PIPELINE_LINEAGE"):
         return Path(os.environ["SHED_PIPELINE_LINEAGE"]).expanduser()
-    root = Path(home or default_home()).expanduser()
-    path, legacy = root / "lineage.duckdb", root / "out" / "lineage.duckdb"
-    if not path.exists() and legacy.is_file():
-        try:
-            os.replace(legacy, path)  # same folder tree: atomic, and a second process finds it moved
-        except FileNotFoundError:
-            pass  # another process moved it first
-    return path
+    return Path(home or default_home()).expanduser() / "lineage.duckdb"
+
+
+def legacy_lineage_path(home: str | None = None) -> Path:
+    """Where versions before one-lineage-per-project kept a project's lineage by default."""
+    return Path(home or default_home()).expanduser() / "out" / "lineage.duckdb"
+
+
+def adopt_legacy_lineage(home: str | None = None) -> str | None:
+    """Move a project's lineage from where older versions kept it (`<home>/out/lineage.duckdb`, and
+    DuckDB's write-ahead log beside it) to `default_lineage_path`, once; the caller holds the project
+    lock. Never overwrites: a project that already has its database keeps it. Says what it did."""
+    if os.environ.get("SHED_PIPELINE_LINEAGE"):
+        return None
+    new, old = default_lineage_path(home), legacy_lineage_path(home)
+    if new.exists() or not old.is_file():
+        return None
+    moves = [(old, new)]
+    wal = old.with_name(old.name + ".wal")
+    if wal.is_file():
+        moves.append((wal, new.with_name(new.name + ".wal")))
+    for src, dst in moves:
+        os.link(src, dst)  # fails rather than overwrite
+    for src, _ in moves:
+        src.unlink()
+    return f"moved this project's lineage from {old} to {new} (one lineage database per project)"
 
 
 class ComputeResource(dg.ConfigurableResource):
@@ -139,18 +155,18 @@ def _run_id_or_none(context) -> str | None:
         return None
 
 
-def expected_writer(context: dg.InputContext) -> str | None:
-    """The run whose value of the upstream asset this input must read: the run that computed it in
-    this execution (this run, or the parent run of a re-execution), else the asset's latest
-    materialization; None when the instance knows of none."""
+def expected_writer(context: dg.InputContext) -> tuple[str | None, bool]:
+    """The run whose value of the upstream asset this input must read, and whether that run computed
+    it in this execution (this run, or the parent of a re-execution); else the asset's latest
+    materialization in this instance; (None, False) when the instance knows of none."""
     if context.upstream_output is not None and (run_id := _run_id_or_none(context.upstream_output)):
-        return run_id
+        return run_id, True
     try:
         instance = context.instance
     except dg.DagsterInvariantViolationError:
-        return None
+        return None, False
     event = instance.get_latest_materialization_event(context.asset_key)
-    return event.run_id if event is not None else None
+    return (event.run_id if event is not None else None), False
 
 
 def _read_stamped(source) -> tuple[pl.DataFrame, str | None]:
@@ -191,12 +207,12 @@ class _ParquetIOManager(dg.ConfigurableIOManager):
             frame, written_by = self._get(upstream)
         except FileNotFoundError as exc:
             raise FileNotFoundError(f"{exc.filename}: upstream asset {asset} has not been materialized here") from exc
-        expected = expected_writer(context)
+        expected, in_this_execution = expected_writer(context)
         if written_by and expected and written_by != expected:
-            raise AssetValueMismatch(
-                f"{asset} at {self._where(upstream)} was written by run {written_by}, not by run {expected} whose value this run reads: "
-                "another run wrote to this project folder meanwhile (runs on one project folder must take turns); run again"
-            )
+            where = f"{asset} at {self._where(upstream)} was written by run {written_by}, not by run {expected}"
+            if in_this_execution:
+                raise AssetValueMismatch(f"{where} whose value this run reads: another run wrote to this project folder meanwhile (runs on one project folder must take turns); run again")
+            raise AssetValueMismatch(f"{where}, this Dagster instance's latest materialization of it: another Dagster instance (DAGSTER_HOME) wrote it; materialize {asset} again")
         return frame
 
 

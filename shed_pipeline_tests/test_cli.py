@@ -147,8 +147,8 @@ def test_a_run_killed_mid_embedding_resumes_without_redoing_finished_chunks(shed
     done = 0
     try:
         for line in proc.stderr:
-            if "encoded " in line and " texts (" in line:
-                done = int(line.split("encoded ")[1].split("/")[0])
+            if "encoded: " in line and " texts (" in line:
+                done = int(line.split("encoded: ")[1].split("/")[0])
                 if done >= 80:
                     proc.send_signal(signal.SIGKILL)
                     break
@@ -193,16 +193,20 @@ def test_lineage_is_the_projects_whatever_out_is(shed_env, source_file, tmp_path
 
 
 def test_an_older_projects_lineage_is_moved_into_the_project_once(tmp_path, monkeypatch):
-    from shed_pipeline.resources import default_lineage_path
+    from shed_pipeline.resources import adopt_legacy_lineage, default_lineage_path
 
     monkeypatch.delenv("SHED_PIPELINE_LINEAGE", raising=False)
     legacy = tmp_path / "out" / "lineage.duckdb"
     legacy.parent.mkdir()
     legacy.write_bytes(b"old lineage")
-    assert default_lineage_path(str(tmp_path)) == tmp_path / "lineage.duckdb"
-    assert (tmp_path / "lineage.duckdb").read_bytes() == b"old lineage" and not legacy.exists()
+    (tmp_path / "out" / "lineage.duckdb.wal").write_bytes(b"its write-ahead log")
+    assert default_lineage_path(str(tmp_path)) == tmp_path / "lineage.duckdb" and legacy.exists()  # looking moves nothing
+    assert adopt_legacy_lineage(str(tmp_path)) == f"moved this project's lineage from {legacy} to {tmp_path / 'lineage.duckdb'} (one lineage database per project)"
+    assert (tmp_path / "lineage.duckdb").read_bytes() == b"old lineage" and (tmp_path / "lineage.duckdb.wal").read_bytes() == b"its write-ahead log"
+    assert not legacy.exists() and not (tmp_path / "out" / "lineage.duckdb.wal").exists()
     legacy.write_bytes(b"newer copy, left alone")  # the project's own database wins from then on
-    assert default_lineage_path(str(tmp_path)).read_bytes() == b"old lineage" and legacy.exists()
+    assert adopt_legacy_lineage(str(tmp_path)) is None
+    assert (tmp_path / "lineage.duckdb").read_bytes() == b"old lineage" and legacy.exists()
 
 
 def test_curated_rows_lead_back_to_their_lineage(cli_run, shed_env, capsys, tmp_path, source_file):
@@ -269,6 +273,13 @@ def test_error_lines_carry_no_class_paths_and_no_terminal_escapes(shed_env, tmp_
     assert last.startswith(f"shed-pipeline: error: raw_dataset: {bad}: not a readable Parquet file") and "SourceError" not in last
 
 
+def test_a_relative_file_name_is_not_mistaken_for_a_class_path(shed_env, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "broken.json").write_text('[{"instruction": "a", "output": "b"},')
+    assert main(["run", "--source", "broken.json", "--no-lm-eval"]) == 1
+    assert one_error_line(capsys).startswith("shed-pipeline: error: raw_dataset: broken.json: not valid JSON (")
+
+
 def test_benchmark_names_are_checked_before_any_work_and_parents_are_accepted(shed_env, tmp_path, capsys, monkeypatch):
     import dagster as dg
 
@@ -281,6 +292,8 @@ def test_benchmark_names_are_checked_before_any_work_and_parents_are_accepted(sh
         assert instance.get_runs() == []  # failed before any work
     assert main(["run", "--set", "proxy_shapley_scores.lm_benchmarks=[\"social_iqx\"]"]) == 1
     assert "did you mean social_iqa" in one_error_line(capsys)
+    assert main(["run", "--set", "evaluation_metrics.benchmarks=social_iqa"]) == 1  # text, not a list: Dagster's config check says so
+    assert "invalid config" in one_error_line(capsys)
     assert main(["benchmarks", "--json"]) == 0
     listing = json.loads(capsys.readouterr().out)
     assert listing["tasks"] == {"hhh_alignment/harmless": 4, "hhh_alignment/honest": 5, "social_iqa": 6}
@@ -288,3 +301,26 @@ def test_benchmark_names_are_checked_before_any_work_and_parents_are_accepted(sh
     assert main(["benchmarks"]) == 0
     table = capsys.readouterr().out
     assert re.search(r"^hhh_alignment +9 +all 2 subtasks", table, re.M) and re.search(r"^social_iqa +6", table, re.M)
+
+
+def test_the_instance_the_cli_creates_queues_a_projects_second_run(shed_env, tmp_path, monkeypatch):
+    """Behind the lock: Dagster's run queue starts one run per project tag, so a second run of a
+    project waits in the queue, not in a run worker."""
+    import dagster as dg
+
+    from shed_pipeline.cli import DAGSTER_YAML
+    from shed_pipeline.core.project_lock import project_key
+
+    monkeypatch.delenv("DAGSTER_HOME")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SHED_PIPELINE_HOME")
+    from shed_pipeline.cli import _ensure_dagster_home
+
+    home = _ensure_dagster_home()
+    assert (home / "dagster.yaml").read_text() == DAGSTER_YAML
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
+    assert limits == [{"key": "shed/project", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
+    from shed_pipeline.jobs import shed_curation_job
+
+    assert set(shed_curation_job.tags) == {"shed/project"} and len(shed_curation_job.tags["shed/project"]) == len(project_key(tmp_path)) == 12

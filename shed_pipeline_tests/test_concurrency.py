@@ -15,6 +15,7 @@ import time
 
 import dagster as dg
 import duckdb
+import pytest
 
 from shed_pipeline.core.project_lock import Holder, project_lock
 from shed_pipeline_tests.synthetic import make_rows, write_jsonl
@@ -98,3 +99,22 @@ def test_a_run_started_through_dagster_waits_for_the_run_holding_the_project(she
     assert waiting and "runs on one project take turns" in waiting[0]
     started = messages.index(next(m for m in messages if m.startswith("project folder is free after ")))
     assert started < messages.index('Started execution of step "raw_dataset".')  # no step ran before the turn came
+
+
+def test_a_run_waiting_for_its_turn_stops_when_dagster_captures_an_interrupt():
+    """A terminate from the UI reaches a run worker as SIGINT, which Dagster turns into a flag while
+    the executor runs: the wait looks at it on every poll instead of waiting for the other run."""
+    import signal
+
+    from dagster._utils.interrupts import capture_interrupts, pop_captured_interrupt
+
+    from shed_pipeline.executors import raise_if_interrupted
+
+    raise_if_interrupted()  # no interrupt: nothing happens
+    with capture_interrupts():
+        os.kill(os.getpid(), signal.SIGINT)
+        try:
+            with pytest.raises(dg.DagsterExecutionInterruptedError, match="while waiting for the project folder"):
+                raise_if_interrupted()
+        finally:
+            pop_captured_interrupt()

@@ -58,7 +58,7 @@ def raw_dataset(context: dg.AssetExecutionContext, config: RawDatasetConfig, pat
     for line in loaded.notes:
         context.log.info(line)
     for line in skipped_lines(loaded.skipped):
-        context.log.warning(f"not read: {line}")
+        context.log.warning(line)
     for line in loaded.result.all_quarantined_files():
         context.log.warning(line)
     rows, q = loaded.rows, loaded.quarantine
@@ -74,6 +74,7 @@ def raw_dataset(context: dg.AssetExecutionContext, config: RawDatasetConfig, pat
         "rows_validation": splits.get("validation", 0),
         "rows_test": splits.get("test", 0),
         "quarantine_reasons": counts,
+        "files_read": len(loaded.file_units),
         "files_skipped": len(loaded.skipped),
         "encodings": loaded.encodings,
         # Chat rows: turns after the last assistant turn, and tool (other-role) turns, are not used.
@@ -95,6 +96,7 @@ def raw_dataset(context: dg.AssetExecutionContext, config: RawDatasetConfig, pat
     summary.update(**diff.counts(), previous_run=previous_run, seconds=round(time.perf_counter() - t0, 3))
     store.record_asset(context.run.run_id, "raw_dataset", CODE_VERSION, config.model_dump(), summary, source=loaded.label, source_fingerprint=loaded.fingerprint, source_version=loaded.version)
     frac = q.height / rows_in
+    per_file = loaded.result.file_counts()
     yield dg.Output(
         rows,
         data_version=frame_version(rows),
@@ -103,6 +105,8 @@ def raw_dataset(context: dg.AssetExecutionContext, config: RawDatasetConfig, pat
             "quarantine_reasons": dg.MetadataValue.json(counts),
             "encodings": dg.MetadataValue.json(loaded.encodings),
             "skipped_files": dg.MetadataValue.json([{"file": name, "why": why} for name, why in loaded.skipped]),
+            # Every file's balance: records in the file = rows kept + rows quarantined (of the sample, with `rows`).
+            "rows_per_file": dg.MetadataValue.json({f: {"records_in_file": n, "rows_ok": ok, "rows_quarantined": bad} for f, n in loaded.file_units.items() for ok, bad in [per_file.get(f, (0, 0))]}),
             "source": loaded.label,
             "source_fingerprint": loaded.fingerprint,
             "preview": dg.MetadataValue.md(_preview(rows)),
@@ -128,8 +132,7 @@ def quarantine_bound_text(quarantined: int, rows_in: int, bound: float, reasons:
 def _unusable(source: str, loaded, rows_in: int, pool_rows: int) -> str | None:
     """Why the source cannot be curated (no records, or fewer than 2 pool rows), saying what happened."""
     if rows_in == 0:
-        skipped = f" ({len(loaded.skipped)} entries not read: {'; '.join(skipped_lines(loaded.skipped, limit=3))})" if loaded.skipped else ""
-        return f"{source}: the source holds no records{skipped}"
+        return "; ".join([f"{source}: the source holds no records", *skipped_lines(loaded.skipped, limit=3)])
     if pool_rows < 2:
         return loaded.result.all_quarantined_message(loaded.label) or f"{source}: only {pool_rows} usable pool rows of {rows_in:,} records; need at least 2"
     return None

@@ -147,8 +147,8 @@ def _probe_utility(config: ProxyShapleyConfig, proxies: pl.DataFrame, validation
     fingerprint = lm.model_fingerprint(path)
     val = first_by_id(validation, config.probe_validation_rows)
     # The LM's features are cached by prompt key (row id, and a chat row's turns) like embeddings: a
-    # refresh computes new rows only. The id names the prompt rendering: features change with it.
-    feature_id = f"lm-penultimate/v1:{lm.PROMPT_FORMAT}:{fingerprint}:{config.lm_max_tokens}:{lm.device_signature(device)}"
+    # refresh computes new rows only.
+    feature_id = f"lm-penultimate/v1:{fingerprint}:{config.lm_max_tokens}:{lm.device_signature(device)}"
     proxy_rows, val_rows = _prompt_rows(proxies), _prompt_rows(val)
     rows = pl.concat([proxy_rows, val_rows]).unique("key", keep="first", maintain_order=True)
     cache = EmbeddingCache(feature_cache)

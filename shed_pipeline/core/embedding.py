@@ -20,6 +20,7 @@ import duckdb
 import numpy as np
 
 from shed_pipeline.core.duckdb_files import arrow_table, connect
+from shed_pipeline.core.progress import Progress
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 # Texts encoded per call (and per cache write): big enough that sentence-transformers' own
@@ -214,16 +215,14 @@ def embed_missing(
     # Longest first across the whole set: chunks of similar length pad little, and the slowest
     # chunk comes first so the time-left estimate errs on the safe side.
     todo_seg.sort(key=lambda h: (-len(texts[h]), h))
-    done = 0
     encode_s = 0.0
+    progress = Progress(len(todo_seg), "encoded", log, unit="texts", every_s=0)  # a line per chunk: each is a checkpoint
     for chunk in _chunks(todo_seg, chunk_rows):
         t0 = time.perf_counter()
         vecs = encoder.encode([texts[h] for h in chunk])
         encode_s += time.perf_counter() - t0
         cache.put(encoder.model_id, chunk, vecs, kind="segments")
-        done += len(chunk)
-        rate = done / max(1e-9, time.perf_counter() - start)
-        log(f"encoded {done}/{len(todo_seg)} texts ({rate:.0f} texts/s, ~{(len(todo_seg) - done) / max(rate, 1e-9):.0f}s left)")
+        progress.advance(len(chunk))
     if todo_rows:
         hashes = sorted(texts)
         seg = dict(zip(hashes, cache.get(encoder.model_id, hashes, kind="segments"), strict=True))

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ import numpy as np
 
 from shed_pipeline.core import lm
 from shed_pipeline.core.benchmarks import ChoiceItem
+from shed_pipeline.core.files import write_text_atomic
 from shed_pipeline.core.lm import FinetuneBudget  # the budget every arm gets; re-exported for callers
 from shed_pipeline.core.progress import Progress, format_seconds
 
@@ -124,10 +124,7 @@ def evaluate_arms(
                 scored = Progress(lm.choice_pairs(items), f"{label}: {name}", log, unit="sequences")
                 records.append({**base, "benchmark": name, "metric": "accuracy", "value": lm.choice_accuracy(m, tok, items, budget.batch_size, scored)})
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.partial")  # concurrent runs never share a temporary file
-            tmp.write_text(json.dumps([{f: r[f] for f in ("benchmark", "metric", "value")} for r in records[first:]]))
-            tmp.replace(path)
+            write_text_atomic(path, json.dumps([{f: r[f] for f in ("benchmark", "metric", "value")} for r in records[first:]]))
         log(f"{label}: done in {format_seconds(time.monotonic() - t0)}")
         if on_arm_done is not None:
             on_arm_done(k, len(arms), arm.label, False)

@@ -51,6 +51,22 @@ def atomic_path(dest: str | Path) -> Iterator[Path]:
         raise
 
 
+@contextmanager
+def folder_lock(folder: str | Path, name: str = ".lock") -> Iterator[None]:
+    """An exclusive lock on a folder (a hidden lock file in it, `flock(2)`) for the block: waits while
+    another process holds it. The kernel drops the lock when its holder exits."""
+    import fcntl  # POSIX; the pipeline runs on Linux and macOS
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / name, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def write_text_atomic(dest: str | Path, text: str) -> Path:
     with atomic_path(dest) as tmp:
         tmp.write_text(text, encoding="utf-8")

