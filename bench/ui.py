@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from shed_pipeline_tests.servers import _reset_signals, free_port, gql, stop, wait_for_http  # noqa: E402
 
-ASSETS = ["raw_dataset", "embeddings", "clusters", "proxy_shapley_scores", "curated_subset", "evaluation_metrics"]
+ASSETS = ["raw_dataset", "embeddings", "clusters", "proxy_shapley_scores", "row_values", "curated_subset", "evaluation_metrics"]
 REPO = Path(__file__).resolve().parents[1]
 
 

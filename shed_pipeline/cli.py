@@ -1,6 +1,6 @@
 """The `shed-pipeline` command: run the curation job, and query lineage.
 
-`run` materializes the six assets through the same Definitions the UI loads, recorded in
+`run` materializes the seven assets through the same Definitions the UI loads, recorded in
 DAGSTER_HOME so `dagster dev` shows the run. Runs on one project folder take turns (a second one
 waits, naming the run it waits for). Errors print one line and exit non-zero; an interrupt (Ctrl-C,
 SIGTERM) says what was finished and kept, and exits 130.
@@ -22,7 +22,11 @@ from typing import Any, Iterator, Sequence
 
 from shed_pipeline.core.display import printable
 
-ASSET_ORDER = ["raw_dataset", "embeddings", "clusters", "proxy_shapley_scores", "curated_subset", "evaluation_metrics"]
+# Without --estimator: the closed form where one exists, else the estimator that measured best per
+# utility evaluation (bench/estimators.py).
+DEFAULT_ESTIMATOR = {"knn": "knn_exact", "probe": "ts_chains", "lm": "banzhaf_msr"}
+DEFAULT_METHOD = "qocs"  # the curated_subset asset's default too (assets/curate.py)
+ASSET_ORDER = ["raw_dataset", "embeddings", "clusters", "row_values", "proxy_shapley_scores", "curated_subset", "evaluation_metrics"]
 
 
 class CliError(Exception):
@@ -47,10 +51,12 @@ def _size(text: str) -> int | str:
     return "auto" if text == "auto" else _positive_int(text)
 
 
-def _setting(text: str) -> tuple[str, str, Any]:
+def _setting(text: str) -> tuple[str, tuple[str, ...], Any]:
+    """ASSET.KEY=VALUE, KEY a dotted path into nested config (proxy_shapley_scores.utility.probe.dims=8)."""
     name, eq, raw = text.partition("=")
     asset, dot, key = name.partition(".")
-    if not eq or not dot or not key:
+    path = tuple(key.split("."))
+    if not eq or not dot or not all(path):
         raise argparse.ArgumentTypeError(f"expected ASSET.KEY=VALUE, got {text!r}")
     if asset not in ASSET_ORDER:
         raise argparse.ArgumentTypeError(f"unknown asset {asset!r} in {text!r}; assets: {', '.join(ASSET_ORDER)}")
@@ -58,7 +64,78 @@ def _setting(text: str) -> tuple[str, str, Any]:
         value = json.loads(raw)
     except ValueError:
         value = raw
-    return asset, key, value
+    return asset, path, value
+
+
+def strategy_choices() -> dict[tuple[str, str], Any]:
+    """The config fields that choose a strategy, by (asset, field), with their registries."""
+    from shed_pipeline.core.estimators import ESTIMATORS
+    from shed_pipeline.core.selection import METHODS
+    from shed_pipeline.core.utilities import UTILITIES
+
+    return {("proxy_shapley_scores", "utility"): UTILITIES, ("proxy_shapley_scores", "estimator"): ESTIMATORS, ("curated_subset", "method"): METHODS}
+
+
+def apply_setting(ops: dict[str, dict], asset: str, path: Sequence[str], value: Any) -> None:
+    """Set one (possibly nested) config value. A strategy field takes a name (`method=qwcs`) or a path
+    through one (`method.qwcs.temperature=0.5`): naming another strategy than the chosen one replaces
+    the choice, since a choice holds exactly one strategy and its settings."""
+    moved_key_hint(asset, path)
+    node = ops.setdefault(asset, {})
+    registry = strategy_choices().get((asset, path[0]))
+    if registry is not None:
+        if len(path) == 1 and isinstance(value, str):
+            path, value = (path[0], value), None
+        if len(path) >= 2:
+            registry[path[1]]  # an unknown name fails here, listing the names that exist
+            current = node.get(path[0])
+            if not (isinstance(current, dict) and list(current) == [path[1]]):
+                node[path[0]] = {path[1]: {}}
+            if value is None and len(path) == 2:
+                return
+    for key in path[:-1]:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise CliError(f"{asset}.{'.'.join(path)}: {key!r} is a value, not a group of settings")
+        node = child
+    node[path[-1]] = value
+
+
+# Flat config keys of earlier versions, and where each setting lives now (a --set of one says so).
+MOVED_KEYS = {
+    "proxy_shapley_scores": {
+        "k": "utility.knn.k",
+        "permutations": "estimator.<shed_grouped|tmc|ts_chains>.permutations",
+        "group_size": "estimator.shed_grouped.group_size",
+        "truncation_tolerance": "estimator.tmc.truncation_tolerance",
+        "samples": "estimator.banzhaf_msr.samples",
+        "chain_size": "estimator.ts_chains.chain_size",
+        "chain_rounds": "estimator.ts_chains.chain_rounds",
+        "lm_model": "utility.<lm|probe>.model",
+        **{f"lm_{k}": f"utility.lm.{k}" for k in ("steps", "lr", "rank", "batch_size", "validation_rows", "benchmarks", "benchmark_items")},
+        "lm_max_tokens": "utility.<lm|probe>.max_tokens",
+        **{f"probe_{k}": f"utility.probe.{k}" for k in ("dims", "ridge", "validation_rows")},
+    },
+    "curated_subset": {"temperature": "method.qwcs.temperature"},
+    "evaluation_metrics": {"lm_steps": "steps", "lm_epochs": "epochs", "lm_test_rows": "test_rows"},
+}
+
+
+def moved_key_hint(asset: str, path: Sequence[str]) -> None:
+    moved = MOVED_KEYS.get(asset, {}).get(path[0])
+    if moved and len(path) == 1:
+        raise CliError(f"{asset}.{path[0]} is now {asset}.{moved} (settings live under the strategy they belong to; `shed-pipeline strategies` lists them)")
+
+
+def set_strategy_setting(ops: dict[str, dict], asset: str, field: str, setting: str, value: Any, flag: str) -> None:
+    """A flag that is a setting of the chosen strategy (--temperature: qwcs's); naming the strategies
+    it applies to when the chosen one has no such setting."""
+    registry = strategy_choices()[(asset, field)]
+    (name, settings), = ops[asset][field].items()
+    if setting not in {f.name for f in registry[name].fields()}:
+        users = [n for n in registry.names if setting in {f.name for f in registry[n].fields()}]
+        raise CliError(f"{flag} is a setting of the {registry.kind} {' / '.join(users)}, not of {name} (--{registry.kind} {users[0] if users else '...'})")
+    settings[setting] = value
 
 
 def _fraction(text: str) -> float:
@@ -77,31 +154,40 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from shed_pipeline.core.estimators import ESTIMATORS
-    from shed_pipeline.core.sampling import METHODS
-    from shed_pipeline.core.utilities import UTILITIES
+    choices = {field: registry for (_, field), registry in strategy_choices().items()}
 
     p = _Parser(prog="shed-pipeline", description="Shapley-based curation of instruction-tuning data (SHED) as a Dagster pipeline.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    r = sub.add_parser("run", help="materialize all six assets and write the curated subset")
-    r.add_argument("--source", help="'natural-instructions', a JSONL/JSON/Parquet/CSV file or folder, or an s3:// object or prefix (default: $SHED_PIPELINE_SOURCE, else natural-instructions)")
-    r.add_argument("--rows", type=_positive_int, help="deterministic sample of N rows (default 10000 for natural-instructions, all rows of a file)")
+    r = sub.add_parser("run", help="materialize all seven assets and write the curated subset")
+    r.add_argument("--source", help="'natural-instructions', 'bigbench-chat', a JSONL/JSON/Parquet/CSV file or folder, or an s3:// object or prefix (default: $SHED_PIPELINE_SOURCE, else natural-instructions)")
+    r.add_argument("--rows", type=_positive_int, help="deterministic sample of N rows (default 1500 for the packaged sources natural-instructions and bigbench-chat, all rows of a file)")
     r.add_argument("--clusters", type=_positive_int, help="number of clusters K (default: about pool/20)")
-    r.add_argument("--method", choices=METHODS, default="qocs")
+    r.add_argument("--method", choices=choices["method"].names, default=DEFAULT_METHOD, help=f"selection method (default {DEFAULT_METHOD}; `shed-pipeline strategies` lists each with its settings)")
     size = r.add_mutually_exclusive_group()
     size.add_argument("--fraction", type=_fraction, help="target size as a fraction of the pool (default 0.1)")
     size.add_argument("--size", type=_size, help="target size as a row count, or 'auto': TS-DShapley's removal-index rule drops the lowest-valued clusters and keeps the rest")
-    r.add_argument("--estimator", choices=ESTIMATORS, default="knn_exact")
-    r.add_argument("--utility", choices=UTILITIES, default="knn")
+    r.add_argument("--estimator", choices=choices["estimator"].names, help="Shapley estimator of the cluster proxies' values (default: knn_exact, the closed form, for the knn utility; ts_chains for probe; banzhaf_msr for lm)")
+    r.add_argument("--utility", choices=choices["utility"].names, default="knn", help="utility U(S) the proxies are valued by (default knn)")
     r.add_argument("--permutations", type=_positive_int, help="permutations for shed_grouped / tmc, and per chain for ts_chains (default 20)")
     r.add_argument("--lm-model", help="the target LM of the lm/probe utilities and the evaluation: 'smollm2-135m-instruct' (default, from the package registry) or a local causal-LM folder")
     r.add_argument("--chain-rounds", type=_positive_int, help="ts_chains: rounds of chains; each proxy is valued in this many chains (default 10)")
     r.add_argument("--no-lm-eval", action="store_true", help="skip the language-model arms of evaluation_metrics (keep the model-free report)")
-    r.add_argument("--eval-steps", type=_positive_int, help="LoRA steps of every evaluation arm (default 12)")
+    r.add_argument("--eval-epochs", type=float, help="evaluation: passes of every fine-tuned arm over its own rows (default 1)")
+    r.add_argument("--eval-steps", type=_positive_int, help="evaluation: a fixed budget of LoRA steps for every arm instead of epochs (reported as such)")
+    r.add_argument("--random-seeds", type=_positive_int, help="evaluation: random subsets of the curated size to compare against (default 2; the benchmark uses 5)")
+    r.add_argument("--baselines", help="evaluation: selection methods evaluated beside the curated subset, comma-separated (default longest; '' for none)")
+    r.add_argument("--full-pool", action="store_true", help="evaluation: also fine-tune on the whole pool (as many epochs: about 10x a 10%% arm)")
+    r.add_argument("--test-rows", type=int, help="evaluation: test rows scored per arm (default 48; 0 = the whole test split)")
+    r.add_argument("--benchmark-items", type=int, help="evaluation: items per multiple-choice task (default 30; 0 = all)")
     r.add_argument("--benchmarks", help="comma-separated bigbench multiple-choice tasks for the evaluation (default social_iqa,strategyqa,sports_understanding; '' for none)")
     r.add_argument("--samples", type=_positive_int, help="random coalitions for banzhaf_msr (default 1000)")
     r.add_argument("--temperature", type=float, help="QWCS softmax temperature (default: std of the scores)")
+    r.add_argument("--member-order", metavar="ORDER", help="qocs / qwcs / coverage: the order a chosen cluster's rows are taken in: 'source', 'random', or a per-row value ('knn_shapley', 'ifd'), best first (default: SHED's, source for qocs and coverage, random for qwcs)")
+    r.add_argument("--cap", type=_positive_int, help="coverage: most rows taken from one cluster (default ceil(target / clusters))")
+    r.add_argument("--dedup", type=_fraction, metavar="COSINE", help="remove near-duplicates before selection: rows of one cluster whose prompt embeddings' cosine similarity exceeds COSINE (e.g. 0.95); one of each group is kept")
+    r.add_argument("--dedup-keep", metavar="ORDER", help="which near-duplicate is kept: 'source' (the first, default) or the best by a per-row value ('knn_shapley', 'ifd')")
+    r.add_argument("--row-values", metavar="KINDS", help="per-row values to compute, comma-separated (default knn_shapley; 'ifd' runs the target LM over the pool). A method, --member-order or --dedup-keep that needs one adds it")
     r.add_argument("--seed", type=int, default=0, help="seed for every random choice (default 0)")
     r.add_argument("--full-refit", action="store_true", help="re-fit the clusters from scratch instead of refreshing the previous run's")
     r.add_argument("--embed-chunk", type=_positive_int, help="texts per encode call and embedding-cache write (default 512): an interrupted run loses at most one chunk")
@@ -109,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", help="output folder or s3:// prefix for curated.jsonl, curated.parquet, evaluation.json (default: $SHED_PIPELINE_OUT, else .shed_pipeline/out); lineage stays in the project's one database")
     r.add_argument("--row-id-field", metavar="NAME", help="add each curated row's id (what `shed-pipeline lineage why` takes) to curated.jsonl/.parquet under this field name; the ids are in curated.manifest.json either way")
     r.add_argument("--no-wait", action="store_true", help="fail at once, instead of waiting, when another run is using the project folder")
-    r.add_argument("--set", action="append", default=[], metavar="ASSET.KEY=VALUE", type=_setting, help="any asset config value, e.g. proxy_shapley_scores.lm_steps=4 or evaluation_metrics.benchmarks='[\"social_iqa\"]' (JSON, else text); repeatable, applied last")
+    r.add_argument("--set", action="append", default=[], metavar="ASSET.KEY=VALUE", type=_setting, help="any asset config value, a dotted path for nested ones, e.g. proxy_shapley_scores.utility.probe.dims=8, curated_subset.method.qwcs.temperature=0.5 or evaluation_metrics.benchmarks='[\"social_iqa\"]' (JSON, else text); naming another strategy than the chosen one replaces the choice; repeatable, applied last")
     r.add_argument("--json", action="store_true", help="print a machine-readable summary instead of a table")
 
     lin = sub.add_parser("lineage", help="query the lineage database")
@@ -123,6 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
     diff = lsub.add_parser("diff", help="rows added to / removed from the curated set between two runs")
     diff.add_argument("run_a")
     diff.add_argument("run_b")
+
+    strat = sub.add_parser("strategies", help="list the utilities, estimators, selection methods and per-row values, with their settings and defaults")
+    strat.add_argument("--json", action="store_true", help="print JSON")
+    strat.add_argument("--markdown", action="store_true", help="print the README's tables")
 
     bench = sub.add_parser("benchmarks", help="list the bigbench multiple-choice tasks --benchmarks accepts (a parent name takes all its subtasks)")
     bench.add_argument("--json", action="store_true", help="print JSON")
@@ -175,12 +265,34 @@ def _ensure_dagster_home() -> Path:
     return path
 
 
+def _needed_row_values(ops: dict[str, dict]) -> list[str]:
+    """The per-row values the curated_subset config reads: its method's requirements, a member
+    order or near-duplicate rule by value."""
+    from shed_pipeline.core.row_values import ROW_VALUES
+
+    curated = ops.get("curated_subset", {})
+    method = curated.get("method")
+    needed: list[str] = []
+    if isinstance(method, dict) and len(method) == 1:
+        (name, settings), = method.items()
+        registry = strategy_choices()[("curated_subset", "method")]
+        if name in registry:
+            needed += list(registry[name].requires.get("row_values", ()))
+        if isinstance(settings, dict):
+            needed.append(settings.get("member_order"))
+    needed.append(curated.get("dedup_keep"))
+    for order in needed:  # a misspelt order fails now, not after valuation
+        if isinstance(order, str) and order not in ("source", "random") and order not in ROW_VALUES:
+            raise CliError(f"unknown member order {order!r}; choose source, random or a per-row value: {', '.join(ROW_VALUES)}")
+    return list(dict.fromkeys(k for k in needed if isinstance(k, str) and k in ROW_VALUES))
+
+
 def _run_config(args: argparse.Namespace) -> dict:
     ops: dict[str, dict] = {
         "raw_dataset": {"seed": args.seed},
         "clusters": {"seed": args.seed, "full_refit": args.full_refit},
-        "proxy_shapley_scores": {"estimator": args.estimator, "utility": args.utility, "seed": args.seed},
-        "curated_subset": {"method": args.method, "seed": args.seed},
+        "proxy_shapley_scores": {"utility": {args.utility: {}}, "estimator": {args.estimator or DEFAULT_ESTIMATOR.get(args.utility, "banzhaf_msr"): {}}, "seed": args.seed},
+        "curated_subset": {"method": {args.method: {}}, "seed": args.seed},
         "evaluation_metrics": {"seed": args.seed},
     }
     if args.source:
@@ -191,19 +303,28 @@ def _run_config(args: argparse.Namespace) -> dict:
         ops["raw_dataset"]["rows"] = args.rows
     if args.clusters:
         ops["clusters"]["n_clusters"] = args.clusters
-    if args.permutations:
-        ops["proxy_shapley_scores"]["permutations"] = args.permutations
-    if args.samples:
-        ops["proxy_shapley_scores"]["samples"] = args.samples
+    for flag, setting in (("permutations", "permutations"), ("samples", "samples"), ("chain_rounds", "chain_rounds")):
+        if getattr(args, flag):
+            set_strategy_setting(ops, "proxy_shapley_scores", "estimator", setting, getattr(args, flag), "--" + flag.replace("_", "-"))
     if args.lm_model:
-        ops["proxy_shapley_scores"]["lm_model"] = args.lm_model
+        (utility, settings), = ops["proxy_shapley_scores"]["utility"].items()
+        if "model" in {f.name for f in strategy_choices()[("proxy_shapley_scores", "utility")][utility].fields()}:
+            settings["model"] = args.lm_model
         ops["evaluation_metrics"]["lm_model"] = args.lm_model
-    if args.chain_rounds:
-        ops["proxy_shapley_scores"]["chain_rounds"] = args.chain_rounds
     if args.no_lm_eval:
         ops["evaluation_metrics"]["lm"] = False
-    if args.eval_steps:
-        ops["evaluation_metrics"]["lm_steps"] = args.eval_steps
+    evaluation = ops["evaluation_metrics"]
+    for flag, key in (("eval_epochs", "epochs"), ("eval_steps", "steps"), ("random_seeds", "random_seeds"), ("test_rows", "test_rows"), ("benchmark_items", "benchmark_items")):
+        if getattr(args, flag) is not None:
+            evaluation[key] = getattr(args, flag)
+    if args.baselines is not None:
+        evaluation["baselines"] = [b.strip() for b in args.baselines.split(",") if b.strip()]
+        methods = strategy_choices()[("curated_subset", "method")]
+        unknown = [b for b in evaluation["baselines"] if b not in methods]
+        if unknown:
+            raise CliError(f"--baselines: unknown method {unknown[0]!r}; choose among {', '.join(methods.names)}")
+    if args.full_pool:
+        evaluation["include_full_pool"] = True
     if args.benchmarks is not None:
         ops["evaluation_metrics"]["benchmarks"] = [b.strip() for b in args.benchmarks.split(",") if b.strip()]
     if args.fraction:
@@ -214,11 +335,29 @@ def _run_config(args: argparse.Namespace) -> dict:
     elif args.size:
         ops["curated_subset"]["size"] = args.size
     if args.temperature is not None:
-        ops["curated_subset"]["temperature"] = args.temperature
+        set_strategy_setting(ops, "curated_subset", "method", "temperature", args.temperature, "--temperature")
     if args.row_id_field:
         ops["curated_subset"]["row_id_field"] = args.row_id_field
-    for asset, key, value in args.set:
-        ops.setdefault(asset, {})[key] = value
+    if args.member_order:
+        set_strategy_setting(ops, "curated_subset", "method", "member_order", args.member_order, "--member-order")
+    if args.cap:
+        set_strategy_setting(ops, "curated_subset", "method", "cap", args.cap, "--cap")
+    if args.dedup is not None:
+        ops["curated_subset"]["dedup_threshold"] = args.dedup
+    if args.dedup_keep:
+        ops["curated_subset"]["dedup_keep"] = args.dedup_keep
+    if args.row_values is not None:
+        ops["row_values"] = {"kinds": [k.strip() for k in args.row_values.split(",") if k.strip()]}
+    if args.lm_model and "ifd" in ops.get("row_values", {}).get("kinds", []) + _needed_row_values(ops):
+        ops.setdefault("row_values", {})["ifd"] = {"model": args.lm_model}
+    for asset, path, value in args.set:
+        apply_setting(ops, asset, path, value)
+    needed = _needed_row_values(ops)
+    if needed:  # what the chosen method, member order or near-duplicate rule reads is computed
+        from shed_pipeline.assets.row_values import DEFAULT_KINDS
+
+        kinds = ops.setdefault("row_values", {}).setdefault("kinds", list(DEFAULT_KINDS))
+        kinds.extend(k for k in needed if k not in kinds)
     return {"ops": {k: {"config": v} for k, v in ops.items()}, "loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
@@ -405,8 +544,28 @@ def _benchmarks_to_check(config: dict) -> list[str]:
     Only lists of names: a value of another type is left to Dagster's config check to refuse."""
     ops = config.get("ops", {})
     evaluation = ops.get("evaluation_metrics", {}).get("config", {})
-    lists = [evaluation.get("benchmarks") if evaluation.get("lm", True) else None, ops.get("proxy_shapley_scores", {}).get("config", {}).get("lm_benchmarks")]
+    utility = ops.get("proxy_shapley_scores", {}).get("config", {}).get("utility")
+    lm_utility = utility.get("lm") if isinstance(utility, dict) else None
+    lists = [evaluation.get("benchmarks") if evaluation.get("lm", True) else None, lm_utility.get("benchmarks") if isinstance(lm_utility, dict) else None]
     return list(dict.fromkeys(name for names in lists if isinstance(names, list) for name in names if isinstance(name, str)))
+
+
+def check_strategy_requirements(config: dict) -> None:
+    """Each chosen strategy's requirements (an estimator's utility), checked before any work."""
+    from shed_pipeline.core.strategies import StrategyError
+
+    ops = config.get("ops", {})
+    chosen = {}
+    for (asset, field), registry in strategy_choices().items():
+        value = ops.get(asset, {}).get("config", {}).get(field)
+        if isinstance(value, dict) and len(value) == 1:
+            chosen[registry.kind] = next(iter(value))
+    try:
+        for registry in strategy_choices().values():
+            if registry.kind in chosen:
+                registry.check_requirements(chosen[registry.kind], **{k: v for k, v in chosen.items() if k != registry.kind})
+    except StrategyError as exc:
+        raise CliError(str(exc)) from None
 
 
 def _metadata(result, node: str) -> dict[str, Any]:
@@ -424,13 +583,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     from shed_pipeline.core.natural_instructions import default_cache_dir
     from shed_pipeline.core.objectstore import S3Uri, is_s3
     from shed_pipeline.core.project_lock import Holder, project_lock
+    from shed_pipeline.core.sources import PACKAGED_SOURCES
     from shed_pipeline.loggers import StepTracker
     from shed_pipeline.resources import adopt_legacy_lineage, default_lineage_path
 
     StepTracker.last_step = None  # a step named in an error is this run's
-    if args.source and args.source != "natural-instructions" and not is_s3(args.source) and not os.path.lexists(Path(args.source).expanduser()):
+    if args.source and args.source not in PACKAGED_SOURCES and not is_s3(args.source) and not os.path.lexists(Path(args.source).expanduser()):
         raise CliError(f"{args.source}: no such file or folder")
     run_config = _run_config(args)
+    check_strategy_requirements(run_config)  # e.g. knn_exact with the probe utility fails now, not after embedding
     wanted = _benchmarks_to_check(run_config)
     if wanted:  # a misspelt benchmark fails now, not after the whole pipeline ran
         check_benchmarks(wanted, default_cache_dir(), log=_stderr)
@@ -477,6 +638,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 raise Interrupted(_interrupted_message(report, run_id))
             raise CliError(_failure_message(report))
         lm_rows = _lm_summary(out / "evaluation.json")  # read while the project is still this run's
+        comparison = _comparison_summary(out / "evaluation.json")
     wall = time.perf_counter() - t0
     meta = {node: _metadata(result, node) for node in ASSET_ORDER}
     summary = {
@@ -521,30 +683,48 @@ def cmd_run(args: argparse.Namespace) -> int:
     if "utility_subset" in ev:
         print(_table(["held-out utility", "value"], [["curated subset", f"{ev['utility_subset']:.4f}"], ["random, same size (mean)", f"{ev.get('utility_random_mean', float('nan')):.4f}"], ["full pool", f"{ev.get('utility_full_pool', float('nan')):.4f}"]]))
     if lm_rows:
-        print(_table(["benchmark", "metric", "base", "curated", "random (mean ± std)", "full pool"], lm_rows))
+        print(_table(*lm_rows))
+    if comparison:
+        header, rows = comparison
+        print(_table(header, rows) + "paired differences to the random arms' mean over the same test rows / items: a 95% interval that holds 0, or |z| < 2, is no difference\n")
     for k, v in summary["outputs"].items():
         print(f"{k:>16}: {printable(v)}")
     print(f"{'dagster_home':>16}: {printable(summary['dagster_home'])}  (DAGSTER_HOME for `dagster dev` to show this run)")
     return 0
 
 
-def _lm_summary(path: Path) -> list[list[str]]:
-    """Rows of the LM arms table, from the run's evaluation report (empty without LM arms)."""
+def _comparison_summary(path: Path) -> tuple[list[str], list[list[str]]] | None:
+    """The arms against random (difference, 95% interval, z), from the run's evaluation report."""
+    from shed_pipeline.core.comparison import summary_table
+
+    try:
+        comparisons = (json.loads(path.read_text()).get("lm") or {}).get("comparisons")
+    except (OSError, ValueError):
+        return None
+    return summary_table(comparisons) if comparisons else None
+
+
+def _lm_summary(path: Path) -> tuple[list[str], list[list[str]]] | None:
+    """(header, rows) of the LM arms table, from the run's evaluation report (None without LM arms):
+    a column per arm (base, curated, each baseline, random as mean ± std over seeds, full pool)."""
     try:
         lm = json.loads(path.read_text()).get("lm")
     except (OSError, ValueError):
-        return []
+        return None
     if not lm:
-        return []
+        return None
     by: dict[tuple[str, str], dict[str, dict]] = {}
     for s in lm["summary"]:
         by.setdefault((s["benchmark"], s["metric"]), {})[s["arm"]] = s
-    cell = lambda s: "-" if s is None else f"{s['mean']:.4f}"  # noqa: E731
-    rows = []
-    for (b, m), arms in by.items():
-        r = arms.get("random")
-        rows.append([b, m, cell(arms.get("base")), cell(arms.get("curated")), "-" if r is None else f"{r['mean']:.4f} ± {r['std']:.4f} (n={r['n']})", cell(arms.get("full_pool"))])
-    return rows
+    arms = list(dict.fromkeys(s["arm"] for s in lm["summary"]))
+
+    def cell(s: dict | None) -> str:
+        if s is None:
+            return "-"
+        return f"{s['mean']:.4f} ± {s['std']:.4f} (n={s['n']})" if s["arm"] == "random" else f"{s['mean']:.4f}"
+
+    header = ["benchmark", "metric"] + [("random (mean ± std)" if a == "random" else a.replace("_", " ")) for a in arms]
+    return header, [[b, m] + [cell(got.get(a)) for a in arms] for (b, m), got in by.items()]
 
 
 def _work(meta: dict[str, dict]) -> dict[str, dict]:
@@ -658,7 +838,42 @@ def cmd_benchmarks(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "lineage": cmd_lineage, "benchmarks": cmd_benchmarks}
+def all_registries() -> list:
+    """Every registry of strategies, in the order the pipeline uses them."""
+    from shed_pipeline.core.row_values import ROW_VALUES
+
+    by_field = strategy_choices()
+    return [by_field[("proxy_shapley_scores", "utility")], by_field[("proxy_shapley_scores", "estimator")], ROW_VALUES, by_field[("curated_subset", "method")]]
+
+
+def strategies_markdown() -> str:
+    """The README's strategy tables (a test keeps the README equal to this)."""
+    out = []
+    for r in all_registries():
+        out += [f"| {r.kind} | what it does | settings (defaults) |", "|---|---|---|"]
+        for name, s in r.items():
+            settings = ", ".join(f"`{k}={v!r}`" for k, v in s.defaults().items()) or "-"
+            out.append(f"| `{name}` | {s.summary} | {settings} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def cmd_strategies(args: argparse.Namespace) -> int:
+    registries = all_registries()
+    if args.markdown:
+        print(strategies_markdown(), end="")
+        return 0
+    if args.json:
+        print(json.dumps({r.kind: {name: {"summary": s.summary, "settings": s.defaults(), "requires": {k: list(v) for k, v in s.requires.items()}} for name, s in r.items()} for r in registries}, indent=2, default=str))
+        return 0
+    for r in registries:
+        rows = [[name, s.summary, ", ".join(f"{k}={v!r}" for k, v in s.defaults().items()) or "-"] for name, s in r.items()]
+        print(_table([r.kind, "what it does", "settings (defaults)"], rows))
+    print("choose with --utility / --estimator / --method; settings with --set, e.g. --set curated_subset.method.qwcs.temperature=0.5")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "lineage": cmd_lineage, "benchmarks": cmd_benchmarks, "strategies": cmd_strategies}
 
 
 def _error_message(exc: BaseException) -> str:

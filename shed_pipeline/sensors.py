@@ -10,7 +10,7 @@ from shed_pipeline.core.lineage import LineageError
 from shed_pipeline.core.objectstore import is_s3
 from shed_pipeline.core.records import SourceError
 from shed_pipeline.core.s3_sources import scan_s3_source
-from shed_pipeline.core.sources import NATURAL_INSTRUCTIONS, source_label
+from shed_pipeline.core.sources import PACKAGED_SOURCES, source_label
 from shed_pipeline.core.watch import scan_source
 from shed_pipeline.jobs import shed_curation_job
 from shed_pipeline.resources import LineageResource, PathsResource, object_store
@@ -30,8 +30,8 @@ def source_change_sensor(context: dg.SensorEvaluationContext, paths: PathsResour
     requested when an object is added, removed or rewritten. On the first poll, a run is requested
     only if the lineage has no run of this exact source version yet."""
     source = paths.source
-    if not source or source == NATURAL_INSTRUCTIONS:
-        return dg.SkipReason("no source to watch: set SHED_PIPELINE_SOURCE to a file, folder or s3:// location (the packaged natural-instructions data never changes)")
+    if not source or source in PACKAGED_SOURCES:
+        return dg.SkipReason("no source to watch: set SHED_PIPELINE_SOURCE to a file, folder or s3:// location (the packaged sources never change)")
     previous = json.loads(context.cursor) if context.cursor else None
     try:
         # One attempt: the next tick is the sensor's retry, and backoff would outlast the tick's timeout.

@@ -3,6 +3,7 @@
 import json
 import os
 import re
+from pathlib import Path
 
 import pytest
 
@@ -22,7 +23,7 @@ def test_run_writes_outputs_and_a_machine_readable_summary(cli_run, shed_env):
     summary, out = cli_run
     assert summary["counts"]["rows_in"] == 248 and summary["counts"]["rows_quarantined"] == 8
     assert summary["counts"]["clusters"] == 8 and summary["counts"]["selected"] == 20
-    assert set(summary["seconds"]) == {"raw_dataset", "embeddings", "clusters", "proxy_shapley_scores", "curated_subset", "evaluation_metrics"}
+    assert set(summary["seconds"]) == {"raw_dataset", "embeddings", "clusters", "row_values", "proxy_shapley_scores", "curated_subset", "evaluation_metrics"}
     for key in ("curated_jsonl", "curated_parquet", "curated_manifest"):
         assert summary["outputs"][key].startswith(str(out))
     assert summary["outputs"]["lineage_db"] == os.environ["SHED_PIPELINE_LINEAGE"]  # the project's, not --out's
@@ -66,7 +67,12 @@ def test_lineage_runs_why_and_diff(cli_run, shed_env, source_file, capsys):
         (["run", "--set", "nonsense"], 2, "expected ASSET.KEY=VALUE"),
         (["run", "--set", "scores.k=3"], 2, "unknown asset 'scores'"),
         (["run", "--size", "many"], 2, "expected a whole number"),
-        (["run", "--set", "proxy_shapley_scores.lm_stepz=4"], 1, 'invalid config: Received unexpected config entry "lm_stepz" at path root:ops:proxy_shapley_scores:config'),
+        (["run", "--set", "proxy_shapley_scores.seeed=4"], 1, 'invalid config: Received unexpected config entry "seeed" at path root:ops:proxy_shapley_scores:config'),
+        (["run", "--set", "proxy_shapley_scores.lm_steps=4"], 1, "proxy_shapley_scores.lm_steps is now proxy_shapley_scores.utility.lm.steps"),
+        (["run", "--set", "curated_subset.method.best=1"], 1, "unknown method 'best'; choose one of qocs, qwcs, coverage, random"),
+        (["run", "--temperature", "0.5"], 1, "--temperature is a setting of the method qwcs"),
+        (["run", "--permutations", "5"], 1, "--permutations is a setting of the estimator shed_grouped / tmc / ts_chains, not of knn_exact"),
+        (["run", "--utility", "probe", "--estimator", "knn_exact"], 1, "estimator knn_exact needs utility knn"),
         (["lineage", "--db", "/no/db.duckdb", "runs"], 1, "no lineage database"),
         (["frobnicate"], 2, "invalid choice"),
     ],
@@ -290,7 +296,7 @@ def test_benchmark_names_are_checked_before_any_work_and_parents_are_accepted(sh
     assert one_error_line(capsys).startswith("shed-pipeline: error: unknown benchmark 'goal_step_wikihow': bigbench has no multiple-choice task of that name")
     with dg.DagsterInstance.get() as instance:
         assert instance.get_runs() == []  # failed before any work
-    assert main(["run", "--set", "proxy_shapley_scores.lm_benchmarks=[\"social_iqx\"]"]) == 1
+    assert main(["run", "--utility", "lm", "--estimator", "tmc", "--set", "proxy_shapley_scores.utility.lm.benchmarks=[\"social_iqx\"]"]) == 1
     assert "did you mean social_iqa" in one_error_line(capsys)
     assert main(["run", "--set", "evaluation_metrics.benchmarks=social_iqa"]) == 1  # text, not a list: Dagster's config check says so
     assert "invalid config" in one_error_line(capsys)
@@ -324,3 +330,44 @@ def test_the_instance_the_cli_creates_queues_a_projects_second_run(shed_env, tmp
     from shed_pipeline.jobs import shed_curation_job
 
     assert set(shed_curation_job.tags) == {"shed/project"} and len(shed_curation_job.tags["shed/project"]) == len(project_key(tmp_path)) == 12
+
+
+def test_the_cli_the_readme_and_the_registries_list_the_same_strategies(capsys):
+    """Every registered strategy is a CLI choice, and the README's tables are the registries' own."""
+    from shed_pipeline.cli import all_registries, build_parser, strategies_markdown
+    from shed_pipeline.core.estimators import ESTIMATORS
+    from shed_pipeline.core.selection import METHODS
+    from shed_pipeline.core.utilities import UTILITIES
+
+    run = next(a for a in build_parser()._subparsers._group_actions[0].choices["run"]._actions if a.dest == "method")
+    assert tuple(run.choices) == METHODS.names
+    for flag, registry in (("utility", UTILITIES), ("estimator", ESTIMATORS)):
+        action = next(a for a in build_parser()._subparsers._group_actions[0].choices["run"]._actions if a.dest == flag)
+        assert tuple(action.choices) == registry.names
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert strategies_markdown() in readme, "README's strategy tables are stale: paste `shed-pipeline strategies --markdown`"
+    assert main(["strategies", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert {kind: list(v) for kind, v in listed.items()} == {r.kind: list(r.names) for r in all_registries()}
+
+
+def test_strategy_flags_and_nested_settings_build_the_run_config():
+    from shed_pipeline.cli import CliError, _run_config, build_parser
+
+    def ops(*argv):
+        return {k: v["config"] for k, v in _run_config(build_parser().parse_args(["run", *argv]))["ops"].items()}
+
+    o = ops("--utility", "probe", "--permutations", "4", "--lm-model", "/m", "--set", "proxy_shapley_scores.utility.probe.dims=8")
+    assert o["proxy_shapley_scores"]["utility"] == {"probe": {"model": "/m", "dims": 8}}
+    assert o["proxy_shapley_scores"]["estimator"] == {"ts_chains": {"permutations": 4}}  # the probe utility's default estimator
+    o = ops("--method", "qwcs", "--temperature", "0.5", "--member-order", "ifd", "--dedup", "0.9")
+    assert o["curated_subset"]["method"] == {"qwcs": {"temperature": 0.5, "member_order": "ifd"}}
+    assert o["curated_subset"]["dedup_threshold"] == 0.9 and o["row_values"]["kinds"] == ["knn_shapley", "ifd"]  # what the order reads is computed
+    o = ops("--method", "qwcs", "--temperature", "0.5", "--set", "curated_subset.method=kcenter")
+    assert o["curated_subset"]["method"] == {"kcenter": {}}  # naming another strategy replaces the choice
+    o = ops("--method", "ifd", "--row-values", "")
+    assert o["row_values"]["kinds"] == ["ifd"]
+    o = ops("--method", "qwcs", "--member-order", "source", "--dedup", "0.9", "--dedup-keep", "source")
+    assert o["curated_subset"]["method"] == {"qwcs": {"member_order": "source"}} and "row_values" not in o  # SHED's orders read no values
+    with pytest.raises(CliError, match="unknown member order 'knn_shapely'; choose source, random or a per-row value: knn_shapley, ifd"):
+        ops("--member-order", "knn_shapely")

@@ -24,7 +24,7 @@ def test_an_interrupt_during_the_evaluation_says_what_was_done_and_kept(shed_env
     model = build_tiny_lm(tmp_path / "tiny_llama")
     argv = [
         *CLI, "--source", str(source_file), "--clusters", "4", "--lm-model", str(model), "--eval-steps", "400", "--benchmarks", "quiz",
-        "--set", "evaluation_metrics.lm_test_rows=6", "--set", "evaluation_metrics.benchmark_items=4", "--set", "evaluation_metrics.lm_batch_size=4",
+        "--set", "evaluation_metrics.test_rows=6", "--set", "evaluation_metrics.benchmark_items=4", "--set", "evaluation_metrics.lm_batch_size=4",
         "--set", "evaluation_metrics.lm_max_tokens=48",
     ]
     env = {**os.environ, "SHED_BIGBENCH_ARCHIVE": str(archive)}
@@ -33,7 +33,7 @@ def test_an_interrupt_during_the_evaluation_says_what_was_done_and_kept(shed_env
     try:
         for line in proc.stderr:
             seen.append(line)
-            if "evaluation arm 3/6 " in line:  # arms 1 and 2 are done (and cached); arm 3 is fine-tuning
+            if "evaluation arm 3/5 " in line:  # arms 1 and 2 are done (and cached); arm 3 is fine-tuning
                 proc.send_signal(sig)
                 break
         rest = proc.communicate(timeout=300)[1]
@@ -43,14 +43,14 @@ def test_an_interrupt_during_the_evaluation_says_what_was_done_and_kept(shed_env
     assert proc.returncode == 130, err[-3000:]
     last = err.strip().splitlines()[-1]
     assert re.fullmatch(
-        r"shed-pipeline: interrupted during evaluation_metrics \(run [0-9a-f-]{36}\); finished: raw_dataset, embeddings, clusters, proxy_shapley_scores, curated_subset; "
-        r"evaluation arms: 2 of 6 done, kept in the cache \(the next run reuses them\); cached embeddings and utility values are kept: run the same command again to resume",
+        r"shed-pipeline: interrupted during evaluation_metrics \(run [0-9a-f-]{36}\); finished: raw_dataset, embeddings, clusters, row_values, proxy_shapley_scores, curated_subset; "
+        r"evaluation arms: 2 of 5 done, kept in the cache \(the next run reuses them\); cached embeddings and utility values are kept: run the same command again to resume",
         last,
     ), last
     assert "Traceback" not in err and "DagsterExecutionInterruptedError" not in err
     again = subprocess.run([*argv, "--json"], capture_output=True, text=True, env=env, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert len(re.findall(r"evaluation arm [12]/6 [^:]*: from the cache", again.stderr)) == 2
+    assert len(re.findall(r"evaluation arm [12]/5 [^:]*: from the cache", again.stderr)) == 2
 
 
 def _can_mount_tmpfs() -> bool:

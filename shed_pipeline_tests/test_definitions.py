@@ -3,14 +3,15 @@ import dagster as dg
 from shed_pipeline.definitions import build_definitions, defs
 from shed_pipeline.schedules import daily_curation_schedule
 
-ASSETS = ["raw_dataset", "embeddings", "clusters", "proxy_shapley_scores", "curated_subset", "evaluation_metrics"]
+ASSETS = ["raw_dataset", "embeddings", "clusters", "proxy_shapley_scores", "row_values", "curated_subset", "evaluation_metrics"]
 DEPENDENCIES = {
     "raw_dataset": set(),
     "embeddings": {"raw_dataset"},
     "clusters": {"raw_dataset", "embeddings"},
     "proxy_shapley_scores": {"raw_dataset", "embeddings", "clusters"},
-    "curated_subset": {"raw_dataset", "clusters", "proxy_shapley_scores"},
-    "evaluation_metrics": {"raw_dataset", "embeddings", "clusters", "curated_subset"},
+    "row_values": {"raw_dataset", "embeddings"},
+    "curated_subset": {"raw_dataset", "embeddings", "clusters", "proxy_shapley_scores", "row_values"},
+    "evaluation_metrics": {"raw_dataset", "embeddings", "clusters", "row_values", "curated_subset"},
 }
 
 
@@ -18,14 +19,14 @@ def test_definitions_load():
     dg.Definitions.validate_loadable(defs)
 
 
-def test_six_assets_form_one_lineage_graph_grouped_by_stage(shed_env):
+def test_seven_assets_form_one_lineage_graph_grouped_by_stage(shed_env):
     graph = build_definitions().resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert keys == set(ASSETS)
     deps = {a: {p.to_user_string() for p in graph.get(dg.AssetKey(a)).parent_keys} for a in ASSETS}
     assert deps == DEPENDENCIES
     groups = {a: graph.get(dg.AssetKey(a)).group_name for a in ASSETS}
-    assert groups == {"raw_dataset": "ingest", "embeddings": "representation", "clusters": "representation", "proxy_shapley_scores": "valuation", "curated_subset": "selection", "evaluation_metrics": "evaluation"}
+    assert groups == {"raw_dataset": "ingest", "embeddings": "representation", "clusters": "representation", "proxy_shapley_scores": "valuation", "row_values": "valuation", "curated_subset": "selection", "evaluation_metrics": "evaluation"}
     assert all(graph.get(dg.AssetKey(a)).description for a in ASSETS)
 
 
@@ -55,6 +56,6 @@ def test_steps_that_use_the_compute_device_share_the_gpu_pool():
     from shed_pipeline.assets import ALL_ASSETS
 
     pools = {a.key.to_user_string(): a.op.pool for a in ALL_ASSETS}
-    assert pools == {"raw_dataset": "duckdb", "embeddings": "gpu", "clusters": "gpu", "proxy_shapley_scores": "gpu", "curated_subset": "duckdb", "evaluation_metrics": "gpu"}
+    assert pools == {"raw_dataset": "duckdb", "embeddings": "gpu", "clusters": "gpu", "proxy_shapley_scores": "gpu", "row_values": "gpu", "curated_subset": "duckdb", "evaluation_metrics": "gpu"}
     tagged = {a.key.to_user_string() for a in ALL_ASSETS if a.tags_by_key[a.key].get("shed/gpu") == "true"}
     assert tagged == {k for k, p in pools.items() if p == "gpu"}

@@ -12,7 +12,7 @@ from shed_pipeline.assets import ALL_ASSETS
 from shed_pipeline.assets._common import DEFAULT_GPU_STEP_K8S, gpu_step_k8s_config
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
-GPU_ASSETS = {"embeddings", "clusters", "proxy_shapley_scores", "evaluation_metrics"}
+GPU_ASSETS = {"embeddings", "clusters", "row_values", "proxy_shapley_scores", "evaluation_metrics"}
 # Fields the chart's K8sRunLauncher schema accepts (it forbids others).
 K8S_RUN_LAUNCHER_FIELDS = {"image", "imagePullPolicy", "jobNamespace", "loadInclusterConfig", "kubeconfigFile", "envConfigMaps", "envSecrets", "envVars", "volumeMounts", "volumes", "labels", "failPodOnRunFailure", "resources", "schedulerName", "securityContext", "runK8sConfig"}
 

@@ -1,12 +1,13 @@
-"""The six assets, one module per stage."""
+"""The seven assets, one module per stage."""
 
 from shed_pipeline.assets.cluster import clusters
 from shed_pipeline.assets.curate import curated_subset
 from shed_pipeline.assets.embed import embeddings
 from shed_pipeline.assets.evaluate import evaluation_metrics
 from shed_pipeline.assets.ingest import raw_dataset
+from shed_pipeline.assets.row_values import row_values
 from shed_pipeline.assets.score import proxy_shapley_scores
 
-ALL_ASSETS = [raw_dataset, embeddings, clusters, proxy_shapley_scores, curated_subset, evaluation_metrics]
+ALL_ASSETS = [raw_dataset, embeddings, clusters, proxy_shapley_scores, row_values, curated_subset, evaluation_metrics]
 
-__all__ = ["ALL_ASSETS", "clusters", "curated_subset", "embeddings", "evaluation_metrics", "proxy_shapley_scores", "raw_dataset"]
+__all__ = ["ALL_ASSETS", "clusters", "curated_subset", "embeddings", "evaluation_metrics", "proxy_shapley_scores", "raw_dataset", "row_values"]

@@ -66,12 +66,6 @@ def frame_version(df: pl.DataFrame) -> dg.DataVersion:
     return dg.DataVersion(h.hexdigest()[:24])
 
 
-def first_by_id(df: pl.DataFrame, n: int) -> pl.DataFrame:
-    """The first `n` rows by row id (all when n is 0): row ids are content hashes, so this is a
-    fixed random sample that changes only where the rows change."""
-    return df.sort("row_id").head(n) if n else df
-
-
 def png_md(png: bytes, alt: str) -> dg.MetadataValue:
     # Dagster has no image metadata type; an inline data URI renders in the UI's markdown.
     return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")

@@ -1,55 +1,42 @@
-"""curated_subset: rows chosen from scored clusters (QOCS, QWCS or random), written for SFT trainers."""
+"""curated_subset: the rows a selection method chooses (SHED's QOCS / QWCS, their variants, or a
+baseline), after optional near-duplicate removal, written for SFT trainers."""
 
+import dataclasses
 import json
 import time
-from pathlib import Path
+from typing import Optional
 
 import dagster as dg
 import polars as pl
 from dagster_aws.s3 import S3Resource
 
 from shed_pipeline.assets._common import CODE_VERSION, frame_version, input_runs, png_md, publish_outputs, upstream_data_changed
+from shed_pipeline.assets.strategy_config import choice_field, chosen
 from shed_pipeline.core import plots
-from shed_pipeline.core.files import atomic_path, write_manifest
-from shed_pipeline.core.sampling import auto_temperature, select, target_size
+from shed_pipeline.core.files import write_manifest
+from shed_pipeline.core.selection import METHODS, curate
+from shed_pipeline.core.selection.tables import near_duplicates_frame, selection_inputs, selections_frame, subset_problems, with_row_ids, write_outputs
 from shed_pipeline.resources import LineageResource, PathsResource
 
 SUBSET_CHECK = "subset_is_valid"
+_method_ann, _method_field = choice_field(METHODS, "qocs", "the selection method and its settings")
 
 
 class CuratedSubsetConfig(dg.Config):
-    method: str = "qocs"  # qocs | qwcs | random
+    method: _method_ann = _method_field  # type: ignore[valid-type]
     fraction: float = 0.1  # of the pool, unless size is given
-    size: int | None = None
+    size: Optional[int] = None
     # TS-DShapley's removal-index rule: keep every row of the clusters that proxy_shapley_scores'
     # rule keeps (drop the lowest-valued ones); fraction and size are then ignored.
     auto_size: bool = False
-    temperature: float | None = None  # qwcs softmax temperature (1/beta); default: std of the scores
     seed: int = 0
     # Also write each row's id (what `shed-pipeline lineage why` takes) into the curated records under
     # this field; None keeps the input's own schema. The ids are in curated.manifest.json either way.
-    row_id_field: str | None = None
-
-
-def with_row_ids(records: list[dict], row_ids: list[str], field: str | None) -> list[dict]:
-    """The records, each with its row id under `field` (unchanged when `field` is None)."""
-    if not field:
-        return records
-    clash = next((i for i, rec in enumerate(records) if field in rec), None)
-    if clash is not None:
-        raise ValueError(f"row_id_field {field!r}: the curated records already have a field of that name (row {row_ids[clash]}); pick another name")
-    return [{**rec, field: rid} for rec, rid in zip(records, row_ids, strict=True)]
-
-
-def write_outputs(records: list[dict], out_dir: Path) -> tuple[Path, Path]:
-    """curated.jsonl and curated.parquet, in the input's own schema, written atomically."""
-    jsonl, parquet = out_dir / "curated.jsonl", out_dir / "curated.parquet"
-    with atomic_path(jsonl) as tmp, tmp.open("w", encoding="utf-8") as fh:
-        for rec in records:
-            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-    with atomic_path(parquet) as tmp:
-        pl.DataFrame(records, infer_schema_length=None).write_parquet(tmp)
-    return jsonl, parquet
+    row_id_field: Optional[str] = None
+    # Near-duplicate removal before the method: rows of a cluster whose prompt cosine exceeds this
+    # are twins, one is kept (None: off; 0.95 is typical).
+    dedup_threshold: Optional[float] = None
+    dedup_keep: str = "source"  # which twin stays: the earlier in source order, or a row value kind (best)
 
 
 @dg.asset(
@@ -60,13 +47,12 @@ def write_outputs(records: list[dict], out_dir: Path) -> tuple[Path, Path]:
     automation_condition=upstream_data_changed(),
     check_specs=[dg.AssetCheckSpec(SUBSET_CHECK, asset="curated_subset", blocking=True, description="Selected rows are distinct pool rows and their number is the target")],
 )
-def curated_subset(context: dg.AssetExecutionContext, config: CuratedSubsetConfig, raw_dataset: pl.DataFrame, clusters: pl.DataFrame, proxy_shapley_scores: pl.DataFrame, paths: PathsResource, lineage: LineageResource, s3: S3Resource):
+def curated_subset(context: dg.AssetExecutionContext, config: CuratedSubsetConfig, raw_dataset: pl.DataFrame, embeddings: pl.DataFrame, clusters: pl.DataFrame, proxy_shapley_scores: pl.DataFrame, row_values: pl.DataFrame, paths: PathsResource, lineage: LineageResource, s3: S3Resource):
     """The selected rows in draw order, each with its cluster, the cluster's proxy score and the rule
     that chose it. Also written as curated.jsonl and curated.parquet in the output folder."""
     t0 = time.perf_counter()
+    method, settings = chosen(METHODS, config.method)
     scored = clusters.join(proxy_shapley_scores.select("cluster_id", "score"), on="cluster_id", how="left", maintain_order="left")
-    if scored["score"].null_count():
-        raise ValueError("some clusters have no score: re-materialize proxy_shapley_scores")
     pool_size = int(scored["size"].sum())
     prefix = ""
     if config.auto_size:
@@ -75,23 +61,11 @@ def curated_subset(context: dg.AssetExecutionContext, config: CuratedSubsetConfi
         dropped = proxy_shapley_scores.filter(pl.col("dropped_by_removal_rule"))["cluster_id"]
         scored = scored.filter(~pl.col("cluster_id").is_in(dropped.implode()))
         prefix = f"auto size: the removal-index rule dropped the {dropped.len()} lowest-valued of {dropped.len() + scored.height} clusters; "
-        n = int(scored["size"].sum())
-    else:
-        n = target_size(pool_size, config.fraction, config.size)
-    scores = scored["score"].to_list()
-    temperature = config.temperature if config.temperature is not None else (auto_temperature(scores) if config.method == "qwcs" else None)
-    chosen = select(config.method, scored["cluster_id"].to_list(), scores, scored["members"].to_list(), n, config.seed, temperature)
-    score_of = dict(zip(scored["cluster_id"].to_list(), scores, strict=False))
-    sel = pl.DataFrame(
-        {
-            "row_id": [s.row_id for s in chosen],
-            "cluster_id": [s.cluster_id for s in chosen],
-            "draw_order": [s.draw_order for s in chosen],
-            "score": [score_of.get(s.cluster_id) for s in chosen],
-            "reason": [prefix + s.reason for s in chosen],
-        },
-        schema={"row_id": pl.Utf8, "cluster_id": pl.Int64, "draw_order": pl.Int64, "score": pl.Float64, "reason": pl.Utf8},
-    ).with_columns(pl.lit(config.method).alias("method"))
+    pool = raw_dataset.filter(pl.col("split") == "pool").select("row_id", "output").join(embeddings, on="row_id", how="left", maintain_order="left")
+    inputs = selection_inputs(pool, scored, row_values, config.seed, context.log.info)
+    result = curate(inputs, method.name, settings, fraction=config.fraction, size=config.size, every_row=config.auto_size, dedup_threshold=config.dedup_threshold, dedup_keep=config.dedup_keep)
+    n = result.target
+    sel = selections_frame(result.selections, dict(zip(scored["cluster_id"].to_list(), scored["score"].to_list(), strict=True)), method.name, prefix)
     subset = sel.join(raw_dataset.select("row_id", "split", "task", "record"), on="row_id", how="left", maintain_order="left")
     row_ids = subset["row_id"].to_list()
     jsonl, parquet = write_outputs(with_row_ids([json.loads(r) for r in subset["record"].to_list()], row_ids, config.row_id_field), paths.out())
@@ -100,31 +74,27 @@ def curated_subset(context: dg.AssetExecutionContext, config: CuratedSubsetConfi
     links = publish_outputs(paths, s3, [jsonl, parquet, manifest], context.log.warning)  # the manifest last
     store = lineage.store()
     store.write_table("selections", context.run.run_id, sel.select("row_id", "cluster_id", "method", "draw_order", "score", "reason"))
+    store.write_table("near_duplicates", context.run.run_id, near_duplicates_frame(result.near_duplicates))
     per_cluster = sel.group_by("cluster_id").len().sort("len", descending=True)
     meta = {
-        "method": config.method,
+        "method": method.name,
+        "method_settings": dataclasses.asdict(settings),
         "target_size": n,
         "auto_size": config.auto_size,
         "selected": sel.height,
         "pool_rows": pool_size,
+        "near_duplicates_removed": len(result.near_duplicates),
+        "rows_after_dedup": result.rows_after_dedup,
         "clusters_used": per_cluster.height,
-        "temperature": temperature,
+        "clusters_total": scored.height,
+        "tasks_covered": subset["task"].drop_nulls().n_unique(),
         "curated_jsonl": links[jsonl.name],
         "curated_parquet": links[parquet.name],
         "curated_manifest": links[manifest.name],
         "seconds": round(time.perf_counter() - t0, 3),
     }
-    store.record_asset(context.run.run_id, "curated_subset", CODE_VERSION, config.model_dump(), {k: v for k, v in meta.items() if not isinstance(v, dg.MetadataValue)}, inputs=input_runs(context, ["raw_dataset", "clusters", "proxy_shapley_scores"]))
+    store.record_asset(context.run.run_id, "curated_subset", CODE_VERSION, config.model_dump(), {k: v for k, v in meta.items() if not isinstance(v, dg.MetadataValue)}, inputs=input_runs(context, ["raw_dataset", "embeddings", "clusters", "proxy_shapley_scores", "row_values"]))
     meta["selections_per_cluster"] = png_md(plots.bars([str(c) for c in per_cluster["cluster_id"].head(30)], per_cluster["len"].head(30).to_list(), "selected rows per cluster (top 30)", "rows"), "selections per cluster")
     yield dg.Output(subset, data_version=frame_version(subset), metadata=meta)
-    pool_ids = set(raw_dataset.filter(pl.col("split") == "pool")["row_id"].to_list())
-    ids = sel["row_id"].to_list()
-    problems = []
-    if len(set(ids)) != len(ids):
-        problems.append("duplicate rows")
-    if not set(ids) <= pool_ids:
-        problems.append(f"{len(set(ids) - pool_ids)} rows not in the pool")
-    if len(ids) != n:
-        problems.append(f"{len(ids)} rows selected, target {n}")
-    yield dg.AssetCheckResult(check_name=SUBSET_CHECK, passed=not problems, metadata={"selected": len(ids), "target": n}, description="; ".join(problems) or "ok")
-
+    problems = subset_problems(sel["row_id"].to_list(), set(raw_dataset.filter(pl.col("split") == "pool")["row_id"].to_list()), n)
+    yield dg.AssetCheckResult(check_name=SUBSET_CHECK, passed=not problems, metadata={"selected": sel.height, "target": n}, description="; ".join(problems) or "ok")

@@ -18,8 +18,8 @@ QUARANTINE_CHECK = "quarantine_within_bound"
 
 
 class RawDatasetConfig(dg.Config):
-    source: str | None = Field(None, description="'natural-instructions', a path to a JSONL/JSON/Parquet/CSV file or a folder of them, or an s3:// object or prefix; default: the project's source (SHED_PIPELINE_SOURCE), else natural-instructions")
-    rows: int | None = Field(None, description=f"Deterministic sample size; default {DEFAULT_ROWS} for natural-instructions, every row for files")
+    source: str | None = Field(None, description="'natural-instructions', 'bigbench-chat', a path to a JSONL/JSON/Parquet/CSV file or a folder of them, or an s3:// object or prefix; default: the project's source (SHED_PIPELINE_SOURCE), else natural-instructions")
+    rows: int | None = Field(None, description=f"Deterministic sample size; default {DEFAULT_ROWS} for the packaged sources, every row for files")
     seed: int = 0
     format: str = "auto"  # auto | alpaca | messages
     instruction_field: str = "instruction"

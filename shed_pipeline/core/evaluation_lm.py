@@ -1,15 +1,16 @@
 """The language-model evaluation of a curated subset (SHED's protocol, scaled to the machine).
 
-Arms: the base model (no fine-tune), the curated subset, random subsets of the same size (several
-seeds) and, optionally, the whole pool. Every fine-tuned arm gets the same LoRA budget (steps, lr,
-rank, batch, seed), so arms differ only in the rows they learn from. Each arm is scored on
+Arms: the base model (no fine-tune), the curated subset, baseline selections of the same size, random
+subsets of the same size (several seeds) and, optionally, the whole pool. Every fine-tuned arm trains
+the same number of epochs over its own rows (steps = ceil(epochs x rows / batch), so the full pool
+trains on all of its rows), with the same LoRA settings and seed; a fixed step budget for every arm
+is an option (`TrainingPlan.steps`) and is reported as such. Each arm is scored on the same
 
-- the held-out test split: mean per-token log-likelihood of the reference outputs, and
-- multiple-choice benchmarks: accuracy, choosing the choice with the highest mean per-token
-  log-likelihood (deterministic; no sampling, unlike SHED's generation with temperature 0.2).
+- held-out test rows: each row's mean per-token log-likelihood of its reference output, and
+- multiple-choice items: each item's correctness, choosing the choice with the highest mean
+  per-token log-likelihood (deterministic; no sampling, unlike SHED's generation at temperature 0.2),
 
-SHED's claim, checked by `verdict`: the curated subset scores at or above the random subsets on every
-benchmark, and within noise of the full pool.
+kept per row / item, so arms are compared pairwise on the same material (core/comparison.py).
 """
 
 from __future__ import annotations
@@ -19,21 +20,23 @@ import json
 import math
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from shed_pipeline.core import lm
+from shed_pipeline.core import lm_scoring
 from shed_pipeline.core.benchmarks import ChoiceItem
 from shed_pipeline.core.files import write_text_atomic
-from shed_pipeline.core.lm import FinetuneBudget  # the budget every arm gets; re-exported for callers
+from shed_pipeline.core.lm import FinetuneBudget  # one arm's resolved budget; re-exported for callers
 from shed_pipeline.core.progress import Progress, format_seconds
 
 Log = Callable[[str], None]
 ArmDone = Callable[[int, int, str, bool], None]  # (arms done, arms in all, the arm's label, from the cache)
 TEST_SPLIT = "test_split"
+CHOICE_MAX_TOKENS = 256  # multiple-choice items are short: never cut
+CACHE_VERSION = 2  # 2: per-row / per-item scores; arms trained by epochs
 
 
 def steps_for_epochs(epochs: float, subset_size: int, batch_size: int) -> int:
@@ -42,29 +45,76 @@ def steps_for_epochs(epochs: float, subset_size: int, batch_size: int) -> int:
 
 
 @dataclass(frozen=True)
+class TrainingPlan:
+    """How every fine-tuned arm trains: `epochs` passes over its own rows, or (with `steps`) the same
+    fixed number of steps for every arm; LoRA settings and seed shared by all arms."""
+
+    epochs: float = 1.0
+    steps: int | None = None
+    lr: float = 1e-3
+    rank: int = 8
+    alpha: int = 16
+    batch_size: int = 8
+    max_tokens: int = 128
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.steps is None and not self.epochs > 0:
+            raise ValueError(f"evaluation epochs must be > 0, got {self.epochs} (or set a fixed number of steps)")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"evaluation steps must be >= 1, got {self.steps} (or leave them unset to train by epochs)")
+
+    def budget(self, n_rows: int) -> FinetuneBudget:
+        steps = self.steps if self.steps is not None else steps_for_epochs(self.epochs, n_rows, self.batch_size)
+        return FinetuneBudget(steps=steps, lr=self.lr, rank=self.rank, alpha=self.alpha, batch_size=self.batch_size, max_tokens=self.max_tokens, seed=self.seed)
+
+    def describe(self) -> str:
+        if self.steps is not None:
+            return f"fixed budget: {self.steps} steps of {self.batch_size} rows per arm"
+        return f"{self.epochs:g} epoch{'' if self.epochs == 1 else 's'} over each arm's rows (ceil({self.epochs:g} x rows / {self.batch_size}) steps)"
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "description": self.describe()}
+
+    @classmethod
+    def fixed(cls, budget: FinetuneBudget) -> TrainingPlan:
+        """The plan that gives every arm `budget`."""
+        return cls(epochs=1.0, **{k: v for k, v in budget.as_dict().items()})
+
+
+@dataclass(frozen=True)
 class Arm:
-    name: str  # base | curated | random | full_pool
+    name: str  # base | curated | random | full_pool | a baseline selection method
     replicate: int  # the random arm's seed; 0 otherwise
     rows: tuple[int, ...]  # pool positions fine-tuned on (empty for the base model)
 
     @property
     def label(self) -> str:
-        """base, curated, random (seed 3), full_pool."""
+        """base, curated, random (seed 3), full_pool, longest."""
         return f"{self.name} (seed {self.replicate})" if self.name == "random" else self.name
 
 
-def plan_arms(n_pool: int, curated: Sequence[int], random_seeds: Sequence[int], include_full_pool: bool, include_base: bool = True) -> list[Arm]:
-    """The arms, in the order they run. Random arms draw `len(curated)` pool rows per seed."""
+def plan_arms(n_pool: int, curated: Sequence[int], random_seeds: Sequence[int], include_full_pool: bool, include_base: bool = True, baselines: Mapping[str, Sequence[int]] | None = None) -> list[Arm]:
+    """The arms, in the order they run: base, curated, each baseline, random (`len(curated)` pool
+    rows per seed), full pool."""
     if not len(curated):
         raise ValueError("the curated subset is empty: nothing to evaluate")
     arms = [Arm("base", 0, ())] if include_base else []
     arms.append(Arm("curated", 0, tuple(int(i) for i in curated)))
+    for name, rows in (baselines or {}).items():
+        if name in ("base", "curated", "random", "full_pool"):
+            raise ValueError(f"a baseline cannot be named {name!r}: that is an arm of its own")
+        arms.append(Arm(name, 0, tuple(int(i) for i in rows)))
     for s in random_seeds:
-        idx = np.sort(np.random.default_rng(s).choice(n_pool, size=len(curated), replace=False))
-        arms.append(Arm("random", int(s), tuple(int(i) for i in idx)))
+        arms.append(Arm("random", int(s), random_rows(n_pool, len(curated), s)))
     if include_full_pool:
         arms.append(Arm("full_pool", 0, tuple(range(n_pool))))
     return arms
+
+
+def random_rows(n_pool: int, size: int, seed: int) -> tuple[int, ...]:
+    """The random arm of `seed`: `size` pool positions, sorted (the same for a seed everywhere)."""
+    return tuple(int(i) for i in np.sort(np.random.default_rng(seed).choice(n_pool, size=size, replace=False)))
 
 
 def evaluate_arms(
@@ -76,93 +126,127 @@ def evaluate_arms(
     test_prompts: Sequence[str],
     test_targets: Sequence[str],
     benchmarks: dict[str, Sequence[ChoiceItem]],
-    budget: FinetuneBudget,
+    plan: TrainingPlan | FinetuneBudget,
     log: Log = print,
     cache_dir: Path | None = None,
     model_key: str = "",
     on_arm_done: ArmDone | None = None,
 ) -> list[dict]:
-    """One record per (arm, benchmark): arm, replicate, subset_size, benchmark, metric, value.
+    """One record per (arm, benchmark): arm, replicate, subset_size, steps, benchmark, metric, value
+    (the mean) and scores (per test row: mean per-token log-likelihood; per item: 1.0 if answered
+    correctly, else 0.0; in the order given).
 
     With `cache_dir` (and `model_key`, a fingerprint of the model's weights), each arm's results are
-    kept in a JSON file named by a hash of everything they depend on (model, budget, the arm's rows'
-    texts in order, the test rows, the benchmark items): a re-run whose subsets did not change
-    fine-tunes nothing.
+    kept in a JSON file named by a hash of everything they depend on (model, the arm's resolved
+    budget, the arm's rows' texts in order, the test rows, the benchmark items, the cache version):
+    a re-run whose subsets did not change fine-tunes nothing.
 
-    Progress: a line per arm ("evaluation arm 2/6 curated: ..."), and the fine-tune's steps and the
-    scored sequences at most every 10 s. `on_arm_done(done, total, label, cached)` is called once
-    per arm when its results are in (and, with `cache_dir`, kept in the cache)."""
+    Progress: a line per arm ("evaluation arm 2/6 curated: ..."), the fine-tune's steps and the
+    scored sequences at most every 10 s, and after each arm the arms done and the time left.
+    `on_arm_done(done, total, label, cached)` is called once per arm when its results are in."""
     if not test_prompts and not any(benchmarks.values()):
         raise ValueError("the LM evaluation has nothing to score: no test rows and no benchmark items")
-    records = []
-    for k, arm in enumerate(arms, 1):
+    plan = plan if isinstance(plan, TrainingPlan) else TrainingPlan.fixed(plan)
+    material = _material_digest(test_prompts, test_targets, benchmarks)
+    budgets = [plan.budget(len(a.rows)) if a.rows else None for a in arms]
+    clock = _Clock(sum(b.steps for b in budgets if b), len(arms))
+    records: list[dict] = []
+    for k, (arm, budget) in enumerate(zip(arms, budgets, strict=True), 1):
         idx = list(arm.rows)
         label = f"evaluation arm {k}/{len(arms)} {arm.label}"
+        base = {"arm": arm.name, "replicate": arm.replicate, "subset_size": len(idx), "steps": budget.steps if budget else 0}
         path = None
         if cache_dir is not None:
-            key = _arm_key(model_key, budget, [(pool_prompts[i], pool_targets[i]) for i in idx], test_prompts, test_targets, benchmarks)
-            path = Path(cache_dir) / f"{key}.json"
+            path = Path(cache_dir) / f"{_arm_key(model_key, budget, [(pool_prompts[i], pool_targets[i]) for i in idx], material)}.json"
             if path.is_file():
-                cached = json.loads(path.read_text())
-                records += [{"arm": arm.name, "replicate": arm.replicate, "subset_size": len(idx), **r} for r in cached]
+                records += [{**base, **r} for r in json.loads(path.read_text())]
                 log(f"{label}: from the cache")
+                clock.skip(budget.steps if budget else 0)
                 if on_arm_done is not None:
                     on_arm_done(k, len(arms), arm.label, True)
                 continue
-        first = len(records)
         t0 = time.monotonic()
-        log(f"{label}: {f'fine-tune on {len(idx)} rows, then score' if idx else 'the base model, scored'}")
-        finetune = Progress(budget.steps, f"{label}: LoRA fine-tune", log, unit="steps")
+        log(f"{label}: {f'fine-tune on {len(idx)} rows, then score ({budget.steps} steps of {budget.batch_size})' if idx else 'the base model, scored'}")
+        finetune = Progress(budget.steps if budget else 0, f"{label}: LoRA fine-tune", log, unit="steps")
         ctx = budget.finetuned(model, tok, [pool_prompts[i] for i in idx], [pool_targets[i] for i in idx], finetune) if idx else nullcontext(model)
         with ctx as m:
-            base = {"arm": arm.name, "replicate": arm.replicate, "subset_size": len(idx)}
-            if test_prompts:
-                scored = Progress(len(test_prompts), f"{label}: {TEST_SPLIT}", log, unit="sequences")
-                value = lm.mean_loglik_per_token(m, tok, list(test_prompts), list(test_targets), budget.batch_size, budget.max_tokens, scored)
-                records.append({**base, "benchmark": TEST_SPLIT, "metric": "loglik_per_token", "value": value})
-            for name, items in benchmarks.items():
-                scored = Progress(lm.choice_pairs(items), f"{label}: {name}", log, unit="sequences")
-                records.append({**base, "benchmark": name, "metric": "accuracy", "value": lm.choice_accuracy(m, tok, items, budget.batch_size, scored)})
+            t_score = time.monotonic()
+            results = score_arm(m, tok, test_prompts, test_targets, benchmarks, plan.max_tokens, label, log)
+        records += [{**base, **r} for r in results]
         if path is not None:
-            write_text_atomic(path, json.dumps([{f: r[f] for f in ("benchmark", "metric", "value")} for r in records[first:]]))
+            write_text_atomic(path, json.dumps(results))
         log(f"{label}: done in {format_seconds(time.monotonic() - t0)}")
+        clock.arm_done(budget.steps if budget else 0, t_score - t0, time.monotonic() - t_score, log)
         if on_arm_done is not None:
             on_arm_done(k, len(arms), arm.label, False)
     return records
 
 
-def _arm_key(model_key: str, budget: FinetuneBudget, rows: Sequence[tuple[str, str]], test_prompts, test_targets, benchmarks) -> str:
-    h = hashlib.sha256(json.dumps({"model": model_key, "budget": budget.as_dict(), "version": 1}, sort_keys=True).encode())
-    for part in (rows, list(zip(test_prompts, test_targets, strict=True)), [(name, it.prompt, it.choices, it.answer) for name, items in benchmarks.items() for it in items]):
+def score_arm(model, tok, test_prompts: Sequence[str], test_targets: Sequence[str], benchmarks: Mapping[str, Sequence[ChoiceItem]], max_tokens: int, label: str = "", log: Log = print) -> list[dict]:
+    """The arm's records without its identity: benchmark, metric, value, scores."""
+    out = []
+    if test_prompts:
+        scored = Progress(len(test_prompts), f"{label}: {TEST_SPLIT}", log, unit="sequences")
+        per_row = [lp / max(n, 1) for lp, n in lm_scoring.continuation_logprobs(model, tok, test_prompts, test_targets, max_tokens, scored)]
+        out.append({"benchmark": TEST_SPLIT, "metric": "loglik_per_token", "value": float(np.mean(per_row)), "scores": per_row})
+    for name, items in benchmarks.items():
+        scored = Progress(sum(len(it.choices) for it in items), f"{label}: {name}", log, unit="sequences")
+        picks = [lm_scoring.pick(m) for m in lm_scoring.choice_means(model, tok, items, CHOICE_MAX_TOKENS, scored)]
+        correct = [float(p == it.answer) for p, it in zip(picks, items, strict=True)]
+        out.append({"benchmark": name, "metric": "accuracy", "value": float(np.mean(correct)) if correct else float("nan"), "scores": correct})
+    return out
+
+
+class _Clock:
+    """The evaluation's time left, from the measured seconds per fine-tune step and per scored arm."""
+
+    def __init__(self, steps_total: int, arms_total: int):
+        self.steps_left, self.arms_left, self.arms_total = steps_total, arms_total, arms_total
+        self.train_s = self.score_s = 0.0
+        self.steps_done = self.scored = 0
+
+    def skip(self, steps: int) -> None:
+        self.steps_left -= steps
+        self.arms_left -= 1
+
+    def arm_done(self, steps: int, train_s: float, score_s: float, log: Log) -> None:
+        self.skip(steps)
+        self.steps_done += steps
+        self.train_s += train_s
+        self.score_s += score_s
+        self.scored += 1
+        per_step = self.train_s / self.steps_done if self.steps_done else 0.0
+        left = self.steps_left * per_step + self.arms_left * self.score_s / self.scored
+        done = self.arms_total - self.arms_left
+        log(f"evaluation: {done}/{self.arms_total} arms" + (f" (~{format_seconds(left)} left: {self.steps_left} fine-tune steps, {self.arms_left} arm{'' if self.arms_left == 1 else 's'} to score)" if self.arms_left else ""))
+
+
+def _material_digest(test_prompts, test_targets, benchmarks) -> str:
+    h = hashlib.sha256()
+    for part in (list(zip(test_prompts, test_targets, strict=True)), [(name, it.prompt, it.choices, it.answer) for name, items in benchmarks.items() for it in items]):
         h.update(b"|")
-        for item in part:
-            b = json.dumps(item).encode()
-            h.update(len(b).to_bytes(8, "little"))
-            h.update(b)
+        _update(h, part)
+    return h.hexdigest()
+
+
+def _arm_key(model_key: str, budget: FinetuneBudget | None, rows: Sequence[tuple[str, str]], material: str) -> str:
+    ident = {"model": model_key, "budget": budget.as_dict() if budget else None, "material": material, "choice_max_tokens": CHOICE_MAX_TOKENS, "version": CACHE_VERSION}
+    h = hashlib.sha256(json.dumps(ident, sort_keys=True).encode())
+    _update(h, rows)
     return h.hexdigest()[:32]
 
 
+def _update(h, items) -> None:
+    for item in items:
+        b = json.dumps(item).encode()
+        h.update(len(b).to_bytes(8, "little"))
+        h.update(b)
+
+
 def summarize(records: Sequence[dict]) -> list[dict]:
-    """Mean, sample standard deviation (0 for one value) and count per (benchmark, arm), in
-    first-seen order."""
+    """Mean, sample standard deviation (0 for one value) and count of the arms' values per
+    (benchmark, arm), in first-seen order."""
     groups: dict[tuple[str, str, str], list[float]] = {}
     for r in records:
         groups.setdefault((r["benchmark"], r["metric"], r["arm"]), []).append(r["value"])
     return [{"benchmark": b, "metric": m, "arm": a, "mean": float(np.mean(v)), "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, "n": len(v)} for (b, m, a), v in groups.items()]
-
-
-def verdict(summary: Sequence[dict], noise_sigmas: float = 2.0) -> dict[str, dict]:
-    """Per benchmark: curated minus the random arms' mean, whether it is at or above them, and
-    whether it is within `noise_sigmas` random-arm standard deviations of the full pool (when run)."""
-    by = {(s["benchmark"], s["arm"]): s for s in summary}
-    out = {}
-    for b in dict.fromkeys(s["benchmark"] for s in summary):
-        cur, rnd, full = by.get((b, "curated")), by.get((b, "random")), by.get((b, "full_pool"))
-        if cur is None or rnd is None:
-            continue
-        v: dict = {"curated_minus_random": cur["mean"] - rnd["mean"], "at_or_above_random": cur["mean"] >= rnd["mean"]}
-        if full is not None:
-            v["curated_minus_full_pool"] = cur["mean"] - full["mean"]
-            v["within_noise_of_full_pool"] = abs(cur["mean"] - full["mean"]) <= noise_sigmas * rnd["std"] if rnd["n"] > 1 else None
-        out[b] = v
-    return out

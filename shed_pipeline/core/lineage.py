@@ -62,8 +62,20 @@ SCHEMA = [
     "ALTER TABLE runs ADD COLUMN IF NOT EXISTS source_version VARCHAR",
     # Chat rows: turns not used (after the last assistant turn, tool turns); older databases lack it.
     "ALTER TABLE rows ADD COLUMN IF NOT EXISTS turns_dropped BIGINT",
+    # Near-duplicate removal before selection: each removed row, the twin kept in its place, and why.
+    """CREATE TABLE IF NOT EXISTS near_duplicates (
+        run_id VARCHAR NOT NULL, row_id VARCHAR NOT NULL, kept_row_id VARCHAR NOT NULL, cluster_id BIGINT,
+        similarity DOUBLE NOT NULL)""",
+    # Per-row values (e.g. knn_shapley, ifd) that selection methods order or weight rows by.
+    """CREATE TABLE IF NOT EXISTS row_values (
+        run_id VARCHAR NOT NULL, row_id VARCHAR NOT NULL, kind VARCHAR NOT NULL, value DOUBLE)""",
+    # Each evaluated arm against the random arms, paired over the same test rows / items.
+    """CREATE TABLE IF NOT EXISTS evaluation_comparisons (
+        run_id VARCHAR NOT NULL, arm VARCHAR NOT NULL, benchmark VARCHAR NOT NULL, metric VARCHAR NOT NULL,
+        arm_mean DOUBLE, random_mean DOUBLE, random_std DOUBLE, difference DOUBLE, ci_low DOUBLE, ci_high DOUBLE,
+        z DOUBLE, n BIGINT)""",
 ]
-RUN_TABLES = ("rows", "row_changes", "quarantine", "clusters", "memberships", "scores", "selections", "evaluations", "evaluation_arms", "removal_curve")
+RUN_TABLES = ("rows", "row_changes", "quarantine", "clusters", "memberships", "scores", "selections", "evaluations", "evaluation_arms", "removal_curve", "near_duplicates", "row_values", "evaluation_comparisons")
 
 
 class LineageError(Exception):
@@ -263,16 +275,30 @@ class LineageStore:
             ).fetchone()
             if mem:
                 out.update(cluster_id=mem[0], proxy_row_id=mem[1], is_proxy=mem[1] == rid, cluster_size=mem[2], cluster_score=mem[3], cluster_rank=mem[4], clusters_total=mem[5])
+            # Tables newer than the database (read-only here: no migration) count as empty.
+            tables = {t for (t,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+            values: dict[str, float | None] = {}
+            if "row_values" in tables:
+                values_run = self._input_run(con, run, "curated_subset", "row_values")
+                values = dict(con.execute("SELECT kind, value FROM row_values WHERE run_id = ? AND row_id = ? ORDER BY kind", [values_run, rid]).fetchall())
+            if values:
+                out["row_values"] = values
+            twin = con.execute("SELECT kept_row_id, cluster_id, similarity FROM near_duplicates WHERE run_id = ? AND row_id = ?", [run, rid]).fetchone() if "near_duplicates" in tables else None
             sel = con.execute("SELECT method, draw_order, reason FROM selections WHERE run_id = ? AND row_id = ?", [run, rid]).fetchone()
             method = con.execute("SELECT any_value(method), count(*) FROM selections WHERE run_id = ?", [run]).fetchone()
             if sel:
                 out.update(selected=True, status="selected", method=sel[0], draw_order=sel[1], reason=sel[2])
+            elif twin:
+                reason = f"removed before selection as a near-duplicate of row {twin[0]} (cosine similarity {twin[2]:.4f} in cluster {twin[1]})"
+                out.update(selected=False, status="near duplicate", method=method[0], kept_row_id=twin[0], similarity=twin[2], reason=reason)
             else:
                 auto = con.execute("SELECT json_extract(config, '$.auto_size')::BOOLEAN FROM asset_runs WHERE run_id = ? AND asset = 'curated_subset'", [run]).fetchone()
                 if mem and mem[6] and auto and auto[0]:
                     reason = f"its cluster (ranked {mem[4]} of {mem[5]}) is among those the removal-index rule dropped"
                 else:
                     reason = f"{method[0]} filled its {method[1]} rows without this row" + (f" (its cluster ranked {mem[4]} of {mem[5]})" if mem and mem[4] is not None else "")
+                if values:
+                    reason += "; its row values: " + ", ".join(f"{k} {v:.4g}" if v is not None else f"{k} none" for k, v in values.items())
                 out.update(selected=False, status="not selected", method=method[0], reason=reason)
             return out
 
@@ -294,6 +320,7 @@ class LineageStore:
             kept = con.execute(
                 "SELECT count(*) FROM selections a JOIN selections b ON a.row_id = b.row_id WHERE a.run_id = ? AND b.run_id = ?", [a, b]
             ).fetchone()[0]
+            methods = [con.execute("SELECT any_value(method) FROM selections WHERE run_id = ?", [r]).fetchone()[0] for r in (a, b)]
         removed = []
         for rid in removed_ids:
             w = self.why(rid, b)
@@ -301,6 +328,8 @@ class LineageStore:
         return {
             "run_a": a,
             "run_b": b,
+            "method_a": methods[0],
+            "method_b": methods[1],
             "kept": int(kept),
             "added": [{"row_id": r[0], "cluster_id": r[1], "reason": r[2]} for r in added],
             "removed": removed,

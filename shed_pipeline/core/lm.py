@@ -214,16 +214,16 @@ def choice_items(tok, raw) -> list:
     return [ChoiceItem(prompt_text(tok, prefix, inp), tuple(choices), answer) for prefix, inp, choices, answer in raw]
 
 
-def continuation_logprobs(model, tok, prompts: list[str], continuations: list[str], batch_size: int = 8, max_tokens: int = 256, progress: Progress | None = None) -> list[tuple[float, int]]:
+def continuation_logprobs(model, tok, prompts: list[str], continuations: list[str], batch_size: int = 8, max_tokens: int = 256, progress: Progress | None = None, max_target_tokens: int | None = None) -> list[tuple[float, int]]:
     """For each (prompt, continuation): the summed log-probability of the continuation's tokens
     given the prompt, and their count. Deterministic (no sampling, eval mode). Sequences longer than
-    `max_tokens` keep the continuation and lose the start of the prompt. `progress` advances by the
-    sequences of each batch."""
+    `max_tokens` keep the continuation (at most `max_target_tokens` of it: by default all but one
+    token) and lose the start of the prompt. `progress` advances by the sequences of each batch."""
     import torch
 
     if len(prompts) != len(continuations):
         raise ValueError("prompts and continuations differ in length")
-    encoded = _encode_pairs(tok, prompts, continuations, max_tokens)
+    encoded = _encode_pairs(tok, prompts, continuations, max_tokens, max_target_tokens)
     if any(not p_ids for p_ids, _ in encoded):
         raise ValueError("an empty prompt has no position to predict the continuation from")
     results: dict[int, tuple[float, int]] = {}
@@ -385,13 +385,14 @@ def _batched_forward(model, tok, seqs: list[list[int]], batch_size: int, **model
         yield idx, ids, out
 
 
-def _encode_pairs(tok, prompts: list[str], targets: list[str], max_tokens: int) -> list[tuple[list[int], list[int]]]:
-    """Token ids of each (prompt, target + eos), cut to `max_tokens`: the target keeps its start,
-    the prompt loses its start."""
+def _encode_pairs(tok, prompts: list[str], targets: list[str], max_tokens: int, max_target_tokens: int | None = None) -> list[tuple[list[int], list[int]]]:
+    """Token ids of each (prompt, target + eos), cut to `max_tokens`: the target keeps its start
+    (at most `max_target_tokens`, by default max_tokens - 1), the prompt loses its start."""
     eos = [tok.eos_token_id] if tok.eos_token_id is not None else []
+    keep = max_tokens - 1 if max_target_tokens is None else min(max_target_tokens, max_tokens - 1)
     out = []
     for p, t in zip(prompts, targets, strict=True):
-        t_ids = (tok(t, add_special_tokens=False)["input_ids"] + eos)[: max_tokens - 1]
+        t_ids = (tok(t, add_special_tokens=False)["input_ids"] + eos)[:keep]
         p_ids = tok(p, add_special_tokens=False)["input_ids"][-(max_tokens - len(t_ids)) :]
         out.append((p_ids, t_ids))
     return out

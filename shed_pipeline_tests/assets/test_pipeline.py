@@ -1,6 +1,7 @@
 """The six assets materialized together on a temporary instance, on local data."""
 
 import json
+import math
 
 import dagster as dg
 import duckdb
@@ -64,19 +65,19 @@ def test_pipeline_end_to_end_counts_balance_and_lineage_is_complete(shed_env, so
 
 def test_same_input_and_config_give_byte_identical_subsets(shed_env, source_file, tmp_path, monkeypatch):
     for method in ("qwcs",):
-        assert materialize(source_file, curated_subset={"method": method}).success
+        assert materialize(source_file, curated_subset={"method": {method: {}}}).success
         first = {n: (shed_env["out"] / n).read_bytes() for n in ("curated.jsonl", "curated.parquet")}
         # A fresh project folder (no caches) and a fresh output folder.
         monkeypatch.setenv("SHED_PIPELINE_HOME", str(tmp_path / "home2"))
         monkeypatch.setenv("SHED_PIPELINE_OUT", str(tmp_path / "out2"))
         monkeypatch.setenv("SHED_PIPELINE_LINEAGE", str(tmp_path / "out2" / "lineage.duckdb"))
-        assert materialize(source_file, curated_subset={"method": method}).success
+        assert materialize(source_file, curated_subset={"method": {method: {}}}).success
         assert {n: (tmp_path / "out2" / n).read_bytes() for n in first} == first
 
 
 def test_second_run_reuses_every_embedding(shed_env, source_file):
     assert materialize(source_file).success
-    again = materialize(source_file, proxy_shapley_scores={"estimator": "shed_grouped", "permutations": 3}, curated_subset={"method": "random"})
+    again = materialize(source_file, proxy_shapley_scores={"estimator": {"shed_grouped": {"permutations": 3}}}, curated_subset={"method": {"random": {}}})
     assert again.success
     assert meta(again, "embeddings")["rows_embedded"] == 0 and meta(again, "embeddings")["rows_reused"] == 240
     sc = meta(again, "proxy_shapley_scores")
@@ -94,7 +95,7 @@ def test_quarantine_over_the_bound_blocks_downstream_assets(shed_env, tmp_path):
 
 @pytest.mark.parametrize("estimator", ["tmc", "banzhaf_msr", "exact"])
 def test_other_estimators_run_in_the_pipeline(shed_env, source_file, estimator):
-    result = materialize(source_file, clusters={"n_clusters": 6}, proxy_shapley_scores={"estimator": estimator, "permutations": 4})
+    result = materialize(source_file, clusters={"n_clusters": 6}, proxy_shapley_scores={"estimator": {estimator: {"permutations": 4} if estimator == "tmc" else {}}})
     assert result.success
     assert meta(result, "proxy_shapley_scores")["players"] == 6
 
@@ -104,7 +105,7 @@ def test_lm_utility_runs_in_the_pipeline_and_its_evaluations_are_cached(shed_env
     from shed_pipeline_tests.tiny_lm import build_tiny_lm
 
     model_dir = build_tiny_lm(tmp_path / "tiny_llama")
-    scoring = {"utility": "lm", "lm_model": str(model_dir), "estimator": "banzhaf_msr", "samples": 6, "lm_steps": 2, "lm_validation_rows": 4, "lm_max_tokens": 64, "lm_batch_size": 4}
+    scoring = {"utility": {"lm": {"model": str(model_dir), "steps": 2, "validation_rows": 4, "max_tokens": 64, "batch_size": 4}}, "estimator": {"banzhaf_msr": {"samples": 6}}}
     first = materialize(source_file, clusters={"n_clusters": 4}, proxy_shapley_scores=scoring)
     assert first.success
     sc = meta(first, "proxy_shapley_scores")
@@ -113,7 +114,7 @@ def test_lm_utility_runs_in_the_pipeline_and_its_evaluations_are_cached(shed_env
     again = materialize(source_file, clusters={"n_clusters": 4}, proxy_shapley_scores=scoring)
     assert meta(again, "proxy_shapley_scores")["utility_evaluations"] == 0
     assert pl.read_parquet(shed_env["home"] / "assets" / "proxy_shapley_scores.parquet")["score"].is_finite().all()
-    bad = materialize(source_file, clusters={"n_clusters": 4}, proxy_shapley_scores={"utility": "lm", "lm_model": str(model_dir), "estimator": "knn_exact"})
+    bad = materialize(source_file, clusters={"n_clusters": 4}, proxy_shapley_scores={"utility": {"lm": {"model": str(model_dir)}}, "estimator": {"knn_exact": {}}})
     from shed_pipeline.cli import failure_message
 
     assert not bad.success and "closed form of the knn utility" in failure_message(bad.all_events)
@@ -125,7 +126,7 @@ def test_probe_utility_ts_chains_and_auto_size_in_the_pipeline(shed_env, source_
     from shed_pipeline_tests.tiny_lm import build_tiny_lm
 
     model_dir = build_tiny_lm(tmp_path / "tiny_llama")
-    scoring = {"utility": "probe", "lm_model": str(model_dir), "estimator": "ts_chains", "chain_size": 4, "chain_rounds": 3, "permutations": 2, "probe_dims": 4, "removal_points": 5}
+    scoring = {"utility": {"probe": {"model": str(model_dir), "dims": 4}}, "estimator": {"ts_chains": {"chain_size": 4, "chain_rounds": 3, "permutations": 2}}, "removal_points": 5}
     first = materialize(source_file, proxy_shapley_scores=scoring, curated_subset={"auto_size": True})
     assert first.success
     sc = meta(first, "proxy_shapley_scores")
@@ -160,18 +161,24 @@ def test_lm_evaluation_arms_in_the_pipeline(shed_env, source_file, tmp_path, mon
 
     monkeypatch.setenv("SHED_BIGBENCH_ARCHIVE", str(write_archive(tmp_path / "bigbench.tar.gz", {"quiz": quiz(10)})))
     model_dir = build_tiny_lm(tmp_path / "tiny_llama")
-    evaluation = {"lm": True, "lm_model": str(model_dir), "lm_steps": 2, "lm_batch_size": 4, "lm_max_tokens": 48, "lm_test_rows": 6, "benchmarks": ["quiz"], "benchmark_items": 4, "random_seeds": 3}
+    evaluation = {"lm": True, "lm_model": str(model_dir), "epochs": 0.2, "lm_batch_size": 4, "lm_max_tokens": 48, "test_rows": 6, "benchmarks": ["quiz"], "benchmark_items": 4, "random_seeds": 3, "include_full_pool": True, "baselines": ["longest", "ifd"]}
     result = materialize(source_file, evaluation_metrics=evaluation)
     assert result.success
     ev = meta(result, "evaluation_metrics")
-    for arm in ("base", "curated", "random", "full_pool"):
+    for arm in ("base", "curated", "longest", "random", "full_pool"):
         assert np.isfinite(ev[f"lm_test_split_{arm}_mean"]) and 0 <= ev[f"lm_quiz_{arm}_mean"] <= 1
-    assert ev["lm_test_split_base_std"] == 0 and set(ev["lm_verdict"]) == {"test_split", "quiz"}
+    assert ev["lm_test_split_base_std"] == 0 and ev["baselines"] == ["longest"]  # ifd: no ifd row values, skipped
+    assert 0 <= ev["baseline_longest_utility"] <= 1 and "| longest | benchmarks_mean |" in ev["lm_comparison"]
     with duckdb.connect(str(shed_env["out"] / "lineage.duckdb"), read_only=True) as con:
-        rows = con.execute("SELECT arm, count(*), min(steps), max(steps) FROM evaluation_arms WHERE run_id = ? GROUP BY arm ORDER BY arm", [result.run_id]).fetchall()
-    assert rows == [("base", 2, 2, 2), ("curated", 2, 2, 2), ("full_pool", 2, 2, 2), ("random", 6, 2, 2)]  # 2 benchmarks per arm, 3 random seeds
+        rows = con.execute("SELECT arm, count(*), min(subset_size), min(steps), max(steps) FROM evaluation_arms WHERE run_id = ? GROUP BY arm ORDER BY arm", [result.run_id]).fetchall()
+        compared = con.execute("SELECT arm, benchmark, n FROM evaluation_comparisons WHERE run_id = ? ORDER BY arm, benchmark", [result.run_id]).fetchall()
+    n, pool = rows[1][2], rows[2][2]
+    steps = lambda size: math.ceil(0.2 * size / 4)  # noqa: E731 (epochs over each arm's own rows)
+    assert rows == [("base", 2, 0, 0, 0), ("curated", 2, n, steps(n), steps(n)), ("full_pool", 2, pool, steps(pool), steps(pool)), ("longest", 2, n, steps(n), steps(n)), ("random", 6, n, steps(n), steps(n))]  # 3 random seeds
+    assert compared == [(a, b, k) for a in ("base", "curated", "full_pool", "longest") for b, k in (("benchmarks_mean", 4), ("quiz", 4), ("test_split", 6))]
     report = json.loads((shed_env["out"] / "evaluation.json").read_text())
-    assert report["lm"]["budget"]["steps"] == 2 and report["lm"]["benchmark_items"] == {"quiz": 4} and report["lm"]["test_rows"] == 6
+    assert report["lm"]["training"]["epochs"] == 0.2 and report["lm"]["benchmark_items"] == {"quiz": 4} and report["lm"]["test_rows"] == 6
+    assert len(report["lm"]["comparisons"]) == 12 and all(len(r["scores"]) == (6 if r["benchmark"] == "test_split" else 4) for r in report["lm"]["records"])
     again = materialize(source_file, evaluation_metrics=evaluation)  # nothing changed: every arm from the cache
     assert meta(again, "evaluation_metrics")["lm_test_split_curated_mean"] == ev["lm_test_split_curated_mean"]
 
@@ -182,9 +189,9 @@ def test_lm_utility_can_score_multiple_choice_accuracy_like_shed(shed_env, sourc
 
     monkeypatch.setenv("SHED_BIGBENCH_ARCHIVE", str(write_archive(tmp_path / "bigbench.tar.gz", {"quiz": quiz(10)})))
     model_dir = build_tiny_lm(tmp_path / "tiny_llama")
-    scoring = {"utility": "lm", "lm_model": str(model_dir), "estimator": "banzhaf_msr", "samples": 3, "lm_steps": 1, "lm_validation_rows": 3, "lm_max_tokens": 48, "lm_batch_size": 4}
+    scoring = {"utility": {"lm": {"model": str(model_dir), "steps": 1, "validation_rows": 3, "max_tokens": 48, "batch_size": 4}}, "estimator": {"banzhaf_msr": {"samples": 3}}}
     plain = materialize(source_file, clusters={"n_clusters": 3}, proxy_shapley_scores=scoring)
-    with_mc = materialize(source_file, clusters={"n_clusters": 3}, proxy_shapley_scores={**scoring, "lm_benchmarks": ["quiz"], "lm_benchmark_items": 4})
+    with_mc = materialize(source_file, clusters={"n_clusters": 3}, proxy_shapley_scores={**scoring, "utility": {"lm": {**scoring["utility"]["lm"], "benchmarks": ["quiz"], "benchmark_items": 4}}})
     assert plain.success and with_mc.success
     a, b = meta(plain, "proxy_shapley_scores"), meta(with_mc, "proxy_shapley_scores")
     assert a["utility_key"] != b["utility_key"] and b["utility_evaluations"] > 0  # other items, other cached values

@@ -20,8 +20,8 @@ from shed_pipeline.core.utilities import EvaluationStore
 from shed_pipeline.resources import resources_for_env
 from shed_pipeline_tests.synthetic import make_rows, write_jsonl
 
-ASSETS = ["raw_dataset", "embeddings", "clusters", "proxy_shapley_scores", "curated_subset", "evaluation_metrics"]
-SCORING = {"estimator": "shed_grouped", "permutations": 4}
+ASSETS = ["raw_dataset", "embeddings", "clusters", "proxy_shapley_scores", "row_values", "curated_subset", "evaluation_metrics"]
+SCORING = {"estimator": {"shed_grouped": {"permutations": 4}}}
 
 
 def run_config(source, **ops):
@@ -171,7 +171,7 @@ def test_automation_reacts_to_data_version_changes_only(shed_env, instance, tmp_
     assert requested() == []
     write_jsonl(src, rows)
     dg.materialize(ALL_ASSETS, resources=resources_for_env(), run_config=raw_only, instance=instance, selection=["raw_dataset"])
-    # Every downstream asset reads raw_dataset directly, so one tick requests all five, in one run.
+    # Every downstream asset reads raw_dataset directly, so one tick requests all six, in one run.
     assert requested() == ASSETS[1:]
     assert requested() == []  # requested once, not again on the next tick
 

@@ -27,3 +27,17 @@ def test_subset_report_counts_and_baselines():
     assert len(r["utility_random"]) == 3
     # The test rows are pool rows here, so the full pool answers each one with itself.
     assert r["utility_full_pool"] == pytest.approx(1.0)
+
+
+def test_arm_metrics_of_a_baseline_match_the_subset_report():
+    from shed_pipeline.core.evaluation import arm_metrics
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(40, 4))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    outputs = [f"label{i % 4}" for i in range(40)]
+    args = (x, outputs, [i % 8 for i in range(40)], [f"t{i % 4}" for i in range(40)], x[:6], outputs[:6])
+    r = subset_report([0, 1, 2, 5], *args, k=1, random_seeds=[])
+    m = arm_metrics([0, 1, 2, 5], *args, k=1)
+    assert m == {"subset_size": 4, "clusters_covered": 4, "tasks_covered": 3, "diversity": r["diversity"], "utility": r["utility_subset"]}
+    assert arm_metrics(np.arange(40), *args, k=1)["utility"] == pytest.approx(1.0)

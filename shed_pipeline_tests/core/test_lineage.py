@@ -82,3 +82,20 @@ def test_prefixes_match_literally_not_as_like_patterns(tmp_path):
     with pytest.raises(LineageError, match="no run '%'"):
         store.why("a", "%")
     assert store.diff("run_", "runX")["run_a"] == "run_b"
+
+
+def test_why_explains_near_duplicates_and_shows_row_values_under_any_method(tmp_path):
+    store = LineageStore(tmp_path / "l.duckdb")
+    fill(store, "run-a", ["a", "c"])
+    store.write_table("near_duplicates", "run-a", pl.DataFrame({"row_id": ["d"], "kept_row_id": ["c"], "cluster_id": [1], "similarity": [0.987654]}))
+    store.write_table("row_values", "run-a", pl.DataFrame({"row_id": ["b", "b", "a"], "kind": ["knn_shapley", "ifd", "ifd"], "value": [0.25, 0.5, 0.75]}))
+    w = store.why("d", "run-a")
+    assert w["status"] == "near duplicate" and not w["selected"] and w["kept_row_id"] == "c" and w["similarity"] == 0.987654
+    assert w["reason"] == "removed before selection as a near-duplicate of row c (cosine similarity 0.9877 in cluster 1)"
+    w = store.why("b", "run-a")
+    assert w["status"] == "not selected" and w["row_values"] == {"ifd": 0.5, "knn_shapley": 0.25}
+    assert w["reason"].endswith("; its row values: ifd 0.5, knn_shapley 0.25")
+    w = store.why("a", "run-a")
+    assert w["selected"] and w["reason"] == "qocs rule for a" and w["row_values"] == {"ifd": 0.75}
+    d = store.diff("run-a", "run-a")
+    assert d["method_a"] == d["method_b"] == "qocs"

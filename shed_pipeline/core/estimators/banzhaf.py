@@ -13,9 +13,12 @@ others' memberships stay the same, so a refresh asks for coalitions the utility 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from shed_pipeline.core.estimators.base import _M64, EstimatorResult, _mix64, player_key_array
+from shed_pipeline.core.strategies import Strategy
 
 
 def sample_masks(n: int, samples: int, seed: int, keys=None) -> np.ndarray:
@@ -44,3 +47,16 @@ def banzhaf_msr(utility, samples: int, seed: int, player_keys=None) -> Estimator
     phi = np.where(missing, 0.0, mean_in - mean_out)
     stderr = np.where(missing, np.inf, stderr)
     return EstimatorResult(values=phi, stderr=stderr, info={"samples": samples, "players_without_estimate": int(missing.sum())})
+
+
+@dataclass(frozen=True)
+class BanzhafSettings:
+    samples: int = field(default=1000, metadata={"help": "random coalitions, each updating every player"})
+
+
+STRATEGY = Strategy(
+    name="banzhaf_msr",
+    summary="Data Banzhaf with maximum sample reuse (Wang & Jia 2023): robust to a noisy utility",
+    settings=BanzhafSettings,
+    run=lambda utility, settings, seed, player_keys=None: banzhaf_msr(utility, samples=settings.samples, seed=seed, player_keys=player_keys),
+)

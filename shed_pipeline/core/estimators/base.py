@@ -1,4 +1,5 @@
-"""Common result type, seeded permutations, and dispatch by estimator name."""
+"""What every estimator shares: the result type and seeded, stable permutations. The estimators
+themselves, and their registry, are in the other modules of this package (see __init__)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,6 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
-
-ESTIMATORS = ("knn_exact", "shed_grouped", "tmc", "banzhaf_msr", "ts_chains", "exact")
 
 
 @dataclass
@@ -68,26 +67,3 @@ class MarginalStats:
         var = np.maximum(self.total_sq / self.count - mean**2, 0.0)
         stderr = np.sqrt(var / self.count) if self.count > 1 else None
         return EstimatorResult(values=mean, stderr=stderr, info=info)
-
-
-def estimate(name: str, utility, **params) -> EstimatorResult:
-    from shed_pipeline.core.estimators.banzhaf import banzhaf_msr
-    from shed_pipeline.core.estimators.chains import subset_chains
-    from shed_pipeline.core.estimators.exact import exact_shapley
-    from shed_pipeline.core.estimators.knn_exact import knn_shapley
-    from shed_pipeline.core.estimators.shed_grouped import shed_grouped
-    from shed_pipeline.core.estimators.tmc import tmc_shapley
-
-    if name == "knn_exact":
-        return knn_shapley(utility)
-    if name == "shed_grouped":
-        return shed_grouped(utility, permutations=params["permutations"], group_size=params.get("group_size"), seed=params["seed"], player_keys=params.get("player_keys"))
-    if name == "tmc":
-        return tmc_shapley(utility, permutations=params["permutations"], tolerance=params.get("truncation_tolerance", 0.0), seed=params["seed"], player_keys=params.get("player_keys"))
-    if name == "banzhaf_msr":
-        return banzhaf_msr(utility, samples=params.get("samples") or 1000, seed=params["seed"], player_keys=params.get("player_keys"))
-    if name == "ts_chains":
-        return subset_chains(utility, chain_size=params.get("chain_size"), rounds=params.get("chain_rounds") or 10, permutations=params["permutations"], seed=params["seed"], player_keys=params.get("player_keys"))
-    if name == "exact":
-        return exact_shapley(utility)
-    raise ValueError(f"unknown estimator {name!r}; choose one of {', '.join(ESTIMATORS)}")

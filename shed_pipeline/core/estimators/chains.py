@@ -15,10 +15,13 @@ leave (as long as the number of chains is the same), so a refresh meets the same
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
+from typing import Optional
 
 import numpy as np
 
 from shed_pipeline.core.estimators.base import EstimatorResult, _mix64, permutation, player_key_array
+from shed_pipeline.core.strategies import Strategy
 
 
 def default_chain_size(n_players: int) -> int:
@@ -67,3 +70,18 @@ def subset_chains(utility, chain_size: int | None = None, rounds: int = 10, perm
     values = per_round.mean(0)
     stderr = per_round.std(0) / np.sqrt(rounds) if rounds > 1 else None
     return EstimatorResult(values=values, stderr=stderr, info={"rounds": rounds, "chains": len(sizes), "chain_size_mean": float(np.mean(sizes)), "chain_size_max": int(max(sizes)), "permutations_per_chain": permutations})
+
+
+@dataclass(frozen=True)
+class ChainsSettings:
+    permutations: int = field(default=20, metadata={"help": "Monte Carlo permutations per chain"})
+    chain_size: Optional[int] = field(default=None, metadata={"help": "players per chain; default 5% of K, at least 8"})
+    chain_rounds: int = field(default=10, metadata={"help": "partitions into chains; each player is valued in this many chains"})
+
+
+STRATEGY = Strategy(
+    name="ts_chains",
+    summary="TS-DShapley's subset chains (Schoch et al. 2023): Monte Carlo on many small random chains of players",
+    settings=ChainsSettings,
+    run=lambda utility, settings, seed, player_keys=None: subset_chains(utility, chain_size=settings.chain_size, rounds=settings.chain_rounds, permutations=settings.permutations, seed=seed, player_keys=player_keys),
+)

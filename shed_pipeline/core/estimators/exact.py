@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from math import factorial
 
 import numpy as np
 
 from shed_pipeline.core.estimators.base import EstimatorResult
+from shed_pipeline.core.strategies import Strategy
 
 MAX_PLAYERS = 16
 
@@ -45,3 +47,16 @@ def exact_banzhaf(utility) -> EstimatorResult:
         without = np.array([m for m in range(1 << n) if not (m >> i) & 1])
         phi[i] = (vals[without | (1 << i)] - vals[without]).mean()
     return EstimatorResult(values=phi, info={"coalitions": 1 << n})
+
+
+@dataclass(frozen=True)
+class ExactSettings:
+    pass
+
+
+STRATEGY = Strategy(
+    name="exact",
+    summary=f"exact Shapley values by enumerating all 2^K coalitions (K <= {MAX_PLAYERS}: a test oracle)",
+    settings=ExactSettings,
+    run=lambda utility, settings, seed, player_keys=None: exact_shapley(utility),
+)

@@ -12,10 +12,13 @@ Cost: T * B evaluations plus U(all) and U(empty) (reused across permutations).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
+from typing import Optional
 
 import numpy as np
 
 from shed_pipeline.core.estimators.base import EstimatorResult, MarginalStats, permutation
+from shed_pipeline.core.strategies import Strategy
 
 
 def default_group_size(n_players: int, n_groups: int = 50) -> int:
@@ -44,3 +47,17 @@ def shed_grouped(utility, permutations: int, seed: int, group_size: int | None =
             prev = cur
         stats.add(marg)
     return stats.result({"permutations": permutations, "group_size": n, "groups": math.ceil(k / n)})
+
+
+@dataclass(frozen=True)
+class ShedGroupedSettings:
+    permutations: int = field(default=20, metadata={"help": "removal permutations (SHED's run.sh uses 20)"})
+    group_size: Optional[int] = field(default=None, metadata={"help": "players removed together; default ceil(K / 50) (SHED: 60 for K = 3000)"})
+
+
+STRATEGY = Strategy(
+    name="shed_grouped",
+    summary="SHED's estimator: permutations cut into groups removed one at a time, each member sharing the group's marginal",
+    settings=ShedGroupedSettings,
+    run=lambda utility, settings, seed, player_keys=None: shed_grouped(utility, permutations=settings.permutations, seed=seed, group_size=settings.group_size, player_keys=player_keys),
+)

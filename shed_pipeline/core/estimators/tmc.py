@@ -8,9 +8,12 @@ truncates and converges to the exact Shapley value.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from shed_pipeline.core.estimators.base import EstimatorResult, MarginalStats, permutation
+from shed_pipeline.core.strategies import Strategy
 
 
 def tmc_shapley(utility, permutations: int, seed: int, tolerance: float = 0.0, player_keys=None) -> EstimatorResult:
@@ -38,3 +41,17 @@ def tmc_shapley(utility, permutations: int, seed: int, tolerance: float = 0.0, p
             prev = cur
         stats.add(marg)
     return stats.result({"permutations": permutations, "truncated_steps": truncated})
+
+
+@dataclass(frozen=True)
+class TMCSettings:
+    permutations: int = field(default=20, metadata={"help": "Monte Carlo permutations"})
+    truncation_tolerance: float = field(default=0.0, metadata={"help": "truncate a permutation once U is within this fraction of U(all); 0 = never"})
+
+
+STRATEGY = Strategy(
+    name="tmc",
+    summary="truncated Monte Carlo Shapley (Ghorbani & Zou 2019): players join one by one in seeded permutations",
+    settings=TMCSettings,
+    run=lambda utility, settings, seed, player_keys=None: tmc_shapley(utility, permutations=settings.permutations, seed=seed, tolerance=settings.truncation_tolerance, player_keys=player_keys),
+)

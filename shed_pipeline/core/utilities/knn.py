@@ -11,11 +11,15 @@ and U(empty) = 0 (no training rows, no answer). The closed-form Shapley values o
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 
+from shed_pipeline.core.strategies import Strategy
 from shed_pipeline.core.text_match import token_f1_matrix
+from shed_pipeline.core.utilities.cache import fingerprint_arrays, utility_key
+from shed_pipeline.core.utilities.inputs import BuiltUtility, UtilityInputs, vector_identities, vectors
 
 
 class KNNUtility:
@@ -78,3 +82,27 @@ class KNNUtility:
             rows = rows[count[rows] < self.k]
             start, block = stop, block * 2
         return float(picked.sum(1).mean() / self.k)
+
+
+@dataclass(frozen=True)
+class KNNSettings:
+    k: int = field(default=5, metadata={"help": "neighbours of each validation row that answer it"})
+
+
+def build(settings: KNNSettings, inputs: UtilityInputs) -> BuiltUtility:
+    proxies, validation = inputs.proxies, inputs.validation
+    val_vecs = validation["embedding"].to_numpy()
+    utility = KNNUtility(vectors(proxies), proxies["output"].to_list(), val_vecs, validation["output"].to_list(), k=settings.k)
+    # Everything U(S) depends on besides S: the settings and the validation rows (ids, vectors, answers).
+    key_settings = {"k": settings.k, "match": "token_f1/v1"}
+    data = fingerprint_arrays(validation["row_id"].to_list(), np.asarray(val_vecs, dtype=np.float32), validation["output"].to_list())
+    description = {"utility": STRATEGY.name, "settings": key_settings, "validation_rows": validation.height, "validation_fingerprint": data}
+    return BuiltUtility(utility, utility_key(STRATEGY.name, key_settings, data), description, vector_identities(proxies))
+
+
+STRATEGY = Strategy(
+    name="knn",
+    summary="k nearest proxies (prompt embeddings) answer each validation row; U = mean token-F1 of their outputs (model-free, fast)",
+    settings=KNNSettings,
+    run=build,
+)

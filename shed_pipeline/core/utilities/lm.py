@@ -16,7 +16,7 @@ fine-tune steps and scored sequences) goes through one throttle, at most a line 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -24,6 +24,9 @@ import numpy as np
 from shed_pipeline.core import lm
 from shed_pipeline.core.benchmarks import ChoiceItem
 from shed_pipeline.core.progress import EVERY_S, Log, Progress, silent, throttled
+from shed_pipeline.core.strategies import Strategy
+from shed_pipeline.core.utilities.cache import fingerprint_arrays, utility_key
+from shed_pipeline.core.utilities.inputs import BuiltUtility, UtilityInputs, first_by_id, prompt_identities
 
 
 @dataclass(frozen=True)
@@ -78,3 +81,53 @@ class LMUtility:
                 value = self._score(tuned)
         self.computed.advance()
         return value
+
+
+@dataclass(frozen=True)
+class LMUtilitySettings:
+    model: str = field(default="smollm2-135m-instruct", metadata={"help": "the target LM: the packaged SmolLM2-135M-Instruct, or a local model folder"})
+    steps: int = field(default=8, metadata={"help": "LoRA fine-tune steps of every evaluation"})
+    lr: float = field(default=1e-3, metadata={"help": "LoRA learning rate"})
+    rank: int = field(default=8, metadata={"help": "LoRA rank (alpha = 2 x rank)"})
+    batch_size: int = field(default=8, metadata={"help": "rows per fine-tune step and per scoring batch"})
+    max_tokens: int = field(default=256, metadata={"help": "tokens kept per row"})
+    validation_rows: int = field(default=64, metadata={"help": "validation rows scored by every evaluation (the first by row id); 0 = all"})
+    # SHED scores by multiple-choice accuracy (MMLU). Items come from the other end of the order the
+    # evaluation samples from, so the two never share items.
+    benchmarks: list[str] = field(default_factory=list, metadata={"help": "bigbench multiple-choice tasks whose accuracy is added to U (SHED's MMLU score)"})
+    benchmark_items: int = field(default=32, metadata={"help": "items per benchmark task"})
+
+
+def build(settings: LMUtilitySettings, inputs: UtilityInputs) -> BuiltUtility:
+    log = inputs.log
+    path = lm.resolve_lm(settings.model, inputs.cache_dir, log)
+    model, tok = lm.load_lm(path, device=inputs.device)
+    # A fixed subset of the validation rows (the first by row id): each evaluation scores all of them.
+    proxies, val = inputs.proxies, first_by_id(inputs.validation, settings.validation_rows)
+    budget = LMSettings(steps=settings.steps, lr=settings.lr, rank=settings.rank, alpha=2 * settings.rank, batch_size=settings.batch_size, max_tokens=settings.max_tokens, seed=inputs.seed)
+    items = []
+    if settings.benchmarks:
+        from shed_pipeline.core.benchmarks import load_choice_items
+
+        raw = load_choice_items(settings.benchmarks, settings.benchmark_items, inputs.seed, inputs.cache_dir, log, from_end=True)  # never the evaluation's items
+        items = [it for task in settings.benchmarks for it in lm.choice_items(tok, raw[task])]
+    player_prompts = lm.prompt_texts(tok, proxies["instruction"], proxies["input"], lm.messages_column(proxies), log)
+    val_prompts = lm.prompt_texts(tok, val["instruction"], val["input"], lm.messages_column(val), log)
+    utility = LMUtility(model, tok, player_prompts, proxies["output"].to_list(), val_prompts, val["output"].to_list(), budget, items, log=log)
+    # U(S) depends on the model's weights, the fine-tune settings, the device's arithmetic, the
+    # validation rows (ids and texts; the ids are content hashes), how prompts are rendered (chat
+    # rows' turns) and the multiple-choice items.
+    key_settings = {"model": lm.model_fingerprint(path), **budget.as_dict(), "device": lm.device_signature(inputs.device), "prompt": lm.PROMPT_FORMAT, "score": "val_loglik_per_token/v1"}
+    if items:
+        key_settings["choice_items"] = fingerprint_arrays([f"{it.prompt}\x00{chr(31).join(it.choices)}\x00{it.answer}" for it in items])
+    data = fingerprint_arrays(lm.prompt_keys(val["row_id"], lm.messages_column(val)))
+    description = {"utility": STRATEGY.name, "settings": key_settings, "validation_rows": val.height, "validation_fingerprint": data, "model_path": str(path)}
+    return BuiltUtility(utility, utility_key(STRATEGY.name, key_settings, data), description, prompt_identities(proxies))
+
+
+STRATEGY = Strategy(
+    name="lm",
+    summary="SHED's utility: the target LM's validation log-likelihood after a LoRA fine-tune on the coalition (slow: a fine-tune per evaluation)",
+    settings=LMUtilitySettings,
+    run=build,
+)

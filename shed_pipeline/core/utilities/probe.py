@@ -21,9 +21,14 @@ rows: cached values stay valid when other players join or leave.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
+import polars as pl
+
+from shed_pipeline.core.strategies import Strategy
+from shed_pipeline.core.utilities.cache import fingerprint_arrays, utility_key
+from shed_pipeline.core.utilities.inputs import BuiltUtility, UtilityInputs, first_by_id, prompt_identities, prompt_rows
 
 
 @dataclass(frozen=True)
@@ -97,3 +102,59 @@ class ProbeUtility:
             return 0.0
         pred = self.vx @ ridge_fit(self.px[mask], self.py[mask], self.settings.ridge)
         return 1.0 - float(((self.vy - pred) ** 2).sum()) / self._total
+
+
+@dataclass(frozen=True)
+class ProbeUtilitySettings:
+    model: str = field(default="smollm2-135m-instruct", metadata={"help": "the LM whose representations the probe reads: the packaged SmolLM2-135M-Instruct, or a local model folder"})
+    dims: int = field(default=16, metadata={"help": "PCA components kept of prompt and of response representations"})
+    ridge: float = field(default=20.0, metadata={"help": "L2 penalty of the ridge regression (on whitened features)"})
+    validation_rows: int = field(default=256, metadata={"help": "validation rows U is measured on (the first by row id); 0 = all"})
+    max_tokens: int = field(default=256, metadata={"help": "tokens kept per row when computing the LM's features"})
+    batch_size: int = field(default=8, metadata={"help": "rows per LM forward pass when computing features"})
+
+
+FEATURE_CHUNK = 256  # rows per feature computation and cache write: an interrupted run keeps its work
+
+
+def build(settings: ProbeUtilitySettings, inputs: UtilityInputs) -> BuiltUtility:
+    from shed_pipeline.core import lm
+    from shed_pipeline.core.embedding import EmbeddingCache
+    from shed_pipeline.core.progress import Progress
+
+    log, device = inputs.log, inputs.device
+    path = lm.resolve_lm(settings.model, inputs.cache_dir, log)
+    val = first_by_id(inputs.validation, settings.validation_rows)
+    # The LM's features are cached by prompt key (row id, and a chat row's turns) like embeddings: a
+    # refresh computes new rows only.
+    feature_id = f"lm-penultimate/v1:{lm.model_fingerprint(path)}:{settings.max_tokens}:{lm.device_signature(device)}"
+    proxy_rows, val_rows = prompt_rows(inputs.proxies), prompt_rows(val)
+    rows = pl.concat([proxy_rows, val_rows]).unique("key", keep="first", maintain_order=True)
+    cache = EmbeddingCache(inputs.feature_cache)
+    missing = set(cache.missing(feature_id, rows["key"].to_list()))
+    if missing:
+        todo = rows.filter(pl.col("key").is_in(list(missing)))
+        log(f"probe: LM features for {todo.height} rows ({rows.height - todo.height} cached)")
+        model, tok = lm.load_lm(path, device=device)
+        prompts, outputs, ids = lm.prompt_texts(tok, todo["instruction"], todo["input"], todo["messages"], log), todo["output"].to_list(), todo["key"].to_list()
+        progress = Progress(todo.height, "probe features", log, unit="rows")
+        for s in range(0, todo.height, FEATURE_CHUNK):
+            chunk = slice(s, s + FEATURE_CHUNK)
+            xs, ys = lm.penultimate_features(model, tok, prompts[chunk], outputs[chunk], batch_size=settings.batch_size, max_tokens=settings.max_tokens, progress=progress)
+            cache.put(feature_id, ids[chunk], np.hstack([xs, ys]))
+    p, v = cache.get(feature_id, proxy_rows["key"].to_list()), cache.get(feature_id, val_rows["key"].to_list())
+    h = p.shape[1] // 2
+    probe = ProbeSettings(dims=settings.dims, ridge=settings.ridge)
+    utility = ProbeUtility(p[:, :h], p[:, h:], v[:, :h], v[:, h:], probe)
+    key_settings = {"features": feature_id, **probe.as_dict(), "score": "ridge_r2/v1"}
+    data = fingerprint_arrays(val_rows["key"].to_list())
+    description = {"utility": STRATEGY.name, "settings": key_settings, "validation_rows": val.height, "validation_fingerprint": data, "model_path": str(path)}
+    return BuiltUtility(utility, utility_key(STRATEGY.name, key_settings, data), description, prompt_identities(inputs.proxies))
+
+
+STRATEGY = Strategy(
+    name="probe",
+    summary="TS-DShapley's transfer path: ridge regression from the target LM's prompt to response representations, R^2 on validation (fast after one feature pass)",
+    settings=ProbeUtilitySettings,
+    run=build,
+)

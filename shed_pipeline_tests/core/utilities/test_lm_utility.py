@@ -77,7 +77,7 @@ def test_progress_goes_through_one_throttle(tiny):
 
 
 def test_the_utility_builders_prompt_chat_rows_with_their_turns_and_key_them_apart(tmp_path):
-    """assets/score.py's lm and probe builders on a tiny Llama given a chat template: chat rows keep
+    """The lm and probe utilities' builders on a tiny Llama given a chat template: chat rows keep
     their turns; frames and validation snapshots from before the messages column read as Alpaca
     rows, under other cache keys and player identities."""
     import json
@@ -85,7 +85,8 @@ def test_the_utility_builders_prompt_chat_rows_with_their_turns_and_key_them_apa
     import polars as pl
     from transformers import AutoTokenizer
 
-    from shed_pipeline.assets.score import ProxyShapleyConfig, build_utility, validation_rows
+    from shed_pipeline.core.utilities import UTILITIES, UtilityInputs
+    from shed_pipeline.core.valuation import proxy_rows, validation_rows
     from shed_pipeline_tests.core.test_lm import CHAT
 
     model_dir = build_tiny_lm(tmp_path / "chat_llama")
@@ -108,8 +109,13 @@ def test_the_utility_builders_prompt_chat_rows_with_their_turns_and_key_them_apa
     val, proxies, logs = validation_rows(raw, emb), ["p1", "p2", "p3"], []
     assert val.columns == ["row_id", "instruction", "input", "output", "messages", "embedding"]
     assert validation_rows(raw.drop("messages"), emb).columns == ["row_id", "instruction", "input", "output", "embedding"]
-    cfg = ProxyShapleyConfig(utility="lm", estimator="banzhaf_msr", lm_model=str(model_dir), lm_steps=2, lm_max_tokens=64)
-    build = lambda cfg, raw, val: build_utility(cfg, raw, emb, proxies, val, "cpu", tmp_path, logs.append, tmp_path / "features.duckdb")  # noqa: E731
+    cfg = UTILITIES["lm"].settings(model=str(model_dir), steps=2, max_tokens=64)
+
+    def build(settings, raw, val):
+        name = "lm" if isinstance(settings, UTILITIES["lm"].settings) else "probe"
+        built = UTILITIES[name].run(settings, UtilityInputs(proxy_rows(raw, emb, proxies), val, "cpu", tmp_path, logs.append, tmp_path / "features.duckdb"))
+        return built.utility, built.key, built.description, built.identities
+
     u, key, description, ids = build(cfg, raw, val)
     assert u.player_prompts[1] == u.val_prompts[0] == "<|user|>what colour\n<|assistant|>blue\n<|user|>the sky\n<|assistant|>"
     # Alpaca prompts did not change: the key's prompt format did not either, so their cached values stay valid.
@@ -119,7 +125,7 @@ def test_the_utility_builders_prompt_chat_rows_with_their_turns_and_key_them_apa
     assert old_key != key and old_ids[1] != ids[1] and old_ids[0] == ids[0] and old_ids[2] == ids[2]  # only the chat row's identity differs
     _, mixed_key, _, mixed_ids = build(cfg, raw, val.drop("messages"))  # a snapshot from before: its rows as Alpaca rows
     assert mixed_key == old_key and mixed_ids == ids
-    probe = cfg.model_copy(update={"utility": "probe", "probe_dims": 2})
+    probe = UTILITIES["probe"].settings(model=str(model_dir), dims=2)
     _, pkey, pdesc, _ = build(probe, raw, val)
     _, old_pkey, _, _ = build(probe, raw.drop("messages"), val.drop("messages"))
     assert pdesc["settings"]["features"].startswith("lm-penultimate/v1:") and pkey != old_pkey

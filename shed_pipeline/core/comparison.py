@@ -1,0 +1,162 @@
+"""Each evaluation arm against the random arms, paired over the same test rows and items.
+
+For every arm that is not random (curated, each baseline, the full pool, the base model) and every
+benchmark (the test split; each multiple-choice task; `benchmarks_mean`, their mean):
+
+- difference: the arm's mean minus the random arms' mean (the mean over seeds of each seed's mean);
+- z: difference / the sample standard deviation of the random arms' means across seeds (how many
+  seed-to-seed spreads the arm is away; None with fewer than two seeds or no spread);
+- a 95% paired bootstrap interval of the difference: items (test rows) resampled with replacement,
+  B times, each time the mean over them of (the arm's score - the mean of the random arms' scores on
+  the same item); the 2.5th and 97.5th percentiles. Seeded; every arm of a benchmark is resampled
+  with the same draws.
+
+`benchmarks_mean` is the mean over the multiple-choice tasks of the per-task values (each task
+weighs the same, whatever its item count); its interval resamples each task's items separately
+and averages the tasks' bootstrap means (a stratified bootstrap). The test split is left out of it:
+its metric (log-likelihood per token) is on another scale than accuracy.
+
+Test split scores: each row's mean per-token log-likelihood; tasks: each item's correctness (0/1).
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Sequence
+
+import numpy as np
+
+BENCHMARKS_MEAN = "benchmarks_mean"
+TEST_SPLIT = "test_split"
+LEVEL = 0.95
+
+
+def compare(records: Sequence[dict], bootstrap: int = 2000, seed: int = 0, level: float = LEVEL) -> list[dict]:
+    """Comparison rows (arm, benchmark, metric, arm_mean, random_mean, random_std, difference,
+    ci_low, ci_high, z, n, seeds) from evaluation records with per-item `scores` (evaluation_lm).
+    Arms in first-seen order; per arm its benchmarks, then `benchmarks_mean` when there are
+    multiple-choice tasks. Empty without random arms."""
+    if bootstrap < 1:
+        raise ValueError(f"bootstrap resamples must be >= 1, got {bootstrap}")
+    scores: dict[tuple[str, str], np.ndarray] = {}
+    random: dict[str, list[np.ndarray]] = {}
+    metric: dict[str, str] = {}
+    for r in records:
+        metric[r["benchmark"]] = r["metric"]
+        s = np.asarray(r["scores"], dtype=np.float64)
+        if r["arm"] == "random":
+            random.setdefault(r["benchmark"], []).append(s)
+        else:
+            scores[(r["arm"], r["benchmark"])] = s
+    if not random:
+        return []
+    benches = [b for b in metric if b in random]
+    for b in benches:
+        if len({len(s) for s in random[b]}) != 1:
+            raise ValueError(f"the random arms scored different numbers of items on {b}: they must share the same items")
+    rand_items = {b: np.mean(random[b], axis=0) for b in benches}  # per item: mean over seeds
+    rand_means = {b: np.array([s.mean() for s in random[b]]) for b in benches}  # per seed
+    draws = {b: _draws(len(rand_items[b]), bootstrap, seed, b) for b in benches}
+    choice = [b for b in benches if metric[b] == "accuracy"]
+    out = []
+    for arm in dict.fromkeys(a for a, _ in scores):
+        boots = {}
+        for b in benches:
+            s = scores.get((arm, b))
+            if s is None:
+                continue
+            if len(s) != len(rand_items[b]):
+                raise ValueError(f"arm {arm} scored {len(s)} items on {b}, the random arms {len(rand_items[b])}: arms must share the same items")
+            d = s - rand_items[b]
+            boots[b] = d[draws[b]].mean(axis=1) if len(d) else np.full(bootstrap, np.nan)
+            out.append(_row(arm, b, metric[b], float(s.mean()), rand_means[b], boots[b], len(s), level))
+        if choice and all(b in boots for b in choice):
+            arm_mean = float(np.mean([scores[(arm, b)].mean() for b in choice]))
+            seed_means = np.mean([rand_means[b] for b in choice], axis=0)
+            out.append(_row(arm, BENCHMARKS_MEAN, "accuracy", arm_mean, seed_means, np.mean([boots[b] for b in choice], axis=0), sum(len(rand_items[b]) for b in choice), level))
+    return out
+
+
+def _draws(n: int, bootstrap: int, seed: int, benchmark: str) -> np.ndarray:
+    """(bootstrap, n) item indices drawn with replacement; the same for every arm of a benchmark."""
+    rng = np.random.default_rng([seed, zlib.crc32(benchmark.encode())])
+    return rng.integers(0, n, size=(bootstrap, n)) if n else np.zeros((bootstrap, 0), dtype=np.int64)
+
+
+def _row(arm: str, benchmark: str, metric: str, arm_mean: float, seed_means: np.ndarray, boot: np.ndarray, n: int, level: float) -> dict:
+    random_mean = float(np.mean(seed_means))
+    random_std = float(np.std(seed_means, ddof=1)) if len(seed_means) > 1 else None
+    diff = arm_mean - random_mean
+    lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2]) if np.isfinite(boot).all() else (np.nan, np.nan)
+    z = diff / random_std if random_std else None
+    return {"arm": arm, "benchmark": benchmark, "metric": metric, "arm_mean": arm_mean, "random_mean": random_mean, "random_std": random_std, "difference": diff, "ci_low": float(lo), "ci_high": float(hi), "z": z, "n": int(n), "seeds": int(len(seed_means))}
+
+
+def lineage_rows(rows: Sequence[dict]) -> list[dict]:
+    """The `evaluation_comparisons` lineage columns of comparison rows."""
+    cols = ("arm", "benchmark", "metric", "arm_mean", "random_mean", "random_std", "difference", "ci_low", "ci_high", "z", "n")
+    return [{c: r[c] for c in cols} for r in rows]
+
+
+def _fmt(v: float | None, digits: int = 3, sign: bool = False) -> str:
+    if v is None or not np.isfinite(v):
+        return "-"
+    return f"{v:+.{digits}f}" if sign else f"{v:.{digits}f}"
+
+
+def cell(row: dict | None) -> str:
+    """'+0.031 [-0.012, +0.074] z=1.2': the difference to random, its interval and z."""
+    if row is None:
+        return "-"
+    z = f" z={row['z']:+.1f}" if row["z"] is not None else ""
+    return f"{_fmt(row['difference'], sign=True)} [{_fmt(row['ci_low'], sign=True)}, {_fmt(row['ci_high'], sign=True)}]{z}"
+
+
+def summary_table(comparisons: Sequence[dict]) -> tuple[list[str], list[list[str]]]:
+    """(header, rows) of the CLI's short table: per arm, its mean and difference to random (95%
+    interval, z) on the test split and on the benchmarks' mean; first a row for the random arms'
+    mean ± seed-to-seed standard deviation."""
+    by = {(r["arm"], r["benchmark"]): r for r in comparisons}
+    benches = [b for b in (TEST_SPLIT, BENCHMARKS_MEAN) if any(k[1] == b for k in by)]
+    header = ["arm"] + [h for b in benches for h in (f"{b} mean", f"{b} vs random [95% CI]")]
+    first = {b: next(r for r in comparisons if r["benchmark"] == b) for b in benches}
+    seeds = next(iter(first.values()))["seeds"] if first else 0
+    rows = [[f"random ({seeds} seeds)"] + [c for b in benches for c in (f"{_fmt(first[b]['random_mean'])} ± {_fmt(first[b]['random_std'])}", "")]]
+    for arm in dict.fromkeys(r["arm"] for r in comparisons):
+        rows.append([arm] + [c for b in benches for c in (_fmt(by[(arm, b)]["arm_mean"]) if (arm, b) in by else "-", cell(by.get((arm, b))))])
+    return header, rows
+
+
+def markdown(comparisons: Sequence[dict]) -> str:
+    """Every (arm, benchmark) comparison as a markdown table (asset metadata, bench output)."""
+    lines = ["| arm | benchmark | mean | random mean ± std | vs random | 95% interval | z | n |", "|---|---|---|---|---|---|---|---|"]
+    for r in comparisons:
+        z = f"{r['z']:+.2f}" if r["z"] is not None else "-"
+        lines.append(f"| {r['arm']} | {r['benchmark']} | {_fmt(r['arm_mean'], 4)} | {_fmt(r['random_mean'], 4)} ± {_fmt(r['random_std'], 4)} | {_fmt(r['difference'], 4, True)} | [{_fmt(r['ci_low'], 4, True)}, {_fmt(r['ci_high'], 4, True)}] | {z} | {r['n']} |")
+    return "\n".join(lines)
+
+
+def interval_plot(comparisons: Sequence[dict], title: str) -> bytes:
+    """One panel per benchmark: each arm's difference to random with its 95% interval, the random
+    arms' ±1 and ±2 standard deviations shaded."""
+    from shed_pipeline.core.plots import _png, plt
+
+    benches = list(dict.fromkeys(r["benchmark"] for r in comparisons))
+    fig, axes = plt.subplots(1, max(1, len(benches)), figsize=(3.2 * max(1, len(benches)), 0.35 * len({r["arm"] for r in comparisons}) + 1.6), squeeze=False)
+    for ax, b in zip(axes[0], benches, strict=False):
+        rows = [r for r in comparisons if r["benchmark"] == b]
+        y = np.arange(len(rows))[::-1]
+        sd = rows[0]["random_std"] or 0.0
+        for k, shade in ((2, "#eeeeee"), (1, "#dddddd")):
+            ax.axvspan(-k * sd, k * sd, color=shade, zorder=0)
+        ax.axvline(0, color="#4c72b0", linewidth=1)
+        diffs = np.array([r["difference"] for r in rows])
+        err = np.array([[r["difference"] - r["ci_low"], r["ci_high"] - r["difference"]] for r in rows]).T
+        ax.errorbar(diffs, y, xerr=np.nan_to_num(err), fmt="o", color="#c44e52", capsize=3)
+        ax.set_yticks(y)
+        ax.set_yticklabels([r["arm"] for r in rows], fontsize=8)
+        ax.set_title(f"{b} ({rows[0]['metric']})", fontsize=9)
+        ax.set_xlabel("difference to random", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _png(fig)
