@@ -214,16 +214,16 @@ def choice_items(tok, raw) -> list:
     return [ChoiceItem(prompt_text(tok, prefix, inp), tuple(choices), answer) for prefix, inp, choices, answer in raw]
 
 
-def continuation_logprobs(model, tok, prompts: list[str], continuations: list[str], batch_size: int = 8, max_tokens: int = 256, progress: Progress | None = None, max_target_tokens: int | None = None) -> list[tuple[float, int]]:
+def continuation_logprobs(model, tok, prompts: list[str], continuations: list[str], batch_size: int = 8, max_tokens: int = 256, progress: Progress | None = None) -> list[tuple[float, int]]:
     """For each (prompt, continuation): the summed log-probability of the continuation's tokens
     given the prompt, and their count. Deterministic (no sampling, eval mode). Sequences longer than
-    `max_tokens` keep the continuation (at most `max_target_tokens` of it: by default all but one
-    token) and lose the start of the prompt. `progress` advances by the sequences of each batch."""
+    `max_tokens` keep the continuation and lose the start of the prompt. `progress` advances by the
+    sequences of each batch."""
     import torch
 
     if len(prompts) != len(continuations):
         raise ValueError("prompts and continuations differ in length")
-    encoded = _encode_pairs(tok, prompts, continuations, max_tokens, max_target_tokens)
+    encoded = _encode_pairs(tok, prompts, continuations, max_tokens)
     if any(not p_ids for p_ids, _ in encoded):
         raise ValueError("an empty prompt has no position to predict the continuation from")
     results: dict[int, tuple[float, int]] = {}

@@ -105,13 +105,13 @@ class Registry(Mapping[str, Strategy]):
             if have is None:
                 continue
             if isinstance(have, str):
-                ok, got = have in required, have
-                need = " or ".join(required)
-            else:
-                ok, got = set(required) <= set(have), ", ".join(have) or "none"
-                need = " and ".join(required)
-            if not ok:
-                raise StrategyError(f"{self.kind} {name} needs {what} {need} (got {got})")
+                if have not in required:  # name what it needs, and which strategies would fit the choice
+                    fits = [s.name for s in self.values() if have in s.requires.get(what, (have,))]
+                    choose = ", ".join(fits[:-1]) + " or " + fits[-1] if len(fits) > 1 else "".join(fits)
+                    raise StrategyError(f"{self.kind} {name} needs {what} {' or '.join(required)}, got {have!r} ({name}: {self[name].summary}); with {what} {have!r} choose {choose}")
+                continue
+            if not set(required) <= set(have):
+                raise StrategyError(f"{self.kind} {name} needs {what} {' and '.join(required)} (got {', '.join(have) or 'none'})")
 
     def help_lines(self) -> list[str]:
         """One line per strategy: name, summary, settings with defaults (the CLI's help, the README)."""
