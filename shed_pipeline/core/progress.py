@@ -69,6 +69,14 @@ class Progress:
             self._last = now
             self.log(self.line(now))
 
+    def finish(self) -> None:
+        """The closing line of work that may end before `total` (an upper bound, e.g. a truncated
+        estimator), with the time taken; says nothing if the total was reached (already said)."""
+        if self.total is not None and self.done >= self.total:
+            return
+        self.total = self.done
+        self.log(self.line())
+
 
 def throttled(log: Log, every_s: float = EVERY_S, clock: Clock = time.monotonic) -> Log:
     """A log that passes a message on only when `every_s` seconds have gone by since the last one

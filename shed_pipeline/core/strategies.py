@@ -30,6 +30,9 @@ class Strategy:
     # What it needs besides its settings, checked before any work: e.g. {"utility": ("knn",)} for an
     # estimator that is the closed form of one utility, {"row_values": ("ifd",)} for a method.
     requires: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Estimators: at most how many utility calls a run makes, given (players, settings); feeds the
+    # progress line's total and time left. None: unknown.
+    calls: Callable[[int, Any], int] | None = None
 
     def fields(self) -> list[dataclasses.Field]:
         return list(dataclasses.fields(self.settings))

@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 
 from shed_pipeline.core.estimators import ESTIMATORS, EstimatorResult
-from shed_pipeline.core.progress import Log, silent
+from shed_pipeline.core.progress import Log, Progress, silent
 from shed_pipeline.core.removal import RemovalCurve, removal_curve
 from shed_pipeline.core.strategies import Strategy
 from shed_pipeline.core.utilities import UTILITIES, CountingUtility, EvaluationStore
@@ -146,8 +146,13 @@ def value_proxies(
     built: BuiltUtility = u_strategy.run(u_settings, inputs)
     changed = np.array([previous_proxies is None or p not in previous_proxies for p in proxy_ids], dtype=bool)
     with EvaluationStore(evaluation_store).session(built.key, built.description) as session:
-        counted = CountingUtility(built.utility, built.identities, session, changed=changed)
+        calls = e_strategy.calls(len(proxy_ids), e_settings) if e_strategy.calls is not None else None
+        progress = Progress(calls, f"{e_strategy.name} on {u_strategy.name}", log, unit="coalitions") if calls else None
+        counted = CountingUtility(built.utility, built.identities, session, changed=changed, progress=progress)
         res = e_strategy.run(counted, e_settings, seed, cluster_ids)
+        if progress is not None:
+            progress.finish()
+            counted.progress = None  # the full set and the removal curve are not the estimator's
         full = counted.value(np.ones(len(proxy_ids), dtype=bool))
         values = np.asarray(res.values, dtype=np.float64)
         curve = removal_curve(counted, values, cluster_ids, removal_max_fraction, removal_points) if removal_points else None

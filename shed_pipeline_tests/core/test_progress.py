@@ -65,3 +65,16 @@ def test_throttled_passes_one_message_per_interval():
 def test_number_formats():
     assert [format_rate(r) for r in (1234.4, 123.4, 12.34, 2.5, 0.0423, 0.0)] == ["1234", "123", "12.3", "2.5", "0.042", "0"]
     assert [format_seconds(s) for s in (0.4, 19.4, 59, 60, 125, 3599, 3600, 3780, -3)] == ["0s", "19s", "59s", "1m00s", "2m05s", "59m59s", "1h00m", "1h03m", "0s"]
+
+
+def test_finish_closes_work_that_ended_below_its_bound_once():
+    clock, lines = FakeClock(), []
+    p = Progress(100, "tmc on probe", lines.append, unit="coalitions", every_s=1e9, clock=clock)
+    clock.t = 4.0
+    p.advance(40)
+    p.finish()
+    assert lines == ["tmc on probe: 40/40 coalitions (10.0 coalitions/s, done in 4s)"]
+    q = Progress(2, "x", lines.append, clock=clock)
+    q.advance(2)
+    q.finish()  # the end line came with the last advance: no second one
+    assert lines[-1] == "x: 2/2 rows (done in 0s)" and len(lines) == 2

@@ -59,4 +59,5 @@ STRATEGY = Strategy(
     summary="Data Banzhaf with maximum sample reuse (Wang & Jia 2023): robust to a noisy utility",
     settings=BanzhafSettings,
     run=lambda utility, settings, seed, player_keys=None: banzhaf_msr(utility, samples=settings.samples, seed=seed, player_keys=player_keys),
+    calls=lambda k, settings: settings.samples,
 )

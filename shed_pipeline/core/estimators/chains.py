@@ -84,4 +84,5 @@ STRATEGY = Strategy(
     summary="TS-DShapley's subset chains (Schoch et al. 2023): Monte Carlo on many small random chains of players",
     settings=ChainsSettings,
     run=lambda utility, settings, seed, player_keys=None: subset_chains(utility, chain_size=settings.chain_size, rounds=settings.chain_rounds, permutations=settings.permutations, seed=seed, player_keys=player_keys),
+    calls=lambda k, settings: settings.chain_rounds * settings.permutations * k + 1,
 )

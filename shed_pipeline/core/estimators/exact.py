@@ -59,4 +59,5 @@ STRATEGY = Strategy(
     summary=f"exact Shapley values by enumerating all 2^K coalitions (K <= {MAX_PLAYERS}: a test oracle)",
     settings=ExactSettings,
     run=lambda utility, settings, seed, player_keys=None: exact_shapley(utility),
+    calls=lambda k, settings: 2**k,
 )

@@ -60,4 +60,5 @@ STRATEGY = Strategy(
     summary="SHED's estimator: permutations cut into groups removed one at a time, each member sharing the group's marginal",
     settings=ShedGroupedSettings,
     run=lambda utility, settings, seed, player_keys=None: shed_grouped(utility, permutations=settings.permutations, seed=seed, group_size=settings.group_size, player_keys=player_keys),
+    calls=lambda k, settings: settings.permutations * (math.ceil(k / (settings.group_size or default_group_size(k))) + 1),
 )

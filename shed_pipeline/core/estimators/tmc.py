@@ -54,4 +54,5 @@ STRATEGY = Strategy(
     summary="truncated Monte Carlo Shapley (Ghorbani & Zou 2019): players join one by one in seeded permutations",
     settings=TMCSettings,
     run=lambda utility, settings, seed, player_keys=None: tmc_shapley(utility, permutations=settings.permutations, seed=seed, tolerance=settings.truncation_tolerance, player_keys=player_keys),
+    calls=lambda k, settings: settings.permutations * k + 2,
 )

@@ -34,7 +34,6 @@ FEATURE = "ifd/v2"  # bump when what is computed changes
 class IFDSettings:
     model: str = field(default="smollm2-135m-instruct", metadata={"help": "the packaged SmolLM2-135M-Instruct, or a local transformers model folder"})
     max_tokens: int = field(default=256, metadata={"help": "tokens per sequence; the response keeps at most half of them (its start), the prompt loses its start"})
-    batch_size: int = field(default=8, metadata={"help": "sequences per forward pass"})
 
 
 def start_text(tok) -> str:
@@ -45,7 +44,7 @@ def start_text(tok) -> str:
     return text
 
 
-def ifd_scores(model, tok, prompts: list[str], responses: list[str], batch_size: int = 8, max_tokens: int = 256, progress: Progress | None = None) -> np.ndarray:
+def ifd_scores(model, tok, prompts: list[str], responses: list[str], max_tokens: int = 256, progress: Progress | None = None) -> np.ndarray:
     """(n, 3) float64: IFD, mean NLL per token given the prompt, mean NLL per token alone.
     `progress` advances by two sequences per row (with and without the prompt)."""
     from shed_pipeline.core import lm_scoring
@@ -91,7 +90,7 @@ def run(settings: IFDSettings, inputs: RowValueInputs) -> np.ndarray:
         responses = rows["output"].to_list()
         progress = Progress(2 * len(todo), "ifd", inputs.log, unit="sequences")
         for s in range(0, len(todo), CHUNK_ROWS):
-            scores = ifd_scores(model, tok, prompts[s : s + CHUNK_ROWS], responses[s : s + CHUNK_ROWS], settings.batch_size, settings.max_tokens, progress)
+            scores = ifd_scores(model, tok, prompts[s : s + CHUNK_ROWS], responses[s : s + CHUNK_ROWS], settings.max_tokens, progress)
             cache.put(fid, [keys[i] for i in todo[s : s + CHUNK_ROWS]], scores)
     return cache.get(fid, keys)[:, 0].astype(np.float64) if keys else np.zeros(0)
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Protocol, Sequence, runtime_checkable
 import numpy as np
 
 if TYPE_CHECKING:
+    from shed_pipeline.core.progress import Progress
     from shed_pipeline.core.utilities.cache import StoreSession
 
 
@@ -33,7 +34,7 @@ class CountingUtility:
     coalitions asked for, and `coalitions_changed` those holding a player flagged in `changed`
     (players new since the last run: only such coalitions can be missing from the cache)."""
 
-    def __init__(self, inner: Utility, player_ids: Sequence[str] | None = None, store: StoreSession | None = None, changed: np.ndarray | None = None):
+    def __init__(self, inner: Utility, player_ids: Sequence[str] | None = None, store: StoreSession | None = None, changed: np.ndarray | None = None, progress: Progress | None = None):
         if store is not None and player_ids is None:
             raise ValueError("a persistent cache needs the players' row ids (coalitions are keyed by them)")
         if player_ids is not None and len(player_ids) != inner.n_players:
@@ -49,6 +50,7 @@ class CountingUtility:
         self.stored_hits = 0
         self.coalitions = 0
         self.coalitions_changed = 0
+        self.progress = progress  # advanced by one per value asked for (computed or cached)
 
     def _key(self, mask: np.ndarray) -> bytes | str:
         if self.player_ids is None:
@@ -58,6 +60,12 @@ class CountingUtility:
         return coalition_key(self.player_ids, mask)
 
     def value(self, members: np.ndarray) -> float:
+        v = self._value(members)
+        if self.progress is not None:
+            self.progress.advance()
+        return v
+
+    def _value(self, members: np.ndarray) -> float:
         mask = np.asarray(members, dtype=bool)
         if mask.shape != (self.n_players,):
             raise ValueError(f"coalition mask must have shape ({self.n_players},), got {mask.shape}")

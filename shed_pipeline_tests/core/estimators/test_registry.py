@@ -85,3 +85,29 @@ def test_settings_defaults_are_the_documented_ones():
         "ts_chains": {"permutations": 20, "chain_size": None, "chain_rounds": 10},
         "exact": {},
     }
+
+
+@pytest.mark.parametrize(("name", "settings"), [(p[0], p[1]) for p in PINNED if p[0] != "knn_exact"], ids=[f"{p[0]}-{i}" for i, p in enumerate(PINNED) if p[0] != "knn_exact"])
+def test_declared_calls_bound_the_utility_calls_and_feed_one_progress_line_per_run(name, settings):
+    """`calls` is the progress total: never below what the estimator asks for, and exact unless the
+    estimator truncates; the closing line gives the count asked for."""
+    from shed_pipeline.core.progress import Progress
+
+    strategy, configured = ESTIMATORS.configure(name, settings)
+    bound = strategy.calls(7, configured)
+    lines: list[str] = []
+    progress = Progress(bound, name, lines.append, unit="coalitions", every_s=1e9)
+    counted = CountingUtility(tiny_knn_game(), progress=progress)
+    strategy.run(counted, configured, 5, KEYS)
+    progress.finish()
+    asked = counted.evaluations + counted.cache_hits
+    assert progress.done == asked
+    if settings.get("truncation_tolerance"):
+        assert asked < bound
+    else:
+        assert asked == bound
+    assert len(lines) == 1 and lines[0].startswith(f"{name}: {asked}/{asked} coalitions (") and "done in" in lines[0]
+
+
+def test_knn_exact_declares_no_calls():
+    assert ESTIMATORS["knn_exact"].calls is None

@@ -47,7 +47,7 @@ def direct_ifd(model, tok, prompt: str, response: str) -> float:
 
 def test_ifd_equals_a_direct_computation_and_is_computed_once(tiny_dir, tmp_path, monkeypatch):
     pool = pool_frame()
-    settings = IFDSettings(model=str(tiny_dir), max_tokens=64, batch_size=3)
+    settings = IFDSettings(model=str(tiny_dir), max_tokens=64)
     lines: list[str] = []
     inputs = RowValueInputs(pool, pl.DataFrame(), feature_cache=tmp_path / "cache.duckdb", cache_dir=tmp_path, log=lines.append)
     frame, stats = compute_row_values(["ifd"], {"ifd": settings}, inputs)
@@ -85,5 +85,5 @@ def test_cache_entries_are_per_model_and_token_budget(tiny_dir, tmp_path):
 
 
 def test_registry_defaults_are_the_target_lm():
-    assert ROW_VALUES["ifd"].defaults() == {"model": "smollm2-135m-instruct", "max_tokens": 256, "batch_size": 8}
+    assert ROW_VALUES["ifd"].defaults() == {"model": "smollm2-135m-instruct", "max_tokens": 256}
     assert ROW_VALUES["knn_shapley"].defaults() == {"k": 5, "validation_rows": 1000}
