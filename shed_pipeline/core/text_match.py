@@ -17,7 +17,11 @@ def tokens(text: str) -> set[str]:
 
 def token_f1(a: str, b: str) -> float:
     """2|A∩B| / (|A|+|B|) on lower-cased word sets; 1 for two empty answers, 0 if only one is empty."""
-    ta, tb = tokens(a), tokens(b)
+    return set_f1(tokens(a), tokens(b))
+
+
+def set_f1(ta: set[str], tb: set[str]) -> float:
+    """token_f1 of two token sets (the same bits as token_f1_matrix's entry)."""
     if not ta and not tb:
         return 1.0
     if not ta or not tb:
