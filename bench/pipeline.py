@@ -22,13 +22,13 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=10_000)
     ap.add_argument("--home", help="project folder to run in (default: a temporary one)")
     ap.add_argument("--keep-cache", action="store_true")
-    ap.add_argument("--method", default="qocs")
+    ap.add_argument("--method", help="selection method (default: the pipeline's default)")
     a = ap.parse_args()
     home = Path(a.home or tempfile.mkdtemp(prefix="shed_bench_"))
     if home.exists() and not a.keep_cache:
         shutil.rmtree(home)
     env = {**os.environ, "SHED_PIPELINE_HOME": str(home), "DAGSTER_HOME": str(home / "dagster_home")}
-    cmd = [sys.executable, "-m", "shed_pipeline.cli", "run", "--rows", str(a.rows), "--method", a.method, "--out", str(home / "out"), "--no-lm-eval", "--json"]  # the LM arms: bench/evaluation.py
+    cmd = [sys.executable, "-m", "shed_pipeline.cli", "run", "--rows", str(a.rows), *(["--method", a.method] if a.method else []), "--out", str(home / "out"), "--no-lm-eval", "--json"]  # the LM arms: bench/evaluation.py
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         sys.exit(proc.stderr.strip().splitlines()[-1])
