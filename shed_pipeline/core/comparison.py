@@ -77,6 +77,53 @@ def compare(records: Sequence[dict], bootstrap: int = 2000, seed: int = 0, level
     return out
 
 
+def head_to_head(records: Sequence[dict], arm: str, other: str, bootstrap: int = 2000, seed: int = 0, level: float = LEVEL) -> list[dict]:
+    """`arm` against `other` (two non-random arms, e.g. the best SHED method and the strongest
+    baseline), paired over the same items: per benchmark, and `benchmarks_mean` over the
+    multiple-choice tasks, the difference of their means with a 95% paired bootstrap interval
+    (the same draws as `compare`), and z against the random arms' seed-to-seed spread when there
+    are random arms (None otherwise)."""
+    if bootstrap < 1:
+        raise ValueError(f"bootstrap resamples must be >= 1, got {bootstrap}")
+    scores: dict[tuple[str, str], np.ndarray] = {}
+    random: dict[str, list[float]] = {}
+    metric: dict[str, str] = {}
+    for r in records:
+        metric[r["benchmark"]] = r["metric"]
+        if r["arm"] == "random":
+            random.setdefault(r["benchmark"], []).append(float(np.mean(r["scores"])) if len(r["scores"]) else np.nan)
+        else:
+            scores[(r["arm"], r["benchmark"])] = np.asarray(r["scores"], dtype=np.float64)
+    for name in (arm, other):
+        if not any(a == name for a, _ in scores):
+            raise ValueError(f"no arm {name!r} in the records; arms: {', '.join(dict.fromkeys(a for a, _ in scores))}")
+    out, boots, spreads = [], {}, {}
+    for b in metric:
+        if (arm, b) not in scores or (other, b) not in scores:
+            continue
+        x, y = scores[(arm, b)], scores[(other, b)]
+        if len(x) != len(y):
+            raise ValueError(f"{arm} scored {len(x)} items on {b}, {other} {len(y)}: arms must share the same items")
+        d = x - y
+        boots[b] = d[_draws(len(d), bootstrap, seed, b)].mean(axis=1) if len(d) else np.full(bootstrap, np.nan)
+        spreads[b] = np.asarray(random.get(b, []))
+        out.append(_pair_row(arm, other, b, metric[b], float(x.mean()), float(y.mean()), boots[b], spreads[b], len(d), level))
+    choice = [b for b in boots if metric[b] == "accuracy"]
+    if choice:
+        seed_means = np.mean([spreads[b] for b in choice], axis=0) if all(len(spreads[b]) == len(spreads[choice[0]]) for b in choice) else np.array([])
+        x_mean = float(np.mean([scores[(arm, b)].mean() for b in choice]))
+        y_mean = float(np.mean([scores[(other, b)].mean() for b in choice]))
+        out.append(_pair_row(arm, other, BENCHMARKS_MEAN, "accuracy", x_mean, y_mean, np.mean([boots[b] for b in choice], axis=0), np.atleast_1d(seed_means), sum(len(scores[(arm, b)]) for b in choice), level))
+    return out
+
+
+def _pair_row(arm: str, other: str, benchmark: str, metric: str, x_mean: float, y_mean: float, boot: np.ndarray, random_seed_means: np.ndarray, n: int, level: float) -> dict:
+    lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2]) if np.isfinite(boot).all() else (np.nan, np.nan)
+    spread = float(np.std(random_seed_means, ddof=1)) if len(random_seed_means) > 1 else None
+    diff = x_mean - y_mean
+    return {"arm": arm, "other": other, "benchmark": benchmark, "metric": metric, "arm_mean": x_mean, "other_mean": y_mean, "difference": diff, "ci_low": float(lo), "ci_high": float(hi), "random_std": spread, "z": diff / spread if spread else None, "n": int(n)}
+
+
 def _draws(n: int, bootstrap: int, seed: int, benchmark: str) -> np.ndarray:
     """(bootstrap, n) item indices drawn with replacement; the same for every arm of a benchmark."""
     rng = np.random.default_rng([seed, zlib.crc32(benchmark.encode())])

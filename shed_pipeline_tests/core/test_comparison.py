@@ -66,3 +66,32 @@ def test_arms_must_share_items_and_tables_render():
     assert table[0] == ["random (2 seeds)", "-1.750 ± 0.354", ""] and table[1][:2] == ["curated", "-1.000"]
     assert table[1][2].startswith("+0.750 [+0.750, +0.750] z=+2.1")
     assert "| curated | test_split | -1.0000 |" in markdown(rows)
+
+
+def test_head_to_head_pairs_two_arms_item_by_item():
+    from shed_pipeline.core.comparison import head_to_head
+
+    records = [
+        rec("random", "test_split", [-2.0, -3.0], 0),
+        rec("random", "test_split", [-1.0, -2.0], 1),  # seed means -2.5, -1.5: sample std 0.7071
+        rec("shed", "test_split", [-1.0, -1.5]),
+        rec("longest", "test_split", [-1.5, -2.5]),  # per row shed - longest: [0.5, 1.0]
+        rec("random", "quiz", [1, 0, 0, 1], 0),
+        rec("random", "quiz", [1, 1, 0, 1], 1),
+        rec("shed", "quiz", [1, 1, 1, 0]),
+        rec("longest", "quiz", [1, 0, 1, 0]),  # differences [0, 1, 0, 0]
+    ]
+    rows = {r["benchmark"]: r for r in head_to_head(records, "shed", "longest", bootstrap=4000, seed=1)}
+    t = rows["test_split"]
+    assert (t["arm_mean"], t["other_mean"], t["difference"]) == (-1.25, -2.0, 0.75) and (t["ci_low"], t["ci_high"]) == (0.5, 1.0)
+    assert t["random_std"] == pytest.approx(2**0.5 / 2) and t["z"] == pytest.approx(0.75 / (2**0.5 / 2)) and t["n"] == 2
+    q = rows["quiz"]
+    assert q["difference"] == pytest.approx(0.25) and q["ci_low"] == 0.0 and 0.25 <= q["ci_high"] <= 0.75
+    m = rows[BENCHMARKS_MEAN]  # one task: the same as it
+    assert m["difference"] == pytest.approx(0.25) and (m["ci_low"], m["ci_high"]) == (q["ci_low"], q["ci_high"])
+    swapped = {r["benchmark"]: r for r in head_to_head(records, "longest", "shed", bootstrap=4000, seed=1)}
+    assert swapped["test_split"]["difference"] == -0.75 and (swapped["test_split"]["ci_low"], swapped["test_split"]["ci_high"]) == (-1.0, -0.5)
+    with pytest.raises(ValueError, match="no arm 'ifd' in the records; arms: shed, longest"):
+        head_to_head(records, "shed", "ifd")
+    with pytest.raises(ValueError, match="must share the same items"):
+        head_to_head([*records[:-1], rec("longest", "quiz", [1, 0])], "shed", "longest")
