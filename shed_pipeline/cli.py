@@ -25,7 +25,6 @@ from shed_pipeline.core.display import printable
 # Without --estimator: the closed form where one exists, else the estimator that measured best per
 # utility evaluation (bench/estimators.py).
 DEFAULT_ESTIMATOR = {"knn": "knn_exact", "probe": "ts_chains", "lm": "banzhaf_msr"}
-DEFAULT_METHOD = "qocs"  # the curated_subset asset's default too (assets/curate.py)
 ASSET_ORDER = ["raw_dataset", "embeddings", "clusters", "row_values", "proxy_shapley_scores", "curated_subset", "evaluation_metrics"]
 
 
@@ -154,6 +153,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from shed_pipeline.core.selection import default_method_label
+
     choices = {field: registry for (_, field), registry in strategy_choices().items()}
 
     p = _Parser(prog="shed-pipeline", description="Shapley-based curation of instruction-tuning data (SHED) as a Dagster pipeline.")
@@ -163,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--source", help="'natural-instructions', 'bigbench-chat', a JSONL/JSON/Parquet/CSV file or folder, or an s3:// object or prefix (default: $SHED_PIPELINE_SOURCE, else natural-instructions)")
     r.add_argument("--rows", type=_positive_int, help="deterministic sample of N rows (default 1500 for the packaged sources natural-instructions and bigbench-chat, all rows of a file)")
     r.add_argument("--clusters", type=_positive_int, help="number of clusters K (default: about pool/20)")
-    r.add_argument("--method", choices=choices["method"].names, default=DEFAULT_METHOD, help=f"selection method (default {DEFAULT_METHOD}; `shed-pipeline strategies` lists each with its settings)")
+    r.add_argument("--method", choices=choices["method"].names, help=f"selection method (default {default_method_label()}, chosen by measurement; a method named here takes its own defaults: `--method qwcs` is SHED's QWCS; `shed-pipeline strategies` lists each with its settings)")
     size = r.add_mutually_exclusive_group()
     size.add_argument("--fraction", type=_fraction, help="target size as a fraction of the pool (default 0.1)")
     size.add_argument("--size", type=_size, help="target size as a row count, or 'auto': TS-DShapley's removal-index rule drops the lowest-valued clusters and keeps the rest")
@@ -288,11 +289,13 @@ def _needed_row_values(ops: dict[str, dict]) -> list[str]:
 
 
 def _run_config(args: argparse.Namespace) -> dict:
+    from shed_pipeline.core.selection import DEFAULT_METHOD, DEFAULT_METHOD_SETTINGS
+
     ops: dict[str, dict] = {
         "raw_dataset": {"seed": args.seed},
         "clusters": {"seed": args.seed, "full_refit": args.full_refit},
         "proxy_shapley_scores": {"utility": {args.utility: {}}, "estimator": {args.estimator or DEFAULT_ESTIMATOR.get(args.utility, "banzhaf_msr"): {}}, "seed": args.seed},
-        "curated_subset": {"method": {args.method: {}}, "seed": args.seed},
+        "curated_subset": {"method": {args.method: {}} if args.method else {DEFAULT_METHOD: dict(DEFAULT_METHOD_SETTINGS)}, "seed": args.seed},
         "evaluation_metrics": {"seed": args.seed},
     }
     if args.source:

@@ -70,7 +70,8 @@ def test_lineage_runs_why_and_diff(cli_run, shed_env, source_file, capsys):
         (["run", "--set", "proxy_shapley_scores.seeed=4"], 1, 'invalid config: Received unexpected config entry "seeed" at path root:ops:proxy_shapley_scores:config'),
         (["run", "--set", "proxy_shapley_scores.lm_steps=4"], 1, "proxy_shapley_scores.lm_steps is now proxy_shapley_scores.utility.lm.steps"),
         (["run", "--set", "curated_subset.method.best=1"], 1, "unknown method 'best'; choose one of qocs, qwcs, coverage, random"),
-        (["run", "--temperature", "0.5"], 1, "--temperature is a setting of the method qwcs"),
+        (["run", "--method", "qocs", "--temperature", "0.5"], 1, "--temperature is a setting of the method qwcs"),
+        (["run", "--cap", "3"], 1, "--cap is a setting of the method coverage"),
         (["run", "--permutations", "5"], 1, "--permutations is a setting of the estimator shed_grouped / tmc / ts_chains, not of knn_exact"),
         (["run", "--utility", "probe", "--estimator", "knn_exact"], 1, "estimator knn_exact needs utility knn"),
         (["lineage", "--db", "/no/db.duckdb", "runs"], 1, "no lineage database"),
@@ -371,3 +372,18 @@ def test_strategy_flags_and_nested_settings_build_the_run_config():
     assert o["curated_subset"]["method"] == {"qwcs": {"member_order": "source"}} and "row_values" not in o  # SHED's orders read no values
     with pytest.raises(CliError, match="unknown member order 'knn_shapely'; choose source, random or a per-row value: knn_shapley, ifd"):
         ops("--member-order", "knn_shapely")
+
+
+def test_the_default_selection_is_the_same_in_the_cli_and_the_asset_and_a_named_method_is_sheds_own():
+    from shed_pipeline.assets.curate import CuratedSubsetConfig
+    from shed_pipeline.cli import _run_config, build_parser
+    from shed_pipeline.core.selection import DEFAULT_METHOD, DEFAULT_METHOD_SETTINGS, METHODS
+
+    def method(*argv):
+        return _run_config(build_parser().parse_args(["run", *argv]))["ops"]["curated_subset"]["config"]["method"]
+
+    asset_default = CuratedSubsetConfig().method.model_dump()
+    assert method() == {asset_default.pop("kind"): {k: asset_default[k] for k in DEFAULT_METHOD_SETTINGS}} == {DEFAULT_METHOD: DEFAULT_METHOD_SETTINGS}
+    assert {k: v for k, v in asset_default.items() if k not in DEFAULT_METHOD_SETTINGS} == {k: v for k, v in METHODS[DEFAULT_METHOD].defaults().items() if k not in DEFAULT_METHOD_SETTINGS}
+    assert method("--method", DEFAULT_METHOD) == {DEFAULT_METHOD: {}}  # SHED's rule, its own defaults
+    assert method("--member-order", "source") == {DEFAULT_METHOD: {**DEFAULT_METHOD_SETTINGS, "member_order": "source"}}

@@ -14,12 +14,12 @@ from shed_pipeline.assets._common import CODE_VERSION, frame_version, input_runs
 from shed_pipeline.assets.strategy_config import choice_field, chosen
 from shed_pipeline.core import plots
 from shed_pipeline.core.files import write_manifest
-from shed_pipeline.core.selection import METHODS, curate
+from shed_pipeline.core.selection import DEFAULT_METHOD, DEFAULT_METHOD_SETTINGS, METHODS, curate
 from shed_pipeline.core.selection.tables import near_duplicates_frame, selection_inputs, selections_frame, subset_problems, with_row_ids, write_outputs
 from shed_pipeline.resources import LineageResource, PathsResource
 
 SUBSET_CHECK = "subset_is_valid"
-_method_ann, _method_field = choice_field(METHODS, "qocs", "the selection method and its settings")
+_method_ann, _method_field = choice_field(METHODS, DEFAULT_METHOD, "the selection method and its settings", DEFAULT_METHOD_SETTINGS)
 
 
 class CuratedSubsetConfig(dg.Config):

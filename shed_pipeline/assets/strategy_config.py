@@ -33,11 +33,13 @@ def config_class(registry: Registry, strategy: Strategy, discriminated: bool = T
     return _classes[key]
 
 
-def choice_field(registry: Registry, default: str, description: str):
-    """(annotation, pydantic Field) of a config field choosing one of the registry's strategies."""
+def choice_field(registry: Registry, default: str, description: str, default_settings: dict | None = None):
+    """(annotation, pydantic Field) of a config field choosing one of the registry's strategies;
+    the default is `default` with `default_settings` (checked: an unknown setting fails here)."""
+    registry.configure(default, default_settings)
     classes = tuple(config_class(registry, registry[name]) for name in registry.names)
     annotation = Union[classes] if len(classes) > 1 else classes[0]  # type: ignore[valid-type]
-    return annotation, Field(default=config_class(registry, registry[default])(), discriminator=DISCRIMINATOR, description=description)
+    return annotation, Field(default=config_class(registry, registry[default])(**(default_settings or {})), discriminator=DISCRIMINATOR, description=description)
 
 
 def chosen(registry: Registry, value: dg.Config):
