@@ -133,7 +133,9 @@ def run(a, home: Path) -> None:
     first = next(iter(inputs_of.values()))
     size = target_size(pool.height, a.fraction, None)
     pool_ids = pool["row_id"].to_list()
-    arms = [Arm("base", 0, ())]
+    # The random arms first: every method is compared with them, so a bench stopped part-way (its
+    # arms are cached) can still print the table of the methods it finished (rerun with --methods).
+    arms = [Arm("base", 0, ())] + [Arm("random", s, random_rows(pool.height, size, s)) for s in range(a.seed, a.seed + a.random_seeds)]
     for spec in specs:
         try:
             ids = select(inputs_of[spec.split(":")[0]] if ":" in spec else first, spec, size)
@@ -141,7 +143,6 @@ def run(a, home: Path) -> None:
             log(f"{spec}: skipped ({exc})")
             continue
         arms.append(Arm(spec, 0, tuple(int(i) for i in selected_pool_indices(pool_ids, ids))))
-    arms += [Arm("random", s, random_rows(pool.height, size, s)) for s in range(a.seed, a.seed + a.random_seeds)]
     if not a.no_full_pool:
         arms.append(Arm("full_pool", 0, tuple(range(pool.height))))
     paths = resources_for_env()["paths"]
