@@ -71,7 +71,7 @@ def test_lineage_runs_why_and_diff(cli_run, shed_env, source_file, capsys):
         (["run", "--set", "proxy_shapley_scores.lm_steps=4"], 1, "proxy_shapley_scores.lm_steps is now proxy_shapley_scores.utility.lm.steps"),
         (["run", "--set", "curated_subset.method.best=1"], 1, "unknown method 'best'; choose one of qocs, qwcs, coverage, random"),
         (["run", "--method", "qocs", "--temperature", "0.5"], 1, "--temperature is a setting of the method qwcs"),
-        (["run", "--cap", "3"], 1, "--cap is a setting of the method coverage"),
+        (["run", "--method", "qwcs", "--cap", "3"], 1, "--cap is a setting of the method coverage"),
         (["run", "--permutations", "5"], 1, "--permutations is a setting of the estimator shed_grouped / tmc / ts_chains, not of knn_exact"),
         (["run", "--utility", "probe", "--estimator", "knn_exact"], 1, "estimator knn_exact needs utility knn"),
         (["lineage", "--db", "/no/db.duckdb", "runs"], 1, "no lineage database"),

@@ -32,7 +32,7 @@ METHODS = Registry(
 
 # The pipeline's default selection (the CLI without --method, and curated_subset's config): chosen
 # by measurement across two sources (README "Results"). SHED's exact rules keep their names.
-DEFAULT_METHOD = "qwcs"
+DEFAULT_METHOD = "coverage"
 DEFAULT_METHOD_SETTINGS: dict[str, Any] = {"member_order": "knn_shapley"}
 
 
