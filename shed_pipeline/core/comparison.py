@@ -38,16 +38,7 @@ def compare(records: Sequence[dict], bootstrap: int = 2000, seed: int = 0, level
     multiple-choice tasks. Empty without random arms."""
     if bootstrap < 1:
         raise ValueError(f"bootstrap resamples must be >= 1, got {bootstrap}")
-    scores: dict[tuple[str, str], np.ndarray] = {}
-    random: dict[str, list[np.ndarray]] = {}
-    metric: dict[str, str] = {}
-    for r in records:
-        metric[r["benchmark"]] = r["metric"]
-        s = np.asarray(r["scores"], dtype=np.float64)
-        if r["arm"] == "random":
-            random.setdefault(r["benchmark"], []).append(s)
-        else:
-            scores[(r["arm"], r["benchmark"])] = s
+    scores, random, metric = _by_arm(records)
     if not random:
         return []
     benches = [b for b in metric if b in random]
@@ -85,15 +76,8 @@ def head_to_head(records: Sequence[dict], arm: str, other: str, bootstrap: int =
     are random arms (None otherwise)."""
     if bootstrap < 1:
         raise ValueError(f"bootstrap resamples must be >= 1, got {bootstrap}")
-    scores: dict[tuple[str, str], np.ndarray] = {}
-    random: dict[str, list[float]] = {}
-    metric: dict[str, str] = {}
-    for r in records:
-        metric[r["benchmark"]] = r["metric"]
-        if r["arm"] == "random":
-            random.setdefault(r["benchmark"], []).append(float(np.mean(r["scores"])) if len(r["scores"]) else np.nan)
-        else:
-            scores[(r["arm"], r["benchmark"])] = np.asarray(r["scores"], dtype=np.float64)
+    scores, random_scores, metric = _by_arm(records)
+    random = {b: [float(s.mean()) if len(s) else np.nan for s in seeds] for b, seeds in random_scores.items()}
     for name in (arm, other):
         if not any(a == name for a, _ in scores):
             raise ValueError(f"no arm {name!r} in the records; arms: {', '.join(dict.fromkeys(a for a, _ in scores))}")
@@ -122,6 +106,22 @@ def _pair_row(arm: str, other: str, benchmark: str, metric: str, x_mean: float, 
     spread = float(np.std(random_seed_means, ddof=1)) if len(random_seed_means) > 1 else None
     diff = x_mean - y_mean
     return {"arm": arm, "other": other, "benchmark": benchmark, "metric": metric, "arm_mean": x_mean, "other_mean": y_mean, "difference": diff, "ci_low": float(lo), "ci_high": float(hi), "random_std": spread, "z": diff / spread if spread else None, "n": int(n)}
+
+
+def _by_arm(records: Sequence[dict]) -> tuple[dict[tuple[str, str], np.ndarray], dict[str, list[np.ndarray]], dict[str, str]]:
+    """(per (arm, benchmark) its item scores, per benchmark the random arms' item scores in seed
+    order, per benchmark its metric) of evaluation records."""
+    scores: dict[tuple[str, str], np.ndarray] = {}
+    random: dict[str, list[np.ndarray]] = {}
+    metric: dict[str, str] = {}
+    for r in records:
+        metric[r["benchmark"]] = r["metric"]
+        s = np.asarray(r["scores"], dtype=np.float64)
+        if r["arm"] == "random":
+            random.setdefault(r["benchmark"], []).append(s)
+        else:
+            scores[(r["arm"], r["benchmark"])] = s
+    return scores, random, metric
 
 
 def _draws(n: int, bootstrap: int, seed: int, benchmark: str) -> np.ndarray:

@@ -8,6 +8,7 @@ from typing import Sequence
 import numpy as np
 
 from shed_pipeline.core.text_match import set_f1, tokens
+from shed_pipeline.core.utilities.knn import check_knn_inputs
 
 
 def mean_pairwise_cosine_distance(vectors: np.ndarray) -> float:
@@ -69,12 +70,7 @@ def heldout_utility(train_vectors: np.ndarray, train_outputs: Sequence[str], tes
     test x training matrix is kept, so a pool of a million rows fits)."""
     if len(train_outputs) == 0:
         return 0.0
-    if k < 1:
-        raise ValueError(f"k must be at least 1, got {k}")
-    if len(train_outputs) != len(train_vectors) or len(test_references) != len(test_vectors):
-        raise ValueError("vectors and texts differ in length")
-    if len(test_vectors) == 0:
-        raise ValueError("the kNN utility needs at least one validation row")
+    check_knn_inputs(train_vectors, train_outputs, test_vectors, test_references, k)
     nearest = nearest_rows(train_vectors, test_vectors, k)
     ref_tokens = [tokens(t) for t in test_references]
     out_tokens: dict[int, set[str]] = {}

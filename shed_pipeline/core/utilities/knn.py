@@ -22,6 +22,16 @@ from shed_pipeline.core.utilities.cache import fingerprint_arrays, utility_key
 from shed_pipeline.core.utilities.inputs import BuiltUtility, UtilityInputs, vector_identities, vectors
 
 
+def check_knn_inputs(player_vectors, player_outputs: Sequence[str], query_vectors, query_references: Sequence[str], k: int) -> None:
+    """The knn game's inputs make sense: k >= 1, texts aligned with vectors, a validation row."""
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    if len(player_outputs) != len(player_vectors) or len(query_references) != len(query_vectors):
+        raise ValueError("vectors and texts differ in length")
+    if len(query_vectors) == 0:
+        raise ValueError("the kNN utility needs at least one validation row")
+
+
 class KNNUtility:
     def __init__(
         self,
@@ -31,12 +41,7 @@ class KNNUtility:
         query_references: Sequence[str],
         k: int = 5,
     ):
-        if k < 1:
-            raise ValueError(f"k must be at least 1, got {k}")
-        if len(player_outputs) != len(player_vectors) or len(query_references) != len(query_vectors):
-            raise ValueError("vectors and texts differ in length")
-        if len(query_vectors) == 0:
-            raise ValueError("the kNN utility needs at least one validation row")
+        check_knn_inputs(player_vectors, player_outputs, query_vectors, query_references, k)
         self.k = int(k)
         self.n_players = len(player_vectors)
         sim = np.asarray(query_vectors, dtype=np.float64) @ np.asarray(player_vectors, dtype=np.float64).T
