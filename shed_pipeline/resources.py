@@ -148,11 +148,17 @@ class AssetValueMismatch(Exception):
     """A stored asset value was written by another run than the one this run reads it from."""
 
 
+# What Dagster names the run of an upstream output that this execution did not compute (an asset
+# outside the selection, loaded from storage): no run at all.
+_NO_RUN = "__EPHEMERAL_RUN_ID"
+
+
 def _run_id_or_none(context) -> str | None:
     try:
-        return context.run_id
+        run_id = context.run_id
     except dg.DagsterInvariantViolationError:  # a context built without a run (tests, direct calls)
         return None
+    return None if run_id == _NO_RUN else run_id
 
 
 def expected_writer(context: dg.InputContext) -> tuple[str | None, bool]:

@@ -96,3 +96,27 @@ def test_without_an_upstream_run_the_latest_materialization_is_expected(io_manag
         manager.handle_output(dg.build_output_context(asset_key=key, run_id="some-run"), FRAME)
         with pytest.raises(Exception, match=f"was written by run some-run, not by run {run_id}, this Dagster instance's latest materialization of it: .*; materialize embeddings again"):
             manager.load_input(dg.build_input_context(asset_key=key, instance=instance))
+
+
+def test_an_asset_materialized_alone_reads_its_upstream_from_the_run_that_wrote_it(tmp_path):
+    """Materializing a selection (the UI's "materialize selected", a retry of one step): the upstream
+    asset is not computed in this run, and Dagster hands the IO manager its output context with a
+    placeholder run id; the guard must compare against the upstream's latest materialization."""
+    manager = PolarsParquetIOManager(base_dir=str(tmp_path / "assets"))
+
+    @dg.asset(name="embeddings")
+    def upstream() -> pl.DataFrame:
+        return FRAME
+
+    @dg.asset
+    def downstream(embeddings: pl.DataFrame) -> pl.DataFrame:
+        return embeddings.head(1)
+
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        dg.materialize([upstream], instance=instance, resources={"io_manager": manager})
+        result = dg.materialize([upstream, downstream], selection=[downstream], instance=instance, resources={"io_manager": manager})
+        assert result.output_for_node("downstream").equals(FRAME.head(1))
+        # Another instance's run replaces the upstream value: refused, naming what to do.
+        manager.handle_output(dg.build_output_context(asset_key=dg.AssetKey("embeddings"), run_id="some-other-run"), FRAME)
+        with pytest.raises(Exception, match="was written by run some-other-run, .*; materialize embeddings again"):
+            dg.materialize([upstream, downstream], selection=[downstream], instance=instance, resources={"io_manager": manager}, raise_on_error=True)
