@@ -184,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--benchmarks", help="comma-separated bigbench multiple-choice tasks for the evaluation (default social_iqa,strategyqa,sports_understanding; '' for none)")
     r.add_argument("--samples", type=_positive_int, help="random coalitions for banzhaf_msr (default 1000)")
     r.add_argument("--temperature", type=float, help="QWCS softmax temperature (default: std of the scores)")
-    r.add_argument("--member-order", metavar="ORDER", help="qocs / qwcs / coverage: the order a chosen cluster's rows are taken in: 'source', 'random', or a per-row value ('knn_shapley', 'ifd'), best first (default: knn_shapley for the default method, coverage; a method named with --method: SHED's, source for qocs and coverage, random for qwcs)")
+    r.add_argument("--member-order", metavar="ORDER", help="qocs / qwcs / coverage: the order a chosen cluster's rows are taken in: 'source', 'random', or a per-row value ('knn_shapley', 'ifd'), best first (default: source for qocs and coverage, the default method; random for qwcs, as SHED)")
     r.add_argument("--cap", type=_positive_int, help="coverage: most rows taken from one cluster (default ceil(target / clusters))")
     r.add_argument("--dedup", type=_fraction, metavar="COSINE", help="remove near-duplicates before selection: rows of one cluster whose prompt embeddings' cosine similarity exceeds COSINE (e.g. 0.95); one of each group is kept")
     r.add_argument("--dedup-keep", metavar="ORDER", help="which near-duplicate is kept: 'source' (the first, default) or the best by a per-row value ('knn_shapley', 'ifd')")

@@ -33,11 +33,11 @@ METHODS = Registry(
 # The pipeline's default selection (the CLI without --method, and curated_subset's config): chosen
 # by measurement across two sources (README "Results"). SHED's exact rules keep their names.
 DEFAULT_METHOD = "coverage"
-DEFAULT_METHOD_SETTINGS: dict[str, Any] = {"member_order": "knn_shapley"}
+DEFAULT_METHOD_SETTINGS: dict[str, Any] = {}
 
 
 def default_method_label() -> str:
-    """`qwcs (member_order knn_shapley)`: the default as help texts say it."""
+    """`coverage`, or `coverage (member_order knn_shapley)`: the default as help texts say it."""
     settings = ", ".join(f"{k} {v}" for k, v in DEFAULT_METHOD_SETTINGS.items())
     return f"{DEFAULT_METHOD} ({settings})" if settings else DEFAULT_METHOD
 
