@@ -1,4 +1,5 @@
-"""K-means: shed_pipeline's torch k-means against scikit-learn's KMeans, time and inertia.
+"""K-means: shed_pipeline's k-means against scikit-learn's KMeans (k-means++, every row) and faiss's own
+Kmeans (random init), time and inertia (lower is better; compare at equal inertia).
 
 Usage: python bench/kmeans.py [--embeddings PATH] [--k K ...] [--seeds N]
 With --embeddings (the `embeddings` asset's Parquet, e.g. .shed_pipeline/assets/embeddings.parquet
@@ -8,6 +9,7 @@ after a run) it clusters real vectors; otherwise 8,000 x 384 synthetic unit vect
 import argparse
 import time
 
+import faiss
 import numpy as np
 import polars as pl
 from sklearn.cluster import KMeans
@@ -36,7 +38,7 @@ def main() -> None:
     print(f"\n{name}: {x.shape[0]} x {x.shape[1]}, device {a.device}, {a.seeds} seeds each\n")
     print(f"{'k':>5} {'impl':<22} {'seconds':>8} {'inertia':>12} {'iters':>6}")
     for k in a.k:
-        for impl in ("shed_pipeline", "sklearn (n_init=1)"):
+        for impl in ("shed_pipeline", "sklearn (n_init=1)", "faiss (random init)"):
             secs, inert, iters = [], [], []
             for s in range(a.seeds):
                 t0 = time.perf_counter()
@@ -44,10 +46,15 @@ def main() -> None:
                     r = kmeans(x, k, seed=s, device=a.device)
                     inert.append(r.inertia)
                     iters.append(r.n_iter)
-                else:
+                elif impl.startswith("sklearn"):
                     r = KMeans(k, n_init=1, random_state=s).fit(x)
                     inert.append(r.inertia_)
                     iters.append(r.n_iter_)
+                else:
+                    km = faiss.Kmeans(x.shape[1], k, niter=100, seed=s, max_points_per_centroid=len(x))
+                    km.train(x)
+                    inert.append(float(km.index.search(x, 1)[0].sum()))
+                    iters.append(100)
                 secs.append(time.perf_counter() - t0)
             print(f"{k:>5} {impl:<22} {np.mean(secs):>8.2f} {np.mean(inert):>12.2f} {np.mean(iters):>6.1f}")
 

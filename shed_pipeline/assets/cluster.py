@@ -74,7 +74,7 @@ def clusters(context: dg.AssetExecutionContext, config: ClustersConfig, raw_data
     salt = hashlib.sha256("\n".join(val_ids).encode()).hexdigest()
     upd = update_clusters(
         previous, pool["row_id"].to_list(), x, config.n_clusters, config.seed, device=device, max_iter=config.max_iter, tol=config.tol,
-        rule=DriftRule(config.max_churn, config.max_distance_rise), force_refit=config.full_refit, fit_salt=salt,
+        rule=DriftRule(config.max_churn, config.max_distance_rise), force_refit=config.full_refit, fit_salt=salt, log=context.log.info,
     )
     state = upd.state
     df = clusters_frame(state)

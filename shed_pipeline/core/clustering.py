@@ -1,5 +1,6 @@
-"""Seeded k-means (greedy k-means++ init, Lloyd iterations) on a torch device; clusters with
-persistent anchors that refresh incrementally; cluster proxies; NMI.
+"""Seeded k-means (greedy k-means++ init, Lloyd iterations through faiss on the CPU, torch on a GPU,
+both on bounded samples); clusters with persistent anchors that refresh incrementally; cluster
+proxies; NMI.
 
 Cluster ids are stable: a full fit numbers clusters in the order of their proxy's row id (the same
 input and seed give the same ids whatever order the initialisation found them in), and a refresh
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 
 from shed_pipeline.core.files import atomic_path
+from shed_pipeline.core.progress import Log, Progress, silent
 
 
 def default_n_clusters(n_rows: int) -> int:
@@ -26,40 +28,100 @@ def default_n_clusters(n_rows: int) -> int:
     return int(min(3000, max(2, round(n_rows / 20))))
 
 
+# Sample sizes, as multiples of k: k-means++ seeds from at most INIT_ROWS_PER_CENTROID x k rows and
+# Lloyd iterates on at most TRAIN_ROWS_PER_CENTROID x k (faiss's approach: beyond a few hundred rows a
+# cluster, more rows barely move a centroid but cost every iteration); every row is assigned at the end.
+# The pipeline's default k (about 20 rows a cluster) uses every row for both.
+INIT_ROWS_PER_CENTROID = 20
+TRAIN_ROWS_PER_CENTROID = 128
+_CHUNK = 65_536  # rows per block of float64 arithmetic (about 200 MB at 384 dimensions)
+
+
 @dataclass
 class KMeansResult:
     centroids: np.ndarray  # (k, d) float32
-    labels: np.ndarray  # (n,) int64
+    labels: np.ndarray  # (n,) int64: every row's nearest centroid (ties to the lower index)
+    sq_dist: np.ndarray  # (n,) float64: every row's squared distance to it
     inertia: float
     n_iter: int
     converged: bool
+    rows_seeded: int  # rows k-means++ chose the initial centres from
+    rows_trained: int  # rows the Lloyd iterations ran on
 
 
-def _sq_dists(x: torch.Tensor, c: torch.Tensor, x_sq: torch.Tensor) -> torch.Tensor:
-    d = x_sq[:, None] - 2.0 * (x @ c.T) + (c * c).sum(1)[None, :]
-    return d.clamp_min_(0.0)
+def _sample(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted row indices: all rows, or `size` of them drawn without replacement."""
+    return np.arange(n) if n <= size else np.sort(rng.choice(n, size=size, replace=False))
 
 
-def _kmeans_pp(x: torch.Tensor, x_sq: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
-    """Greedy k-means++ (Arthur & Vassilvitskii; sklearn's variant): 2 + ln k candidate draws per centre."""
-    n = x.shape[0]
+def _kmeans_pp(x: np.ndarray, k: int, rng: np.random.Generator, log: Log, device: str = "cpu") -> np.ndarray:
+    """Greedy k-means++ (Arthur & Vassilvitskii; scikit-learn's variant: 2 + ln k candidates per
+    centre drawn in proportion to the squared distance, keep the one that lowers the potential
+    most), on `device`. Distances in float32 (each step reads every seeding row once, so this halves
+    its cost), sums in float64. Returns row indices."""
+    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
+    n = xt.shape[0]
     trials = 2 + int(math.log(k))
-    first = int(torch.randint(n, (1,), generator=gen, device="cpu"))
+    x_sq = (xt * xt).sum(1)
+    first = int(rng.integers(n))
     centers = [first]
-    closest = _sq_dists(x, x[first : first + 1], x_sq)[:, 0]
-    pot = closest.sum()
+    closest = (x_sq - 2.0 * (xt @ xt[first]) + x_sq[first]).clamp_min_(0.0)
+    progress = Progress(k, "k-means++ seeding", log, unit="centres")
+    progress.advance()
     for _ in range(1, k):
-        # Sample candidates proportionally to the current squared distance.
-        probs = (closest / pot).double().cpu() if pot > 0 else torch.full((n,), 1.0 / n, dtype=torch.float64)
-        cand = torch.multinomial(probs, trials, replacement=True, generator=gen).to(x.device)
-        d_cand = _sq_dists(x, x[cand], x_sq)  # (n, trials)
-        new_closest = torch.minimum(closest[:, None], d_cand)
-        pots = new_closest.sum(0)
-        best = int(torch.argmin(pots))
+        cum = torch.cumsum(closest, 0, dtype=torch.float64)
+        pot = float(cum[-1])
+        if pot > 0:
+            cand = torch.searchsorted(cum, torch.from_numpy(rng.random(trials) * pot).to(device)).clamp_max_(n - 1)
+        else:  # every row sits on a centre already: any row will do
+            cand = torch.from_numpy(rng.integers(n, size=trials)).to(device)
+        d_cand = xt @ xt[cand].T  # (n, trials)
+        d_cand.mul_(-2.0).add_(x_sq[:, None]).add_(x_sq[cand][None, :]).clamp_min_(0.0)
+        torch.minimum(d_cand, closest[:, None], out=d_cand)
+        best = int(torch.argmin(d_cand.sum(0, dtype=torch.float64)))
         centers.append(int(cand[best]))
-        closest = new_closest[:, best]
-        pot = pots[best]
-    return x[torch.tensor(centers, device=x.device)].clone()
+        closest = d_cand[:, best].contiguous()
+        progress.advance()
+    return np.array(centers, dtype=np.int64)
+
+
+def _faiss_assign(x32: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest centroid of each row and the squared distance, float32 (faiss: blocked, multi-threaded)."""
+    import faiss
+
+    index = faiss.IndexFlatL2(x32.shape[1])
+    index.add(np.ascontiguousarray(centroids, dtype=np.float32))
+    dist, idx = index.search(x32, 1)
+    return idx[:, 0].astype(np.int64), dist[:, 0].astype(np.float64)
+
+
+def _lloyd_cpu(xt: np.ndarray, centroids: np.ndarray, max_iter: int, tol_abs: float, log: Log) -> tuple[np.ndarray, int, bool]:
+    """Lloyd iterations: assignment by faiss (float32), means summed in float64 in row order."""
+    k, d = centroids.shape
+    x32 = np.ascontiguousarray(xt, dtype=np.float32)  # no copy when it is float32 already
+    progress = Progress(max_iter, "k-means iterations", log, unit="iterations")
+    it, converged = 0, False
+    for it in range(1, max_iter + 1):  # noqa: B007 (it is the iteration count reported after the loop)
+        labels, dist = _faiss_assign(x32, centroids)
+        sums = torch.zeros(k, d, dtype=torch.float64)
+        lab = torch.from_numpy(labels)
+        for s in range(0, len(x32), _CHUNK):
+            sums.index_add_(0, lab[s : s + _CHUNK], torch.from_numpy(x32[s : s + _CHUNK].astype(np.float64)))
+        counts = np.bincount(labels, minlength=k).astype(np.float64)
+        new = sums.numpy() / np.maximum(counts, 1.0)[:, None]
+        empty = np.flatnonzero(counts == 0)
+        if len(empty):
+            # Re-seed empty clusters on the rows farthest from their centre (deterministic order).
+            far = np.argsort(-dist, kind="stable")[: len(empty)]
+            new[empty] = x32[far]
+        shift = float(((new - centroids) ** 2).sum())
+        centroids = new
+        progress.advance()
+        if shift <= tol_abs:
+            converged = True
+            break
+    progress.finish()
+    return centroids, it, converged
 
 
 def kmeans(
@@ -69,52 +131,60 @@ def kmeans(
     max_iter: int = 100,
     tol: float = 1e-4,
     device: str = "cpu",
+    log: Log = silent,
 ) -> KMeansResult:
-    """Lloyd's k-means. `tol` is relative to the data's mean variance, as in scikit-learn.
-
-    On the CPU the arithmetic is float64, so the result is the same on every run (byte-identical
-    downstream subsets); on CUDA it is float32 for speed.
-    """
+    """Seeded k-means: greedy k-means++ on a sample of at most INIT_ROWS_PER_CENTROID x k rows, Lloyd
+    iterations on a sample of at most TRAIN_ROWS_PER_CENTROID x k rows (faiss on the CPU, torch on
+    another device), then every row to its nearest centroid. `tol` is relative to the sample's mean
+    variance, as in scikit-learn. Memory stays O(sample x d + k x d) whatever the number of rows.
+    The same input and seed give the same bytes on the same machine."""
     n = x.shape[0]
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     if n < k:
         raise ValueError(f"cannot make {k} clusters from {n} rows")
-    dtype = torch.float64 if device == "cpu" else torch.float32
-    xt = torch.from_numpy(np.array(x, dtype=np.float64 if dtype == torch.float64 else np.float32)).to(device)  # a copy: input may be read-only
-    x_sq = (xt * xt).sum(1)
-    gen = torch.Generator(device="cpu").manual_seed(int(seed))
-    tol_abs = float(tol * xt.var(0).mean())
-    centroids = _kmeans_pp(xt, x_sq, k, gen)
-    labels = torch.zeros(n, dtype=torch.long, device=device)
-    converged = False
-    it = 0
+    rng = np.random.default_rng(int(seed))
+    train = _sample(n, TRAIN_ROWS_PER_CENTROID * k, rng)
+    xt = np.ascontiguousarray(x[train], dtype=np.float32)  # float32 as given (embeddings are): no float64 copy of the sample
+    seeding = _sample(len(train), INIT_ROWS_PER_CENTROID * k, rng)
+    centroids = xt[seeding][_kmeans_pp(xt[seeding], k, rng, log, device)].astype(np.float64)
+    tol_abs = float(tol * xt.var(0, dtype=np.float64).mean())
+    if device == "cpu":
+        centroids, n_iter, converged = _lloyd_cpu(xt, centroids, max_iter, tol_abs, log)
+    else:
+        centroids, n_iter, converged = _lloyd_torch(xt, centroids, max_iter, tol_abs, device, log)
+    del xt
+    centroids32 = centroids.astype(np.float32)
+    labels, sq_dist = nearest_anchor(x, centroids32)
+    return KMeansResult(centroids32, labels, sq_dist, float(sq_dist.sum()), n_iter, converged, len(seeding), len(train))
+
+
+def _lloyd_torch(xt: np.ndarray, centroids: np.ndarray, max_iter: int, tol_abs: float, device: str, log: Log) -> tuple[np.ndarray, int, bool]:
+    """Lloyd iterations on a torch device (CUDA), float32, the sample's distances as one matrix."""
+    x = torch.from_numpy(np.ascontiguousarray(xt, dtype=np.float32)).to(device)
+    c = torch.from_numpy(np.ascontiguousarray(centroids, dtype=np.float32)).to(device)
+    x_sq = (x * x).sum(1)
+    k = c.shape[0]
+    progress = Progress(max_iter, "k-means iterations", log, unit="iterations")
+    it, converged = 0, False
     for it in range(1, max_iter + 1):  # noqa: B007 (it is the iteration count reported after the loop)
-        d = _sq_dists(xt, centroids, x_sq)
+        d = (x_sq[:, None] - 2.0 * (x @ c.T) + (c * c).sum(1)[None, :]).clamp_min_(0.0)
         labels = d.argmin(1)
-        sums = torch.zeros_like(centroids).index_add_(0, labels, xt)
-        counts = torch.bincount(labels, minlength=k).to(dtype)
+        sums = torch.zeros_like(c).index_add_(0, labels, x)
+        counts = torch.bincount(labels, minlength=k).to(x.dtype)
         new = sums / counts.clamp_min(1)[:, None]
         empty = (counts == 0).nonzero().flatten()
         if len(empty):
-            # Re-seed empty clusters on the points farthest from their centre (deterministic).
             far = d.gather(1, labels[:, None])[:, 0].argsort(descending=True, stable=True)[: len(empty)]
-            new[empty] = xt[far]
-        shift = float(((new - centroids) ** 2).sum())
-        centroids = new
+            new[empty] = x[far]
+        shift = float(((new - c) ** 2).sum())
+        c = new
+        progress.advance()
         if shift <= tol_abs:
             converged = True
             break
-    d = _sq_dists(xt, centroids, x_sq)
-    labels = d.argmin(1)
-    inertia = float(d.gather(1, labels[:, None]).sum())
-    return KMeansResult(
-        centroids=centroids.float().cpu().numpy(),
-        labels=labels.cpu().numpy().astype(np.int64),
-        inertia=inertia,
-        n_iter=it,
-        converged=converged,
-    )
+    progress.finish()
+    return c.double().cpu().numpy(), it, converged
 
 
 # -- clusters with persistent anchors (incremental refresh) ------------------------------------
@@ -226,36 +296,54 @@ def _sq_to(x64: np.ndarray, c: np.ndarray) -> np.ndarray:
     return ((x64 - np.asarray(c, dtype=np.float32).astype(np.float64)) ** 2).sum(-1)
 
 
-def _summarise(idx: np.ndarray, row_ids: Sequence[str], x64: np.ndarray) -> tuple[np.ndarray, str, list[str], list[float]]:
+def _summarise(idx: np.ndarray, row_ids: Sequence[str], x: np.ndarray) -> tuple[np.ndarray, str, list[str], list[float]]:
     """Centroid (mean of the members, summed in row-id order so it depends only on the member set),
     proxy (nearest member, ties to the smaller id), members in input order and their distances."""
     by_id = sorted(idx.tolist(), key=lambda i: row_ids[i])
-    centroid = x64[by_id].mean(0).astype(np.float32)
-    sq = _sq_to(x64[idx], centroid)
+    centroid = _rows64(x, by_id).mean(0).astype(np.float32)
+    sq = _sq_to(_rows64(x, idx), centroid)
     members = [row_ids[i] for i in idx]
     best = min(range(len(idx)), key=lambda j: (sq[j], members[j]))
     return centroid, members[best], members, [float(v) for v in sq]
 
 
-def nearest_anchor(x64: np.ndarray, anchors: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-    """Index of each row's nearest anchor (ties to the lower index) and the squared distance."""
+def nearest_anchor(x: np.ndarray, anchors: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Index of each row's nearest anchor (ties to the lower index) and the squared distance, in
+    float64 a block of rows at a time (no float64 copy of all rows)."""
     a = np.asarray(anchors, dtype=np.float32).astype(np.float64)
     a_sq = (a * a).sum(1)
-    labels = np.empty(len(x64), dtype=np.int64)
-    dist = np.empty(len(x64), dtype=np.float64)
-    for s in range(0, len(x64), chunk):
-        xs = x64[s : s + chunk]
+    labels = np.empty(len(x), dtype=np.int64)
+    dist = np.empty(len(x), dtype=np.float64)
+    for s in range(0, len(x), chunk):
+        xs = np.asarray(x[s : s + chunk], dtype=np.float64)
         d = np.maximum((xs * xs).sum(1)[:, None] - 2.0 * xs @ a.T + a_sq[None, :], 0.0)
-        labels[s : s + chunk] = d.argmin(1)
-    # Exact distances to the chosen anchor (the expansion above is only used to pick it).
-    dist[:] = ((x64 - a[labels]) ** 2).sum(1)
+        lab = d.argmin(1)
+        labels[s : s + chunk] = lab
+        # Exact distances to the chosen anchor (the expansion above is only used to pick it).
+        dist[s : s + chunk] = ((xs - a[lab]) ** 2).sum(1)
     return labels, dist
+
+
+def _rows64(x: np.ndarray, idx) -> np.ndarray:
+    return np.asarray(x[idx], dtype=np.float64)
+
+
+def _sq_dist_to(x: np.ndarray, idx: np.ndarray, centres: np.ndarray, labels: np.ndarray, chunk: int = _CHUNK) -> np.ndarray:
+    """Squared distance of rows x[idx] to centres[labels] (float32 centres), in float64 blocks."""
+    c64 = np.asarray(centres, dtype=np.float32).astype(np.float64)
+    out = np.empty(len(idx), dtype=np.float64)
+    for s in range(0, len(idx), chunk):
+        out[s : s + chunk] = ((_rows64(x, idx[s : s + chunk]) - c64[labels[s : s + chunk]]) ** 2).sum(1)
+    return out
 
 
 def clusters_from_anchors(row_ids: Sequence[str], x: np.ndarray, anchors: np.ndarray, fit: FitInfo) -> ClusterState:
     """From scratch: every row to its nearest anchor, then each cluster's centroid and proxy."""
-    x64 = np.asarray(x, dtype=np.float64)
-    labels, _ = nearest_anchor(x64, anchors)
+    labels, _ = nearest_anchor(x, anchors)
+    return _clusters_from_labels(row_ids, x, anchors, labels, fit)
+
+
+def _clusters_from_labels(row_ids: Sequence[str], x: np.ndarray, anchors: np.ndarray, labels: np.ndarray, fit: FitInfo) -> ClusterState:
     k = anchors.shape[0]
     state = ClusterState(
         anchors=np.asarray(anchors, dtype=np.float32),
@@ -270,7 +358,7 @@ def clusters_from_anchors(row_ids: Sequence[str], x: np.ndarray, anchors: np.nda
     for c in range(k):
         idx = order[bounds[c] : bounds[c + 1]]
         if len(idx):
-            state.centroids[c], state.proxy_row_ids[c], state.member_row_ids[c], state.member_sq_dist[c] = _summarise(idx, row_ids, x64)
+            state.centroids[c], state.proxy_row_ids[c], state.member_row_ids[c], state.member_sq_dist[c] = _summarise(idx, row_ids, x)
     return state
 
 
@@ -280,15 +368,15 @@ def _fit_id(anchors: np.ndarray, salt: str) -> str:
     return h.hexdigest()[:16]
 
 
-def fit_clusters(row_ids: Sequence[str], x: np.ndarray, k: int, seed: int, device: str = "cpu", max_iter: int = 100, tol: float = 1e-4, salt: str = "") -> ClusterState:
+def fit_clusters(row_ids: Sequence[str], x: np.ndarray, k: int, seed: int, device: str = "cpu", max_iter: int = 100, tol: float = 1e-4, salt: str = "", log: Log = silent) -> ClusterState:
     """Full fit: k-means anchors, rows to their nearest anchor, clusters numbered by proxy row id
     (stable ids, whatever order the initialisation found them in; clusters left empty go last).
     `fit_id` hashes the anchors and `salt` (whatever else a consumer wants a new fit id for)."""
-    res = kmeans(x, k, seed=seed, max_iter=max_iter, tol=tol, device=device)
-    x64 = np.asarray(x, dtype=np.float64)
-    _, dist = nearest_anchor(x64, res.centroids)
-    fit = FitInfo(fit_id="", k=k, seed=int(seed), max_iter=max_iter, tol=tol, dim=int(x.shape[1]), rows_at_fit=len(row_ids), anchor_msd_at_fit=float(dist.mean()), n_iter=res.n_iter, converged=res.converged)
-    raw = clusters_from_anchors(row_ids, x64, res.centroids, fit)
+    res = kmeans(x, k, seed=seed, max_iter=max_iter, tol=tol, device=device, log=log)
+    fit = FitInfo(fit_id="", k=k, seed=int(seed), max_iter=max_iter, tol=tol, dim=int(x.shape[1]), rows_at_fit=len(row_ids), anchor_msd_at_fit=float(res.sq_dist.mean()), n_iter=res.n_iter, converged=res.converged)
+    # k-means ends by assigning every row to its nearest centroid: the same assignment as
+    # clusters_from_anchors would compute, so it is not computed twice.
+    raw = _clusters_from_labels(row_ids, x, res.centroids, res.labels, fit)
     order = sorted(range(k), key=lambda c: (raw.proxy_row_ids[c] is None, raw.proxy_row_ids[c] or "", c))
     anchors = raw.anchors[order]
     fit.fit_id = _fit_id(anchors, salt)
@@ -335,14 +423,14 @@ def update_clusters(
     rule: DriftRule | None = None,
     force_refit: bool = False,
     fit_salt: str = "",
+    log: Log = silent,
 ) -> ClusterUpdate:
     """Refresh `previous` with the current rows, or fit from scratch when the drift rule (or the
     caller, or a settings change) says so. `n_clusters` None keeps the previous k, or picks
     `default_n_clusters` on a full fit."""
     rule = rule or DriftRule()
     n = len(row_ids)
-    x64 = np.asarray(x, dtype=np.float64)
-    reason = _refit_reason(previous, row_ids, x64, n_clusters, seed, max_iter, tol, force_refit)
+    reason = _refit_reason(previous, row_ids, x, n_clusters, seed, max_iter, tol, force_refit)
     new_ids: list[int] = []
     churn = rise = None
     if reason is None:
@@ -355,9 +443,8 @@ def update_clusters(
         churn = (prev.fit.rows_joined + len(new_ids) + prev.fit.rows_left + len(left)) / max(prev.fit.rows_at_fit, 1)
         labels = np.array([known.get(r, -1) for r in row_ids], dtype=np.int64)
         if new_ids:
-            labels[new_ids], _ = nearest_anchor(x64[new_ids], prev.anchors)
-        anchors64 = prev.anchors.astype(np.float64)
-        msd = float(((x64 - anchors64[labels]) ** 2).sum(1).mean())
+            labels[new_ids], _ = nearest_anchor(x[new_ids], prev.anchors)
+        msd = float(_sq_dist_to(x, np.arange(n), prev.anchors, labels).mean())
         rise = msd / prev.fit.anchor_msd_at_fit - 1.0 if prev.fit.anchor_msd_at_fit > 0 else 0.0
         if churn > rule.max_churn:
             reason = f"{churn:.1%} of rows changed since the last fit (limit {rule.max_churn:.0%})"
@@ -367,7 +454,7 @@ def update_clusters(
         k = n_clusters or default_n_clusters(n)  # as a fresh run would choose: a re-fit equals a fresh run
         if k > n:
             raise ValueError(f"n_clusters={k} exceeds the {n} pool rows")
-        state = fit_clusters(row_ids, x, k, seed=seed, device=device, max_iter=max_iter, tol=tol, salt=fit_salt)
+        state = fit_clusters(row_ids, x, k, seed=seed, device=device, max_iter=max_iter, tol=tol, salt=fit_salt, log=log)
         affected = [c for c in range(state.k) if state.member_row_ids[c]]
         old = set() if previous is None else {r for ms in previous.member_row_ids for r in ms}
         return ClusterUpdate(state, True, reason, affected, sum(r not in old for r in row_ids), len(old - set(row_ids)), churn, rise)
@@ -389,7 +476,7 @@ def update_clusters(
         idx = order[bounds[c] : bounds[c + 1]]
         if c in affected_set:
             if len(idx):
-                state.centroids[c], state.proxy_row_ids[c], state.member_row_ids[c], state.member_sq_dist[c] = _summarise(idx, row_ids, x64)
+                state.centroids[c], state.proxy_row_ids[c], state.member_row_ids[c], state.member_sq_dist[c] = _summarise(idx, row_ids, x)
             else:
                 state.centroids[c], state.proxy_row_ids[c] = prev.anchors[c], None
         else:
@@ -401,14 +488,14 @@ def update_clusters(
     return ClusterUpdate(state, False, why, sorted(affected_set), len(new_ids), len(left), churn, rise)
 
 
-def _refit_reason(previous: ClusterState | None, row_ids: Sequence[str], x64: np.ndarray, n_clusters: int | None, seed: int, max_iter: int, tol: float, force: bool) -> str | None:
+def _refit_reason(previous: ClusterState | None, row_ids: Sequence[str], x: np.ndarray, n_clusters: int | None, seed: int, max_iter: int, tol: float, force: bool) -> str | None:
     if force:
         return "a full re-fit was asked for"
     if previous is None:
         return "no previous clustering"
     f = previous.fit
-    if f.dim != x64.shape[1]:
-        return f"embedding dimension changed ({f.dim} -> {x64.shape[1]})"
+    if f.dim != x.shape[1]:
+        return f"embedding dimension changed ({f.dim} -> {x.shape[1]})"
     if n_clusters is not None and n_clusters != f.k:
         return f"n_clusters changed ({f.k} -> {n_clusters})"
     if (f.seed, f.max_iter, f.tol) != (int(seed), max_iter, tol):
@@ -420,7 +507,7 @@ def _refit_reason(previous: ClusterState | None, row_ids: Sequence[str], x64: np
     idx = np.array([p for p, _, _ in kept])
     cl = np.array([c for _, c, _ in kept])
     stored = np.array([d for _, _, d in kept])
-    now = ((x64[idx] - previous.centroids.astype(np.float64)[cl]) ** 2).sum(1)
+    now = _sq_dist_to(x, idx, previous.centroids, cl)
     if not np.allclose(now, stored, rtol=1e-6, atol=1e-9):
         return "embeddings of existing rows changed (another embedding model?)"
     return None

@@ -7,8 +7,9 @@ from typing import Sequence
 
 import numpy as np
 
-from shed_pipeline.core.text_match import set_f1, tokens
-from shed_pipeline.core.utilities.knn import check_knn_inputs
+from shed_pipeline.core.utilities.knn import TRAIN_BLOCK, heldout_utility
+
+__all__ = ["arm_metrics", "heldout_utility", "mean_pairwise_cosine_distance", "selected_pool_indices", "subset_report"]
 
 
 def mean_pairwise_cosine_distance(vectors: np.ndarray) -> float:
@@ -23,65 +24,6 @@ def mean_pairwise_cosine_distance(vectors: np.ndarray) -> float:
         s = s + (v / np.linalg.norm(v, axis=1, keepdims=True).clip(1e-12)).sum(0)
     mean_sim = (float(s @ s) - n) / (n * (n - 1))
     return 1.0 - mean_sim
-
-
-# Blocks of the similarity matrix computed at once: 1,024 test rows x 16,384 training rows of
-# float64 (128 MiB), whatever the pool's size.
-TEST_BLOCK, TRAIN_BLOCK = 1024, 16384
-
-
-def _block_candidates(sim: np.ndarray, m: int) -> np.ndarray:
-    """Positions, in increasing order, of each row's entries at or above its m-th largest (ties
-    included), padded with smaller entries to a common width: the m nearest are among them. A
-    partition and a radix sort of a boolean mask, about 7x faster than sorting the block."""
-    b = sim.shape[1]
-    if b <= m:
-        return np.broadcast_to(np.arange(b), sim.shape).copy()
-    kth = np.partition(sim, b - m, axis=1)[:, b - m]
-    mask = sim >= kth[:, None]
-    width = int(mask.sum(1).max())
-    return np.argsort(~mask, axis=1, kind="stable")[:, :width]
-
-
-def nearest_rows(train_vectors: np.ndarray, test_vectors: np.ndarray, k: int, test_block: int = TEST_BLOCK, train_block: int = TRAIN_BLOCK) -> np.ndarray:
-    """(test rows, min(k, training rows)) positions of each test row's nearest training rows, nearest
-    first, in memory bounded by the blocks: the order of the knn utility (cosine of the vectors as
-    given, rounded to 12 decimals; ties go to the lower position)."""
-    n, m = len(train_vectors), min(k, len(train_vectors))
-    out = np.zeros((len(test_vectors), m), dtype=np.int64)
-    for r0 in range(0, len(test_vectors), test_block):
-        q = np.asarray(test_vectors[r0 : r0 + test_block], dtype=np.float64)
-        best_sim, best_idx = np.empty((len(q), 0)), np.empty((len(q), 0), dtype=np.int64)
-        for c0 in range(0, n, train_block):
-            sim = np.round(q @ np.asarray(train_vectors[c0 : c0 + train_block], dtype=np.float64).T, 12)
-            top = _block_candidates(sim, m)
-            # Earlier blocks hold lower positions and come first: a stable sort keeps ties' order.
-            cand_sim = np.concatenate([best_sim, np.take_along_axis(sim, top, axis=1)], axis=1)
-            cand_idx = np.concatenate([best_idx, top + c0], axis=1)
-            keep = np.argsort(-cand_sim, axis=1, kind="stable")[:, :m]
-            best_sim, best_idx = np.take_along_axis(cand_sim, keep, axis=1), np.take_along_axis(cand_idx, keep, axis=1)
-        out[r0 : r0 + len(q)] = best_idx
-    return out
-
-
-def heldout_utility(train_vectors: np.ndarray, train_outputs: Sequence[str], test_vectors: np.ndarray, test_references: Sequence[str], k: int) -> float:
-    """The kNN utility of a training set, measured on held-out rows (the test split): the value of
-    `KNNUtility` with every training row in, computed from each test row's k nearest rows only (no
-    test x training matrix is kept, so a pool of a million rows fits)."""
-    if len(train_outputs) == 0:
-        return 0.0
-    check_knn_inputs(train_vectors, train_outputs, test_vectors, test_references, k)
-    nearest = nearest_rows(train_vectors, test_vectors, k)
-    ref_tokens = [tokens(t) for t in test_references]
-    out_tokens: dict[int, set[str]] = {}
-    picked = np.zeros((len(test_references), k))
-    for i, row in enumerate(nearest):
-        for rank, j in enumerate(row):
-            j = int(j)
-            if j not in out_tokens:
-                out_tokens[j] = tokens(train_outputs[j])
-            picked[i, rank] = set_f1(ref_tokens[i], out_tokens[j])
-    return float(picked.sum(1).mean() / k)
 
 
 def subset_report(

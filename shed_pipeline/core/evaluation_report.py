@@ -48,11 +48,15 @@ def evaluation_report(settings, pool: pl.DataFrame, x: np.ndarray, pool_clusters
     comparison with the random arms. `pool`: pool rows (row_id, instruction, input, output, task,
     optional messages) aligned with `x`; `test`: test rows with their `embedding`."""
     seeds = [settings.seed + i for i in range(settings.random_seeds)]
-    test_x = test["embedding"].to_numpy() if test.height else x[:0]
+    # A fixed sample of the test split (the first by row id) for the held-out kNN utility: its cost is
+    # test rows x pool rows per arm, and a few thousand rows measure it closely at any pool size.
+    held = test.sort("row_id").head(settings.heldout_rows) if settings.heldout_rows and test.height > settings.heldout_rows else test
+    test_x = held["embedding"].to_numpy() if held.height else x[:0]
+    refs = held["output"].to_list()
     outputs, tasks = pool["output"].to_list(), pool["task"].to_list()
-    report = subset_report(curated_idx, x, outputs, pool_clusters, tasks, test_x, test["output"].to_list(), k=settings.k, random_seeds=seeds, include_full_pool=settings.include_full_pool)
-    report["test_rows"] = test.height
-    report["baselines"] = {name: arm_metrics(idx, x, outputs, pool_clusters, tasks, test_x, test["output"].to_list(), settings.k) for name, idx in baselines.items()}
+    report = subset_report(curated_idx, x, outputs, pool_clusters, tasks, test_x, refs, k=settings.k, random_seeds=seeds, include_full_pool=settings.include_full_pool)
+    report["test_rows"] = held.height
+    report["baselines"] = {name: arm_metrics(idx, x, outputs, pool_clusters, tasks, test_x, refs, settings.k) for name, idx in baselines.items()}
     if settings.lm:
         report["lm"] = lm_arms_report(settings, pool, test, curated_idx, baselines, device, cache_dir, log, arms_cache, on_arm_done)
     return report

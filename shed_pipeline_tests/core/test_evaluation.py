@@ -43,49 +43,6 @@ def test_arm_metrics_of_a_baseline_match_the_subset_report():
     assert arm_metrics(np.arange(40), *args, k=1)["utility"] == pytest.approx(1.0)
 
 
-def _ties_game(seed: int):
-    """Pool vectors with exact duplicates (ties in similarity) and outputs sharing words."""
-    rng = np.random.default_rng(seed)
-    base = rng.normal(size=(9, 6))
-    pool = np.concatenate([base, base[[0, 0, 3, 5]], rng.normal(size=(10, 6))])  # 23 rows, ties
-    pool /= np.linalg.norm(pool, axis=1, keepdims=True)
-    words = ["red", "blue", "green", "cat", "dog", "sky", "sea"]
-    outputs = [" ".join(rng.choice(words, size=rng.integers(0, 4))) for _ in range(len(pool))]
-    test = np.concatenate([base[:3], rng.normal(size=(8, 6))])
-    test /= np.linalg.norm(test, axis=1, keepdims=True)
-    refs = [" ".join(rng.choice(words, size=rng.integers(0, 4))) for _ in range(len(test))]
-    return pool, outputs, test, refs
-
-
-@pytest.mark.parametrize("k", [1, 3, 5, 30])
-def test_nearest_rows_in_small_blocks_equal_the_dense_stable_order(k):
-    from shed_pipeline.core.evaluation import nearest_rows
-
-    pool, _, test, _ = _ties_game(2)
-    dense = np.argsort(-np.round(test @ pool.T, 12), axis=1, kind="stable")[:, : min(k, len(pool))]
-    for blocks in [(1, 1), (3, 5), (4, 7), (1024, 16384)]:
-        np.testing.assert_array_equal(nearest_rows(pool, test, k, *blocks), dense)
-
-
-@pytest.mark.parametrize("k", [1, 3, 5, 30])
-def test_heldout_utility_from_nearest_rows_equals_the_dense_knn_utility_bit_for_bit(k, monkeypatch):
-    import shed_pipeline.core.evaluation as evaluation
-    from shed_pipeline.core.utilities.knn import KNNUtility
-
-    for seed in range(4):
-        pool, outputs, test, refs = _ties_game(seed)
-        dense = KNNUtility(pool, outputs, test, refs, k=k)
-        expected = dense.value(np.ones(len(pool), dtype=bool))
-        assert evaluation.heldout_utility(pool, outputs, test, refs, k) == expected
-        monkeypatch.setattr(evaluation, "TEST_BLOCK", 2)
-        monkeypatch.setattr(evaluation, "TRAIN_BLOCK", 3)
-        assert evaluation.heldout_utility(pool, outputs, test, refs, k) == expected
-        monkeypatch.undo()
-    assert evaluation.heldout_utility(pool[:0], [], test, refs, k) == 0.0
-    with pytest.raises(ValueError, match="differ in length"):
-        evaluation.heldout_utility(pool, outputs[:-1], test, refs, k)
-
-
 def test_diversity_in_blocks_equals_one_pass(monkeypatch):
     import shed_pipeline.core.evaluation as evaluation
 
@@ -93,3 +50,29 @@ def test_diversity_in_blocks_equals_one_pass(monkeypatch):
     one_pass = evaluation.mean_pairwise_cosine_distance(v)
     monkeypatch.setattr(evaluation, "TRAIN_BLOCK", 7)
     assert evaluation.mean_pairwise_cosine_distance(v) == pytest.approx(one_pass, rel=1e-12)
+
+
+def test_the_heldout_utility_uses_the_first_heldout_rows_test_rows_by_id():
+    """Its cost is test rows x pool rows per arm: evaluation_report caps the test rows at
+    `heldout_rows` (the first by row id, a fixed sample), and 0 means the whole test split."""
+    from types import SimpleNamespace
+
+    import polars as pl
+
+    from shed_pipeline.core.evaluation_report import evaluation_report
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(30, 4))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    pool = pl.DataFrame({"row_id": [f"p{i:02d}" for i in range(30)], "output": [f"w{i % 5} w{i % 3}" for i in range(30)], "task": [f"t{i % 4}" for i in range(30)]})
+    test_x = rng.normal(size=(9, 4))
+    test = pl.DataFrame({"row_id": [f"q{i}" for i in (5, 2, 8, 0, 7, 1, 3, 6, 4)], "output": [f"w{i % 5}" for i in range(9)], "embedding": list(test_x)})
+    clusters = [i % 6 for i in range(30)]
+    curated = np.array([0, 3, 7, 12])
+    first3 = test.sort("row_id").head(3)  # q0, q1, q2
+    for rows, held in ((3, first3), (0, test), (50, test)):
+        settings = SimpleNamespace(seed=0, random_seeds=2, k=2, include_full_pool=True, heldout_rows=rows, lm=False)
+        got = evaluation_report(settings, pool, x, clusters, test, curated, {}, "cpu", None, None, lambda _m: None)
+        want = subset_report(curated, x, pool["output"].to_list(), clusters, pool["task"].to_list(), np.stack(held["embedding"].to_list()), held["output"].to_list(), k=2, random_seeds=[0, 1], include_full_pool=True)
+        assert got["test_rows"] == held.height
+        assert {key: got[key] for key in want} == want

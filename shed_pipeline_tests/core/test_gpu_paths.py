@@ -47,3 +47,14 @@ def test_real_minilm_on_cuda_matches_the_cpu():
     cpu = SentenceTransformerEncoder(device="cpu").encode(texts)
     gpu = SentenceTransformerEncoder(device="cuda", precision="fp16").encode(texts)
     assert (np.sum(cpu * gpu, axis=1) > 0.999).all()  # unit vectors: cosine similarity
+
+
+def test_kmeans_on_cuda_recovers_the_clusters_the_cpu_finds():
+    from shed_pipeline.core.clustering import kmeans, normalized_mutual_info
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(scale=4, size=(6, 16))
+    x = (centres[rng.integers(6, size=600)] + rng.normal(size=(600, 16))).astype(np.float32)
+    cpu, gpu = kmeans(x, 6, seed=0, device="cpu"), kmeans(x, 6, seed=0, device="cuda")
+    assert gpu.inertia == pytest.approx(cpu.inertia, rel=1e-3)
+    assert normalized_mutual_info(cpu.labels, gpu.labels) > 0.99

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from shed_pipeline.core.estimators.base import EstimatorResult
+from shed_pipeline.core.row_values.knn_shapley import knn_shapley_values
 from shed_pipeline.core.strategies import Strategy
 from shed_pipeline.core.utilities.base import CountingUtility
 
@@ -50,6 +51,12 @@ def run(utility, settings: KNNExactSettings, seed: int, player_keys=None) -> Est
     # past the counting, caching wrapper (no coalition is evaluated).
     while isinstance(utility, CountingUtility):
         utility = utility.inner
+    if getattr(utility, "inputs", None) is not None:
+        # From the game's inputs, a block of validation rows at a time: the same values (same
+        # order, matches and sums) in bounded memory, e.g. 50,000 proxies x 1,000 validation rows.
+        player_vectors, player_outputs, query_vectors, query_references = utility.inputs
+        values = knn_shapley_values(player_vectors, player_outputs, query_vectors, query_references, k=utility.k)
+        return EstimatorResult(values=values, info={"validation_rows": len(query_references)})
     return knn_shapley(utility)
 
 

@@ -22,6 +22,7 @@ from shed_pipeline.core.progress import Progress, silent
 from shed_pipeline.core.row_values.base import RowValueInputs
 from shed_pipeline.core.strategies import Strategy
 from shed_pipeline.core.text_match import tokens
+from shed_pipeline.core.utilities.knn import neighbour_similarity
 
 BLOCK_ELEMENTS = 1 << 22  # entries per (validation rows x players) array of a block: ~32 MB each in float64
 PLAYER_CHUNK = 1 << 16  # players per similarity product: the float64 copy of their vectors stays small
@@ -69,13 +70,12 @@ class TokenSets:
 
 
 def neighbour_order(query_vectors: np.ndarray, player_vectors: np.ndarray) -> np.ndarray:
-    """Players nearest first for each query, as KNNUtility orders them: similarity in float64
-    rounded to 12 decimals (the last bits of a product depend on its shape), ties to the lower index."""
-    q = np.asarray(query_vectors, dtype=np.float64)
-    sim = np.empty((len(q), len(player_vectors)))
+    """Players nearest first for each query, as KNNUtility orders them (`neighbour_similarity`), the
+    similarity computed PLAYER_CHUNK players at a time."""
+    sim = np.empty((len(query_vectors), len(player_vectors)))
     for s in range(0, len(player_vectors), PLAYER_CHUNK):
-        sim[:, s : s + PLAYER_CHUNK] = q @ np.asarray(player_vectors[s : s + PLAYER_CHUNK], dtype=np.float64).T
-    return np.argsort(-np.round(sim, 12), axis=1, kind="stable")
+        sim[:, s : s + PLAYER_CHUNK] = neighbour_similarity(query_vectors, player_vectors[s : s + PLAYER_CHUNK])
+    return np.argsort(-sim, axis=1, kind="stable")
 
 
 def sorted_shapley(m: np.ndarray, k: int) -> np.ndarray:
@@ -91,9 +91,10 @@ def sorted_shapley(m: np.ndarray, k: int) -> np.ndarray:
     return np.concatenate([s_last + tail, s_last], axis=1)
 
 
-def knn_shapley_values(player_vectors: np.ndarray, player_outputs: Sequence[str], query_vectors: np.ndarray, query_references: Sequence[str], k: int = 5, block_elements: int = BLOCK_ELEMENTS, log=silent) -> np.ndarray:
+def knn_shapley_values(player_vectors: np.ndarray, player_outputs: Sequence[str], query_vectors: np.ndarray, query_references: Sequence[str], k: int = 5, block_elements: int | None = None, log=silent) -> np.ndarray:
     """Exact Shapley values (float64, one per player) of the knn utility with every player in the
-    game, averaged over the query (validation) rows."""
+    game, averaged over the query (validation) rows. `block_elements`: entries per block array
+    (default BLOCK_ELEMENTS)."""
     if k < 1:
         raise ValueError(f"knn_shapley: k must be at least 1, got {k}")
     n, v = len(player_outputs), len(query_references)
@@ -105,7 +106,7 @@ def knn_shapley_values(player_vectors: np.ndarray, player_outputs: Sequence[str]
     if n == 0:
         return total
     answers = TokenSets(player_outputs)
-    block = max(1, block_elements // n)
+    block = max(1, (block_elements or BLOCK_ELEMENTS) // n)
     progress = Progress(v, "knn_shapley", log, unit="validation rows")
     for s in range(0, v, block):
         order = neighbour_order(query_vectors[s : s + block], player_vectors)

@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from shed_pipeline.core.strategies import Strategy
-from shed_pipeline.core.text_match import token_f1_matrix
+from shed_pipeline.core.text_match import set_f1, token_f1_matrix, tokens
 from shed_pipeline.core.utilities.cache import fingerprint_arrays, utility_key
 from shed_pipeline.core.utilities.inputs import BuiltUtility, UtilityInputs, vector_identities, vectors
 
@@ -32,6 +32,81 @@ def check_knn_inputs(player_vectors, player_outputs: Sequence[str], query_vector
         raise ValueError("the kNN utility needs at least one validation row")
 
 
+def neighbour_similarity(query_vectors: np.ndarray, player_vectors: np.ndarray) -> np.ndarray:
+    """(queries, players) similarity that orders the knn game's neighbours: dot products in float64
+    rounded to 12 decimals, so that the last bits of a matrix product (which depend on its shape,
+    i.e. on the other players and the block sizes) cannot reorder two neighbours. Nearest first, ties
+    to the lower player index (a stable sort), which keeps their order when players join or leave."""
+    return np.round(np.asarray(query_vectors, dtype=np.float64) @ np.asarray(player_vectors, dtype=np.float64).T, 12)
+
+
+# Blocks of the similarity matrix computed at once: 1,024 test rows x 16,384 training rows of
+# float64 (128 MiB), whatever the pool's size.
+TEST_BLOCK, TRAIN_BLOCK = 1024, 16384
+
+
+def _block_candidates(sim: np.ndarray, m: int) -> np.ndarray:
+    """Positions, in increasing order, of each row's entries at or above its m-th largest (ties
+    included), padded with smaller entries to a common width: the m nearest are among them. A
+    partition and a radix sort of a boolean mask, about 7x faster than sorting the block."""
+    b = sim.shape[1]
+    if b <= m:
+        return np.broadcast_to(np.arange(b), sim.shape).copy()
+    kth = np.partition(sim, b - m, axis=1)[:, b - m]
+    mask = sim >= kth[:, None]
+    width = int(mask.sum(1).max())
+    return np.argsort(~mask, axis=1, kind="stable")[:, :width]
+
+
+def nearest_rows(train_vectors: np.ndarray, test_vectors: np.ndarray, k: int, test_block: int | None = None, train_block: int | None = None) -> np.ndarray:
+    """(test rows, min(k, training rows)) positions of each test row's nearest training rows, nearest
+    first, in memory bounded by the blocks (default TEST_BLOCK x TRAIN_BLOCK): the order of the knn
+    utility (cosine of the vectors as given, rounded to 12 decimals; ties go to the lower position)."""
+    test_block, train_block = test_block or TEST_BLOCK, train_block or TRAIN_BLOCK
+    n, m = len(train_vectors), min(k, len(train_vectors))
+    out = np.zeros((len(test_vectors), m), dtype=np.int64)
+    for r0 in range(0, len(test_vectors), test_block):
+        q = test_vectors[r0 : r0 + test_block]
+        best_sim, best_idx = np.empty((len(q), 0)), np.empty((len(q), 0), dtype=np.int64)
+        for c0 in range(0, n, train_block):
+            sim = neighbour_similarity(q, train_vectors[c0 : c0 + train_block])
+            top = _block_candidates(sim, m)
+            # Earlier blocks hold lower positions and come first: a stable sort keeps ties' order.
+            cand_sim = np.concatenate([best_sim, np.take_along_axis(sim, top, axis=1)], axis=1)
+            cand_idx = np.concatenate([best_idx, top + c0], axis=1)
+            keep = np.argsort(-cand_sim, axis=1, kind="stable")[:, :m]
+            best_sim, best_idx = np.take_along_axis(cand_sim, keep, axis=1), np.take_along_axis(cand_idx, keep, axis=1)
+        out[r0 : r0 + len(q)] = best_idx
+    return out
+
+
+def heldout_utility(train_vectors: np.ndarray, train_outputs: Sequence[str], test_vectors: np.ndarray, test_references: Sequence[str], k: int) -> float:
+    """The kNN utility of a training set on the given query rows (the validation rows of valuation, or
+    the test split of the evaluation): the value of `KNNUtility` with every training row in, bit for
+    bit, computed from each query row's k nearest rows only (no query x training matrix is kept, so
+    a pool of a million rows fits)."""
+    if len(train_outputs) == 0:
+        return 0.0
+    check_knn_inputs(train_vectors, train_outputs, test_vectors, test_references, k)
+    nearest = nearest_rows(train_vectors, test_vectors, k)
+    ref_tokens = [tokens(t) for t in test_references]
+    out_tokens: dict[int, set[str]] = {}
+    picked = np.zeros((len(test_references), k))
+    for i, row in enumerate(nearest):
+        for rank, j in enumerate(row):
+            j = int(j)
+            if j not in out_tokens:
+                out_tokens[j] = tokens(train_outputs[j])
+            picked[i, rank] = set_f1(ref_tokens[i], out_tokens[j])
+    return float(picked.sum(1).mean() / k)
+
+
+# Games larger than this (validation rows x players) are never held as dense matrices: a value is
+# computed from the coalition's members with `heldout_utility` (the same bits, bounded memory). Below
+# it the dense matrices make many coalitions cheap (the sampling estimators).
+DENSE_MAX_ELEMENTS = 1 << 24
+
+
 class KNNUtility:
     def __init__(
         self,
@@ -44,30 +119,60 @@ class KNNUtility:
         check_knn_inputs(player_vectors, player_outputs, query_vectors, query_references, k)
         self.k = int(k)
         self.n_players = len(player_vectors)
-        sim = np.asarray(query_vectors, dtype=np.float64) @ np.asarray(player_vectors, dtype=np.float64).T
-        # Rounded so that the last bits of a matrix product (which depend on its shape, i.e. on the
-        # other players) cannot reorder two neighbours. Nearest first; ties go to the lower player
-        # index (stable sort), which keeps its relative order when players join or leave.
-        sim = np.round(sim, 12)
-        self.order = np.argsort(-sim, axis=1, kind="stable")
-        self.match = token_f1_matrix(query_references, player_outputs)  # (V, K)
-        self.match_sorted = np.take_along_axis(self.match, self.order, axis=1)
+        # The game's inputs: the dense (validation rows x players) matrices below are built on first
+        # use, so knn_exact (which works from the inputs in bounded blocks) never builds them.
+        self.inputs: tuple | None = (player_vectors, list(player_outputs), query_vectors, list(query_references))
+        self._order: np.ndarray | None = None
+        self._match: np.ndarray | None = None
+        self._match_sorted: np.ndarray | None = None
+
+    def _build(self) -> None:
+        player_vectors, player_outputs, query_vectors, query_references = self.inputs
+        self._order = np.argsort(-neighbour_similarity(query_vectors, player_vectors), axis=1, kind="stable")
+        self._match = token_f1_matrix(query_references, player_outputs)  # (V, K)
+        self._match_sorted = np.take_along_axis(self._match, self._order, axis=1)
+
+    @property
+    def order(self) -> np.ndarray:
+        """(V, K) players nearest first for each validation row."""
+        if self._order is None:
+            self._build()
+        return self._order
+
+    @property
+    def match(self) -> np.ndarray:
+        """(V, K) token F1 of each player's output to each validation row's reference."""
+        if self._match is None:
+            self._build()
+        return self._match
+
+    @property
+    def match_sorted(self) -> np.ndarray:
+        """`match` with each row in nearest-first order."""
+        if self._match_sorted is None:
+            self._build()
+        return self._match_sorted
 
     @classmethod
     def from_matrices(cls, order: np.ndarray, match: np.ndarray, k: int) -> "KNNUtility":
         """Build from a precomputed neighbour order and match matrix (tests, synthetic games)."""
         self = cls.__new__(cls)
         self.k = int(k)
-        self.order = np.asarray(order)
-        self.match = np.asarray(match, dtype=np.float64)
-        self.n_players = self.match.shape[1]
-        self.match_sorted = np.take_along_axis(self.match, self.order, axis=1)
+        self.inputs = None
+        self._order = np.asarray(order)
+        self._match = np.asarray(match, dtype=np.float64)
+        self.n_players = self._match.shape[1]
+        self._match_sorted = np.take_along_axis(self._match, self._order, axis=1)
         return self
 
     def value(self, members: np.ndarray) -> float:
         """U(S), computed from S's members only: the same bits whatever other players exist, so a
         value cached in one run equals the value a later run with more or fewer players computes."""
         mask = np.asarray(members, dtype=bool)
+        if self._order is None and len(self.inputs[3]) * self.n_players > DENSE_MAX_ELEMENTS:
+            player_vectors, player_outputs, query_vectors, query_references = self.inputs
+            idx = np.flatnonzero(mask)
+            return heldout_utility(np.asarray(player_vectors)[idx], [player_outputs[i] for i in idx], query_vectors, query_references, self.k)
         n_rows, n_cols = self.order.shape
         # The (at most k) matches each validation row takes, left-aligned in nearest-first order, then
         # summed: a sum over all K columns would depend, in its last bits, on where S's members sit

@@ -200,3 +200,29 @@ def test_banzhaf_through_estimate_reuses_every_coalition_on_a_second_pass():
     b = estimate("banzhaf_msr", u, samples=300, seed=1)
     assert u.evaluations == first and first <= 300
     np.testing.assert_array_equal(a.values, b.values)
+
+
+def test_knn_exact_from_the_inputs_equals_the_dense_closed_form_bit_for_bit(monkeypatch):
+    """knn_exact values the game from its inputs a block of validation rows at a time (bounded
+    memory at 50,000 proxies) and never builds the utility's dense matrices; the values are the
+    dense closed form's exactly, duplicate vectors (ties) and blocks of one row included."""
+    import shed_pipeline.core.row_values.knn_shapley as blocked
+    from shed_pipeline.core.estimators import ESTIMATORS
+
+    rng = np.random.default_rng(11)
+    words = ["a", "b", "c", "d", "e"]
+    players = rng.normal(size=(40, 8)).astype(np.float32)
+    players[5] = players[3]  # exact ties in similarity
+    players[17] = players[3]
+    outputs = [" ".join(rng.choice(words, size=rng.integers(0, 4))) for _ in range(40)]
+    queries = rng.normal(size=(9, 8)).astype(np.float32)
+    refs = [" ".join(rng.choice(words, size=rng.integers(1, 4))) for _ in range(9)]
+    spec = ESTIMATORS["knn_exact"]
+    for k in (1, 3, 50):
+        dense = knn_shapley(KNNUtility(players, outputs, queries, refs, k=k)).values
+        for block_elements in (1, 80, blocked.BLOCK_ELEMENTS):
+            monkeypatch.setattr(blocked, "BLOCK_ELEMENTS", block_elements)
+            utility = KNNUtility(players, outputs, queries, refs, k=k)
+            res = spec.run(CountingUtility(utility), spec.settings(), 0, None)
+            np.testing.assert_array_equal(res.values, dense)
+            assert utility._order is None and utility._match is None  # the dense matrices were never built

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from shed_pipeline.core.text_match import token_f1, token_f1_matrix
-from shed_pipeline.core.utilities import CountingUtility, KNNUtility
+from shed_pipeline.core.utilities import CountingUtility, KNNUtility, knn
 
 
 def brute_knn_value(sim: np.ndarray, match: np.ndarray, k: int, members: list[int]) -> float:
@@ -81,3 +81,58 @@ def test_value_depends_only_on_the_coalition_not_on_the_other_players():
         mask = np.zeros(300, dtype=bool)
         mask[keep[s]] = True
         assert fewer.value(s) == full.value(mask)  # exact equality, not approx
+
+
+def _ties_game(seed: int):
+    """Pool vectors with exact duplicates (ties in similarity) and outputs sharing words."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=(9, 6))
+    pool = np.concatenate([base, base[[0, 0, 3, 5]], rng.normal(size=(10, 6))])  # 23 rows, ties
+    pool /= np.linalg.norm(pool, axis=1, keepdims=True)
+    words = ["red", "blue", "green", "cat", "dog", "sky", "sea"]
+    outputs = [" ".join(rng.choice(words, size=rng.integers(0, 4))) for _ in range(len(pool))]
+    test = np.concatenate([base[:3], rng.normal(size=(8, 6))])
+    test /= np.linalg.norm(test, axis=1, keepdims=True)
+    refs = [" ".join(rng.choice(words, size=rng.integers(0, 4))) for _ in range(len(test))]
+    return pool, outputs, test, refs
+
+
+@pytest.mark.parametrize("k", [1, 3, 5, 30])
+def test_nearest_rows_in_small_blocks_equal_the_dense_stable_order(k):
+    pool, _, test, _ = _ties_game(2)
+    dense = np.argsort(-np.round(test @ pool.T, 12), axis=1, kind="stable")[:, : min(k, len(pool))]
+    for blocks in [(1, 1), (3, 5), (4, 7), (1024, 16384)]:
+        np.testing.assert_array_equal(knn.nearest_rows(pool, test, k, *blocks), dense)
+
+
+@pytest.mark.parametrize("k", [1, 3, 5, 30])
+def test_heldout_utility_from_nearest_rows_equals_the_dense_knn_utility_bit_for_bit(k, monkeypatch):
+    for seed in range(4):
+        pool, outputs, test, refs = _ties_game(seed)
+        dense = KNNUtility(pool, outputs, test, refs, k=k)
+        expected = dense.value(np.ones(len(pool), dtype=bool))
+        assert knn.heldout_utility(pool, outputs, test, refs, k) == expected
+        monkeypatch.setattr(knn, "TEST_BLOCK", 2)
+        monkeypatch.setattr(knn, "TRAIN_BLOCK", 3)
+        assert knn.heldout_utility(pool, outputs, test, refs, k) == expected
+        monkeypatch.undo()
+    assert knn.heldout_utility(pool[:0], [], test, refs, k) == 0.0
+    with pytest.raises(ValueError, match="differ in length"):
+        knn.heldout_utility(pool, outputs[:-1], test, refs, k)
+
+
+
+@pytest.mark.parametrize("k", [1, 3, 30])
+def test_a_game_too_large_for_dense_matrices_gives_the_same_values_without_building_them(k, monkeypatch):
+    """Above DENSE_MAX_ELEMENTS a coalition's value comes from its members' nearest rows in blocks
+    (bounded memory at 50,000 proxies): bit-identical to the dense matrices' value."""
+    pool, outputs, test, refs = _ties_game(3)
+    dense = KNNUtility(pool, outputs, test, refs, k=k)
+    rng = np.random.default_rng(k)
+    coalitions = [np.ones(len(pool), bool), np.zeros(len(pool), bool)] + [rng.random(len(pool)) < p for p in (0.1, 0.5, 0.9)]
+    expected = [dense.value(c) for c in coalitions]
+    monkeypatch.setattr(knn, "DENSE_MAX_ELEMENTS", len(pool) * len(test) - 1)
+    monkeypatch.setattr(knn, "TRAIN_BLOCK", 4)
+    large = KNNUtility(pool, outputs, test, refs, k=k)
+    assert [large.value(c) for c in coalitions] == expected
+    assert large._order is None and large._match is None
