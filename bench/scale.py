@@ -13,8 +13,9 @@ libraries), and between consecutive sizes the growth exponent b in t ~ N^b.
 
 Encoding a million rows with the real encoder takes hours on a CPU, so above `--real-up-to` rows
 (`--encoder auto`) the `embeddings` stage uses a tiny randomly initialised encoder with the same
-interface (the packaged all-MiniLM-L6-v2 tokenizer, one transformer layer, 384 dimensions, 64 word
-pieces; its vectors mean nothing but have the same shape), and the table says so. The real
+interface (the packaged all-MiniLM-L6-v2 tokenizer, one transformer layer of width 32 over at most 32
+word pieces, a linear map to 384 dimensions; its vectors mean nothing but have the same shape), and
+the table says so. The real
 encoder's throughput: `python bench/embedding_throughput.py`.
 
 No LM fine-tunes (`--no-lm-eval`): evaluation_metrics is its model-free report. Every size runs in
@@ -39,8 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 STAGES = ["raw_dataset", "embeddings", "clusters", "row_values", "proxy_shapley_scores", "curated_subset", "evaluation_metrics"]
-TINY_ENCODER = "tiny_encoder"
-TINY_MAX_TOKENS = 64  # the real encoder reads up to 256 word pieces; the stand-in only has to be cheap
+TINY_ENCODER = "tiny_encoder_w32"
+TINY_WIDTH, TINY_MAX_TOKENS = 32, 32  # the real encoder: width 384, six layers, 256 word pieces
 
 
 def write_source(n: int, path: Path) -> None:
@@ -72,21 +73,29 @@ def write_source(n: int, path: Path) -> None:
 
 
 def write_tiny_encoder(path: Path) -> None:
-    """A one-layer, 384-dimensional sentence-transformers model with random weights (seeded)."""
+    """A stand-in encoder with random weights (seeded): the packaged tokenizer, one transformer layer
+    of width 32, then a linear map to 384 dimensions, normalised: the real encoder's interface and
+    output shape at a small fraction of its cost per text."""
     import torch
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
     from transformers import AutoTokenizer, BertConfig, BertModel
+
+    try:  # sentence-transformers >= 6 moved the modules here
+        from sentence_transformers.sentence_transformer import modules as models
+    except ImportError:
+        from sentence_transformers import models
 
     from shed_pipeline.core.embedding import DEFAULT_MODEL, resolve_model_path
 
     torch.manual_seed(0)
     tok = AutoTokenizer.from_pretrained(resolve_model_path(DEFAULT_MODEL))
-    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=384, num_hidden_layers=1, num_attention_heads=6, intermediate_size=384, max_position_embeddings=512)
+    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=TINY_WIDTH, num_hidden_layers=1, num_attention_heads=2, intermediate_size=TINY_WIDTH, max_position_embeddings=512)
     bert_dir = path / "bert"
     BertModel(cfg).save_pretrained(bert_dir)
     tok.save_pretrained(bert_dir)
     word = models.Transformer(str(bert_dir), max_seq_length=TINY_MAX_TOKENS)
-    SentenceTransformer(modules=[word, models.Pooling(384, "mean"), models.Normalize()]).save(str(path))
+    dense = models.Dense(TINY_WIDTH, 384, activation_function=torch.nn.Identity())
+    SentenceTransformer(modules=[word, models.Pooling(TINY_WIDTH, "mean"), dense, models.Normalize()]).save(str(path))
 
 
 def child(a) -> None:

@@ -9,8 +9,6 @@ import numpy as np
 
 from shed_pipeline.core.utilities.knn import TRAIN_BLOCK, heldout_utility
 
-__all__ = ["arm_metrics", "heldout_utility", "mean_pairwise_cosine_distance", "selected_pool_indices", "subset_report"]
-
 
 def mean_pairwise_cosine_distance(vectors: np.ndarray) -> float:
     """1 - mean cosine similarity over distinct pairs of unit vectors, in O(n d):

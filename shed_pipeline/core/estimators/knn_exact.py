@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from shed_pipeline.core.estimators.base import EstimatorResult
-from shed_pipeline.core.row_values.knn_shapley import knn_shapley_values
+from shed_pipeline.core.row_values.knn_shapley import knn_shapley_values, sorted_shapley
 from shed_pipeline.core.strategies import Strategy
 from shed_pipeline.core.utilities.base import CountingUtility
 
@@ -25,17 +25,7 @@ def knn_shapley(utility) -> EstimatorResult:
     m = utility.match_sorted  # (V, N) match values, nearest first
     order = utility.order
     v, n = m.shape
-    k = utility.k
-    if n < k:
-        s_sorted = m / k
-    else:
-        i = np.arange(1, n)  # 1-based positions 1..N-1
-        coef = np.minimum(k, i) / i / k  # weight of (m_i - m_{i+1})
-        diffs = (m[:, :-1] - m[:, 1:]) * coef[None, :]
-        # s_i = s_N + sum_{j >= i} diffs_j: a reversed cumulative sum.
-        tail = np.cumsum(diffs[:, ::-1], axis=1)[:, ::-1]
-        s_last = m[:, -1:] / n
-        s_sorted = np.concatenate([s_last + tail, s_last], axis=1)
+    s_sorted = sorted_shapley(m, utility.k)
     phi = np.zeros((v, n))
     np.put_along_axis(phi, order, s_sorted, axis=1)
     return EstimatorResult(values=phi.mean(0), info={"validation_rows": v})
