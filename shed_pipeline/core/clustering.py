@@ -159,23 +159,32 @@ def kmeans(
     return KMeansResult(centroids32, labels, sq_dist, float(sq_dist.sum()), n_iter, converged, len(seeding), len(train))
 
 
+# Entries of a (rows x centres) distance block on the device: 2^28 float32 is 1 GiB, whatever k is.
+TORCH_BLOCK_ENTRIES = 1 << 28
+
+
 def _lloyd_torch(xt: np.ndarray, centroids: np.ndarray, max_iter: int, tol_abs: float, device: str, log: Log) -> tuple[np.ndarray, int, bool]:
-    """Lloyd iterations on a torch device (CUDA), float32, the sample's distances as one matrix."""
+    """Lloyd iterations on a torch device (CUDA), float32, distances a block of rows at a time."""
     x = torch.from_numpy(np.ascontiguousarray(xt, dtype=np.float32)).to(device)
     c = torch.from_numpy(np.ascontiguousarray(centroids, dtype=np.float32)).to(device)
     x_sq = (x * x).sum(1)
-    k = c.shape[0]
+    n, k = x.shape[0], c.shape[0]
+    rows = max(1, TORCH_BLOCK_ENTRIES // k)
     progress = Progress(max_iter, "k-means iterations", log, unit="iterations")
     it, converged = 0, False
     for it in range(1, max_iter + 1):  # noqa: B007 (it is the iteration count reported after the loop)
-        d = (x_sq[:, None] - 2.0 * (x @ c.T) + (c * c).sum(1)[None, :]).clamp_min_(0.0)
-        labels = d.argmin(1)
+        c_sq = (c * c).sum(1)
+        dist = torch.empty(n, dtype=x.dtype, device=device)
+        labels = torch.empty(n, dtype=torch.long, device=device)
+        for s in range(0, n, rows):
+            d = (x_sq[s : s + rows, None] - 2.0 * (x[s : s + rows] @ c.T) + c_sq[None, :]).clamp_min_(0.0)
+            dist[s : s + rows], labels[s : s + rows] = d.min(1)
         sums = torch.zeros_like(c).index_add_(0, labels, x)
         counts = torch.bincount(labels, minlength=k).to(x.dtype)
         new = sums / counts.clamp_min(1)[:, None]
         empty = (counts == 0).nonzero().flatten()
         if len(empty):
-            far = d.gather(1, labels[:, None])[:, 0].argsort(descending=True, stable=True)[: len(empty)]
+            far = dist.argsort(descending=True, stable=True)[: len(empty)]
             new[empty] = x[far]
         shift = float(((new - c) ** 2).sum())
         c = new

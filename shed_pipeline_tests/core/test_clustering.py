@@ -187,3 +187,20 @@ def test_damaged_state_file_is_a_clear_error(tmp_path):
     bad.write_bytes(b"not parquet")
     with pytest.raises(ValueError, match="cannot read the saved clustering"):
         ClusterState.load(bad)
+
+
+def test_the_device_path_in_small_distance_blocks_equals_one_block(monkeypatch):
+    """The torch (GPU) Lloyd iterations compute distances a block of rows at a time, so memory does
+    not grow with rows x centres; blocks of one row give the same centroids as one block."""
+    import shed_pipeline.core.clustering as clustering
+
+    x, _ = blobs(seed=4)
+    start = x[:: len(x) // 6][:6].astype(np.float64)
+    whole = clustering._lloyd_torch(x, start, 50, 1e-6, "cpu", lambda _m: None)
+    monkeypatch.setattr(clustering, "TORCH_BLOCK_ENTRIES", 6)  # one row per block at k = 6
+    blocked = clustering._lloyd_torch(x, start, 50, 1e-6, "cpu", lambda _m: None)
+    np.testing.assert_array_equal(blocked[0], whole[0])
+    assert blocked[1:] == whole[1:]
+    # And the CPU path (faiss) finds the same clustering from the same start.
+    cpu = clustering._lloyd_cpu(x, start, 50, 1e-6, lambda _m: None)
+    np.testing.assert_allclose(cpu[0], whole[0], atol=1e-4)
