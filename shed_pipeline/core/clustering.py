@@ -316,10 +316,16 @@ def _summarise(idx: np.ndarray, row_ids: Sequence[str], x: np.ndarray) -> tuple[
     return centroid, members[best], members, [float(v) for v in sq]
 
 
+# Entries of a (rows x anchors) float64 block in nearest_anchor: 2^24 is 128 MiB, whatever K is.
+ANCHOR_BLOCK_ENTRIES = 1 << 24
+
+
 def nearest_anchor(x: np.ndarray, anchors: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
     """Index of each row's nearest anchor (ties to the lower index) and the squared distance, in
-    float64 a block of rows at a time (no float64 copy of all rows)."""
+    float64 a block of rows at a time (no float64 copy of all rows): at most `chunk` rows, fewer when
+    there are so many anchors that a block would pass ANCHOR_BLOCK_ENTRIES."""
     a = np.asarray(anchors, dtype=np.float32).astype(np.float64)
+    chunk = max(1, min(chunk, ANCHOR_BLOCK_ENTRIES // max(1, len(a))))
     a_sq = (a * a).sum(1)
     labels = np.empty(len(x), dtype=np.int64)
     dist = np.empty(len(x), dtype=np.float64)

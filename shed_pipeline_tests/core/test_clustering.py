@@ -204,3 +204,17 @@ def test_the_device_path_in_small_distance_blocks_equals_one_block(monkeypatch):
     # And the CPU path (faiss) finds the same clustering from the same start.
     cpu = clustering._lloyd_cpu(x, start, 50, 1e-6, lambda _m: None)
     np.testing.assert_allclose(cpu[0], whole[0], atol=1e-4)
+
+
+def test_nearest_anchor_in_blocks_bounded_by_the_anchor_count_gives_the_same_assignment(monkeypatch):
+    """With tens of thousands of anchors a block of 4,096 rows would be gigabytes: the block shrinks
+    to ANCHOR_BLOCK_ENTRIES; the rows' anchors and distances do not change (brute force)."""
+    import shed_pipeline.core.clustering as clustering
+
+    x, _ = blobs(seed=6)
+    anchors = x[::7][:40]
+    d = ((x[:, None, :].astype(np.float64) - anchors[None, :, :].astype(np.float64)) ** 2).sum(-1)
+    monkeypatch.setattr(clustering, "ANCHOR_BLOCK_ENTRIES", 40 * 3)  # three rows a block
+    labels, dist = clustering.nearest_anchor(x, anchors)
+    np.testing.assert_array_equal(labels, d.argmin(1))
+    np.testing.assert_allclose(dist, d.min(1), rtol=1e-12)
