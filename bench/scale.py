@@ -20,7 +20,8 @@ encoder's throughput: `python bench/embedding_throughput.py`.
 
 No LM fine-tunes (`--no-lm-eval`): evaluation_metrics is its model-free report. Every size runs in
 its own project folder under --home, which keeps the generated sources and the encoder; rerunning a
-size starts that size's project folder afresh.
+size starts that size's project folder afresh (with `--keep`, it runs only `--stages` on the stored
+inputs, e.g. to remeasure clustering at 1M rows without embedding again).
 """
 
 import argparse
@@ -142,6 +143,7 @@ def main() -> None:
     ap.add_argument("--stages", default=",".join(STAGES))
     ap.add_argument("--home", help="folder for sources, the tiny encoder and one project per size (default: a new temporary one)")
     ap.add_argument("--extra", default="", help="more `shed-pipeline run` arguments, e.g. '--clusters 5000'")
+    ap.add_argument("--keep", action="store_true", help="keep each size's project folder and run only --stages on it (their inputs are the stored ones), e.g. to remeasure one stage")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--source", help=argparse.SUPPRESS)
     ap.add_argument("--encoder-path", help=argparse.SUPPRESS)
@@ -174,7 +176,8 @@ def main() -> None:
                 write_tiny_encoder(Path(encoder))
         encoders[n] = "tiny (random weights)" if tiny else "all-MiniLM-L6-v2"
         project = home / f"project_{n}"
-        shutil.rmtree(project, ignore_errors=True)
+        if not a.keep:
+            shutil.rmtree(project, ignore_errors=True)
         results[n] = {}
         for stage in stages:
             secs, peak, ok = run_stage(stage, n, source, encoder, project, a.extra, log_path)
