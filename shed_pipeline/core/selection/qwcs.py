@@ -42,18 +42,53 @@ def auto_temperature(scores: Sequence[float]) -> float:
     return s if s > 0 else 1.0
 
 
-def _cdf(w: np.ndarray, live: np.ndarray) -> np.ndarray:
-    """The draw's cumulative weights over the live clusters, computed as Generator.choice(p=...)
-    does from SHED's renormalised weights, so a draw is `cdf.searchsorted(rng.random(), "right")`:
-    the same numbers as choice, with the O(K) work redone only when a cluster runs out."""
-    p = np.where(live, w, 0.0)
-    p_sum = p.sum()
-    if p_sum <= 0:  # weights underflowed on every live cluster: fall back to uniform over them
-        p = live.astype(np.float64)
-        p_sum = p.sum()
-    cdf = (p / p_sum).cumsum()
-    cdf /= cdf[-1]
-    return cdf
+class WeightTree:
+    """Sampling clusters in proportion to their weights, without the exhausted ones, in O(log K) a
+    draw and a removal: a sum tree (each node the sum of its two children, recomputed from them on
+    every change, so no rounding drift accumulates). A linear scan of the weights per draw was
+    O(K): 410 s for 100k draws over 50k clusters."""
+
+    def __init__(self, weights: np.ndarray):
+        self.size = 1 << max(0, int(len(weights) - 1).bit_length())
+        tree = np.zeros(2 * self.size, dtype=np.float64)
+        tree[self.size : self.size + len(weights)] = weights
+        for level_start in _levels(self.size):
+            tree[level_start : 2 * level_start] = tree[2 * level_start : 4 * level_start : 2] + tree[2 * level_start + 1 : 4 * level_start : 2]
+        self.tree = tree.tolist()  # Python floats: the per-draw loop indexes single nodes
+
+    @property
+    def total(self) -> float:
+        return self.tree[1]
+
+    def draw(self, u: float) -> int:
+        """The leaf where u (in [0, total)) falls in the cumulative weights; never a zero-weight leaf
+        while the total is positive, whatever the rounding."""
+        tree, i = self.tree, 1
+        while i < self.size:
+            left = tree[2 * i]
+            if u < left or tree[2 * i + 1] <= 0.0:
+                i = 2 * i
+            else:
+                u -= left
+                i = 2 * i + 1
+        return i - self.size
+
+    def remove(self, leaf: int) -> None:
+        tree = self.tree
+        i = leaf + self.size
+        tree[i] = 0.0
+        i //= 2
+        while i:
+            tree[i] = tree[2 * i] + tree[2 * i + 1]
+            i //= 2
+
+
+def _levels(size: int):
+    """Start index of each internal level of a sum tree with `size` leaves, deepest first."""
+    level = size // 2
+    while level >= 1:
+        yield level
+        level //= 2
 
 
 def run(inputs: SelectionInputs, settings: QwcsSettings) -> list[Selection]:
@@ -75,10 +110,12 @@ def run(inputs: SelectionInputs, settings: QwcsSettings) -> list[Selection]:
     else:  # the take order is fixed up front; a draw takes the next member (no rng use here)
         remaining = [ordered_members(c.members, order_by, values, None)[::-1] for c in inputs.clusters]
     live = np.array([len(m) > 0 for m in remaining])
-    cdf = _cdf(w, live)
+    tree = WeightTree(np.where(live, w, 0.0))
     out: list[Selection] = []
     while len(out) < n:
-        c = int(cdf.searchsorted(rng.random(), side="right"))
+        if not tree.total > 0.0:  # weights underflowed on every live cluster: uniform over them
+            tree = WeightTree(live.astype(np.float64))
+        c = tree.draw(rng.random() * tree.total)
         if order_by == RANDOM:
             j = int(rng.integers(len(remaining[c])))
             rid = remaining[c].pop(j)
@@ -89,8 +126,7 @@ def run(inputs: SelectionInputs, settings: QwcsSettings) -> list[Selection]:
         out.append(Selection(rid, int(ids[c]), len(out), f"qwcs: draw {len(out) + 1}, cluster {int(ids[c])} (score {float(scores[c]):.6g}, weight {w[c]:.4g}, T={temperature:.4g})" + how))
         if not remaining[c]:
             live[c] = False
-            if len(out) < n:
-                cdf = _cdf(w, live)
+            tree.remove(c)
     return out
 
 

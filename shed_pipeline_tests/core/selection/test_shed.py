@@ -6,7 +6,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from shed_pipeline.core.selection.qwcs import auto_temperature, qwcs_weights
+from shed_pipeline.core.selection.qwcs import WeightTree, auto_temperature, qwcs_weights
 from shed_pipeline_tests.core.selection.inputs import make_inputs, run
 
 IDS = [0, 1, 2, 3]
@@ -74,6 +74,35 @@ def test_qwcs_prefers_high_scores_in_proportion_to_weights():
     sel = run("qwcs", make_inputs([0, 1], [0.0, np.log(3.0)], members, n=4000), temperature=1.0)
     share = Counter(s.cluster_id for s in sel)[1] / 4000
     assert share == pytest.approx(0.75, abs=0.02)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 7, 64, 100])
+def test_weight_tree_draws_where_the_cumulative_weights_say_and_never_a_removed_cluster(k):
+    rng = np.random.default_rng(k)
+    w = rng.random(k) ** 3
+    tree = WeightTree(w)
+    live = np.ones(k, dtype=bool)
+    for _ in range(k):
+        p = np.where(live, w, 0.0)
+        assert tree.total == pytest.approx(p.sum(), rel=1e-12)
+        cum = np.cumsum(p)
+        for u in rng.random(50) * tree.total:  # the oracle: the first cluster whose cumulative weight exceeds u
+            expected = int(np.searchsorted(cum, u, side="right"))
+            got = tree.draw(float(u))
+            assert live[got]
+            if abs(cum[min(expected, k - 1)] - u) > 1e-9 and (expected == 0 or abs(cum[expected - 1] - u) > 1e-9):
+                assert got == expected
+        assert live[tree.draw(float(np.nextafter(tree.total, 0)))]  # the very top of the range
+        gone = int(rng.choice(np.flatnonzero(live)))
+        tree.remove(gone)
+        live[gone] = False
+    assert tree.total == 0.0
+
+
+def test_qwcs_with_weights_that_underflow_draws_uniformly_over_the_clusters_left():
+    members = [["a1"], ["b1", "b2", "b3"], ["c1", "c2"]]
+    sel = run("qwcs", make_inputs([0, 1, 2], [1e6, 0.0, 0.0], members, n=6), temperature=1.0)
+    assert sel[0].row_id == "a1" and sorted(s.row_id for s in sel) == sorted(r for m in members for r in m)
 
 
 def test_qwcs_member_order_by_values_takes_the_best_unused_member_of_the_drawn_cluster():
