@@ -60,7 +60,7 @@ class ComputeResource(dg.ConfigurableResource):
 
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     batch_size: int = 32  # 32 is the fastest batch for MiniLM on a 2-core CPU (REFERENCE.md)
-    precision: str = "auto"  # auto (fp16 on CUDA, fp32 on CPU) | fp32 | fp16 | bf16
+    precision: str = "auto"  # auto (fp16 on CUDA, bf16 on a CPU with AMX, else fp32) | fp32 | fp16 | bf16
 
     def torch_device(self) -> str:
         import torch
@@ -72,9 +72,11 @@ class ComputeResource(dg.ConfigurableResource):
         return self.device
 
     def torch_precision(self) -> str:
+        from shed_pipeline.core.embedding import PRECISIONS, auto_precision
+
         if self.precision == "auto":
-            return "fp16" if self.torch_device().startswith("cuda") else "fp32"
-        if self.precision not in ("fp32", "fp16", "bf16"):
+            return auto_precision(self.torch_device())
+        if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be auto, fp32, fp16 or bf16, not {self.precision!r}")
         return self.precision
 
@@ -307,7 +309,8 @@ def resources_for_env(env: str | None = None) -> dict:
 
     local: everything under a project folder. SHED_PIPELINE_HOME (default ./.shed_pipeline: caches,
     incremental state, asset values), SHED_PIPELINE_OUT (default <home>/out; an s3:// prefix also
-    works), SHED_PIPELINE_LINEAGE (default <home>/lineage.duckdb), SHED_DEVICE (default auto),
+    works), SHED_PIPELINE_LINEAGE (default <home>/lineage.duckdb), SHED_DEVICE (default auto), SHED_PRECISION
+    (default auto),
     SHED_PIPELINE_SOURCE (the source runs use when they name none, and the sensor watches; a file,
     folder or s3:// location).
 
@@ -331,7 +334,7 @@ def resources_for_env(env: str | None = None) -> dict:
     else:
         io_manager = PolarsParquetIOManager(base_dir=str(Path(home) / "assets"))
     return {
-        "compute": ComputeResource(device=os.environ.get("SHED_DEVICE", "auto")),
+        "compute": ComputeResource(device=os.environ.get("SHED_DEVICE", "auto"), precision=os.environ.get("SHED_PRECISION", "auto")),
         "paths": PathsResource(home=home, out_dir=out, source=os.environ.get("SHED_PIPELINE_SOURCE", "")),
         "lineage": LineageResource(path=lineage),
         "s3": s3,

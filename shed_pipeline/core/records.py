@@ -40,7 +40,7 @@ import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterable, Iterator, NamedTuple, Sequence
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence
 
 from shed_pipeline.core.display import printable
 from shed_pipeline.core.files import sha256_file
@@ -173,14 +173,19 @@ class QuarantineEntry:
 
 @dataclass
 class ReadResult:
-    rows: list[Row] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)  # rows kept and not yet handed to validate_units' sink
     quarantine: list[QuarantineEntry] = field(default_factory=list)
     turns_after_last_assistant: int = 0  # over the chat rows kept: turns after their last assistant turn
     turns_other_roles: int = 0  # over the chat rows kept: tool (or other non-chat role) turns before it
+    rows_handed_over: dict[str, int] = field(default_factory=dict)  # file -> rows kept and already handed to the sink
+
+    @property
+    def rows_kept(self) -> int:
+        return len(self.rows) + sum(self.rows_handed_over.values())
 
     @property
     def rows_in(self) -> int:
-        return len(self.rows) + len(self.quarantine)
+        return self.rows_kept + len(self.quarantine)
 
     def quarantine_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -190,7 +195,7 @@ class ReadResult:
 
     def file_counts(self) -> dict[str, tuple[int, int]]:
         """file -> (rows ok, rows quarantined), files in order of first appearance."""
-        counts: dict[str, list[int]] = {}
+        counts: dict[str, list[int]] = {f: [n, 0] for f, n in self.rows_handed_over.items()}
         for r in self.rows:
             counts.setdefault(r.source_file, [0, 0])[0] += 1
         for q in self.quarantine:
@@ -199,7 +204,7 @@ class ReadResult:
 
     def all_quarantined_files(self) -> list[str]:
         """One line per file every unit of which was quarantined (see `all_quarantined_message`)."""
-        ok = {r.source_file for r in self.rows}
+        ok = {r.source_file for r in self.rows} | set(self.rows_handed_over)
         by_file: dict[str, list[QuarantineEntry]] = {}
         for q in self.quarantine:
             if q.source_file not in ok:
@@ -209,7 +214,7 @@ class ReadResult:
     def all_quarantined_message(self, label: str) -> str | None:
         """When no unit of the whole source made a row: one line saying why, naming the file when the
         source has one, else the source and its number of files; None when some unit made a row."""
-        if self.rows or not self.quarantine:
+        if self.rows_kept or not self.quarantine:
             return None
         files = {q.source_file for q in self.quarantine}
         return all_quarantined_message(next(iter(files)) if len(files) == 1 else f"{label} ({len(files):,} files)", self.quarantine)
@@ -519,6 +524,32 @@ def _utf8_lines(data: bytes, skip: int) -> Iterator[str]:
         yield (raw[:-1] if raw.endswith(b"\n") else raw).decode("utf-8", "surrogateescape")
 
 
+def _utf8_file_lines(path: Path, skip: int, name: str) -> Iterator[str]:
+    """The lines of a UTF-8 file, read and decoded one at a time (as _utf8_lines does from bytes)."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(skip)
+            for raw in fh:
+                yield (raw[:-1] if raw.endswith(b"\n") else raw).decode("utf-8", "surrogateescape")
+    except OSError as exc:
+        raise SourceError(f"{name}: cannot read ({exc.strerror or exc})") from exc
+
+
+# Files larger than this are streamed (JSON Lines without compression): their bytes are never held whole.
+STREAM_MIN_BYTES = 1 << 20
+
+
+def _ends(path: Path, name: str, size: int, length: int = 4096) -> bytes:
+    """A file's first `length` bytes and its last four: what telling its encoding and kind looks at."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(length)
+            fh.seek(max(0, size - 4))
+            return head + fh.read(4)
+    except OSError as exc:
+        raise SourceError(f"{name}: cannot read ({exc.strerror or exc})") from exc
+
+
 class _DupKeys(dict):
     """An object in which a key appeared twice with different values (json keeps the last)."""
 
@@ -643,16 +674,26 @@ def _json_units(text: str, name: str, encoding: str, report: SourceReport | None
     yield from _json_elements(_records_of(payload, name), text, dec, name, encoding)
 
 
-def _jsonl_units(data: bytes, name: str, report: SourceReport | None) -> Iterator[RawUnit]:
+def _jsonl_units(data: bytes, name: str, report: SourceReport | None, path: Path | None = None) -> Iterator[RawUnit]:
+    """`data`: the file's bytes; or, with `path` (an uncompressed file), only its first and last
+    bytes, enough to tell its encoding, and its lines are read from the file one at a time."""
     codec, skip = _text_encoding(data, name, "jsonl", report)
+    if path is not None and codec != "utf-8":
+        data, path = _read_bytes(path, name), None  # UTF-16/32: decoded whole, as before
     text = None if codec == "utf-8" else data[skip:].decode(codec, "shed_pipeline.bad_bytes")
     encoding = codec.upper()
-    first = next((line for line in (text.split("\n") if text is not None else _utf8_lines(data, skip)) if line.strip(_BLANK)), "")
+
+    def utf8_lines() -> Iterator[str]:
+        return _utf8_lines(data, skip) if path is None else _utf8_file_lines(path, skip, name)
+
+    first = next((line for line in (text.split("\n") if text is not None else utf8_lines()) if line.strip(_BLANK)), "")
     head = first.lstrip(_BLANK)[:1]
     if head == "[" or (head == "{" and not _parses(first)):
         # A JSON array, or an object spread over many lines (a data wrapper, pretty-printed), in a
         # file named .jsonl: read it as JSON. A record on one line is a JSON Lines record, whatever
         # its fields are called.
+        if path is not None:
+            data, path = _read_bytes(path, name), None
         text = text if text is not None else data[skip:].decode("utf-8", "surrogateescape")
         dec = _Decoder()
         try:
@@ -668,7 +709,7 @@ def _jsonl_units(data: bytes, name: str, report: SourceReport | None) -> Iterato
                 report.notes.append(f"{name}: holds one JSON {'array' if isinstance(whole, list) else 'object'}, not JSON Lines; read as JSON")
             yield from _json_elements(records, text, dec, name, encoding)
             return
-    yield from _jsonl_lines(text.split("\n") if text is not None else _utf8_lines(data, skip), name, encoding)
+    yield from _jsonl_lines(text.split("\n") if text is not None else utf8_lines(), name, encoding)
 
 
 def _parses(line: str) -> bool:
@@ -775,6 +816,14 @@ def iter_units(path: Path, name: str | None = None, report: SourceReport | None 
     if kind.format == "parquet":
         yield from _parquet_units(path, name)
         return
+    if kind.format == "jsonl" and not kind.compression:
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            raise SourceError(f"{name}: cannot read ({exc.strerror or exc})") from exc
+        if size > STREAM_MIN_BYTES:
+            yield from _jsonl_units(_ends(path, name, size), name, report, path=path)
+            return
     data = _read_bytes(path, name)
     if kind.compression:
         data = _decompress(data, kind.compression, name)
@@ -795,15 +844,20 @@ def read_units(source: str | os.PathLike[str], report: SourceReport | None = Non
 
 def read_files(files: Sequence[tuple[Path, str]], report: SourceReport | None = None) -> list[RawUnit]:
     """The units of (local file, name to report) pairs, in order."""
-    units: list[RawUnit] = []
+    return list(iter_files(files, report))
+
+
+def iter_files(files: Sequence[tuple[Path, str]], report: SourceReport | None = None) -> Iterator[RawUnit]:
+    """read_files one unit at a time: each file's count reaches `report` when the file is done."""
     for path, name in files:
-        before = len(units)
-        units.extend(iter_units(path, name, report))
+        count = 0
+        for unit in iter_units(path, name, report):
+            count += 1
+            yield unit
         if report is not None:
-            report.file_units[name] = len(units) - before
-            if len(units) == before:
+            report.file_units[name] = count
+            if count == 0:
                 report.notes.append(f"{name}: holds no records")
-    return units
 
 
 def sample_units(units: Sequence[RawUnit], n: int | None, seed: int, stratify: str | None = None) -> list[RawUnit]:
@@ -914,11 +968,22 @@ def _from_messages(record: dict, name: str) -> tuple[_Chat | None, tuple[str, st
     return _Chat(instruction, output, kept, len(messages) - 1 - last, last - len(prompt_turns)), None
 
 
-def validate_units(units: Iterable[RawUnit], mapping: FieldMapping, max_chars: int) -> ReadResult:
-    """Turn raw units into rows or quarantine entries (exact duplicates: the first one is kept)."""
+def validate_units(units: Iterable[RawUnit], mapping: FieldMapping, max_chars: int, sink: Callable[[list[Row]], None] | None = None, sink_rows: int = 65_536) -> ReadResult:
+    """Turn raw units into rows or quarantine entries (exact duplicates: the first one is kept).
+    With `sink`, kept rows are handed to it `sink_rows` at a time (and at the end) instead of piling
+    up in `result.rows`: a million rows never exist as Python objects all at once."""
     result = ReadResult()
     seen: dict[str, tuple[str, int]] = {}
+
+    def hand_over() -> None:
+        for r in result.rows:
+            result.rows_handed_over[r.source_file] = result.rows_handed_over.get(r.source_file, 0) + 1
+        sink(result.rows)
+        result.rows = []
+
     for order, unit in enumerate(units):
+        if sink is not None and len(result.rows) >= sink_rows:
+            hand_over()
 
         def quarantine(reason: str, detail: str, row_id: str | None = None, unit: RawUnit = unit) -> None:
             detail = f"{detail} ({unit.note})" if unit.note else detail
@@ -989,7 +1054,17 @@ def validate_units(units: Iterable[RawUnit], mapping: FieldMapping, max_chars: i
                 turns_dropped=chat.after_last + chat.other_roles if chat is not None else 0,
             )
         )
+    if sink is not None and result.rows:
+        hand_over()
     return result
+
+
+def consumed(units: list[RawUnit]) -> Iterator[RawUnit]:
+    """The units of a list, each dropped from it once yielded: validating a large source frees each
+    record as its row is made (the caller must not use the list afterwards)."""
+    for i in range(len(units)):
+        unit, units[i] = units[i], None  # type: ignore[call-overload]
+        yield unit
 
 
 def split_of(row_id: str, seed: int, validation_fraction: float, test_fraction: float) -> str:

@@ -14,10 +14,13 @@ from shed_pipeline.core.objectstore import ObjectStore, S3Uri, is_s3
 from shed_pipeline.core.records import (
     FieldMapping,
     ReadResult,
+    Row,
     SourceReport,
     combine_digests,
+    consumed,
     display_name,
     file_digest,
+    iter_files,
     list_source_files,
     read_files,
     read_units,
@@ -135,28 +138,65 @@ def load_source(
     else:
         files = list_source_files(source, report.skipped)
         named = [(f.name, file_digest(f)) for f in files]
-        units = read_files([(f, display_name(f)) for f in files], report)  # the files just listed, not a second listing
+        listed = [(f, display_name(f)) for f in files]  # the files just listed, not a second listing
         stratify = mapping.task
+        if rows is None:  # every row: read, validate and store one record after another
+            counted = _Counted(iter_files(listed, report))
+            result, df = _validated(counted, mapping, max_chars, seed, validation_fraction, test_fraction)
+            return _loaded(df, result, counted.n, named, label, version, report)
+        units = read_files(listed, report)
     available = len(units)
     units = sample_units(units, rows, seed, stratify=stratify)
-    result = validate_units(units, mapping, max_chars)
-    df = pl.DataFrame(
+    result, df = _validated(consumed(units), mapping, max_chars, seed, validation_fraction, test_fraction)
+    del units
+    return _loaded(df, result, available, named, label, version, report)
+
+
+class _Counted:
+    """An iterator that counts what passed through it."""
+
+    def __init__(self, items):
+        self.items, self.n = iter(items), 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        item = next(self.items)
+        self.n += 1
+        return item
+
+
+def _rows_frame(rows: list[Row], seed: int, validation_fraction: float, test_fraction: float) -> pl.DataFrame:
+    return pl.DataFrame(
         {
-            "row_id": [r.row_id for r in result.rows],
-            "split": [split_of(r.row_id, seed, validation_fraction, test_fraction) for r in result.rows],
-            "task": [r.task for r in result.rows],
-            "instruction": [r.instruction for r in result.rows],
-            "input": [r.input for r in result.rows],
-            "output": [r.output for r in result.rows],
-            "source_file": [r.source_file for r in result.rows],
-            "source_locator": [r.source_locator for r in result.rows],
-            "source_order": [r.source_order for r in result.rows],
-            "record": [r.record for r in result.rows],
-            "messages": [r.messages for r in result.rows],
-            "turns_dropped": [r.turns_dropped for r in result.rows],
+            "row_id": [r.row_id for r in rows],
+            "split": [split_of(r.row_id, seed, validation_fraction, test_fraction) for r in rows],
+            "task": [r.task for r in rows],
+            "instruction": [r.instruction for r in rows],
+            "input": [r.input for r in rows],
+            "output": [r.output for r in rows],
+            "source_file": [r.source_file for r in rows],
+            "source_locator": [r.source_locator for r in rows],
+            "source_order": [r.source_order for r in rows],
+            "record": [r.record for r in rows],
+            "messages": [r.messages for r in rows],
+            "turns_dropped": [r.turns_dropped for r in rows],
         },
         schema=ROW_SCHEMA,
     )
+
+
+def _validated(units, mapping: FieldMapping, max_chars: int, seed: int, validation_fraction: float, test_fraction: float) -> tuple[ReadResult, pl.DataFrame]:
+    """Validated rows as one frame, built a block of rows at a time (peak memory: the frame, not a
+    Python object per field per row besides it)."""
+    frames: list[pl.DataFrame] = []
+    result = validate_units(units, mapping, max_chars, sink=lambda block: frames.append(_rows_frame(block, seed, validation_fraction, test_fraction)))
+    df = pl.concat(frames, rechunk=False) if frames else _rows_frame([], seed, validation_fraction, test_fraction)
+    return result, df
+
+
+def _loaded(df: pl.DataFrame, result: ReadResult, available: int, named, label: str, version: str | None, report: SourceReport) -> LoadedSource:
     q = pl.DataFrame(
         {
             "source_file": [e.source_file for e in result.quarantine],

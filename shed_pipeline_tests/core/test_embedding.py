@@ -1,7 +1,16 @@
 import numpy as np
 import pytest
 
-from shed_pipeline.core.embedding import EmbeddingCache, SentenceTransformerEncoder, compose, embed_missing, resolve_model_path, text_hash
+from shed_pipeline.core.embedding import (
+    EmbeddingCache,
+    SentenceTransformerEncoder,
+    auto_precision,
+    compose,
+    cpu_flags,
+    embed_missing,
+    resolve_model_path,
+    text_hash,
+)
 
 
 class FakeEncoder:
@@ -91,3 +100,25 @@ def test_real_minilm_loads_offline_and_embeds(monkeypatch):
 def test_unknown_model_names_are_refused_not_fetched():
     with pytest.raises(ValueError, match="never fetched"):
         resolve_model_path("some-org/some-hub-model")
+
+
+def test_auto_precision_is_bf16_only_on_a_cpu_with_amx_and_fp16_on_cuda(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f amx_bf16 amx_tile\n")
+    assert cpu_flags(str(info)) >= {"amx_bf16", "avx2"}
+    assert auto_precision("cpu", cpu_flags(str(info))) == "bf16"
+    assert auto_precision("cpu", {"avx2", "avx512_bf16"}) == "fp32"  # bf16 dot products without AMX tiles: not measured, so not chosen
+    assert auto_precision("cuda", set()) == auto_precision("cuda:1", {"amx_bf16"}) == "fp16"
+    assert cpu_flags(str(tmp_path / "absent")) == set()
+    with pytest.raises(ValueError, match="precision must be one of fp32, fp16, bf16, not 'int4'"):
+        SentenceTransformerEncoder(precision="int4")
+
+
+def test_bf16_on_the_cpu_gives_unit_vectors_close_to_fp32_under_their_own_cache_key():
+    texts = ["Translate the sentence into French.", "What is the capital of Peru?", "A much longer input " * 40]
+    fp32 = SentenceTransformerEncoder(precision="fp32")
+    bf16 = SentenceTransformerEncoder(precision="bf16")
+    a, b = fp32.encode(texts), bf16.encode(texts)
+    assert b.dtype == np.float32 and np.allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-6)
+    assert (a * b).sum(1).min() > 0.999
+    assert fp32.model_id != bf16.model_id  # their vectors differ in the last bits: never mixed in the cache

@@ -31,6 +31,22 @@ def test_every_bad_kind_is_quarantined_with_its_reason_and_counts_balance(tmp_pa
     assert dup[0].row_id == res.rows[0].row_id and "d.jsonl:1" in dup[0].detail
 
 
+def test_rows_handed_to_a_sink_in_blocks_are_the_rows_kept_and_counts_still_balance(tmp_path):
+    good = make_rows(9)
+    a = write_jsonl(tmp_path / "a.jsonl", good[:5] + good[:1], BAD_LINES[:2])
+    b = write_jsonl(tmp_path / "b.jsonl", good[5:], [])
+    units = R.read_files([(a, "a.jsonl"), (b, "b.jsonl")])
+    whole = R.validate_units(list(units), MAP, 10_000)
+    blocks: list[list] = []
+    res = R.validate_units(R.consumed(units), MAP, 10_000, sink=lambda rows: blocks.append(list(rows)), sink_rows=2)
+    assert [len(b) for b in blocks] == [2, 2, 2, 2, 1] and res.rows == []
+    assert [r for block in blocks for r in block] == whole.rows
+    assert units == [None] * len(units)  # consumed: each record let go once validated
+    assert res.rows_kept == 9 and res.rows_in == whole.rows_in == 9 + 3
+    assert res.file_counts() == whole.file_counts() == {"a.jsonl": (5, 3), "b.jsonl": (4, 0)}
+    assert res.quarantine == whole.quarantine and res.all_quarantined_files() == []
+
+
 def test_too_long_rows_are_quarantined(tmp_path):
     rows = [{"instruction": "x" * 50, "output": "y"}, {"instruction": "short", "output": "y"}]
     res = read(write_jsonl(tmp_path / "d.jsonl", rows), max_chars=40)
