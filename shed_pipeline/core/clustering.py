@@ -101,8 +101,10 @@ def _lloyd_cpu(xt: np.ndarray, centroids: np.ndarray, max_iter: int, tol_abs: fl
     x32 = np.ascontiguousarray(xt, dtype=np.float32)  # no copy when it is float32 already
     progress = Progress(max_iter, "k-means iterations", log, unit="iterations")
     it, converged = 0, False
+    history: list[float] = []  # the sample's inertia before each update: how much later iterations still gain
     for it in range(1, max_iter + 1):  # noqa: B007 (it is the iteration count reported after the loop)
         labels, dist = _faiss_assign(x32, centroids)
+        history.append(float(dist.sum()))
         sums = torch.zeros(k, d, dtype=torch.float64)
         lab = torch.from_numpy(labels)
         for s in range(0, len(x32), _CHUNK):
@@ -121,7 +123,13 @@ def _lloyd_cpu(xt: np.ndarray, centroids: np.ndarray, max_iter: int, tol_abs: fl
             converged = True
             break
     progress.finish()
+    log(_history_line(history))
     return centroids, it, converged
+
+
+def _history_line(history: list[float]) -> str:
+    marks = sorted({i for i in (1, 2, 5, 10, 15, 20, 25, 30, 40, 50, 75, 100) if i <= len(history)} | {len(history)})
+    return "k-means sample inertia by iteration: " + ", ".join(f"{i}: {history[i - 1]:.6g}" for i in marks) if history else "k-means: no iterations"
 
 
 def kmeans(

@@ -64,14 +64,15 @@ def test_ties_in_similarity_go_to_the_lower_index_as_in_the_utility():
     np.testing.assert_allclose(knn_shapley_values(players, outputs, queries, refs, k=2), expect, atol=1e-12)
 
 
+@pytest.mark.parametrize("threads", [1, 3])
 @pytest.mark.parametrize("block_elements", [1, 300, 1 << 22])
-def test_equals_the_knn_exact_estimator_in_any_block_size(block_elements):
+def test_equals_the_knn_exact_estimator_in_any_block_size_and_thread_count(block_elements, threads):
     rng = np.random.default_rng(7)
     players, queries = unit(rng, 150).astype(np.float32), unit(rng, 23).astype(np.float32)
     outputs, refs = texts(rng, 150), texts(rng, 23)
     expect = knn_shapley(KNNUtility(players, outputs, queries, refs, k=5)).values
-    got = knn_shapley_values(players, outputs, queries, refs, k=5, block_elements=block_elements)
-    np.testing.assert_array_equal(got, expect)
+    got = knn_shapley_values(players, outputs, queries, refs, k=5, block_elements=block_elements, threads=threads)
+    np.testing.assert_array_equal(got, expect)  # bit for bit: blocks are summed in order whatever the threads
 
 
 def test_token_sets_give_text_match_f1_bit_for_bit():
