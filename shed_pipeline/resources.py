@@ -177,15 +177,23 @@ def expected_writer(context: dg.InputContext) -> tuple[str | None, bool]:
     return (event.run_id if event is not None else None), False
 
 
-def _read_stamped(source) -> tuple[pl.DataFrame, str | None]:
-    """A Parquet file (path or file object) as a frame, and the run id stamped in it; schema and
-    data come from one open file, so a writer replacing it meanwhile cannot mix two versions."""
+def _read_stamped(source, columns: list[str] | None = None) -> tuple[pl.DataFrame, str | None]:
+    """A Parquet file (path or file object) as a frame (only `columns`, when given), and the run id
+    stamped in it; schema and data come from one open file, so a writer replacing it meanwhile
+    cannot mix two versions."""
     import pyarrow.parquet as pq
 
     pf = pq.ParquetFile(source)
     meta = pf.metadata.metadata or {}
     stamp = meta.get(WRITTEN_BY_RUN.encode())
-    return pl.from_arrow(pf.read()), stamp.decode() if stamp else None
+    return pl.from_arrow(pf.read(columns=columns)), stamp.decode() if stamp else None
+
+
+def input_columns(context: dg.InputContext) -> list[str] | None:
+    """The columns an asset reads of an upstream frame, from its input's metadata ({"columns": [...]},
+    as Dagster's own table IO managers take it); None: all of them."""
+    columns = (context.definition_metadata or {}).get("columns")
+    return list(columns) if columns else None
 
 
 class _ParquetIOManager(dg.ConfigurableIOManager):
@@ -196,7 +204,7 @@ class _ParquetIOManager(dg.ConfigurableIOManager):
     def _put(self, context: dg.OutputContext, frame: pl.DataFrame, stamp: dict[str, str]) -> None:
         raise NotImplementedError
 
-    def _get(self, context) -> tuple[pl.DataFrame, str | None]:
+    def _get(self, context, columns: list[str] | None = None) -> tuple[pl.DataFrame, str | None]:
         raise NotImplementedError
 
     def _where(self, context) -> str:
@@ -212,7 +220,7 @@ class _ParquetIOManager(dg.ConfigurableIOManager):
         upstream = context.upstream_output if context.upstream_output is not None else context
         asset = context.asset_key.to_user_string()
         try:
-            frame, written_by = self._get(upstream)
+            frame, written_by = self._get(upstream, input_columns(context))
         except FileNotFoundError as exc:
             raise FileNotFoundError(f"{exc.filename}: upstream asset {asset} has not been materialized here") from exc
         expected, in_this_execution = expected_writer(context)
@@ -239,11 +247,11 @@ class PolarsParquetIOManager(_ParquetIOManager):
         with atomic_path(self._path(context)) as tmp:
             frame.write_parquet(tmp, metadata=stamp or None)
 
-    def _get(self, context) -> tuple[pl.DataFrame, str | None]:
+    def _get(self, context, columns: list[str] | None = None) -> tuple[pl.DataFrame, str | None]:
         path = self._path(context)
         try:
             with path.open("rb") as fh:
-                return _read_stamped(fh)
+                return _read_stamped(fh, columns)
         except FileNotFoundError:
             raise FileNotFoundError(2, "no such file", str(path)) from None
 
@@ -266,10 +274,10 @@ class S3ParquetIOManager(_ParquetIOManager):
         frame.write_parquet(buf, metadata=stamp or None)
         object_store(self.s3).put_bytes(buf.getvalue(), self._uri(context), CONTENT_TYPES[".parquet"])
 
-    def _get(self, context) -> tuple[pl.DataFrame, str | None]:
+    def _get(self, context, columns: list[str] | None = None) -> tuple[pl.DataFrame, str | None]:
         uri = self._uri(context)
         try:
-            return _read_stamped(io.BytesIO(object_store(self.s3).read_bytes(uri)))
+            return _read_stamped(io.BytesIO(object_store(self.s3).read_bytes(uri)), columns)
         except ObjectNotFound as exc:
             raise FileNotFoundError(2, "no such object", str(uri)) from exc
 

@@ -120,3 +120,27 @@ def test_an_asset_materialized_alone_reads_its_upstream_from_the_run_that_wrote_
         manager.handle_output(dg.build_output_context(asset_key=dg.AssetKey("embeddings"), run_id="some-other-run"), FRAME)
         with pytest.raises(Exception, match="was written by run some-other-run, .*; materialize embeddings again"):
             dg.materialize([upstream, downstream], selection=[downstream], instance=instance, resources={"io_manager": manager}, raise_on_error=True)
+
+
+def test_an_input_that_names_columns_reads_only_those(tmp_path):
+    """{"columns": [...]} on an input (as Dagster's table IO managers take it): the embeddings asset
+    reads three columns of raw_dataset, not a million rows' responses and records."""
+    manager = PolarsParquetIOManager(base_dir=str(tmp_path / "assets"))
+    wide = pl.DataFrame({"row_id": ["a", "b"], "instruction": ["i1", "i2"], "record": ["{}", "{}"], "output": ["o1", "o2"]})
+
+    @dg.asset(name="raw_dataset")
+    def upstream() -> pl.DataFrame:
+        return wide
+
+    @dg.asset(ins={"raw_dataset": dg.AssetIn(metadata={"columns": ["row_id", "instruction"]})})
+    def narrow(raw_dataset: pl.DataFrame) -> pl.DataFrame:
+        return raw_dataset
+
+    @dg.asset
+    def everything(raw_dataset: pl.DataFrame) -> pl.DataFrame:
+        return raw_dataset
+
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        result = dg.materialize([upstream, narrow, everything], instance=instance, resources={"io_manager": manager})
+    assert result.output_for_node("narrow").equals(wide.select("row_id", "instruction"))
+    assert result.output_for_node("everything").equals(wide)

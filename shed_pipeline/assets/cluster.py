@@ -53,7 +53,14 @@ def clusters_frame(state: ClusterState) -> pl.DataFrame:
     )
 
 
-@dg.asset(group_name="representation", code_version=CODE_VERSION, kinds={"pytorch"}, **gpu_step(), automation_condition=upstream_data_changed())
+@dg.asset(
+    group_name="representation",
+    code_version=CODE_VERSION,
+    kinds={"pytorch"},
+    **gpu_step(),
+    automation_condition=upstream_data_changed(),
+    ins={"raw_dataset": dg.AssetIn(metadata={"columns": ["row_id", "split", "task"]})},  # not the texts: gigabytes at a million rows
+)
 def clusters(context: dg.AssetExecutionContext, config: ClustersConfig, raw_dataset: pl.DataFrame, embeddings: pl.DataFrame, compute: ComputeResource, paths: PathsResource, lineage: LineageResource) -> dg.Output[pl.DataFrame]:
     """Pool rows grouped by k-means (k-means++ init, seeded). The fitted centroids are kept as anchors:
     on a refresh, new rows join their nearest anchor and removed rows leave, and only clusters whose

@@ -17,7 +17,15 @@ class EmbeddingsConfig(dg.Config):
     chunk_texts: int = CHUNK_ROWS  # texts per encode call and cache write: an interrupted run loses at most one chunk
 
 
-@dg.asset(group_name="representation", code_version=CODE_VERSION, kinds={"pytorch", "duckdb"}, **gpu_step(), automation_condition=upstream_data_changed())
+@dg.asset(
+    group_name="representation",
+    code_version=CODE_VERSION,
+    kinds={"pytorch", "duckdb"},
+    **gpu_step(),
+    automation_condition=upstream_data_changed(),
+    # Only what is embedded: a million rows' responses and original records are gigabytes.
+    ins={"raw_dataset": dg.AssetIn(metadata={"columns": ["row_id", "instruction", "input"]})},
+)
 def embeddings(context: dg.AssetExecutionContext, config: EmbeddingsConfig, raw_dataset: pl.DataFrame, compute: ComputeResource, paths: PathsResource) -> dg.Output[pl.DataFrame]:
     """Normalised sentence embeddings (all-MiniLM-L6-v2 by default) of each row's prompt, for every
     split: the normalised mean of its instruction's and input's vectors, each distinct text encoded

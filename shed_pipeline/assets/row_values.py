@@ -50,7 +50,15 @@ def split_rows(raw_dataset: pl.DataFrame, embeddings: pl.DataFrame) -> tuple[pl.
     return rows.filter(pl.col("split") == "pool"), rows.filter(pl.col("split") == "validation")
 
 
-@dg.asset(group_name="valuation", code_version=CODE_VERSION, kinds={"python", "duckdb"}, **gpu_step(), automation_condition=upstream_data_changed())
+@dg.asset(
+    group_name="valuation",
+    code_version=CODE_VERSION,
+    kinds={"python", "duckdb"},
+    **gpu_step(),
+    automation_condition=upstream_data_changed(),
+    # What a row value reads (texts for the LM kinds); not the original records, gigabytes at a million rows.
+    ins={"raw_dataset": dg.AssetIn(metadata={"columns": ["row_id", "split", "instruction", "input", "output", "messages"]})},
+)
 def row_values(context: dg.AssetExecutionContext, config: RowValuesConfig, raw_dataset: pl.DataFrame, embeddings: pl.DataFrame, compute: ComputeResource, paths: PathsResource, lineage: LineageResource) -> dg.Output[pl.DataFrame]:  # type: ignore[valid-type]
     """One value per pool row and kind (long frame: row_id, kind, value). Valued against the current
     validation split (not the snapshot pinned at the last cluster fit: knn_shapley is exact and

@@ -26,6 +26,8 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 # Texts encoded per call (and per cache write): big enough that sentence-transformers' own
 # length-sorting keeps padding low, small enough that an interruption loses little work.
 CHUNK_ROWS = 512
+COMPOSE_ROWS = 65_536  # rows composed and written per block
+GET_ROWS = 65_536  # keys per cache query: DuckDB's join and sort stay small
 
 
 class Encoder(Protocol):
@@ -173,17 +175,29 @@ class EmbeddingCache:
             con.execute(f"INSERT OR IGNORE INTO {table} SELECT model_id, k, vector FROM incoming")
 
     def get(self, model_id: str, keys: Sequence[str], kind: str = "rows") -> np.ndarray:
-        """Vectors in the order of keys; KeyError if any is absent."""
+        """Vectors in the order of keys (one float32 array, filled GET_ROWS keys at a time); KeyError
+        if any is absent."""
         if not keys:
             return np.zeros((0, 0), dtype=np.float32)
         table, col = self._table(kind)
+        out: np.ndarray | None = None
+        missing = 0
         with self._connect() as con:
-            con.execute("CREATE TEMP TABLE wanted AS SELECT unnest(?::VARCHAR[]) AS k, generate_subscripts(?::VARCHAR[], 1) AS pos", [list(keys), list(keys)])
-            res = arrow_table(con.sql(f"SELECT w.pos, e.vector FROM wanted w JOIN {table} e ON e.{col} = w.k AND e.model_id = ? ORDER BY w.pos", params=[model_id]))
-        if res.num_rows != len(keys):
-            raise KeyError(f"{len(keys) - res.num_rows} of {len(keys)} {kind} have no cached embedding for {model_id}")
-        flat = res.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False)
-        return np.asarray(flat, dtype=np.float32).reshape(len(keys), -1)
+            for start in range(0, len(keys), GET_ROWS):
+                part = list(keys[start : start + GET_ROWS])
+                con.execute("CREATE OR REPLACE TEMP TABLE wanted AS SELECT unnest(?::VARCHAR[]) AS k, generate_subscripts(?::VARCHAR[], 1) AS pos", [part, part])
+                res = arrow_table(con.sql(f"SELECT w.pos, e.vector FROM wanted w JOIN {table} e ON e.{col} = w.k AND e.model_id = ? ORDER BY w.pos", params=[model_id]))
+                if res.num_rows != len(part):
+                    missing += len(part) - res.num_rows
+                    continue
+                flat = np.asarray(res.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False), dtype=np.float32).reshape(len(part), -1)
+                if out is None:
+                    out = np.empty((len(keys), flat.shape[1]), dtype=np.float32)
+                out[start : start + len(part)] = flat
+        if missing:
+            raise KeyError(f"{missing} of {len(keys)} {kind} have no cached embedding for {model_id}")
+        assert out is not None
+        return out
 
     def count(self, model_id: str, kind: str = "rows") -> int:
         table, _ = self._table(kind)
@@ -252,11 +266,13 @@ def embed_missing(
         encode_s += time.perf_counter() - t0
         cache.put(encoder.model_id, chunk, vecs, kind="segments")
         progress.advance(len(chunk))
-    if todo_rows:
-        hashes = sorted(texts)
+    # Rows are composed a block at a time, from the segments that block needs: memory stays bounded
+    # whatever the number of rows (a million rows' vectors at once were several GB, twice over).
+    for block in _chunks(todo_rows, COMPOSE_ROWS):
+        parts = [row_segments[r] for r in block]
+        hashes = sorted({h for pair in parts for h in pair if h})
         seg = dict(zip(hashes, cache.get(encoder.model_id, hashes, kind="segments"), strict=True))
-        vectors = np.stack([compose(seg[hi], seg[hx] if hx else None) for hi, hx in (row_segments[r] for r in todo_rows)])
-        cache.put(encoder.model_id, todo_rows, vectors)
+        cache.put(encoder.model_id, block, np.stack([compose(seg[hi], seg[hx] if hx else None) for hi, hx in parts]))
     total = time.perf_counter() - start
     n_rows = len(by_row)
     return {

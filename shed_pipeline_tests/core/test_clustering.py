@@ -1,3 +1,4 @@
+
 import numpy as np
 import pytest
 from sklearn.cluster import KMeans
@@ -218,3 +219,33 @@ def test_nearest_anchor_in_blocks_bounded_by_the_anchor_count_gives_the_same_ass
     labels, dist = clustering.nearest_anchor(x, anchors)
     np.testing.assert_array_equal(labels, d.argmin(1))
     np.testing.assert_allclose(dist, d.min(1), rtol=1e-12)
+
+
+def _plain_lloyd(x, centroids, max_iter, tol_abs):
+    """The oracle: every row to its nearest centroid (float64 brute force) every iteration."""
+    x64 = x.astype(np.float64)
+    for it in range(1, max_iter + 1):
+        labels = ((x64[:, None, :] - centroids[None, :, :]) ** 2).sum(-1).argmin(1)
+        counts = np.bincount(labels, minlength=len(centroids))
+        assert counts.min() > 0  # the oracle does not re-seed empty clusters: the data must not need it
+        new = np.stack([x64[labels == c].mean(0) for c in range(len(centroids))])
+        shift = float(((new - centroids) ** 2).sum())
+        centroids = new
+        if shift <= tol_abs:
+            return centroids, it, True
+    return centroids, max_iter, False
+
+
+def test_lloyd_iterations_on_faiss_give_the_float64_oracles_centroids():
+    """faiss's float32 nearest-centroid search does not change an assignment on data without exact
+    ties: the iterations, and the centroids after them, are float64 brute force's."""
+    import shed_pipeline.core.clustering as clustering
+
+    rng = np.random.default_rng(11)
+    centres = rng.normal(size=(40, 16))
+    x = (centres[rng.integers(40, size=3000)] + rng.normal(scale=0.6, size=(3000, 16))).astype(np.float32)
+    start = x[rng.choice(3000, size=40, replace=False)].astype(np.float64)
+    got, it, converged = clustering._lloyd_cpu(x, start.copy(), 60, 1e-10, lambda _m: None)
+    want, want_it, want_converged = _plain_lloyd(x, start.copy(), 60, 1e-10)
+    assert (it, converged) == (want_it, want_converged) and it > 5
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from shed_pipeline.core import embedding
 from shed_pipeline.core.embedding import (
     EmbeddingCache,
     SentenceTransformerEncoder,
@@ -55,6 +56,19 @@ def test_each_distinct_text_is_encoded_once_and_rows_compose(tmp_path):
         expect = compose(one.encode([ins])[0], one.encode([inp])[0] if inp else None)
         np.testing.assert_allclose(v, expect, rtol=1e-6)
         assert np.linalg.norm(v) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_rows_composed_and_read_in_small_blocks_are_the_same_vectors(tmp_path, monkeypatch):
+    whole = EmbeddingCache(tmp_path / "whole.duckdb")
+    run(FakeEncoder(), whole)
+    monkeypatch.setattr(embedding, "COMPOSE_ROWS", 3)
+    monkeypatch.setattr(embedding, "GET_ROWS", 4)
+    blocks = EmbeddingCache(tmp_path / "blocks.duckdb")
+    assert run(FakeEncoder(), blocks)["rows_embedded"] == 40
+    ids = [r[0] for r in ROWS][::-1]  # any order of keys, across block edges
+    np.testing.assert_array_equal(blocks.get("fake@1", ids), whole.get("fake@1", ids))
+    with pytest.raises(KeyError, match="2 of 6 rows"):
+        blocks.get("fake@1", ["r1", "gone", "r2", "r3", "r4", "also gone"])
 
 
 def test_second_run_embeds_nothing_and_new_rows_only_their_texts(tmp_path):
