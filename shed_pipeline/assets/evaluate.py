@@ -60,7 +60,7 @@ def arm_observer(context: dg.AssetExecutionContext):
     return on_arm_done
 
 
-@dg.asset(group_name="evaluation", code_version=CODE_VERSION, kinds={"python", "pytorch"}, **gpu_step(), automation_condition=upstream_data_changed())
+@dg.asset(group_name="evaluation", code_version=CODE_VERSION, kinds={"python", "pytorch"}, **gpu_step(), automation_condition=upstream_data_changed(), ins={"raw_dataset": dg.AssetIn(metadata={"columns": ["row_id", "split", "task", "instruction", "input", "output", "messages"]})})
 def evaluation_metrics(context: dg.AssetExecutionContext, config: EvaluationConfig, raw_dataset: pl.DataFrame, embeddings: pl.DataFrame, clusters: pl.DataFrame, row_values: pl.DataFrame, curated_subset: pl.DataFrame, compute: ComputeResource, paths: PathsResource, lineage: LineageResource, s3: S3Resource) -> dg.Output[pl.DataFrame]:
     """Subset size, cluster and task coverage, diversity and held-out kNN utility of the curated
     subset, each baseline, random subsets of the same size and the full pool; with `lm` (default),
