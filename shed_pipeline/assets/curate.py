@@ -46,6 +46,7 @@ class CuratedSubsetConfig(dg.Config):
     pool="duckdb",
     automation_condition=upstream_data_changed(),
     check_specs=[dg.AssetCheckSpec(SUBSET_CHECK, asset="curated_subset", blocking=True, description="Selected rows are distinct pool rows and their number is the target")],
+    ins={"raw_dataset": dg.AssetIn(metadata={"columns": ["row_id", "split", "task", "output", "record"]})},  # not the prompts: gigabytes at a million rows
 )
 def curated_subset(context: dg.AssetExecutionContext, config: CuratedSubsetConfig, raw_dataset: pl.DataFrame, embeddings: pl.DataFrame, clusters: pl.DataFrame, proxy_shapley_scores: pl.DataFrame, row_values: pl.DataFrame, paths: PathsResource, lineage: LineageResource, s3: S3Resource):
     """The selected rows in draw order, each with its cluster, the cluster's proxy score and the rule
