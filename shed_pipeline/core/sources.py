@@ -141,30 +141,14 @@ def load_source(
         listed = [(f, display_name(f)) for f in files]  # the files just listed, not a second listing
         stratify = mapping.task
         if rows is None:  # every row: read, validate and store one record after another
-            counted = _Counted(iter_files(listed, report))
-            result, df = _validated(counted, mapping, max_chars, seed, validation_fraction, test_fraction)
-            return _loaded(df, result, counted.n, named, label, version, report)
+            result, df = _validated(iter_files(listed, report), mapping, max_chars, seed, validation_fraction, test_fraction)
+            return _loaded(df, result, sum(report.file_units.values()), named, label, version, report)
         units = read_files(listed, report)
     available = len(units)
     units = sample_units(units, rows, seed, stratify=stratify)
     result, df = _validated(consumed(units), mapping, max_chars, seed, validation_fraction, test_fraction)
     del units
     return _loaded(df, result, available, named, label, version, report)
-
-
-class _Counted:
-    """An iterator that counts what passed through it."""
-
-    def __init__(self, items):
-        self.items, self.n = iter(items), 0
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        item = next(self.items)
-        self.n += 1
-        return item
 
 
 def _rows_frame(rows: list[Row], seed: int, validation_fraction: float, test_fraction: float) -> pl.DataFrame:
