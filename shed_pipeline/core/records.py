@@ -40,7 +40,7 @@ import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence
+from typing import Any, BinaryIO, Callable, Iterable, Iterator, NamedTuple, Sequence
 
 from shed_pipeline.core.display import printable
 from shed_pipeline.core.files import sha256_file
@@ -444,7 +444,7 @@ def _read_bytes(path: Path, name: str | None = None) -> bytes:
     try:
         return path.read_bytes()
     except OSError as exc:
-        raise SourceError(f"{name or display_name(path)}: cannot read ({exc.strerror or exc})") from exc
+        raise _unreadable(name or display_name(path), exc) from exc
 
 
 def _decompress(data: bytes, compression: str, name: str) -> bytes:
@@ -515,24 +515,29 @@ def _decode(data: bytes, name: str, fmt: str, report: SourceReport | None) -> tu
     return body.decode(codec, "shed_pipeline.bad_bytes"), codec.upper()
 
 
-def _utf8_lines(data: bytes, skip: int) -> Iterator[str]:
-    """The lines of UTF-8 bytes, each decoded when it is reached: a large JSONL file is never held
-    as one big string besides its bytes."""
-    buf = io.BytesIO(data)
-    buf.seek(skip)
-    for raw in buf:
+def _decoded_lines(fh: BinaryIO, skip: int) -> Iterator[str]:
+    """The lines of UTF-8 bytes from `skip` on, each decoded when it is reached: a large JSONL file
+    is never held as one big string."""
+    fh.seek(skip)
+    for raw in fh:
         yield (raw[:-1] if raw.endswith(b"\n") else raw).decode("utf-8", "surrogateescape")
 
 
+def _utf8_lines(data: bytes, skip: int) -> Iterator[str]:
+    return _decoded_lines(io.BytesIO(data), skip)
+
+
 def _utf8_file_lines(path: Path, skip: int, name: str) -> Iterator[str]:
-    """The lines of a UTF-8 file, read and decoded one at a time (as _utf8_lines does from bytes)."""
+    """The lines of a UTF-8 file, read and decoded one at a time."""
     try:
         with path.open("rb") as fh:
-            fh.seek(skip)
-            for raw in fh:
-                yield (raw[:-1] if raw.endswith(b"\n") else raw).decode("utf-8", "surrogateescape")
+            yield from _decoded_lines(fh, skip)
     except OSError as exc:
-        raise SourceError(f"{name}: cannot read ({exc.strerror or exc})") from exc
+        raise _unreadable(name, exc) from exc
+
+
+def _unreadable(name: str, exc: OSError) -> SourceError:
+    return SourceError(f"{name}: cannot read ({exc.strerror or exc})")
 
 
 # Files larger than this are streamed (JSON Lines without compression): their bytes are never held whole.
@@ -547,7 +552,7 @@ def _ends(path: Path, name: str, size: int, length: int = 4096) -> bytes:
             fh.seek(max(0, size - 4))
             return head + fh.read(4)
     except OSError as exc:
-        raise SourceError(f"{name}: cannot read ({exc.strerror or exc})") from exc
+        raise _unreadable(name, exc) from exc
 
 
 class _DupKeys(dict):
@@ -820,7 +825,7 @@ def iter_units(path: Path, name: str | None = None, report: SourceReport | None 
         try:
             size = path.stat().st_size
         except OSError as exc:
-            raise SourceError(f"{name}: cannot read ({exc.strerror or exc})") from exc
+            raise _unreadable(name, exc) from exc
         if size > STREAM_MIN_BYTES:
             yield from _jsonl_units(_ends(path, name, size), name, report, path=path)
             return
@@ -1084,7 +1089,7 @@ def file_digest(path: Path) -> str:
     try:
         return sha256_file(path)
     except OSError as exc:
-        raise SourceError(f"{display_name(path)}: cannot read ({exc.strerror or exc})") from exc
+        raise _unreadable(display_name(path), exc) from exc
 
 
 def combine_digests(named: Sequence[tuple[str, str]]) -> str:
