@@ -194,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--embed-chunk", type=_positive_int, help="texts per encode call and embedding-cache write (default 512): an interrupted run loses at most one chunk")
     r.add_argument("--device", choices=["auto", "cpu", "cuda"], help="compute device (default auto: CUDA when present)")
     r.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], help="the encoder's number format (default auto: fp16 on CUDA, bf16 on a CPU with AMX, else fp32); cached vectors are kept per format")
+    r.add_argument("--embedding-shards", type=_positive_int, metavar="N", help="split embeddings into N row-id hash shards (Dagster partitions; default $SHED_EMBEDDING_SHARDS, else 1). This run computes every shard; in the UI, a backfill of embeddings runs one run per shard, side by side")
     r.add_argument("--out", help="output folder or s3:// prefix for curated.jsonl, curated.parquet, evaluation.json (default: $SHED_PIPELINE_OUT, else .shed_pipeline/out); lineage stays in the project's one database")
     r.add_argument("--row-id-field", metavar="NAME", help="add each curated row's id (what `shed-pipeline lineage why` takes) to curated.jsonl/.parquet under this field name; the ids are in curated.manifest.json either way")
     r.add_argument("--no-wait", action="store_true", help="fail at once, instead of waiting, when another run is using the project folder")
@@ -611,6 +612,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         os.environ["SHED_DEVICE"] = args.device
     if args.precision:
         os.environ["SHED_PRECISION"] = args.precision
+    if args.embedding_shards:
+        os.environ["SHED_EMBEDDING_SHARDS"] = str(args.embedding_shards)
     # transformers' own "Loading weights" bars redraw a line many times; our progress lines suffice.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     _ensure_dagster_home()

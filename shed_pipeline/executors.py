@@ -59,6 +59,18 @@ def raise_if_interrupted() -> None:
         raise dg.DagsterExecutionInterruptedError("interrupted while waiting for the project folder")
 
 
+# Runs of only these assets' partitions write only their own partitions' files: they share the folder.
+SHARED_LOCK_ASSETS = frozenset({dg.AssetKey("embeddings")})
+PARTITION_TAGS = ("dagster/partition", "dagster/asset_partition_range_start")
+
+
+def shares_project(run: dg.DagsterRun) -> bool:
+    """Whether a run may hold the project lock alongside others of its kind: it materializes only
+    partitions (shards) of SHARED_LOCK_ASSETS, as a backfill's shard runs do."""
+    selection = run.asset_selection
+    return bool(selection) and set(selection) <= SHARED_LOCK_ASSETS and any(run.tags.get(t) for t in PARTITION_TAGS)
+
+
 class ProjectLockedExecutor(dg.Executor):
     """Runs `inner`'s orchestration while holding the project folder's lock."""
 
@@ -69,8 +81,9 @@ class ProjectLockedExecutor(dg.Executor):
     def execute(self, plan_context, execution_plan):
         run = plan_context.dagster_run
         holder = Holder(run_id=run.run_id, via=started_by(dict(run.tags)))
-        with project_lock(self.home, holder, log=plan_context.log.info, check_interrupt=raise_if_interrupted):
-            moved = adopt_legacy_lineage(str(self.home))
+        shared = shares_project(run)
+        with project_lock(self.home, holder, log=plan_context.log.info, check_interrupt=raise_if_interrupted, shared=shared):
+            moved = None if shared else adopt_legacy_lineage(str(self.home))
             if moved:
                 plan_context.log.info(moved)
             yield from self.inner.execute(plan_context, execution_plan)

@@ -177,6 +177,20 @@ def expected_writer(context: dg.InputContext) -> tuple[str | None, bool]:
     return (event.run_id if event is not None else None), False
 
 
+def expected_partition_writer(context: dg.InputContext, partition: str) -> tuple[str | None, bool]:
+    """The run whose value of one partition (shard) of the upstream asset this input must read: the
+    partition's latest materialization in this instance (a shard may come from an earlier run than
+    the others, e.g. one run per shard in a backfill), and whether that run is this one."""
+    try:
+        instance = context.instance
+    except dg.DagsterInvariantViolationError:
+        return None, False
+    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=context.asset_key, asset_partitions=[partition]), limit=1).records
+    run_id = records[0].run_id if records else None
+    this_run = _run_id_or_none(context.upstream_output) if context.upstream_output is not None else None
+    return run_id, run_id is not None and run_id == this_run
+
+
 def _read_stamped(source, columns: list[str] | None = None) -> tuple[pl.DataFrame, str | None]:
     """A Parquet file (path or file object) as a frame (only `columns`, when given), and the run id
     stamped in it; schema and data come from one open file, so a writer replacing it meanwhile
@@ -198,38 +212,78 @@ def input_columns(context: dg.InputContext) -> list[str] | None:
 
 class _ParquetIOManager(dg.ConfigurableIOManager):
     """Asset values are polars DataFrames stored as Parquet (never pickle), one file or object per
-    asset, stamped with the run that wrote it; subclasses say where (`_put`, and `_get` returning
-    (frame, stamp) or raising FileNotFoundError when it is absent)."""
+    asset (per partition for a partitioned asset: `<asset>/<key>.parquet`), stamped with the run
+    that wrote it; subclasses say where (`_put`, and `_get` returning (frame, stamp) or raising
+    FileNotFoundError when it is absent)."""
 
-    def _put(self, context: dg.OutputContext, frame: pl.DataFrame, stamp: dict[str, str]) -> None:
+    def _put(self, context: dg.OutputContext, frame: pl.DataFrame, stamp: dict[str, str], partition: str | None = None) -> None:
         raise NotImplementedError
 
-    def _get(self, context, columns: list[str] | None = None) -> tuple[pl.DataFrame, str | None]:
+    def _get(self, context, columns: list[str] | None = None, partition: str | None = None) -> tuple[pl.DataFrame, str | None]:
         raise NotImplementedError
 
-    def _where(self, context) -> str:
+    def _where(self, context, partition: str | None = None) -> str:
         raise NotImplementedError
 
-    def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame) -> None:
-        if not isinstance(obj, pl.DataFrame):
-            raise TypeError(f"{context.asset_key.to_user_string()}: expected a polars DataFrame, got {type(obj).__name__}")
+    @staticmethod
+    def _relative(context, partition: str | None) -> list[str]:
+        parts = list(context.asset_key.path)
+        return parts[:-1] + [parts[-1], partition] if partition is not None else parts
+
+    def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame | dict[str, pl.DataFrame]) -> None:
+        asset = context.asset_key.to_user_string()
         run_id = _run_id_or_none(context)
-        self._put(context, obj, {WRITTEN_BY_RUN: run_id} if run_id else {})
+        stamp = {WRITTEN_BY_RUN: run_id} if run_id else {}
+        if not context.has_asset_partitions:
+            if not isinstance(obj, pl.DataFrame):
+                raise TypeError(f"{asset}: expected a polars DataFrame, got {type(obj).__name__}")
+            self._put(context, obj, stamp)
+            return
+        # A step over several partitions hands {partition key: frame}; over one, the frame.
+        keys = sorted(context.asset_partition_keys)
+        frames = obj if isinstance(obj, dict) else {keys[0]: obj} if len(keys) == 1 else None
+        if frames is None or sorted(frames) != keys or not all(isinstance(f, pl.DataFrame) for f in frames.values()):
+            raise TypeError(f"{asset}: a step over partitions {keys} must return one polars DataFrame per partition, keyed by partition")
+        for key in keys:
+            self._put(context, frames[key], stamp, key)
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:
         upstream = context.upstream_output if context.upstream_output is not None else context
+        if context.has_asset_partitions:
+            return self._load_partitions(context, upstream)
         asset = context.asset_key.to_user_string()
         try:
             frame, written_by = self._get(upstream, input_columns(context))
         except FileNotFoundError as exc:
             raise FileNotFoundError(f"{exc.filename}: upstream asset {asset} has not been materialized here") from exc
         expected, in_this_execution = expected_writer(context)
-        if written_by and expected and written_by != expected:
-            where = f"{asset} at {self._where(upstream)} was written by run {written_by}, not by run {expected}"
-            if in_this_execution:
-                raise AssetValueMismatch(f"{where} whose value this run reads: another run wrote to this project folder meanwhile (runs on one project folder must take turns); run again")
-            raise AssetValueMismatch(f"{where}, this Dagster instance's latest materialization of it: another Dagster instance (DAGSTER_HOME) wrote it; materialize {asset} again")
+        self._check_writer(asset, self._where(upstream), written_by, expected, in_this_execution)
         return frame
+
+    def _load_partitions(self, context: dg.InputContext, upstream) -> pl.DataFrame:
+        """The union of the partitions this input reads, in the partitions' own order, each checked
+        against the run that last materialized it."""
+        asset = context.asset_key.to_user_string()
+        wanted = set(context.asset_partition_keys)
+        keys = [k for k in context.asset_partitions_def.get_partition_keys() if k in wanted]
+        frames = []
+        for key in keys:
+            try:
+                frame, written_by = self._get(upstream, input_columns(context), key)
+            except FileNotFoundError as exc:
+                raise FileNotFoundError(f"{exc.filename}: partition {key} of upstream asset {asset} has not been materialized here (materialize all of its partitions)") from exc
+            expected, in_this_execution = expected_partition_writer(context, key)
+            self._check_writer(f"{asset} partition {key}", self._where(upstream, key), written_by, expected, in_this_execution)
+            frames.append(frame)
+        return pl.concat(frames, how="vertical", rechunk=False)
+
+    @staticmethod
+    def _check_writer(what: str, where: str, written_by: str | None, expected: str | None, in_this_execution: bool) -> None:
+        if written_by and expected and written_by != expected:
+            msg = f"{what} at {where} was written by run {written_by}, not by run {expected}"
+            if in_this_execution:
+                raise AssetValueMismatch(f"{msg} whose value this run reads: another run wrote to this project folder meanwhile (runs on one project folder must take turns); run again")
+            raise AssetValueMismatch(f"{msg}, this Dagster instance's latest materialization of it: another Dagster instance (DAGSTER_HOME) wrote it; materialize {what} again")
 
 
 class PolarsParquetIOManager(_ParquetIOManager):
@@ -237,18 +291,18 @@ class PolarsParquetIOManager(_ParquetIOManager):
 
     base_dir: str
 
-    def _path(self, context) -> Path:
-        return Path(self.base_dir).expanduser().joinpath(*context.asset_key.path).with_suffix(".parquet")
+    def _path(self, context, partition: str | None = None) -> Path:
+        return Path(self.base_dir).expanduser().joinpath(*self._relative(context, partition)).with_suffix(".parquet")
 
-    def _where(self, context) -> str:
-        return str(self._path(context))
+    def _where(self, context, partition: str | None = None) -> str:
+        return str(self._path(context, partition))
 
-    def _put(self, context, frame: pl.DataFrame, stamp: dict[str, str]) -> None:
-        with atomic_path(self._path(context)) as tmp:
+    def _put(self, context, frame: pl.DataFrame, stamp: dict[str, str], partition: str | None = None) -> None:
+        with atomic_path(self._path(context, partition)) as tmp:
             frame.write_parquet(tmp, metadata=stamp or None)
 
-    def _get(self, context, columns: list[str] | None = None) -> tuple[pl.DataFrame, str | None]:
-        path = self._path(context)
+    def _get(self, context, columns: list[str] | None = None, partition: str | None = None) -> tuple[pl.DataFrame, str | None]:
+        path = self._path(context, partition)
         try:
             with path.open("rb") as fh:
                 return _read_stamped(fh, columns)
@@ -263,19 +317,19 @@ class S3ParquetIOManager(_ParquetIOManager):
     s3: dg.ResourceDependency[S3Resource]
     prefix: str  # s3://bucket/some/prefix
 
-    def _uri(self, context) -> S3Uri:
-        return S3Uri.parse(self.prefix).child("/".join(context.asset_key.path) + ".parquet")
+    def _uri(self, context, partition: str | None = None) -> S3Uri:
+        return S3Uri.parse(self.prefix).child("/".join(self._relative(context, partition)) + ".parquet")
 
-    def _where(self, context) -> str:
-        return str(self._uri(context))
+    def _where(self, context, partition: str | None = None) -> str:
+        return str(self._uri(context, partition))
 
-    def _put(self, context, frame: pl.DataFrame, stamp: dict[str, str]) -> None:
+    def _put(self, context, frame: pl.DataFrame, stamp: dict[str, str], partition: str | None = None) -> None:
         buf = io.BytesIO()
         frame.write_parquet(buf, metadata=stamp or None)
-        object_store(self.s3).put_bytes(buf.getvalue(), self._uri(context), CONTENT_TYPES[".parquet"])
+        object_store(self.s3).put_bytes(buf.getvalue(), self._uri(context, partition), CONTENT_TYPES[".parquet"])
 
-    def _get(self, context, columns: list[str] | None = None) -> tuple[pl.DataFrame, str | None]:
-        uri = self._uri(context)
+    def _get(self, context, columns: list[str] | None = None, partition: str | None = None) -> tuple[pl.DataFrame, str | None]:
+        uri = self._uri(context, partition)
         try:
             return _read_stamped(io.BytesIO(object_store(self.s3).read_bytes(uri)), columns)
         except ObjectNotFound as exc:

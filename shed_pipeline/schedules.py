@@ -2,11 +2,11 @@
 
 import dagster as dg
 
-from shed_pipeline.jobs import shed_curation_job
+from shed_pipeline.jobs import JOB_NAME
 
 daily_curation_schedule = dg.ScheduleDefinition(
     name="daily_curation_schedule",
-    job=shed_curation_job,
+    job_name=JOB_NAME,  # by name: the definitions hold the job, built for the shard count in use
     cron_schedule="0 3 * * *",
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.STOPPED,

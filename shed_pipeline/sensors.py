@@ -12,12 +12,12 @@ from shed_pipeline.core.records import SourceError
 from shed_pipeline.core.s3_sources import scan_s3_source
 from shed_pipeline.core.sources import PACKAGED_SOURCES, source_label
 from shed_pipeline.core.watch import scan_source
-from shed_pipeline.jobs import shed_curation_job
+from shed_pipeline.jobs import JOB_NAME
 from shed_pipeline.resources import LineageResource, PathsResource, object_store
 
 
 @dg.sensor(
-    job=shed_curation_job,
+    job_name=JOB_NAME,  # by name: the definitions hold the job, built for the shard count in use
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.STOPPED,
     description="Requests one run of shed_curation_job when the project's source (SHED_PIPELINE_SOURCE: a file, folder or s3:// location) changes.",

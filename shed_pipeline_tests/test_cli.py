@@ -67,6 +67,8 @@ def test_lineage_runs_why_and_diff(cli_run, shed_env, source_file, capsys):
         (["run", "--set", "nonsense"], 2, "expected ASSET.KEY=VALUE"),
         (["run", "--set", "scores.k=3"], 2, "unknown asset 'scores'"),
         (["run", "--size", "many"], 2, "expected a whole number"),
+        (["run", "--embedding-shards", "0"], 2, "must be at least 1"),
+        (["run", "--embedding-shards", "2000"], 1, "SHED_EMBEDDING_SHARDS='2000': give a whole number of embedding shards from 1 to 1024 (1 = not sharded)"),
         (["run", "--set", "proxy_shapley_scores.seeed=4"], 1, 'invalid config: Received unexpected config entry "seeed" at path root:ops:proxy_shapley_scores:config'),
         (["run", "--set", "proxy_shapley_scores.lm_steps=4"], 1, "proxy_shapley_scores.lm_steps is now proxy_shapley_scores.utility.lm.steps"),
         (["run", "--set", "curated_subset.method.best=1"], 1, "unknown method 'best'; choose one of qocs, qwcs, coverage, random"),

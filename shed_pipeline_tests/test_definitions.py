@@ -59,3 +59,26 @@ def test_steps_that_use_the_compute_device_share_the_gpu_pool():
     assert pools == {"raw_dataset": "duckdb", "embeddings": "gpu", "clusters": "gpu", "proxy_shapley_scores": "gpu", "row_values": "gpu", "curated_subset": "duckdb", "evaluation_metrics": "gpu"}
     tagged = {a.key.to_user_string() for a in ALL_ASSETS if a.tags_by_key[a.key].get("shed/gpu") == "true"}
     assert tagged == {k for k, p in pools.items() if p == "gpu"}
+
+
+def test_sharded_embeddings_are_partitions_and_every_run_of_the_job_covers_all_of_them(shed_env, monkeypatch):
+    from shed_pipeline.executors import shares_project
+
+    monkeypatch.setenv("SHED_EMBEDDING_SHARDS", "4")
+    d = build_definitions()
+    graph = d.resolve_asset_graph()
+    assert graph.get(dg.AssetKey("embeddings")).partitions_def.get_partition_keys() == ["0", "1", "2", "3"]
+    assert all(graph.get(dg.AssetKey(a)).partitions_def is None for a in ASSETS if a != "embeddings")
+    job = d.resolve_job_def("shed_curation_job")
+    assert job.run_tags["dagster/asset_partition_range_start"] == "0" and job.run_tags["dagster/asset_partition_range_end"] == "3"
+    assert job.run_tags["shed/project"] == job.tags["shed/project"]  # the run queue limit still applies
+    monkeypatch.delenv("SHED_EMBEDDING_SHARDS")
+    assert build_definitions().resolve_asset_graph().get(dg.AssetKey("embeddings")).partitions_def is None
+    assert "dagster/asset_partition_range_start" not in build_definitions().resolve_job_def("shed_curation_job").run_tags
+    # Only runs of embeddings shards share the project folder.
+    run = lambda selection, tags: dg.DagsterRun(job_name="j", run_id="r", asset_selection={dg.AssetKey(a) for a in selection}, tags=tags)  # noqa: E731
+    assert shares_project(run(["embeddings"], {"dagster/partition": "2"}))
+    assert shares_project(run(["embeddings"], {"dagster/asset_partition_range_start": "0", "dagster/asset_partition_range_end": "3"}))
+    assert not shares_project(run(["embeddings"], {}))  # unsharded embeddings: one file, rewritten whole
+    assert not shares_project(run(["embeddings", "clusters"], {"dagster/partition": "2"}))
+    assert not shares_project(dg.DagsterRun(job_name="j", run_id="r", tags={"dagster/partition": "2"}))  # no selection: the whole job

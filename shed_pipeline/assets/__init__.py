@@ -2,7 +2,7 @@
 
 from shed_pipeline.assets.cluster import clusters
 from shed_pipeline.assets.curate import curated_subset
-from shed_pipeline.assets.embed import embeddings
+from shed_pipeline.assets.embed import embeddings, embeddings_asset
 from shed_pipeline.assets.evaluate import evaluation_metrics
 from shed_pipeline.assets.ingest import raw_dataset
 from shed_pipeline.assets.row_values import row_values
@@ -10,4 +10,12 @@ from shed_pipeline.assets.score import proxy_shapley_scores
 
 ALL_ASSETS = [raw_dataset, embeddings, clusters, proxy_shapley_scores, row_values, curated_subset, evaluation_metrics]
 
-__all__ = ["ALL_ASSETS", "clusters", "curated_subset", "embeddings", "evaluation_metrics", "proxy_shapley_scores", "raw_dataset", "row_values"]
+
+def assets_for(embedding_shards: int = 1) -> list:
+    """The seven assets with embeddings split into `embedding_shards` row-id hash shards (1: as ALL_ASSETS)."""
+    if embedding_shards == 1:
+        return list(ALL_ASSETS)
+    return [embeddings_asset(embedding_shards) if a is embeddings else a for a in ALL_ASSETS]
+
+
+__all__ = ["ALL_ASSETS", "assets_for", "clusters", "curated_subset", "embeddings", "evaluation_metrics", "proxy_shapley_scores", "raw_dataset", "row_values"]

@@ -81,13 +81,20 @@ def publish_outputs(paths: PathsResource, s3: S3Resource, files: list[Path], log
 
 
 def input_runs(context: dg.AssetExecutionContext, upstream: list[str]) -> dict[str, str | None]:
-    """The run that produced each upstream asset this step reads (lineage across runs)."""
+    """The run that produced each upstream asset this step reads (lineage across runs). A
+    partitioned (sharded) upstream adds the run of each partition read, as `<asset>/<partition>`
+    (a backfill writes each shard in its own run); its own entry is the latest of them."""
     out: dict[str, str | None] = {}
+    graph = context.job_def.asset_layer.asset_graph
     for name in upstream:
-        ev = context.instance.get_latest_materialization_event(dg.AssetKey(name))
+        key = dg.AssetKey(name)
+        ev = context.instance.get_latest_materialization_event(key)
         out[name] = ev.run_id if ev is not None else None
+        partitions = graph.get(key).partitions_def if graph.has(key) else None
+        for part in partitions.get_partition_keys() if partitions is not None else []:
+            records = context.instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key, asset_partitions=[part]), limit=1).records
+            out[f"{name}/{part}"] = records[0].run_id if records else None
     return out
-
 
 def upstream_data_changed() -> dg.AutomationCondition:
     """Run when an upstream asset's *data version* changed, not whenever it ran (`eager()` would

@@ -1,4 +1,5 @@
-"""embeddings: one vector per row (prompt text), cached by (model id, row id)."""
+"""embeddings: one vector per row (prompt text), cached by (model id, row id); optionally split
+into row-id hash shards (Dagster partitions) so that shards run as separate runs, on separate GPUs."""
 
 import time
 
@@ -8,6 +9,7 @@ import polars as pl
 
 from shed_pipeline.assets._common import CODE_VERSION, frame_version, gpu_step, upstream_data_changed
 from shed_pipeline.core.embedding import CHUNK_ROWS, DEFAULT_MODEL, EmbeddingCache, SentenceTransformerEncoder, embed_missing
+from shed_pipeline.core.shards import rows_in_shards, shard_keys, split_by_shard
 from shed_pipeline.resources import ComputeResource, PathsResource
 
 
@@ -17,42 +19,85 @@ class EmbeddingsConfig(dg.Config):
     chunk_texts: int = CHUNK_ROWS  # texts per encode call and cache write: an interrupted run loses at most one chunk
 
 
-@dg.asset(
-    group_name="representation",
-    code_version=CODE_VERSION,
-    kinds={"pytorch", "duckdb"},
-    **gpu_step(),
-    automation_condition=upstream_data_changed(),
-    # Only what is embedded: a million rows' responses and original records are gigabytes.
-    ins={"raw_dataset": dg.AssetIn(metadata={"columns": ["row_id", "instruction", "input"]})},
-)
-def embeddings(context: dg.AssetExecutionContext, config: EmbeddingsConfig, raw_dataset: pl.DataFrame, compute: ComputeResource, paths: PathsResource) -> dg.Output[pl.DataFrame]:
-    """Normalised sentence embeddings (all-MiniLM-L6-v2 by default) of each row's prompt, for every
-    split: the normalised mean of its instruction's and input's vectors, each distinct text encoded
-    once. Rows already embedded by the same model are read from the cache, never re-encoded, so a
-    refresh embeds exactly the rows whose id is new; finished chunks survive an interrupted run."""
-    t0 = time.perf_counter()
-    device, precision = compute.torch_device(), compute.torch_precision()
-    encoder = SentenceTransformerEncoder(config.model, device=device, batch_size=compute.batch_size, precision=precision, max_seq_length=config.max_seq_length)
-    cache = EmbeddingCache(paths.embedding_cache_db())
-    row_ids = raw_dataset["row_id"].to_list()
-    context.log.info(f"embedding with {encoder.model_id} on {device} (batch {compute.batch_size}, {precision})")
-    stats = embed_missing(row_ids, raw_dataset["instruction"].to_list(), raw_dataset["input"].to_list(), encoder, cache, log=context.log.info, chunk_rows=config.chunk_texts)
-    vectors = cache.get(encoder.model_id, row_ids)
-    df = pl.DataFrame({"row_id": row_ids, "embedding": vectors}, schema={"row_id": pl.Utf8, "embedding": pl.Array(pl.Float32, vectors.shape[1])})
-    meta = {
-        "model_id": encoder.model_id,
-        "device": device,
-        "precision": precision,
-        "dim": int(vectors.shape[1]),
-        "rows": len(row_ids),
-        "rows_embedded": stats["rows_embedded"],
-        "rows_reused": stats["rows_reused"],
-        "texts_encoded": stats["texts_encoded"],
-        "texts_reused": stats["texts_reused"],
-        "model_loaded": encoder.loaded,  # False when every row came from the cache
-        "rows_per_second": round(stats["rows_per_second"], 1) if stats["rows_per_second"] else None,
-        "mean_norm": float(np.linalg.norm(vectors, axis=1).mean()) if len(vectors) else 0.0,
-        "seconds": round(time.perf_counter() - t0, 3),
-    }
-    return dg.Output(df, data_version=frame_version(df), metadata=meta)
+def shard_partitions(shards: int) -> dg.StaticPartitionsDefinition | None:
+    """The embeddings' partitions: one per row-id hash shard; None (not partitioned) for one shard."""
+    return dg.StaticPartitionsDefinition(shard_keys(shards)) if shards > 1 else None
+
+
+def step_shards(context: dg.AssetExecutionContext, shards: int) -> list[str] | None:
+    """The shards this step computes, in shard order (Dagster hands a range's keys unordered);
+    None when the asset is not sharded."""
+    if shards == 1:
+        return None
+    if not context.has_partition_key and not context.has_partition_key_range:
+        raise dg.Failure(f"embeddings is split into {shards} shards: run it for shards (a partition or a range, e.g. all of {shard_keys(shards)[0]}...{shard_keys(shards)[-1]}), not unpartitioned")
+    wanted = set(context.partition_keys)
+    return [k for k in shard_keys(shards) if k in wanted]
+
+
+def embeddings_asset(shards: int = 1) -> dg.AssetsDefinition:
+    """The embeddings asset, split into `shards` row-id hash shards (1: one unpartitioned value).
+    A backfill of several shards runs one run per shard (each its own pod under the k8s executor);
+    a run over a range of shards (the CLI, the schedule, the sensors) computes them in one step."""
+
+    @dg.asset(
+        name="embeddings",
+        group_name="representation",
+        code_version=CODE_VERSION,
+        kinds={"pytorch", "duckdb"},
+        **gpu_step(),
+        automation_condition=upstream_data_changed(),
+        partitions_def=shard_partitions(shards),
+        backfill_policy=dg.BackfillPolicy.multi_run(1) if shards > 1 else None,
+        # Only what is embedded: a million rows' responses and original records are gigabytes.
+        ins={"raw_dataset": dg.AssetIn(metadata={"columns": ["row_id", "instruction", "input"]})},
+    )
+    def embeddings(context: dg.AssetExecutionContext, config: EmbeddingsConfig, raw_dataset: pl.DataFrame, compute: ComputeResource, paths: PathsResource) -> dg.Output:
+        """Normalised sentence embeddings (all-MiniLM-L6-v2 by default) of each row's prompt, for every
+        split: the normalised mean of its instruction's and input's vectors, each distinct text encoded
+        once. Rows already embedded by the same model are read from the cache, never re-encoded, so a
+        refresh embeds exactly the rows whose id is new; finished chunks survive an interrupted run.
+        Sharded: each shard holds the rows whose id hashes to it, and downstream assets read the union."""
+        t0 = time.perf_counter()
+        keys = step_shards(context, shards)
+        rows = raw_dataset if keys is None else rows_in_shards(raw_dataset, keys, shards)
+        del raw_dataset
+        device, precision = compute.torch_device(), compute.torch_precision()
+        encoder = SentenceTransformerEncoder(config.model, device=device, batch_size=compute.batch_size, precision=precision, max_seq_length=config.max_seq_length)
+        cache = EmbeddingCache(paths.embedding_cache_db())
+        row_ids = rows["row_id"].to_list()
+        where = "" if keys is None else f" for shard{'s' if len(keys) > 1 else ''} {', '.join(keys)} ({len(row_ids)} rows)"
+        context.log.info(f"embedding{where} with {encoder.model_id} on {device} (batch {compute.batch_size}, {precision})")
+        stats = embed_missing(row_ids, rows["instruction"].to_list(), rows["input"].to_list(), encoder, cache, log=context.log.info, chunk_rows=config.chunk_texts)
+        vectors = cache.get(encoder.model_id, row_ids)
+        df = pl.DataFrame({"row_id": row_ids, "embedding": vectors}, schema={"row_id": pl.Utf8, "embedding": pl.Array(pl.Float32, vectors.shape[1])})
+        meta = {
+            "model_id": encoder.model_id,
+            "device": device,
+            "precision": precision,
+            "dim": int(vectors.shape[1]),
+            "rows": len(row_ids),
+            "rows_embedded": stats["rows_embedded"],
+            "rows_reused": stats["rows_reused"],
+            "texts_encoded": stats["texts_encoded"],
+            "texts_reused": stats["texts_reused"],
+            "model_loaded": encoder.loaded,  # False when every row came from the cache
+            "rows_per_second": round(stats["rows_per_second"], 1) if stats["rows_per_second"] else None,
+            "mean_norm": float(np.linalg.norm(vectors, axis=1).mean()) if len(vectors) else 0.0,
+            "seconds": round(time.perf_counter() - t0, 3),
+        }
+        if keys is None:
+            return dg.Output(df, data_version=frame_version(df), metadata=meta)
+        parts = split_by_shard(df, keys, shards)
+        meta["shards"] = ", ".join(keys)
+        meta["shard_count"] = shards
+        if len(keys) == 1:
+            return dg.Output(parts[keys[0]], data_version=frame_version(parts[keys[0]]), metadata=meta)
+        meta["rows_by_shard"] = dg.MetadataValue.json({k: v.height for k, v in parts.items()})
+        # One step, several partitions: the IO manager writes each shard's frame to its own place.
+        return dg.Output(parts, metadata=meta)
+
+    return embeddings
+
+
+embeddings = embeddings_asset(1)

@@ -7,6 +7,10 @@ the steps (the CLI's process, or Dagster's run worker for runs started by the UI
 sensor) holds an exclusive lock on `<home>/project.lock` for the whole run, and a second run waits,
 saying which run it waits for, or fails at once with one line when told not to wait.
 
+Runs that only compute shards of a sharded per-row step (each writes its own shard's files and
+reads nothing another shard run writes) may share the folder: they hold the lock in shared mode, so
+a backfill's shard runs run side by side while any other run waits for all of them, and they for it.
+
 The lock is `flock(2)`: the kernel drops it when its holder exits, also on SIGKILL, so a crashed run
 never leaves the project locked. The holder describes itself (run id, how it was started, pid, host,
 start time) in the lock file, for the waiting run to name.
@@ -15,6 +19,7 @@ start time) in the lock file, for the waiting run to name.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import socket
@@ -59,8 +64,6 @@ class ProjectLockError(Exception):
 
 def project_key(home: str | Path) -> str:
     """A short stable name of a project folder (a hash of its absolute path), for run tags."""
-    import hashlib
-
     return hashlib.sha256(str(Path(home).expanduser().resolve()).encode()).hexdigest()[:12]
 
 
@@ -68,13 +71,27 @@ def lock_path(home: str | Path) -> Path:
     return Path(home).expanduser() / LOCK_NAME
 
 
-def current_holder(home: str | Path) -> Holder | None:
-    """Who holds (or last held) the project's lock, as its holder wrote it; None if unknown."""
+def shared_holders_dir(home: str | Path) -> Path:
+    """Where shared holders describe themselves, one file each (several hold the lock at once)."""
+    return Path(home).expanduser() / (LOCK_NAME + ".shared")
+
+
+def _read_holder(path: Path) -> Holder | None:
     try:
-        data = json.loads(lock_path(home).read_text(encoding="utf-8") or "null")
+        data = json.loads(path.read_text(encoding="utf-8") or "null")
         return Holder(**data) if isinstance(data, dict) else None
     except (OSError, ValueError, TypeError):
         return None
+
+
+def current_holder(home: str | Path) -> Holder | None:
+    """Who holds (or last held) the project's lock, as its holder wrote it (the earliest shared
+    holder when only shared holders are in); None if unknown."""
+    holder = _read_holder(lock_path(home))
+    if holder is None:
+        shared = [h for f in sorted(shared_holders_dir(home).glob("*.json")) if (h := _read_holder(f)) is not None]
+        holder = min(shared, key=lambda h: h.since) if shared else None
+    return holder
 
 
 def _no_interrupt() -> None:
@@ -92,8 +109,10 @@ def project_lock(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
     check_interrupt: Callable[[], None] = _no_interrupt,
+    shared: bool = False,
 ) -> Iterator[None]:
-    """Hold the project folder's lock for the block. While another run holds it: wait (logging which
+    """Hold the project folder's lock for the block (`shared`: alongside other shared holders, not
+    alongside an exclusive one). While another run holds it: wait (logging which
     run, then again every `report_every_s`), or with `wait=False` raise ProjectBusy naming it.
     `check_interrupt` is called on every poll and raises to stop waiting (Dagster captures Ctrl-C
     and a terminate request as a flag that only its own checkpoints look at)."""
@@ -108,7 +127,7 @@ def project_lock(
         started, last_report = clock(), None
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
                 pass
@@ -128,11 +147,23 @@ def project_lock(
         if last_report is not None:
             log(f"project folder is free after {clock() - started:.0f}s; starting")
         holder = replace(holder, since=_now())  # holding since now, not since it started waiting
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(asdict(holder)).encode("utf-8"), 0)
+        described = json.dumps(asdict(holder)).encode("utf-8")
+        if shared:  # each shared holder in its own file, removed when it leaves
+            os.ftruncate(fd, 0)  # no exclusive holder is in: what the lock file says is stale
+            own = shared_holders_dir(folder) / f"{os.getpid()}-{hashlib.sha256(holder.run_id.encode()).hexdigest()[:12]}.json"
+            own.parent.mkdir(exist_ok=True)
+            own.write_bytes(described)
+        else:  # no shared holder is in: files left by killed ones are stale
+            for stale in shared_holders_dir(folder).glob("*.json"):
+                stale.unlink(missing_ok=True)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, described, 0)
         try:
             yield
         finally:
-            os.ftruncate(fd, 0)
+            if shared:
+                own.unlink(missing_ok=True)
+            else:
+                os.ftruncate(fd, 0)
     finally:
         os.close(fd)  # closing the descriptor releases the lock

@@ -99,3 +99,35 @@ def test_a_folder_that_cannot_hold_the_lock_fails_in_one_line(tmp_path):
     with pytest.raises(ProjectLockError, match=r"project.lock: cannot open the project lock \(Is a directory\)"):
         with project_lock(tmp_path, Holder(run_id="run-a", via="test")):
             pass
+
+
+def _hold_shared(home, ready, release):
+    with project_lock(home, Holder(run_id="shard-run-in-child", via="a test process"), shared=True):
+        ready.set()
+        release.wait(30)
+
+
+def test_shard_runs_share_the_folder_and_a_whole_run_waits_for_them(tmp_path):
+    ctx = multiprocessing.get_context("fork")
+    ready, release = ctx.Event(), ctx.Event()
+    proc = ctx.Process(target=_hold_shared, args=(tmp_path, ready, release))
+    proc.start()
+    try:
+        assert ready.wait(30)
+        # Another shard run gets in at once, alongside the child.
+        with project_lock(tmp_path, Holder(run_id="shard-run-2", via="test"), wait=False, shared=True):
+            assert current_holder(tmp_path).run_id == "shard-run-2"
+        # A whole run does not, while a shard run holds the folder.
+        with pytest.raises(ProjectBusy, match="is busy: run shard-run-in-child"):
+            with project_lock(tmp_path, Holder(run_id="whole-run", via="test"), wait=False):
+                pass
+        release.set()
+        proc.join(30)
+        with project_lock(tmp_path, Holder(run_id="whole-run", via="test"), wait=False):
+            # ... and while it holds the folder, a shard run waits in turn.
+            with pytest.raises(ProjectBusy, match="is busy: run whole-run"):
+                with project_lock(tmp_path, Holder(run_id="shard-run-3", via="test"), wait=False, shared=True):
+                    pass
+    finally:
+        release.set()
+        proc.join(30)
