@@ -10,7 +10,7 @@ import pytest
 
 from shed_pipeline.core.estimators.knn_exact import knn_shapley
 from shed_pipeline.core.row_values import ROW_VALUES, RowValueInputs, compute_row_values
-from shed_pipeline.core.row_values.knn_shapley import TokenSets, knn_shapley_values
+from shed_pipeline.core.row_values.knn_shapley import TokenSets, knn_shapley_values, order_by_similarity
 from shed_pipeline.core.text_match import token_f1_matrix
 from shed_pipeline.core.utilities import KNNUtility
 
@@ -73,6 +73,21 @@ def test_equals_the_knn_exact_estimator_in_any_block_size_and_thread_count(block
     expect = knn_shapley(KNNUtility(players, outputs, queries, refs, k=5)).values
     got = knn_shapley_values(players, outputs, queries, refs, k=5, block_elements=block_elements, threads=threads)
     np.testing.assert_array_equal(got, expect)  # bit for bit: blocks are summed in order whatever the threads
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e6])
+def test_the_packed_key_sort_is_a_stable_argsort_of_the_rounded_similarities(scale):
+    rng = np.random.default_rng(2)
+    sim = np.round(rng.uniform(-1, 1, size=(7, 5000)), 12) * scale  # scale 1e6: too large to pack, the fallback
+    sim[:, 100:400] = sim[:, :300]  # exact ties, far apart
+    sim[:, 4000:] = np.round(sim[:, 4000:], 2)  # many ties among themselves
+    sim[0] = 0.0  # a row of nothing but ties
+    sim[1, :10] = -1.0 * scale
+    expect = np.argsort(-sim, axis=1, kind="stable")
+    np.testing.assert_array_equal(order_by_similarity(sim), expect)
+    with_nan = sim.copy()
+    with_nan[2, 7] = np.nan  # not finite: the fallback, which sorts it as the stable argsort does
+    np.testing.assert_array_equal(order_by_similarity(with_nan), np.argsort(-with_nan, axis=1, kind="stable"))
 
 
 def test_token_sets_give_text_match_f1_bit_for_bit():
