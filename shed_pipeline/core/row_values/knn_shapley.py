@@ -77,11 +77,16 @@ class TokenSets:
         return f1
 
 
-def similarities(query_vectors: np.ndarray, player_vectors: np.ndarray) -> np.ndarray:
-    """`neighbour_similarity` of every query and player, PLAYER_CHUNK players at a time."""
+def similarities(query_vectors: np.ndarray, player_vectors: np.ndarray, pool: ThreadPoolExecutor | None = None) -> np.ndarray:
+    """`neighbour_similarity` of every query and player, PLAYER_CHUNK players at a time (on `pool`'s
+    threads when given: each chunk's values do not depend on which thread computes it)."""
     sim = np.empty((len(query_vectors), len(player_vectors)))
-    for s in range(0, len(player_vectors), PLAYER_CHUNK):
+
+    def fill(s: int) -> None:
         sim[:, s : s + PLAYER_CHUNK] = neighbour_similarity(query_vectors, player_vectors[s : s + PLAYER_CHUNK])
+
+    starts = range(0, len(player_vectors), PLAYER_CHUNK)
+    list(pool.map(fill, starts)) if pool is not None else [fill(s) for s in starts]
     return sim
 
 
@@ -148,38 +153,35 @@ def knn_shapley_values(
         return total
     answers = TokenSets(player_outputs)
     block = max(1, (block_elements or BLOCK_ELEMENTS) // n)
+    # Validation rows whose similarities are computed together: a whole number of blocks.
+    sim_rows = block * max(1, SIM_BLOCK_ELEMENTS // (block * n))
     workers = max(1, min(threads if threads is not None else (os.cpu_count() or 1), 8))
-    # Validation rows whose similarities are computed together: a whole number of blocks, and no
-    # more than gives every thread work.
-    sim_rows = block * max(1, min(SIM_BLOCK_ELEMENTS // (block * n), -(-v // (workers * block))))
-    index_type = np.int32 if n < 2**31 else np.int64  # orders kept until summed: half the memory
     progress = Progress(v, "knn_shapley", log, unit="validation rows")
 
-    def block_values(s: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        sim = similarities(query_vectors[s : s + sim_rows], player_vectors)
-        out = []
-        for t in range(0, len(sim), block):
-            order = order_by_similarity(sim[t : t + block])
-            match = np.take_along_axis(answers.f1(query_references[s + t : s + t + block]), order, axis=1)
-            out.append((order.astype(index_type), sorted_shapley(match, k)))
-        return out
+    def block_values(sim: np.ndarray, first: int, t: int) -> tuple[np.ndarray, np.ndarray]:
+        order = order_by_similarity(sim[t : t + block])
+        match = np.take_along_axis(answers.f1(query_references[first + t : first + t + block]), order, axis=1)
+        return order, sorted_shapley(match, k)
 
-    # Blocks are computed on several threads (the products and sorts run without the GIL) and
-    # summed here in row order: the same sum, in the same order, as one thread and any block size give.
+    # The similarities of a group of validation rows, then their blocks, on several threads (the
+    # products and sorts run without the GIL); the blocks are summed here in row order: the same
+    # sum, in the same order, as one thread and any block size give.
     with ThreadPoolExecutor(workers) as pool:
-        pending = deque()
-        starts = iter(range(0, v, sim_rows))
-        for s in itertools.islice(starts, workers):  # at most `workers` blocks in memory
-            pending.append(pool.submit(block_values, s))
-        while pending:
-            parts = pending.popleft().result()
-            nxt = next(starts, None)
-            if nxt is not None:
-                pending.append(pool.submit(block_values, nxt))
-            for order, values in parts:
+        for first in range(0, v, sim_rows):
+            sim = similarities(query_vectors[first : first + sim_rows], player_vectors, pool)
+            pending = deque()
+            starts = iter(range(0, len(sim), block))
+            for t in itertools.islice(starts, workers + 1):  # at most workers + 1 blocks in memory
+                pending.append(pool.submit(block_values, sim, first, t))
+            while pending:
+                order, values = pending.popleft().result()
+                nxt = next(starts, None)
+                if nxt is not None:
+                    pending.append(pool.submit(block_values, sim, first, nxt))
                 for r in range(len(order)):  # row by row: the same sum, in the same order, as a mean over all rows
                     total[order[r]] += values[r]
                 progress.advance(len(order))
+            del sim
     return total / v
 
 
