@@ -72,7 +72,7 @@ def evaluation_metrics(context: dg.AssetExecutionContext, config: EvaluationConf
     pool_ids = pool["row_id"].to_list()
     curated_idx = selected_pool_indices(pool_ids, curated_subset["row_id"].to_list())
     method = curated_subset["method"][0] if curated_subset.height else None
-    inputs = selection_inputs(pool.select("row_id", "output").join(embeddings, on="row_id", how="left", maintain_order="left"), clusters, row_values, config.seed, context.log.info)
+    inputs = selection_inputs(pool.select("row_id", "output"), clusters, row_values, config.seed, context.log.info, vectors=x)  # the vectors at hand: no second join
     picked = baseline_selections(inputs, config.baselines, len(curated_idx), method, context.log.info)
     baselines = {name: selected_pool_indices(pool_ids, ids) for name, ids in picked.items()}
     test = raw_dataset.filter(pl.col("split") == "test").join(embeddings, on="row_id", how="inner", maintain_order="left")

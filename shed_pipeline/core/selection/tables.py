@@ -18,21 +18,28 @@ SELECTIONS_SCHEMA = {"row_id": pl.Utf8, "cluster_id": pl.Int64, "draw_order": pl
 NEAR_DUPLICATES_SCHEMA = {"row_id": pl.Utf8, "kept_row_id": pl.Utf8, "cluster_id": pl.Int64, "similarity": pl.Float64}
 
 
-def selection_inputs(pool: pl.DataFrame, clusters: pl.DataFrame, row_values: pl.DataFrame | None = None, seed: int = 0, log: Callable[[str], None] = silent) -> SelectionInputs:
-    """pool: row_id, output, embedding, in source order; clusters: cluster_id, members and (when
-    valued) score; row_values: row_id, kind, value. Only rows of the given clusters are in the pool."""
+def selection_inputs(pool: pl.DataFrame, clusters: pl.DataFrame, row_values: pl.DataFrame | None = None, seed: int = 0, log: Callable[[str], None] = silent, vectors: np.ndarray | None = None) -> SelectionInputs:
+    """pool: row_id, output, embedding, in source order (or no embedding column and `vectors`, the
+    pool's vectors in its order: no second copy of a million vectors); clusters: cluster_id, members
+    and (when valued) score; row_values: row_id, kind, value. Only rows of the given clusters are in the pool."""
     ids = [int(c) for c in clusters["cluster_id"].to_list()]
     members = clusters["members"].to_list()
     scores = clusters["score"].to_list() if "score" in clusters.columns else [None] * len(ids)
     cluster_of = {r: c for c, m in zip(ids, members, strict=True) for r in m}
-    pool = pool.filter(pl.col("row_id").is_in(pl.Series(list(cluster_of), dtype=pl.Utf8).implode()))
+    clustered = pool["row_id"].is_in(pl.Series(list(cluster_of), dtype=pl.Utf8).implode())
+    every_row = bool(clustered.all())
+    if not every_row:  # filtering copies every column: only when some rows are not clustered
+        pool = pool.filter(clustered)
     if pool.height != len(cluster_of):
         raise ValueError(f"{len(cluster_of) - pool.height} clustered rows are not in the pool: re-materialize clusters")
-    if pool["embedding"].null_count():
-        raise ValueError(f"{pool['embedding'].null_count()} pool rows have no embedding; re-materialize embeddings")
-    vectors = np.asarray(pool["embedding"].to_numpy(), dtype=np.float32).reshape(pool.height, -1)
+    if vectors is None:
+        if pool["embedding"].null_count():
+            raise ValueError(f"{pool['embedding'].null_count()} pool rows have no embedding; re-materialize embeddings")
+        vectors = np.array(pool["embedding"].to_numpy(), dtype=np.float32).reshape(pool.height, -1)  # our own copy: normalised in place
+    else:
+        vectors = np.array(vectors if every_row else vectors[clustered.to_numpy()], dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    vectors = vectors / np.where(norms > 0, norms, 1.0)
+    vectors /= np.where(norms > 0, norms, 1.0)
     values: dict[str, dict[str, float]] = {}
     if row_values is not None and row_values.height:
         for (kind,), part in row_values.group_by("kind", maintain_order=True):
