@@ -11,7 +11,7 @@ from pydantic import Field, create_model
 from shed_pipeline.assets._common import CODE_VERSION, frame_version, gpu_step, input_runs, png_md, upstream_data_changed
 from shed_pipeline.assets.strategy_config import config_class
 from shed_pipeline.core import plots
-from shed_pipeline.core.row_values import ROW_VALUES, RowValueInputs, compute_row_values
+from shed_pipeline.core.row_values import ROW_VALUES, RowValueInputs, compute_row_values, text_columns
 from shed_pipeline.resources import ComputeResource, LineageResource, PathsResource
 
 # knn_shapley is on by default: exact and cheap (about 1 s for 10,000 rows on a 2-core CPU). ifd
@@ -65,7 +65,10 @@ def row_values(context: dg.AssetExecutionContext, config: RowValuesConfig, raw_d
     needs no cache kept stable, and the values then depend on this asset's inputs only). IFD is
     cached per row and model in the embedding cache: a refresh scores new rows only."""
     t0 = time.perf_counter()
-    pool, validation = split_rows(raw_dataset, embeddings)
+    unknown = [k for k in config.kinds if k not in ROW_VALUES]
+    wanted = ["row_id", "split", *text_columns([k for k in config.kinds if k not in unknown])]
+    # Only the texts the kinds read go into the join (unknown kinds fail in compute_row_values, naming the kinds).
+    pool, validation = split_rows(raw_dataset.select([c for c in raw_dataset.columns if c in wanted]), embeddings)
     inputs = RowValueInputs(pool, validation, compute.torch_device(), paths.cache(), paths.embedding_cache_db(), context.log.info)
     df, stats = compute_row_values(list(config.kinds), kind_settings(config), inputs)
     meta: dict = {"kinds": ", ".join(config.kinds) or "none", "pool_rows": pool.height, "validation_rows_in_split": validation.height}

@@ -18,6 +18,12 @@ ROW_VALUES = Registry("row value", [knn_shapley.STRATEGY, ifd.STRATEGY])
 SCHEMA = {"row_id": pl.Utf8, "kind": pl.Utf8, "value": pl.Float64}
 
 
+def text_columns(kinds: list[str]) -> list[str]:
+    """The text columns the given kinds read (their `requires["columns"]`), in a fixed order."""
+    wanted = {c for kind in kinds for c in ROW_VALUES[kind].requires.get("columns", ())}
+    return [c for c in ("instruction", "input", "output", "messages") if c in wanted]
+
+
 def compute_row_values(kinds: list[str], settings: Mapping[str, object], inputs: RowValueInputs) -> tuple[pl.DataFrame, dict[str, dict]]:
     """The long frame (row_id, kind, value) of every pool row under each kind, kinds in the given
     order and rows in pool order; and per kind its rows, min / median / max and seconds.
@@ -44,4 +50,4 @@ def compute_row_values(kinds: list[str], settings: Mapping[str, object], inputs:
     return (pl.concat(frames) if frames else pl.DataFrame(schema=SCHEMA)), stats
 
 
-__all__ = ["ROW_VALUES", "RowValueInputs", "compute_row_values"]
+__all__ = ["ROW_VALUES", "RowValueInputs", "compute_row_values", "text_columns"]

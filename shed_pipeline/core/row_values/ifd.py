@@ -95,4 +95,7 @@ def run(settings: IFDSettings, inputs: RowValueInputs) -> np.ndarray:
     return cache.get(fid, keys)[:, 0].astype(np.float64) if keys else np.zeros(0)
 
 
-STRATEGY = Strategy("ifd", "Superfiltering's instruction-following difficulty PPL(response | prompt) / PPL(response) under the target LM (cached per row and model)", IFDSettings, run)
+STRATEGY = Strategy(
+    "ifd", "Superfiltering's instruction-following difficulty PPL(response | prompt) / PPL(response) under the target LM (cached per row and model)", IFDSettings, run,
+    requires={"columns": ("instruction", "input", "output", "messages")},
+)

@@ -193,4 +193,7 @@ def run(settings: KNNShapleySettings, inputs: RowValueInputs) -> np.ndarray:
     )
 
 
-STRATEGY = Strategy("knn_shapley", "exact KNN-Shapley of every pool row under the knn utility (prompt-embedding neighbours, token-F1 answers), O(N log N) per validation row", KNNShapleySettings, run)
+STRATEGY = Strategy(
+    "knn_shapley", "exact KNN-Shapley of every pool row under the knn utility (prompt-embedding neighbours, token-F1 answers), O(N log N) per validation row", KNNShapleySettings, run,
+    requires={"columns": ("output",)},  # of the texts, only the responses: a million prompts are not joined
+)

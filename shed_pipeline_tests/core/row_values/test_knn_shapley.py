@@ -117,3 +117,11 @@ def test_bad_input_gets_a_clear_error():
         knn_shapley_values(unit(rng, 3), ["a", "b", "c"], unit(rng, 1), ["a"], k=0)
     with pytest.raises(ValueError, match="unknown row value 'shapely'; choose one of knn_shapley, ifd"):
         compute_row_values(["shapely"], {}, RowValueInputs(pl.DataFrame(), pl.DataFrame()))
+
+
+def test_each_kind_declares_the_text_columns_it_reads():
+    from shed_pipeline.core.row_values import text_columns
+
+    assert text_columns(["knn_shapley"]) == ["output"]  # a million prompts stay out of the join
+    assert text_columns(["ifd", "knn_shapley"]) == ["instruction", "input", "output", "messages"]
+    assert text_columns([]) == []
