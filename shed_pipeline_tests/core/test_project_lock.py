@@ -1,5 +1,6 @@
 """The project folder's lock: one holder at a time, a waiter names the holder, a dead holder frees it."""
 
+import json
 import multiprocessing
 import os
 import signal
@@ -8,7 +9,7 @@ import time
 
 import pytest
 
-from shed_pipeline.core.project_lock import Holder, ProjectBusy, ProjectLockError, current_holder, project_lock
+from shed_pipeline.core.project_lock import Holder, ProjectBusy, ProjectLockError, current_holder, project_lock, shared_holders_dir
 
 
 def _hold(home, ready, release):
@@ -116,7 +117,10 @@ def test_shard_runs_share_the_folder_and_a_whole_run_waits_for_them(tmp_path):
         assert ready.wait(30)
         # Another shard run gets in at once, alongside the child.
         with project_lock(tmp_path, Holder(run_id="shard-run-2", via="test"), wait=False, shared=True):
-            assert current_holder(tmp_path).run_id == "shard-run-2"
+            described = {json.loads(f.read_text())["run_id"] for f in shared_holders_dir(tmp_path).glob("*.json")}
+            assert described == {"shard-run-in-child", "shard-run-2"}  # each shared holder describes itself
+            assert current_holder(tmp_path).run_id in described
+        assert [json.loads(f.read_text())["run_id"] for f in shared_holders_dir(tmp_path).glob("*.json")] == ["shard-run-in-child"]
         # A whole run does not, while a shard run holds the folder.
         with pytest.raises(ProjectBusy, match="is busy: run shard-run-in-child"):
             with project_lock(tmp_path, Holder(run_id="whole-run", via="test"), wait=False):
