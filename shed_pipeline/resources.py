@@ -177,6 +177,12 @@ def expected_writer(context: dg.InputContext) -> tuple[str | None, bool]:
     return (event.run_id if event is not None else None), False
 
 
+def latest_partition_run(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition: str) -> str | None:
+    """The run of a partition's latest materialization in `instance`; None when it has none."""
+    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition]), limit=1).records
+    return records[0].run_id if records else None
+
+
 def expected_partition_writer(context: dg.InputContext, partition: str) -> tuple[str | None, bool]:
     """The run whose value of one partition (shard) of the upstream asset this input must read: the
     partition's latest materialization in this instance (a shard may come from an earlier run than
@@ -185,8 +191,7 @@ def expected_partition_writer(context: dg.InputContext, partition: str) -> tuple
         instance = context.instance
     except dg.DagsterInvariantViolationError:
         return None, False
-    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=context.asset_key, asset_partitions=[partition]), limit=1).records
-    run_id = records[0].run_id if records else None
+    run_id = latest_partition_run(instance, context.asset_key, partition)
     this_run = _run_id_or_none(context.upstream_output) if context.upstream_output is not None else None
     return run_id, run_id is not None and run_id == this_run
 
@@ -227,8 +232,7 @@ class _ParquetIOManager(dg.ConfigurableIOManager):
 
     @staticmethod
     def _relative(context, partition: str | None) -> list[str]:
-        parts = list(context.asset_key.path)
-        return parts[:-1] + [parts[-1], partition] if partition is not None else parts
+        return [*context.asset_key.path, *([partition] if partition is not None else [])]
 
     def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame | dict[str, pl.DataFrame]) -> None:
         asset = context.asset_key.to_user_string()

@@ -10,7 +10,7 @@ from dagster_aws.s3 import S3Resource
 
 from shed_pipeline import __version__
 from shed_pipeline.core.objectstore import is_s3, publish
-from shed_pipeline.resources import PathsResource, object_store
+from shed_pipeline.resources import PathsResource, latest_partition_run, object_store
 
 # Recorded in lineage with every asset: which code produced the records.
 CODE_VERSION = __version__
@@ -92,8 +92,7 @@ def input_runs(context: dg.AssetExecutionContext, upstream: list[str]) -> dict[s
         out[name] = ev.run_id if ev is not None else None
         partitions = graph.get(key).partitions_def if graph.has(key) else None
         for part in partitions.get_partition_keys() if partitions is not None else []:
-            records = context.instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key, asset_partitions=[part]), limit=1).records
-            out[f"{name}/{part}"] = records[0].run_id if records else None
+            out[f"{name}/{part}"] = latest_partition_run(context.instance, key, part)
     return out
 
 def upstream_data_changed() -> dg.AutomationCondition:

@@ -85,13 +85,18 @@ def _kmeans_pp(x: np.ndarray, k: int, rng: np.random.Generator, log: Log, device
     return np.array(centers, dtype=np.int64)
 
 
-def _faiss_assign(x32: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest centroid of each row and the squared distance, float32 (faiss: blocked, multi-threaded)."""
+def _flat_index(centres: np.ndarray):
+    """An exact float32 L2 index of `centres` (faiss: blocked, multi-threaded search)."""
     import faiss
 
-    index = faiss.IndexFlatL2(x32.shape[1])
-    index.add(np.ascontiguousarray(centroids, dtype=np.float32))
-    dist, idx = index.search(x32, 1)
+    index = faiss.IndexFlatL2(centres.shape[1])
+    index.add(np.ascontiguousarray(centres, dtype=np.float32))
+    return index
+
+
+def _faiss_assign(x32: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest centroid of each row and the squared distance, float32."""
+    dist, idx = _flat_index(centroids).search(x32, 1)
     return idx[:, 0].astype(np.int64), dist[:, 0].astype(np.float64)
 
 
@@ -361,10 +366,7 @@ def nearest_anchor(x: np.ndarray, anchors: np.ndarray, chunk: int = 4096) -> tup
     dist = np.empty(n, dtype=np.float64)
     fast = x.dtype == np.float32 and len(a) >= 2 and a.shape[1] > 0
     if fast:
-        import faiss
-
-        index = faiss.IndexFlatL2(a32.shape[1])
-        index.add(a32)
+        index = _flat_index(a32)
         a_norm_max = float(np.sqrt(a_sq.max()))
         error = float32_distance_error(a32.shape[1])
     for s in range(0, n, SEARCH_ROWS if fast else chunk):
