@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from shed_pipeline.core.embedding import EmbeddingCache, SentenceTransformerEncoder, auto_precision, embed_missing
+from shed_pipeline.core.embedding import EmbeddingCache, SentenceTransformerEncoder, auto_precision, embed_texts
 from shed_pipeline.core.natural_instructions import default_cache_dir
 from shed_pipeline.core.records import FieldMapping
 from shed_pipeline.core.sources import load_source
@@ -41,8 +41,7 @@ def main() -> None:
         bare = time.perf_counter() - t0
         with tempfile.TemporaryDirectory() as tmp:
             cache = EmbeddingCache(Path(tmp) / "c.duckdb")
-            stats = embed_missing(rows["row_id"].to_list(), ins, inp, enc, cache)
-            vectors = cache.get(enc.model_id, rows["row_id"].to_list())
+            vectors, stats = embed_texts(rows["row_id"].to_list(), ins, inp, enc, cache)
         cosine = "" if reference is None else f"{(vectors * reference).sum(1).mean():.5f} (min {(vectors * reference).sum(1).min():.4f})"
         reference = vectors if reference is None else reference
         label = f"{precision}{' (auto)' if name == 'auto' else ''}"

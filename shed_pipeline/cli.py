@@ -191,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--row-values", metavar="KINDS", help="per-row values to compute, comma-separated (default knn_shapley; 'ifd' runs the target LM over the pool). A method, --member-order or --dedup-keep that needs one adds it")
     r.add_argument("--seed", type=int, default=0, help="seed for every random choice (default 0)")
     r.add_argument("--full-refit", action="store_true", help="re-fit the clusters from scratch instead of refreshing the previous run's")
-    r.add_argument("--embed-chunk", type=_positive_int, help="texts per encode call and embedding-cache write (default 512): an interrupted run loses at most one chunk")
+    r.add_argument("--embed-chunk", type=_positive_int, help="texts per encode call (default 512); encoded texts are saved every 30 s (embeddings.save_seconds)")
     r.add_argument("--device", choices=["auto", "cpu", "cuda"], help="compute device (default auto: CUDA when present)")
     r.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], help="the encoder's number format (default auto: fp16 on CUDA, bf16 on a CPU with AMX, else fp32); cached vectors are kept per format")
     r.add_argument("--embedding-shards", type=_positive_int, metavar="N", help="split embeddings into N row-id hash shards (Dagster partitions; default $SHED_EMBEDDING_SHARDS, else 1). This run computes every shard; in the UI, a backfill of embeddings runs one run per shard, side by side")

@@ -208,6 +208,25 @@ def _read_stamped(source, columns: list[str] | None = None) -> tuple[pl.DataFram
     return pl.from_arrow(pf.read(columns=columns)), stamp.decode() if stamp else None
 
 
+def _stamp_of(source) -> str | None:
+    """The run id stamped in a Parquet file's metadata (its footer only)."""
+    import pyarrow.parquet as pq
+
+    meta = pq.read_metadata(source).metadata or {}
+    stamp = meta.get(WRITTEN_BY_RUN.encode())
+    return stamp.decode() if stamp else None
+
+
+def wants_lazy(context: dg.InputContext) -> bool:
+    """An input annotated `pl.LazyFrame`: the asset selects the columns and rows it reads itself
+    (a million rows' texts are gigabytes, and an asset often needs them for a few rows only)."""
+    try:
+        dagster_type = context.dagster_type
+    except dg.DagsterInvariantViolationError:  # a context built without one (build_input_context)
+        return False
+    return getattr(dagster_type, "typing_type", None) is pl.LazyFrame
+
+
 def input_columns(context: dg.InputContext) -> list[str] | None:
     """The columns an asset reads of an upstream frame, from its input's metadata ({"columns": [...]},
     as Dagster's own table IO managers take it); None: all of them."""
@@ -230,6 +249,12 @@ class _ParquetIOManager(dg.ConfigurableIOManager):
     def _where(self, context, partition: str | None = None) -> str:
         raise NotImplementedError
 
+    def _scan(self, context, columns: list[str] | None = None, partition: str | None = None) -> tuple[pl.LazyFrame, str | None]:
+        """(lazy frame, stamp): by default the value read (its `columns`, when given) into memory; a
+        local file is scanned instead. A lazy input's `columns` are the most it may read."""
+        frame, stamp = self._get(context, columns, partition)
+        return frame.lazy(), stamp
+
     @staticmethod
     def _relative(context, partition: str | None) -> list[str]:
         return [*context.asset_key.path, *([partition] if partition is not None else [])]
@@ -251,35 +276,37 @@ class _ParquetIOManager(dg.ConfigurableIOManager):
         for key in keys:
             self._put(context, frames[key], stamp, key)
 
-    def load_input(self, context: dg.InputContext) -> pl.DataFrame:
+    def load_input(self, context: dg.InputContext) -> pl.DataFrame | pl.LazyFrame:
         upstream = context.upstream_output if context.upstream_output is not None else context
         if context.has_asset_partitions:
             return self._load_partitions(context, upstream)
         asset = context.asset_key.to_user_string()
+        read = self._scan if wants_lazy(context) else self._get
         try:
-            frame, written_by = self._get(upstream, input_columns(context))
+            frame, written_by = read(upstream, input_columns(context))
         except FileNotFoundError as exc:
             raise FileNotFoundError(f"{exc.filename}: upstream asset {asset} has not been materialized here") from exc
         expected, in_this_execution = expected_writer(context)
         self._check_writer(asset, self._where(upstream), written_by, expected, in_this_execution)
         return frame
 
-    def _load_partitions(self, context: dg.InputContext, upstream) -> pl.DataFrame:
+    def _load_partitions(self, context: dg.InputContext, upstream) -> pl.DataFrame | pl.LazyFrame:
         """The union of the partitions this input reads, in the partitions' own order, each checked
         against the run that last materialized it."""
         asset = context.asset_key.to_user_string()
+        read = self._scan if wants_lazy(context) else self._get
         wanted = set(context.asset_partition_keys)
         keys = [k for k in context.asset_partitions_def.get_partition_keys() if k in wanted]
         frames = []
         for key in keys:
             try:
-                frame, written_by = self._get(upstream, input_columns(context), key)
+                frame, written_by = read(upstream, input_columns(context), key)
             except FileNotFoundError as exc:
                 raise FileNotFoundError(f"{exc.filename}: partition {key} of upstream asset {asset} has not been materialized here (materialize all of its partitions)") from exc
             expected, in_this_execution = expected_partition_writer(context, key)
             self._check_writer(f"{asset} partition {key}", self._where(upstream, key), written_by, expected, in_this_execution)
             frames.append(frame)
-        return pl.concat(frames, how="vertical", rechunk=False)
+        return pl.concat(frames, how="vertical", rechunk=False)  # frames, or lazy frames
 
     @staticmethod
     def _check_writer(what: str, where: str, written_by: str | None, expected: str | None, in_this_execution: bool) -> None:
@@ -312,6 +339,18 @@ class PolarsParquetIOManager(_ParquetIOManager):
                 return _read_stamped(fh, columns)
         except FileNotFoundError:
             raise FileNotFoundError(2, "no such file", str(path)) from None
+
+    def _scan(self, context, columns: list[str] | None = None, partition: str | None = None) -> tuple[pl.LazyFrame, str | None]:
+        """A lazy scan of the file: only the columns and row groups a query needs are read. The
+        stamp comes from the same file; writers of one project folder take turns (the project lock),
+        so it is still that file when the query runs in this step."""
+        path = self._path(context, partition)
+        try:
+            stamp = _stamp_of(path)
+        except FileNotFoundError:
+            raise FileNotFoundError(2, "no such file", str(path)) from None
+        scan = pl.scan_parquet(path)
+        return (scan.select(columns) if columns else scan), stamp
 
 
 class S3ParquetIOManager(_ParquetIOManager):

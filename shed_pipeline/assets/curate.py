@@ -46,9 +46,9 @@ class CuratedSubsetConfig(dg.Config):
     pool="duckdb",
     automation_condition=upstream_data_changed(),
     check_specs=[dg.AssetCheckSpec(SUBSET_CHECK, asset="curated_subset", blocking=True, description="Selected rows are distinct pool rows and their number is the target")],
-    ins={"raw_dataset": dg.AssetIn(metadata={"columns": ["row_id", "split", "task", "output", "record"]})},  # not the prompts: gigabytes at a million rows
+    ins={"raw_dataset": dg.AssetIn(metadata={"columns": ["row_id", "split", "task", "output", "record"]})},  # at most these: not the prompts
 )
-def curated_subset(context: dg.AssetExecutionContext, config: CuratedSubsetConfig, raw_dataset: pl.DataFrame, embeddings: pl.DataFrame, clusters: pl.DataFrame, proxy_shapley_scores: pl.DataFrame, row_values: pl.DataFrame, paths: PathsResource, lineage: LineageResource, s3: S3Resource):
+def curated_subset(context: dg.AssetExecutionContext, config: CuratedSubsetConfig, raw_dataset: pl.LazyFrame, embeddings: pl.DataFrame, clusters: pl.DataFrame, proxy_shapley_scores: pl.DataFrame, row_values: pl.DataFrame, paths: PathsResource, lineage: LineageResource, s3: S3Resource):
     """The selected rows in draw order, each with its cluster, the cluster's proxy score and the rule
     that chose it. Also written as curated.jsonl and curated.parquet in the output folder."""
     t0 = time.perf_counter()
@@ -62,12 +62,19 @@ def curated_subset(context: dg.AssetExecutionContext, config: CuratedSubsetConfi
         dropped = proxy_shapley_scores.filter(pl.col("dropped_by_removal_rule"))["cluster_id"]
         scored = scored.filter(~pl.col("cluster_id").is_in(dropped.implode()))
         prefix = f"auto size: the removal-index rule dropped the {dropped.len()} lowest-valued of {dropped.len() + scored.height} clusters; "
-    pool = raw_dataset.filter(pl.col("split") == "pool").select("row_id", "output").join(embeddings, on="row_id", how="left", maintain_order="left")
+    # The responses of the pool; the original records only of the rows selected (a million of them are gigabytes).
+    pool_rows = raw_dataset.filter(pl.col("split") == "pool").select("row_id", "output").collect()
+    pool_ids = set(pool_rows["row_id"].to_list())
+    pool = pool_rows.join(embeddings, on="row_id", how="left", maintain_order="left")
+    del pool_rows
     inputs = selection_inputs(pool, scored, row_values, config.seed, context.log.info)
+    del pool
     result = curate(inputs, method.name, settings, fraction=config.fraction, size=config.size, every_row=config.auto_size, dedup_threshold=config.dedup_threshold, dedup_keep=config.dedup_keep)
     n = result.target
     sel = selections_frame(result.selections, dict(zip(scored["cluster_id"].to_list(), scored["score"].to_list(), strict=True)), method.name, prefix)
-    subset = sel.join(raw_dataset.select("row_id", "split", "task", "record"), on="row_id", how="left", maintain_order="left")
+    records = raw_dataset.filter(pl.col("row_id").is_in(sel["row_id"].to_list())).select("row_id", "split", "task", "record").collect()
+    subset = sel.join(records, on="row_id", how="left", maintain_order="left")
+    del records
     row_ids = subset["row_id"].to_list()
     jsonl, parquet = write_outputs(with_row_ids([json.loads(r) for r in subset["record"].to_list()], row_ids, config.row_id_field), paths.out())
     # The ids in the files' order: line i of curated.jsonl is row_ids[i] (`shed-pipeline lineage why ID`).
@@ -97,5 +104,5 @@ def curated_subset(context: dg.AssetExecutionContext, config: CuratedSubsetConfi
     store.record_asset(context.run.run_id, "curated_subset", CODE_VERSION, config.model_dump(), {k: v for k, v in meta.items() if not isinstance(v, dg.MetadataValue)}, inputs=input_runs(context, ["raw_dataset", "embeddings", "clusters", "proxy_shapley_scores", "row_values"]))
     meta["selections_per_cluster"] = png_md(plots.bars([str(c) for c in per_cluster["cluster_id"].head(30)], per_cluster["len"].head(30).to_list(), "selected rows per cluster (top 30)", "rows"), "selections per cluster")
     yield dg.Output(subset, data_version=frame_version(subset), metadata=meta)
-    problems = subset_problems(sel["row_id"].to_list(), set(raw_dataset.filter(pl.col("split") == "pool")["row_id"].to_list()), n)
+    problems = subset_problems(sel["row_id"].to_list(), pool_ids, n)
     yield dg.AssetCheckResult(check_name=SUBSET_CHECK, passed=not problems, metadata={"selected": sel.height, "target": n}, description="; ".join(problems) or "ok")

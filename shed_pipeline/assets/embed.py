@@ -1,4 +1,4 @@
-"""embeddings: one vector per row (prompt text), cached by (model id, row id); optionally split
+"""embeddings: one vector per row (prompt text), from text segments cached by (model id, text hash); optionally split
 into row-id hash shards (Dagster partitions) so that shards run as separate runs, on separate GPUs."""
 
 import time
@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 
 from shed_pipeline.assets._common import CODE_VERSION, frame_version, gpu_step, upstream_data_changed
-from shed_pipeline.core.embedding import CHUNK_ROWS, DEFAULT_MODEL, EmbeddingCache, SentenceTransformerEncoder, embed_missing
+from shed_pipeline.core.embedding import CHUNK_ROWS, DEFAULT_MODEL, FLUSH_SECONDS, EmbeddingCache, SentenceTransformerEncoder, compose_rows, encode_missing
 from shed_pipeline.core.shards import rows_in_shards, shard_keys, split_by_shard
 from shed_pipeline.resources import ComputeResource, PathsResource
 
@@ -16,7 +16,8 @@ from shed_pipeline.resources import ComputeResource, PathsResource
 class EmbeddingsConfig(dg.Config):
     model: str = DEFAULT_MODEL  # a packaged model name or a local sentence-transformers folder
     max_seq_length: int = 256  # word pieces, as SHED
-    chunk_texts: int = CHUNK_ROWS  # texts per encode call and cache write: an interrupted run loses at most one chunk
+    chunk_texts: int = CHUNK_ROWS  # texts per encode call
+    save_seconds: float = FLUSH_SECONDS  # encoded texts are saved at least this often (and every 65,536): a killed run loses at most this much encoding
 
 
 def shard_partitions(shards: int) -> dg.StaticPartitionsDefinition | None:
@@ -65,11 +66,13 @@ def embeddings_asset(shards: int = 1) -> dg.AssetsDefinition:
         device, precision = compute.torch_device(), compute.torch_precision()
         encoder = SentenceTransformerEncoder(config.model, device=device, batch_size=compute.batch_size, precision=precision, max_seq_length=config.max_seq_length)
         cache = EmbeddingCache(paths.embedding_cache_db())
-        row_ids = rows["row_id"].to_list()
-        where = "" if keys is None else f" for shard{'s' if len(keys) > 1 else ''} {', '.join(keys)} ({len(row_ids)} rows)"
+        where = "" if keys is None else f" for shard{'s' if len(keys) > 1 else ''} {', '.join(keys)} ({rows.height} rows)"
         context.log.info(f"embedding{where} with {encoder.model_id} on {device} (batch {compute.batch_size}, {precision})")
-        stats = embed_missing(row_ids, rows["instruction"].to_list(), rows["input"].to_list(), encoder, cache, log=context.log.info, chunk_rows=config.chunk_texts)
-        vectors = cache.get(encoder.model_id, row_ids)
+        segments, stats = encode_missing(rows, encoder, cache, log=context.log.info, chunk_rows=config.chunk_texts, save_seconds=config.save_seconds)
+        row_ids = rows["row_id"].to_list()
+        del rows  # the texts: gigabytes at a million rows, not needed to compose the vectors
+        vectors = compose_rows(segments, cache, encoder.model_id)
+        del segments
         df = pl.DataFrame({"row_id": row_ids, "embedding": vectors}, schema={"row_id": pl.Utf8, "embedding": pl.Array(pl.Float32, vectors.shape[1])})
         meta = {
             "model_id": encoder.model_id,

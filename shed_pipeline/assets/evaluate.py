@@ -61,13 +61,17 @@ def arm_observer(context: dg.AssetExecutionContext):
 
 
 @dg.asset(group_name="evaluation", code_version=CODE_VERSION, kinds={"python", "pytorch"}, **gpu_step(), automation_condition=upstream_data_changed(), ins={"raw_dataset": dg.AssetIn(metadata={"columns": ["row_id", "split", "task", "instruction", "input", "output", "messages"]})})
-def evaluation_metrics(context: dg.AssetExecutionContext, config: EvaluationConfig, raw_dataset: pl.DataFrame, embeddings: pl.DataFrame, clusters: pl.DataFrame, row_values: pl.DataFrame, curated_subset: pl.DataFrame, compute: ComputeResource, paths: PathsResource, lineage: LineageResource, s3: S3Resource) -> dg.Output[pl.DataFrame]:
+def evaluation_metrics(context: dg.AssetExecutionContext, config: EvaluationConfig, raw_dataset: pl.LazyFrame, embeddings: pl.DataFrame, clusters: pl.DataFrame, row_values: pl.DataFrame, curated_subset: pl.DataFrame, compute: ComputeResource, paths: PathsResource, lineage: LineageResource, s3: S3Resource) -> dg.Output[pl.DataFrame]:
     """Subset size, cluster and task coverage, diversity and held-out kNN utility of the curated
     subset, each baseline, random subsets of the same size and the full pool; with `lm` (default),
     the target LM LoRA-tuned on each (same epochs over its own rows) and scored on the same test
     rows and bigbench multiple-choice items: differences to random, 95% paired intervals, z."""
     t0 = time.perf_counter()
-    pool, x = pool_vectors(raw_dataset, embeddings)
+    # Prompts only for the LM arms (they fine-tune on them); the model-free report reads responses.
+    wanted = ("row_id", "split", "task", "instruction", "input", "output", "messages") if config.lm else ("row_id", "split", "task", "output")
+    columns = [c for c in wanted if c in raw_dataset.collect_schema().names()]
+    rows = raw_dataset.filter(pl.col("split").is_in(["pool", "test"])).select(columns).collect()
+    pool, x = pool_vectors(rows, embeddings)
     cluster_of = dict(clusters.select(pl.col("members").alias("row_id"), "cluster_id").explode("row_id").iter_rows())
     pool_ids = pool["row_id"].to_list()
     curated_idx = selected_pool_indices(pool_ids, curated_subset["row_id"].to_list())
@@ -75,7 +79,8 @@ def evaluation_metrics(context: dg.AssetExecutionContext, config: EvaluationConf
     inputs = selection_inputs(pool.select("row_id", "output"), clusters, row_values, config.seed, context.log.info, vectors=x)  # the vectors at hand: no second join
     picked = baseline_selections(inputs, config.baselines, len(curated_idx), method, context.log.info)
     baselines = {name: selected_pool_indices(pool_ids, ids) for name, ids in picked.items()}
-    test = raw_dataset.filter(pl.col("split") == "test").join(embeddings, on="row_id", how="inner", maintain_order="left")
+    test = rows.filter(pl.col("split") == "test").join(embeddings, on="row_id", how="inner", maintain_order="left")
+    del rows
     report = evaluation_report(config, pool, x, [cluster_of[r] for r in pool_ids], test, curated_idx, baselines, compute.torch_device(), paths.cache(), paths.evaluation_cache(), context.log.info, arm_observer(context))
     report["method"] = method
     df = metrics_frame(report)

@@ -46,8 +46,9 @@ def kind_settings(config) -> dict:
 
 def split_rows(raw_dataset: pl.DataFrame, embeddings: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(pool rows, validation rows) with their vectors, in row order."""
-    rows = raw_dataset.join(embeddings, on="row_id", how="inner", maintain_order="left")
-    return rows.filter(pl.col("split") == "pool"), rows.filter(pl.col("split") == "validation")
+    # Each split joined on its own: no joined copy of every row's vector besides the two results.
+    pool, validation = (raw_dataset.filter(pl.col("split") == split).join(embeddings, on="row_id", how="inner", maintain_order="left") for split in ("pool", "validation"))
+    return pool, validation
 
 
 @dg.asset(
@@ -56,10 +57,10 @@ def split_rows(raw_dataset: pl.DataFrame, embeddings: pl.DataFrame) -> tuple[pl.
     kinds={"python", "duckdb"},
     **gpu_step(),
     automation_condition=upstream_data_changed(),
-    # What a row value reads (texts for the LM kinds); not the original records, gigabytes at a million rows.
+    # At most these columns (never the original records); the asset reads only its kinds' texts of them.
     ins={"raw_dataset": dg.AssetIn(metadata={"columns": ["row_id", "split", "instruction", "input", "output", "messages"]})},
 )
-def row_values(context: dg.AssetExecutionContext, config: RowValuesConfig, raw_dataset: pl.DataFrame, embeddings: pl.DataFrame, compute: ComputeResource, paths: PathsResource, lineage: LineageResource) -> dg.Output[pl.DataFrame]:  # type: ignore[valid-type]
+def row_values(context: dg.AssetExecutionContext, config: RowValuesConfig, raw_dataset: pl.LazyFrame, embeddings: pl.DataFrame, compute: ComputeResource, paths: PathsResource, lineage: LineageResource) -> dg.Output[pl.DataFrame]:  # type: ignore[valid-type]
     """One value per pool row and kind (long frame: row_id, kind, value). Valued against the current
     validation split (not the snapshot pinned at the last cluster fit: knn_shapley is exact and
     needs no cache kept stable, and the values then depend on this asset's inputs only). IFD is
@@ -67,8 +68,11 @@ def row_values(context: dg.AssetExecutionContext, config: RowValuesConfig, raw_d
     t0 = time.perf_counter()
     unknown = [k for k in config.kinds if k not in ROW_VALUES]
     wanted = ["row_id", "split", *text_columns([k for k in config.kinds if k not in unknown])]
-    # Only the texts the kinds read go into the join (unknown kinds fail in compute_row_values, naming the kinds).
-    pool, validation = split_rows(raw_dataset.select([c for c in raw_dataset.columns if c in wanted]), embeddings)
+    # Only the texts the kinds read are read at all (a million prompts are gigabytes; unknown kinds
+    # fail in compute_row_values, naming the kinds).
+    rows = raw_dataset.select([c for c in raw_dataset.collect_schema().names() if c in wanted]).collect()
+    pool, validation = split_rows(rows, embeddings)
+    del rows
     inputs = RowValueInputs(pool, validation, compute.torch_device(), paths.cache(), paths.embedding_cache_db(), context.log.info)
     df, stats = compute_row_values(list(config.kinds), kind_settings(config), inputs)
     meta: dict = {"kinds": ", ".join(config.kinds) or "none", "pool_rows": pool.height, "validation_rows_in_split": validation.height}

@@ -36,8 +36,8 @@ class ProxyShapleyConfig(dg.Config):
     removal_max_fraction: float = 0.5
 
 
-@dg.asset(group_name="valuation", code_version=CODE_VERSION, kinds={"python", "duckdb"}, **gpu_step(), automation_condition=upstream_data_changed())
-def proxy_shapley_scores(context: dg.AssetExecutionContext, config: ProxyShapleyConfig, raw_dataset: pl.DataFrame, embeddings: pl.DataFrame, clusters: pl.DataFrame, compute: ComputeResource, paths: PathsResource, lineage: LineageResource) -> dg.Output[pl.DataFrame]:
+@dg.asset(group_name="valuation", code_version=CODE_VERSION, kinds={"python", "duckdb"}, **gpu_step(), automation_condition=upstream_data_changed(), ins={"raw_dataset": dg.AssetIn(metadata={"columns": ["row_id", "split", "instruction", "input", "output", "messages"]})})
+def proxy_shapley_scores(context: dg.AssetExecutionContext, config: ProxyShapleyConfig, raw_dataset: pl.LazyFrame, embeddings: pl.DataFrame, clusters: pl.DataFrame, compute: ComputeResource, paths: PathsResource, lineage: LineageResource) -> dg.Output[pl.DataFrame]:
     """One Shapley value per cluster proxy (players = proxies, utility measured on the validation
     split), with its rank (1 = most valuable) and, for sampling estimators, a standard error.
     Every utility evaluation is cached in DuckDB by (utility, validation data, coalition's proxy
@@ -46,13 +46,16 @@ def proxy_shapley_scores(context: dg.AssetExecutionContext, config: ProxyShapley
     t0 = time.perf_counter()
     (utility, u_settings), (estimator, e_settings) = chosen(UTILITIES, config.utility), chosen(ESTIMATORS, config.estimator)
     check_choice(utility.name, estimator.name)
-    current_val = validation_rows(raw_dataset, embeddings)
+    # Texts are read for the validation rows and the proxies only, not for a million pool rows.
+    others = raw_dataset.filter(pl.col("split") != "validation").select("row_id").collect()["row_id"].to_list()
+    texts = [c for c in ("instruction", "input", "output", "messages") if c in raw_dataset.collect_schema().names()]
+    players_and_validation = raw_dataset.filter((pl.col("split") == "validation") | pl.col("row_id").is_in(clusters["proxy_row_id"].to_list())).select("row_id", "split", *texts).collect()
+    current_val = validation_rows(players_and_validation, embeddings)
     fit_id = clusters["fit_id"][0] if clusters.height else ""
-    others = raw_dataset.filter(pl.col("split") != "validation")["row_id"].to_list()
     pin = pinned_validation(paths.state(VALIDATION_PIN), fit_id, current_val, others, freeze=config.freeze_validation)
     store = lineage.store()
     valued = value_proxies(
-        utility.name, u_settings, estimator.name, e_settings, clusters, raw_dataset, embeddings, pin.rows, paths.utility_cache_db(),
+        utility.name, u_settings, estimator.name, e_settings, clusters, players_and_validation, embeddings, pin.rows, paths.utility_cache_db(),
         seed=config.seed, previous_proxies=store.previous_proxies(context.run.run_id), removal_points=config.removal_points, removal_max_fraction=config.removal_max_fraction,
         device=compute.torch_device(), cache_dir=paths.cache(), feature_cache=paths.embedding_cache_db(), log=context.log.info,
     )

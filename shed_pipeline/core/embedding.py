@@ -1,8 +1,9 @@
-"""Sentence embeddings with a persistent cache keyed by (model id, row id).
+"""Sentence embeddings with a persistent cache of text segments keyed by (model id, text hash).
 
-A row is never embedded twice by the same model: `embed_missing` looks up which ids the cache lacks,
-encodes only their text segments not encoded before, and writes each finished chunk before starting
-the next, so an interrupted run keeps what it finished.
+A row's vector is the normalised mean of its instruction's and its input's vectors. A text is never
+encoded twice by the same model: `encode_missing` encodes only the distinct texts the cache lacks
+and saves them as it goes (an interrupted run keeps what it finished), and `compose_rows` builds
+every row's vector from the cached segments.
 
 What is embedded is the prompt (instruction and input), never the output: SHED embeds the whole
 record, but a validation row's neighbours must be found without seeing its reference answer (the
@@ -13,11 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import time
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Protocol, Sequence
 
 import duckdb
 import numpy as np
+import polars as pl
 
 from shed_pipeline.core.duckdb_files import arrow_table, connect
 from shed_pipeline.core.progress import Progress
@@ -26,7 +30,7 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 # Texts encoded per call (and per cache write): big enough that sentence-transformers' own
 # length-sorting keeps padding low, small enough that an interruption loses little work.
 CHUNK_ROWS = 512
-COMPOSE_ROWS = 65_536  # rows composed and written per block
+COMPOSE_ROWS = 65_536  # rows composed per block (float64 in between)
 GET_ROWS = 65_536  # keys per cache query: DuckDB's join and sort stay small
 
 
@@ -122,11 +126,84 @@ class SentenceTransformerEncoder:
         return vecs
 
 
+def _table(kind: str) -> tuple[str, str]:
+    if kind == "rows":
+        return "embeddings", "row_id"
+    if kind == "segments":
+        return "segments", "text_hash"
+    raise ValueError(kind)
+
+
+class CacheSession:
+    """Reads and writes of the cache on one open connection (one writer at a time: DuckDB's rule).
+    Each write is its own transaction; the checkpoint comes when the session closes."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        self._con = con
+
+    def missing(self, model_id: str, keys: Sequence[str], kind: str = "rows") -> list[str]:
+        if not keys:
+            return []
+        table, col = _table(kind)
+        con = self._con
+        con.execute("CREATE OR REPLACE TEMP TABLE wanted AS SELECT unnest(?::VARCHAR[]) AS k", [list(keys)])
+        have = {r for (r,) in con.execute(f"SELECT w.k FROM wanted w JOIN {table} e ON e.{col} = w.k AND e.model_id = ?", [model_id]).fetchall()}
+        return [k for k in keys if k not in have]
+
+    def put(self, model_id: str, keys: Sequence[str], vectors: np.ndarray, kind: str = "rows") -> None:
+        import pyarrow as pa
+
+        table, _ = _table(kind)
+        vecs = np.ascontiguousarray(vectors, dtype=np.float32)
+        arrow = pa.table(
+            {
+                "model_id": pa.array([model_id] * len(keys), pa.string()),
+                "k": pa.array(list(keys), pa.string()),
+                "vector": pa.ListArray.from_arrays(pa.array(np.arange(0, vecs.size + 1, max(1, vecs.shape[1]), dtype=np.int32)), pa.array(vecs.reshape(-1))),
+            }
+        )
+        self._con.register("incoming", arrow)
+        try:
+            self._con.execute(f"INSERT OR IGNORE INTO {table} SELECT model_id, k, vector FROM incoming")
+        finally:
+            self._con.unregister("incoming")
+
+    def get(self, model_id: str, keys: Sequence[str], kind: str = "rows") -> np.ndarray:
+        """Vectors in the order of keys (one float32 array, filled GET_ROWS keys at a time); KeyError
+        if any is absent."""
+        if not keys:
+            return np.zeros((0, 0), dtype=np.float32)
+        table, col = _table(kind)
+        con = self._con
+        out: np.ndarray | None = None
+        missing = 0
+        for start in range(0, len(keys), GET_ROWS):
+            part = list(keys[start : start + GET_ROWS])
+            con.execute("CREATE OR REPLACE TEMP TABLE wanted AS SELECT unnest(?::VARCHAR[]) AS k, generate_subscripts(?::VARCHAR[], 1) AS pos", [part, part])
+            res = arrow_table(con.sql(f"SELECT w.pos, e.vector FROM wanted w JOIN {table} e ON e.{col} = w.k AND e.model_id = ? ORDER BY w.pos", params=[model_id]))
+            if res.num_rows != len(part):
+                missing += len(part) - res.num_rows
+                continue
+            flat = np.asarray(res.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False), dtype=np.float32).reshape(len(part), -1)
+            if out is None:
+                out = np.empty((len(keys), flat.shape[1]), dtype=np.float32)
+            out[start : start + len(part)] = flat
+        if missing:
+            raise KeyError(f"{missing} of {len(keys)} {kind} have no cached embedding for {model_id}")
+        assert out is not None
+        return out
+
+    def count(self, model_id: str, kind: str = "rows") -> int:
+        table, _ = _table(kind)
+        return int(self._con.execute(f"SELECT count(*) FROM {table} WHERE model_id = ?", [model_id]).fetchone()[0])
+
+
 class EmbeddingCache:
     """DuckDB tables of vectors: per text segment (model_id, text_hash) and per row (model_id, row_id).
 
     Segments are what the model encodes (each distinct text once); a row's vector is composed from
-    its segments. One writer at a time (DuckDB's rule)."""
+    its segments. Each call below opens the file for itself; `session()` keeps it open across many
+    calls, and `buffered()` gathers small writes into few transactions."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -141,68 +218,74 @@ class EmbeddingCache:
     def _connect(self) -> duckdb.DuckDBPyConnection:
         return connect(self.path)  # waits for another writer's lock instead of failing
 
-    @staticmethod
-    def _table(kind: str) -> tuple[str, str]:
-        if kind == "rows":
-            return "embeddings", "row_id"
-        if kind == "segments":
-            return "segments", "text_hash"
-        raise ValueError(kind)
+    @contextmanager
+    def session(self) -> Iterator[CacheSession]:
+        with self._connect() as con:
+            yield CacheSession(con)
+
+    def buffered(self, model_id: str, kind: str = "rows", on_flush: Callable[[int], None] | None = None, flush_seconds: float | None = None) -> "BufferedWrites":
+        return BufferedWrites(self, model_id, kind, on_flush, flush_seconds=FLUSH_SECONDS if flush_seconds is None else flush_seconds)
 
     def missing(self, model_id: str, keys: Sequence[str], kind: str = "rows") -> list[str]:
         if not keys:
             return []
-        table, col = self._table(kind)
-        with self._connect() as con:
-            con.execute("CREATE TEMP TABLE wanted AS SELECT unnest(?::VARCHAR[]) AS k", [list(keys)])
-            have = {r for (r,) in con.execute(f"SELECT w.k FROM wanted w JOIN {table} e ON e.{col} = w.k AND e.model_id = ?", [model_id]).fetchall()}
-        return [k for k in keys if k not in have]
+        with self.session() as s:
+            return s.missing(model_id, keys, kind)
 
     def put(self, model_id: str, keys: Sequence[str], vectors: np.ndarray, kind: str = "rows") -> None:
-        import pyarrow as pa
-
-        table, col = self._table(kind)
-        vecs = np.ascontiguousarray(vectors, dtype=np.float32)
-        arrow = pa.table(
-            {
-                "model_id": pa.array([model_id] * len(keys), pa.string()),
-                "k": pa.array(list(keys), pa.string()),
-                "vector": pa.ListArray.from_arrays(pa.array(np.arange(0, vecs.size + 1, max(1, vecs.shape[1]), dtype=np.int32)), pa.array(vecs.reshape(-1))),
-            }
-        )
-        with self._connect() as con:
-            con.register("incoming", arrow)
-            con.execute(f"INSERT OR IGNORE INTO {table} SELECT model_id, k, vector FROM incoming")
+        with self.session() as s:
+            s.put(model_id, keys, vectors, kind)
 
     def get(self, model_id: str, keys: Sequence[str], kind: str = "rows") -> np.ndarray:
-        """Vectors in the order of keys (one float32 array, filled GET_ROWS keys at a time); KeyError
-        if any is absent."""
         if not keys:
             return np.zeros((0, 0), dtype=np.float32)
-        table, col = self._table(kind)
-        out: np.ndarray | None = None
-        missing = 0
-        with self._connect() as con:
-            for start in range(0, len(keys), GET_ROWS):
-                part = list(keys[start : start + GET_ROWS])
-                con.execute("CREATE OR REPLACE TEMP TABLE wanted AS SELECT unnest(?::VARCHAR[]) AS k, generate_subscripts(?::VARCHAR[], 1) AS pos", [part, part])
-                res = arrow_table(con.sql(f"SELECT w.pos, e.vector FROM wanted w JOIN {table} e ON e.{col} = w.k AND e.model_id = ? ORDER BY w.pos", params=[model_id]))
-                if res.num_rows != len(part):
-                    missing += len(part) - res.num_rows
-                    continue
-                flat = np.asarray(res.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False), dtype=np.float32).reshape(len(part), -1)
-                if out is None:
-                    out = np.empty((len(keys), flat.shape[1]), dtype=np.float32)
-                out[start : start + len(part)] = flat
-        if missing:
-            raise KeyError(f"{missing} of {len(keys)} {kind} have no cached embedding for {model_id}")
-        assert out is not None
-        return out
+        with self.session() as s:
+            return s.get(model_id, keys, kind)
 
     def count(self, model_id: str, kind: str = "rows") -> int:
-        table, _ = self._table(kind)
-        with self._connect() as con:
-            return int(con.execute(f"SELECT count(*) FROM {table} WHERE model_id = ?", [model_id]).fetchone()[0])
+        with self.session() as s:
+            return s.count(model_id, kind)
+
+
+# Writes of many small chunks are gathered: each DuckDB transaction on its own connection ends in a
+# checkpoint that costs about as much for 512 vectors as for 65,536 (about a second on 2 cores), far
+# more than a fast device takes to encode them. An interrupted run loses at most FLUSH_SECONDS of work.
+FLUSH_ROWS = 65_536
+FLUSH_SECONDS = 30.0
+
+
+class BufferedWrites:
+    """Vectors for one (model, kind) held until FLUSH_ROWS of them or FLUSH_SECONDS have gathered,
+    then written in one transaction; the rest at the end of the `with` block, also when it fails
+    (what was computed stays computed). `on_flush(n)` hears how many were written."""
+
+    def __init__(self, cache: EmbeddingCache, model_id: str, kind: str, on_flush: Callable[[int], None] | None = None, flush_rows: int = FLUSH_ROWS, flush_seconds: float = FLUSH_SECONDS):
+        self.cache, self.model_id, self.kind, self.on_flush = cache, model_id, kind, on_flush
+        self.flush_rows, self.flush_seconds = flush_rows, flush_seconds
+        self._keys: list[str] = []
+        self._vectors: list[np.ndarray] = []
+        self._since = time.monotonic()
+
+    def add(self, keys: Sequence[str], vectors: np.ndarray) -> None:
+        self._keys.extend(keys)
+        self._vectors.append(np.asarray(vectors, dtype=np.float32))
+        if len(self._keys) >= self.flush_rows or time.monotonic() - self._since >= self.flush_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._keys:
+            n = len(self._keys)
+            self.cache.put(self.model_id, self._keys, np.concatenate(self._vectors), kind=self.kind)
+            self._keys, self._vectors = [], []
+            if self.on_flush is not None:
+                self.on_flush(n)
+        self._since = time.monotonic()
+
+    def __enter__(self) -> "BufferedWrites":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.flush()
 
 
 def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
@@ -223,7 +306,118 @@ def compose(instruction_vec: np.ndarray, input_vec: np.ndarray | None) -> np.nda
     return (v / n if n > 0 else instruction_vec).astype(np.float32)
 
 
-def embed_missing(
+def compose_many(segment_vectors: np.ndarray, instruction_index: np.ndarray, input_index: np.ndarray) -> np.ndarray:
+    """`compose` for many rows at once: row i is segment instruction_index[i], averaged with
+    segment input_index[i] when that is >= 0 (a row without input), float64 in between."""
+    out = np.empty((len(instruction_index), segment_vectors.shape[1]), dtype=np.float32)
+    for s in range(0, len(out), COMPOSE_ROWS):
+        ii, xi = instruction_index[s : s + COMPOSE_ROWS], input_index[s : s + COMPOSE_ROWS]
+        v = segment_vectors[ii].astype(np.float64)
+        has = xi >= 0
+        v[has] += segment_vectors[xi[has]]
+        norms = np.sqrt(np.einsum("ij,ij->i", v, v))
+        mean = has & (norms > 0)
+        v[mean] /= norms[mean, None]
+        alone = ~mean  # no input, or vectors that cancel: the instruction's vector as it is
+        v[alone] = segment_vectors[ii[alone]]
+        out[s : s + len(ii)] = v
+    return out
+
+
+ROWS_SCHEMA = {"row_id": pl.Utf8, "instruction": pl.Utf8, "input": pl.Utf8}
+
+
+@dataclass
+class Segments:
+    """Each row's text segments: the hashes of its instruction and of its input (null: none), in row
+    order, and the distinct hashes in order of first appearance."""
+
+    rows: pl.DataFrame  # row_id, instruction_hash, input_hash
+    distinct: list[str]
+
+
+def _segments(rows: pl.DataFrame) -> tuple[dict[str, str], Segments]:
+    """({text hash: text} of the distinct texts, each row's segments). Texts become Python strings
+    once per distinct text: instruction datasets repeat a few instructions over a million rows."""
+    distinct = pl.concat([rows["instruction"], rows["input"].filter(rows["input"] != "")]).unique(maintain_order=True)
+    texts = distinct.to_list()
+    hashes = [text_hash(t) for t in texts]
+    lookup = pl.DataFrame({"text": distinct, "hash": hashes}, schema={"text": pl.Utf8, "hash": pl.Utf8})
+    del distinct
+    per_row = (
+        rows.select("row_id", "instruction", "input")
+        .join(lookup.rename({"text": "instruction", "hash": "instruction_hash"}), on="instruction", how="left", maintain_order="left")
+        .join(lookup.rename({"text": "input", "hash": "input_hash"}), on="input", how="left", maintain_order="left")
+        .select("row_id", "instruction_hash", "input_hash")
+    )
+    return dict(zip(hashes, texts, strict=True)), Segments(per_row, list(dict.fromkeys(hashes)))
+
+
+def encode_missing(
+    rows: pl.DataFrame,
+    encoder: Encoder,
+    cache: EmbeddingCache,
+    log: Callable[[str], None] = lambda _msg: None,
+    chunk_rows: int = CHUNK_ROWS,
+    save_seconds: float = FLUSH_SECONDS,
+) -> tuple[Segments, dict]:
+    """Encode the text segments of `rows` (row_id, instruction, input) that the cache lacks for this
+    encoder; returns the rows' segments (for `compose_rows`) and counts.
+
+    Instructions and inputs are encoded as separate segments, each distinct text once: instruction
+    datasets repeat their task instructions across many rows (Natural Instructions: 61 texts over
+    193k rows), and a long shared instruction would otherwise truncate the input away at 256 word
+    pieces. Encoded texts are saved at least every `save_seconds` (and every FLUSH_ROWS texts), so a
+    run killed meanwhile resumes without encoding them again; each progress line marks a save.
+    """
+    start = time.perf_counter()
+    texts, segments = _segments(rows)
+    todo_seg = cache.missing(encoder.model_id, segments.distinct, kind="segments")
+    # Longest first across the whole set: chunks of similar length pad little, and the slowest
+    # chunk comes first so the time-left estimate errs on the safe side.
+    todo_seg.sort(key=lambda h: (-len(texts[h]), h))
+    encode_s = 0.0
+    progress = Progress(len(todo_seg), "encoded", log, unit="texts", every_s=0)  # a line per save: each is a checkpoint
+    with cache.buffered(encoder.model_id, kind="segments", on_flush=progress.advance, flush_seconds=save_seconds) as saved:
+        for chunk in _chunks(todo_seg, chunk_rows):
+            t0 = time.perf_counter()
+            vecs = encoder.encode([texts[h] for h in chunk])
+            encode_s += time.perf_counter() - t0
+            saved.add(chunk, vecs)
+    new = pl.Series(todo_seg, dtype=pl.Utf8).implode()
+    rows_embedded = segments.rows.filter(pl.col("instruction_hash").is_in(new) | pl.col("input_hash").is_in(new)).height
+    total = time.perf_counter() - start
+    return segments, {
+        "rows_total": segments.rows.height,
+        "rows_embedded": rows_embedded,  # rows with a text not encoded before
+        "rows_reused": segments.rows.height - rows_embedded,
+        "texts_encoded": len(todo_seg),
+        "texts_reused": len(texts) - len(todo_seg),
+        "seconds": total,
+        "encode_seconds": encode_s,
+        "rows_per_second": rows_embedded / total if rows_embedded and total > 0 else None,
+    }
+
+
+def compose_rows(segments: Segments, cache: EmbeddingCache, model_id: str) -> np.ndarray:
+    """Every row's vector, in row order, from its segments' cached vectors (KeyError if one is
+    missing): a float32 matrix, the segments read once each."""
+    if not segments.rows.height:
+        return np.zeros((0, 0), dtype=np.float32)
+    vectors = cache.get(model_id, segments.distinct, kind="segments")
+    index = pl.DataFrame({"hash": segments.distinct, "i": np.arange(len(segments.distinct), dtype=np.int64)})
+    ii = segments.rows.join(index, left_on="instruction_hash", right_on="hash", how="left", maintain_order="left")["i"].to_numpy()
+    xi = segments.rows.join(index, left_on="input_hash", right_on="hash", how="left", maintain_order="left")["i"].fill_null(-1).to_numpy()
+    return compose_many(vectors, ii, xi)
+
+
+def embed_rows(rows: pl.DataFrame, encoder: Encoder, cache: EmbeddingCache, log: Callable[[str], None] = lambda _msg: None, chunk_rows: int = CHUNK_ROWS, save_seconds: float = FLUSH_SECONDS) -> tuple[np.ndarray, dict]:
+    """(vectors in row order, counts): `encode_missing`, then `compose_rows`."""
+    segments, stats = encode_missing(rows, encoder, cache, log=log, chunk_rows=chunk_rows, save_seconds=save_seconds)
+    return compose_rows(segments, cache, encoder.model_id), stats
+
+
+def embed_texts(
     row_ids: Sequence[str],
     instructions: Sequence[str],
     inputs: Sequence[str],
@@ -231,57 +425,10 @@ def embed_missing(
     cache: EmbeddingCache,
     log: Callable[[str], None] = lambda _msg: None,
     chunk_rows: int = CHUNK_ROWS,
-) -> dict:
-    """Embed the rows the cache lacks for this encoder; returns counts and timings.
-
-    Instructions and inputs are encoded as separate segments, each distinct text once: instruction
-    datasets repeat their task instructions across many rows (Natural Instructions: 61 texts over
-    193k rows), and a long shared instruction would otherwise truncate the input away at 256 word
-    pieces. Finished chunks of segments are written before the next starts, so an interrupted run
-    resumes without re-encoding them.
-    """
+    save_seconds: float = FLUSH_SECONDS,
+) -> tuple[np.ndarray, dict]:
+    """`embed_rows` for three equal-length sequences."""
     if not (len(row_ids) == len(instructions) == len(inputs)):
         raise ValueError("row_ids, instructions and inputs differ in length")
-    start = time.perf_counter()
-    by_row = {r: (i, x) for r, i, x in zip(row_ids, instructions, inputs, strict=False)}
-    todo_rows = cache.missing(encoder.model_id, list(by_row))
-    texts: dict[str, str] = {}
-    row_segments: dict[str, tuple[str, str | None]] = {}  # row -> (instruction hash, input hash or None)
-    for r in todo_rows:
-        i, x = by_row[r]
-        hi, hx = text_hash(i), (text_hash(x) if x else None)
-        row_segments[r] = (hi, hx)
-        texts[hi] = i
-        if hx:
-            texts[hx] = x
-    todo_seg = cache.missing(encoder.model_id, list(texts), kind="segments")
-    # Longest first across the whole set: chunks of similar length pad little, and the slowest
-    # chunk comes first so the time-left estimate errs on the safe side.
-    todo_seg.sort(key=lambda h: (-len(texts[h]), h))
-    encode_s = 0.0
-    progress = Progress(len(todo_seg), "encoded", log, unit="texts", every_s=0)  # a line per chunk: each is a checkpoint
-    for chunk in _chunks(todo_seg, chunk_rows):
-        t0 = time.perf_counter()
-        vecs = encoder.encode([texts[h] for h in chunk])
-        encode_s += time.perf_counter() - t0
-        cache.put(encoder.model_id, chunk, vecs, kind="segments")
-        progress.advance(len(chunk))
-    # Rows are composed a block at a time, from the segments that block needs: memory stays bounded
-    # whatever the number of rows (a million rows' vectors at once were several GB, twice over).
-    for block in _chunks(todo_rows, COMPOSE_ROWS):
-        parts = [row_segments[r] for r in block]
-        hashes = sorted({h for pair in parts for h in pair if h})
-        seg = dict(zip(hashes, cache.get(encoder.model_id, hashes, kind="segments"), strict=True))
-        cache.put(encoder.model_id, block, np.stack([compose(seg[hi], seg[hx] if hx else None) for hi, hx in parts]))
-    total = time.perf_counter() - start
-    n_rows = len(by_row)
-    return {
-        "rows_total": n_rows,
-        "rows_embedded": len(todo_rows),
-        "rows_reused": n_rows - len(todo_rows),
-        "texts_encoded": len(todo_seg),
-        "texts_reused": len(texts) - len(todo_seg),
-        "seconds": total,
-        "encode_seconds": encode_s,
-        "rows_per_second": len(todo_rows) / total if todo_rows and total > 0 else None,
-    }
+    rows = pl.DataFrame({"row_id": list(row_ids), "instruction": list(instructions), "input": list(inputs)}, schema=ROWS_SCHEMA)
+    return embed_rows(rows, encoder, cache, log=log, chunk_rows=chunk_rows, save_seconds=save_seconds)

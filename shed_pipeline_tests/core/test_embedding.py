@@ -7,8 +7,9 @@ from shed_pipeline.core.embedding import (
     SentenceTransformerEncoder,
     auto_precision,
     compose,
+    compose_many,
     cpu_flags,
-    embed_missing,
+    embed_texts,
     resolve_model_path,
     text_hash,
 )
@@ -40,17 +41,18 @@ ROWS = [(f"r{i}", f"Task {i % 3} instruction", f"input number {i}" if i % 5 else
 
 
 def run(encoder, cache, rows=ROWS, chunk=7):
+    """(vectors in row order, stats)."""
     ids, ins, inp = zip(*rows, strict=False)
-    return embed_missing(list(ids), list(ins), list(inp), encoder, cache, chunk_rows=chunk)
+    return embed_texts(list(ids), list(ins), list(inp), encoder, cache, chunk_rows=chunk)
 
 
 def test_each_distinct_text_is_encoded_once_and_rows_compose(tmp_path):
     cache, enc = EmbeddingCache(tmp_path / "c.duckdb"), FakeEncoder()
-    stats = run(enc, cache)
+    vecs, stats = run(enc, cache)
     # 3 distinct instructions + 32 non-empty inputs.
     assert sorted(enc.encoded) == sorted({r[1] for r in ROWS} | {r[2] for r in ROWS if r[2]})
     assert stats["rows_embedded"] == 40 and stats["texts_encoded"] == 35
-    vecs = cache.get("fake@1", [r[0] for r in ROWS])
+    assert cache.count("fake@1", kind="segments") == 35
     one = FakeEncoder()
     for (_rid, ins, inp), v in zip(ROWS, vecs, strict=False):
         expect = compose(one.encode([ins])[0], one.encode([inp])[0] if inp else None)
@@ -59,27 +61,48 @@ def test_each_distinct_text_is_encoded_once_and_rows_compose(tmp_path):
 
 
 def test_rows_composed_and_read_in_small_blocks_are_the_same_vectors(tmp_path, monkeypatch):
-    whole = EmbeddingCache(tmp_path / "whole.duckdb")
-    run(FakeEncoder(), whole)
+    whole, _ = run(FakeEncoder(), EmbeddingCache(tmp_path / "whole.duckdb"))
     monkeypatch.setattr(embedding, "COMPOSE_ROWS", 3)
     monkeypatch.setattr(embedding, "GET_ROWS", 4)
     blocks = EmbeddingCache(tmp_path / "blocks.duckdb")
-    assert run(FakeEncoder(), blocks)["rows_embedded"] == 40
-    ids = [r[0] for r in ROWS][::-1]  # any order of keys, across block edges
-    np.testing.assert_array_equal(blocks.get("fake@1", ids), whole.get("fake@1", ids))
-    with pytest.raises(KeyError, match="2 of 6 rows"):
-        blocks.get("fake@1", ["r1", "gone", "r2", "r3", "r4", "also gone"])
+    vecs, stats = run(FakeEncoder(), blocks)
+    assert stats["rows_embedded"] == 40
+    np.testing.assert_array_equal(vecs, whole)
+    hashes = [text_hash(r[2]) for r in ROWS if r[2]][::-1]  # any order of keys, across block edges
+    np.testing.assert_array_equal(blocks.get("fake@1", hashes, kind="segments"), FakeEncoder().encode([r[2] for r in ROWS if r[2]][::-1]))
+    with pytest.raises(KeyError, match="2 of 6 segments"):
+        blocks.get("fake@1", [hashes[0], "gone", *hashes[1:4], "also gone"], kind="segments")
+
+
+def test_many_rows_compose_as_one_row_at_a_time():
+    """The vectorised composition against `compose` row by row: with and without an input, and an
+    input that cancels the instruction (its vector is kept as it is)."""
+    rng = np.random.default_rng(0)
+    seg = rng.normal(size=(6, 5)).astype(np.float32)
+    seg /= np.linalg.norm(seg, axis=1, keepdims=True)
+    seg[5] = -seg[4]
+    ii, xi = np.array([0, 1, 2, 0, 4, 3]), np.array([1, -1, 3, 0, 5, -1])
+    got = compose_many(seg, ii, xi)
+    for r in range(len(ii)):
+        np.testing.assert_allclose(got[r], compose(seg[ii[r]], seg[xi[r]] if xi[r] >= 0 else None), rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(got[1], seg[1])
+    np.testing.assert_array_equal(got[4], seg[4])
 
 
 def test_second_run_embeds_nothing_and_new_rows_only_their_texts(tmp_path):
     cache = EmbeddingCache(tmp_path / "c.duckdb")
-    run(FakeEncoder(), cache)
+    first, _ = run(FakeEncoder(), cache)
     again = FakeEncoder()
-    assert run(again, cache)["rows_embedded"] == 0 and again.encoded == []
-    more = ROWS + [("new1", "Task 0 instruction", "fresh input"), ("new2", "Brand new task", "")]
+    vecs, stats = run(again, cache)
+    assert stats["rows_embedded"] == 0 and again.encoded == []
+    np.testing.assert_array_equal(vecs, first)
+    more = ROWS + [("new1", "Task 0 instruction", "fresh input"), ("new2", "Brand new task", ""), ("new3", "Task 1 instruction", "input number 1")]
     enc = FakeEncoder()
-    stats = run(enc, cache, more)
-    assert stats["rows_embedded"] == 2 and sorted(enc.encoded) == ["Brand new task", "fresh input"]
+    vecs, stats = run(enc, cache, more)
+    # new3 repeats texts already encoded (another response): nothing to encode for it.
+    assert stats["rows_embedded"] == 2 and stats["rows_reused"] == 41 and sorted(enc.encoded) == ["Brand new task", "fresh input"]
+    np.testing.assert_array_equal(vecs[:40], first)
+    np.testing.assert_array_equal(vecs[42], first[1])
 
 
 def test_interrupted_run_keeps_finished_chunks_and_resumes_to_the_same_result(tmp_path):
@@ -88,12 +111,33 @@ def test_interrupted_run_keeps_finished_chunks_and_resumes_to_the_same_result(tm
         run(FakeEncoder(fail_after=2), cache)
     assert cache.count("fake@1", kind="segments") == 14  # two chunks of 7 were written
     resumed = FakeEncoder()
-    stats = run(resumed, cache)
+    vecs, stats = run(resumed, cache)
     assert stats["texts_encoded"] == 35 - 14 and len(resumed.encoded) == 21
-    fresh = EmbeddingCache(tmp_path / "fresh.duckdb")
-    run(FakeEncoder(), fresh)
-    ids = [r[0] for r in ROWS]
-    np.testing.assert_array_equal(cache.get("fake@1", ids), fresh.get("fake@1", ids))
+    fresh, _ = run(FakeEncoder(), EmbeddingCache(tmp_path / "fresh.duckdb"))
+    np.testing.assert_array_equal(vecs, fresh)
+
+
+def test_buffered_writes_land_by_count_by_time_and_at_the_end(tmp_path):
+    """Small chunks are written in few transactions (each costs a checkpoint), never held longer
+    than flush_seconds, and what is still held is written when the block ends, even by an error."""
+    cache = EmbeddingCache(tmp_path / "c.duckdb")
+    vec = np.eye(4, dtype=np.float32)
+    flushed = []
+    with cache.buffered("m", kind="segments", on_flush=flushed.append) as w:
+        w.flush_rows, w.flush_seconds = 6, 3600.0
+        for i in range(4):  # 4 x 2 keys: one write of 6 (at the third add), the rest at the end
+            w.add([f"k{i}a", f"k{i}b"], vec[:2])
+            assert cache.count("m", kind="segments") == (6 if i >= 2 else 0)
+    assert flushed == [6, 2] and cache.count("m", kind="segments") == 8
+    with cache.buffered("t") as w:
+        w.flush_rows, w.flush_seconds = 1000, 0.0  # every add is past the time limit
+        w.add(["a"], vec[:1])
+        assert cache.count("t") == 1
+    with pytest.raises(RuntimeError), cache.buffered("e") as w:
+        w.flush_rows, w.flush_seconds = 1000, 3600.0
+        w.add(["a", "b"], vec[:2])
+        raise RuntimeError("the encoder failed")
+    np.testing.assert_array_equal(cache.get("e", ["b", "a"]), vec[[1, 0]])
 
 
 def test_cache_get_reports_missing_rows(tmp_path):

@@ -26,7 +26,7 @@ from shed_pipeline.core.progress import Progress
 from shed_pipeline.core.row_values.base import RowValueInputs
 from shed_pipeline.core.strategies import Strategy
 
-CHUNK_ROWS = 256  # rows per cache write
+CHUNK_ROWS = 256  # rows scored per call (writes to the cache are gathered: BufferedWrites)
 FEATURE = "ifd/v2"  # bump when what is computed changes
 
 
@@ -89,9 +89,10 @@ def run(settings: IFDSettings, inputs: RowValueInputs) -> np.ndarray:
         prompts = lm.prompt_texts(tok, rows["instruction"], rows["input"], None if messages is None else [messages[i] for i in todo], inputs.log)
         responses = rows["output"].to_list()
         progress = Progress(2 * len(todo), "ifd", inputs.log, unit="sequences")
-        for s in range(0, len(todo), CHUNK_ROWS):
-            scores = ifd_scores(model, tok, prompts[s : s + CHUNK_ROWS], responses[s : s + CHUNK_ROWS], settings.max_tokens, progress)
-            cache.put(fid, [keys[i] for i in todo[s : s + CHUNK_ROWS]], scores)
+        with cache.buffered(fid) as saved:  # few transactions, at most half a minute of work unsaved
+            for s in range(0, len(todo), CHUNK_ROWS):
+                scores = ifd_scores(model, tok, prompts[s : s + CHUNK_ROWS], responses[s : s + CHUNK_ROWS], settings.max_tokens, progress)
+                saved.add([keys[i] for i in todo[s : s + CHUNK_ROWS]], scores)
     return cache.get(fid, keys)[:, 0].astype(np.float64) if keys else np.zeros(0)
 
 

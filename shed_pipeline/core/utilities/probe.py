@@ -138,10 +138,11 @@ def build(settings: ProbeUtilitySettings, inputs: UtilityInputs) -> BuiltUtility
         model, tok = lm.load_lm(path, device=device)
         prompts, outputs, ids = lm.prompt_texts(tok, todo["instruction"], todo["input"], todo["messages"], log), todo["output"].to_list(), todo["key"].to_list()
         progress = Progress(todo.height, "probe features", log, unit="rows")
-        for s in range(0, todo.height, FEATURE_CHUNK):
-            chunk = slice(s, s + FEATURE_CHUNK)
-            xs, ys = lm.penultimate_features(model, tok, prompts[chunk], outputs[chunk], batch_size=settings.batch_size, max_tokens=settings.max_tokens, progress=progress)
-            cache.put(feature_id, ids[chunk], np.hstack([xs, ys]))
+        with cache.buffered(feature_id) as saved:  # few transactions, at most half a minute of work unsaved
+            for s in range(0, todo.height, FEATURE_CHUNK):
+                chunk = slice(s, s + FEATURE_CHUNK)
+                xs, ys = lm.penultimate_features(model, tok, prompts[chunk], outputs[chunk], batch_size=settings.batch_size, max_tokens=settings.max_tokens, progress=progress)
+                saved.add(ids[chunk], np.hstack([xs, ys]))
     p, v = cache.get(feature_id, proxy_rows["key"].to_list()), cache.get(feature_id, val_rows["key"].to_list())
     h = p.shape[1] // 2
     probe = ProbeSettings(dims=settings.dims, ridge=settings.ridge)
