@@ -10,7 +10,7 @@ import polars as pl
 
 from shed_pipeline.assets._common import CODE_VERSION, frame_version, gpu_step, input_runs, png_md, upstream_data_changed
 from shed_pipeline.core import plots
-from shed_pipeline.core.clustering import ClusterState, DriftRule, normalized_mutual_info, update_clusters
+from shed_pipeline.core.clustering import DEFAULT_MAX_ITER, ClusterState, DriftRule, normalized_mutual_info, update_clusters
 from shed_pipeline.resources import ComputeResource, LineageResource, PathsResource
 
 STATE_FILE = "clusters.parquet"
@@ -19,7 +19,7 @@ STATE_FILE = "clusters.parquet"
 class ClustersConfig(dg.Config):
     n_clusters: int | None = None  # default: about 20 pool rows a cluster (SHED's ratio), chosen at each full fit
     seed: int = 0
-    max_iter: int = 100
+    max_iter: int = DEFAULT_MAX_ITER  # Lloyd iterations at most (stops earlier at `tol`)
     tol: float = 1e-4
     full_refit: bool = False  # re-fit from scratch even if the drift rule would refresh
     max_churn: float = 0.25  # drift rule: re-fit once (rows joined + rows left) since the fit exceed this share

@@ -33,7 +33,11 @@ def default_n_clusters(n_rows: int) -> int:
 # cluster, more rows barely move a centroid but cost every iteration); every row is assigned at the end.
 # The pipeline's default k (about 20 rows a cluster) uses every row for both.
 INIT_ROWS_PER_CENTROID = 20
-TRAIN_ROWS_PER_CENTROID = 128
+# Measured on 800,160 pool rows at k 3,000: 192 rows a centre for 25 iterations reach 0.75% lower
+# inertia than 128 for 100 iterations, in 40% of the time; on 80,000 rows, iterations 26-41 (to the
+# tolerance) lowered inertia by 0.003%. Training rows buy more than iterations past 25.
+TRAIN_ROWS_PER_CENTROID = 192
+DEFAULT_MAX_ITER = 25
 _CHUNK = 65_536  # rows per block of float64 arithmetic (about 200 MB at 384 dimensions)
 
 
@@ -141,7 +145,7 @@ def kmeans(
     x: np.ndarray,
     k: int,
     seed: int,
-    max_iter: int = 100,
+    max_iter: int = DEFAULT_MAX_ITER,
     tol: float = 1e-4,
     device: str = "cpu",
     log: Log = silent,
@@ -437,7 +441,7 @@ def _fit_id(anchors: np.ndarray, salt: str) -> str:
     return h.hexdigest()[:16]
 
 
-def fit_clusters(row_ids: Sequence[str], x: np.ndarray, k: int, seed: int, device: str = "cpu", max_iter: int = 100, tol: float = 1e-4, salt: str = "", log: Log = silent) -> ClusterState:
+def fit_clusters(row_ids: Sequence[str], x: np.ndarray, k: int, seed: int, device: str = "cpu", max_iter: int = DEFAULT_MAX_ITER, tol: float = 1e-4, salt: str = "", log: Log = silent) -> ClusterState:
     """Full fit: k-means anchors, rows to their nearest anchor, clusters numbered by proxy row id
     (stable ids, whatever order the initialisation found them in; clusters left empty go last).
     `fit_id` hashes the anchors and `salt` (whatever else a consumer wants a new fit id for)."""
@@ -487,7 +491,7 @@ def update_clusters(
     n_clusters: int | None,
     seed: int,
     device: str = "cpu",
-    max_iter: int = 100,
+    max_iter: int = DEFAULT_MAX_ITER,
     tol: float = 1e-4,
     rule: DriftRule | None = None,
     force_refit: bool = False,
