@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 
 from shed_pipeline.assets._common import CODE_VERSION, frame_version, gpu_step, input_runs, png_md, upstream_data_changed
+from shed_pipeline.assets.embed import with_embeddings
 from shed_pipeline.core import plots
 from shed_pipeline.core.clustering import DEFAULT_MAX_ITER, ClusterState, DriftRule, normalized_mutual_info, update_clusters
 from shed_pipeline.resources import ComputeResource, LineageResource, PathsResource
@@ -26,9 +27,9 @@ class ClustersConfig(dg.Config):
     max_distance_rise: float = 0.10  # drift rule: re-fit once rows sit this much farther from their centroids
 
 
-def pool_vectors(raw_dataset: pl.DataFrame, embeddings: pl.DataFrame) -> tuple[pl.DataFrame, np.ndarray]:
+def pool_vectors(raw_dataset: pl.DataFrame, embeddings: pl.LazyFrame | pl.DataFrame) -> tuple[pl.DataFrame, np.ndarray]:
     """Pool rows (source order) with their embedding matrix."""
-    pool = raw_dataset.filter(pl.col("split") == "pool").join(embeddings, on="row_id", how="left", maintain_order="left")
+    pool = with_embeddings(raw_dataset.filter(pl.col("split") == "pool"), embeddings)
     if pool["embedding"].null_count():
         raise ValueError(f"{pool['embedding'].null_count()} pool rows have no embedding; re-materialize embeddings")
     return pool.drop("embedding"), pool["embedding"].to_numpy()
@@ -61,7 +62,7 @@ def clusters_frame(state: ClusterState) -> pl.DataFrame:
     automation_condition=upstream_data_changed(),
     ins={"raw_dataset": dg.AssetIn(metadata={"columns": ["row_id", "split", "task"]})},  # not the texts: gigabytes at a million rows
 )
-def clusters(context: dg.AssetExecutionContext, config: ClustersConfig, raw_dataset: pl.DataFrame, embeddings: pl.DataFrame, compute: ComputeResource, paths: PathsResource, lineage: LineageResource) -> dg.Output[pl.DataFrame]:
+def clusters(context: dg.AssetExecutionContext, config: ClustersConfig, raw_dataset: pl.DataFrame, embeddings: pl.LazyFrame, compute: ComputeResource, paths: PathsResource, lineage: LineageResource) -> dg.Output[pl.DataFrame]:
     """Pool rows grouped by k-means (k-means++ init, seeded). The fitted centroids are kept as anchors:
     on a refresh, new rows join their nearest anchor and removed rows leave, and only clusters whose
     membership changed get a new centroid and proxy (the member nearest the centroid). A drift rule,

@@ -11,6 +11,7 @@ import polars as pl
 from dagster_aws.s3 import S3Resource
 
 from shed_pipeline.assets._common import CODE_VERSION, frame_version, input_runs, png_md, publish_outputs, upstream_data_changed
+from shed_pipeline.assets.embed import with_embeddings
 from shed_pipeline.assets.strategy_config import choice_field, chosen
 from shed_pipeline.core import plots
 from shed_pipeline.core.files import write_manifest
@@ -48,7 +49,7 @@ class CuratedSubsetConfig(dg.Config):
     check_specs=[dg.AssetCheckSpec(SUBSET_CHECK, asset="curated_subset", blocking=True, description="Selected rows are distinct pool rows and their number is the target")],
     ins={"raw_dataset": dg.AssetIn(metadata={"columns": ["row_id", "split", "task", "output", "record"]})},  # at most these: not the prompts
 )
-def curated_subset(context: dg.AssetExecutionContext, config: CuratedSubsetConfig, raw_dataset: pl.LazyFrame, embeddings: pl.DataFrame, clusters: pl.DataFrame, proxy_shapley_scores: pl.DataFrame, row_values: pl.DataFrame, paths: PathsResource, lineage: LineageResource, s3: S3Resource):
+def curated_subset(context: dg.AssetExecutionContext, config: CuratedSubsetConfig, raw_dataset: pl.LazyFrame, embeddings: pl.LazyFrame, clusters: pl.DataFrame, proxy_shapley_scores: pl.DataFrame, row_values: pl.DataFrame, paths: PathsResource, lineage: LineageResource, s3: S3Resource):
     """The selected rows in draw order, each with its cluster, the cluster's proxy score and the rule
     that chose it. Also written as curated.jsonl and curated.parquet in the output folder."""
     t0 = time.perf_counter()
@@ -65,7 +66,7 @@ def curated_subset(context: dg.AssetExecutionContext, config: CuratedSubsetConfi
     # The responses of the pool; the original records only of the rows selected (a million of them are gigabytes).
     pool_rows = raw_dataset.filter(pl.col("split") == "pool").select("row_id", "output").collect()
     pool_ids = set(pool_rows["row_id"].to_list())
-    pool = pool_rows.join(embeddings, on="row_id", how="left", maintain_order="left")
+    pool = with_embeddings(pool_rows, embeddings)  # the pool's vectors only
     del pool_rows
     inputs = selection_inputs(pool, scored, row_values, config.seed, context.log.info)
     del pool

@@ -104,3 +104,19 @@ def embeddings_asset(shards: int = 1) -> dg.AssetsDefinition:
 
 
 embeddings = embeddings_asset(1)
+
+
+def embeddings_of(embeddings: pl.LazyFrame | pl.DataFrame, row_ids: pl.Series) -> pl.DataFrame:
+    """The stored vectors (row_id, embedding) of `row_ids` only, in storage order. A lazy input is a
+    scan of the stored file: a stage that needs part of a million rows' vectors never holds them all."""
+    return embeddings.lazy().filter(pl.col("row_id").is_in(row_ids.implode())).collect()
+
+
+def with_embeddings(rows: pl.DataFrame, embeddings: pl.LazyFrame | pl.DataFrame, how: str = "left") -> pl.DataFrame:
+    """`rows` with their vectors in an `embedding` column, in the rows' order (`how`: "left" keeps a
+    row without one, with a null; "inner" drops it). Vectors stored in the rows' own order (unsharded
+    embeddings are stored in row order) are attached as they are: no join, no copy."""
+    found = embeddings_of(embeddings, rows["row_id"])
+    if found.height == rows.height and found["row_id"].equals(rows["row_id"]):
+        return rows.with_columns(found["embedding"])
+    return rows.join(found, on="row_id", how=how, maintain_order="left")

@@ -12,6 +12,7 @@ from dagster_aws.s3 import S3Resource
 
 from shed_pipeline.assets._common import CODE_VERSION, frame_version, gpu_step, input_runs, png_md, publish_outputs, upstream_data_changed
 from shed_pipeline.assets.cluster import pool_vectors
+from shed_pipeline.assets.embed import with_embeddings
 from shed_pipeline.core import comparison, plots
 from shed_pipeline.core.benchmarks import DEFAULT_TASKS
 from shed_pipeline.core.evaluation import selected_pool_indices
@@ -61,7 +62,7 @@ def arm_observer(context: dg.AssetExecutionContext):
 
 
 @dg.asset(group_name="evaluation", code_version=CODE_VERSION, kinds={"python", "pytorch"}, **gpu_step(), automation_condition=upstream_data_changed(), ins={"raw_dataset": dg.AssetIn(metadata={"columns": ["row_id", "split", "task", "instruction", "input", "output", "messages"]})})
-def evaluation_metrics(context: dg.AssetExecutionContext, config: EvaluationConfig, raw_dataset: pl.LazyFrame, embeddings: pl.DataFrame, clusters: pl.DataFrame, row_values: pl.DataFrame, curated_subset: pl.DataFrame, compute: ComputeResource, paths: PathsResource, lineage: LineageResource, s3: S3Resource) -> dg.Output[pl.DataFrame]:
+def evaluation_metrics(context: dg.AssetExecutionContext, config: EvaluationConfig, raw_dataset: pl.LazyFrame, embeddings: pl.LazyFrame, clusters: pl.DataFrame, row_values: pl.DataFrame, curated_subset: pl.DataFrame, compute: ComputeResource, paths: PathsResource, lineage: LineageResource, s3: S3Resource) -> dg.Output[pl.DataFrame]:
     """Subset size, cluster and task coverage, diversity and held-out kNN utility of the curated
     subset, each baseline, random subsets of the same size and the full pool; with `lm` (default),
     the target LM LoRA-tuned on each (same epochs over its own rows) and scored on the same test
@@ -79,7 +80,7 @@ def evaluation_metrics(context: dg.AssetExecutionContext, config: EvaluationConf
     inputs = selection_inputs(pool.select("row_id", "output"), clusters, row_values, config.seed, context.log.info, vectors=x)  # the vectors at hand: no second join
     picked = baseline_selections(inputs, config.baselines, len(curated_idx), method, context.log.info)
     baselines = {name: selected_pool_indices(pool_ids, ids) for name, ids in picked.items()}
-    test = rows.filter(pl.col("split") == "test").join(embeddings, on="row_id", how="inner", maintain_order="left")
+    test = with_embeddings(rows.filter(pl.col("split") == "test"), embeddings, how="inner")
     del rows
     report = evaluation_report(config, pool, x, [cluster_of[r] for r in pool_ids], test, curated_idx, baselines, compute.torch_device(), paths.cache(), paths.evaluation_cache(), context.log.info, arm_observer(context))
     report["method"] = method

@@ -9,6 +9,7 @@ import polars as pl
 from pydantic import Field, create_model
 
 from shed_pipeline.assets._common import CODE_VERSION, frame_version, gpu_step, input_runs, png_md, upstream_data_changed
+from shed_pipeline.assets.embed import with_embeddings
 from shed_pipeline.assets.strategy_config import config_class
 from shed_pipeline.core import plots
 from shed_pipeline.core.row_values import ROW_VALUES, RowValueInputs, compute_row_values, text_columns
@@ -44,10 +45,10 @@ def kind_settings(config) -> dict:
     return out
 
 
-def split_rows(raw_dataset: pl.DataFrame, embeddings: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+def split_rows(raw_dataset: pl.DataFrame, embeddings: pl.LazyFrame | pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(pool rows, validation rows) with their vectors, in row order."""
-    # Each split joined on its own: no joined copy of every row's vector besides the two results.
-    pool, validation = (raw_dataset.filter(pl.col("split") == split).join(embeddings, on="row_id", how="inner", maintain_order="left") for split in ("pool", "validation"))
+    # Each split read on its own: the test rows' vectors are never read.
+    pool, validation = (with_embeddings(raw_dataset.filter(pl.col("split") == split), embeddings, how="inner") for split in ("pool", "validation"))
     return pool, validation
 
 
@@ -60,7 +61,7 @@ def split_rows(raw_dataset: pl.DataFrame, embeddings: pl.DataFrame) -> tuple[pl.
     # At most these columns (never the original records); the asset reads only its kinds' texts of them.
     ins={"raw_dataset": dg.AssetIn(metadata={"columns": ["row_id", "split", "instruction", "input", "output", "messages"]})},
 )
-def row_values(context: dg.AssetExecutionContext, config: RowValuesConfig, raw_dataset: pl.LazyFrame, embeddings: pl.DataFrame, compute: ComputeResource, paths: PathsResource, lineage: LineageResource) -> dg.Output[pl.DataFrame]:  # type: ignore[valid-type]
+def row_values(context: dg.AssetExecutionContext, config: RowValuesConfig, raw_dataset: pl.LazyFrame, embeddings: pl.LazyFrame, compute: ComputeResource, paths: PathsResource, lineage: LineageResource) -> dg.Output[pl.DataFrame]:  # type: ignore[valid-type]
     """One value per pool row and kind (long frame: row_id, kind, value). Valued against the current
     validation split (not the snapshot pinned at the last cluster fit: knn_shapley is exact and
     needs no cache kept stable, and the values then depend on this asset's inputs only). IFD is

@@ -8,6 +8,7 @@ import numpy as np
 import polars as pl
 
 from shed_pipeline.assets._common import CODE_VERSION, frame_version, gpu_step, input_runs, png_md, upstream_data_changed
+from shed_pipeline.assets.embed import embeddings_of
 from shed_pipeline.assets.strategy_config import choice_field, chosen
 from shed_pipeline.core import plots
 from shed_pipeline.core.estimators import ESTIMATORS
@@ -37,7 +38,7 @@ class ProxyShapleyConfig(dg.Config):
 
 
 @dg.asset(group_name="valuation", code_version=CODE_VERSION, kinds={"python", "duckdb"}, **gpu_step(), automation_condition=upstream_data_changed(), ins={"raw_dataset": dg.AssetIn(metadata={"columns": ["row_id", "split", "instruction", "input", "output", "messages"]})})
-def proxy_shapley_scores(context: dg.AssetExecutionContext, config: ProxyShapleyConfig, raw_dataset: pl.LazyFrame, embeddings: pl.DataFrame, clusters: pl.DataFrame, compute: ComputeResource, paths: PathsResource, lineage: LineageResource) -> dg.Output[pl.DataFrame]:
+def proxy_shapley_scores(context: dg.AssetExecutionContext, config: ProxyShapleyConfig, raw_dataset: pl.LazyFrame, embeddings: pl.LazyFrame, clusters: pl.DataFrame, compute: ComputeResource, paths: PathsResource, lineage: LineageResource) -> dg.Output[pl.DataFrame]:
     """One Shapley value per cluster proxy (players = proxies, utility measured on the validation
     split), with its rank (1 = most valuable) and, for sampling estimators, a standard error.
     Every utility evaluation is cached in DuckDB by (utility, validation data, coalition's proxy
@@ -50,12 +51,13 @@ def proxy_shapley_scores(context: dg.AssetExecutionContext, config: ProxyShapley
     others = raw_dataset.filter(pl.col("split") != "validation").select("row_id").collect()["row_id"].to_list()
     texts = [c for c in ("instruction", "input", "output", "messages") if c in raw_dataset.collect_schema().names()]
     players_and_validation = raw_dataset.filter((pl.col("split") == "validation") | pl.col("row_id").is_in(clusters["proxy_row_id"].to_list())).select("row_id", "split", *texts).collect()
-    current_val = validation_rows(players_and_validation, embeddings)
+    vectors = embeddings_of(embeddings, players_and_validation["row_id"])  # the validation rows' and the proxies' only
+    current_val = validation_rows(players_and_validation, vectors)
     fit_id = clusters["fit_id"][0] if clusters.height else ""
     pin = pinned_validation(paths.state(VALIDATION_PIN), fit_id, current_val, others, freeze=config.freeze_validation)
     store = lineage.store()
     valued = value_proxies(
-        utility.name, u_settings, estimator.name, e_settings, clusters, players_and_validation, embeddings, pin.rows, paths.utility_cache_db(),
+        utility.name, u_settings, estimator.name, e_settings, clusters, players_and_validation, vectors, pin.rows, paths.utility_cache_db(),
         seed=config.seed, previous_proxies=store.previous_proxies(context.run.run_id), removal_points=config.removal_points, removal_max_fraction=config.removal_max_fraction,
         device=compute.torch_device(), cache_dir=paths.cache(), feature_cache=paths.embedding_cache_db(), log=context.log.info,
     )
