@@ -203,17 +203,19 @@ def _read_stamped(source, columns: list[str] | None = None) -> tuple[pl.DataFram
     import pyarrow.parquet as pq
 
     pf = pq.ParquetFile(source)
-    meta = pf.metadata.metadata or {}
-    stamp = meta.get(WRITTEN_BY_RUN.encode())
-    return pl.from_arrow(pf.read(columns=columns)), stamp.decode() if stamp else None
+    return pl.from_arrow(pf.read(columns=columns)), _stamp(pf.metadata)
 
 
 def _stamp_of(source) -> str | None:
     """The run id stamped in a Parquet file's metadata (its footer only)."""
     import pyarrow.parquet as pq
 
-    meta = pq.read_metadata(source).metadata or {}
-    stamp = meta.get(WRITTEN_BY_RUN.encode())
+    return _stamp(pq.read_metadata(source))
+
+
+def _stamp(file_metadata) -> str | None:
+    """The run id in a Parquet footer's key-value metadata, None when it carries none."""
+    stamp = (file_metadata.metadata or {}).get(WRITTEN_BY_RUN.encode())
     return stamp.decode() if stamp else None
 
 

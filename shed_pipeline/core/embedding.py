@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Protocol, Sequence
@@ -126,84 +125,19 @@ class SentenceTransformerEncoder:
         return vecs
 
 
-def _table(kind: str) -> tuple[str, str]:
-    if kind == "rows":
-        return "embeddings", "row_id"
-    if kind == "segments":
-        return "segments", "text_hash"
-    raise ValueError(kind)
-
-
-class CacheSession:
-    """Reads and writes of the cache on one open connection (one writer at a time: DuckDB's rule).
-    Each write is its own transaction; the checkpoint comes when the session closes."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection):
-        self._con = con
-
-    def missing(self, model_id: str, keys: Sequence[str], kind: str = "rows") -> list[str]:
-        if not keys:
-            return []
-        table, col = _table(kind)
-        con = self._con
-        con.execute("CREATE OR REPLACE TEMP TABLE wanted AS SELECT unnest(?::VARCHAR[]) AS k", [list(keys)])
-        have = {r for (r,) in con.execute(f"SELECT w.k FROM wanted w JOIN {table} e ON e.{col} = w.k AND e.model_id = ?", [model_id]).fetchall()}
-        return [k for k in keys if k not in have]
-
-    def put(self, model_id: str, keys: Sequence[str], vectors: np.ndarray, kind: str = "rows") -> None:
-        import pyarrow as pa
-
-        table, _ = _table(kind)
-        vecs = np.ascontiguousarray(vectors, dtype=np.float32)
-        arrow = pa.table(
-            {
-                "model_id": pa.array([model_id] * len(keys), pa.string()),
-                "k": pa.array(list(keys), pa.string()),
-                "vector": pa.ListArray.from_arrays(pa.array(np.arange(0, vecs.size + 1, max(1, vecs.shape[1]), dtype=np.int32)), pa.array(vecs.reshape(-1))),
-            }
-        )
-        self._con.register("incoming", arrow)
-        try:
-            self._con.execute(f"INSERT OR IGNORE INTO {table} SELECT model_id, k, vector FROM incoming")
-        finally:
-            self._con.unregister("incoming")
-
-    def get(self, model_id: str, keys: Sequence[str], kind: str = "rows") -> np.ndarray:
-        """Vectors in the order of keys (one float32 array, filled GET_ROWS keys at a time); KeyError
-        if any is absent."""
-        if not keys:
-            return np.zeros((0, 0), dtype=np.float32)
-        table, col = _table(kind)
-        con = self._con
-        out: np.ndarray | None = None
-        missing = 0
-        for start in range(0, len(keys), GET_ROWS):
-            part = list(keys[start : start + GET_ROWS])
-            con.execute("CREATE OR REPLACE TEMP TABLE wanted AS SELECT unnest(?::VARCHAR[]) AS k, generate_subscripts(?::VARCHAR[], 1) AS pos", [part, part])
-            res = arrow_table(con.sql(f"SELECT w.pos, e.vector FROM wanted w JOIN {table} e ON e.{col} = w.k AND e.model_id = ? ORDER BY w.pos", params=[model_id]))
-            if res.num_rows != len(part):
-                missing += len(part) - res.num_rows
-                continue
-            flat = np.asarray(res.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False), dtype=np.float32).reshape(len(part), -1)
-            if out is None:
-                out = np.empty((len(keys), flat.shape[1]), dtype=np.float32)
-            out[start : start + len(part)] = flat
-        if missing:
-            raise KeyError(f"{missing} of {len(keys)} {kind} have no cached embedding for {model_id}")
-        assert out is not None
-        return out
-
-    def count(self, model_id: str, kind: str = "rows") -> int:
-        table, _ = _table(kind)
-        return int(self._con.execute(f"SELECT count(*) FROM {table} WHERE model_id = ?", [model_id]).fetchone()[0])
+# Writes of many small chunks are gathered: each DuckDB transaction on its own connection ends in a
+# checkpoint that costs about as much for 512 vectors as for 65,536 (about a second on 2 cores), far
+# more than a fast device takes to encode them. An interrupted run loses at most FLUSH_SECONDS of work.
+FLUSH_ROWS = 65_536
+FLUSH_SECONDS = 30.0
 
 
 class EmbeddingCache:
     """DuckDB tables of vectors: per text segment (model_id, text_hash) and per row (model_id, row_id).
 
     Segments are what the model encodes (each distinct text once); a row's vector is composed from
-    its segments. Each call below opens the file for itself; `session()` keeps it open across many
-    calls, and `buffered()` gathers small writes into few transactions."""
+    its segments. Each call opens the file for itself (one writer at a time: DuckDB's rule), and
+    `buffered()` gathers small writes into few transactions."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -218,40 +152,71 @@ class EmbeddingCache:
     def _connect(self) -> duckdb.DuckDBPyConnection:
         return connect(self.path)  # waits for another writer's lock instead of failing
 
-    @contextmanager
-    def session(self) -> Iterator[CacheSession]:
-        with self._connect() as con:
-            yield CacheSession(con)
+    @staticmethod
+    def _table(kind: str) -> tuple[str, str]:
+        if kind == "rows":
+            return "embeddings", "row_id"
+        if kind == "segments":
+            return "segments", "text_hash"
+        raise ValueError(kind)
 
-    def buffered(self, model_id: str, kind: str = "rows", on_flush: Callable[[int], None] | None = None, flush_seconds: float | None = None) -> "BufferedWrites":
-        return BufferedWrites(self, model_id, kind, on_flush, flush_seconds=FLUSH_SECONDS if flush_seconds is None else flush_seconds)
+    def buffered(self, model_id: str, kind: str = "rows", on_flush: Callable[[int], None] | None = None, flush_seconds: float = FLUSH_SECONDS) -> BufferedWrites:
+        return BufferedWrites(self, model_id, kind, on_flush, flush_seconds=flush_seconds)
 
     def missing(self, model_id: str, keys: Sequence[str], kind: str = "rows") -> list[str]:
         if not keys:
             return []
-        with self.session() as s:
-            return s.missing(model_id, keys, kind)
+        table, col = self._table(kind)
+        with self._connect() as con:
+            con.execute("CREATE TEMP TABLE wanted AS SELECT unnest(?::VARCHAR[]) AS k", [list(keys)])
+            have = {r for (r,) in con.execute(f"SELECT w.k FROM wanted w JOIN {table} e ON e.{col} = w.k AND e.model_id = ?", [model_id]).fetchall()}
+        return [k for k in keys if k not in have]
 
     def put(self, model_id: str, keys: Sequence[str], vectors: np.ndarray, kind: str = "rows") -> None:
-        with self.session() as s:
-            s.put(model_id, keys, vectors, kind)
+        import pyarrow as pa
+
+        table, _ = self._table(kind)
+        vecs = np.ascontiguousarray(vectors, dtype=np.float32)
+        arrow = pa.table(
+            {
+                "model_id": pa.array([model_id] * len(keys), pa.string()),
+                "k": pa.array(list(keys), pa.string()),
+                "vector": pa.ListArray.from_arrays(pa.array(np.arange(0, vecs.size + 1, max(1, vecs.shape[1]), dtype=np.int32)), pa.array(vecs.reshape(-1))),
+            }
+        )
+        with self._connect() as con:
+            con.register("incoming", arrow)
+            con.execute(f"INSERT OR IGNORE INTO {table} SELECT model_id, k, vector FROM incoming")
 
     def get(self, model_id: str, keys: Sequence[str], kind: str = "rows") -> np.ndarray:
+        """Vectors in the order of keys (one float32 array, filled GET_ROWS keys at a time); KeyError
+        if any is absent."""
         if not keys:
             return np.zeros((0, 0), dtype=np.float32)
-        with self.session() as s:
-            return s.get(model_id, keys, kind)
+        table, col = self._table(kind)
+        out: np.ndarray | None = None
+        missing = 0
+        with self._connect() as con:
+            for start in range(0, len(keys), GET_ROWS):
+                part = list(keys[start : start + GET_ROWS])
+                con.execute("CREATE OR REPLACE TEMP TABLE wanted AS SELECT unnest(?::VARCHAR[]) AS k, generate_subscripts(?::VARCHAR[], 1) AS pos", [part, part])
+                res = arrow_table(con.sql(f"SELECT w.pos, e.vector FROM wanted w JOIN {table} e ON e.{col} = w.k AND e.model_id = ? ORDER BY w.pos", params=[model_id]))
+                if res.num_rows != len(part):
+                    missing += len(part) - res.num_rows
+                    continue
+                flat = np.asarray(res.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False), dtype=np.float32).reshape(len(part), -1)
+                if out is None:
+                    out = np.empty((len(keys), flat.shape[1]), dtype=np.float32)
+                out[start : start + len(part)] = flat
+        if missing:
+            raise KeyError(f"{missing} of {len(keys)} {kind} have no cached embedding for {model_id}")
+        assert out is not None
+        return out
 
     def count(self, model_id: str, kind: str = "rows") -> int:
-        with self.session() as s:
-            return s.count(model_id, kind)
-
-
-# Writes of many small chunks are gathered: each DuckDB transaction on its own connection ends in a
-# checkpoint that costs about as much for 512 vectors as for 65,536 (about a second on 2 cores), far
-# more than a fast device takes to encode them. An interrupted run loses at most FLUSH_SECONDS of work.
-FLUSH_ROWS = 65_536
-FLUSH_SECONDS = 30.0
+        table, _ = self._table(kind)
+        with self._connect() as con:
+            return int(con.execute(f"SELECT count(*) FROM {table} WHERE model_id = ?", [model_id]).fetchone()[0])
 
 
 class BufferedWrites:
@@ -350,7 +315,7 @@ def _segments(rows: pl.DataFrame) -> tuple[dict[str, str], Segments]:
         .join(lookup.rename({"text": "input", "hash": "input_hash"}), on="input", how="left", maintain_order="left")
         .select("row_id", "instruction_hash", "input_hash")
     )
-    return dict(zip(hashes, texts, strict=True)), Segments(per_row, list(dict.fromkeys(hashes)))
+    return dict(zip(hashes, texts, strict=True)), Segments(per_row, hashes)  # distinct texts, distinct hashes
 
 
 def encode_missing(
