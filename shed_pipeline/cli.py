@@ -413,6 +413,11 @@ def run_events(instance, run_id: str) -> list:
     return [rec.dagster_event for rec in instance.all_logs(run_id) if rec.dagster_event is not None]
 
 
+def _asset_of(step_key: str | None) -> str | None:
+    """The asset a step belongs to: a graph-backed asset's steps are `<asset>.<op>[<share>]`."""
+    return step_key.split(".", 1)[0] if step_key else step_key
+
+
 def run_report(events) -> dict:
     """What a finished, failed or interrupted run did, from its Dagster events: the assets
     materialized, the step that failed and why, failed checks, and the evaluation arms done so far."""
@@ -420,8 +425,8 @@ def run_report(events) -> dict:
 
     report: dict[str, Any] = {"done": [], "failed_step": None, "error": None, "error_classes": set(), "interrupted": False, "failed_checks": [], "arms": None}
     for ev in events:
-        if ev.event_type == DagsterEventType.ASSET_MATERIALIZATION and ev.step_key not in report["done"]:
-            report["done"].append(ev.step_key)
+        if ev.event_type == DagsterEventType.ASSET_MATERIALIZATION and _asset_of(ev.step_key) not in report["done"]:
+            report["done"].append(_asset_of(ev.step_key))
         elif ev.event_type == DagsterEventType.ASSET_OBSERVATION:
             meta = ev.event_specific_data.asset_observation.metadata
             if "arms_done" in meta:
@@ -431,7 +436,7 @@ def run_report(events) -> dict:
             if not check.passed:
                 report["failed_checks"].append(f"{check.asset_key.to_user_string()}: check {check.check_name} failed: {check.description or ''}".rstrip(": "))
         elif ev.event_type == DagsterEventType.STEP_FAILURE and report["failed_step"] is None:
-            report["failed_step"] = ev.step_key
+            report["failed_step"] = _asset_of(ev.step_key)
             err = ev.step_failure_data.error if ev.step_failure_data else None
             chain = err
             while chain is not None:  # the error and its causes, by class name (what the event keeps)
@@ -597,6 +602,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise CliError(f"{args.source}: no such file or folder")
     run_config = _run_config(args)
     check_strategy_requirements(run_config)  # e.g. knn_exact with the probe utility fails now, not after embedding
+    for asset in ("proxy_shapley_scores", "row_values"):  # the assets whose work fans out over workers
+        workers = run_config.get("ops", {}).get(asset, {}).get("config", {}).get("workers", 1)
+        if isinstance(workers, int) and workers > 1:
+            _stderr(f"{asset}.workers={workers}: this command runs every step in one process, so the {workers} shares run one after another; launch shed_curation_job from the Dagster UI or `dagster job launch` to run them side by side")
     wanted = _benchmarks_to_check(run_config)
     if wanted:  # a misspelt benchmark fails now, not after the whole pipeline ran
         check_benchmarks(wanted, default_cache_dir(), log=_stderr)

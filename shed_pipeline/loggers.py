@@ -10,15 +10,19 @@ from shed_pipeline.core.display import printable
 
 
 class StepTracker(logging.Filter):
-    """Remembers the step of the latest message: the step a failure outside any step's own error
-    handling (a full disk under Dagster's event log) is reported against."""
+    """Remembers the asset of the latest message's step: the step a failure outside any step's own
+    error handling (a full disk under Dagster's event log) is reported against. Drops Dagster's note
+    on an op that opened no shard (no worker fan-out: nothing a user needs to read)."""
 
     last_step: str | None = None
 
     def filter(self, record: logging.LogRecord) -> bool:
-        step = (getattr(record, "dagster_meta", None) or {}).get("step_key")
+        meta = getattr(record, "dagster_meta", None) or {}
+        step = meta.get("step_key")
         if step:
-            StepTracker.last_step = step
+            StepTracker.last_step = step.split(".", 1)[0]  # a graph-backed asset's steps are <asset>.<op>[<share>]
+        if str(meta.get("orig_message") or "").startswith("Emitting implicit Nothing for output"):
+            return False
         return record.levelno < logging.ERROR
 
 

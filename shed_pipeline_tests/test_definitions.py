@@ -55,8 +55,14 @@ def test_sensors_are_registered_with_safe_defaults():
 def test_steps_that_use_the_compute_device_share_the_gpu_pool():
     from shed_pipeline.assets import ALL_ASSETS
 
-    pools = {a.key.to_user_string(): a.op.pool for a in ALL_ASSETS}
+    # A graph-backed asset (proxy_shapley_scores: plan, shares, value) by the pool of the ops that
+    # use the device; its planning op only reads the snapshot and opens shares.
+    device_ops = lambda a: [op for op in a.node_def.node_defs if "compute" in op.required_resource_keys] if isinstance(a.node_def, dg.GraphDefinition) else [a.op]  # noqa: E731
+    pools = {a.key.to_user_string(): {op.pool for op in device_ops(a)} for a in ALL_ASSETS}
+    pools = {k: v.pop() for k, v in pools.items() if len(v) == 1}
     assert pools == {"raw_dataset": "duckdb", "embeddings": "gpu", "clusters": "gpu", "proxy_shapley_scores": "gpu", "row_values": "gpu", "curated_subset": "duckdb", "evaluation_metrics": "gpu"}
+    (scores,) = [a for a in ALL_ASSETS if a.key == dg.AssetKey("proxy_shapley_scores")]
+    assert [(op.name, op.pool) for op in scores.node_def.node_defs] == [("plan_valuation_shares", None), ("evaluate_share_of_coalitions", "gpu"), ("value_cluster_proxies", "gpu")]
     tagged = {a.key.to_user_string() for a in ALL_ASSETS if a.tags_by_key[a.key].get("shed/gpu") == "true"}
     assert tagged == {k for k, p in pools.items() if p == "gpu"}
 

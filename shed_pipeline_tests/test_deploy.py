@@ -153,14 +153,20 @@ def test_gpu_steps_and_only_they_carry_the_gpu_request():
     shipped = yaml.safe_load((DEPLOY / "gpu-step.yaml").read_text())
     assert shipped == DEFAULT_GPU_STEP_K8S  # the file documents the built-in default
     assert gpu_step_k8s_config(str(DEPLOY / "gpu-step.yaml")) == shipped
-    tagged = {a.key.to_user_string(): a.op.tags.get("dagster-k8s/config") for a in ALL_ASSETS}
-    assert {k for k, v in tagged.items() if v} == GPU_ASSETS
-    for name in GPU_ASSETS:
-        cfg = tagged[name]
+    # Every op (a step under the k8s executor), by asset; proxy_shapley_scores is a graph whose planning
+    # op uses no device, and whose share and value ops do.
+    ops = [(a.key.to_user_string(), op) for a in ALL_ASSETS for op in (a.node_def.node_defs if isinstance(a.node_def, dg.GraphDefinition) else [a.op])]
+    tagged = [(name, op.name, op.tags.get("dagster-k8s/config")) for name, op in ops]
+    assert {name for name, _, cfg in tagged if cfg} == GPU_ASSETS
+    assert {op for name, op, cfg in tagged if name == "proxy_shapley_scores" and cfg} == {"evaluate_share_of_coalitions", "value_cluster_proxies"}
+    for _, _, cfg in tagged:
+        if not cfg:
+            continue
         cfg = yaml.safe_load(cfg) if isinstance(cfg, str) else cfg  # Dagster stores non-string op tags as JSON
         assert cfg["container_config"]["resources"]["limits"]["nvidia.com/gpu"] == 1
         assert cfg["pod_spec_config"]["node_selector"] and cfg["pod_spec_config"]["tolerations"]
-    assert {a.key.to_user_string() for a in ALL_ASSETS if a.op.pool == "gpu"} == GPU_ASSETS
+    assert {name for name, op in ops if op.pool == "gpu"} == GPU_ASSETS
+    assert all((op.pool == "gpu") == bool(op.tags.get("dagster-k8s/config")) for _, op in ops)
 
 
 def test_a_wrong_gpu_step_file_fails_when_the_definitions_load(tmp_path):

@@ -1,6 +1,14 @@
 """row_values: per-row values of every pool row (knn_shapley, ifd, ...), which selection methods
-order or weight a cluster's members by."""
+order or weight a cluster's members by.
 
+A graph of three ops, so that a kind that values rows apart (ifd: the target LM over every pool row)
+can run on several workers (Dagster dynamic outputs: processes under the multiprocess executor, pods
+under the k8s executor): `plan_row_shards` opens `workers` row-id hash shards, each `score_row_shard`
+computes its rows into the feature cache, and `value_rows` assembles every kind's values, finding the
+sharded kinds' rows cached. With one worker (the default) no shard is opened.
+"""
+
+import re
 import time
 
 import dagster as dg
@@ -8,11 +16,12 @@ import numpy as np
 import polars as pl
 from pydantic import Field, create_model
 
-from shed_pipeline.assets._common import CODE_VERSION, frame_version, gpu_step, input_runs, png_md, upstream_data_changed
+from shed_pipeline.assets._common import CODE_VERSION, frame_version, gpu_step_k8s_config, input_runs, png_md, upstream_data_changed
 from shed_pipeline.assets.embed import with_embeddings
 from shed_pipeline.assets.strategy_config import config_class
 from shed_pipeline.core import plots
-from shed_pipeline.core.row_values import ROW_VALUES, RowValueInputs, compute_row_values, text_columns
+from shed_pipeline.core.row_values import ROW_VALUES, RowValueInputs, compute_row_values, compute_shard, kinds_apart, text_columns
+from shed_pipeline.core.shards import MAX_SHARDS, in_shard
 from shed_pipeline.resources import ComputeResource, LineageResource, PathsResource
 
 # knn_shapley is on by default: exact and cheap (about 1 s for 10,000 rows on a 2-core CPU). ifd
@@ -32,6 +41,7 @@ RowValuesConfig = create_model(
     __base__=dg.Config,
     __doc__="Which per-row values to compute, and each kind's settings.",
     kinds=(list[str], Field(default_factory=lambda: list(DEFAULT_KINDS), description=f"kinds to compute, among {', '.join(ROW_VALUES.names)}; [] = none")),
+    workers=(int, Field(default=1, description=f"row-id shards computed side by side (each a step: a process, or a pod under the k8s executor) for the kinds that value rows apart ({', '.join(n for n, s in ROW_VALUES.items() if s.rows_apart)}); 1 = one step")),
     **{name: _settings_field(name) for name in ROW_VALUES.names},
 )
 
@@ -52,31 +62,66 @@ def split_rows(raw_dataset: pl.DataFrame, embeddings: pl.LazyFrame | pl.DataFram
     return pool, validation
 
 
-@dg.asset(
-    group_name="valuation",
-    code_version=CODE_VERSION,
-    kinds={"python", "duckdb"},
-    **gpu_step(),
-    automation_condition=upstream_data_changed(),
-    # At most these columns (never the original records); the asset reads only its kinds' texts of them.
-    ins={"raw_dataset": dg.AssetIn(metadata={"columns": ["row_id", "split", "instruction", "input", "output", "messages"]})},
-)
-def row_values(context: dg.AssetExecutionContext, config: RowValuesConfig, raw_dataset: pl.LazyFrame, embeddings: pl.LazyFrame, compute: ComputeResource, paths: PathsResource, lineage: LineageResource) -> dg.Output[pl.DataFrame]:  # type: ignore[valid-type]
+READS = ["row_id", "split", "instruction", "input", "output", "messages"]  # at most these columns (never the original records)
+SHARD_KEY = re.compile(r"shard_(\d+)_of_(\d+)")
+_gpu_op = {"pool": "gpu", "tags": {"dagster-k8s/config": gpu_step_k8s_config()}}  # the steps that may run a model
+
+
+def _ins(*extra: str) -> dict[str, dg.In]:
+    return {"raw_dataset": dg.In(metadata={"columns": READS}), **{name: dg.In(dg.Nothing) for name in extra}}
+
+
+def _texts(raw_dataset: pl.LazyFrame, kinds: list[str]) -> list[str]:
+    """The columns to read: ids, splits, and only the texts the kinds read (a million prompts are
+    gigabytes; unknown kinds fail in compute_row_values, naming the kinds)."""
+    wanted = ["row_id", "split", *text_columns([k for k in kinds if k in ROW_VALUES])]
+    return [c for c in raw_dataset.collect_schema().names() if c in wanted]
+
+
+@dg.op(out={"shards": dg.DynamicOut(dg.Nothing, description="one per worker; none with one worker")})
+def plan_row_shards(context: dg.OpExecutionContext, config: RowValuesConfig):  # type: ignore[valid-type]
+    """One row-id shard per worker, when a kind asked for values rows apart."""
+    if not 1 <= config.workers <= MAX_SHARDS:
+        raise dg.Failure(f"row_values.workers must be a whole number from 1 to {MAX_SHARDS}, got {config.workers}")
+    if config.workers == 1:
+        return
+    apart = kinds_apart(list(config.kinds))
+    if not apart:
+        context.log.info(f"workers={config.workers}: no kind among {', '.join(config.kinds) or '(none)'} values rows apart, so one step computes them")
+        return
+    context.log.info(f"{', '.join(apart)}: pool rows in {config.workers} row-id shards, side by side")
+    for shard in range(config.workers):
+        yield dg.DynamicOutput(None, mapping_key=f"shard_{shard}_of_{config.workers}", output_name="shards")
+
+
+@dg.op(ins=_ins("shard"), **_gpu_op)
+def score_row_shard(context: dg.OpExecutionContext, config: RowValuesConfig, raw_dataset: pl.LazyFrame, compute: ComputeResource, paths: PathsResource) -> dg.Output[None]:  # type: ignore[valid-type]
+    """One shard's pool rows under the kinds that value rows apart, written to the feature cache."""
+    t0 = time.perf_counter()
+    shard, shards = map(int, SHARD_KEY.fullmatch(context.get_mapping_key()).groups())
+    apart = kinds_apart(list(config.kinds))
+    # Only this shard's pool rows, and only the texts these kinds read.
+    pool = raw_dataset.filter((pl.col("split") == "pool") & in_shard(shard, shards)).select(_texts(raw_dataset, apart)).collect()
+    inputs = RowValueInputs(pool, pool.clear(), compute.torch_device(), paths.cache(), paths.embedding_cache_db(), context.log.info)
+    counts = compute_shard(apart, kind_settings(config), inputs, shard, shards)
+    context.log.info(f"shard {shard + 1} of {shards}: {counts['rows']} pool rows under {', '.join(apart)}")
+    return dg.Output(None, metadata={**counts, "kinds": ", ".join(apart), "seconds": round(time.perf_counter() - t0, 3)})
+
+
+@dg.op(ins=_ins("shards_done"), **_gpu_op)
+def value_rows(context: dg.OpExecutionContext, config: RowValuesConfig, raw_dataset: pl.LazyFrame, embeddings: pl.LazyFrame, compute: ComputeResource, paths: PathsResource, lineage: LineageResource) -> dg.Output[pl.DataFrame]:  # type: ignore[valid-type]
     """One value per pool row and kind (long frame: row_id, kind, value). Valued against the current
     validation split (not the snapshot pinned at the last cluster fit: knn_shapley is exact and
     needs no cache kept stable, and the values then depend on this asset's inputs only). IFD is
     cached per row and model in the embedding cache: a refresh scores new rows only."""
     t0 = time.perf_counter()
-    unknown = [k for k in config.kinds if k not in ROW_VALUES]
-    wanted = ["row_id", "split", *text_columns([k for k in config.kinds if k not in unknown])]
-    # Only the texts the kinds read are read at all (a million prompts are gigabytes; unknown kinds
-    # fail in compute_row_values, naming the kinds).
-    rows = raw_dataset.select([c for c in raw_dataset.collect_schema().names() if c in wanted]).collect()
+    rows = raw_dataset.select(_texts(raw_dataset, list(config.kinds))).collect()
     pool, validation = split_rows(rows, embeddings)
     del rows
     inputs = RowValueInputs(pool, validation, compute.torch_device(), paths.cache(), paths.embedding_cache_db(), context.log.info)
     df, stats = compute_row_values(list(config.kinds), kind_settings(config), inputs)
-    meta: dict = {"kinds": ", ".join(config.kinds) or "none", "pool_rows": pool.height, "validation_rows_in_split": validation.height}
+    sharded = config.workers > 1 and bool(kinds_apart(list(config.kinds)))
+    meta: dict = {"kinds": ", ".join(config.kinds) or "none", "pool_rows": pool.height, "validation_rows_in_split": validation.height, "workers": config.workers if sharded else 1}
     for kind, s in stats.items():
         meta.update({f"{kind}_{k}": v for k, v in s.items()})
     meta["seconds"] = round(time.perf_counter() - t0, 3)
@@ -87,3 +132,22 @@ def row_values(context: dg.AssetExecutionContext, config: RowValuesConfig, raw_d
         values = df.filter(pl.col("kind") == kind)["value"].to_numpy()
         meta[f"{kind}_distribution"] = png_md(plots.histogram(values[np.isfinite(values)], f"{kind} of {len(values)} pool rows", kind), kind)
     return dg.Output(df, data_version=frame_version(df), metadata=meta)
+
+
+_OPS = ("plan_row_shards", "score_row_shard", "value_rows")
+
+
+@dg.graph_asset(
+    group_name="valuation",
+    code_version=CODE_VERSION,
+    kinds={"python", "duckdb"},
+    tags={"shed/gpu": "true"},
+    automation_condition=upstream_data_changed(),
+    # One config for the three ops: run config and the launchpad read as for a one-op asset.
+    config=dg.ConfigMapping(config_fn=lambda cfg: {op: {"config": cfg} for op in _OPS}, config_schema=RowValuesConfig.to_config_schema()),
+)
+def row_values(raw_dataset, embeddings):
+    """One value per pool row and kind; kinds that value rows apart (ifd) run in `workers` row-id
+    shards side by side."""
+    done = plan_row_shards().map(lambda shard: score_row_shard(shard=shard, raw_dataset=raw_dataset))
+    return value_rows(shards_done=done.collect(), raw_dataset=raw_dataset, embeddings=embeddings)

@@ -20,6 +20,8 @@ import polars as pl
 from shed_pipeline.core.files import atomic_path
 
 PIN_META_KEY = "shed_pipeline.validation_pin_fit_id"
+PIN_RUN_KEY = "shed_pipeline.validation_pin_run_id"  # the run that took the snapshot, and why
+PIN_REASON_KEY = "shed_pipeline.validation_pin_reason"
 
 
 @dataclass
@@ -29,26 +31,34 @@ class ValidationPin:
     reason: str  # why it was taken now, or why it was kept
     rows_waiting: int  # current validation rows not in the snapshot (used from the next fit)
     rows_gone: int  # snapshot rows no longer in the current validation split
+    taken_by_run: str | None = None  # the run that took the snapshot (None: not recorded)
+
+    def taken_in(self, run_id: str) -> bool:
+        """Whether `run_id` took this snapshot (now, or in an earlier step of the same run)."""
+        return self.renewed or (run_id is not None and self.taken_by_run == run_id)
 
 
-def pinned_validation(path: str | Path, fit_id: str, current: pl.DataFrame, other_split_ids: Iterable[str] = (), freeze: bool = True) -> ValidationPin:
+def pinned_validation(path: str | Path, fit_id: str, current: pl.DataFrame, other_split_ids: Iterable[str] = (), freeze: bool = True, run_id: str | None = None) -> ValidationPin:
     """The snapshot for `fit_id`, or a new one of `current` (a frame with a `row_id` column).
 
     A new snapshot is taken when the fit changed, when `freeze` is off, or when keeping the old one
     would be wrong: one of its rows is now in another split (`other_split_ids`: it could be valued
-    against itself), or a row in both differs (its vector changed: another embedding model)."""
+    against itself), or a row in both differs (its vector changed: another embedding model). The
+    snapshot records `run_id` and the reason, so a later step of the same run reads it back as taken
+    by its run."""
     import pyarrow.parquet as pq
 
     path = Path(path)
-    pinned = None
+    pinned, taken_by, taken_reason = None, None, ""
     reason = "first snapshot" if not path.exists() else "a new cluster fit"
     if not freeze:
         reason = "validation rows are not frozen (freeze_validation: false)"
     elif path.exists():
         try:
             table = pq.read_table(path)
-            if (table.schema.metadata or {}).get(PIN_META_KEY.encode(), b"").decode() == fit_id:
-                pinned = pl.from_arrow(table)
+            meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items() if k.decode().startswith("shed_pipeline.")}
+            if meta.get(PIN_META_KEY) == fit_id:
+                pinned, taken_by, taken_reason = pl.from_arrow(table), meta.get(PIN_RUN_KEY), meta.get(PIN_REASON_KEY, "")
         except Exception:  # noqa: BLE001 (a damaged snapshot only costs cache hits: take a new one)
             reason = "the saved snapshot could not be read"
     if pinned is not None and pinned.columns != current.columns:
@@ -63,9 +73,10 @@ def pinned_validation(path: str | Path, fit_id: str, current: pl.DataFrame, othe
             pinned, reason = None, "snapshot rows changed in place (another embedding model?)"
     if pinned is not None:
         now = set(current["row_id"].to_list())
-        return ValidationPin(pinned, False, "kept since the last cluster fit", len(now - then), len(then - now))
+        kept = taken_reason if run_id is not None and taken_by == run_id else "kept since the last cluster fit"
+        return ValidationPin(pinned, False, kept, len(now - then), len(then - now), taken_by)
     table = current.to_arrow()
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}), PIN_META_KEY: fit_id})
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), PIN_META_KEY: fit_id, PIN_RUN_KEY: run_id or "", PIN_REASON_KEY: reason})
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
-    return ValidationPin(current, True, reason, 0, 0)
+    return ValidationPin(current, True, reason, 0, 0, run_id)

@@ -50,6 +50,12 @@ def shard_of(row_ids: pl.Series | list[str], n: int) -> pl.Series:
     return (head % n).cast(pl.Int64).rename("shard")
 
 
+def in_shard(shard: int, n: int, column: str = "row_id") -> pl.Expr:
+    """A filter for the rows of one shard, for lazy scans (the rule of `shard_of`)."""
+    check_shard_count(n)
+    return pl.col(column).str.slice(0, 8).str.to_integer(base=16, strict=True) % n == shard
+
+
 def rows_in_shards(frame: pl.DataFrame, keys: list[str], n: int) -> pl.DataFrame:
     """The rows of `frame` (with a row_id column) in the shards named by `keys`, in frame order."""
     wanted = {shard_keys(n).index(k) for k in keys}

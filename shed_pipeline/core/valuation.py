@@ -108,6 +108,131 @@ class Valuation:
         return None if c is None else pl.DataFrame({"removed": c.removed, "utility": c.utility, "chosen": [r == c.best for r in c.removed]})
 
 
+@dataclass
+class PreparedValuation:
+    """A valuation's strategies and its built utility: what the workers of a fanned-out estimation
+    and its final pass each build from the same inputs."""
+
+    utility: Strategy
+    utility_settings: Any
+    estimator: Strategy
+    estimator_settings: Any
+    built: BuiltUtility
+    proxy_ids: list[str]
+    cluster_ids: np.ndarray
+
+    @property
+    def fans_out(self) -> bool:
+        return can_fan_out(self.estimator, self.estimator_settings)
+
+    def progress(self, log: Log, what: str = "") -> Progress | None:
+        calls = self.estimator.calls(len(self.proxy_ids), self.estimator_settings) if self.estimator.calls is not None else None
+        return Progress(calls, f"{self.estimator.name} on {self.utility.name}{what}", log, unit="coalitions") if calls else None
+
+
+def can_fan_out(estimator: Strategy, settings: Any) -> bool:
+    """Whether an estimation can be split into shares evaluated apart (its coalitions do not depend
+    on the values: Banzhaf samples, subset chains, untruncated permutations)."""
+    return estimator.fixed_coalitions is not None and bool(estimator.fixed_coalitions(settings))
+
+
+def prepare_valuation(
+    utility: str,
+    utility_settings: Any,
+    estimator: str,
+    estimator_settings: Any,
+    clusters: pl.DataFrame,
+    raw_dataset: pl.DataFrame,
+    embeddings: pl.DataFrame,
+    validation: pl.DataFrame,
+    *,
+    seed: int = 0,
+    device: str = "cpu",
+    cache_dir: Path | None = None,
+    feature_cache: Path | None = None,
+    log: Log = silent,
+) -> PreparedValuation:
+    """The strategies, checked, and the utility built on the proxies (players = `clusters`' proxies,
+    in cluster order) and the `validation` rows."""
+    check_choice(utility, estimator)
+    u_strategy, u_settings = _choose(UTILITIES, utility, utility_settings)
+    e_strategy, e_settings = _choose(ESTIMATORS, estimator, estimator_settings)
+    if validation.height == 0:
+        raise ValueError("the validation split is empty: raise validation_fraction or add rows")
+    proxy_ids = clusters["proxy_row_id"].to_list()
+    inputs = UtilityInputs(proxy_rows(raw_dataset, embeddings, proxy_ids), validation, device, cache_dir, log, feature_cache, seed)
+    built: BuiltUtility = u_strategy.run(u_settings, inputs)
+    return PreparedValuation(u_strategy, u_settings, e_strategy, e_settings, built, proxy_ids, clusters["cluster_id"].to_numpy())
+
+
+def share_of(coalition: str, shares: int) -> int:
+    """The share (0 .. shares-1) that evaluates a coalition, from its key (a uniform hash): shares
+    balance, and a coalition asked for twice, or by two workers, belongs to one of them."""
+    return int(coalition[:8], 16) % shares
+
+
+class ShareUtility:
+    """The utility as one share of a fanned-out estimation sees it: the estimator runs in full, and
+    each coalition it asks for is answered from the evaluation cache, evaluated and stored when it
+    belongs to this share, or answered with a stand-in 0.0 that is never stored (its own share
+    evaluates it). Valid only for estimators whose coalitions do not depend on the values."""
+
+    def __init__(self, inner, player_ids: list[str], session, share: int, shares: int, progress: Progress | None = None):
+        self.inner = inner
+        self.n_players = inner.n_players
+        self.player_ids = player_ids
+        self.session = session
+        self.share, self.shares = share, shares
+        self.progress = progress
+        self._seen: dict[str, float] = {}
+        self.coalitions = 0  # distinct coalitions asked for
+        self.evaluations = 0  # evaluated here
+        self.cache_hits = 0  # already in the cache (an earlier run, or another share that finished first)
+        self.left_to_others = 0  # belonging to other shares
+
+    def value(self, members: np.ndarray) -> float:
+        from shed_pipeline.core.utilities.cache import coalition_key
+
+        if self.progress is not None:
+            self.progress.advance()
+        mask = np.asarray(members, dtype=bool)
+        key = coalition_key(self.player_ids, mask)
+        if key in self._seen:
+            return self._seen[key]
+        self.coalitions += 1
+        value = self.session.get(key)
+        if value is not None:
+            self.cache_hits += 1
+        elif share_of(key, self.shares) != self.share:
+            self.left_to_others += 1
+            value = 0.0
+        else:
+            value = float(self.inner.value(mask))
+            self.session.put(key, value)
+            self.evaluations += 1
+        self._seen[key] = value
+        return value
+
+
+def evaluate_share(prepared: PreparedValuation, evaluation_store: Path, share: int, shares: int, *, seed: int = 0, log: Log = silent) -> dict[str, int]:
+    """Evaluate one share (0 .. shares-1) of the coalitions the estimation will ask for, into the
+    evaluation cache, where the final pass (`estimate`) finds them. The union of the shares is every
+    coalition of the estimation and U(all proxies), each evaluated by one share."""
+    if not prepared.fans_out:
+        raise ValueError(f"estimator {prepared.estimator.name} with these settings chooses its coalitions from the values: it cannot be split into shares")
+    if not 0 <= share < shares:
+        raise ValueError(f"share {share} of {shares} does not exist")
+    with EvaluationStore(evaluation_store).session(prepared.built.key, prepared.built.description) as session:
+        progress = prepared.progress(log, f", share {share + 1} of {shares}")
+        answered = ShareUtility(prepared.built.utility, prepared.built.identities, session, share, shares, progress)
+        prepared.estimator.run(answered, prepared.estimator_settings, seed, prepared.cluster_ids)
+        answered.progress = None
+        answered.value(np.ones(len(prepared.proxy_ids), dtype=bool))
+        if progress is not None:
+            progress.finish()
+    return {"share": share, "shares": shares, "coalitions": answered.coalitions, "utility_evaluations": answered.evaluations, "utility_cache_hits": answered.cache_hits, "coalitions_of_other_shares": answered.left_to_others}
+
+
 def value_proxies(
     utility: str,
     utility_settings: Any,
@@ -135,19 +260,31 @@ def value_proxies(
     samples are drawn by cluster id, so unchanged coalitions recur across runs; `previous_proxies`
     (the proxies of the last valuation; None: none) only counts the coalitions that hold new ones.
     `removal_points` > 0 also runs TS-DShapley's removal-index rule on that many points."""
-    check_choice(utility, estimator)
-    u_strategy, u_settings = _choose(UTILITIES, utility, utility_settings)
-    e_strategy, e_settings = _choose(ESTIMATORS, estimator, estimator_settings)
-    if validation.height == 0:
-        raise ValueError("the validation split is empty: raise validation_fraction or add rows")
-    proxy_ids = clusters["proxy_row_id"].to_list()
-    cluster_ids = clusters["cluster_id"].to_numpy()
-    inputs = UtilityInputs(proxy_rows(raw_dataset, embeddings, proxy_ids), validation, device, cache_dir, log, feature_cache, seed)
-    built: BuiltUtility = u_strategy.run(u_settings, inputs)
+    prepared = prepare_valuation(
+        utility, utility_settings, estimator, estimator_settings, clusters, raw_dataset, embeddings, validation,
+        seed=seed, device=device, cache_dir=cache_dir, feature_cache=feature_cache, log=log,
+    )  # fmt: skip
+    return estimate(prepared, clusters, evaluation_store, seed=seed, previous_proxies=previous_proxies, removal_points=removal_points, removal_max_fraction=removal_max_fraction, log=log)
+
+
+def estimate(
+    prepared: PreparedValuation,
+    clusters: pl.DataFrame,
+    evaluation_store: Path,
+    *,
+    seed: int = 0,
+    previous_proxies: set[str] | None = None,
+    removal_points: int = 0,
+    removal_max_fraction: float = 0.5,
+    log: Log = silent,
+) -> Valuation:
+    """The estimation itself, against the evaluation cache (after `evaluate_share` of every share,
+    every coalition it asks for is a cache hit); see `value_proxies`."""
+    u_strategy, e_strategy, e_settings, built = prepared.utility, prepared.estimator, prepared.estimator_settings, prepared.built
+    proxy_ids, cluster_ids = prepared.proxy_ids, prepared.cluster_ids
     changed = np.array([previous_proxies is None or p not in previous_proxies for p in proxy_ids], dtype=bool)
     with EvaluationStore(evaluation_store).session(built.key, built.description) as session:
-        calls = e_strategy.calls(len(proxy_ids), e_settings) if e_strategy.calls is not None else None
-        progress = Progress(calls, f"{e_strategy.name} on {u_strategy.name}", log, unit="coalitions") if calls else None
+        progress = prepared.progress(log)
         counted = CountingUtility(built.utility, built.identities, session, changed=changed, progress=progress)
         res = e_strategy.run(counted, e_settings, seed, cluster_ids)
         if progress is not None:

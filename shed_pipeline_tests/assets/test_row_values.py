@@ -54,3 +54,38 @@ def test_no_kinds_give_an_empty_frame_and_an_unknown_kind_a_clear_error(shed_env
     assert not bad.success
     (failure,) = [e for e in bad.all_events if e.is_step_failure]
     assert "unknown row value 'shapely'; choose one of knn_shapley, ifd" in failure.step_failure_data.error.to_string()
+
+
+def row_values_job():
+    """raw_dataset, embeddings and row_values on the multiprocess executor (Dagster's default), built
+    again in each step process."""
+    job = dg.define_asset_job("row_values_job")
+    return dg.Definitions(assets=[raw_dataset, embeddings, row_values], resources=resources_for_env(), jobs=[job]).resolve_job_def("row_values_job")
+
+
+def test_ifd_in_row_id_shards_on_several_workers_equals_one_step(shed_env, source_file, tmp_path, monkeypatch):
+    from shed_pipeline_tests.assets.test_shards import use_project
+
+    tiny = build_tiny_lm(tmp_path / "tiny")
+    kinds = {"kinds": ["knn_shapley", "ifd"], "ifd": {"model": str(tiny), "max_tokens": 32}}
+    one = materialize(source_file, kinds)
+    assert one.success
+    expected = one.output_for_node("row_values")
+
+    use_project(monkeypatch, shed_env["tmp"], "sharded")  # a fresh cache: the shards score every row
+    cfg = {"raw_dataset": {"source": str(source_file)}, "row_values": {**kinds, "workers": 3}}
+    with dg.instance_for_test() as instance:
+        result = dg.execute_job(dg.reconstructable(row_values_job), instance=instance, run_config={"ops": {k: {"config": v} for k, v in cfg.items()}})
+        assert result.success
+        records = [r for r in instance.all_logs(result.run_id)]
+    events = [r.dagster_event for r in records if r.dagster_event is not None]
+    shards = {ev.step_key: {k: v.value for k, v in ev.event_specific_data.metadata.items()} for ev in events if ev.event_type_value == "STEP_OUTPUT" and ev.step_key.startswith("row_values.score_row_shard")}
+    assert sorted(shards) == [f"row_values.score_row_shard[shard_{i}_of_3]" for i in range(3)]
+    pool_rows = expected.filter(pl.col("kind") == "ifd").height
+    assert sum(s["rows"] for s in shards.values()) == pool_rows and all(s["rows"] > 0 and s["kinds"] == "ifd" for s in shards.values())
+    # The last step scored nothing itself: every row was in the cache.
+    assert not any("rows to score" in r.user_message for r in records if r.step_key == "row_values.value_rows")
+    assert any("rows to score" in r.user_message for r in records if (r.step_key or "").startswith("row_values.score_row_shard"))
+    got = pl.read_parquet(shed_env["tmp"] / "sharded" / "home" / "assets" / "row_values.parquet")
+    assert got.select("row_id", "kind").equals(expected.select("row_id", "kind"))
+    np.testing.assert_allclose(got["value"].to_numpy(), expected["value"].to_numpy(), rtol=1e-5)

@@ -37,3 +37,15 @@ def test_snapshot_is_renewed_when_keeping_it_would_be_wrong(tmp_path):
     assert not kept.renewed and kept.rows.equals(changed)
     live = pinned_validation(pin, "fit1", changed.head(1), freeze=False)
     assert live.renewed and "not frozen" in live.reason and live.rows.equals(changed.head(1))
+
+
+def test_a_later_step_of_the_run_that_took_the_snapshot_reads_it_as_taken_by_that_run(tmp_path):
+    pin = tmp_path / "pin.parquet"
+    taken = pinned_validation(pin, "fit1", frame(["a", "b"]), run_id="run-1")
+    assert taken.renewed and taken.taken_in("run-1") and taken.reason == "first snapshot"
+    # The value step after the shares: the same snapshot, reported as taken by its run, with the reason.
+    later = pinned_validation(pin, "fit1", frame(["a", "b"]), run_id="run-1")
+    assert not later.renewed and later.taken_in("run-1") and later.reason == "first snapshot" and later.rows.equals(taken.rows)
+    # The next run keeps it.
+    nxt = pinned_validation(pin, "fit1", frame(["a", "b"]), run_id="run-2")
+    assert not nxt.taken_in("run-2") and nxt.reason == "kept since the last cluster fit" and nxt.taken_by_run == "run-1"

@@ -2,7 +2,7 @@ import polars as pl
 import pytest
 
 from shed_pipeline.core.records import row_id_for
-from shed_pipeline.core.shards import MAX_SHARDS, parse_shard_count, rows_in_shards, shard_keys, shard_of, split_by_shard
+from shed_pipeline.core.shards import MAX_SHARDS, in_shard, parse_shard_count, rows_in_shards, shard_keys, shard_of, split_by_shard
 
 
 def ids(n: int) -> list[str]:
@@ -52,3 +52,11 @@ def test_rows_of_other_shards_and_ids_that_are_not_hashes_are_refused():
         split_by_shard(frame, ["0"], 2)
     with pytest.raises(ValueError, match="row id 'not-a-hash' is not a hex content hash"):
         shard_of(["abcdef0123", "not-a-hash"], 4)
+
+
+def test_the_lazy_shard_filter_keeps_exactly_the_rows_of_shard_of():
+    frame = pl.DataFrame({"row_id": ids(500)})
+    for n in (1, 3, 7):
+        parts = [frame.lazy().filter(in_shard(s, n)).collect()["row_id"].to_list() for s in range(n)]
+        assert parts == [frame.filter(shard_of(frame["row_id"], n) == s)["row_id"].to_list() for s in range(n)]
+        assert sum(len(p) for p in parts) == frame.height

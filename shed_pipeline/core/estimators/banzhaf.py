@@ -60,4 +60,5 @@ STRATEGY = Strategy(
     settings=BanzhafSettings,
     run=lambda utility, settings, seed, player_keys=None: banzhaf_msr(utility, samples=settings.samples, seed=seed, player_keys=player_keys),
     calls=lambda k, settings: settings.samples,
+    fixed_coalitions=lambda settings: True,
 )

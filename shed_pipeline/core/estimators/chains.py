@@ -85,4 +85,5 @@ STRATEGY = Strategy(
     settings=ChainsSettings,
     run=lambda utility, settings, seed, player_keys=None: subset_chains(utility, chain_size=settings.chain_size, rounds=settings.chain_rounds, permutations=settings.permutations, seed=seed, player_keys=player_keys),
     calls=lambda k, settings: settings.chain_rounds * settings.permutations * k + 1,
+    fixed_coalitions=lambda settings: True,
 )

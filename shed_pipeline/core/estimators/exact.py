@@ -60,4 +60,5 @@ STRATEGY = Strategy(
     settings=ExactSettings,
     run=lambda utility, settings, seed, player_keys=None: exact_shapley(utility),
     calls=lambda k, settings: 2**k,
+    fixed_coalitions=lambda settings: True,
 )

@@ -61,4 +61,5 @@ STRATEGY = Strategy(
     settings=ShedGroupedSettings,
     run=lambda utility, settings, seed, player_keys=None: shed_grouped(utility, permutations=settings.permutations, seed=seed, group_size=settings.group_size, player_keys=player_keys),
     calls=lambda k, settings: settings.permutations * (math.ceil(k / (settings.group_size or default_group_size(k))) + 1),
+    fixed_coalitions=lambda settings: True,
 )

@@ -55,4 +55,5 @@ STRATEGY = Strategy(
     settings=TMCSettings,
     run=lambda utility, settings, seed, player_keys=None: tmc_shapley(utility, permutations=settings.permutations, seed=seed, tolerance=settings.truncation_tolerance, player_keys=player_keys),
     calls=lambda k, settings: settings.permutations * k + 2,
+    fixed_coalitions=lambda settings: settings.truncation_tolerance == 0,  # where a permutation is cut depends on the values
 )

@@ -4,6 +4,7 @@ members by them. Adding a kind = its module (declaring STRATEGY) + one line belo
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Mapping
 
 import numpy as np
@@ -50,4 +51,28 @@ def compute_row_values(kinds: list[str], settings: Mapping[str, object], inputs:
     return (pl.concat(frames) if frames else pl.DataFrame(schema=SCHEMA)), stats
 
 
-__all__ = ["ROW_VALUES", "RowValueInputs", "compute_row_values", "text_columns"]
+def kinds_apart(kinds: list[str]) -> list[str]:
+    """The kinds among `kinds` that value each row apart (each row's value depends on that row alone
+    and is kept in the feature cache): their rows can be split into shards computed on several workers."""
+    return [k for k in kinds if k in ROW_VALUES and ROW_VALUES[k].rows_apart]
+
+
+def compute_shard(kinds: list[str], settings: Mapping[str, object], inputs: RowValueInputs, shard: int, shards: int) -> dict[str, int]:
+    """Compute, into the feature cache, the values of the pool rows in row-id shard `shard` (0 ..
+    shards-1) under each kind that values rows apart; the final pass (`compute_row_values`) then finds
+    them cached. The shards' union is the whole pool: each row belongs to one shard."""
+    from shed_pipeline.core.shards import shard_of
+
+    if not 0 <= shard < shards:
+        raise ValueError(f"shard {shard} of {shards} does not exist")
+    apart = kinds_apart(kinds)
+    if not apart:
+        raise ValueError(f"none of the row value kinds {', '.join(kinds) or '(none)'} values rows apart: nothing to split into shards")
+    rows = inputs.pool.filter(shard_of(inputs.pool["row_id"], shards) == shard)
+    for kind in apart:
+        strategy = ROW_VALUES[kind]
+        strategy.run(settings.get(kind) or strategy.settings(), replace(inputs, pool=rows))
+    return {"shard": shard, "shards": shards, "rows": rows.height}
+
+
+__all__ = ["ROW_VALUES", "RowValueInputs", "compute_row_values", "compute_shard", "kinds_apart", "text_columns"]

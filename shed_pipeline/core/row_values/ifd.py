@@ -99,4 +99,5 @@ def run(settings: IFDSettings, inputs: RowValueInputs) -> np.ndarray:
 STRATEGY = Strategy(
     "ifd", "Superfiltering's instruction-following difficulty PPL(response | prompt) / PPL(response) under the target LM (cached per row and model)", IFDSettings, run,
     requires={"columns": ("instruction", "input", "output", "messages")},
+    rows_apart=True,
 )

@@ -87,3 +87,29 @@ def test_cache_entries_are_per_model_and_token_budget(tiny_dir, tmp_path):
 def test_registry_defaults_are_the_target_lm():
     assert ROW_VALUES["ifd"].defaults() == {"model": "smollm2-135m-instruct", "max_tokens": 256}
     assert ROW_VALUES["knn_shapley"].defaults() == {"k": 5, "validation_rows": 1000}
+
+
+def test_shards_computed_apart_fill_the_cache_for_the_final_pass(tiny_dir, tmp_path, monkeypatch):
+    import hashlib
+
+    from shed_pipeline.core.row_values import compute_shard, kinds_apart
+
+    assert kinds_apart(["knn_shapley", "ifd"]) == ["ifd"]  # knn_shapley needs every row at once
+    pool = pool_frame().with_columns(pl.col("row_id").map_elements(lambda r: hashlib.sha256(r.encode()).hexdigest(), return_dtype=pl.Utf8))
+    settings = {"ifd": IFDSettings(model=str(tiny_dir), max_tokens=64)}
+    serial, _ = compute_row_values(["ifd"], settings, RowValueInputs(pool, pl.DataFrame(), feature_cache=tmp_path / "serial.duckdb", cache_dir=tmp_path))
+    cache, shards = tmp_path / "sharded.duckdb", 3
+    rows = [compute_shard(["ifd"], settings, RowValueInputs(pool, pl.DataFrame(), feature_cache=cache, cache_dir=tmp_path), s, shards)["rows"] for s in range(shards)]
+    assert sum(rows) == pool.height and sum(r > 0 for r in rows) >= 2  # each row in one shard, the work spread
+
+    def no_model(*_a, **_k):
+        raise AssertionError("the final pass loaded the model although the shards scored every row")
+
+    monkeypatch.setattr(lm, "load_lm", no_model)
+    final, _ = compute_row_values(["ifd"], settings, RowValueInputs(pool, pl.DataFrame(), feature_cache=cache, cache_dir=tmp_path))
+    assert final["row_id"].to_list() == serial["row_id"].to_list()
+    np.testing.assert_allclose(final["value"].to_numpy(), serial["value"].to_numpy(), rtol=1e-5)  # batches differ: last bits may
+    with pytest.raises(ValueError, match="none of the row value kinds knn_shapley values rows apart"):
+        compute_shard(["knn_shapley"], settings, RowValueInputs(pool, pl.DataFrame()), 0, 2)
+    with pytest.raises(ValueError, match="shard 2 of 2 does not exist"):
+        compute_shard(["ifd"], settings, RowValueInputs(pool, pl.DataFrame()), 2, 2)
