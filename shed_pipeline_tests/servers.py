@@ -25,7 +25,7 @@ def free_port() -> int:
 
 def _reset_signals() -> None:
     # A process started from a backgrounded shell can inherit SIGINT/SIGTERM as ignored; reset them
-    # so that stopping the server works (REFERENCE.md, "Signals").
+    # so that stopping the server works.
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
 

@@ -18,12 +18,11 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 from shed_pipeline.core.files import atomic_path
 from shed_pipeline.core.natural_instructions import fetch_archive, iter_task_files
-
-Log = Callable[[str], None]
+from shed_pipeline.core.progress import Log
 
 # Short, knowledge/commonsense tasks that a small LM can be scored on quickly on a CPU.
 DEFAULT_TASKS = ("social_iqa", "strategyqa", "sports_understanding")

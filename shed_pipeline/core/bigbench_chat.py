@@ -34,13 +34,11 @@ import re
 import tarfile
 from collections import Counter
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 from shed_pipeline.core.files import atomic_path
 from shed_pipeline.core.natural_instructions import default_cache_dir, fetch_archive
-from shed_pipeline.core.progress import Progress
-
-Log = Callable[[str], None]
+from shed_pipeline.core.progress import Log, Progress
 
 TASK_PATTERN = re.compile(r"/benchmark_tasks/(.+)/task\.json$")
 NI_FAMILY = "natural_instructions"

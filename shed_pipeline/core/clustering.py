@@ -38,6 +38,11 @@ INIT_ROWS_PER_CENTROID = 20
 # tolerance) lowered inertia by 0.003%. Training rows buy more than iterations past 25.
 TRAIN_ROWS_PER_CENTROID = 192
 DEFAULT_MAX_ITER = 25
+# A warm start (opt-in, `warm_start` > 0) iterates first on that fraction of the training rows, then
+# this many iterations on all of them. Measured on the same 800,160 rows at k 3,000, seed 0: a
+# quarter for 25 iterations then 5 on all took 377 s against 698 s, at 0.75% higher inertia (equal to
+# 128 rows a centre for 100 iterations). Off by default: it trades inertia for time.
+WARM_START_REFINE_ITER = 5
 _CHUNK = 65_536  # rows per block of float64 arithmetic (about 200 MB at 384 dimensions)
 
 
@@ -51,6 +56,7 @@ class KMeansResult:
     converged: bool
     rows_seeded: int  # rows k-means++ chose the initial centres from
     rows_trained: int  # rows the Lloyd iterations ran on
+    rows_warm_start: int = 0  # rows the warm-start iterations ran on (0: none)
 
 
 def _sample(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -149,13 +155,17 @@ def kmeans(
     tol: float = 1e-4,
     device: str = "cpu",
     log: Log = silent,
+    warm_start: float = 0.0,
 ) -> KMeansResult:
     """Seeded k-means: greedy k-means++ on a sample of at most INIT_ROWS_PER_CENTROID x k rows, Lloyd
     iterations on a sample of at most TRAIN_ROWS_PER_CENTROID x k rows (faiss on the CPU, torch on
     another device), then every row to its nearest centroid. `tol` is relative to the sample's mean
     variance, as in scikit-learn. Memory stays O(sample x d + k x d) whatever the number of rows.
-    The same input and seed give the same bytes on the same machine."""
+    `warm_start` in (0, 1): the iterations run first on that fraction of the training rows (at least
+    k of them), then WARM_START_REFINE_ITER more on all of them. The same input and seed give the
+    same bytes on the same machine."""
     n = x.shape[0]
+    check_warm_start(warm_start)
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     if n < k:
@@ -166,14 +176,24 @@ def kmeans(
     seeding = _sample(len(train), INIT_ROWS_PER_CENTROID * k, rng)
     centroids = xt[seeding][_kmeans_pp(xt[seeding], k, rng, log, device)].astype(np.float64)
     tol_abs = float(tol * xt.var(0, dtype=np.float64).mean())
-    if device == "cpu":
-        centroids, n_iter, converged = _lloyd_cpu(xt, centroids, max_iter, tol_abs, log)
+    lloyd = (lambda rows, c, iters: _lloyd_cpu(rows, c, iters, tol_abs, log)) if device == "cpu" else (lambda rows, c, iters: _lloyd_torch(rows, c, iters, tol_abs, device, log))
+    warm_rows, warm_iter = max(k, int(warm_start * len(xt))), 0
+    if warm_start > 0 and warm_rows < len(xt):
+        log(f"k-means warm start: {warm_rows} of {len(xt)} training rows first, then {WARM_START_REFINE_ITER} iterations on all")
+        centroids, warm_iter, _ = lloyd(xt[_sample(len(xt), warm_rows, rng)], centroids, max_iter)
+        max_iter = WARM_START_REFINE_ITER
     else:
-        centroids, n_iter, converged = _lloyd_torch(xt, centroids, max_iter, tol_abs, device, log)
+        warm_rows = 0
+    centroids, n_iter, converged = lloyd(xt, centroids, max_iter)
     del xt
     centroids32 = centroids.astype(np.float32)
     labels, sq_dist = nearest_anchor(x, centroids32)
-    return KMeansResult(centroids32, labels, sq_dist, float(sq_dist.sum()), n_iter, converged, len(seeding), len(train))
+    return KMeansResult(centroids32, labels, sq_dist, float(sq_dist.sum()), warm_iter + n_iter, converged, len(seeding), len(train), warm_rows)
+
+
+def check_warm_start(warm_start: float) -> None:
+    if not 0.0 <= warm_start < 1.0:
+        raise ValueError(f"warm_start must be a fraction of the training rows in [0, 1) (0 = off), got {warm_start}")
 
 
 # Entries of a (rows x centres) distance block on the device: 2^28 float32 is 1 GiB, whatever k is.
@@ -239,6 +259,7 @@ class FitInfo:
     converged: bool
     rows_joined: int = 0  # rows added since the fit (all refreshes together)
     rows_left: int = 0  # rows removed since the fit
+    warm_start: float = 0.0  # fraction of the training rows the first iterations ran on (0: none)
 
 
 @dataclass
@@ -441,12 +462,12 @@ def _fit_id(anchors: np.ndarray, salt: str) -> str:
     return h.hexdigest()[:16]
 
 
-def fit_clusters(row_ids: Sequence[str], x: np.ndarray, k: int, seed: int, device: str = "cpu", max_iter: int = DEFAULT_MAX_ITER, tol: float = 1e-4, salt: str = "", log: Log = silent) -> ClusterState:
+def fit_clusters(row_ids: Sequence[str], x: np.ndarray, k: int, seed: int, device: str = "cpu", max_iter: int = DEFAULT_MAX_ITER, tol: float = 1e-4, salt: str = "", log: Log = silent, warm_start: float = 0.0) -> ClusterState:
     """Full fit: k-means anchors, rows to their nearest anchor, clusters numbered by proxy row id
     (stable ids, whatever order the initialisation found them in; clusters left empty go last).
     `fit_id` hashes the anchors and `salt` (whatever else a consumer wants a new fit id for)."""
-    res = kmeans(x, k, seed=seed, max_iter=max_iter, tol=tol, device=device, log=log)
-    fit = FitInfo(fit_id="", k=k, seed=int(seed), max_iter=max_iter, tol=tol, dim=int(x.shape[1]), rows_at_fit=len(row_ids), anchor_msd_at_fit=float(res.sq_dist.mean()), n_iter=res.n_iter, converged=res.converged)
+    res = kmeans(x, k, seed=seed, max_iter=max_iter, tol=tol, device=device, log=log, warm_start=warm_start)
+    fit = FitInfo(fit_id="", k=k, seed=int(seed), max_iter=max_iter, tol=tol, dim=int(x.shape[1]), rows_at_fit=len(row_ids), anchor_msd_at_fit=float(res.sq_dist.mean()), n_iter=res.n_iter, converged=res.converged, warm_start=float(warm_start))
     # k-means ends by assigning every row to its nearest centroid: the same assignment as
     # clusters_from_anchors would compute, so it is not computed twice.
     raw = _clusters_from_labels(row_ids, x, res.centroids, res.labels, fit)
@@ -497,13 +518,15 @@ def update_clusters(
     force_refit: bool = False,
     fit_salt: str = "",
     log: Log = silent,
+    warm_start: float = 0.0,
 ) -> ClusterUpdate:
     """Refresh `previous` with the current rows, or fit from scratch when the drift rule (or the
     caller, or a settings change) says so. `n_clusters` None keeps the previous k, or picks
     `default_n_clusters` on a full fit."""
     rule = rule or DriftRule()
     n = len(row_ids)
-    reason = _refit_reason(previous, row_ids, x, n_clusters, seed, max_iter, tol, force_refit)
+    check_warm_start(warm_start)
+    reason = _refit_reason(previous, row_ids, x, n_clusters, seed, max_iter, tol, force_refit, warm_start)
     new_ids: list[int] = []
     churn = rise = None
     if reason is None:
@@ -527,7 +550,7 @@ def update_clusters(
         k = n_clusters or default_n_clusters(n)  # as a fresh run would choose: a re-fit equals a fresh run
         if k > n:
             raise ValueError(f"n_clusters={k} exceeds the {n} pool rows")
-        state = fit_clusters(row_ids, x, k, seed=seed, device=device, max_iter=max_iter, tol=tol, salt=fit_salt, log=log)
+        state = fit_clusters(row_ids, x, k, seed=seed, device=device, max_iter=max_iter, tol=tol, salt=fit_salt, log=log, warm_start=warm_start)
         affected = [c for c in range(state.k) if state.member_row_ids[c]]
         old = set() if previous is None else {r for ms in previous.member_row_ids for r in ms}
         return ClusterUpdate(state, True, reason, affected, sum(r not in old for r in row_ids), len(old - set(row_ids)), churn, rise)
@@ -561,7 +584,7 @@ def update_clusters(
     return ClusterUpdate(state, False, why, sorted(affected_set), len(new_ids), len(left), churn, rise)
 
 
-def _refit_reason(previous: ClusterState | None, row_ids: Sequence[str], x: np.ndarray, n_clusters: int | None, seed: int, max_iter: int, tol: float, force: bool) -> str | None:
+def _refit_reason(previous: ClusterState | None, row_ids: Sequence[str], x: np.ndarray, n_clusters: int | None, seed: int, max_iter: int, tol: float, force: bool, warm_start: float = 0.0) -> str | None:
     if force:
         return "a full re-fit was asked for"
     if previous is None:
@@ -571,8 +594,8 @@ def _refit_reason(previous: ClusterState | None, row_ids: Sequence[str], x: np.n
         return f"embedding dimension changed ({f.dim} -> {x.shape[1]})"
     if n_clusters is not None and n_clusters != f.k:
         return f"n_clusters changed ({f.k} -> {n_clusters})"
-    if (f.seed, f.max_iter, f.tol) != (int(seed), max_iter, tol):
-        return "k-means settings (seed, max_iter, tol) changed"
+    if (f.seed, f.max_iter, f.tol, f.warm_start) != (int(seed), max_iter, tol, float(warm_start)):
+        return "k-means settings (seed, max_iter, tol, warm_start) changed"
     pos = {r: i for i, r in enumerate(row_ids)}
     kept = [(pos[r], c, d) for c, (ms, ds) in enumerate(zip(previous.member_row_ids, previous.member_sq_dist, strict=True)) for r, d in zip(ms, ds, strict=True) if r in pos]
     if not kept:

@@ -30,9 +30,8 @@ from shed_pipeline.core import lm_scoring
 from shed_pipeline.core.benchmarks import ChoiceItem
 from shed_pipeline.core.files import write_text_atomic
 from shed_pipeline.core.lm import FinetuneBudget  # one arm's resolved budget; re-exported for callers
-from shed_pipeline.core.progress import Progress, format_seconds
+from shed_pipeline.core.progress import Log, Progress, format_seconds
 
-Log = Callable[[str], None]
 ArmDone = Callable[[int, int, str, bool], None]  # (arms done, arms in all, the arm's label, from the cache)
 TEST_SPLIT = "test_split"
 CHOICE_MAX_TOKENS = 256  # multiple-choice items are short: never cut

@@ -10,14 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import polars as pl
 
 from shed_pipeline.core.evaluation import arm_metrics, subset_report
+from shed_pipeline.core.progress import Log
 
-Log = Callable[[str], None]
 RESERVED = ("base", "curated", "random", "full_pool")
 
 

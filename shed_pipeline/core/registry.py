@@ -14,11 +14,9 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Callable
 
 from shed_pipeline.core.files import atomic_path
-
-Log = Callable[[str], None]
+from shed_pipeline.core.progress import Log
 
 
 def pip_download(spec: str, file_name: str, target_dir: Path, log: Log = print, size_note: str = "") -> Path:

@@ -288,3 +288,28 @@ def test_lloyd_iterations_on_faiss_give_the_float64_oracles_centroids():
     want, want_it, want_converged = _plain_lloyd(x, start.copy(), 60, 1e-10)
     assert (it, converged) == (want_it, want_converged) and it > 5
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+
+
+def test_a_warm_start_iterates_on_part_of_the_training_rows_then_on_all_and_stays_close():
+    x, truth = blobs(n=4000, k=8, seed=7)
+    full = kmeans(x, 8, seed=2)
+    warm = kmeans(x, 8, seed=2, warm_start=0.25)
+    again = kmeans(x, 8, seed=2, warm_start=0.25)
+    np.testing.assert_array_equal(warm.centroids, again.centroids)  # seeded: the same bytes
+    assert warm.rows_trained == full.rows_trained == 192 * 8 and warm.rows_warm_start == 192 * 8 // 4 and full.rows_warm_start == 0
+    assert warm.inertia <= full.inertia * 1.01 and normalized_mutual_info(truth, warm.labels) > 0.99
+    off = kmeans(x, 8, seed=2, warm_start=0.0)  # 0 is the default path, draw for draw
+    np.testing.assert_array_equal(off.centroids, full.centroids)
+    for bad in (1.0, -0.1):
+        with pytest.raises(ValueError, match="warm_start must be a fraction of the training rows in \\[0, 1\\)"):
+            kmeans(x, 8, seed=2, warm_start=bad)
+
+
+def test_changing_the_warm_start_refits():
+    x, _ = blobs(n=500, seed=6)
+    ids = ids_for(500)
+    first = update_clusters(None, ids, x, None, seed=0)
+    assert update_clusters(first.state, ids, x, None, seed=0).reason != first.reason and not update_clusters(first.state, ids, x, None, seed=0).full_refit
+    warm = update_clusters(first.state, ids, x, None, seed=0, warm_start=0.5)
+    assert warm.full_refit and "warm_start" in warm.reason and warm.state.fit.warm_start == 0.5
+    assert not update_clusters(warm.state, ids, x, None, seed=0, warm_start=0.5).full_refit
