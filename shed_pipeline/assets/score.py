@@ -23,6 +23,7 @@ from shed_pipeline.assets.strategy_config import choice_field, chosen
 from shed_pipeline.core import plots
 from shed_pipeline.core.estimators import ESTIMATORS
 from shed_pipeline.core.pins import pinned_validation
+from shed_pipeline.core.shards import MAX_SHARDS
 from shed_pipeline.core.utilities import UTILITIES
 from shed_pipeline.core.valuation import can_fan_out, check_choice, estimate, evaluate_share, prepare_valuation, validation_rows
 from shed_pipeline.resources import ComputeResource, LineageResource, PathsResource
@@ -90,8 +91,8 @@ def _prepare(context, config: ProxyShapleyConfig, players_and_validation: pl.Dat
 def plan_valuation_shares(context: dg.OpExecutionContext, config: ProxyShapleyConfig, raw_dataset: pl.LazyFrame, embeddings: pl.LazyFrame, clusters: pl.LazyFrame, paths: PathsResource):
     """Open one share per worker when the estimation can be split (its coalitions do not depend on
     the values), after taking the validation snapshot that every share and the final pass score against."""
-    if config.workers < 1:
-        raise dg.Failure(f"proxy_shapley_scores.workers must be at least 1, got {config.workers}")
+    if not 1 <= config.workers <= MAX_SHARDS:
+        raise dg.Failure(f"proxy_shapley_scores.workers must be a whole number from 1 to {MAX_SHARDS}, got {config.workers}")
     estimator, e_settings = chosen(ESTIMATORS, config.estimator)
     if config.workers == 1:
         return

@@ -89,3 +89,10 @@ def test_ifd_in_row_id_shards_on_several_workers_equals_one_step(shed_env, sourc
     got = pl.read_parquet(shed_env["tmp"] / "sharded" / "home" / "assets" / "row_values.parquet")
     assert got.select("row_id", "kind").equals(expected.select("row_id", "kind"))
     np.testing.assert_allclose(got["value"].to_numpy(), expected["value"].to_numpy(), rtol=1e-5)
+
+
+def test_a_worker_count_out_of_range_is_one_clear_error(shed_env, source_file):
+    bad = materialize(source_file, {"kinds": ["knn_shapley"], "workers": 0})
+    assert not bad.success
+    (failure,) = [e for e in bad.all_events if e.is_step_failure]
+    assert failure.step_key == "row_values.plan_row_shards" and "row_values.workers must be a whole number from 1 to 1024, got 0" in failure.step_failure_data.error.to_string()

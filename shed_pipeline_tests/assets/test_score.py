@@ -54,3 +54,12 @@ def test_valuation_fanned_out_over_workers_equals_one_step_and_each_coalition_is
     assert valued["validation_snapshot_renewed"] and valued["validation_snapshot_reason"] == serial["validation_snapshot_reason"]  # taken by the plan step of this run
     got = outputs(fanned)
     assert got["scores"].equals(expected["scores"]) and got["curated"] == expected["curated"]
+
+
+def test_a_worker_count_out_of_range_is_one_clear_error(shed_env, source_file):
+    from shed_pipeline_tests.assets.test_pipeline import materialize
+
+    bad = materialize(source_file, proxy_shapley_scores={"workers": 0})
+    assert not bad.success
+    (failure,) = [e for e in bad.all_events if e.is_step_failure]
+    assert failure.step_key == "proxy_shapley_scores.plan_valuation_shares" and "proxy_shapley_scores.workers must be a whole number from 1 to 1024, got 0" in failure.step_failure_data.error.to_string()
