@@ -2,7 +2,9 @@
 
 import base64
 import hashlib
+import re
 from pathlib import Path
+from typing import Iterator, Sequence
 
 import dagster as dg
 import polars as pl
@@ -54,6 +56,36 @@ def gpu_step() -> dict:
     """Arguments of every asset that uses the compute device: the `gpu` pool (one GPU step at a time
     across runs: `dagster instance concurrency set gpu 1`), a tag to find them by, the K8s pod config."""
     return {"pool": "gpu", "tags": {"shed/gpu": "true"}, "op_tags": {"dagster-k8s/config": gpu_step_k8s_config()}}
+
+
+def gpu_op() -> dict:
+    """Arguments of an op of a graph asset that uses the compute device: gpu_step's pool, and its K8s
+    pod config as the op's tags (each op is a step, a pod under the k8s executor)."""
+    step = gpu_step()
+    return {"pool": step["pool"], "tags": step["op_tags"]}
+
+
+def one_config(config_class: type[dg.Config], ops: Sequence[str]) -> dg.ConfigMapping:
+    """One config for every op of a graph asset: run config and the launchpad read as for a one-op asset."""
+    return dg.ConfigMapping(config_fn=lambda cfg: {op: {"config": cfg} for op in ops}, config_schema=config_class.to_config_schema())
+
+
+def graph_ins(columns: Sequence[str], *after: str) -> dict[str, dg.In]:
+    """Inputs of a graph asset's op: raw_dataset read for `columns` at most, and Nothing inputs named
+    `after` that only order the op after others (the shares it waits for)."""
+    return {"raw_dataset": dg.In(metadata={"columns": list(columns)}), **{name: dg.In(dg.Nothing) for name in after}}
+
+
+def worker_parts(kind: str, workers: int, output_name: str) -> Iterator[dg.DynamicOutput]:
+    """One dynamic output per worker, keyed `<kind>_<i>_of_<workers>` (see `worker_part`)."""
+    for i in range(workers):
+        yield dg.DynamicOutput(None, mapping_key=f"{kind}_{i}_of_{workers}", output_name=output_name)
+
+
+def worker_part(context: dg.OpExecutionContext) -> tuple[int, int]:
+    """(i, workers) of a mapped step, from its key `<kind>_<i>_of_<workers>`."""
+    i, workers = re.fullmatch(r"[a-z]+_(\d+)_of_(\d+)", context.get_mapping_key() or "").groups()
+    return int(i), int(workers)
 
 
 FRAME_HASH_ROWS = 65_536

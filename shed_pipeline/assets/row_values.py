@@ -8,7 +8,6 @@ computes its rows into the feature cache, and `value_rows` assembles every kind'
 sharded kinds' rows cached. With one worker (the default) no shard is opened.
 """
 
-import re
 import time
 
 import dagster as dg
@@ -16,7 +15,18 @@ import numpy as np
 import polars as pl
 from pydantic import Field, create_model
 
-from shed_pipeline.assets._common import CODE_VERSION, frame_version, gpu_step_k8s_config, input_runs, png_md, upstream_data_changed
+from shed_pipeline.assets._common import (
+    CODE_VERSION,
+    frame_version,
+    gpu_op,
+    graph_ins,
+    input_runs,
+    one_config,
+    png_md,
+    upstream_data_changed,
+    worker_part,
+    worker_parts,
+)
 from shed_pipeline.assets.embed import with_embeddings
 from shed_pipeline.assets.strategy_config import config_class
 from shed_pipeline.core import plots
@@ -63,12 +73,6 @@ def split_rows(raw_dataset: pl.DataFrame, embeddings: pl.LazyFrame | pl.DataFram
 
 
 READS = ["row_id", "split", "instruction", "input", "output", "messages"]  # at most these columns (never the original records)
-SHARD_KEY = re.compile(r"shard_(\d+)_of_(\d+)")
-_gpu_op = {"pool": "gpu", "tags": {"dagster-k8s/config": gpu_step_k8s_config()}}  # the steps that may run a model
-
-
-def _ins(*extra: str) -> dict[str, dg.In]:
-    return {"raw_dataset": dg.In(metadata={"columns": READS}), **{name: dg.In(dg.Nothing) for name in extra}}
 
 
 def _texts(raw_dataset: pl.LazyFrame, kinds: list[str]) -> list[str]:
@@ -90,15 +94,14 @@ def plan_row_shards(context: dg.OpExecutionContext, config: RowValuesConfig):  #
         context.log.info(f"workers={config.workers}: no kind among {', '.join(config.kinds) or '(none)'} values rows apart, so one step computes them")
         return
     context.log.info(f"{', '.join(apart)}: pool rows in {config.workers} row-id shards, side by side")
-    for shard in range(config.workers):
-        yield dg.DynamicOutput(None, mapping_key=f"shard_{shard}_of_{config.workers}", output_name="shards")
+    yield from worker_parts("shard", config.workers, "shards")
 
 
-@dg.op(ins=_ins("shard"), **_gpu_op)
+@dg.op(ins=graph_ins(READS, "shard"), **gpu_op())
 def score_row_shard(context: dg.OpExecutionContext, config: RowValuesConfig, raw_dataset: pl.LazyFrame, compute: ComputeResource, paths: PathsResource) -> dg.Output[None]:  # type: ignore[valid-type]
     """One shard's pool rows under the kinds that value rows apart, written to the feature cache."""
     t0 = time.perf_counter()
-    shard, shards = map(int, SHARD_KEY.fullmatch(context.get_mapping_key()).groups())
+    shard, shards = worker_part(context)
     apart = kinds_apart(list(config.kinds))
     # Only this shard's pool rows, and only the texts these kinds read.
     pool = raw_dataset.filter((pl.col("split") == "pool") & in_shard(shard, shards)).select(_texts(raw_dataset, apart)).collect()
@@ -108,7 +111,7 @@ def score_row_shard(context: dg.OpExecutionContext, config: RowValuesConfig, raw
     return dg.Output(None, metadata={**counts, "kinds": ", ".join(apart), "seconds": round(time.perf_counter() - t0, 3)})
 
 
-@dg.op(ins=_ins("shards_done"), **_gpu_op)
+@dg.op(ins=graph_ins(READS, "shards_done"), **gpu_op())
 def value_rows(context: dg.OpExecutionContext, config: RowValuesConfig, raw_dataset: pl.LazyFrame, embeddings: pl.LazyFrame, compute: ComputeResource, paths: PathsResource, lineage: LineageResource) -> dg.Output[pl.DataFrame]:  # type: ignore[valid-type]
     """One value per pool row and kind (long frame: row_id, kind, value). Valued against the current
     validation split (not the snapshot pinned at the last cluster fit: knn_shapley is exact and
@@ -134,17 +137,13 @@ def value_rows(context: dg.OpExecutionContext, config: RowValuesConfig, raw_data
     return dg.Output(df, data_version=frame_version(df), metadata=meta)
 
 
-_OPS = ("plan_row_shards", "score_row_shard", "value_rows")
-
-
 @dg.graph_asset(
     group_name="valuation",
     code_version=CODE_VERSION,
     kinds={"python", "duckdb"},
     tags={"shed/gpu": "true"},
     automation_condition=upstream_data_changed(),
-    # One config for the three ops: run config and the launchpad read as for a one-op asset.
-    config=dg.ConfigMapping(config_fn=lambda cfg: {op: {"config": cfg} for op in _OPS}, config_schema=RowValuesConfig.to_config_schema()),
+    config=one_config(RowValuesConfig, ["plan_row_shards", "score_row_shard", "value_rows"]),
 )
 def row_values(raw_dataset, embeddings):
     """One value per pool row and kind; kinds that value rows apart (ifd) run in `workers` row-id

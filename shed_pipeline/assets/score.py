@@ -10,14 +10,24 @@ k8s executor a pod of its own): `plan_valuation_shares` takes the validation sna
 result. With one worker (the default) no share is opened and the last op evaluates as it goes.
 """
 
-import re
 import time
 
 import dagster as dg
 import numpy as np
 import polars as pl
 
-from shed_pipeline.assets._common import CODE_VERSION, frame_version, gpu_step_k8s_config, input_runs, png_md, upstream_data_changed
+from shed_pipeline.assets._common import (
+    CODE_VERSION,
+    frame_version,
+    gpu_op,
+    graph_ins,
+    input_runs,
+    one_config,
+    png_md,
+    upstream_data_changed,
+    worker_part,
+    worker_parts,
+)
 from shed_pipeline.assets.embed import embeddings_of
 from shed_pipeline.assets.strategy_config import choice_field, chosen
 from shed_pipeline.core import plots
@@ -54,14 +64,6 @@ class ProxyShapleyConfig(dg.Config):
 
 
 READS = ["row_id", "split", "instruction", "input", "output", "messages"]
-SHARE_KEY = re.compile(r"share_(\d+)_of_(\d+)")
-_gpu_op = {"pool": "gpu", "tags": {"dagster-k8s/config": gpu_step_k8s_config()}}  # the steps that run the utility
-
-
-def _ins(*extra: str) -> dict[str, dg.In]:
-    """The ops' inputs: raw_dataset read lazily for the columns valuation uses, and `extra` Nothing
-    inputs (ordering only)."""
-    return {"raw_dataset": dg.In(metadata={"columns": READS}), **{name: dg.In(dg.Nothing) for name in extra}}
 
 
 def _inputs(context, config: ProxyShapleyConfig, raw_dataset: pl.LazyFrame, embeddings: pl.LazyFrame, clusters: pl.DataFrame, paths: PathsResource):
@@ -87,7 +89,7 @@ def _prepare(context, config: ProxyShapleyConfig, players_and_validation: pl.Dat
     )  # fmt: skip
 
 
-@dg.op(ins=_ins(), out={"shares": dg.DynamicOut(dg.Nothing, description="one per worker; none with one worker")})
+@dg.op(ins=graph_ins(READS), out={"shares": dg.DynamicOut(dg.Nothing, description="one per worker; none with one worker")})
 def plan_valuation_shares(context: dg.OpExecutionContext, config: ProxyShapleyConfig, raw_dataset: pl.LazyFrame, embeddings: pl.LazyFrame, clusters: pl.LazyFrame, paths: PathsResource):
     """Open one share per worker when the estimation can be split (its coalitions do not depend on
     the values), after taking the validation snapshot that every share and the final pass score against."""
@@ -101,15 +103,14 @@ def plan_valuation_shares(context: dg.OpExecutionContext, config: ProxyShapleyCo
         return
     _inputs(context, config, raw_dataset, embeddings, clusters.select("proxy_row_id", "fit_id").collect(), paths)  # read only when fanning out
     context.log.info(f"{estimator.name}: utility evaluations in {config.workers} shares, side by side")
-    for share in range(config.workers):
-        yield dg.DynamicOutput(None, mapping_key=f"share_{share}_of_{config.workers}", output_name="shares")
+    yield from worker_parts("share", config.workers, "shares")
 
 
-@dg.op(ins=_ins("share"), **_gpu_op)
+@dg.op(ins=graph_ins(READS, "share"), **gpu_op())
 def evaluate_share_of_coalitions(context: dg.OpExecutionContext, config: ProxyShapleyConfig, raw_dataset: pl.LazyFrame, embeddings: pl.LazyFrame, clusters: pl.DataFrame, compute: ComputeResource, paths: PathsResource) -> dg.Output[None]:
     """One worker's share of the estimation's utility evaluations, written to the evaluation cache."""
     t0 = time.perf_counter()
-    share, shares = map(int, SHARE_KEY.fullmatch(context.get_mapping_key()).groups())
+    share, shares = worker_part(context)
     players_and_validation, vectors, _, pin = _inputs(context, config, raw_dataset, embeddings, clusters, paths)
     prepared = _prepare(context, config, players_and_validation, vectors, pin.rows, clusters, compute, paths)
     counts = evaluate_share(prepared, paths.utility_cache_db(), share, shares, seed=config.seed, log=context.log.info)
@@ -117,7 +118,7 @@ def evaluate_share_of_coalitions(context: dg.OpExecutionContext, config: ProxySh
     return dg.Output(None, metadata={**counts, "seconds": round(time.perf_counter() - t0, 3)})
 
 
-@dg.op(ins=_ins("shares_done"), **_gpu_op)
+@dg.op(ins=graph_ins(READS, "shares_done"), **gpu_op())
 def value_cluster_proxies(context: dg.OpExecutionContext, config: ProxyShapleyConfig, raw_dataset: pl.LazyFrame, embeddings: pl.LazyFrame, clusters: pl.DataFrame, compute: ComputeResource, paths: PathsResource, lineage: LineageResource) -> dg.Output[pl.DataFrame]:
     """One Shapley value per cluster proxy (players = proxies, utility measured on the validation
     split), with its rank (1 = most valuable) and, for sampling estimators, a standard error.
@@ -156,17 +157,13 @@ def value_cluster_proxies(context: dg.OpExecutionContext, config: ProxyShapleyCo
     return dg.Output(df, data_version=frame_version(df), metadata=meta)
 
 
-_OPS = ("plan_valuation_shares", "evaluate_share_of_coalitions", "value_cluster_proxies")
-
-
 @dg.graph_asset(
     group_name="valuation",
     code_version=CODE_VERSION,
     kinds={"python", "duckdb"},
     tags={"shed/gpu": "true"},
     automation_condition=upstream_data_changed(),
-    # One config for the three ops: run config and the launchpad read as for a one-op asset.
-    config=dg.ConfigMapping(config_fn=lambda cfg: {op: {"config": cfg} for op in _OPS}, config_schema=ProxyShapleyConfig.to_config_schema()),
+    config=one_config(ProxyShapleyConfig, ["plan_valuation_shares", "evaluate_share_of_coalitions", "value_cluster_proxies"]),
 )
 def proxy_shapley_scores(raw_dataset, embeddings, clusters):
     """One Shapley value per cluster proxy, with its rank and, for sampling estimators, a standard
