@@ -165,55 +165,6 @@ def prepare_valuation(
     return PreparedValuation(u_strategy, u_settings, e_strategy, e_settings, built, proxy_ids, clusters["cluster_id"].to_numpy())
 
 
-def share_of(coalition: str, shares: int) -> int:
-    """The share (0 .. shares-1) that evaluates a coalition, from its key (a uniform hash): shares
-    balance, and a coalition asked for twice, or by two workers, belongs to one of them."""
-    return int(coalition[:8], 16) % shares
-
-
-class ShareUtility:
-    """The utility as one share of a fanned-out estimation sees it: the estimator runs in full, and
-    each coalition it asks for is answered from the evaluation cache, evaluated and stored when it
-    belongs to this share, or answered with a stand-in 0.0 that is never stored (its own share
-    evaluates it). Valid only for estimators whose coalitions do not depend on the values."""
-
-    def __init__(self, inner, player_ids: list[str], session, share: int, shares: int, progress: Progress | None = None):
-        self.inner = inner
-        self.n_players = inner.n_players
-        self.player_ids = player_ids
-        self.session = session
-        self.share, self.shares = share, shares
-        self.progress = progress
-        self._seen: dict[str, float] = {}
-        self.coalitions = 0  # distinct coalitions asked for
-        self.evaluations = 0  # evaluated here
-        self.cache_hits = 0  # already in the cache (an earlier run, or another share that finished first)
-        self.left_to_others = 0  # belonging to other shares
-
-    def value(self, members: np.ndarray) -> float:
-        from shed_pipeline.core.utilities.cache import coalition_key
-
-        if self.progress is not None:
-            self.progress.advance()
-        mask = np.asarray(members, dtype=bool)
-        key = coalition_key(self.player_ids, mask)
-        if key in self._seen:
-            return self._seen[key]
-        self.coalitions += 1
-        value = self.session.get(key)
-        if value is not None:
-            self.cache_hits += 1
-        elif share_of(key, self.shares) != self.share:
-            self.left_to_others += 1
-            value = 0.0
-        else:
-            value = float(self.inner.value(mask))
-            self.session.put(key, value)
-            self.evaluations += 1
-        self._seen[key] = value
-        return value
-
-
 def evaluate_share(prepared: PreparedValuation, evaluation_store: Path, share: int, shares: int, *, seed: int = 0, log: Log = silent) -> dict[str, int]:
     """Evaluate one share (0 .. shares-1) of the coalitions the estimation will ask for, into the
     evaluation cache, where the final pass (`estimate`) finds them. The union of the shares is every
@@ -224,13 +175,13 @@ def evaluate_share(prepared: PreparedValuation, evaluation_store: Path, share: i
         raise ValueError(f"share {share} of {shares} does not exist")
     with EvaluationStore(evaluation_store).session(prepared.built.key, prepared.built.description) as session:
         progress = prepared.progress(log, f", share {share + 1} of {shares}")
-        answered = ShareUtility(prepared.built.utility, prepared.built.identities, session, share, shares, progress)
+        answered = CountingUtility(prepared.built.utility, prepared.built.identities, session, progress=progress, share=(share, shares))
         prepared.estimator.run(answered, prepared.estimator_settings, seed, prepared.cluster_ids)
         answered.progress = None
         answered.value(np.ones(len(prepared.proxy_ids), dtype=bool))
         if progress is not None:
             progress.finish()
-    return {"share": share, "shares": shares, "coalitions": answered.coalitions, "utility_evaluations": answered.evaluations, "utility_cache_hits": answered.cache_hits, "coalitions_of_other_shares": answered.left_to_others}
+    return {"share": share, "shares": shares, "coalitions": answered.coalitions, "utility_evaluations": answered.evaluations, "utility_cache_hits": answered.stored_hits, "coalitions_of_other_shares": answered.left_to_others}
 
 
 def value_proxies(

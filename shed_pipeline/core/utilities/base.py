@@ -32,11 +32,16 @@ class CountingUtility:
     `evaluations` are values computed here; `cache_hits` are values answered without computing;
     `stored_hits` is the part of those answered by earlier runs. `coalitions` counts the distinct
     coalitions asked for, and `coalitions_changed` those holding a player flagged in `changed`
-    (players new since the last run: only such coalitions can be missing from the cache)."""
+    (players new since the last run: only such coalitions can be missing from the cache).
 
-    def __init__(self, inner: Utility, player_ids: Sequence[str] | None = None, store: StoreSession | None = None, changed: np.ndarray | None = None, progress: Progress | None = None):
-        if store is not None and player_ids is None:
-            raise ValueError("a persistent cache needs the players' row ids (coalitions are keyed by them)")
+    `share` = (i, n): one worker's share of an estimation split over n workers. A coalition missing
+    from the cache is evaluated and stored only when its key falls in share i (`share_of`); any other
+    gets a stand-in 0.0, never stored (its own share evaluates it), counted in `left_to_others`. Only
+    for estimators whose coalitions do not depend on the values."""
+
+    def __init__(self, inner: Utility, player_ids: Sequence[str] | None = None, store: StoreSession | None = None, changed: np.ndarray | None = None, progress: Progress | None = None, share: tuple[int, int] | None = None):
+        if (store is not None or share is not None) and player_ids is None:
+            raise ValueError("a persistent cache, or a share of an estimation, needs the players' row ids (coalitions are keyed by them)")
         if player_ids is not None and len(player_ids) != inner.n_players:
             raise ValueError(f"{len(player_ids)} player ids for {inner.n_players} players")
         self.inner = inner
@@ -51,6 +56,8 @@ class CountingUtility:
         self.coalitions = 0
         self.coalitions_changed = 0
         self.progress = progress  # advanced by one per value asked for (computed or cached)
+        self.share = share
+        self.left_to_others = 0
 
     def _key(self, mask: np.ndarray) -> bytes | str:
         if self.player_ids is None:
@@ -83,6 +90,13 @@ class CountingUtility:
         if hit is not None:
             self.cache_hits += 1
             return hit
+        if self.share is not None:
+            from shed_pipeline.core.utilities.cache import share_of
+
+            if share_of(key, self.share[1]) != self.share[0]:  # type: ignore[arg-type]
+                self.left_to_others += 1
+                self._memo[key] = 0.0
+                return 0.0
         self.evaluations += 1
         v = float(self.inner.value(mask))
         self._memo[key] = v

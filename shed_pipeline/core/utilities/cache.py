@@ -139,3 +139,9 @@ def coalition_key(player_ids: Sequence[str], mask: np.ndarray) -> str:
     """Hash of the sorted identities of the coalition's players."""
     ids = sorted(player_ids[i] for i in np.flatnonzero(mask))
     return hashlib.sha256("\n".join(ids).encode()).hexdigest()[:32]
+
+
+def share_of(coalition: str, shares: int) -> int:
+    """The share (0 .. shares-1) that evaluates a coalition, from its key (a uniform hash): shares
+    balance, and a coalition asked for twice, or by two workers, belongs to one of them."""
+    return int(coalition[:8], 16) % shares
