@@ -24,10 +24,16 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=2000)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--precisions", default="fp32,auto", help="number formats to compare, the first the reference for cosines (auto: what the pipeline picks here)")
+    ap.add_argument(
+        "--precisions",
+        default="fp32,auto",
+        help="number formats to compare, the first the reference for cosines (auto: what the pipeline picks here)",
+    )
     ap.add_argument("--skip-naive", action="store_true")
     a = ap.parse_args()
-    loaded = load_source("natural-instructions", FieldMapping(), a.rows, 0, 32_000, 0.1, 0.1, default_cache_dir(), print)
+    loaded = load_source(
+        "natural-instructions", FieldMapping(), a.rows, 0, 32_000, 0.1, 0.1, default_cache_dir(), print
+    )
     rows = loaded.rows
     ins, inp = rows["instruction"].to_list(), rows["input"].to_list()
     segments = list(dict.fromkeys([*ins, *[x for x in inp if x]]))
@@ -42,7 +48,11 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             cache = EmbeddingCache(Path(tmp) / "c.duckdb")
             vectors, stats = embed_texts(rows["row_id"].to_list(), ins, inp, enc, cache)
-        cosine = "" if reference is None else f"{(vectors * reference).sum(1).mean():.5f} (min {(vectors * reference).sum(1).min():.4f})"
+        cosine = (
+            ""
+            if reference is None
+            else f"{(vectors * reference).sum(1).mean():.5f} (min {(vectors * reference).sum(1).min():.4f})"
+        )
         reference = vectors if reference is None else reference
         label = f"{precision}{' (auto)' if name == 'auto' else ''}"
         lines.append((f"{label}: bare encode of the distinct segments", len(segments), bare, ""))
@@ -52,7 +62,9 @@ def main() -> None:
             t0 = time.perf_counter()
             enc.encode(prompts)
             lines.append((f"{label}: naive, whole prompts", len(prompts), time.perf_counter() - t0, ""))
-    print(f"\n{rows.height} Natural Instructions rows, all-MiniLM-L6-v2, device {a.device}, batch {a.batch_size}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}\n")
+    print(
+        f"\n{rows.height} Natural Instructions rows, all-MiniLM-L6-v2, device {a.device}, batch {a.batch_size}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}\n"
+    )
     print(f"{'what':<52} {'texts':>7} {'seconds':>9} {'rows/s':>8}  cosine to {a.precisions.split(',')[0]}")
     for name, n, sec, cos in lines:
         print(f"{name:<52} {n:>7} {sec:>9.1f} {rows.height / sec:>8.1f}  {cos}")

@@ -22,7 +22,14 @@ import math
 
 import numpy as np
 
-from shed_pipeline.core.estimators import banzhaf_msr, exact_banzhaf, exact_shapley, knn_shapley, shed_grouped, tmc_shapley
+from shed_pipeline.core.estimators import (
+    banzhaf_msr,
+    exact_banzhaf,
+    exact_shapley,
+    knn_shapley,
+    shed_grouped,
+    tmc_shapley,
+)
 from shed_pipeline.core.utilities import CountingUtility, KNNUtility
 
 
@@ -41,7 +48,10 @@ def games(rng):
     w = rng.random(n)
     bits = (np.arange(1 << n)[:, None] >> np.arange(n)) & 1
     smooth = np.sqrt(bits @ w)  # diminishing returns: players substitute for each other
-    for name, vals in (("sqrt-K10", smooth), ("noisy-K10", smooth + rng.normal(scale=0.05 * smooth.max(), size=1 << n))):
+    for name, vals in (
+        ("sqrt-K10", smooth),
+        ("noisy-K10", smooth + rng.normal(scale=0.05 * smooth.max(), size=1 << n)),
+    ):
         vals = vals - vals[0]  # U(empty) = 0
         table = TableGame(vals)
         yield name, table, exact_shapley(table).values, exact_banzhaf(table).values
@@ -86,12 +96,19 @@ def pydvl_results(python: str, game_list, jobs) -> dict:
         if isinstance(game, TableGame):
             arrays[f"{gname}.vals"] = game.vals
         else:
-            arrays[f"{gname}.order"], arrays[f"{gname}.match"], arrays[f"{gname}.k"] = game.order, game.match, np.array(game.k)
+            arrays[f"{gname}.order"], arrays[f"{gname}.match"], arrays[f"{gname}.k"] = (
+                game.order,
+                game.match,
+                np.array(game.k),
+            )
     with tempfile.TemporaryDirectory() as tmp:
         games_file, jobs_file, out_file = (Path(tmp) / n for n in ("games.npz", "jobs.json", "out.json"))
         np.savez(games_file, **arrays)
         jobs_file.write_text(json.dumps(jobs))
-        subprocess.run([python, str(Path(__file__).with_name("bench_pydvl.py")), str(games_file), str(jobs_file), str(out_file)], check=True)
+        subprocess.run(
+            [python, str(Path(__file__).with_name("bench_pydvl.py")), str(games_file), str(jobs_file), str(out_file)],
+            check=True,
+        )
         out = json.loads(out_file.read_text())
     return {(r["game"], r["estimator"], r["budget"], r["seed"]): (np.array(r["values"]), r["calls"]) for r in out}
 
@@ -104,10 +121,21 @@ def main() -> None:
     a = ap.parse_args()
     budgets = [int(b) for b in a.budgets.split(",")]
     game_list = list(games(np.random.default_rng(0)))
-    plan = [(g, est, b) for g, _, _, banzhaf in game_list for est in ("tmc", "shed_grouped", "banzhaf_msr") if est != "banzhaf_msr" or banzhaf is not None for b in budgets]
+    plan = [
+        (g, est, b)
+        for g, _, _, banzhaf in game_list
+        for est in ("tmc", "shed_grouped", "banzhaf_msr")
+        if est != "banzhaf_msr" or banzhaf is not None
+        for b in budgets
+    ]
     theirs = {}
     if a.pydvl_python:  # SHED's grouped estimator has no pyDVL counterpart
-        jobs = [{"game": g, "estimator": est, "budget": b, "seed": s} for g, est, b in plan if est != "shed_grouped" for s in range(a.seeds)]
+        jobs = [
+            {"game": g, "estimator": est, "budget": b, "seed": s}
+            for g, est, b in plan
+            if est != "shed_grouped"
+            for s in range(a.seeds)
+        ]
         theirs = pydvl_results(a.pydvl_python, game_list, jobs)
     by_name = {g: (game, shapley, banzhaf) for g, game, shapley, banzhaf in game_list}
     print(f"{'game':<10} {'estimator':<13} {'impl':<6} {'budget':>7} {'calls':>7} {'rel. error':>10} {'spearman':>8}")

@@ -57,7 +57,19 @@ def build_inputs(a, utility: str, log):
     from shed_pipeline.core.selection.tables import selection_inputs
     from shed_pipeline.resources import resources_for_env
 
-    argv = ["run", "--rows", str(a.rows), "--utility", utility, "--estimator", ESTIMATOR[utility], "--seed", str(a.seed), "--row-values", "knn_shapley" + ("" if a.no_ifd else ",ifd")]
+    argv = [
+        "run",
+        "--rows",
+        str(a.rows),
+        "--utility",
+        utility,
+        "--estimator",
+        ESTIMATOR[utility],
+        "--seed",
+        str(a.seed),
+        "--row-values",
+        "knn_shapley" + ("" if a.no_ifd else ",ifd"),
+    ]
     argv += (["--source", a.source] if a.source else []) + shlex.split(a.extra)
     config = _run_config(build_parser().parse_args(argv))
     config = {"ops": {k: v for k, v in config["ops"].items() if k in PIPELINE_ASSETS}}
@@ -70,7 +82,9 @@ def build_inputs(a, utility: str, log):
     raw, emb = out["raw_dataset"], out["embeddings"]
     pool = raw.filter(pl.col("split") == "pool").join(emb, on="row_id", how="left", maintain_order="left")
     test = raw.filter(pl.col("split") == "test")
-    scored = out["clusters"].join(out["proxy_shapley_scores"].select("cluster_id", "score"), on="cluster_id", how="left", maintain_order="left")
+    scored = out["clusters"].join(
+        out["proxy_shapley_scores"].select("cluster_id", "score"), on="cluster_id", how="left", maintain_order="left"
+    )
     inputs = selection_inputs(pool.select("row_id", "output", "embedding"), scored, out["row_values"], a.seed, log)
     return pool.drop("embedding"), test, inputs
 
@@ -80,16 +94,26 @@ def select(inputs, spec: str, size: int) -> list[str]:
     from shed_pipeline.core.selection import curate
 
     parts = spec.split(":")
-    name, settings = (parts[0], None) if len(parts) == 1 else (parts[1], {"member_order": parts[2]} if len(parts) > 2 else None)
+    name, settings = (
+        (parts[0], None) if len(parts) == 1 else (parts[1], {"member_order": parts[2]} if len(parts) > 2 else None)
+    )
     return [s.row_id for s in curate(inputs, name, settings, size=size).selections]
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rows", type=int, default=3000, help="source rows (pool 80%%, test 10%%); 3000 gives 300 test rows")
-    ap.add_argument("--source", help="a `shed-pipeline run --source` value, e.g. bigbench-chat (default natural-instructions)")
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--rows", type=int, default=3000, help="source rows (pool 80%%, test 10%%); 3000 gives 300 test rows"
+    )
+    ap.add_argument(
+        "--source", help="a `shed-pipeline run --source` value, e.g. bigbench-chat (default natural-instructions)"
+    )
     ap.add_argument("--utilities", default="knn,probe")
-    ap.add_argument("--methods", help="comma-separated method specs (default: every baseline and SHED variant, see above)")
+    ap.add_argument(
+        "--methods", help="comma-separated method specs (default: every baseline and SHED variant, see above)"
+    )
     ap.add_argument("--random-seeds", type=int, default=5)
     ap.add_argument("--test-rows", type=int, default=256)
     ap.add_argument("--items", type=int, default=150, help="items per multiple-choice task")
@@ -98,11 +122,17 @@ def main() -> None:
     ap.add_argument("--steps", type=int, help="a fixed number of steps for every arm instead of epochs")
     ap.add_argument("--fraction", type=float, default=0.1, help="subset size, as a share of the pool")
     ap.add_argument("--no-full-pool", action="store_true")
-    ap.add_argument("--no-ifd", action="store_true", help="skip the ifd row values (the target LM over the whole pool) and the ifd method")
+    ap.add_argument(
+        "--no-ifd",
+        action="store_true",
+        help="skip the ifd row values (the target LM over the whole pool) and the ifd method",
+    )
     ap.add_argument("--bootstrap", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--extra", default="", help="more `shed-pipeline run` arguments for the pipeline part, e.g. '--clusters 120'")
+    ap.add_argument(
+        "--extra", default="", help="more `shed-pipeline run` arguments for the pipeline part, e.g. '--clusters 120'"
+    )
     ap.add_argument("--home", help="project folder (default: a new temporary one); the same folder resumes")
     a = ap.parse_args()
     home = Path(a.home) if a.home else Path(tempfile.mkdtemp(prefix="shed_eval_"))
@@ -135,7 +165,9 @@ def run(a, home: Path) -> None:
     pool_ids = pool["row_id"].to_list()
     # The random arms first: every method is compared with them, so a bench stopped part-way (its
     # arms are cached) can still print the table of the methods it finished (rerun with --methods).
-    arms = [Arm("base", 0, ())] + [Arm("random", s, random_rows(pool.height, size, s)) for s in range(a.seed, a.seed + a.random_seeds)]
+    arms = [Arm("base", 0, ())] + [
+        Arm("random", s, random_rows(pool.height, size, s)) for s in range(a.seed, a.seed + a.random_seeds)
+    ]
     for spec in specs:
         try:
             ids = select(inputs_of[spec.split(":")[0]] if ":" in spec else first, spec, size)
@@ -149,21 +181,61 @@ def run(a, home: Path) -> None:
     model_path = lm.resolve_lm("smollm2-135m-instruct", paths.cache(), log)
     model, tok = lm.load_lm(model_path, device=a.device)
     test = test.sort("row_id").head(a.test_rows)
-    benchmarks = {k: lm.choice_items(tok, v) for k, v in load_choice_items([b for b in a.benchmarks.split(",") if b], a.items, a.seed, paths.cache(), log).items()}
+    benchmarks = {
+        k: lm.choice_items(tok, v)
+        for k, v in load_choice_items(
+            [b for b in a.benchmarks.split(",") if b], a.items, a.seed, paths.cache(), log
+        ).items()
+    }
     plan = TrainingPlan(epochs=a.epochs, steps=a.steps, seed=a.seed)
-    log(f"{len(arms)} arms of {size} rows (full pool {pool.height}); {plan.describe()}; {test.height} test rows; {', '.join(f'{len(v)} {k} items' for k, v in benchmarks.items())}")
+    log(
+        f"{len(arms)} arms of {size} rows (full pool {pool.height}); {plan.describe()}; {test.height} test rows; {', '.join(f'{len(v)} {k} items' for k, v in benchmarks.items())}"
+    )
     prompts = lambda f: lm.prompt_texts(tok, f["instruction"], f["input"], lm.messages_column(f), log)  # noqa: E731
-    records = evaluate_arms(model, tok, arms, prompts(pool), pool["output"].to_list(), prompts(test), test["output"].to_list(), benchmarks, plan, log, home / "bench_arms", lm.model_fingerprint(model_path))
+    records = evaluate_arms(
+        model,
+        tok,
+        arms,
+        prompts(pool),
+        pool["output"].to_list(),
+        prompts(test),
+        test["output"].to_list(),
+        benchmarks,
+        plan,
+        log,
+        home / "bench_arms",
+        lm.model_fingerprint(model_path),
+    )
     rows = comparison.compare(records, a.bootstrap, a.seed)
-    (home / "bench_evaluation.json").write_text(json.dumps({"args": vars(a), "training": plan.as_dict(), "records": records, "comparisons": rows}, indent=1, default=str))
-    print_table(a, plan, size, pool.height, test.height, benchmarks, records, rows, summarize(records), time.perf_counter() - t_start, home)
+    (home / "bench_evaluation.json").write_text(
+        json.dumps(
+            {"args": vars(a), "training": plan.as_dict(), "records": records, "comparisons": rows},
+            indent=1,
+            default=str,
+        )
+    )
+    print_table(
+        a,
+        plan,
+        size,
+        pool.height,
+        test.height,
+        benchmarks,
+        records,
+        rows,
+        summarize(records),
+        time.perf_counter() - t_start,
+        home,
+    )
 
 
 def print_table(a, plan, size, pool_rows, test_rows, benchmarks, records, rows, summary, seconds, home) -> None:
     from shed_pipeline.core.comparison import BENCHMARKS_MEAN, cell
 
     benches = ["test_split", *benchmarks, BENCHMARKS_MEAN]
-    print(f"{a.source or 'natural-instructions'}, {a.rows} rows: subsets of {size} of {pool_rows} pool rows; {plan.describe()}; {test_rows} test rows, {a.items} items per task; {a.random_seeds} random seeds; {seconds / 60:.0f} min; {home}\n")
+    print(
+        f"{a.source or 'natural-instructions'}, {a.rows} rows: subsets of {size} of {pool_rows} pool rows; {plan.describe()}; {test_rows} test rows, {a.items} items per task; {a.random_seeds} random seeds; {seconds / 60:.0f} min; {home}\n"
+    )
     print("Random arms (mean ± sample std over seeds; the noise an arm must beat):")
     rand = {s["benchmark"]: s for s in summary if s["arm"] == "random"}
     for b in benches[:-1]:

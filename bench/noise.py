@@ -45,7 +45,9 @@ def corrupted_source(rows: int, share: float, seed: int, root: Path) -> tuple[Pa
     from shed_pipeline.core.records import FieldMapping, row_id_for
     from shed_pipeline.core.sources import load_source
 
-    loaded = load_source("natural-instructions", FieldMapping(), rows, seed, 32_000, 0.1, 0.1, default_cache_dir(), lambda _m: None).rows
+    loaded = load_source(
+        "natural-instructions", FieldMapping(), rows, seed, 32_000, 0.1, 0.1, default_cache_dir(), lambda _m: None
+    ).rows
     records = loaded.select("instruction", "input", "output", "task").to_dicts()
     rng = np.random.default_rng(seed)
     bad = set(rng.choice(len(records), size=round(share * len(records)), replace=False).tolist())
@@ -65,7 +67,26 @@ def corrupted_source(rows: int, share: float, seed: int, root: Path) -> tuple[Pa
 def run_pipeline(src: Path, home: Path, utility: str, seed: int) -> float:
     """One `shed-pipeline run` with this utility (its own estimator); wall seconds."""
     env = {**os.environ, "SHED_PIPELINE_HOME": str(home), "DAGSTER_HOME": str(home / "dagster_home")}
-    cmd = [sys.executable, "-m", "shed_pipeline.cli", "run", "--source", str(src), "--utility", utility, "--estimator", ESTIMATOR.get(utility, "banzhaf_msr"), "--method", "random", "--seed", str(seed), "--out", str(home / f"out-{utility}"), "--no-lm-eval", "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "shed_pipeline.cli",
+        "run",
+        "--source",
+        str(src),
+        "--utility",
+        utility,
+        "--estimator",
+        ESTIMATOR.get(utility, "banzhaf_msr"),
+        "--method",
+        "random",
+        "--seed",
+        str(seed),
+        "--out",
+        str(home / f"out-{utility}"),
+        "--no-lm-eval",
+        "--json",
+    ]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -100,14 +121,34 @@ def variants(row_kinds: list[str]) -> list[tuple[str, str, dict]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rows", type=int, default=1000, help="Natural Instructions rows (a small pool for the CPU: about 28 min at 1,000 rows on a busy 2-core CPU, 19 of them IFD, which --home keeps for a rerun)")
+    ap.add_argument(
+        "--rows",
+        type=int,
+        default=1000,
+        help="Natural Instructions rows (a small pool for the CPU: about 28 min at 1,000 rows on a busy 2-core CPU, 19 of them IFD, which --home keeps for a rerun)",
+    )
     ap.add_argument("--share", type=float, default=0.1)
-    ap.add_argument("--seeds", type=int, default=5, help="selection seeds per method (the pipeline itself runs with seed 0)")
-    ap.add_argument("--utilities", default="knn,probe", help="comma-separated: knn, probe, lm (each with its own estimator: knn_exact, ts_chains, banzhaf_msr)")
-    ap.add_argument("--row-values", default="knn_shapley,ifd", help="per-row value kinds to compute (and order members by)")
-    ap.add_argument("--ifd-max-tokens", type=int, default=128, help="tokens per IFD sequence (the asset's default is 256; 128 halves the CPU time)")
+    ap.add_argument(
+        "--seeds", type=int, default=5, help="selection seeds per method (the pipeline itself runs with seed 0)"
+    )
+    ap.add_argument(
+        "--utilities",
+        default="knn,probe",
+        help="comma-separated: knn, probe, lm (each with its own estimator: knn_exact, ts_chains, banzhaf_msr)",
+    )
+    ap.add_argument(
+        "--row-values", default="knn_shapley,ifd", help="per-row value kinds to compute (and order members by)"
+    )
+    ap.add_argument(
+        "--ifd-max-tokens",
+        type=int,
+        default=128,
+        help="tokens per IFD sequence (the asset's default is 256; 128 halves the CPU time)",
+    )
     ap.add_argument("--fraction", type=float, default=0.1)
-    ap.add_argument("--home", help="project folder to use (and reuse: cached embeddings and IFD); default a new temporary one")
+    ap.add_argument(
+        "--home", help="project folder to use (and reuse: cached embeddings and IFD); default a new temporary one"
+    )
     a = ap.parse_args()
     start = time.perf_counter()
 
@@ -123,7 +164,9 @@ def main() -> None:
     home = root / "project"
     utilities = [u for u in a.utilities.split(",") if u]
     kinds = [k for k in a.row_values.split(",") if k]
-    print(f"\n{a.rows} Natural Instructions rows, {len(corrupted)} ({a.share:.0%}) given another task's output; a small pool for the CPU (say so when quoting); project under {home}")
+    print(
+        f"\n{a.rows} Natural Instructions rows, {len(corrupted)} ({a.share:.0%}) given another task's output; a small pool for the CPU (say so when quoting); project under {home}"
+    )
     seconds: dict[str, float] = {}
     scored: dict[str, pl.DataFrame] = {}
     for utility in utilities:
@@ -131,18 +174,38 @@ def main() -> None:
         seconds[f"pipeline ({utility})"] = run_pipeline(src, home, utility, 0)
         clusters = pl.read_parquet(home / "assets" / "clusters.parquet")
         scores = pl.read_parquet(home / "assets" / "proxy_shapley_scores.parquet")
-        scored[utility] = clusters.join(scores.select("cluster_id", "score", "proxy_row_id"), on=["cluster_id", "proxy_row_id"], how="left", maintain_order="left")
+        scored[utility] = clusters.join(
+            scores.select("cluster_id", "score", "proxy_row_id"),
+            on=["cluster_id", "proxy_row_id"],
+            how="left",
+            maintain_order="left",
+        )
     raw = pl.read_parquet(home / "assets" / "raw_dataset.parquet")
-    rows = raw.join(pl.read_parquet(home / "assets" / "embeddings.parquet"), on="row_id", how="inner", maintain_order="left")
+    rows = raw.join(
+        pl.read_parquet(home / "assets" / "embeddings.parquet"), on="row_id", how="inner", maintain_order="left"
+    )
     pool, validation = rows.filter(pl.col("split") == "pool"), rows.filter(pl.col("split") == "validation")
     settings = {"ifd": ROW_VALUES["ifd"].configure({"max_tokens": a.ifd_max_tokens})} if "ifd" in kinds else {}
-    values, stats = compute_row_values(kinds, settings, RowValueInputs(pool, validation, "cpu", default_cache_dir(), home / "cache" / "embeddings.duckdb", lambda m: print("  " + m)))
+    values, stats = compute_row_values(
+        kinds,
+        settings,
+        RowValueInputs(
+            pool,
+            validation,
+            "cpu",
+            default_cache_dir(),
+            home / "cache" / "embeddings.duckdb",
+            lambda m: print("  " + m),
+        ),
+    )
     for kind, s in stats.items():
         seconds[f"row values ({kind})"] = s["seconds"]
     pool_ids = pool["row_id"].to_list()
     in_pool = np.mean([r in corrupted for r in pool_ids])
 
-    print(f"\npool {len(pool_ids)} rows, {in_pool:.1%} corrupted; subsets of {a.fraction:.0%}; {a.seeds} selection seeds (mean ± std; '-': the seed changes nothing)")
+    print(
+        f"\npool {len(pool_ids)} rows, {in_pool:.1%} corrupted; subsets of {a.fraction:.0%}; {a.seeds} selection seeds (mean ± std; '-': the seed changes nothing)"
+    )
     header = f"{'utility':<8} {'method':<26} {'rows':>5} {'corrupted in subset':>20} {'std':>6} {'ratio to pool':>13} {'<= 1/3':>6}"
     print(header + "\n" + "-" * len(header))
     t_sel = time.perf_counter()
@@ -150,8 +213,19 @@ def main() -> None:
         runs: dict[str, list[list[str]]] = {}
         try:
             for utility in utilities:
-                inputs = [selection_inputs(pool.select("row_id", "output", "embedding"), scored[utility], values, seed) for seed in range(a.seeds)]
-                runs[utility] = [[s.row_id for s in curate(x, method, METHODS[method].configure(method_settings), fraction=a.fraction).selections] for x in inputs]
+                inputs = [
+                    selection_inputs(pool.select("row_id", "output", "embedding"), scored[utility], values, seed)
+                    for seed in range(a.seeds)
+                ]
+                runs[utility] = [
+                    [
+                        s.row_id
+                        for s in curate(
+                            x, method, METHODS[method].configure(method_settings), fraction=a.fraction
+                        ).selections
+                    ]
+                    for x in inputs
+                ]
         except ValueError as exc:  # e.g. a per-row value that was not computed
             print(f"{'':<8} {label:<26} skipped: {exc}")
             continue
@@ -161,10 +235,14 @@ def main() -> None:
             shares = [np.mean([r in corrupted for r in ids]) for ids in picks]
             std = f"{np.std(shares):>6.1%}" if any(p != picks[0] for p in picks) else f"{'-':>6}"
             ratio = np.mean(shares) / in_pool if in_pool else float("nan")
-            print(f"{'any' if same and len(utilities) > 1 else utility:<8} {label:<26} {len(picks[0]):>5} {np.mean(shares):>20.1%} {std} {ratio:>13.2f} {'yes' if ratio <= 1 / 3 else 'no':>6}")
+            print(
+                f"{'any' if same and len(utilities) > 1 else utility:<8} {label:<26} {len(picks[0]):>5} {np.mean(shares):>20.1%} {std} {ratio:>13.2f} {'yes' if ratio <= 1 / 3 else 'no':>6}"
+            )
     seconds["selection (all methods and seeds)"] = time.perf_counter() - t_sel
 
-    print("\nAUC of each value for telling corrupted rows from clean ones (P(clean valued above corrupted); 0.5 = chance)")
+    print(
+        "\nAUC of each value for telling corrupted rows from clean ones (P(clean valued above corrupted); 0.5 = chance)"
+    )
     bad = np.array([r in corrupted for r in pool_ids])
     for kind in kinds:
         v = values.filter(pl.col("kind") == kind)["value"].to_numpy()
@@ -175,8 +253,14 @@ def main() -> None:
         print(line)
     for utility in utilities:
         s = scored[utility].filter(pl.col("score").is_not_null())
-        print(f"  proxy values ({utility:<5})          over {s.height} proxies: {auc(s['score'].to_numpy(), [p in corrupted for p in s['proxy_row_id']]):.3f}")
-    print("\nseconds: " + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()) + f"; total {time.perf_counter() - start:.0f}")
+        print(
+            f"  proxy values ({utility:<5})          over {s.height} proxies: {auc(s['score'].to_numpy(), [p in corrupted for p in s['proxy_row_id']]):.3f}"
+        )
+    print(
+        "\nseconds: "
+        + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items())
+        + f"; total {time.perf_counter() - start:.0f}"
+    )
 
 
 if __name__ == "__main__":

@@ -28,20 +28,38 @@ def main() -> None:
     if home.exists() and not a.keep_cache:
         shutil.rmtree(home)
     env = {**os.environ, "SHED_PIPELINE_HOME": str(home), "DAGSTER_HOME": str(home / "dagster_home")}
-    cmd = [sys.executable, "-m", "shed_pipeline.cli", "run", "--rows", str(a.rows), *(["--method", a.method] if a.method else []), "--out", str(home / "out"), "--no-lm-eval", "--json"]  # the LM arms: bench/evaluation.py
+    cmd = [
+        sys.executable,
+        "-m",
+        "shed_pipeline.cli",
+        "run",
+        "--rows",
+        str(a.rows),
+        *(["--method", a.method] if a.method else []),
+        "--out",
+        str(home / "out"),
+        "--no-lm-eval",
+        "--json",
+    ]  # the LM arms: bench/evaluation.py
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         sys.exit(proc.stderr.strip().splitlines()[-1])
     s = json.loads(proc.stdout)
-    print(f"\nmain job, {a.rows} Natural Instructions rows, {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), home {home}\n")
+    print(
+        f"\nmain job, {a.rows} Natural Instructions rows, {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), home {home}\n"
+    )
     print(f"{'asset':<22} {'seconds':>8}")
     for name, sec in s["seconds"].items():
         print(f"{name:<22} {sec:>8.1f}")
     print(f"{'total (wall, in-process)':<22} {s['wall_seconds']:>8.1f}   target < 300 s")
     c = s["counts"]
-    print(f"\nrows in {c['rows_in']}, quarantined {c['rows_quarantined']}, embedded {c['rows_embedded']} (reused {c['rows_embedding_reused']}), clusters {c['clusters']}, selected {c['selected']}")
+    print(
+        f"\nrows in {c['rows_in']}, quarantined {c['rows_quarantined']}, embedded {c['rows_embedded']} (reused {c['rows_embedding_reused']}), clusters {c['clusters']}, selected {c['selected']}"
+    )
     ev = s["assets"]["evaluation_metrics"]
-    print(f"held-out kNN utility: curated {ev.get('utility_subset', float('nan')):.4f}, random {ev.get('utility_random_mean', float('nan')):.4f} +- {ev.get('utility_random_std', float('nan')):.4f}, full pool {ev.get('utility_full_pool', float('nan')):.4f}")
+    print(
+        f"held-out kNN utility: curated {ev.get('utility_subset', float('nan')):.4f}, random {ev.get('utility_random_mean', float('nan')):.4f} +- {ev.get('utility_random_std', float('nan')):.4f}, full pool {ev.get('utility_full_pool', float('nan')):.4f}"
+    )
 
 
 if __name__ == "__main__":

@@ -31,7 +31,12 @@ def export(rows, path: Path) -> None:
 
 def run(env, argv) -> tuple[dict, float]:
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "shed_pipeline.cli", "run", *argv, "--no-lm-eval", "--json"], env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "shed_pipeline.cli", "run", *argv, "--no-lm-eval", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         sys.exit(proc.stderr.strip().splitlines()[-1])
     return json.loads(proc.stdout), time.perf_counter() - t0
@@ -41,7 +46,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=10_000)
     ap.add_argument("--share", type=float, default=0.01)
-    ap.add_argument("--estimator", default="shed_grouped", help="a sampling estimator, so utility evaluations go through the cache")
+    ap.add_argument(
+        "--estimator", default="shed_grouped", help="a sampling estimator, so utility evaluations go through the cache"
+    )
     ap.add_argument("--permutations", type=int, default=20)
     ap.add_argument("--home", help="project folder (default: a temporary one)")
     a = ap.parse_args()
@@ -51,14 +58,38 @@ def main() -> None:
     from shed_pipeline.core.sources import load_source
 
     extra = round(a.rows * a.share)
-    loaded = load_source("natural-instructions", FieldMapping(), a.rows + extra, 0, 32_000, 0.1, 0.1, default_cache_dir(), lambda _m: None)
+    loaded = load_source(
+        "natural-instructions",
+        FieldMapping(),
+        a.rows + extra,
+        0,
+        32_000,
+        0.1,
+        0.1,
+        default_cache_dir(),
+        lambda _m: None,
+    )
     records = loaded.rows.select("instruction", "input", "output", "task").to_dicts()
     base, appended = records[: a.rows], records[a.rows :]
     home = Path(a.home or tempfile.mkdtemp(prefix="shed_refresh_"))
     src = home / "source" / "data.jsonl"
     src.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "SHED_PIPELINE_HOME": str(home / "project"), "DAGSTER_HOME": str(home / "dagster_home"), "TOKENIZERS_PARALLELISM": "false"}
-    argv = ["--source", str(src), "--estimator", a.estimator, "--permutations", str(a.permutations), "--out", str(home / "out")]
+    env = {
+        **os.environ,
+        "SHED_PIPELINE_HOME": str(home / "project"),
+        "DAGSTER_HOME": str(home / "dagster_home"),
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    argv = [
+        "--source",
+        str(src),
+        "--estimator",
+        a.estimator,
+        "--permutations",
+        str(a.permutations),
+        "--out",
+        str(home / "out"),
+    ]
 
     export(base, src)
     results = [("full run", *run(env, argv))]
@@ -68,10 +99,14 @@ def main() -> None:
     step = max(1, round(1 / a.share))
     edited = [dict(r, output=r["output"] + " (revised)") if i % step == step // 2 else r for i, r in enumerate(base)]
     export(edited + appended, src)
-    results.append((f"edit {a.share:.0%} ({sum(1 for i in range(len(base)) if i % step == step // 2)} rows)", *run(env, argv)))
+    results.append(
+        (f"edit {a.share:.0%} ({sum(1 for i in range(len(base)) if i % step == step // 2)} rows)", *run(env, argv))
+    )
 
     full_job, full_proc = results[0][1]["wall_seconds"], results[0][2]
-    print(f"\nincremental refresh, {a.rows} Natural Instructions rows as a JSONL source, estimator {a.estimator} ({a.permutations} permutations)")
+    print(
+        f"\nincremental refresh, {a.rows} Natural Instructions rows as a JSONL source, estimator {a.estimator} ({a.permutations} permutations)"
+    )
     print(f"{os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), project {home}\n")
     head = f"{'scenario':<24} {'job s':>7} {'ratio':>6} {'proc s':>7} {'ratio':>6} {'new rows':>8} {'embedded':>8} {'clusters':>11} {'refit':>5} {'evals':>6} {'coalitions':>10} {'eval share':>10} {'affected share':>14}"
     print(head)
@@ -87,7 +122,9 @@ def main() -> None:
             f"{w['raw_dataset']['rows_new']:>8} {w['embeddings']['rows_embedded']:>8} {cl['clusters_affected']:>5}/{cl['clusters_total']:<5} {'yes' if cl['full_refit'] else 'no':>5} "
             f"{sc['utility_evaluations']:>6} {coal:>10} {eval_share:>10.1%} {aff_share:>14.1%}"
         )
-    print("\ntargets: refresh job time <= 10% of the full run; eval share <= affected share (coalitions holding a new proxy)")
+    print(
+        "\ntargets: refresh job time <= 10% of the full run; eval share <= affected share (coalitions holding a new proxy)"
+    )
     for name, s, _ in results[1:]:
         print(f"{name}: seconds per asset {json.dumps(s['seconds'])}")
 

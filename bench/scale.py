@@ -40,7 +40,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-STAGES = ["raw_dataset", "embeddings", "clusters", "row_values", "proxy_shapley_scores", "curated_subset", "evaluation_metrics"]
+STAGES = [
+    "raw_dataset",
+    "embeddings",
+    "clusters",
+    "row_values",
+    "proxy_shapley_scores",
+    "curated_subset",
+    "evaluation_metrics",
+]
 TINY_ENCODER = "tiny_encoder_w32"
 TINY_WIDTH, TINY_MAX_TOKENS = 32, 32  # the real encoder: width 384, six layers, 256 word pieces
 
@@ -90,7 +98,14 @@ def write_tiny_encoder(path: Path) -> None:
 
     torch.manual_seed(0)
     tok = AutoTokenizer.from_pretrained(resolve_model_path(DEFAULT_MODEL))
-    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=TINY_WIDTH, num_hidden_layers=1, num_attention_heads=2, intermediate_size=TINY_WIDTH, max_position_embeddings=512)
+    cfg = BertConfig(
+        vocab_size=tok.vocab_size,
+        hidden_size=TINY_WIDTH,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=TINY_WIDTH,
+        max_position_embeddings=512,
+    )
     bert_dir = path / "bert"
     BertModel(cfg).save_pretrained(bert_dir)
     tok.save_pretrained(bert_dir)
@@ -107,23 +122,46 @@ def child(a) -> None:
     from shed_pipeline.cli import _run_config, build_parser
     from shed_pipeline.resources import resources_for_env
 
-    argv = ["run", "--source", a.source, "--no-lm-eval", "--seed", "0"] + (["--set", f"embeddings.model={a.encoder_path}"] if a.encoder_path else []) + shlex.split(a.extra)
+    argv = (
+        ["run", "--source", a.source, "--no-lm-eval", "--seed", "0"]
+        + (["--set", f"embeddings.model={a.encoder_path}"] if a.encoder_path else [])
+        + shlex.split(a.extra)
+    )
     config = _run_config(build_parser().parse_args(argv))
     config = {"ops": {k: v for k, v in config["ops"].items() if k == a.child}}
     t0 = time.perf_counter()
     with dg.DagsterInstance.get() as instance:
-        dg.materialize(ALL_ASSETS, selection=[a.child], resources=resources_for_env(), run_config=config, instance=instance)
+        dg.materialize(
+            ALL_ASSETS, selection=[a.child], resources=resources_for_env(), run_config=config, instance=instance
+        )
     Path(a.result).write_text(json.dumps({"seconds": time.perf_counter() - t0}))
 
 
-def run_stage(stage: str, n: int, source: Path, encoder: str | None, project: Path, extra: str, log_path: Path) -> tuple[float, float, bool]:
+def run_stage(
+    stage: str, n: int, source: Path, encoder: str | None, project: Path, extra: str, log_path: Path
+) -> tuple[float, float, bool]:
     """(seconds, peak RSS in GiB, ok) of one stage in a child process. The seconds are the stage's
     run inside the process (without the ~10 s of starting Python and importing the libraries)."""
-    env = {**os.environ, "SHED_PIPELINE_HOME": str(project), "DAGSTER_HOME": str(project / "dagster_home"), "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "SHED_PIPELINE_HOME": str(project),
+        "DAGSTER_HOME": str(project / "dagster_home"),
+        "PYTHONUNBUFFERED": "1",
+    }
     (project / "dagster_home").mkdir(parents=True, exist_ok=True)
     result = project / f"{stage}.result.json"
     result.unlink(missing_ok=True)
-    cmd = [sys.executable, __file__, "--child", stage, "--source", str(source), f"--extra={extra}", "--result", str(result)] + (["--encoder-path", encoder] if encoder else [])
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        stage,
+        "--source",
+        str(source),
+        f"--extra={extra}",
+        "--result",
+        str(result),
+    ] + (["--encoder-path", encoder] if encoder else [])
     with log_path.open("a") as log:
         log.write(f"\n=== {stage}, {n} rows ===\n")
         log.flush()
@@ -139,11 +177,22 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="10000,100000,1000000")
     ap.add_argument("--encoder", choices=["auto", "real", "tiny"], default="auto")
-    ap.add_argument("--real-up-to", type=int, default=10_000, help="--encoder auto: the real encoder up to this many rows, the tiny one above")
+    ap.add_argument(
+        "--real-up-to",
+        type=int,
+        default=10_000,
+        help="--encoder auto: the real encoder up to this many rows, the tiny one above",
+    )
     ap.add_argument("--stages", default=",".join(STAGES))
-    ap.add_argument("--home", help="folder for sources, the tiny encoder and one project per size (default: a new temporary one)")
+    ap.add_argument(
+        "--home", help="folder for sources, the tiny encoder and one project per size (default: a new temporary one)"
+    )
     ap.add_argument("--extra", default="", help="more `shed-pipeline run` arguments, e.g. '--clusters 5000'")
-    ap.add_argument("--keep", action="store_true", help="keep each size's project folder and run only --stages on it (their inputs are the stored ones), e.g. to remeasure one stage")
+    ap.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep each size's project folder and run only --stages on it (their inputs are the stored ones), e.g. to remeasure one stage",
+    )
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--source", help=argparse.SUPPRESS)
     ap.add_argument("--encoder-path", help=argparse.SUPPRESS)
@@ -182,11 +231,16 @@ def main() -> None:
         for stage in stages:
             secs, peak, ok = run_stage(stage, n, source, encoder, project, a.extra, log_path)
             results[n][stage] = (secs, peak, ok)
-            print(f"{n} rows, {stage}: {secs:.1f}s, peak RSS {peak:.2f} GiB{'' if ok else ' FAILED (see ' + str(log_path) + ')'}", flush=True)
+            print(
+                f"{n} rows, {stage}: {secs:.1f}s, peak RSS {peak:.2f} GiB{'' if ok else ' FAILED (see ' + str(log_path) + ')'}",
+                flush=True,
+            )
             if not ok:
                 break
 
-    print(f"\nscale: {os.cpu_count()} CPUs ({platform.machine()}), load {os.getloadavg()[0]:.1f}; seconds (peak RSS GiB) per stage; b = growth exponent to the previous size")
+    print(
+        f"\nscale: {os.cpu_count()} CPUs ({platform.machine()}), load {os.getloadavg()[0]:.1f}; seconds (peak RSS GiB) per stage; b = growth exponent to the previous size"
+    )
     print("encoder: " + ", ".join(f"{n} rows {e}" for n, e in encoders.items()))
     header = f"{'stage':<22}" + "".join(f"{n:>22,}" for n in sizes)
     print(header)
@@ -196,7 +250,11 @@ def main() -> None:
             r = results.get(n, {})
             if stage == "total":
                 got = [v for v in r.values() if v[2]]
-                cell = (sum(v[0] for v in got), max((v[1] for v in got), default=0.0), len(got) == len(stages)) if got else None
+                cell = (
+                    (sum(v[0] for v in got), max((v[1] for v in got), default=0.0), len(got) == len(stages))
+                    if got
+                    else None
+                )
             else:
                 cell = r.get(stage)
             if cell is None:

@@ -32,7 +32,11 @@ def synthetic_pool(n: int, rows_per_cluster: int, dim: int, seed: int = 0) -> Se
     row_ids = [f"r{i:09d}" for i in range(n)]
     bounds = np.searchsorted(cluster, np.arange(k + 1))
     scores = rng.normal(size=k)
-    clusters = [ClusterInfo(c, float(scores[c]), tuple(row_ids[bounds[c] : bounds[c + 1]])) for c in range(k) if bounds[c + 1] > bounds[c]]
+    clusters = [
+        ClusterInfo(c, float(scores[c]), tuple(row_ids[bounds[c] : bounds[c + 1]]))
+        for c in range(k)
+        if bounds[c + 1] > bounds[c]
+    ]
     cluster_of = dict(zip(row_ids, cluster.tolist(), strict=True))
     lengths = rng.integers(1, 400, size=n)
     outputs = ["x" * int(m) for m in lengths]
@@ -47,7 +51,9 @@ def main() -> None:
     ap.add_argument("--sizes", default="10000,100000,1000000")
     ap.add_argument("--rows-per-cluster", type=int, default=20)
     ap.add_argument("--fraction", type=float, default=0.1)
-    ap.add_argument("--methods", default="random,stratified,longest,qocs,qwcs,coverage,qwcs:knn_shapley,coverage:knn_shapley")
+    ap.add_argument(
+        "--methods", default="random,stratified,longest,qocs,qwcs,coverage,qwcs:knn_shapley,coverage:knn_shapley"
+    )
     ap.add_argument("--dim", type=int, default=32)
     a = ap.parse_args()
     sizes = [int(s) for s in a.sizes.split(",")]
@@ -59,7 +65,9 @@ def main() -> None:
     for n in sizes:
         t0 = time.perf_counter()
         inputs = synthetic_pool(n, a.rows_per_cluster, a.dim)
-        print(f"{n:,} rows, {len(inputs.clusters):,} clusters: pool built in {time.perf_counter() - t0:.1f}s", flush=True)
+        print(
+            f"{n:,} rows, {len(inputs.clusters):,} clusters: pool built in {time.perf_counter() - t0:.1f}s", flush=True
+        )
         for arm in arms:
             method, _, order = arm.partition(":")
             settings = {"member_order": order} if order else None
@@ -68,7 +76,9 @@ def main() -> None:
             seconds[arm][n] = time.perf_counter() - t0
             assert len(chosen.selections) == chosen.target
             print(f"  {arm}: {seconds[arm][n]:.2f}s", flush=True)
-    print(f"\nselection: {os.cpu_count()} CPUs ({platform.machine()}), load {os.getloadavg()[0]:.1f}; {a.fraction:.0%} of the pool, ~{a.rows_per_cluster} rows a cluster; seconds, b = growth exponent to the previous size")
+    print(
+        f"\nselection: {os.cpu_count()} CPUs ({platform.machine()}), load {os.getloadavg()[0]:.1f}; {a.fraction:.0%} of the pool, ~{a.rows_per_cluster} rows a cluster; seconds, b = growth exponent to the previous size"
+    )
     print(f"{'method':<24}" + "".join(f"{n:>18,}" for n in sizes))
     for arm in arms:
         cells = []

@@ -21,7 +21,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from shed_pipeline_tests.servers import _reset_signals, free_port, gql, stop, wait_for_http  # noqa: E402
 
-ASSETS = ["raw_dataset", "embeddings", "clusters", "proxy_shapley_scores", "row_values", "curated_subset", "evaluation_metrics"]
+ASSETS = [
+    "raw_dataset",
+    "embeddings",
+    "clusters",
+    "proxy_shapley_scores",
+    "row_values",
+    "curated_subset",
+    "evaluation_metrics",
+]
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -55,7 +63,11 @@ def rss_by_role(pid: int) -> dict[str, float]:
     for p in descendants(pid):
         try:
             cmd = Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            rss = next(int(line.split()[1]) for line in Path(f"/proc/{p}/status").read_text().splitlines() if line.startswith("VmRSS:"))
+            rss = next(
+                int(line.split()[1])
+                for line in Path(f"/proc/{p}/status").read_text().splitlines()
+                if line.startswith("VmRSS:")
+            )
         except (OSError, StopIteration):
             continue
         mb[role(cmd)] = mb.get(role(cmd), 0.0) + rss / 1024
@@ -72,9 +84,24 @@ def main() -> None:
 
     # The CLI, in a fresh folder.
     cli_home = root / "cli"
-    env = {**os.environ, "SHED_PIPELINE_HOME": str(cli_home), "DAGSTER_HOME": str(cli_home / "dagster_home"), "SHED_ENV": "local"}
+    env = {
+        **os.environ,
+        "SHED_PIPELINE_HOME": str(cli_home),
+        "DAGSTER_HOME": str(cli_home / "dagster_home"),
+        "SHED_ENV": "local",
+    }
     env.pop("SHED_PIPELINE_SOURCE", None)
-    cmd = [sys.executable, "-m", "shed_pipeline.cli", "run", "--rows", str(a.rows), "--out", str(cli_home / "out"), "--json"] + ([] if a.lm_eval else ["--no-lm-eval"])
+    cmd = [
+        sys.executable,
+        "-m",
+        "shed_pipeline.cli",
+        "run",
+        "--rows",
+        str(a.rows),
+        "--out",
+        str(cli_home / "out"),
+        "--json",
+    ] + ([] if a.lm_eval else ["--no-lm-eval"])
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     cli_wall = time.perf_counter() - t0
@@ -86,12 +113,34 @@ def main() -> None:
     ui_home = root / "ui"
     (ui_home / "dagster_home").mkdir(parents=True)
     (ui_home / "dagster_home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    env = {**env, "SHED_PIPELINE_HOME": str(ui_home), "DAGSTER_HOME": str(ui_home / "dagster_home"), "SHED_PIPELINE_OUT": str(ui_home / "out")}
+    env = {
+        **env,
+        "SHED_PIPELINE_HOME": str(ui_home),
+        "DAGSTER_HOME": str(ui_home / "dagster_home"),
+        "SHED_PIPELINE_OUT": str(ui_home / "out"),
+    }
     port = free_port()
     log = root / "dagster_dev.log"
     t_start = time.perf_counter()
     with log.open("w") as fh:
-        server = subprocess.Popen([str(Path(sys.executable).with_name("dagster")), "dev", "-h", "127.0.0.1", "-p", str(port), "-w", str(REPO / "workspace.yaml")], cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_reset_signals)
+        server = subprocess.Popen(
+            [
+                str(Path(sys.executable).with_name("dagster")),
+                "dev",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-w",
+                str(REPO / "workspace.yaml"),
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_reset_signals,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for_http(f"{url}/server_info", 180, server, log)
@@ -100,9 +149,22 @@ def main() -> None:
         startup = time.perf_counter() - t_start
         time.sleep(20)  # let the daemon's first ticks pass
         idle = rss_by_role(server.pid)
-        params = {"selector": {"repositoryLocationName": "shed_pipeline", "repositoryName": "__repository__", "jobName": "__ASSET_JOB", "assetSelection": [{"path": [n]} for n in ASSETS]}, "runConfigData": {"ops": ops}, "mode": "default"}
+        params = {
+            "selector": {
+                "repositoryLocationName": "shed_pipeline",
+                "repositoryName": "__repository__",
+                "jobName": "__ASSET_JOB",
+                "assetSelection": [{"path": [n]} for n in ASSETS],
+            },
+            "runConfigData": {"ops": ops},
+            "mode": "default",
+        }
         t0 = time.perf_counter()
-        launched = gql(url, "mutation($p: ExecutionParams!) { launchRun(executionParams: $p) { __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }", {"p": params})["launchRun"]
+        launched = gql(
+            url,
+            "mutation($p: ExecutionParams!) { launchRun(executionParams: $p) { __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }",
+            {"p": params},
+        )["launchRun"]
         if launched["__typename"] != "LaunchRunSuccess":
             sys.exit(f"launch failed: {launched}")
         run_id = launched["run"]["runId"]
@@ -112,9 +174,15 @@ def main() -> None:
             time.sleep(0.5)
             for k, v in rss_by_role(server.pid).items():
                 peak[k] = max(peak.get(k, 0.0), v)
-            status = gql(url, "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }", {"id": run_id})["runOrError"]["status"]
+            status = gql(url, "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }", {"id": run_id})[
+                "runOrError"
+            ]["status"]
         ui_wall = time.perf_counter() - t0
-        steps = gql(url, "query($id: ID!) { runOrError(runId: $id) { ... on Run { stepStats { stepKey startTime endTime } } } }", {"id": run_id})["runOrError"]["stepStats"]
+        steps = gql(
+            url,
+            "query($id: ID!) { runOrError(runId: $id) { ... on Run { stepStats { stepKey startTime endTime } } } }",
+            {"id": run_id},
+        )["runOrError"]["stepStats"]
     finally:
         stop(server)
     if status != "SUCCESS":
@@ -126,11 +194,15 @@ def main() -> None:
         span = spans.setdefault(asset, [st["startTime"], st["endTime"]])
         span[0], span[1] = min(span[0], st["startTime"]), max(span[1], st["endTime"])
     step_s = {asset: end - start for asset, (start, end) in spans.items()}
-    print(f"\nUI vs CLI, {a.rows} Natural Instructions rows, LM arms {'on' if a.lm_eval else 'off'}, {os.cpu_count()} CPUs ({platform.machine()}), fresh project folders under {root}\n")
+    print(
+        f"\nUI vs CLI, {a.rows} Natural Instructions rows, LM arms {'on' if a.lm_eval else 'off'}, {os.cpu_count()} CPUs ({platform.machine()}), fresh project folders under {root}\n"
+    )
     print(f"{'asset':<22} {'CLI s':>8} {'UI s':>8}")
     for n in ASSETS:
         print(f"{n:<22} {cli['seconds'][n]:>8.1f} {step_s.get(n, float('nan')):>8.1f}")
-    print(f"{'whole run (wall)':<22} {cli_wall:>8.1f} {ui_wall:>8.1f}   (CLI: process start to exit; UI: launch to SUCCESS)")
+    print(
+        f"{'whole run (wall)':<22} {cli_wall:>8.1f} {ui_wall:>8.1f}   (CLI: process start to exit; UI: launch to SUCCESS)"
+    )
     print(f"\nwebserver start to assets listed: {startup:.1f} s\n")
     print(f"{'process (RSS, MB)':<16} {'idle':>8} {'peak in run':>12}")
     for k in sorted(set(idle) | set(peak)):

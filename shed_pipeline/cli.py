@@ -25,7 +25,15 @@ from shed_pipeline.core.display import printable
 # Without --estimator: the closed form where one exists, else the estimator that measured best per
 # utility evaluation (bench/estimators.py).
 DEFAULT_ESTIMATOR = {"knn": "knn_exact", "probe": "ts_chains", "lm": "banzhaf_msr"}
-ASSET_ORDER = ["raw_dataset", "embeddings", "clusters", "row_values", "proxy_shapley_scores", "curated_subset", "evaluation_metrics"]
+ASSET_ORDER = [
+    "raw_dataset",
+    "embeddings",
+    "clusters",
+    "row_values",
+    "proxy_shapley_scores",
+    "curated_subset",
+    "evaluation_metrics",
+]
 
 
 class CliError(Exception):
@@ -72,7 +80,11 @@ def strategy_choices() -> dict[tuple[str, str], Any]:
     from shed_pipeline.core.selection import METHODS
     from shed_pipeline.core.utilities import UTILITIES
 
-    return {("proxy_shapley_scores", "utility"): UTILITIES, ("proxy_shapley_scores", "estimator"): ESTIMATORS, ("curated_subset", "method"): METHODS}
+    return {
+        ("proxy_shapley_scores", "utility"): UTILITIES,
+        ("proxy_shapley_scores", "estimator"): ESTIMATORS,
+        ("curated_subset", "method"): METHODS,
+    }
 
 
 def apply_setting(ops: dict[str, dict], asset: str, path: Sequence[str], value: Any) -> None:
@@ -111,7 +123,10 @@ MOVED_KEYS = {
         "chain_size": "estimator.ts_chains.chain_size",
         "chain_rounds": "estimator.ts_chains.chain_rounds",
         "lm_model": "utility.<lm|probe>.model",
-        **{f"lm_{k}": f"utility.lm.{k}" for k in ("steps", "lr", "rank", "batch_size", "validation_rows", "benchmarks", "benchmark_items")},
+        **{
+            f"lm_{k}": f"utility.lm.{k}"
+            for k in ("steps", "lr", "rank", "batch_size", "validation_rows", "benchmarks", "benchmark_items")
+        },
         "lm_max_tokens": "utility.<lm|probe>.max_tokens",
         **{f"probe_{k}": f"utility.probe.{k}" for k in ("dims", "ridge", "validation_rows")},
     },
@@ -123,17 +138,21 @@ MOVED_KEYS = {
 def moved_key_hint(asset: str, path: Sequence[str]) -> None:
     moved = MOVED_KEYS.get(asset, {}).get(path[0])
     if moved and len(path) == 1:
-        raise CliError(f"{asset}.{path[0]} is now {asset}.{moved} (settings live under the strategy they belong to; `shed-pipeline strategies` lists them)")
+        raise CliError(
+            f"{asset}.{path[0]} is now {asset}.{moved} (settings live under the strategy they belong to; `shed-pipeline strategies` lists them)"
+        )
 
 
 def set_strategy_setting(ops: dict[str, dict], asset: str, field: str, setting: str, value: Any, flag: str) -> None:
     """A flag that is a setting of the chosen strategy (--temperature: qwcs's); naming the strategies
     it applies to when the chosen one has no such setting."""
     registry = strategy_choices()[(asset, field)]
-    (name, settings), = ops[asset][field].items()
+    ((name, settings),) = ops[asset][field].items()
     if setting not in {f.name for f in registry[name].fields()}:
         users = [n for n in registry.names if setting in {f.name for f in registry[n].fields()}]
-        raise CliError(f"{flag} is a setting of the {registry.kind} {' / '.join(users)}, not of {name} (--{registry.kind} {users[0] if users else '...'})")
+        raise CliError(
+            f"{flag} is a setting of the {registry.kind} {' / '.join(users)}, not of {name} (--{registry.kind} {users[0] if users else '...'})"
+        )
     settings[setting] = value
 
 
@@ -157,52 +176,175 @@ def build_parser() -> argparse.ArgumentParser:
 
     choices = {field: registry for (_, field), registry in strategy_choices().items()}
 
-    p = _Parser(prog="shed-pipeline", description="Shapley-based curation of instruction-tuning data (SHED) as a Dagster pipeline.")
+    p = _Parser(
+        prog="shed-pipeline",
+        description="Shapley-based curation of instruction-tuning data (SHED) as a Dagster pipeline.",
+    )
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     r = sub.add_parser("run", help="materialize all seven assets and write the curated subset")
-    r.add_argument("--source", help="'natural-instructions', 'bigbench-chat', a JSONL/JSON/Parquet/CSV file or folder, or an s3:// object or prefix (default: $SHED_PIPELINE_SOURCE, else natural-instructions)")
-    r.add_argument("--rows", type=_positive_int, help="deterministic sample of N rows (default 1500 for the packaged sources natural-instructions and bigbench-chat, all rows of a file)")
+    r.add_argument(
+        "--source",
+        help="'natural-instructions', 'bigbench-chat', a JSONL/JSON/Parquet/CSV file or folder, or an s3:// object or prefix (default: $SHED_PIPELINE_SOURCE, else natural-instructions)",
+    )
+    r.add_argument(
+        "--rows",
+        type=_positive_int,
+        help="deterministic sample of N rows (default 1500 for the packaged sources natural-instructions and bigbench-chat, all rows of a file)",
+    )
     r.add_argument("--clusters", type=_positive_int, help="number of clusters K (default: about pool/20)")
-    r.add_argument("--method", choices=choices["method"].names, help=f"selection method (default {default_method_label()}, chosen by measurement; a method named here takes its own defaults: `--method qwcs` is SHED's QWCS; `shed-pipeline strategies` lists each with its settings)")
+    r.add_argument(
+        "--method",
+        choices=choices["method"].names,
+        help=f"selection method (default {default_method_label()}, chosen by measurement; a method named here takes its own defaults: `--method qwcs` is SHED's QWCS; `shed-pipeline strategies` lists each with its settings)",
+    )
     size = r.add_mutually_exclusive_group()
     size.add_argument("--fraction", type=_fraction, help="target size as a fraction of the pool (default 0.1)")
-    size.add_argument("--size", type=_size, help="target size as a row count, or 'auto': TS-DShapley's removal-index rule drops the lowest-valued clusters and keeps the rest")
-    r.add_argument("--estimator", choices=choices["estimator"].names, help="Shapley estimator of the cluster proxies' values (default: knn_exact, the closed form, for the knn utility; ts_chains for probe; banzhaf_msr for lm)")
-    r.add_argument("--utility", choices=choices["utility"].names, default="knn", help="utility U(S) the proxies are valued by (default knn)")
-    r.add_argument("--permutations", type=_positive_int, help="permutations for shed_grouped / tmc, and per chain for ts_chains (default 20)")
-    r.add_argument("--lm-model", help="the target LM of the lm/probe utilities and the evaluation: 'smollm2-135m-instruct' (default, from the package registry) or a local causal-LM folder")
-    r.add_argument("--chain-rounds", type=_positive_int, help="ts_chains: rounds of chains; each proxy is valued in this many chains (default 10)")
-    r.add_argument("--no-lm-eval", action="store_true", help="skip the language-model arms of evaluation_metrics (keep the model-free report)")
-    r.add_argument("--eval-epochs", type=float, help="evaluation: passes of every fine-tuned arm over its own rows (default 1)")
-    r.add_argument("--eval-steps", type=_positive_int, help="evaluation: a fixed budget of LoRA steps for every arm instead of epochs (reported as such)")
-    r.add_argument("--random-seeds", type=_positive_int, help="evaluation: random subsets of the curated size to compare against (default 2; the benchmark uses 5)")
-    r.add_argument("--baselines", help="evaluation: selection methods evaluated beside the curated subset, comma-separated (default stratified, the strongest cheap baseline measured; '' for none)")
-    r.add_argument("--full-pool", action="store_true", help="evaluation: also fine-tune on the whole pool (as many epochs: about 10x a 10%% arm)")
-    r.add_argument("--test-rows", type=int, help="evaluation: test rows scored per arm (default 48; 0 = the whole test split)")
-    r.add_argument("--benchmark-items", type=int, help="evaluation: items per multiple-choice task (default 30; 0 = all)")
-    r.add_argument("--benchmarks", help="comma-separated bigbench multiple-choice tasks for the evaluation (default social_iqa,strategyqa,sports_understanding; '' for none)")
+    size.add_argument(
+        "--size",
+        type=_size,
+        help="target size as a row count, or 'auto': TS-DShapley's removal-index rule drops the lowest-valued clusters and keeps the rest",
+    )
+    r.add_argument(
+        "--estimator",
+        choices=choices["estimator"].names,
+        help="Shapley estimator of the cluster proxies' values (default: knn_exact, the closed form, for the knn utility; ts_chains for probe; banzhaf_msr for lm)",
+    )
+    r.add_argument(
+        "--utility",
+        choices=choices["utility"].names,
+        default="knn",
+        help="utility U(S) the proxies are valued by (default knn)",
+    )
+    r.add_argument(
+        "--permutations",
+        type=_positive_int,
+        help="permutations for shed_grouped / tmc, and per chain for ts_chains (default 20)",
+    )
+    r.add_argument(
+        "--lm-model",
+        help="the target LM of the lm/probe utilities and the evaluation: 'smollm2-135m-instruct' (default, from the package registry) or a local causal-LM folder",
+    )
+    r.add_argument(
+        "--chain-rounds",
+        type=_positive_int,
+        help="ts_chains: rounds of chains; each proxy is valued in this many chains (default 10)",
+    )
+    r.add_argument(
+        "--no-lm-eval",
+        action="store_true",
+        help="skip the language-model arms of evaluation_metrics (keep the model-free report)",
+    )
+    r.add_argument(
+        "--eval-epochs", type=float, help="evaluation: passes of every fine-tuned arm over its own rows (default 1)"
+    )
+    r.add_argument(
+        "--eval-steps",
+        type=_positive_int,
+        help="evaluation: a fixed budget of LoRA steps for every arm instead of epochs (reported as such)",
+    )
+    r.add_argument(
+        "--random-seeds",
+        type=_positive_int,
+        help="evaluation: random subsets of the curated size to compare against (default 2; the benchmark uses 5)",
+    )
+    r.add_argument(
+        "--baselines",
+        help="evaluation: selection methods evaluated beside the curated subset, comma-separated (default stratified, the strongest cheap baseline measured; '' for none)",
+    )
+    r.add_argument(
+        "--full-pool",
+        action="store_true",
+        help="evaluation: also fine-tune on the whole pool (as many epochs: about 10x a 10%% arm)",
+    )
+    r.add_argument(
+        "--test-rows", type=int, help="evaluation: test rows scored per arm (default 48; 0 = the whole test split)"
+    )
+    r.add_argument(
+        "--benchmark-items", type=int, help="evaluation: items per multiple-choice task (default 30; 0 = all)"
+    )
+    r.add_argument(
+        "--benchmarks",
+        help="comma-separated bigbench multiple-choice tasks for the evaluation (default social_iqa,strategyqa,sports_understanding; '' for none)",
+    )
     r.add_argument("--samples", type=_positive_int, help="random coalitions for banzhaf_msr (default 1000)")
     r.add_argument("--temperature", type=float, help="QWCS softmax temperature (default: std of the scores)")
-    r.add_argument("--member-order", metavar="ORDER", help="qocs / qwcs / coverage: the order a chosen cluster's rows are taken in: 'source', 'random', or a per-row value ('knn_shapley', 'ifd'), best first (default: source for qocs and coverage, the default method; random for qwcs, as SHED)")
-    r.add_argument("--cap", type=_positive_int, help="coverage: most rows taken from one cluster (default ceil(target / clusters))")
-    r.add_argument("--dedup", type=_fraction, metavar="COSINE", help="remove near-duplicates before selection: rows of one cluster whose prompt embeddings' cosine similarity exceeds COSINE (e.g. 0.95); one of each group is kept")
-    r.add_argument("--dedup-keep", metavar="ORDER", help="which near-duplicate is kept: 'source' (the first, default) or the best by a per-row value ('knn_shapley', 'ifd')")
-    r.add_argument("--row-values", metavar="KINDS", help="per-row values to compute, comma-separated (default knn_shapley; 'ifd' runs the target LM over the pool). A method, --member-order or --dedup-keep that needs one adds it")
+    r.add_argument(
+        "--member-order",
+        metavar="ORDER",
+        help="qocs / qwcs / coverage: the order a chosen cluster's rows are taken in: 'source', 'random', or a per-row value ('knn_shapley', 'ifd'), best first (default: source for qocs and coverage, the default method; random for qwcs, as SHED)",
+    )
+    r.add_argument(
+        "--cap", type=_positive_int, help="coverage: most rows taken from one cluster (default ceil(target / clusters))"
+    )
+    r.add_argument(
+        "--dedup",
+        type=_fraction,
+        metavar="COSINE",
+        help="remove near-duplicates before selection: rows of one cluster whose prompt embeddings' cosine similarity exceeds COSINE (e.g. 0.95); one of each group is kept",
+    )
+    r.add_argument(
+        "--dedup-keep",
+        metavar="ORDER",
+        help="which near-duplicate is kept: 'source' (the first, default) or the best by a per-row value ('knn_shapley', 'ifd')",
+    )
+    r.add_argument(
+        "--row-values",
+        metavar="KINDS",
+        help="per-row values to compute, comma-separated (default knn_shapley; 'ifd' runs the target LM over the pool). A method, --member-order or --dedup-keep that needs one adds it",
+    )
     r.add_argument("--seed", type=int, default=0, help="seed for every random choice (default 0)")
-    r.add_argument("--full-refit", action="store_true", help="re-fit the clusters from scratch instead of refreshing the previous run's")
-    r.add_argument("--embed-chunk", type=_positive_int, help="texts per encode call (default 512); encoded texts are saved every 30 s (embeddings.save_seconds)")
+    r.add_argument(
+        "--full-refit",
+        action="store_true",
+        help="re-fit the clusters from scratch instead of refreshing the previous run's",
+    )
+    r.add_argument(
+        "--embed-chunk",
+        type=_positive_int,
+        help="texts per encode call (default 512); encoded texts are saved every 30 s (embeddings.save_seconds)",
+    )
     r.add_argument("--device", choices=["auto", "cpu", "cuda"], help="compute device (default auto: CUDA when present)")
-    r.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], help="the encoder's number format (default auto: fp16 on CUDA, bf16 on a CPU with AMX, else fp32); cached vectors are kept per format")
-    r.add_argument("--embedding-shards", type=_positive_int, metavar="N", help="split embeddings into N row-id hash shards (Dagster partitions; default $SHED_EMBEDDING_SHARDS, else 1). This run computes every shard; in the UI, a backfill of embeddings runs one run per shard, side by side")
-    r.add_argument("--out", help="output folder or s3:// prefix for curated.jsonl, curated.parquet, evaluation.json (default: $SHED_PIPELINE_OUT, else .shed_pipeline/out); lineage stays in the project's one database")
-    r.add_argument("--row-id-field", metavar="NAME", help="add each curated row's id (what `shed-pipeline lineage why` takes) to curated.jsonl/.parquet under this field name; the ids are in curated.manifest.json either way")
-    r.add_argument("--no-wait", action="store_true", help="fail at once, instead of waiting, when another run is using the project folder")
-    r.add_argument("--set", action="append", default=[], metavar="ASSET.KEY=VALUE", type=_setting, help="any asset config value, a dotted path for nested ones, e.g. proxy_shapley_scores.utility.probe.dims=8, curated_subset.method.qwcs.temperature=0.5 or evaluation_metrics.benchmarks='[\"social_iqa\"]' (JSON, else text); naming another strategy than the chosen one replaces the choice; repeatable, applied last")
+    r.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        help="the encoder's number format (default auto: fp16 on CUDA, bf16 on a CPU with AMX, else fp32); cached vectors are kept per format",
+    )
+    r.add_argument(
+        "--embedding-shards",
+        type=_positive_int,
+        metavar="N",
+        help="split embeddings into N row-id hash shards (Dagster partitions; default $SHED_EMBEDDING_SHARDS, else 1). This run computes every shard; in the UI, a backfill of embeddings runs one run per shard, side by side",
+    )
+    r.add_argument(
+        "--out",
+        help="output folder or s3:// prefix for curated.jsonl, curated.parquet, evaluation.json (default: $SHED_PIPELINE_OUT, else .shed_pipeline/out); lineage stays in the project's one database",
+    )
+    r.add_argument(
+        "--row-id-field",
+        metavar="NAME",
+        help="add each curated row's id (what `shed-pipeline lineage why` takes) to curated.jsonl/.parquet under this field name; the ids are in curated.manifest.json either way",
+    )
+    r.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="fail at once, instead of waiting, when another run is using the project folder",
+    )
+    r.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="ASSET.KEY=VALUE",
+        type=_setting,
+        help="any asset config value, a dotted path for nested ones, e.g. proxy_shapley_scores.utility.probe.dims=8, curated_subset.method.qwcs.temperature=0.5 or evaluation_metrics.benchmarks='[\"social_iqa\"]' (JSON, else text); naming another strategy than the chosen one replaces the choice; repeatable, applied last",
+    )
     r.add_argument("--json", action="store_true", help="print a machine-readable summary instead of a table")
 
     lin = sub.add_parser("lineage", help="query the lineage database")
-    lin.add_argument("--db", help="lineage DuckDB file (default: the project's, $SHED_PIPELINE_LINEAGE or .shed_pipeline/lineage.duckdb)")
+    lin.add_argument(
+        "--db",
+        help="lineage DuckDB file (default: the project's, $SHED_PIPELINE_LINEAGE or .shed_pipeline/lineage.duckdb)",
+    )
     lin.add_argument("--json", action="store_true", help="print JSON")
     lsub = lin.add_subparsers(dest="query", required=True, parser_class=_Parser)
     lsub.add_parser("runs", help="list runs")
@@ -213,11 +355,17 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("run_a")
     diff.add_argument("run_b")
 
-    strat = sub.add_parser("strategies", help="list the utilities, estimators, selection methods and per-row values, with their settings and defaults")
+    strat = sub.add_parser(
+        "strategies",
+        help="list the utilities, estimators, selection methods and per-row values, with their settings and defaults",
+    )
     strat.add_argument("--json", action="store_true", help="print JSON")
     strat.add_argument("--markdown", action="store_true", help="print the README's tables")
 
-    bench = sub.add_parser("benchmarks", help="list the bigbench multiple-choice tasks --benchmarks accepts (a parent name takes all its subtasks)")
+    bench = sub.add_parser(
+        "benchmarks",
+        help="list the bigbench multiple-choice tasks --benchmarks accepts (a parent name takes all its subtasks)",
+    )
     bench.add_argument("--json", action="store_true", help="print JSON")
     return p
 
@@ -277,7 +425,7 @@ def _needed_row_values(ops: dict[str, dict]) -> list[str]:
     method = curated.get("method")
     needed: list[str] = []
     if isinstance(method, dict) and len(method) == 1:
-        (name, settings), = method.items()
+        ((name, settings),) = method.items()
         registry = strategy_choices()[("curated_subset", "method")]
         if name in registry:
             needed += list(registry[name].requires.get("row_values", ()))
@@ -286,7 +434,9 @@ def _needed_row_values(ops: dict[str, dict]) -> list[str]:
     needed.append(curated.get("dedup_keep"))
     for order in needed:  # a misspelt order fails now, not after valuation
         if isinstance(order, str) and order not in ("source", "random") and order not in ROW_VALUES:
-            raise CliError(f"unknown member order {order!r}; choose source, random or a per-row value: {', '.join(ROW_VALUES)}")
+            raise CliError(
+                f"unknown member order {order!r}; choose source, random or a per-row value: {', '.join(ROW_VALUES)}"
+            )
     return list(dict.fromkeys(k for k in needed if isinstance(k, str) and k in ROW_VALUES))
 
 
@@ -296,8 +446,15 @@ def _run_config(args: argparse.Namespace) -> dict:
     ops: dict[str, dict] = {
         "raw_dataset": {"seed": args.seed},
         "clusters": {"seed": args.seed, "full_refit": args.full_refit},
-        "proxy_shapley_scores": {"utility": {args.utility: {}}, "estimator": {args.estimator or DEFAULT_ESTIMATOR.get(args.utility, "banzhaf_msr"): {}}, "seed": args.seed},
-        "curated_subset": {"method": {args.method: {}} if args.method else {DEFAULT_METHOD: dict(DEFAULT_METHOD_SETTINGS)}, "seed": args.seed},
+        "proxy_shapley_scores": {
+            "utility": {args.utility: {}},
+            "estimator": {args.estimator or DEFAULT_ESTIMATOR.get(args.utility, "banzhaf_msr"): {}},
+            "seed": args.seed,
+        },
+        "curated_subset": {
+            "method": {args.method: {}} if args.method else {DEFAULT_METHOD: dict(DEFAULT_METHOD_SETTINGS)},
+            "seed": args.seed,
+        },
         "evaluation_metrics": {"seed": args.seed},
     }
     if args.source:
@@ -310,16 +467,24 @@ def _run_config(args: argparse.Namespace) -> dict:
         ops["clusters"]["n_clusters"] = args.clusters
     for flag, setting in (("permutations", "permutations"), ("samples", "samples"), ("chain_rounds", "chain_rounds")):
         if getattr(args, flag):
-            set_strategy_setting(ops, "proxy_shapley_scores", "estimator", setting, getattr(args, flag), "--" + flag.replace("_", "-"))
+            set_strategy_setting(
+                ops, "proxy_shapley_scores", "estimator", setting, getattr(args, flag), "--" + flag.replace("_", "-")
+            )
     if args.lm_model:
-        (utility, settings), = ops["proxy_shapley_scores"]["utility"].items()
+        ((utility, settings),) = ops["proxy_shapley_scores"]["utility"].items()
         if "model" in {f.name for f in strategy_choices()[("proxy_shapley_scores", "utility")][utility].fields()}:
             settings["model"] = args.lm_model
         ops["evaluation_metrics"]["lm_model"] = args.lm_model
     if args.no_lm_eval:
         ops["evaluation_metrics"]["lm"] = False
     evaluation = ops["evaluation_metrics"]
-    for flag, key in (("eval_epochs", "epochs"), ("eval_steps", "steps"), ("random_seeds", "random_seeds"), ("test_rows", "test_rows"), ("benchmark_items", "benchmark_items")):
+    for flag, key in (
+        ("eval_epochs", "epochs"),
+        ("eval_steps", "steps"),
+        ("random_seeds", "random_seeds"),
+        ("test_rows", "test_rows"),
+        ("benchmark_items", "benchmark_items"),
+    ):
         if getattr(args, flag) is not None:
             evaluation[key] = getattr(args, flag)
     if args.baselines is not None:
@@ -336,7 +501,9 @@ def _run_config(args: argparse.Namespace) -> dict:
         ops["curated_subset"]["fraction"] = args.fraction
     if args.size == "auto":
         ops["curated_subset"]["auto_size"] = True
-        ops["proxy_shapley_scores"]["removal_points"] = 6 if args.utility == "lm" else 21  # each point is one utility evaluation
+        ops["proxy_shapley_scores"]["removal_points"] = (
+            6 if args.utility == "lm" else 21
+        )  # each point is one utility evaluation
     elif args.size:
         ops["curated_subset"]["size"] = args.size
     if args.temperature is not None:
@@ -363,23 +530,40 @@ def _run_config(args: argparse.Namespace) -> dict:
 
         kinds = ops.setdefault("row_values", {}).setdefault("kinds", list(DEFAULT_KINDS))
         kinds.extend(k for k in needed if k not in kinds)
-    return {"ops": {k: {"config": v} for k, v in ops.items()}, "loggers": {"console": {"config": {"log_level": "INFO"}}}}
+    return {
+        "ops": {k: {"config": v} for k, v in ops.items()},
+        "loggers": {"console": {"config": {"log_level": "INFO"}}},
+    }
 
 
 # Exceptions whose message is the whole story for a user: printed without their class name.
 USER_ERRORS = {
-    "SourceError", "ValueError", "FileNotFoundError", "PermissionError", "AssetValueMismatch", "LineageError", "StoreLockedError",
-    "ProjectBusy", "ProjectLockError", "CliError", "ObjectStoreError", "ObjectNotFound", "ObjectChanged", "RuntimeError",
+    "SourceError",
+    "ValueError",
+    "FileNotFoundError",
+    "PermissionError",
+    "AssetValueMismatch",
+    "LineageError",
+    "StoreLockedError",
+    "ProjectBusy",
+    "ProjectLockError",
+    "CliError",
+    "ObjectStoreError",
+    "ObjectNotFound",
+    "ObjectChanged",
+    "RuntimeError",
 }
 INTERRUPTS = {"DagsterExecutionInterruptedError", "KeyboardInterrupt"}
 
 
 def _no_space(text: str, step: str | None) -> str | None:
-    """"no space left on device while writing PATH (step X)" for a message that says the disk is full:
+    """ "no space left on device while writing PATH (step X)" for a message that says the disk is full:
     an OSError naming its file, DuckDB naming its file, or SQLite under Dagster's own storage (whose
     "disk I/O error" means a full disk only when the disk is full: else it says what SQLite said)."""
     at = f" (step {step})" if step else ""
-    found = re.search(r"No space left on device: '([^']+)'", text) or re.search(r'file "([^"]+)": No space left on device', text)
+    found = re.search(r"No space left on device: '([^']+)'", text) or re.search(
+        r'file "([^"]+)": No space left on device', text
+    )
     if found:
         return f"no space left on device while writing {found.group(1)}{at}"
     if "No space left on device" in text:
@@ -399,7 +583,10 @@ def _no_space(text: str, step: str | None) -> str | None:
 def _error_line(err) -> str:
     """One line for a step's error (a SerializableErrorInfo): the innermost user error's message,
     without its Python class path; the class name stays only for what is not a user error."""
-    while err.cause is not None and err.cls_name in ("DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError"):
+    while err.cause is not None and err.cls_name in (
+        "DagsterExecutionStepExecutionError",
+        "DagsterUserCodeExecutionError",
+    ):
         err = err.cause
     # Dagster's message is the exception as Python prints it: "package.module.ClassName: message".
     prefix = re.match(rf"(?:[A-Za-z_]\w*\.)*{re.escape(err.cls_name)}: ", err.message)
@@ -423,7 +610,15 @@ def run_report(events) -> dict:
     materialized, the step that failed and why, failed checks, and the evaluation arms done so far."""
     from dagster import DagsterEventType
 
-    report: dict[str, Any] = {"done": [], "failed_step": None, "error": None, "error_classes": set(), "interrupted": False, "failed_checks": [], "arms": None}
+    report: dict[str, Any] = {
+        "done": [],
+        "failed_step": None,
+        "error": None,
+        "error_classes": set(),
+        "interrupted": False,
+        "failed_checks": [],
+        "arms": None,
+    }
     for ev in events:
         if ev.event_type == DagsterEventType.ASSET_MATERIALIZATION and _asset_of(ev.step_key) not in report["done"]:
             report["done"].append(_asset_of(ev.step_key))
@@ -434,7 +629,11 @@ def run_report(events) -> dict:
         elif ev.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
             check = ev.event_specific_data
             if not check.passed:
-                report["failed_checks"].append(f"{check.asset_key.to_user_string()}: check {check.check_name} failed: {check.description or ''}".rstrip(": "))
+                report["failed_checks"].append(
+                    f"{check.asset_key.to_user_string()}: check {check.check_name} failed: {check.description or ''}".rstrip(
+                        ": "
+                    )
+                )
         elif ev.event_type == DagsterEventType.STEP_FAILURE and report["failed_step"] is None:
             report["failed_step"] = _asset_of(ev.step_key)
             err = ev.step_failure_data.error if ev.step_failure_data else None
@@ -453,7 +652,9 @@ def failure_message(events) -> str:
 
 
 def _failure_message(report: dict) -> str:
-    if report["failed_checks"] and (report["error"] is None or "DagsterAssetCheckFailedError" in report["error_classes"]):
+    if report["failed_checks"] and (
+        report["error"] is None or "DagsterAssetCheckFailedError" in report["error_classes"]
+    ):
         return report["failed_checks"][0]  # a blocking check stopped the run: its description says why
     if report["failed_step"]:
         step, error = report["failed_step"], report["error"] or "failed"
@@ -476,7 +677,9 @@ def _interrupted(instance, run_id: str) -> Interrupted:
 def _interrupted_message(report: dict, run_id: str) -> str:
     running = report["failed_step"] or next((a for a in ASSET_ORDER if a not in report["done"]), None)
     done = ", ".join(report["done"]) or "nothing"
-    text = f"interrupted during {running} (run {run_id}); finished: {done}" if running else f"interrupted (run {run_id})"
+    text = (
+        f"interrupted during {running} (run {run_id}); finished: {done}" if running else f"interrupted (run {run_id})"
+    )
     if report["arms"] is not None:
         arms_done, arms_total = report["arms"]
         text += f"; evaluation arms: {arms_done} of {arms_total} done, kept in the cache (the next run reuses them)"
@@ -517,8 +720,14 @@ class _StorageErrorsInOneLine:
             return self.stream.write(text)
         if not self.said:
             self.said = True
-            cause = text[len(self.PREFIX) :].strip().splitlines()[0] if text[len(self.PREFIX) :].strip() else "unknown error"
-            self.stream.write(f"{time.strftime('%H:%M:%S')} run: Dagster could not write its event log ({printable(cause)})\n")
+            cause = (
+                text[len(self.PREFIX) :].strip().splitlines()[0]
+                if text[len(self.PREFIX) :].strip()
+                else "unknown error"
+            )
+            self.stream.write(
+                f"{time.strftime('%H:%M:%S')} run: Dagster could not write its event log ({printable(cause)})\n"
+            )
         return len(text)
 
     def __getattr__(self, name):
@@ -556,8 +765,13 @@ def _benchmarks_to_check(config: dict) -> list[str]:
     evaluation = ops.get("evaluation_metrics", {}).get("config", {})
     utility = ops.get("proxy_shapley_scores", {}).get("config", {}).get("utility")
     lm_utility = utility.get("lm") if isinstance(utility, dict) else None
-    lists = [evaluation.get("benchmarks") if evaluation.get("lm", True) else None, lm_utility.get("benchmarks") if isinstance(lm_utility, dict) else None]
-    return list(dict.fromkeys(name for names in lists if isinstance(names, list) for name in names if isinstance(name, str)))
+    lists = [
+        evaluation.get("benchmarks") if evaluation.get("lm", True) else None,
+        lm_utility.get("benchmarks") if isinstance(lm_utility, dict) else None,
+    ]
+    return list(
+        dict.fromkeys(name for names in lists if isinstance(names, list) for name in names if isinstance(name, str))
+    )
 
 
 def check_strategy_requirements(config: dict) -> None:
@@ -573,7 +787,9 @@ def check_strategy_requirements(config: dict) -> None:
     try:
         for registry in strategy_choices().values():
             if registry.kind in chosen:
-                registry.check_requirements(chosen[registry.kind], **{k: v for k, v in chosen.items() if k != registry.kind})
+                registry.check_requirements(
+                    chosen[registry.kind], **{k: v for k, v in chosen.items() if k != registry.kind}
+                )
     except StrategyError as exc:
         raise CliError(str(exc)) from None
 
@@ -583,7 +799,9 @@ def _metadata(result, node: str) -> dict[str, Any]:
     for mat in result.asset_materializations_for_node(node):
         for k, v in mat.metadata.items():
             val = getattr(v, "value", v)
-            if isinstance(val, (int, float, str, bool, dict, list)) or val is None:  # dict/list: JSON metadata (quarantine reasons, ...)
+            if (
+                isinstance(val, (int, float, str, bool, dict, list)) or val is None
+            ):  # dict/list: JSON metadata (quarantine reasons, ...)
                 out[k] = val
     return out
 
@@ -598,14 +816,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     from shed_pipeline.resources import adopt_legacy_lineage, default_lineage_path
 
     StepTracker.last_step = None  # a step named in an error is this run's
-    if args.source and args.source not in PACKAGED_SOURCES and not is_s3(args.source) and not os.path.lexists(Path(args.source).expanduser()):
+    if (
+        args.source
+        and args.source not in PACKAGED_SOURCES
+        and not is_s3(args.source)
+        and not os.path.lexists(Path(args.source).expanduser())
+    ):
         raise CliError(f"{args.source}: no such file or folder")
     run_config = _run_config(args)
     check_strategy_requirements(run_config)  # e.g. knn_exact with the probe utility fails now, not after embedding
     for asset in ("proxy_shapley_scores", "row_values"):  # the assets whose work fans out over workers
         workers = run_config.get("ops", {}).get(asset, {}).get("config", {}).get("workers", 1)
         if isinstance(workers, int) and workers > 1:
-            _stderr(f"{asset}.workers={workers}: this command runs every step in one process, so the {workers} shares run one after another; launch shed_curation_job from the Dagster UI or `dagster job launch` to run them side by side")
+            _stderr(
+                f"{asset}.workers={workers}: this command runs every step in one process, so the {workers} shares run one after another; launch shed_curation_job from the Dagster UI or `dagster job launch` to run them side by side"
+            )
     wanted = _benchmarks_to_check(run_config)
     if wanted:  # a misspelt benchmark fails now, not after the whole pipeline ran
         check_benchmarks(wanted, default_cache_dir(), log=_stderr)
@@ -640,14 +865,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     run_id = str(uuid.uuid4())
     t0 = time.perf_counter()
     # execute_in_process runs without the job's executor, so the CLI takes the project lock itself.
-    with _sigterm_as_interrupt(), project_lock(_home(), Holder(run_id=run_id, via="shed-pipeline run"), log=_stderr, wait=not args.no_wait), _dagster_instance() as instance:
+    with (
+        _sigterm_as_interrupt(),
+        project_lock(_home(), Holder(run_id=run_id, via="shed-pipeline run"), log=_stderr, wait=not args.no_wait),
+        _dagster_instance() as instance,
+    ):
         for line in filter(None, [adopt_legacy_lineage(), _older_lineage_beside(out)]):
             _stderr(line)
         with _quiet_storage_errors():
             try:
-                result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False, run_id=run_id, tags={"shed/launched_by": "shed-pipeline run"})
+                result = job.execute_in_process(
+                    run_config=run_config,
+                    instance=instance,
+                    raise_on_error=False,
+                    run_id=run_id,
+                    tags={"shed/launched_by": "shed-pipeline run"},
+                )
             except dg.DagsterInvalidConfigError as exc:  # e.g. a misspelt --set key: name it, not the whole schema
-                raise CliError("invalid config: " + "; ".join(e.message.split(" Expected")[0] for e in exc.errors)) from None
+                raise CliError(
+                    "invalid config: " + "; ".join(e.message.split(" Expected")[0] for e in exc.errors)
+                ) from None
             except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError):  # Ctrl-C / SIGTERM
                 raise _interrupted(instance, run_id) from None
         if not result.success:
@@ -696,18 +933,45 @@ def cmd_run(args: argparse.Namespace) -> int:
     w = summary["work"]
     print(f"\nshed-pipeline run {result.run_id}  ({wall:.1f}s)")
     print(_table(["asset", "work done", "work reused"], _work_rows(w)))
-    print(_table(["rows in", "quarantined", "pool / val / test", "clusters", "selected"], [[c["rows_in"], c["rows_quarantined"], f"{c['rows_pool']} / {c['rows_validation']} / {c['rows_test']}", c["clusters"], c["selected"]]]))
+    print(
+        _table(
+            ["rows in", "quarantined", "pool / val / test", "clusters", "selected"],
+            [
+                [
+                    c["rows_in"],
+                    c["rows_quarantined"],
+                    f"{c['rows_pool']} / {c['rows_validation']} / {c['rows_test']}",
+                    c["clusters"],
+                    c["selected"],
+                ]
+            ],
+        )
+    )
     print(_table(["asset", "seconds"], [[n, f"{s[n]:.1f}" if s[n] is not None else "-"] for n in ASSET_ORDER]))
     if "utility_subset" in ev:
-        print(_table(["held-out utility", "value"], [["curated subset", f"{ev['utility_subset']:.4f}"], ["random, same size (mean)", f"{ev.get('utility_random_mean', float('nan')):.4f}"], ["full pool", f"{ev.get('utility_full_pool', float('nan')):.4f}"]]))
+        print(
+            _table(
+                ["held-out utility", "value"],
+                [
+                    ["curated subset", f"{ev['utility_subset']:.4f}"],
+                    ["random, same size (mean)", f"{ev.get('utility_random_mean', float('nan')):.4f}"],
+                    ["full pool", f"{ev.get('utility_full_pool', float('nan')):.4f}"],
+                ],
+            )
+        )
     if lm_rows:
         print(_table(*lm_rows))
     if comparison:
         header, rows = comparison
-        print(_table(header, rows) + "paired differences to the random arms' mean over the same test rows / items: a 95% interval that holds 0, or |z| < 2, is no difference\n")
+        print(
+            _table(header, rows)
+            + "paired differences to the random arms' mean over the same test rows / items: a 95% interval that holds 0, or |z| < 2, is no difference\n"
+        )
     for k, v in summary["outputs"].items():
         print(f"{k:>16}: {printable(v)}")
-    print(f"{'dagster_home':>16}: {printable(summary['dagster_home'])}  (DAGSTER_HOME for `dagster dev` to show this run)")
+    print(
+        f"{'dagster_home':>16}: {printable(summary['dagster_home'])}  (DAGSTER_HOME for `dagster dev` to show this run)"
+    )
     return 0
 
 
@@ -756,7 +1020,12 @@ def _work(meta: dict[str, dict]) -> dict[str, dict]:
             "rows_unchanged": raw.get("rows_unchanged"),
             "previous_run": raw.get("previous_run"),
         },
-        "embeddings": {"rows_embedded": emb.get("rows_embedded"), "rows_reused": emb.get("rows_reused"), "texts_encoded": emb.get("texts_encoded"), "texts_reused": emb.get("texts_reused")},
+        "embeddings": {
+            "rows_embedded": emb.get("rows_embedded"),
+            "rows_reused": emb.get("rows_reused"),
+            "texts_encoded": emb.get("texts_encoded"),
+            "texts_reused": emb.get("texts_reused"),
+        },
         "clusters": {
             "full_refit": cl.get("full_refit"),
             "refit_reason": cl.get("refit_reason"),
@@ -779,12 +1048,32 @@ def _work(meta: dict[str, dict]) -> dict[str, dict]:
 def _work_rows(w: dict[str, dict]) -> list[list[str]]:
     r, e, c, s = w["raw_dataset"], w["embeddings"], w["clusters"], w["proxy_shapley_scores"]
     since = f"vs run {str(r['previous_run'])[:8]}" if r["previous_run"] else "first run of this source"
-    fit = f"full re-fit ({c['refit_reason']})" if c["full_refit"] else f"{c['clusters_affected']} of {c['clusters_total']} clusters refreshed"
+    fit = (
+        f"full re-fit ({c['refit_reason']})"
+        if c["full_refit"]
+        else f"{c['clusters_affected']} of {c['clusters_total']} clusters refreshed"
+    )
     return [
-        ["raw_dataset", f"{r['rows_new']} new, {r['rows_removed']} removed ({r['rows_edited']} edited) {since}", f"{r['rows_unchanged']} unchanged"],
-        ["embeddings", f"{e['rows_embedded']} rows embedded ({e['texts_encoded']} texts)", f"{e['rows_reused']} rows from the cache"],
-        ["clusters", fit, "-" if c["full_refit"] else f"{(c['clusters_total'] or 0) - (c['clusters_affected'] or 0)} clusters kept"],
-        ["proxy_shapley_scores", f"{s['utility_evaluations']} utility evaluations", f"{s['utility_cache_hits']} cache hits ({s['utility_cache_hits_earlier_runs']} from earlier runs)"],
+        [
+            "raw_dataset",
+            f"{r['rows_new']} new, {r['rows_removed']} removed ({r['rows_edited']} edited) {since}",
+            f"{r['rows_unchanged']} unchanged",
+        ],
+        [
+            "embeddings",
+            f"{e['rows_embedded']} rows embedded ({e['texts_encoded']} texts)",
+            f"{e['rows_reused']} rows from the cache",
+        ],
+        [
+            "clusters",
+            fit,
+            "-" if c["full_refit"] else f"{(c['clusters_total'] or 0) - (c['clusters_affected'] or 0)} clusters kept",
+        ],
+        [
+            "proxy_shapley_scores",
+            f"{s['utility_evaluations']} utility evaluations",
+            f"{s['utility_cache_hits']} cache hits ({s['utility_cache_hits_earlier_runs']} from earlier runs)",
+        ],
     ]
 
 
@@ -812,8 +1101,35 @@ def cmd_lineage(args: argparse.Namespace) -> int:
         else:
             print(
                 _table(
-                    ["run_id", "started", "source", "rows", "quarantined", "added", "removed", "clusters", "affected", "selected", "method"],
-                    [[r["run_id"], str(r["started_at"])[:19], r["source"] or "-", r["rows_ok"], r["rows_quarantined"], r["rows_added"], r["rows_removed"], r["clusters"], r["clusters_affected"], r["selected"], r["method"] or "-"] for r in runs],
+                    [
+                        "run_id",
+                        "started",
+                        "source",
+                        "rows",
+                        "quarantined",
+                        "added",
+                        "removed",
+                        "clusters",
+                        "affected",
+                        "selected",
+                        "method",
+                    ],
+                    [
+                        [
+                            r["run_id"],
+                            str(r["started_at"])[:19],
+                            r["source"] or "-",
+                            r["rows_ok"],
+                            r["rows_quarantined"],
+                            r["rows_added"],
+                            r["rows_removed"],
+                            r["clusters"],
+                            r["clusters_affected"],
+                            r["selected"],
+                            r["method"] or "-",
+                        ]
+                        for r in runs
+                    ],
                 )
             )
         return 0
@@ -850,7 +1166,11 @@ def cmd_benchmarks(args: argparse.Namespace) -> int:
         print(json.dumps({"tasks": index, "parents": parents, "default": list(DEFAULT_TASKS)}, indent=2))
         return 0
     rows = [[name, n, ""] for name, n in index.items()]
-    rows += [[parent, sum(index[c] for c in children), f"all {len(children)} subtasks"] for parent, children in parents.items() if parent not in index]
+    rows += [
+        [parent, sum(index[c] for c in children), f"all {len(children)} subtasks"]
+        for parent, children in parents.items()
+        if parent not in index
+    ]
     print(_table(["benchmark", "items", "note"], sorted(rows)))
     print(f"default: {','.join(DEFAULT_TASKS)}  (--benchmarks a,b,c; a parent name takes all its subtasks)")
     return 0
@@ -861,7 +1181,12 @@ def all_registries() -> list:
     from shed_pipeline.core.row_values import ROW_VALUES
 
     by_field = strategy_choices()
-    return [by_field[("proxy_shapley_scores", "utility")], by_field[("proxy_shapley_scores", "estimator")], ROW_VALUES, by_field[("curated_subset", "method")]]
+    return [
+        by_field[("proxy_shapley_scores", "utility")],
+        by_field[("proxy_shapley_scores", "estimator")],
+        ROW_VALUES,
+        by_field[("curated_subset", "method")],
+    ]
 
 
 def strategies_markdown() -> str:
@@ -882,12 +1207,32 @@ def cmd_strategies(args: argparse.Namespace) -> int:
         print(strategies_markdown(), end="")
         return 0
     if args.json:
-        print(json.dumps({r.kind: {name: {"summary": s.summary, "settings": s.defaults(), "requires": {k: list(v) for k, v in s.requires.items()}} for name, s in r.items()} for r in registries}, indent=2, default=str))
+        print(
+            json.dumps(
+                {
+                    r.kind: {
+                        name: {
+                            "summary": s.summary,
+                            "settings": s.defaults(),
+                            "requires": {k: list(v) for k, v in s.requires.items()},
+                        }
+                        for name, s in r.items()
+                    }
+                    for r in registries
+                },
+                indent=2,
+                default=str,
+            )
+        )
         return 0
     for r in registries:
-        rows = [[name, s.summary, ", ".join(f"{k}={v!r}" for k, v in s.defaults().items()) or "-"] for name, s in r.items()]
+        rows = [
+            [name, s.summary, ", ".join(f"{k}={v!r}" for k, v in s.defaults().items()) or "-"] for name, s in r.items()
+        ]
         print(_table([r.kind, "what it does", "settings (defaults)"], rows))
-    print("choose with --utility / --estimator / --method; settings with --set, e.g. --set curated_subset.method.qwcs.temperature=0.5")
+    print(
+        "choose with --utility / --estimator / --method; settings with --set, e.g. --set curated_subset.method.qwcs.temperature=0.5"
+    )
     return 0
 
 
@@ -906,12 +1251,18 @@ def _error_message(exc: BaseException) -> str:
     for e in chain:
         if isinstance(e, OSError) and e.errno == errno.ENOSPC:
             where = f" while writing {e.filename}" if e.filename else ""
-            return f"no space left on device{where}" + (f" (step {StepTracker.last_step})" if StepTracker.last_step else "")
+            return f"no space left on device{where}" + (
+                f" (step {StepTracker.last_step})" if StepTracker.last_step else ""
+            )
         full = _no_space(str(e), StepTracker.last_step)
         if full:
             return full
     text = str(exc).strip().splitlines()[-1] if str(exc).strip() else ""
-    return text if type(exc).__name__ in USER_ERRORS or isinstance(exc, (CliError, ValueError, FileNotFoundError)) else f"{type(exc).__name__}: {text}"
+    return (
+        text
+        if type(exc).__name__ in USER_ERRORS or isinstance(exc, (CliError, ValueError, FileNotFoundError))
+        else f"{type(exc).__name__}: {text}"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -42,7 +42,11 @@ def executor_for_env(kind: str | None = None) -> dg.ExecutorDefinition:
 
 def started_by(tags: dict[str, str]) -> str:
     """How a run was started, from its Dagster tags, for the waiting run's message."""
-    for tag, what in (("dagster/sensor_name", "sensor"), ("dagster/schedule_name", "schedule"), ("dagster/backfill", "backfill")):
+    for tag, what in (
+        ("dagster/sensor_name", "sensor"),
+        ("dagster/schedule_name", "schedule"),
+        ("dagster/backfill", "backfill"),
+    ):
         if tags.get(tag):
             return f"{what} {tags[tag]}"
     if tags.get("shed/launched_by"):
@@ -82,7 +86,9 @@ class ProjectLockedExecutor(dg.Executor):
         run = plan_context.dagster_run
         holder = Holder(run_id=run.run_id, via=started_by(dict(run.tags)))
         shared = shares_project(run)
-        with project_lock(self.home, holder, log=plan_context.log.info, check_interrupt=raise_if_interrupted, shared=shared):
+        with project_lock(
+            self.home, holder, log=plan_context.log.info, check_interrupt=raise_if_interrupted, shared=shared
+        ):
             moved = None if shared else adopt_legacy_lineage(str(self.home))
             if moved:
                 plan_context.log.info(moved)

@@ -179,7 +179,9 @@ def expected_writer(context: dg.InputContext) -> tuple[str | None, bool]:
 
 def latest_partition_run(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition: str) -> str | None:
     """The run of a partition's latest materialization in `instance`; None when it has none."""
-    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition]), limit=1).records
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition]), limit=1
+    ).records
     return records[0].run_id if records else None
 
 
@@ -242,16 +244,22 @@ class _ParquetIOManager(dg.ConfigurableIOManager):
     that wrote it; subclasses say where (`_put`, and `_get` returning (frame, stamp) or raising
     FileNotFoundError when it is absent)."""
 
-    def _put(self, context: dg.OutputContext, frame: pl.DataFrame, stamp: dict[str, str], partition: str | None = None) -> None:
+    def _put(
+        self, context: dg.OutputContext, frame: pl.DataFrame, stamp: dict[str, str], partition: str | None = None
+    ) -> None:
         raise NotImplementedError
 
-    def _get(self, context, columns: list[str] | None = None, partition: str | None = None) -> tuple[pl.DataFrame, str | None]:
+    def _get(
+        self, context, columns: list[str] | None = None, partition: str | None = None
+    ) -> tuple[pl.DataFrame, str | None]:
         raise NotImplementedError
 
     def _where(self, context, partition: str | None = None) -> str:
         raise NotImplementedError
 
-    def _scan(self, context, columns: list[str] | None = None, partition: str | None = None) -> tuple[pl.LazyFrame, str | None]:
+    def _scan(
+        self, context, columns: list[str] | None = None, partition: str | None = None
+    ) -> tuple[pl.LazyFrame, str | None]:
         """(lazy frame, stamp): by default the value read (its `columns`, when given) into memory; a
         local file is scanned instead. A lazy input's `columns` are the most it may read."""
         frame, stamp = self._get(context, columns, partition)
@@ -274,7 +282,9 @@ class _ParquetIOManager(dg.ConfigurableIOManager):
         keys = sorted(context.asset_partition_keys)
         frames = obj if isinstance(obj, dict) else {keys[0]: obj} if len(keys) == 1 else None
         if frames is None or sorted(frames) != keys or not all(isinstance(f, pl.DataFrame) for f in frames.values()):
-            raise TypeError(f"{asset}: a step over partitions {keys} must return one polars DataFrame per partition, keyed by partition")
+            raise TypeError(
+                f"{asset}: a step over partitions {keys} must return one polars DataFrame per partition, keyed by partition"
+            )
         for key in keys:
             self._put(context, frames[key], stamp, key)
 
@@ -304,19 +314,29 @@ class _ParquetIOManager(dg.ConfigurableIOManager):
             try:
                 frame, written_by = read(upstream, input_columns(context), key)
             except FileNotFoundError as exc:
-                raise FileNotFoundError(f"{exc.filename}: partition {key} of upstream asset {asset} has not been materialized here (materialize all of its partitions)") from exc
+                raise FileNotFoundError(
+                    f"{exc.filename}: partition {key} of upstream asset {asset} has not been materialized here (materialize all of its partitions)"
+                ) from exc
             expected, in_this_execution = expected_partition_writer(context, key)
-            self._check_writer(f"{asset} partition {key}", self._where(upstream, key), written_by, expected, in_this_execution)
+            self._check_writer(
+                f"{asset} partition {key}", self._where(upstream, key), written_by, expected, in_this_execution
+            )
             frames.append(frame)
         return pl.concat(frames, how="vertical", rechunk=False)  # frames, or lazy frames
 
     @staticmethod
-    def _check_writer(what: str, where: str, written_by: str | None, expected: str | None, in_this_execution: bool) -> None:
+    def _check_writer(
+        what: str, where: str, written_by: str | None, expected: str | None, in_this_execution: bool
+    ) -> None:
         if written_by and expected and written_by != expected:
             msg = f"{what} at {where} was written by run {written_by}, not by run {expected}"
             if in_this_execution:
-                raise AssetValueMismatch(f"{msg} whose value this run reads: another run wrote to this project folder meanwhile (runs on one project folder must take turns); run again")
-            raise AssetValueMismatch(f"{msg}, this Dagster instance's latest materialization of it: another Dagster instance (DAGSTER_HOME) wrote it; materialize {what} again")
+                raise AssetValueMismatch(
+                    f"{msg} whose value this run reads: another run wrote to this project folder meanwhile (runs on one project folder must take turns); run again"
+                )
+            raise AssetValueMismatch(
+                f"{msg}, this Dagster instance's latest materialization of it: another Dagster instance (DAGSTER_HOME) wrote it; materialize {what} again"
+            )
 
 
 class PolarsParquetIOManager(_ParquetIOManager):
@@ -334,7 +354,9 @@ class PolarsParquetIOManager(_ParquetIOManager):
         with atomic_path(self._path(context, partition)) as tmp:
             frame.write_parquet(tmp, metadata=stamp or None)
 
-    def _get(self, context, columns: list[str] | None = None, partition: str | None = None) -> tuple[pl.DataFrame, str | None]:
+    def _get(
+        self, context, columns: list[str] | None = None, partition: str | None = None
+    ) -> tuple[pl.DataFrame, str | None]:
         path = self._path(context, partition)
         try:
             with path.open("rb") as fh:
@@ -342,7 +364,9 @@ class PolarsParquetIOManager(_ParquetIOManager):
         except FileNotFoundError:
             raise FileNotFoundError(2, "no such file", str(path)) from None
 
-    def _scan(self, context, columns: list[str] | None = None, partition: str | None = None) -> tuple[pl.LazyFrame, str | None]:
+    def _scan(
+        self, context, columns: list[str] | None = None, partition: str | None = None
+    ) -> tuple[pl.LazyFrame, str | None]:
         """A lazy scan of the file: only the columns and row groups a query needs are read. The
         stamp comes from the same file; writers of one project folder take turns (the project lock),
         so it is still that file when the query runs in this step."""
@@ -373,7 +397,9 @@ class S3ParquetIOManager(_ParquetIOManager):
         frame.write_parquet(buf, metadata=stamp or None)
         object_store(self.s3).put_bytes(buf.getvalue(), self._uri(context, partition), CONTENT_TYPES[".parquet"])
 
-    def _get(self, context, columns: list[str] | None = None, partition: str | None = None) -> tuple[pl.DataFrame, str | None]:
+    def _get(
+        self, context, columns: list[str] | None = None, partition: str | None = None
+    ) -> tuple[pl.DataFrame, str | None]:
         uri = self._uri(context, partition)
         try:
             return _read_stamped(io.BytesIO(object_store(self.s3).read_bytes(uri)), columns)
@@ -392,7 +418,10 @@ def s3_resource_from_env() -> S3Resource:
     (profile, IAM role for service accounts on EKS, instance role)."""
     keys = {}
     if os.environ.get("AWS_ACCESS_KEY_ID"):
-        keys = {"aws_access_key_id": dg.EnvVar("AWS_ACCESS_KEY_ID"), "aws_secret_access_key": dg.EnvVar("AWS_SECRET_ACCESS_KEY")}
+        keys = {
+            "aws_access_key_id": dg.EnvVar("AWS_ACCESS_KEY_ID"),
+            "aws_secret_access_key": dg.EnvVar("AWS_SECRET_ACCESS_KEY"),
+        }
         if os.environ.get("AWS_SESSION_TOKEN"):
             keys["aws_session_token"] = dg.EnvVar("AWS_SESSION_TOKEN")
     return S3Resource(
@@ -433,15 +462,21 @@ def resources_for_env(env: str | None = None) -> dict:
     home = default_home()
     out = os.environ.get("SHED_PIPELINE_OUT", "")
     if env == "prod" and not is_s3(out):
-        raise ValueError(f"SHED_ENV=prod needs SHED_PIPELINE_OUT=s3://bucket/prefix (results and asset values live in S3), got {out!r}")
+        raise ValueError(
+            f"SHED_ENV=prod needs SHED_PIPELINE_OUT=s3://bucket/prefix (results and asset values live in S3), got {out!r}"
+        )
     lineage = str(default_lineage_path(home))
     s3 = s3_resource_from_env()
     if env == "prod":
-        io_manager = S3ParquetIOManager(s3=s3, prefix=os.environ.get("SHED_PIPELINE_IO") or str(S3Uri.parse(out).child("_assets")))
+        io_manager = S3ParquetIOManager(
+            s3=s3, prefix=os.environ.get("SHED_PIPELINE_IO") or str(S3Uri.parse(out).child("_assets"))
+        )
     else:
         io_manager = PolarsParquetIOManager(base_dir=str(Path(home) / "assets"))
     return {
-        "compute": ComputeResource(device=os.environ.get("SHED_DEVICE", "auto"), precision=os.environ.get("SHED_PRECISION", "auto")),
+        "compute": ComputeResource(
+            device=os.environ.get("SHED_DEVICE", "auto"), precision=os.environ.get("SHED_PRECISION", "auto")
+        ),
         "paths": PathsResource(home=home, out_dir=out, source=os.environ.get("SHED_PIPELINE_SOURCE", "")),
         "lineage": LineageResource(path=lineage),
         "s3": s3,

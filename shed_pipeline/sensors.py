@@ -22,7 +22,9 @@ from shed_pipeline.resources import LineageResource, PathsResource, object_store
     default_status=dg.DefaultSensorStatus.STOPPED,
     description="Requests one run of shed_curation_job when the project's source (SHED_PIPELINE_SOURCE: a file, folder or s3:// location) changes.",
 )
-def source_change_sensor(context: dg.SensorEvaluationContext, paths: PathsResource, lineage: LineageResource, s3: S3Resource):
+def source_change_sensor(
+    context: dg.SensorEvaluationContext, paths: PathsResource, lineage: LineageResource, s3: S3Resource
+):
     """Local files: the cursor holds the last fingerprint and each file's size, mtime and hash, so a
     poll reads only files that were touched, and a run is requested only when the content hash
     changes (touching a file, or rewriting it with the same bytes, requests nothing). s3:// sources:
@@ -31,7 +33,9 @@ def source_change_sensor(context: dg.SensorEvaluationContext, paths: PathsResour
     only if the lineage has no run of this exact source version yet."""
     source = paths.source
     if not source or source in PACKAGED_SOURCES:
-        return dg.SkipReason("no source to watch: set SHED_PIPELINE_SOURCE to a file, folder or s3:// location (the packaged sources never change)")
+        return dg.SkipReason(
+            "no source to watch: set SHED_PIPELINE_SOURCE to a file, folder or s3:// location (the packaged sources never change)"
+        )
     previous = json.loads(context.cursor) if context.cursor else None
     try:
         # One attempt: the next tick is the sensor's retry, and backoff would outlast the tick's timeout.

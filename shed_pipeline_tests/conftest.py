@@ -50,7 +50,13 @@ def s3_bucket(s3_endpoint, monkeypatch, request):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret-key")
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     monkeypatch.delenv("AWS_PROFILE", raising=False)
-    client = boto3.client("s3", endpoint_url=s3_endpoint, aws_access_key_id="test-key-id", aws_secret_access_key="test-secret-key", region_name="us-east-1")
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        aws_access_key_id="test-key-id",
+        aws_secret_access_key="test-secret-key",
+        region_name="us-east-1",
+    )
     name = "shed-" + "".join(ch if ch.isalnum() else "-" for ch in request.node.name.lower())[:50].strip("-")
     client.create_bucket(Bucket=name)
     return S3Bucket(name, client, s3_endpoint)

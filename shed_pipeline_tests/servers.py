@@ -46,7 +46,11 @@ def wait_for_http(url: str, timeout_s: float, proc: subprocess.Popen | None = No
 
 def gql(url: str, query: str, variables: dict | None = None) -> dict:
     """A Dagster webserver's GraphQL answer (`data`); GraphQL errors raise."""
-    req = urllib.request.Request(f"{url}/graphql", data=json.dumps({"query": query, "variables": variables or {}}).encode(), headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        f"{url}/graphql",
+        data=json.dumps({"query": query, "variables": variables or {}}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(req, timeout=120) as r:
         body = json.load(r)
     if "errors" in body:
@@ -73,7 +77,13 @@ def moto_server(log_dir: Path) -> Iterator[str]:
     log = log_dir / "moto_server.log"
     exe = Path(sys.executable).with_name("moto_server")
     with log.open("w") as fh:
-        proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(port)], stdout=fh, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_reset_signals)
+        proc = subprocess.Popen(
+            [str(exe), "-H", "127.0.0.1", "-p", str(port)],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_reset_signals,
+        )
     endpoint = f"http://127.0.0.1:{port}"
     try:
         wait_for_http(f"{endpoint}/moto-api/", 30, proc, log)

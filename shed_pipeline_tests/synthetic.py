@@ -7,7 +7,16 @@ from pathlib import Path
 WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 COLOURS = ["red", "green", "blue", "yellow", "purple", "orange", "black", "white"]
 ANIMALS = ["cat", "dog", "horse", "sparrow", "salmon", "lizard", "frog", "eagle"]
-KIND = {"cat": "mammal", "dog": "mammal", "horse": "mammal", "sparrow": "bird", "eagle": "bird", "salmon": "fish", "lizard": "reptile", "frog": "amphibian"}
+KIND = {
+    "cat": "mammal",
+    "dog": "mammal",
+    "horse": "mammal",
+    "sparrow": "bird",
+    "eagle": "bird",
+    "salmon": "fish",
+    "lizard": "reptile",
+    "frog": "amphibian",
+}
 
 
 def make_rows(n: int, seed: int = 0) -> list[dict]:
@@ -18,16 +27,44 @@ def make_rows(n: int, seed: int = 0) -> list[dict]:
         t = i % 4
         if t == 0:
             a = 7 * i + rng.randrange(7)  # distinct per row
-            rows.append({"instruction": "Write the digits of the number as English words, separated by spaces.", "input": str(a), "output": " ".join(WORDS[int(d)] for d in str(a)), "task": "digits_to_words"})
+            rows.append(
+                {
+                    "instruction": "Write the digits of the number as English words, separated by spaces.",
+                    "input": str(a),
+                    "output": " ".join(WORDS[int(d)] for d in str(a)),
+                    "task": "digits_to_words",
+                }
+            )
         elif t == 1:
             c1, c2 = rng.sample(COLOURS, 2)
-            rows.append({"instruction": "Name the colour that is mentioned first in the sentence.", "input": f"The {c1} box sits next to the {c2} chair #{i}.", "output": c1, "task": "first_colour"})
+            rows.append(
+                {
+                    "instruction": "Name the colour that is mentioned first in the sentence.",
+                    "input": f"The {c1} box sits next to the {c2} chair #{i}.",
+                    "output": c1,
+                    "task": "first_colour",
+                }
+            )
         elif t == 2:
             a = rng.choice(ANIMALS)
-            rows.append({"instruction": "Which class of animal is this? Answer with one word.", "input": f"{a} (specimen {i})", "output": KIND[a], "task": "animal_class"})
+            rows.append(
+                {
+                    "instruction": "Which class of animal is this? Answer with one word.",
+                    "input": f"{a} (specimen {i})",
+                    "output": KIND[a],
+                    "task": "animal_class",
+                }
+            )
         else:
             x, y = i, rng.randrange(100)  # distinct per row
-            rows.append({"instruction": "Add the two numbers and give only the result.", "input": f"{x} + {y}", "output": str(x + y), "task": "addition"})
+            rows.append(
+                {
+                    "instruction": "Add the two numbers and give only the result.",
+                    "input": f"{x} + {y}",
+                    "output": str(x + y),
+                    "task": "addition",
+                }
+            )
     return rows
 
 

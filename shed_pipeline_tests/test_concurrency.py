@@ -23,14 +23,32 @@ from shed_pipeline_tests.synthetic import make_rows, write_jsonl
 
 def test_three_concurrent_cli_runs_on_one_project_each_select_only_their_own_rows(shed_env, tmp_path):
     big = write_jsonl(tmp_path / "big" / "data.jsonl", make_rows(600, seed=1))
-    small = write_jsonl(tmp_path / "small" / "data.jsonl", [{**r, "output": r["output"] + " (small)"} for r in make_rows(300, seed=2)])
+    small = write_jsonl(
+        tmp_path / "small" / "data.jsonl", [{**r, "output": r["output"] + " (small)"} for r in make_rows(300, seed=2)]
+    )
     out = tmp_path / "shared_out"
     # Defaults as a user has them: results in --out, lineage in the project's one database.
     env = {k: v for k, v in os.environ.items() if k not in ("SHED_PIPELINE_OUT", "SHED_PIPELINE_LINEAGE")}
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "shed_pipeline.cli", "run", "--source", str(src), "--no-lm-eval", "--clusters", "20", "--out", str(out), "--json"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            [
+                sys.executable,
+                "-m",
+                "shed_pipeline.cli",
+                "run",
+                "--source",
+                str(src),
+                "--no-lm-eval",
+                "--clusters",
+                "20",
+                "--out",
+                str(out),
+                "--json",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
         )
         for src in (big, big, small)
     ]
@@ -51,8 +69,12 @@ def test_three_concurrent_cli_runs_on_one_project_each_select_only_their_own_row
             own = {r for (r,) in con.execute("SELECT row_id FROM rows WHERE run_id = ?", [run_id]).fetchall()}
             picked = [r for (r,) in con.execute("SELECT row_id FROM selections WHERE run_id = ?", [run_id]).fetchall()]
             assert picked and set(picked) <= own, f"run {run_id} selected rows it never read"
-            for (asset, inputs) in con.execute("SELECT asset, inputs FROM asset_runs WHERE run_id = ?", [run_id]).fetchall():
-                assert set(json.loads(inputs or "{}").values()) <= {run_id}, f"{asset} of run {run_id} read another run's data: {inputs}"
+            for asset, inputs in con.execute(
+                "SELECT asset, inputs FROM asset_runs WHERE run_id = ?", [run_id]
+            ).fetchall():
+                assert set(json.loads(inputs or "{}").values()) <= {run_id}, (
+                    f"{asset} of run {run_id} read another run's data: {inputs}"
+                )
     # The published pair is the last run's, whole: its manifest names it and its rows are its source's.
     manifest = json.loads((out / "curated.manifest.json").read_text())
     last = manifest["run_id"]
@@ -73,7 +95,11 @@ def test_a_run_started_through_dagster_waits_for_the_run_holding_the_project(she
     held = threading.Event()
 
     def someone_waits(instance) -> bool:
-        return any(rec.user_message.startswith("waiting for run cli-run-1234") for run in instance.get_runs() for rec in instance.all_logs(run.run_id))
+        return any(
+            rec.user_message.startswith("waiting for run cli-run-1234")
+            for run in instance.get_runs()
+            for rec in instance.all_logs(run.run_id)
+        )
 
     def hold(instance):
         with project_lock(shed_env["home"], Holder(run_id="cli-run-1234", via="shed-pipeline run")):
@@ -89,7 +115,10 @@ def test_a_run_started_through_dagster_waits_for_the_run_holding_the_project(she
         result = dg.execute_job(
             dg.reconstructable(curation_job),
             instance=instance,
-            run_config={"execution": {"config": {"in_process": {}}}, "ops": {"raw_dataset": {"config": {"source": str(source_file)}}}},
+            run_config={
+                "execution": {"config": {"in_process": {}}},
+                "ops": {"raw_dataset": {"config": {"source": str(source_file)}}},
+            },
             asset_selection=[dg.AssetKey("raw_dataset")],
         )
         holder.join(30)

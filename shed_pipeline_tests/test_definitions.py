@@ -3,7 +3,15 @@ import dagster as dg
 from shed_pipeline.definitions import build_definitions, defs
 from shed_pipeline.schedules import daily_curation_schedule
 
-ASSETS = ["raw_dataset", "embeddings", "clusters", "proxy_shapley_scores", "row_values", "curated_subset", "evaluation_metrics"]
+ASSETS = [
+    "raw_dataset",
+    "embeddings",
+    "clusters",
+    "proxy_shapley_scores",
+    "row_values",
+    "curated_subset",
+    "evaluation_metrics",
+]
 DEPENDENCIES = {
     "raw_dataset": set(),
     "embeddings": {"raw_dataset"},
@@ -26,7 +34,15 @@ def test_seven_assets_form_one_lineage_graph_grouped_by_stage(shed_env):
     deps = {a: {p.to_user_string() for p in graph.get(dg.AssetKey(a)).parent_keys} for a in ASSETS}
     assert deps == DEPENDENCIES
     groups = {a: graph.get(dg.AssetKey(a)).group_name for a in ASSETS}
-    assert groups == {"raw_dataset": "ingest", "embeddings": "representation", "clusters": "representation", "proxy_shapley_scores": "valuation", "row_values": "valuation", "curated_subset": "selection", "evaluation_metrics": "evaluation"}
+    assert groups == {
+        "raw_dataset": "ingest",
+        "embeddings": "representation",
+        "clusters": "representation",
+        "proxy_shapley_scores": "valuation",
+        "row_values": "valuation",
+        "curated_subset": "selection",
+        "evaluation_metrics": "evaluation",
+    }
     assert all(graph.get(dg.AssetKey(a)).description for a in ASSETS)
 
 
@@ -57,12 +73,28 @@ def test_steps_that_use_the_compute_device_share_the_gpu_pool():
 
     # A graph-backed asset (proxy_shapley_scores: plan, shares, value) by the pool of the ops that
     # use the device; its planning op only reads the snapshot and opens shares.
-    device_ops = lambda a: [op for op in a.node_def.node_defs if "compute" in op.required_resource_keys] if isinstance(a.node_def, dg.GraphDefinition) else [a.op]  # noqa: E731
+    def device_ops(a):
+        if isinstance(a.node_def, dg.GraphDefinition):
+            return [op for op in a.node_def.node_defs if "compute" in op.required_resource_keys]
+        return [a.op]
+
     pools = {a.key.to_user_string(): {op.pool for op in device_ops(a)} for a in ALL_ASSETS}
     pools = {k: v.pop() for k, v in pools.items() if len(v) == 1}
-    assert pools == {"raw_dataset": "duckdb", "embeddings": "gpu", "clusters": "gpu", "proxy_shapley_scores": "gpu", "row_values": "gpu", "curated_subset": "duckdb", "evaluation_metrics": "gpu"}
+    assert pools == {
+        "raw_dataset": "duckdb",
+        "embeddings": "gpu",
+        "clusters": "gpu",
+        "proxy_shapley_scores": "gpu",
+        "row_values": "gpu",
+        "curated_subset": "duckdb",
+        "evaluation_metrics": "gpu",
+    }
     (scores,) = [a for a in ALL_ASSETS if a.key == dg.AssetKey("proxy_shapley_scores")]
-    assert [(op.name, op.pool) for op in scores.node_def.node_defs] == [("plan_valuation_shares", None), ("evaluate_share_of_coalitions", "gpu"), ("value_cluster_proxies", "gpu")]
+    assert [(op.name, op.pool) for op in scores.node_def.node_defs] == [
+        ("plan_valuation_shares", None),
+        ("evaluate_share_of_coalitions", "gpu"),
+        ("value_cluster_proxies", "gpu"),
+    ]
     tagged = {a.key.to_user_string() for a in ALL_ASSETS if a.tags_by_key[a.key].get("shed/gpu") == "true"}
     assert tagged == {k for k, p in pools.items() if p == "gpu"}
 
@@ -76,15 +108,27 @@ def test_sharded_embeddings_are_partitions_and_every_run_of_the_job_covers_all_o
     assert graph.get(dg.AssetKey("embeddings")).partitions_def.get_partition_keys() == ["0", "1", "2", "3"]
     assert all(graph.get(dg.AssetKey(a)).partitions_def is None for a in ASSETS if a != "embeddings")
     job = d.resolve_job_def("shed_curation_job")
-    assert job.run_tags["dagster/asset_partition_range_start"] == "0" and job.run_tags["dagster/asset_partition_range_end"] == "3"
+    assert (
+        job.run_tags["dagster/asset_partition_range_start"] == "0"
+        and job.run_tags["dagster/asset_partition_range_end"] == "3"
+    )
     assert job.run_tags["shed/project"] == job.tags["shed/project"]  # the run queue limit still applies
     monkeypatch.delenv("SHED_EMBEDDING_SHARDS")
     assert build_definitions().resolve_asset_graph().get(dg.AssetKey("embeddings")).partitions_def is None
-    assert "dagster/asset_partition_range_start" not in build_definitions().resolve_job_def("shed_curation_job").run_tags
+    assert (
+        "dagster/asset_partition_range_start" not in build_definitions().resolve_job_def("shed_curation_job").run_tags
+    )
+
     # Only runs of embeddings shards share the project folder.
-    run = lambda selection, tags: dg.DagsterRun(job_name="j", run_id="r", asset_selection={dg.AssetKey(a) for a in selection}, tags=tags)  # noqa: E731
+    def run(selection, tags):
+        return dg.DagsterRun(job_name="j", run_id="r", asset_selection={dg.AssetKey(a) for a in selection}, tags=tags)
+
     assert shares_project(run(["embeddings"], {"dagster/partition": "2"}))
-    assert shares_project(run(["embeddings"], {"dagster/asset_partition_range_start": "0", "dagster/asset_partition_range_end": "3"}))
+    assert shares_project(
+        run(["embeddings"], {"dagster/asset_partition_range_start": "0", "dagster/asset_partition_range_end": "3"})
+    )
     assert not shares_project(run(["embeddings"], {}))  # unsharded embeddings: one file, rewritten whole
     assert not shares_project(run(["embeddings", "clusters"], {"dagster/partition": "2"}))
-    assert not shares_project(dg.DagsterRun(job_name="j", run_id="r", tags={"dagster/partition": "2"}))  # no selection: the whole job
+    assert not shares_project(
+        dg.DagsterRun(job_name="j", run_id="r", tags={"dagster/partition": "2"})
+    )  # no selection: the whole job

@@ -14,7 +14,24 @@ from shed_pipeline.assets._common import DEFAULT_GPU_STEP_K8S, gpu_step_k8s_conf
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 GPU_ASSETS = {"embeddings", "clusters", "row_values", "proxy_shapley_scores", "evaluation_metrics"}
 # Fields the chart's K8sRunLauncher schema accepts (it forbids others).
-K8S_RUN_LAUNCHER_FIELDS = {"image", "imagePullPolicy", "jobNamespace", "loadInclusterConfig", "kubeconfigFile", "envConfigMaps", "envSecrets", "envVars", "volumeMounts", "volumes", "labels", "failPodOnRunFailure", "resources", "schedulerName", "securityContext", "runK8sConfig"}
+K8S_RUN_LAUNCHER_FIELDS = {
+    "image",
+    "imagePullPolicy",
+    "jobNamespace",
+    "loadInclusterConfig",
+    "kubeconfigFile",
+    "envConfigMaps",
+    "envSecrets",
+    "envVars",
+    "volumeMounts",
+    "volumes",
+    "labels",
+    "failPodOnRunFailure",
+    "resources",
+    "schedulerName",
+    "securityContext",
+    "runK8sConfig",
+}
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +52,15 @@ def chart_instance_config(values) -> dict:
     conc = values.get("concurrency") or {}
     pools, runs = conc.get("pools") or {}, conc.get("runs") or {}
     if runs.get("maxConcurrentRuns") is not None and qrc.get("maxConcurrentRuns") is not None:
-        raise ValueError("Cannot set both concurrency.runs.maxConcurrentRuns and dagsterDaemon.runCoordinator.config.queuedRunCoordinator.maxConcurrentRuns")
+        raise ValueError(
+            "Cannot set both concurrency.runs.maxConcurrentRuns and dagsterDaemon.runCoordinator.config.queuedRunCoordinator.maxConcurrentRuns"
+        )
     coordinator = {"module": "dagster._core.run_coordinator", "class": "QueuedRunCoordinator"}
-    names = {"maxConcurrentRuns": "max_concurrent_runs", "tagConcurrencyLimits": "tag_concurrency_limits", "dequeueIntervalSeconds": "dequeue_interval_seconds"}
+    names = {
+        "maxConcurrentRuns": "max_concurrent_runs",
+        "tagConcurrencyLimits": "tag_concurrency_limits",
+        "dequeueIntervalSeconds": "dequeue_interval_seconds",
+    }
     if any(v for v in qrc.values()):
         coordinator["config"] = {names[k]: v for k, v in qrc.items() if v}
     out = {"run_coordinator": coordinator}
@@ -90,7 +113,9 @@ def test_helm_values_run_steps_as_pods_with_postgres_s3_logs_and_one_lineage_wri
     for holder in (dep, launcher):
         (vol,) = holder["volumes"]
         assert vol["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
-        assert [m["mountPath"] for m in holder["volumeMounts"] if m["name"] == vol["name"]] == [env["SHED_PIPELINE_HOME"]]
+        assert [m["mountPath"] for m in holder["volumeMounts"] if m["name"] == vol["name"]] == [
+            env["SHED_PIPELINE_HOME"]
+        ]
 
 
 def test_chart_values_with_run_limits_in_both_places_are_refused(tmp_path):
@@ -101,7 +126,14 @@ def test_chart_values_with_run_limits_in_both_places_are_refused(tmp_path):
         chart_instance_config(both)
     from dagster._core.errors import DagsterInvalidConfigError
 
-    cfg = {"run_coordinator": {"module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator", "config": {"max_concurrent_runs": 1}}, "concurrency": {"pools": {"default_limit": 1}}}
+    cfg = {
+        "run_coordinator": {
+            "module": "dagster.core.run_coordinator",
+            "class": "QueuedRunCoordinator",
+            "config": {"max_concurrent_runs": 1},
+        },
+        "concurrency": {"pools": {"default_limit": 1}},
+    }
     with pytest.raises(DagsterInvalidConfigError, match="incompatible with the `concurrency > runs` config"):
         load_instance_config(cfg, tmp_path)
 
@@ -111,15 +143,26 @@ def test_the_images_and_extras_carry_the_postgres_storage_the_instance_names():
 
     extras = tomllib.loads((DEPLOY.parent / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert "'.[k8s]'" in (DEPLOY / "Dockerfile").read_text()
-    assert any(d.startswith("dagster-postgres") for d in extras["k8s"]) and any(d.startswith("dagster-postgres") for d in extras["prod"])
+    assert any(d.startswith("dagster-postgres") for d in extras["k8s"]) and any(
+        d.startswith("dagster-postgres") for d in extras["prod"]
+    )
     from dagster_postgres import DagsterPostgresStorage  # noqa: F401  (what `storage: postgres` loads)
 
 
 def test_instance_config_for_prod_outside_kubernetes_sends_compute_logs_to_s3(s3_bucket, monkeypatch, tmp_path):
     cfg = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())
     assert "postgres" in cfg["storage"] and cfg["telemetry"]["enabled"] is False
-    assert load_instance_config(cfg, tmp_path / "home")["concurrency"] == {"runs": {"max_concurrent_runs": 1}, "pools": {"default_limit": 1}}
-    for k, v in {"DAGSTER_PG_HOST": "db", "DAGSTER_PG_USER": "u", "DAGSTER_PG_PASSWORD": "p", "DAGSTER_PG_DB": "d", "SHED_COMPUTE_LOG_BUCKET": s3_bucket.name}.items():
+    assert load_instance_config(cfg, tmp_path / "home")["concurrency"] == {
+        "runs": {"max_concurrent_runs": 1},
+        "pools": {"default_limit": 1},
+    }
+    for k, v in {
+        "DAGSTER_PG_HOST": "db",
+        "DAGSTER_PG_USER": "u",
+        "DAGSTER_PG_PASSWORD": "p",
+        "DAGSTER_PG_DB": "d",
+        "SHED_COMPUTE_LOG_BUCKET": s3_bucket.name,
+    }.items():
         monkeypatch.setenv(k, v)
     from dagster._config import process_config
     from dagster._core.instance.config import dagster_instance_config_schema
@@ -155,10 +198,17 @@ def test_gpu_steps_and_only_they_carry_the_gpu_request():
     assert gpu_step_k8s_config(str(DEPLOY / "gpu-step.yaml")) == shipped
     # Every op (a step under the k8s executor), by asset; proxy_shapley_scores is a graph whose planning
     # op uses no device, and whose share and value ops do.
-    ops = [(a.key.to_user_string(), op) for a in ALL_ASSETS for op in (a.node_def.node_defs if isinstance(a.node_def, dg.GraphDefinition) else [a.op])]
+    ops = [
+        (a.key.to_user_string(), op)
+        for a in ALL_ASSETS
+        for op in (a.node_def.node_defs if isinstance(a.node_def, dg.GraphDefinition) else [a.op])
+    ]
     tagged = [(name, op.name, op.tags.get("dagster-k8s/config")) for name, op in ops]
     assert {name for name, _, cfg in tagged if cfg} == GPU_ASSETS
-    assert {op for name, op, cfg in tagged if name == "proxy_shapley_scores" and cfg} == {"evaluate_share_of_coalitions", "value_cluster_proxies"}
+    assert {op for name, op, cfg in tagged if name == "proxy_shapley_scores" and cfg} == {
+        "evaluate_share_of_coalitions",
+        "value_cluster_proxies",
+    }
     for _, _, cfg in tagged:
         if not cfg:
             continue

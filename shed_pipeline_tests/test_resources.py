@@ -13,7 +13,12 @@ from shed_pipeline_tests.servers import free_port
 
 def s3(bucket) -> S3Resource:
     # Plain values: outside a run, Dagster does not resolve the EnvVars that s3_resource_from_env passes.
-    return S3Resource(endpoint_url=bucket.endpoint, region_name="us-east-1", aws_access_key_id="test-key-id", aws_secret_access_key="test-secret-key")
+    return S3Resource(
+        endpoint_url=bucket.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="test-key-id",
+        aws_secret_access_key="test-secret-key",
+    )
 
 
 FRAME = pl.DataFrame({"row_id": ["a", "b"], "vector": [[0.5, 1.0], [2.0, -1.0]], "n": [1, 2]})
@@ -22,18 +27,26 @@ FRAME = pl.DataFrame({"row_id": ["a", "b"], "vector": [[0.5, 1.0], [2.0, -1.0]],
 @pytest.fixture(params=["local", "s3"])
 def io_manager(request, tmp_path):
     if request.param == "local":
-        return PolarsParquetIOManager(base_dir=str(tmp_path / "assets")), str(tmp_path / "assets" / "embeddings.parquet")
+        return PolarsParquetIOManager(base_dir=str(tmp_path / "assets")), str(
+            tmp_path / "assets" / "embeddings.parquet"
+        )
     bucket = request.getfixturevalue("s3_bucket")
-    return S3ParquetIOManager(s3=s3(bucket), prefix=f"s3://{bucket.name}/io"), f"s3://{bucket.name}/io/embeddings.parquet"
+    return S3ParquetIOManager(
+        s3=s3(bucket), prefix=f"s3://{bucket.name}/io"
+    ), f"s3://{bucket.name}/io/embeddings.parquet"
 
 
 def test_values_round_trip_and_a_missing_upstream_names_its_location(io_manager):
     manager, where = io_manager
     key = dg.AssetKey("embeddings")
     with pytest.raises(FileNotFoundError, match=f"{where}: upstream asset embeddings has not been materialized here"):
-        manager.load_input(dg.build_input_context(asset_key=key, upstream_output=dg.build_output_context(asset_key=key)))
+        manager.load_input(
+            dg.build_input_context(asset_key=key, upstream_output=dg.build_output_context(asset_key=key))
+        )
     manager.handle_output(dg.build_output_context(asset_key=key), FRAME)
-    loaded = manager.load_input(dg.build_input_context(asset_key=key, upstream_output=dg.build_output_context(asset_key=key)))
+    loaded = manager.load_input(
+        dg.build_input_context(asset_key=key, upstream_output=dg.build_output_context(asset_key=key))
+    )
     assert loaded.equals(FRAME) and loaded.schema == FRAME.schema
 
 
@@ -48,7 +61,10 @@ def test_s3_values_are_parquet_objects_under_the_prefix(s3_bucket):
     manager.handle_output(dg.build_output_context(asset_key=dg.AssetKey(["group", "clusters"])), FRAME)
     body = s3_bucket.get("io/group/clusters.parquet")
     assert body[:4] == b"PAR1"
-    assert s3_bucket.client.head_object(Bucket=s3_bucket.name, Key="io/group/clusters.parquet")["ContentType"] == "application/vnd.apache.parquet"
+    assert (
+        s3_bucket.client.head_object(Bucket=s3_bucket.name, Key="io/group/clusters.parquet")["ContentType"]
+        == "application/vnd.apache.parquet"
+    )
 
 
 def test_s3_requests_are_retried_in_one_layer_only(monkeypatch):
@@ -72,11 +88,21 @@ def test_a_value_written_by_another_run_is_refused_in_one_line(io_manager):
     manager, where = io_manager
     key = dg.AssetKey("embeddings")
     manager.handle_output(dg.build_output_context(asset_key=key, run_id="run-a"), FRAME)
-    ok = manager.load_input(dg.build_input_context(asset_key=key, upstream_output=dg.build_output_context(asset_key=key, run_id="run-a")))
+    ok = manager.load_input(
+        dg.build_input_context(asset_key=key, upstream_output=dg.build_output_context(asset_key=key, run_id="run-a"))
+    )
     assert ok.equals(FRAME)
-    manager.handle_output(dg.build_output_context(asset_key=key, run_id="run-b"), FRAME.head(1))  # another run, same project
-    with pytest.raises(Exception, match=f"embeddings at {where} was written by run run-b, not by run run-a whose value this run reads") as exc:
-        manager.load_input(dg.build_input_context(asset_key=key, upstream_output=dg.build_output_context(asset_key=key, run_id="run-a")))
+    manager.handle_output(
+        dg.build_output_context(asset_key=key, run_id="run-b"), FRAME.head(1)
+    )  # another run, same project
+    with pytest.raises(
+        Exception, match=f"embeddings at {where} was written by run run-b, not by run run-a whose value this run reads"
+    ) as exc:
+        manager.load_input(
+            dg.build_input_context(
+                asset_key=key, upstream_output=dg.build_output_context(asset_key=key, run_id="run-a")
+            )
+        )
     assert len(str(exc.value).splitlines()) == 1
 
 
@@ -90,11 +116,16 @@ def test_without_an_upstream_run_the_latest_materialization_is_expected(io_manag
         return 1
 
     with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
-        run_id = dg.materialize([materialized_by_a_real_run], instance=instance, resources={"elsewhere": dg.InMemoryIOManager()}).run_id
+        run_id = dg.materialize(
+            [materialized_by_a_real_run], instance=instance, resources={"elsewhere": dg.InMemoryIOManager()}
+        ).run_id
         manager.handle_output(dg.build_output_context(asset_key=key, run_id=run_id), FRAME)
         assert manager.load_input(dg.build_input_context(asset_key=key, instance=instance)).equals(FRAME)
         manager.handle_output(dg.build_output_context(asset_key=key, run_id="some-run"), FRAME)
-        with pytest.raises(Exception, match=f"was written by run some-run, not by run {run_id}, this Dagster instance's latest materialization of it: .*; materialize embeddings again"):
+        with pytest.raises(
+            Exception,
+            match=f"was written by run some-run, not by run {run_id}, this Dagster instance's latest materialization of it: .*; materialize embeddings again",
+        ):
             manager.load_input(dg.build_input_context(asset_key=key, instance=instance))
 
 
@@ -114,19 +145,31 @@ def test_an_asset_materialized_alone_reads_its_upstream_from_the_run_that_wrote_
 
     with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
         dg.materialize([upstream], instance=instance, resources={"io_manager": manager})
-        result = dg.materialize([upstream, downstream], selection=[downstream], instance=instance, resources={"io_manager": manager})
+        result = dg.materialize(
+            [upstream, downstream], selection=[downstream], instance=instance, resources={"io_manager": manager}
+        )
         assert result.output_for_node("downstream").equals(FRAME.head(1))
         # Another instance's run replaces the upstream value: refused, naming what to do.
-        manager.handle_output(dg.build_output_context(asset_key=dg.AssetKey("embeddings"), run_id="some-other-run"), FRAME)
+        manager.handle_output(
+            dg.build_output_context(asset_key=dg.AssetKey("embeddings"), run_id="some-other-run"), FRAME
+        )
         with pytest.raises(Exception, match="was written by run some-other-run, .*; materialize embeddings again"):
-            dg.materialize([upstream, downstream], selection=[downstream], instance=instance, resources={"io_manager": manager}, raise_on_error=True)
+            dg.materialize(
+                [upstream, downstream],
+                selection=[downstream],
+                instance=instance,
+                resources={"io_manager": manager},
+                raise_on_error=True,
+            )
 
 
 def test_an_input_that_names_columns_reads_only_those(tmp_path):
     """{"columns": [...]} on an input (as Dagster's table IO managers take it): the embeddings asset
     reads three columns of raw_dataset, not a million rows' responses and records."""
     manager = PolarsParquetIOManager(base_dir=str(tmp_path / "assets"))
-    wide = pl.DataFrame({"row_id": ["a", "b"], "instruction": ["i1", "i2"], "record": ["{}", "{}"], "output": ["o1", "o2"]})
+    wide = pl.DataFrame(
+        {"row_id": ["a", "b"], "instruction": ["i1", "i2"], "record": ["{}", "{}"], "output": ["o1", "o2"]}
+    )
 
     @dg.asset(name="raw_dataset")
     def upstream() -> pl.DataFrame:
@@ -168,10 +211,23 @@ def test_a_lazy_input_is_a_scan_the_asset_narrows_and_is_checked_like_a_frame(io
     with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
         result = dg.materialize([upstream, reader], instance=instance, resources={"io_manager": manager})
         assert seen == [pl.LazyFrame]
-        assert result.output_for_node("reader").equals(WIDE.filter(pl.col("split") == "pool").select("row_id", "record"))
-        manager.handle_output(dg.build_output_context(asset_key=dg.AssetKey("raw_dataset"), run_id="some-other-run"), WIDE)
-        with pytest.raises(Exception, match=f"raw_dataset at {where} was written by run some-other-run, .*; materialize raw_dataset again"):
-            dg.materialize([upstream, reader], selection=[reader], instance=instance, resources={"io_manager": manager}, raise_on_error=True)
+        assert result.output_for_node("reader").equals(
+            WIDE.filter(pl.col("split") == "pool").select("row_id", "record")
+        )
+        manager.handle_output(
+            dg.build_output_context(asset_key=dg.AssetKey("raw_dataset"), run_id="some-other-run"), WIDE
+        )
+        with pytest.raises(
+            Exception,
+            match=f"raw_dataset at {where} was written by run some-other-run, .*; materialize raw_dataset again",
+        ):
+            dg.materialize(
+                [upstream, reader],
+                selection=[reader],
+                instance=instance,
+                resources={"io_manager": manager},
+                raise_on_error=True,
+            )
 
 
 def test_a_lazy_input_of_a_partitioned_asset_is_the_union_in_partition_order(tmp_path):
@@ -189,5 +245,7 @@ def test_a_lazy_input_of_a_partitioned_asset_is_the_union_in_partition_order(tmp
     with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
         for key in ("2", "0", "1"):  # materialized out of order
             dg.materialize([upstream], partition_key=key, instance=instance, resources={"io_manager": manager})
-        result = dg.materialize([upstream, reader], selection=[reader], instance=instance, resources={"io_manager": manager})
+        result = dg.materialize(
+            [upstream, reader], selection=[reader], instance=instance, resources={"io_manager": manager}
+        )
     assert result.output_for_node("reader").equals(WIDE.select("row_id", "split"))

@@ -13,7 +13,11 @@ from shed_pipeline_tests.synthetic import make_rows, write_jsonl
 def tick(tmp_path, source, cursor=None, lineage_db=None):
     ctx = dg.build_sensor_context(
         cursor=cursor,
-        resources={"paths": PathsResource(home=str(tmp_path / "home"), source=str(source)), "lineage": LineageResource(path=str(lineage_db or tmp_path / "lineage.duckdb")), "s3": s3_resource_from_env()},
+        resources={
+            "paths": PathsResource(home=str(tmp_path / "home"), source=str(source)),
+            "lineage": LineageResource(path=str(lineage_db or tmp_path / "lineage.duckdb")),
+            "s3": s3_resource_from_env(),
+        },
     )
     result = source_change_sensor.evaluate_tick(ctx)
     return result, ctx.cursor
@@ -57,7 +61,9 @@ def test_first_poll_skips_content_a_run_has_already_curated(shed_env, tmp_path):
     assert len(fresh.run_requests) == 1
     with dg.instance_for_test() as instance:
         run = {"ops": {"raw_dataset": {"config": {"source": str(folder)}}}}
-        assert dg.materialize(ALL_ASSETS, selection=["raw_dataset"], resources=resources_for_env(), run_config=run, instance=instance).success
+        assert dg.materialize(
+            ALL_ASSETS, selection=["raw_dataset"], resources=resources_for_env(), run_config=run, instance=instance
+        ).success
     skipped, cursor = tick(tmp_path, folder, lineage_db=lineage_db)
     assert skipped.run_requests == [] and "already curated" in skipped.skip_message
     assert json.loads(cursor)["fingerprint"] == fresh.run_requests[0].tags["shed/source_fingerprint"]
@@ -67,7 +73,11 @@ def test_no_source_or_unreadable_source_is_a_skip_with_a_reason(tmp_path):
     none, _ = tick(tmp_path, "")
     assert "set SHED_PIPELINE_SOURCE" in none.skip_message
     gone, cursor = tick(tmp_path, tmp_path / "missing")
-    assert "cannot read the source" in gone.skip_message and "no such file or folder" in gone.skip_message and cursor is None
+    assert (
+        "cannot read the source" in gone.skip_message
+        and "no such file or folder" in gone.skip_message
+        and cursor is None
+    )
 
 
 def test_an_unreachable_s3_source_is_one_attempt_and_a_skip_with_the_cause(tmp_path, monkeypatch):
@@ -76,5 +86,8 @@ def test_an_unreachable_s3_source_is_one_attempt_and_a_skip_with_the_cause(tmp_p
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     result, cursor = tick(tmp_path, "s3://shed-data/incoming/", cursor='{"keep": 1}')
-    assert "cannot read the source: s3://shed-data/incoming/: cannot list objects after 1 attempts (EndpointConnectionError" in result.skip_message
+    assert (
+        "cannot read the source: s3://shed-data/incoming/: cannot list objects after 1 attempts (EndpointConnectionError"
+        in result.skip_message
+    )
     assert not result.run_requests and cursor == '{"keep": 1}'  # the next tick tries again from the same cursor

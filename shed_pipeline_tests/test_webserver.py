@@ -47,7 +47,12 @@ def webserver(tmp_path_factory):
     with log.open("w") as fh:
         proc = subprocess.Popen(
             [str(exe), "dev", "-h", "127.0.0.1", "-p", str(port), "-w", str(REPO / "workspace.yaml")],
-            cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_reset_signals,
+            cwd=REPO,
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_reset_signals,
         )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -61,7 +66,9 @@ def webserver(tmp_path_factory):
 def test_graphql_lists_the_six_assets_and_their_dependencies(webserver):
     deadline = time.monotonic() + 120  # the code location loads after the server answers
     while True:
-        nodes = gql(webserver["url"], "{ assetNodes { assetKey { path } dependencyKeys { path } groupName } }")["assetNodes"]
+        nodes = gql(webserver["url"], "{ assetNodes { assetKey { path } dependencyKeys { path } groupName } }")[
+            "assetNodes"
+        ]
         if nodes or time.monotonic() > deadline:
             break
         time.sleep(1)
@@ -75,31 +82,48 @@ def test_materializing_the_whole_graph_through_graphql_succeeds(webserver):
         """mutation($p: ExecutionParams!) { launchRun(executionParams: $p) {
              __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
              ... on RunConfigValidationInvalid { errors { message } } } }""",
-        {"p": {
-            "selector": {"repositoryLocationName": LOCATION, "repositoryName": "__repository__", "jobName": "shed_curation_job"},
-            "runConfigData": {"ops": {"clusters": {"config": {"n_clusters": 6}}, "evaluation_metrics": {"config": {"lm": False}}}},
-            "mode": "default",
-        }},
+        {
+            "p": {
+                "selector": {
+                    "repositoryLocationName": LOCATION,
+                    "repositoryName": "__repository__",
+                    "jobName": "shed_curation_job",
+                },
+                "runConfigData": {
+                    "ops": {"clusters": {"config": {"n_clusters": 6}}, "evaluation_metrics": {"config": {"lm": False}}}
+                },
+                "mode": "default",
+            }
+        },
     )["launchRun"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
     run_id = launched["run"]["runId"]
     deadline = time.monotonic() + 400
     status = None
     while time.monotonic() < deadline:
-        status = gql(webserver["url"], "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }", {"id": run_id})["runOrError"]["status"]
+        status = gql(
+            webserver["url"], "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }", {"id": run_id}
+        )["runOrError"]["status"]
         if status in ("SUCCESS", "FAILURE", "CANCELED"):
             break
         time.sleep(1)
     assert status == "SUCCESS", webserver["log"].read_text()[-4000:]
-    records = gql(webserver["url"], "{ assetNodes { assetKey { path } assetMaterializations(limit: 1) { runId } } }")["assetNodes"]
-    assert {"/".join(n["assetKey"]["path"]): n["assetMaterializations"][0]["runId"] for n in records} == {a: run_id for a in ASSETS}
+    records = gql(webserver["url"], "{ assetNodes { assetKey { path } assetMaterializations(limit: 1) { runId } } }")[
+        "assetNodes"
+    ]
+    assert {"/".join(n["assetKey"]["path"]): n["assetMaterializations"][0]["runId"] for n in records} == {
+        a: run_id for a in ASSETS
+    }
     assert (webserver["out"] / "curated.jsonl").read_text().count("\n") > 0
 
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
 
-@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="headless Chromium is not installed (apt-get install chromium chromium-driver; .ci/run installs them)")
+@pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER),
+    reason="headless Chromium is not installed (apt-get install chromium chromium-driver; .ci/run installs them)",
+)
 def test_the_asset_graph_page_renders_the_six_assets_in_chromium(webserver):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -108,7 +132,18 @@ def test_the_asset_graph_page_renders_the_six_assets_in_chromium(webserver):
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     # Flags that keep Chromium off the (closed) network and working as root in a container.
-    for flag in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--window-size=1600,1000"]:
+    for flag in [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1600,1000",
+    ]:
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
@@ -116,7 +151,9 @@ def test_the_asset_graph_page_renders_the_six_assets_in_chromium(webserver):
         expanded = ",".join(f"global@global:{g}" for g in groups)  # the page's own URL with every group expanded
         driver.get(f"{webserver['url']}/asset-groups?expanded={urllib.request.quote(expanded)}")
         # Long names are shortened in the middle on the graph ("proxy_shap…_scores").
-        patterns = {a: re.compile(rf"^(?:{re.escape(a)}|{re.escape(a[:6])}\S*…\S*{re.escape(a[-4:])})$", re.M) for a in ASSETS}
+        patterns = {
+            a: re.compile(rf"^(?:{re.escape(a)}|{re.escape(a[:6])}\S*…\S*{re.escape(a[-4:])})$", re.M) for a in ASSETS
+        }
         deadline = time.monotonic() + 90
         missing = ASSETS
         while time.monotonic() < deadline and missing:

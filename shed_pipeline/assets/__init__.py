@@ -18,4 +18,14 @@ def assets_for(embedding_shards: int = 1) -> list:
     return [embeddings_asset(embedding_shards) if a is embeddings else a for a in ALL_ASSETS]
 
 
-__all__ = ["ALL_ASSETS", "assets_for", "clusters", "curated_subset", "embeddings", "evaluation_metrics", "proxy_shapley_scores", "raw_dataset", "row_values"]
+__all__ = [
+    "ALL_ASSETS",
+    "assets_for",
+    "clusters",
+    "curated_subset",
+    "embeddings",
+    "evaluation_metrics",
+    "proxy_shapley_scores",
+    "raw_dataset",
+    "row_values",
+]

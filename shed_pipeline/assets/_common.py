@@ -21,13 +21,22 @@ CODE_VERSION = __version__
 # not reach step pods, op tags do). deploy/gpu-step.yaml holds the same; SHED_K8S_GPU_STEP names a
 # YAML file that replaces it (other node labels, more GPUs). Other executors ignore the tag.
 DEFAULT_GPU_STEP_K8S: dict = {
-    "container_config": {"resources": {"limits": {"nvidia.com/gpu": 1, "memory": "24Gi"}, "requests": {"cpu": "4", "memory": "16Gi"}}},
+    "container_config": {
+        "resources": {"limits": {"nvidia.com/gpu": 1, "memory": "24Gi"}, "requests": {"cpu": "4", "memory": "16Gi"}}
+    },
     "pod_spec_config": {
         "node_selector": {"nvidia.com/gpu.present": "true"},
         "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
     },
 }
-K8S_CONFIG_KEYS = {"container_config", "pod_spec_config", "pod_template_spec_metadata", "job_spec_config", "job_metadata", "merge_behavior"}
+K8S_CONFIG_KEYS = {
+    "container_config",
+    "pod_spec_config",
+    "pod_template_spec_metadata",
+    "job_spec_config",
+    "job_metadata",
+    "merge_behavior",
+}
 
 
 def gpu_step_k8s_config(path: str | None = None) -> dict:
@@ -67,7 +76,9 @@ def gpu_op() -> dict:
 
 def one_config(config_class: type[dg.Config], ops: Sequence[str]) -> dg.ConfigMapping:
     """One config for every op of a graph asset: run config and the launchpad read as for a one-op asset."""
-    return dg.ConfigMapping(config_fn=lambda cfg: {op: {"config": cfg} for op in ops}, config_schema=config_class.to_config_schema())
+    return dg.ConfigMapping(
+        config_fn=lambda cfg: {op: {"config": cfg} for op in ops}, config_schema=config_class.to_config_schema()
+    )
 
 
 def graph_ins(columns: Sequence[str], *after: str) -> dict[str, dg.In]:
@@ -131,6 +142,7 @@ def input_runs(context: dg.AssetExecutionContext, upstream: list[str]) -> dict[s
         for part in partitions.get_partition_keys() if partitions is not None else []:
             out[f"{name}/{part}"] = latest_partition_run(context.instance, key, part)
     return out
+
 
 def upstream_data_changed() -> dg.AutomationCondition:
     """Run when an upstream asset's *data version* changed, not whenever it ran (`eager()` would

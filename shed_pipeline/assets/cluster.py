@@ -8,10 +8,23 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from shed_pipeline.assets._common import CODE_VERSION, frame_version, gpu_step, input_runs, png_md, upstream_data_changed
+from shed_pipeline.assets._common import (
+    CODE_VERSION,
+    frame_version,
+    gpu_step,
+    input_runs,
+    png_md,
+    upstream_data_changed,
+)
 from shed_pipeline.assets.embed import with_embeddings
 from shed_pipeline.core import plots
-from shed_pipeline.core.clustering import DEFAULT_MAX_ITER, ClusterState, DriftRule, normalized_mutual_info, update_clusters
+from shed_pipeline.core.clustering import (
+    DEFAULT_MAX_ITER,
+    ClusterState,
+    DriftRule,
+    normalized_mutual_info,
+    update_clusters,
+)
 from shed_pipeline.resources import ComputeResource, LineageResource, PathsResource
 
 STATE_FILE = "clusters.parquet"
@@ -53,7 +66,16 @@ def clusters_frame(state: ClusterState) -> pl.DataFrame:
             "member_sq_dist": [state.member_sq_dist[c] for c in live],
             "fit_id": [state.fit.fit_id] * len(live),
         },
-        schema={"cluster_id": pl.Int64, "size": pl.Int64, "proxy_row_id": pl.Utf8, "inertia": pl.Float64, "centroid": pl.Array(pl.Float32, state.anchors.shape[1]), "members": pl.List(pl.Utf8), "member_sq_dist": pl.List(pl.Float64), "fit_id": pl.Utf8},
+        schema={
+            "cluster_id": pl.Int64,
+            "size": pl.Int64,
+            "proxy_row_id": pl.Utf8,
+            "inertia": pl.Float64,
+            "centroid": pl.Array(pl.Float32, state.anchors.shape[1]),
+            "members": pl.List(pl.Utf8),
+            "member_sq_dist": pl.List(pl.Float64),
+            "fit_id": pl.Utf8,
+        },
     )
 
 
@@ -63,9 +85,19 @@ def clusters_frame(state: ClusterState) -> pl.DataFrame:
     kinds={"pytorch"},
     **gpu_step(),
     automation_condition=upstream_data_changed(),
-    ins={"raw_dataset": dg.AssetIn(metadata={"columns": ["row_id", "split", "task"]})},  # not the texts: gigabytes at a million rows
+    ins={
+        "raw_dataset": dg.AssetIn(metadata={"columns": ["row_id", "split", "task"]})
+    },  # not the texts: gigabytes at a million rows
 )
-def clusters(context: dg.AssetExecutionContext, config: ClustersConfig, raw_dataset: pl.DataFrame, embeddings: pl.LazyFrame, compute: ComputeResource, paths: PathsResource, lineage: LineageResource) -> dg.Output[pl.DataFrame]:
+def clusters(
+    context: dg.AssetExecutionContext,
+    config: ClustersConfig,
+    raw_dataset: pl.DataFrame,
+    embeddings: pl.LazyFrame,
+    compute: ComputeResource,
+    paths: PathsResource,
+    lineage: LineageResource,
+) -> dg.Output[pl.DataFrame]:
     """Pool rows grouped by k-means (k-means++ init, seeded). The fitted centroids are kept as anchors:
     on a refresh, new rows join their nearest anchor and removed rows leave, and only clusters whose
     membership changed get a new centroid and proxy (the member nearest the centroid). A drift rule,
@@ -84,12 +116,27 @@ def clusters(context: dg.AssetExecutionContext, config: ClustersConfig, raw_data
     val_ids = sorted(raw_dataset.filter(pl.col("split") == "validation")["row_id"].to_list())
     salt = hashlib.sha256("\n".join(val_ids).encode()).hexdigest()
     upd = update_clusters(
-        previous, pool["row_id"].to_list(), x, config.n_clusters, config.seed, device=device, max_iter=config.max_iter, tol=config.tol, warm_start=config.warm_start,
-        rule=DriftRule(config.max_churn, config.max_distance_rise), force_refit=config.full_refit, fit_salt=salt, log=context.log.info,
+        previous,
+        pool["row_id"].to_list(),
+        x,
+        config.n_clusters,
+        config.seed,
+        device=device,
+        max_iter=config.max_iter,
+        tol=config.tol,
+        warm_start=config.warm_start,
+        rule=DriftRule(config.max_churn, config.max_distance_rise),
+        force_refit=config.full_refit,
+        fit_salt=salt,
+        log=context.log.info,
     )
     state = upd.state
     df = clusters_frame(state)
-    context.log.info(("full fit: " if upd.full_refit else "refresh: ") + upd.reason + f" ({len(upd.affected)} of {df.height} clusters affected)")
+    context.log.info(
+        ("full fit: " if upd.full_refit else "refresh: ")
+        + upd.reason
+        + f" ({len(upd.affected)} of {df.height} clusters affected)"
+    )
     sizes = df["size"].to_numpy()
     meta: dict = {
         "n_clusters": df.height,
@@ -114,12 +161,33 @@ def clusters(context: dg.AssetExecutionContext, config: ClustersConfig, raw_data
     }
     tasks = pool["task"]
     if tasks.null_count() < pool.height:
-        meta["nmi_vs_task"] = normalized_mutual_info(tasks.fill_null("").to_list(), state.labels_for(pool["row_id"].to_list()))
+        meta["nmi_vs_task"] = normalized_mutual_info(
+            tasks.fill_null("").to_list(), state.labels_for(pool["row_id"].to_list())
+        )
     store = lineage.store()
-    store.write_table("clusters", context.run.run_id, df.select("cluster_id", "size", "proxy_row_id", "inertia").with_columns(pl.col("cluster_id").is_in(upd.affected).alias("affected")))
-    store.write_table("memberships", context.run.run_id, df.select("cluster_id", pl.col("members").alias("row_id"), pl.col("member_sq_dist").alias("sq_distance")).explode("row_id", "sq_distance"))
+    store.write_table(
+        "clusters",
+        context.run.run_id,
+        df.select("cluster_id", "size", "proxy_row_id", "inertia").with_columns(
+            pl.col("cluster_id").is_in(upd.affected).alias("affected")
+        ),
+    )
+    store.write_table(
+        "memberships",
+        context.run.run_id,
+        df.select(
+            "cluster_id", pl.col("members").alias("row_id"), pl.col("member_sq_dist").alias("sq_distance")
+        ).explode("row_id", "sq_distance"),
+    )
     meta["seconds"] = round(time.perf_counter() - t0, 3)
-    store.record_asset(context.run.run_id, "clusters", CODE_VERSION, config.model_dump(), meta, inputs=input_runs(context, ["raw_dataset", "embeddings"]))
+    store.record_asset(
+        context.run.run_id,
+        "clusters",
+        CODE_VERSION,
+        config.model_dump(),
+        meta,
+        inputs=input_runs(context, ["raw_dataset", "embeddings"]),
+    )
     # Last, once the lineage holds this run's affected clusters: a crash before this line leaves the
     # previous state, so the retry reports (and records) the same change again.
     state.save(state_path)

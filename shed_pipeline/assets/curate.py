@@ -10,17 +10,33 @@ import dagster as dg
 import polars as pl
 from dagster_aws.s3 import S3Resource
 
-from shed_pipeline.assets._common import CODE_VERSION, frame_version, input_runs, png_md, publish_outputs, upstream_data_changed
+from shed_pipeline.assets._common import (
+    CODE_VERSION,
+    frame_version,
+    input_runs,
+    png_md,
+    publish_outputs,
+    upstream_data_changed,
+)
 from shed_pipeline.assets.embed import with_embeddings
 from shed_pipeline.assets.strategy_config import choice_field, chosen
 from shed_pipeline.core import plots
 from shed_pipeline.core.files import write_manifest
 from shed_pipeline.core.selection import DEFAULT_METHOD, DEFAULT_METHOD_SETTINGS, METHODS, curate
-from shed_pipeline.core.selection.tables import near_duplicates_frame, selection_inputs, selections_frame, subset_problems, with_row_ids, write_outputs
+from shed_pipeline.core.selection.tables import (
+    near_duplicates_frame,
+    selection_inputs,
+    selections_frame,
+    subset_problems,
+    with_row_ids,
+    write_outputs,
+)
 from shed_pipeline.resources import LineageResource, PathsResource
 
 SUBSET_CHECK = "subset_is_valid"
-_method_ann, _method_field = choice_field(METHODS, DEFAULT_METHOD, "the selection method and its settings", DEFAULT_METHOD_SETTINGS)
+_method_ann, _method_field = choice_field(
+    METHODS, DEFAULT_METHOD, "the selection method and its settings", DEFAULT_METHOD_SETTINGS
+)
 
 
 class CuratedSubsetConfig(dg.Config):
@@ -46,20 +62,47 @@ class CuratedSubsetConfig(dg.Config):
     kinds={"python", "parquet"},
     pool="duckdb",
     automation_condition=upstream_data_changed(),
-    check_specs=[dg.AssetCheckSpec(SUBSET_CHECK, asset="curated_subset", blocking=True, description="Selected rows are distinct pool rows and their number is the target")],
-    ins={"raw_dataset": dg.AssetIn(metadata={"columns": ["row_id", "split", "task", "output", "record"]})},  # at most these: not the prompts
+    check_specs=[
+        dg.AssetCheckSpec(
+            SUBSET_CHECK,
+            asset="curated_subset",
+            blocking=True,
+            description="Selected rows are distinct pool rows and their number is the target",
+        )
+    ],
+    ins={
+        "raw_dataset": dg.AssetIn(metadata={"columns": ["row_id", "split", "task", "output", "record"]})
+    },  # at most these: not the prompts
 )
-def curated_subset(context: dg.AssetExecutionContext, config: CuratedSubsetConfig, raw_dataset: pl.LazyFrame, embeddings: pl.LazyFrame, clusters: pl.DataFrame, proxy_shapley_scores: pl.DataFrame, row_values: pl.DataFrame, paths: PathsResource, lineage: LineageResource, s3: S3Resource):
+def curated_subset(
+    context: dg.AssetExecutionContext,
+    config: CuratedSubsetConfig,
+    raw_dataset: pl.LazyFrame,
+    embeddings: pl.LazyFrame,
+    clusters: pl.DataFrame,
+    proxy_shapley_scores: pl.DataFrame,
+    row_values: pl.DataFrame,
+    paths: PathsResource,
+    lineage: LineageResource,
+    s3: S3Resource,
+):
     """The selected rows in draw order, each with its cluster, the cluster's proxy score and the rule
     that chose it. Also written as curated.jsonl and curated.parquet in the output folder."""
     t0 = time.perf_counter()
     method, settings = chosen(METHODS, config.method)
-    scored = clusters.join(proxy_shapley_scores.select("cluster_id", "score"), on="cluster_id", how="left", maintain_order="left")
+    scored = clusters.join(
+        proxy_shapley_scores.select("cluster_id", "score"), on="cluster_id", how="left", maintain_order="left"
+    )
     pool_size = int(scored["size"].sum())
     prefix = ""
     if config.auto_size:
-        if "dropped_by_removal_rule" not in proxy_shapley_scores.columns or proxy_shapley_scores["dropped_by_removal_rule"].null_count():
-            raise ValueError("auto_size needs the removal-index rule's result: re-materialize proxy_shapley_scores with removal_points > 0")
+        if (
+            "dropped_by_removal_rule" not in proxy_shapley_scores.columns
+            or proxy_shapley_scores["dropped_by_removal_rule"].null_count()
+        ):
+            raise ValueError(
+                "auto_size needs the removal-index rule's result: re-materialize proxy_shapley_scores with removal_points > 0"
+            )
         dropped = proxy_shapley_scores.filter(pl.col("dropped_by_removal_rule"))["cluster_id"]
         scored = scored.filter(~pl.col("cluster_id").is_in(dropped.implode()))
         prefix = f"auto size: the removal-index rule dropped the {dropped.len()} lowest-valued of {dropped.len() + scored.height} clusters; "
@@ -70,19 +113,48 @@ def curated_subset(context: dg.AssetExecutionContext, config: CuratedSubsetConfi
     del pool_rows
     inputs = selection_inputs(pool, scored, row_values, config.seed, context.log.info)
     del pool
-    result = curate(inputs, method.name, settings, fraction=config.fraction, size=config.size, every_row=config.auto_size, dedup_threshold=config.dedup_threshold, dedup_keep=config.dedup_keep)
+    result = curate(
+        inputs,
+        method.name,
+        settings,
+        fraction=config.fraction,
+        size=config.size,
+        every_row=config.auto_size,
+        dedup_threshold=config.dedup_threshold,
+        dedup_keep=config.dedup_keep,
+    )
     n = result.target
-    sel = selections_frame(result.selections, dict(zip(scored["cluster_id"].to_list(), scored["score"].to_list(), strict=True)), method.name, prefix)
-    records = raw_dataset.filter(pl.col("row_id").is_in(sel["row_id"].to_list())).select("row_id", "split", "task", "record").collect()
+    sel = selections_frame(
+        result.selections,
+        dict(zip(scored["cluster_id"].to_list(), scored["score"].to_list(), strict=True)),
+        method.name,
+        prefix,
+    )
+    records = (
+        raw_dataset.filter(pl.col("row_id").is_in(sel["row_id"].to_list()))
+        .select("row_id", "split", "task", "record")
+        .collect()
+    )
     subset = sel.join(records, on="row_id", how="left", maintain_order="left")
     del records
     row_ids = subset["row_id"].to_list()
-    jsonl, parquet = write_outputs(with_row_ids([json.loads(r) for r in subset["record"].to_list()], row_ids, config.row_id_field), paths.out())
+    jsonl, parquet = write_outputs(
+        with_row_ids([json.loads(r) for r in subset["record"].to_list()], row_ids, config.row_id_field), paths.out()
+    )
     # The ids in the files' order: line i of curated.jsonl is row_ids[i] (`shed-pipeline lineage why ID`).
-    manifest = write_manifest(paths.out() / "curated.manifest.json", [jsonl, parquet], run_id=context.run.run_id, rows=subset.height, row_id_field=config.row_id_field, row_ids=row_ids)
+    manifest = write_manifest(
+        paths.out() / "curated.manifest.json",
+        [jsonl, parquet],
+        run_id=context.run.run_id,
+        rows=subset.height,
+        row_id_field=config.row_id_field,
+        row_ids=row_ids,
+    )
     links = publish_outputs(paths, s3, [jsonl, parquet, manifest], context.log.warning)  # the manifest last
     store = lineage.store()
-    store.write_table("selections", context.run.run_id, sel.select("row_id", "cluster_id", "method", "draw_order", "score", "reason"))
+    store.write_table(
+        "selections", context.run.run_id, sel.select("row_id", "cluster_id", "method", "draw_order", "score", "reason")
+    )
     store.write_table("near_duplicates", context.run.run_id, near_duplicates_frame(result.near_duplicates))
     per_cluster = sel.group_by("cluster_id").len().sort("len", descending=True)
     meta = {
@@ -102,8 +174,28 @@ def curated_subset(context: dg.AssetExecutionContext, config: CuratedSubsetConfi
         "curated_manifest": links[manifest.name],
         "seconds": round(time.perf_counter() - t0, 3),
     }
-    store.record_asset(context.run.run_id, "curated_subset", CODE_VERSION, config.model_dump(), {k: v for k, v in meta.items() if not isinstance(v, dg.MetadataValue)}, inputs=input_runs(context, ["raw_dataset", "embeddings", "clusters", "proxy_shapley_scores", "row_values"]))
-    meta["selections_per_cluster"] = png_md(plots.bars([str(c) for c in per_cluster["cluster_id"].head(30)], per_cluster["len"].head(30).to_list(), "selected rows per cluster (top 30)", "rows"), "selections per cluster")
+    store.record_asset(
+        context.run.run_id,
+        "curated_subset",
+        CODE_VERSION,
+        config.model_dump(),
+        {k: v for k, v in meta.items() if not isinstance(v, dg.MetadataValue)},
+        inputs=input_runs(context, ["raw_dataset", "embeddings", "clusters", "proxy_shapley_scores", "row_values"]),
+    )
+    meta["selections_per_cluster"] = png_md(
+        plots.bars(
+            [str(c) for c in per_cluster["cluster_id"].head(30)],
+            per_cluster["len"].head(30).to_list(),
+            "selected rows per cluster (top 30)",
+            "rows",
+        ),
+        "selections per cluster",
+    )
     yield dg.Output(subset, data_version=frame_version(subset), metadata=meta)
     problems = subset_problems(sel["row_id"].to_list(), pool_ids, n)
-    yield dg.AssetCheckResult(check_name=SUBSET_CHECK, passed=not problems, metadata={"selected": sel.height, "target": n}, description="; ".join(problems) or "ok")
+    yield dg.AssetCheckResult(
+        check_name=SUBSET_CHECK,
+        passed=not problems,
+        metadata={"selected": sel.height, "target": n},
+        description="; ".join(problems) or "ok",
+    )

@@ -8,7 +8,15 @@ import numpy as np
 import polars as pl
 
 from shed_pipeline.assets._common import CODE_VERSION, frame_version, gpu_step, upstream_data_changed
-from shed_pipeline.core.embedding import CHUNK_ROWS, DEFAULT_MODEL, FLUSH_SECONDS, EmbeddingCache, SentenceTransformerEncoder, compose_rows, encode_missing
+from shed_pipeline.core.embedding import (
+    CHUNK_ROWS,
+    DEFAULT_MODEL,
+    FLUSH_SECONDS,
+    EmbeddingCache,
+    SentenceTransformerEncoder,
+    compose_rows,
+    encode_missing,
+)
 from shed_pipeline.core.shards import rows_in_shards, shard_keys, split_by_shard
 from shed_pipeline.resources import ComputeResource, PathsResource
 
@@ -31,7 +39,9 @@ def step_shards(context: dg.AssetExecutionContext, shards: int) -> list[str] | N
     if shards == 1:
         return None
     if not context.has_partition_key and not context.has_partition_key_range:
-        raise dg.Failure(f"embeddings is split into {shards} shards: run it for shards (a partition or a range, e.g. all of {shard_keys(shards)[0]}...{shard_keys(shards)[-1]}), not unpartitioned")
+        raise dg.Failure(
+            f"embeddings is split into {shards} shards: run it for shards (a partition or a range, e.g. all of {shard_keys(shards)[0]}...{shard_keys(shards)[-1]}), not unpartitioned"
+        )
     wanted = set(context.partition_keys)
     return [k for k in shard_keys(shards) if k in wanted]
 
@@ -53,7 +63,13 @@ def embeddings_asset(shards: int = 1) -> dg.AssetsDefinition:
         # Only what is embedded: a million rows' responses and original records are gigabytes.
         ins={"raw_dataset": dg.AssetIn(metadata={"columns": ["row_id", "instruction", "input"]})},
     )
-    def embeddings(context: dg.AssetExecutionContext, config: EmbeddingsConfig, raw_dataset: pl.DataFrame, compute: ComputeResource, paths: PathsResource) -> dg.Output:
+    def embeddings(
+        context: dg.AssetExecutionContext,
+        config: EmbeddingsConfig,
+        raw_dataset: pl.DataFrame,
+        compute: ComputeResource,
+        paths: PathsResource,
+    ) -> dg.Output:
         """Normalised sentence embeddings (all-MiniLM-L6-v2 by default) of each row's prompt, for every
         split: the normalised mean of its instruction's and input's vectors, each distinct text encoded
         once. Rows already embedded by the same model are read from the cache, never re-encoded, so a
@@ -64,16 +80,31 @@ def embeddings_asset(shards: int = 1) -> dg.AssetsDefinition:
         rows = raw_dataset if keys is None else rows_in_shards(raw_dataset, keys, shards)
         del raw_dataset
         device, precision = compute.torch_device(), compute.torch_precision()
-        encoder = SentenceTransformerEncoder(config.model, device=device, batch_size=compute.batch_size, precision=precision, max_seq_length=config.max_seq_length)
+        encoder = SentenceTransformerEncoder(
+            config.model,
+            device=device,
+            batch_size=compute.batch_size,
+            precision=precision,
+            max_seq_length=config.max_seq_length,
+        )
         cache = EmbeddingCache(paths.embedding_cache_db())
-        where = "" if keys is None else f" for shard{'s' if len(keys) > 1 else ''} {', '.join(keys)} ({rows.height} rows)"
-        context.log.info(f"embedding{where} with {encoder.model_id} on {device} (batch {compute.batch_size}, {precision})")
-        segments, stats = encode_missing(rows, encoder, cache, log=context.log.info, chunk_rows=config.chunk_texts, save_seconds=config.save_seconds)
+        where = (
+            "" if keys is None else f" for shard{'s' if len(keys) > 1 else ''} {', '.join(keys)} ({rows.height} rows)"
+        )
+        context.log.info(
+            f"embedding{where} with {encoder.model_id} on {device} (batch {compute.batch_size}, {precision})"
+        )
+        segments, stats = encode_missing(
+            rows, encoder, cache, log=context.log.info, chunk_rows=config.chunk_texts, save_seconds=config.save_seconds
+        )
         row_ids = rows["row_id"].to_list()
         del rows  # the texts: gigabytes at a million rows, not needed to compose the vectors
         vectors = compose_rows(segments, cache, encoder.model_id)
         del segments
-        df = pl.DataFrame({"row_id": row_ids, "embedding": vectors}, schema={"row_id": pl.Utf8, "embedding": pl.Array(pl.Float32, vectors.shape[1])})
+        df = pl.DataFrame(
+            {"row_id": row_ids, "embedding": vectors},
+            schema={"row_id": pl.Utf8, "embedding": pl.Array(pl.Float32, vectors.shape[1])},
+        )
         meta = {
             "model_id": encoder.model_id,
             "device": device,

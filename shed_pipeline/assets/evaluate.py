@@ -10,7 +10,15 @@ import dagster as dg
 import polars as pl
 from dagster_aws.s3 import S3Resource
 
-from shed_pipeline.assets._common import CODE_VERSION, frame_version, gpu_step, input_runs, png_md, publish_outputs, upstream_data_changed
+from shed_pipeline.assets._common import (
+    CODE_VERSION,
+    frame_version,
+    gpu_step,
+    input_runs,
+    png_md,
+    publish_outputs,
+    upstream_data_changed,
+)
 from shed_pipeline.assets.cluster import pool_vectors
 from shed_pipeline.assets.embed import with_embeddings
 from shed_pipeline.core import comparison, plots
@@ -21,7 +29,19 @@ from shed_pipeline.core.files import write_text_atomic
 from shed_pipeline.core.selection.tables import selection_inputs
 from shed_pipeline.resources import ComputeResource, LineageResource, PathsResource
 
-COMPARISON_SCHEMA = {"arm": pl.Utf8, "benchmark": pl.Utf8, "metric": pl.Utf8, "arm_mean": pl.Float64, "random_mean": pl.Float64, "random_std": pl.Float64, "difference": pl.Float64, "ci_low": pl.Float64, "ci_high": pl.Float64, "z": pl.Float64, "n": pl.Int64}
+COMPARISON_SCHEMA = {
+    "arm": pl.Utf8,
+    "benchmark": pl.Utf8,
+    "metric": pl.Utf8,
+    "arm_mean": pl.Float64,
+    "random_mean": pl.Float64,
+    "random_std": pl.Float64,
+    "difference": pl.Float64,
+    "ci_low": pl.Float64,
+    "ci_high": pl.Float64,
+    "z": pl.Float64,
+    "n": pl.Int64,
+}
 
 
 class EvaluationConfig(dg.Config):
@@ -56,20 +76,52 @@ def arm_observer(context: dg.AssetExecutionContext):
     log tells how many arms are done, and kept in the arms cache."""
 
     def on_arm_done(done: int, total: int, label: str, cached: bool) -> None:
-        context.log_event(dg.AssetObservation(asset_key="evaluation_metrics", metadata={"arms_done": done, "arms_total": total, "arm": label, "cached": cached}))
+        context.log_event(
+            dg.AssetObservation(
+                asset_key="evaluation_metrics",
+                metadata={"arms_done": done, "arms_total": total, "arm": label, "cached": cached},
+            )
+        )
 
     return on_arm_done
 
 
-@dg.asset(group_name="evaluation", code_version=CODE_VERSION, kinds={"python", "pytorch"}, **gpu_step(), automation_condition=upstream_data_changed(), ins={"raw_dataset": dg.AssetIn(metadata={"columns": ["row_id", "split", "task", "instruction", "input", "output", "messages"]})})
-def evaluation_metrics(context: dg.AssetExecutionContext, config: EvaluationConfig, raw_dataset: pl.LazyFrame, embeddings: pl.LazyFrame, clusters: pl.DataFrame, row_values: pl.DataFrame, curated_subset: pl.DataFrame, compute: ComputeResource, paths: PathsResource, lineage: LineageResource, s3: S3Resource) -> dg.Output[pl.DataFrame]:
+@dg.asset(
+    group_name="evaluation",
+    code_version=CODE_VERSION,
+    kinds={"python", "pytorch"},
+    **gpu_step(),
+    automation_condition=upstream_data_changed(),
+    ins={
+        "raw_dataset": dg.AssetIn(
+            metadata={"columns": ["row_id", "split", "task", "instruction", "input", "output", "messages"]}
+        )
+    },
+)
+def evaluation_metrics(
+    context: dg.AssetExecutionContext,
+    config: EvaluationConfig,
+    raw_dataset: pl.LazyFrame,
+    embeddings: pl.LazyFrame,
+    clusters: pl.DataFrame,
+    row_values: pl.DataFrame,
+    curated_subset: pl.DataFrame,
+    compute: ComputeResource,
+    paths: PathsResource,
+    lineage: LineageResource,
+    s3: S3Resource,
+) -> dg.Output[pl.DataFrame]:
     """Subset size, cluster and task coverage, diversity and held-out kNN utility of the curated
     subset, each baseline, random subsets of the same size and the full pool; with `lm` (default),
     the target LM LoRA-tuned on each (same epochs over its own rows) and scored on the same test
     rows and bigbench multiple-choice items: differences to random, 95% paired intervals, z."""
     t0 = time.perf_counter()
     # Prompts only for the LM arms (they fine-tune on them); the model-free report reads responses.
-    wanted = ("row_id", "split", "task", "instruction", "input", "output", "messages") if config.lm else ("row_id", "split", "task", "output")
+    wanted = (
+        ("row_id", "split", "task", "instruction", "input", "output", "messages")
+        if config.lm
+        else ("row_id", "split", "task", "output")
+    )
     columns = [c for c in wanted if c in raw_dataset.collect_schema().names()]
     rows = raw_dataset.filter(pl.col("split").is_in(["pool", "test"])).select(columns).collect()
     pool, x = pool_vectors(rows, embeddings)
@@ -77,12 +129,27 @@ def evaluation_metrics(context: dg.AssetExecutionContext, config: EvaluationConf
     pool_ids = pool["row_id"].to_list()
     curated_idx = selected_pool_indices(pool_ids, curated_subset["row_id"].to_list())
     method = curated_subset["method"][0] if curated_subset.height else None
-    inputs = selection_inputs(pool.select("row_id", "output"), clusters, row_values, config.seed, context.log.info, vectors=x)  # the vectors at hand: no second join
+    inputs = selection_inputs(
+        pool.select("row_id", "output"), clusters, row_values, config.seed, context.log.info, vectors=x
+    )  # the vectors at hand: no second join
     picked = baseline_selections(inputs, config.baselines, len(curated_idx), method, context.log.info)
     baselines = {name: selected_pool_indices(pool_ids, ids) for name, ids in picked.items()}
     test = with_embeddings(rows.filter(pl.col("split") == "test"), embeddings, how="inner")
     del rows
-    report = evaluation_report(config, pool, x, [cluster_of[r] for r in pool_ids], test, curated_idx, baselines, compute.torch_device(), paths.cache(), paths.evaluation_cache(), context.log.info, arm_observer(context))
+    report = evaluation_report(
+        config,
+        pool,
+        x,
+        [cluster_of[r] for r in pool_ids],
+        test,
+        curated_idx,
+        baselines,
+        compute.torch_device(),
+        paths.cache(),
+        paths.evaluation_cache(),
+        context.log.info,
+        arm_observer(context),
+    )
     report["method"] = method
     df = metrics_frame(report)
     report_path = paths.out() / "evaluation.json"
@@ -93,20 +160,46 @@ def evaluation_metrics(context: dg.AssetExecutionContext, config: EvaluationConf
     lm_report = report.get("lm")
     if lm_report:
         store.write_table("evaluation_arms", context.run.run_id, arms_frame(lm_report["records"]))
-        store.write_table("evaluation_comparisons", context.run.run_id, pl.DataFrame(comparison.lineage_rows(lm_report["comparisons"]), schema=COMPARISON_SCHEMA))
+        store.write_table(
+            "evaluation_comparisons",
+            context.run.run_id,
+            pl.DataFrame(comparison.lineage_rows(lm_report["comparisons"]), schema=COMPARISON_SCHEMA),
+        )
     scalars = dict(zip(df["metric"].to_list(), df["value"].to_list(), strict=True))
-    meta: dict = {**scalars, "baselines": dg.MetadataValue.json(sorted(baselines)), "utility_random": dg.MetadataValue.json(report.get("utility_random", [])), "evaluation_json": links[report_path.name], "seconds": round(time.perf_counter() - t0, 3)}
+    meta: dict = {
+        **scalars,
+        "baselines": dg.MetadataValue.json(sorted(baselines)),
+        "utility_random": dg.MetadataValue.json(report.get("utility_random", [])),
+        "evaluation_json": links[report_path.name],
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
     if lm_report:
         meta["lm_training"] = dg.MetadataValue.json(lm_report["training"])
         meta["lm_comparison"] = dg.MetadataValue.md(comparison.markdown(lm_report["comparisons"]))
-    store.record_asset(context.run.run_id, "evaluation_metrics", CODE_VERSION, config.model_dump(), {k: v for k, v in meta.items() if not isinstance(v, dg.MetadataValue)}, inputs=input_runs(context, ["raw_dataset", "embeddings", "clusters", "row_values", "curated_subset"]))
+    store.record_asset(
+        context.run.run_id,
+        "evaluation_metrics",
+        CODE_VERSION,
+        config.model_dump(),
+        {k: v for k, v in meta.items() if not isinstance(v, dg.MetadataValue)},
+        inputs=input_runs(context, ["raw_dataset", "embeddings", "clusters", "row_values", "curated_subset"]),
+    )
     if "utility_subset" in report:
-        arms = {"curated": report["utility_subset"], **{n: m["utility"] for n, m in report["baselines"].items()}, "random (mean)": report["utility_random_mean"], "full pool": report.get("utility_full_pool")}
+        arms = {
+            "curated": report["utility_subset"],
+            **{n: m["utility"] for n, m in report["baselines"].items()},
+            "random (mean)": report["utility_random_mean"],
+            "full pool": report.get("utility_full_pool"),
+        }
         arms = {k: v for k, v in arms.items() if v is not None}
         errs = [report["utility_random_std"] if k == "random (mean)" else 0.0 for k in arms]
-        meta["heldout_utility"] = png_md(plots.bars(list(arms), list(arms.values()), "held-out kNN utility (test split)", "utility", errs), "held-out utility")
+        meta["heldout_utility"] = png_md(
+            plots.bars(list(arms), list(arms.values()), "held-out kNN utility (test split)", "utility", errs),
+            "held-out utility",
+        )
     if lm_report and lm_report["comparisons"]:
         title = f"target LM, {lm_report['training']['description']}: difference to random, 95% interval"
-        meta["lm_arms"] = png_md(comparison.interval_plot(lm_report["comparisons"], title), "LM evaluation arms against random")
+        meta["lm_arms"] = png_md(
+            comparison.interval_plot(lm_report["comparisons"], title), "LM evaluation arms against random"
+        )
     return dg.Output(df, data_version=frame_version(df), metadata=meta)
-

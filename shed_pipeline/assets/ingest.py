@@ -18,8 +18,14 @@ QUARANTINE_CHECK = "quarantine_within_bound"
 
 
 class RawDatasetConfig(dg.Config):
-    source: str | None = Field(None, description="'natural-instructions', 'bigbench-chat', a path to a JSONL/JSON/Parquet/CSV file or a folder of them, or an s3:// object or prefix; default: the project's source (SHED_PIPELINE_SOURCE), else natural-instructions")
-    rows: int | None = Field(None, description=f"Deterministic sample size; default {DEFAULT_ROWS} for the packaged sources, every row for files")
+    source: str | None = Field(
+        None,
+        description="'natural-instructions', 'bigbench-chat', a path to a JSONL/JSON/Parquet/CSV file or a folder of them, or an s3:// object or prefix; default: the project's source (SHED_PIPELINE_SOURCE), else natural-instructions",
+    )
+    rows: int | None = Field(
+        None,
+        description=f"Deterministic sample size; default {DEFAULT_ROWS} for the packaged sources, every row for files",
+    )
     seed: int = 0
     format: str = "auto"  # auto | alpaca | messages
     instruction_field: str = "instruction"
@@ -38,9 +44,22 @@ class RawDatasetConfig(dg.Config):
     code_version=CODE_VERSION,
     kinds={"python", "parquet"},
     pool="duckdb",
-    check_specs=[dg.AssetCheckSpec(QUARANTINE_CHECK, asset="raw_dataset", blocking=True, description="Quarantined share of input rows is within the configured bound")],
+    check_specs=[
+        dg.AssetCheckSpec(
+            QUARANTINE_CHECK,
+            asset="raw_dataset",
+            blocking=True,
+            description="Quarantined share of input rows is within the configured bound",
+        )
+    ],
 )
-def raw_dataset(context: dg.AssetExecutionContext, config: RawDatasetConfig, paths: PathsResource, lineage: LineageResource, s3: S3Resource):
+def raw_dataset(
+    context: dg.AssetExecutionContext,
+    config: RawDatasetConfig,
+    paths: PathsResource,
+    lineage: LineageResource,
+    s3: S3Resource,
+):
     """Instruction rows with a content-hash `row_id`, a deterministic pool/validation/test split, and
     the original record (so outputs keep the input's schema). Every input row is either here or in
     the lineage quarantine table with a reason. Compared by row id with the previous snapshot of the
@@ -48,10 +67,27 @@ def raw_dataset(context: dg.AssetExecutionContext, config: RawDatasetConfig, pat
     are counted in the metadata and recorded in the lineage table `row_changes`."""
     t0 = time.perf_counter()
     source = config.source or paths.source or NATURAL_INSTRUCTIONS
-    mapping = FieldMapping(config.format, config.instruction_field, config.input_field, config.output_field, config.messages_field, config.task_field)
+    mapping = FieldMapping(
+        config.format,
+        config.instruction_field,
+        config.input_field,
+        config.output_field,
+        config.messages_field,
+        config.task_field,
+    )
     store = object_store(s3, context.log.warning) if is_s3(source) else None
     loaded = load_source(
-        source, mapping, config.rows, config.seed, config.max_chars, config.validation_fraction, config.test_fraction, paths.cache(), context.log.info, store, paths.s3_mirror()
+        source,
+        mapping,
+        config.rows,
+        config.seed,
+        config.max_chars,
+        config.validation_fraction,
+        config.test_fraction,
+        paths.cache(),
+        context.log.info,
+        store,
+        paths.s3_mirror(),
     )
     # Nothing read or dropped without a word: encodings and format guesses, files not read, files
     # whose every record was quarantined.
@@ -83,18 +119,44 @@ def raw_dataset(context: dg.AssetExecutionContext, config: RawDatasetConfig, pat
         "tasks": rows["task"].n_unique() if rows["task"].null_count() < rows.height else 0,
     }
     store = lineage.store()
-    store.write_table("rows", context.run.run_id, rows.select("row_id", "split", "task", "source_file", "source_locator", "turns_dropped"))
+    store.write_table(
+        "rows",
+        context.run.run_id,
+        rows.select("row_id", "split", "task", "source_file", "source_locator", "turns_dropped"),
+    )
     store.write_table("quarantine", context.run.run_id, q)
     problem = _unusable(source, loaded, rows_in, splits.get("pool", 0))
     if problem:
         # Recorded before failing: the run, its quarantine and the reasons stay queryable.
-        store.record_asset(context.run.run_id, "raw_dataset", CODE_VERSION, config.model_dump(), {**summary, "failed": problem}, source=loaded.label, source_fingerprint=loaded.fingerprint, source_version=loaded.version)
+        store.record_asset(
+            context.run.run_id,
+            "raw_dataset",
+            CODE_VERSION,
+            config.model_dump(),
+            {**summary, "failed": problem},
+            source=loaded.label,
+            source_fingerprint=loaded.fingerprint,
+            source_version=loaded.version,
+        )
         raise ValueError(problem)
     previous, previous_run = store.previous_snapshot(loaded.label, context.run.run_id)
     diff = diff_rows(previous, rows)
-    store.write_table("row_changes", context.run.run_id, diff.changes.with_columns(pl.lit(previous_run, dtype=pl.Utf8).alias("previous_run_id")))
+    store.write_table(
+        "row_changes",
+        context.run.run_id,
+        diff.changes.with_columns(pl.lit(previous_run, dtype=pl.Utf8).alias("previous_run_id")),
+    )
     summary.update(**diff.counts(), previous_run=previous_run, seconds=round(time.perf_counter() - t0, 3))
-    store.record_asset(context.run.run_id, "raw_dataset", CODE_VERSION, config.model_dump(), summary, source=loaded.label, source_fingerprint=loaded.fingerprint, source_version=loaded.version)
+    store.record_asset(
+        context.run.run_id,
+        "raw_dataset",
+        CODE_VERSION,
+        config.model_dump(),
+        summary,
+        source=loaded.label,
+        source_fingerprint=loaded.fingerprint,
+        source_version=loaded.version,
+    )
     frac = q.height / rows_in
     per_file = loaded.result.file_counts()
     yield dg.Output(
@@ -106,7 +168,13 @@ def raw_dataset(context: dg.AssetExecutionContext, config: RawDatasetConfig, pat
             "encodings": dg.MetadataValue.json(loaded.encodings),
             "skipped_files": dg.MetadataValue.json([{"file": name, "why": why} for name, why in loaded.skipped]),
             # Every file's balance: records in the file = rows kept + rows quarantined (of the sample, with `rows`).
-            "rows_per_file": dg.MetadataValue.json({f: {"records_in_file": n, "rows_ok": ok, "rows_quarantined": bad} for f, n in loaded.file_units.items() for ok, bad in [per_file.get(f, (0, 0))]}),
+            "rows_per_file": dg.MetadataValue.json(
+                {
+                    f: {"records_in_file": n, "rows_ok": ok, "rows_quarantined": bad}
+                    for f, n in loaded.file_units.items()
+                    for ok, bad in [per_file.get(f, (0, 0))]
+                }
+            ),
             "source": loaded.label,
             "source_fingerprint": loaded.fingerprint,
             "preview": dg.MetadataValue.md(_preview(rows)),
@@ -117,7 +185,11 @@ def raw_dataset(context: dg.AssetExecutionContext, config: RawDatasetConfig, pat
         check_name=QUARANTINE_CHECK,
         passed=within,
         severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"quarantined_fraction": frac, "bound": config.max_quarantine_fraction, "reasons": dg.MetadataValue.json(counts)},
+        metadata={
+            "quarantined_fraction": frac,
+            "bound": config.max_quarantine_fraction,
+            "reasons": dg.MetadataValue.json(counts),
+        },
         description=quarantine_bound_text(q.height, rows_in, config.max_quarantine_fraction, counts),
     )
 
@@ -126,7 +198,10 @@ def quarantine_bound_text(quarantined: int, rows_in: int, bound: float, reasons:
     """'312 of 1,400 rows quarantined (22.3%) > max_quarantine_fraction 0.2; reasons: missing_field 300, ...'"""
     frac = quarantined / rows_in if rows_in else 0.0
     top = ", ".join(f"{reason} {n:,}" for reason, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
-    return f"{quarantined:,} of {rows_in:,} rows quarantined ({frac:.1%}) {'<=' if frac <= bound else '>'} max_quarantine_fraction {bound:g}" + (f"; reasons: {top}" if top else "")
+    return (
+        f"{quarantined:,} of {rows_in:,} rows quarantined ({frac:.1%}) {'<=' if frac <= bound else '>'} max_quarantine_fraction {bound:g}"
+        + (f"; reasons: {top}" if top else "")
+    )
 
 
 def _unusable(source: str, loaded, rows_in: int, pool_rows: int) -> str | None:
@@ -134,7 +209,10 @@ def _unusable(source: str, loaded, rows_in: int, pool_rows: int) -> str | None:
     if rows_in == 0:
         return "; ".join([f"{source}: the source holds no records", *skipped_lines(loaded.skipped, limit=3)])
     if pool_rows < 2:
-        return loaded.result.all_quarantined_message(loaded.label) or f"{source}: only {pool_rows} usable pool rows of {rows_in:,} records; need at least 2"
+        return (
+            loaded.result.all_quarantined_message(loaded.label)
+            or f"{source}: only {pool_rows} usable pool rows of {rows_in:,} records; need at least 2"
+        )
     return None
 
 

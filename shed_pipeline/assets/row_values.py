@@ -30,7 +30,14 @@ from shed_pipeline.assets._common import (
 from shed_pipeline.assets.embed import with_embeddings
 from shed_pipeline.assets.strategy_config import config_class
 from shed_pipeline.core import plots
-from shed_pipeline.core.row_values import ROW_VALUES, RowValueInputs, compute_row_values, compute_shard, kinds_apart, text_columns
+from shed_pipeline.core.row_values import (
+    ROW_VALUES,
+    RowValueInputs,
+    compute_row_values,
+    compute_shard,
+    kinds_apart,
+    text_columns,
+)
 from shed_pipeline.core.shards import MAX_SHARDS, in_shard
 from shed_pipeline.resources import ComputeResource, LineageResource, PathsResource
 
@@ -50,8 +57,20 @@ RowValuesConfig = create_model(
     "RowValuesConfig",
     __base__=dg.Config,
     __doc__="Which per-row values to compute, and each kind's settings.",
-    kinds=(list[str], Field(default_factory=lambda: list(DEFAULT_KINDS), description=f"kinds to compute, among {', '.join(ROW_VALUES.names)}; [] = none")),
-    workers=(int, Field(default=1, description=f"row-id shards computed side by side (each a step: a process, or a pod under the k8s executor) for the kinds that value rows apart ({', '.join(n for n, s in ROW_VALUES.items() if s.rows_apart)}); 1 = one step")),
+    kinds=(
+        list[str],
+        Field(
+            default_factory=lambda: list(DEFAULT_KINDS),
+            description=f"kinds to compute, among {', '.join(ROW_VALUES.names)}; [] = none",
+        ),
+    ),
+    workers=(
+        int,
+        Field(
+            default=1,
+            description=f"row-id shards computed side by side (each a step: a process, or a pod under the k8s executor) for the kinds that value rows apart ({', '.join(n for n, s in ROW_VALUES.items() if s.rows_apart)}); 1 = one step",
+        ),
+    ),
     **{name: _settings_field(name) for name in ROW_VALUES.names},
 )
 
@@ -68,11 +87,21 @@ def kind_settings(config) -> dict:
 def split_rows(raw_dataset: pl.DataFrame, embeddings: pl.LazyFrame | pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(pool rows, validation rows) with their vectors, in row order."""
     # Each split read on its own: the test rows' vectors are never read.
-    pool, validation = (with_embeddings(raw_dataset.filter(pl.col("split") == split), embeddings, how="inner") for split in ("pool", "validation"))
+    pool, validation = (
+        with_embeddings(raw_dataset.filter(pl.col("split") == split), embeddings, how="inner")
+        for split in ("pool", "validation")
+    )
     return pool, validation
 
 
-READS = ["row_id", "split", "instruction", "input", "output", "messages"]  # at most these columns (never the original records)
+READS = [
+    "row_id",
+    "split",
+    "instruction",
+    "input",
+    "output",
+    "messages",
+]  # at most these columns (never the original records)
 
 
 def _texts(raw_dataset: pl.LazyFrame, kinds: list[str]) -> list[str]:
@@ -91,28 +120,52 @@ def plan_row_shards(context: dg.OpExecutionContext, config: RowValuesConfig):  #
         return
     apart = kinds_apart(list(config.kinds))
     if not apart:
-        context.log.info(f"workers={config.workers}: no kind among {', '.join(config.kinds) or '(none)'} values rows apart, so one step computes them")
+        context.log.info(
+            f"workers={config.workers}: no kind among {', '.join(config.kinds) or '(none)'} values rows apart, so one step computes them"
+        )
         return
     context.log.info(f"{', '.join(apart)}: pool rows in {config.workers} row-id shards, side by side")
     yield from worker_parts("shard", config.workers, "shards")
 
 
 @dg.op(ins=graph_ins(READS, "shard"), **gpu_op())
-def score_row_shard(context: dg.OpExecutionContext, config: RowValuesConfig, raw_dataset: pl.LazyFrame, compute: ComputeResource, paths: PathsResource) -> dg.Output[None]:  # type: ignore[valid-type]
+def score_row_shard(
+    context: dg.OpExecutionContext,
+    config: RowValuesConfig,
+    raw_dataset: pl.LazyFrame,
+    compute: ComputeResource,
+    paths: PathsResource,
+) -> dg.Output[None]:  # type: ignore[valid-type]
     """One shard's pool rows under the kinds that value rows apart, written to the feature cache."""
     t0 = time.perf_counter()
     shard, shards = worker_part(context)
     apart = kinds_apart(list(config.kinds))
     # Only this shard's pool rows, and only the texts these kinds read.
-    pool = raw_dataset.filter((pl.col("split") == "pool") & in_shard(shard, shards)).select(_texts(raw_dataset, apart)).collect()
-    inputs = RowValueInputs(pool, pool.clear(), compute.torch_device(), paths.cache(), paths.embedding_cache_db(), context.log.info)
+    pool = (
+        raw_dataset.filter((pl.col("split") == "pool") & in_shard(shard, shards))
+        .select(_texts(raw_dataset, apart))
+        .collect()
+    )
+    inputs = RowValueInputs(
+        pool, pool.clear(), compute.torch_device(), paths.cache(), paths.embedding_cache_db(), context.log.info
+    )
     counts = compute_shard(apart, kind_settings(config), inputs, shard, shards)
     context.log.info(f"shard {shard + 1} of {shards}: {counts['rows']} pool rows under {', '.join(apart)}")
-    return dg.Output(None, metadata={**counts, "kinds": ", ".join(apart), "seconds": round(time.perf_counter() - t0, 3)})
+    return dg.Output(
+        None, metadata={**counts, "kinds": ", ".join(apart), "seconds": round(time.perf_counter() - t0, 3)}
+    )
 
 
 @dg.op(ins=graph_ins(READS, "shards_done"), **gpu_op())
-def value_rows(context: dg.OpExecutionContext, config: RowValuesConfig, raw_dataset: pl.LazyFrame, embeddings: pl.LazyFrame, compute: ComputeResource, paths: PathsResource, lineage: LineageResource) -> dg.Output[pl.DataFrame]:  # type: ignore[valid-type]
+def value_rows(
+    context: dg.OpExecutionContext,
+    config: RowValuesConfig,
+    raw_dataset: pl.LazyFrame,
+    embeddings: pl.LazyFrame,
+    compute: ComputeResource,
+    paths: PathsResource,
+    lineage: LineageResource,
+) -> dg.Output[pl.DataFrame]:  # type: ignore[valid-type]
     """One value per pool row and kind (long frame: row_id, kind, value). Valued against the current
     validation split (not the snapshot pinned at the last cluster fit: knn_shapley is exact and
     needs no cache kept stable, and the values then depend on this asset's inputs only). IFD is
@@ -121,19 +174,35 @@ def value_rows(context: dg.OpExecutionContext, config: RowValuesConfig, raw_data
     rows = raw_dataset.select(_texts(raw_dataset, list(config.kinds))).collect()
     pool, validation = split_rows(rows, embeddings)
     del rows
-    inputs = RowValueInputs(pool, validation, compute.torch_device(), paths.cache(), paths.embedding_cache_db(), context.log.info)
+    inputs = RowValueInputs(
+        pool, validation, compute.torch_device(), paths.cache(), paths.embedding_cache_db(), context.log.info
+    )
     df, stats = compute_row_values(list(config.kinds), kind_settings(config), inputs)
     sharded = config.workers > 1 and bool(kinds_apart(list(config.kinds)))
-    meta: dict = {"kinds": ", ".join(config.kinds) or "none", "pool_rows": pool.height, "validation_rows_in_split": validation.height, "workers": config.workers if sharded else 1}
+    meta: dict = {
+        "kinds": ", ".join(config.kinds) or "none",
+        "pool_rows": pool.height,
+        "validation_rows_in_split": validation.height,
+        "workers": config.workers if sharded else 1,
+    }
     for kind, s in stats.items():
         meta.update({f"{kind}_{k}": v for k, v in s.items()})
     meta["seconds"] = round(time.perf_counter() - t0, 3)
     store = lineage.store()
     store.write_table("row_values", context.run.run_id, df)
-    store.record_asset(context.run.run_id, "row_values", CODE_VERSION, config.model_dump(), meta, inputs=input_runs(context, ["raw_dataset", "embeddings"]))
+    store.record_asset(
+        context.run.run_id,
+        "row_values",
+        CODE_VERSION,
+        config.model_dump(),
+        meta,
+        inputs=input_runs(context, ["raw_dataset", "embeddings"]),
+    )
     for kind in config.kinds:
         values = df.filter(pl.col("kind") == kind)["value"].to_numpy()
-        meta[f"{kind}_distribution"] = png_md(plots.histogram(values[np.isfinite(values)], f"{kind} of {len(values)} pool rows", kind), kind)
+        meta[f"{kind}_distribution"] = png_md(
+            plots.histogram(values[np.isfinite(values)], f"{kind} of {len(values)} pool rows", kind), kind
+        )
     return dg.Output(df, data_version=frame_version(df), metadata=meta)
 
 

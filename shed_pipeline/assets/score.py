@@ -35,13 +35,28 @@ from shed_pipeline.core.estimators import ESTIMATORS
 from shed_pipeline.core.pins import pinned_validation
 from shed_pipeline.core.shards import MAX_SHARDS
 from shed_pipeline.core.utilities import UTILITIES
-from shed_pipeline.core.valuation import can_fan_out, check_choice, estimate, evaluate_share, prepare_valuation, validation_rows
+from shed_pipeline.core.valuation import (
+    can_fan_out,
+    check_choice,
+    estimate,
+    evaluate_share,
+    prepare_valuation,
+    validation_rows,
+)
 from shed_pipeline.resources import ComputeResource, LineageResource, PathsResource
 
 VALIDATION_PIN = "validation_snapshot.parquet"
 
-_utility, _utility_field = choice_field(UTILITIES, "knn", f"U(S) of a coalition of proxies, measured on the validation rows: {', '.join(UTILITIES)} (settings nest under the name)")
-_estimator, _estimator_field = choice_field(ESTIMATORS, "knn_exact", f"how the values are estimated from U: {', '.join(ESTIMATORS)} (settings nest under the name; knn_exact needs utility knn)")
+_utility, _utility_field = choice_field(
+    UTILITIES,
+    "knn",
+    f"U(S) of a coalition of proxies, measured on the validation rows: {', '.join(UTILITIES)} (settings nest under the name)",
+)
+_estimator, _estimator_field = choice_field(
+    ESTIMATORS,
+    "knn_exact",
+    f"how the values are estimated from U: {', '.join(ESTIMATORS)} (settings nest under the name; knn_exact needs utility knn)",
+)
 
 
 class ProxyShapleyConfig(dg.Config):
@@ -66,60 +81,126 @@ class ProxyShapleyConfig(dg.Config):
 READS = ["row_id", "split", "instruction", "input", "output", "messages"]
 
 
-def _inputs(context, config: ProxyShapleyConfig, raw_dataset: pl.LazyFrame, embeddings: pl.LazyFrame, clusters: pl.DataFrame, paths: PathsResource):
+def _inputs(
+    context,
+    config: ProxyShapleyConfig,
+    raw_dataset: pl.LazyFrame,
+    embeddings: pl.LazyFrame,
+    clusters: pl.DataFrame,
+    paths: PathsResource,
+):
     """The validation rows and the proxies with their vectors, and the validation snapshot (taken by
     the first step of a run that needs a new one; the later steps read it back)."""
     check_choice(chosen(UTILITIES, config.utility)[0].name, chosen(ESTIMATORS, config.estimator)[0].name)
     # Texts are read for the validation rows and the proxies only, not for a million pool rows.
     others = raw_dataset.filter(pl.col("split") != "validation").select("row_id").collect()["row_id"].to_list()
     texts = [c for c in ("instruction", "input", "output", "messages") if c in raw_dataset.collect_schema().names()]
-    players_and_validation = raw_dataset.filter((pl.col("split") == "validation") | pl.col("row_id").is_in(clusters["proxy_row_id"].to_list())).select("row_id", "split", *texts).collect()
+    players_and_validation = (
+        raw_dataset.filter(
+            (pl.col("split") == "validation") | pl.col("row_id").is_in(clusters["proxy_row_id"].to_list())
+        )
+        .select("row_id", "split", *texts)
+        .collect()
+    )
     vectors = embeddings_of(embeddings, players_and_validation["row_id"])  # the validation rows' and the proxies' only
     current_val = validation_rows(players_and_validation, vectors)
     fit_id = clusters["fit_id"][0] if clusters.height else ""
-    pin = pinned_validation(paths.state(VALIDATION_PIN), fit_id, current_val, others, freeze=config.freeze_validation, run_id=context.run.run_id)
+    pin = pinned_validation(
+        paths.state(VALIDATION_PIN),
+        fit_id,
+        current_val,
+        others,
+        freeze=config.freeze_validation,
+        run_id=context.run.run_id,
+    )
     return players_and_validation, vectors, current_val, pin
 
 
-def _prepare(context, config: ProxyShapleyConfig, players_and_validation: pl.DataFrame, vectors: pl.DataFrame, validation: pl.DataFrame, clusters: pl.DataFrame, compute: ComputeResource, paths: PathsResource):
-    (utility, u_settings), (estimator, e_settings) = chosen(UTILITIES, config.utility), chosen(ESTIMATORS, config.estimator)
+def _prepare(
+    context,
+    config: ProxyShapleyConfig,
+    players_and_validation: pl.DataFrame,
+    vectors: pl.DataFrame,
+    validation: pl.DataFrame,
+    clusters: pl.DataFrame,
+    compute: ComputeResource,
+    paths: PathsResource,
+):
+    (utility, u_settings), (estimator, e_settings) = (
+        chosen(UTILITIES, config.utility),
+        chosen(ESTIMATORS, config.estimator),
+    )
     return prepare_valuation(
         utility.name, u_settings, estimator.name, e_settings, clusters, players_and_validation, vectors, validation,
         seed=config.seed, device=compute.torch_device(), cache_dir=paths.cache(), feature_cache=paths.embedding_cache_db(), log=context.log.info,
     )  # fmt: skip
 
 
-@dg.op(ins=graph_ins(READS), out={"shares": dg.DynamicOut(dg.Nothing, description="one per worker; none with one worker")})
-def plan_valuation_shares(context: dg.OpExecutionContext, config: ProxyShapleyConfig, raw_dataset: pl.LazyFrame, embeddings: pl.LazyFrame, clusters: pl.LazyFrame, paths: PathsResource):
+@dg.op(
+    ins=graph_ins(READS), out={"shares": dg.DynamicOut(dg.Nothing, description="one per worker; none with one worker")}
+)
+def plan_valuation_shares(
+    context: dg.OpExecutionContext,
+    config: ProxyShapleyConfig,
+    raw_dataset: pl.LazyFrame,
+    embeddings: pl.LazyFrame,
+    clusters: pl.LazyFrame,
+    paths: PathsResource,
+):
     """Open one share per worker when the estimation can be split (its coalitions do not depend on
     the values), after taking the validation snapshot that every share and the final pass score against."""
     if not 1 <= config.workers <= MAX_SHARDS:
-        raise dg.Failure(f"proxy_shapley_scores.workers must be a whole number from 1 to {MAX_SHARDS}, got {config.workers}")
+        raise dg.Failure(
+            f"proxy_shapley_scores.workers must be a whole number from 1 to {MAX_SHARDS}, got {config.workers}"
+        )
     estimator, e_settings = chosen(ESTIMATORS, config.estimator)
     if config.workers == 1:
         return
     if not can_fan_out(estimator, e_settings):
-        context.log.info(f"workers={config.workers}: estimator {estimator.name} with these settings chooses its coalitions from the values (or makes none), so one step values the proxies")
+        context.log.info(
+            f"workers={config.workers}: estimator {estimator.name} with these settings chooses its coalitions from the values (or makes none), so one step values the proxies"
+        )
         return
-    _inputs(context, config, raw_dataset, embeddings, clusters.select("proxy_row_id", "fit_id").collect(), paths)  # read only when fanning out
+    _inputs(
+        context, config, raw_dataset, embeddings, clusters.select("proxy_row_id", "fit_id").collect(), paths
+    )  # read only when fanning out
     context.log.info(f"{estimator.name}: utility evaluations in {config.workers} shares, side by side")
     yield from worker_parts("share", config.workers, "shares")
 
 
 @dg.op(ins=graph_ins(READS, "share"), **gpu_op())
-def evaluate_share_of_coalitions(context: dg.OpExecutionContext, config: ProxyShapleyConfig, raw_dataset: pl.LazyFrame, embeddings: pl.LazyFrame, clusters: pl.DataFrame, compute: ComputeResource, paths: PathsResource) -> dg.Output[None]:
+def evaluate_share_of_coalitions(
+    context: dg.OpExecutionContext,
+    config: ProxyShapleyConfig,
+    raw_dataset: pl.LazyFrame,
+    embeddings: pl.LazyFrame,
+    clusters: pl.DataFrame,
+    compute: ComputeResource,
+    paths: PathsResource,
+) -> dg.Output[None]:
     """One worker's share of the estimation's utility evaluations, written to the evaluation cache."""
     t0 = time.perf_counter()
     share, shares = worker_part(context)
     players_and_validation, vectors, _, pin = _inputs(context, config, raw_dataset, embeddings, clusters, paths)
     prepared = _prepare(context, config, players_and_validation, vectors, pin.rows, clusters, compute, paths)
     counts = evaluate_share(prepared, paths.utility_cache_db(), share, shares, seed=config.seed, log=context.log.info)
-    context.log.info(f"share {share + 1} of {shares}: {counts['utility_evaluations']} coalitions evaluated, {counts['utility_cache_hits']} found in the cache, {counts['coalitions_of_other_shares']} left to the other shares")
+    context.log.info(
+        f"share {share + 1} of {shares}: {counts['utility_evaluations']} coalitions evaluated, {counts['utility_cache_hits']} found in the cache, {counts['coalitions_of_other_shares']} left to the other shares"
+    )
     return dg.Output(None, metadata={**counts, "seconds": round(time.perf_counter() - t0, 3)})
 
 
 @dg.op(ins=graph_ins(READS, "shares_done"), **gpu_op())
-def value_cluster_proxies(context: dg.OpExecutionContext, config: ProxyShapleyConfig, raw_dataset: pl.LazyFrame, embeddings: pl.LazyFrame, clusters: pl.DataFrame, compute: ComputeResource, paths: PathsResource, lineage: LineageResource) -> dg.Output[pl.DataFrame]:
+def value_cluster_proxies(
+    context: dg.OpExecutionContext,
+    config: ProxyShapleyConfig,
+    raw_dataset: pl.LazyFrame,
+    embeddings: pl.LazyFrame,
+    clusters: pl.DataFrame,
+    compute: ComputeResource,
+    paths: PathsResource,
+    lineage: LineageResource,
+) -> dg.Output[pl.DataFrame]:
     """One Shapley value per cluster proxy (players = proxies, utility measured on the validation
     split), with its rank (1 = most valuable) and, for sampling estimators, a standard error.
     Every utility evaluation is cached in DuckDB by (utility, validation data, coalition's proxy
@@ -127,7 +208,9 @@ def value_cluster_proxies(context: dg.OpExecutionContext, config: ProxyShapleyCo
     permutations are drawn by cluster id so that unchanged coalitions recur."""
     t0 = time.perf_counter()
     run_id = context.run.run_id
-    players_and_validation, vectors, current_val, pin = _inputs(context, config, raw_dataset, embeddings, clusters, paths)
+    players_and_validation, vectors, current_val, pin = _inputs(
+        context, config, raw_dataset, embeddings, clusters, paths
+    )
     prepared = _prepare(context, config, players_and_validation, vectors, pin.rows, clusters, compute, paths)
     store = lineage.store()
     valued = estimate(
@@ -148,12 +231,40 @@ def value_cluster_proxies(context: dg.OpExecutionContext, config: ProxyShapleyCo
     if curve is not None:
         store.write_table("removal_curve", run_id, valued.removal_frame())
     meta["seconds"] = round(time.perf_counter() - t0, 3)
-    store.record_asset(run_id, "proxy_shapley_scores", CODE_VERSION, config.model_dump(), meta, inputs=input_runs(context, ["raw_dataset", "embeddings", "clusters"]))
+    store.record_asset(
+        run_id,
+        "proxy_shapley_scores",
+        CODE_VERSION,
+        config.model_dump(),
+        meta,
+        inputs=input_runs(context, ["raw_dataset", "embeddings", "clusters"]),
+    )
     top = df.sort("rank").head(10).join(clusters.select("cluster_id", "size"), on="cluster_id", maintain_order="left")
-    meta["top_clusters"] = dg.MetadataValue.md("| rank | cluster | size | score | proxy |\n|---|---|---|---|---|\n" + "\n".join(f"| {r['rank']} | {r['cluster_id']} | {r['size']} | {r['score']:.6g} | {r['proxy_row_id'][:12]} |" for r in top.iter_rows(named=True)))
+    meta["top_clusters"] = dg.MetadataValue.md(
+        "| rank | cluster | size | score | proxy |\n|---|---|---|---|---|\n"
+        + "\n".join(
+            f"| {r['rank']} | {r['cluster_id']} | {r['size']} | {r['score']:.6g} | {r['proxy_row_id'][:12]} |"
+            for r in top.iter_rows(named=True)
+        )
+    )
     if curve is not None:
-        meta["removal_curve"] = png_md(plots.line(curve.removed, curve.utility, f"removal-index rule: best = drop {curve.best}", "lowest-valued proxies removed", "utility of the rest", mark=curve.best), "removal curve")
-    meta["score_distribution"] = png_md(plots.histogram(np.asarray(values), f"{prepared.estimator.name} values of {len(values)} proxies", "Shapley value"), "scores")
+        meta["removal_curve"] = png_md(
+            plots.line(
+                curve.removed,
+                curve.utility,
+                f"removal-index rule: best = drop {curve.best}",
+                "lowest-valued proxies removed",
+                "utility of the rest",
+                mark=curve.best,
+            ),
+            "removal curve",
+        )
+    meta["score_distribution"] = png_md(
+        plots.histogram(
+            np.asarray(values), f"{prepared.estimator.name} values of {len(values)} proxies", "Shapley value"
+        ),
+        "scores",
+    )
     return dg.Output(df, data_version=frame_version(df), metadata=meta)
 
 
@@ -163,11 +274,19 @@ def value_cluster_proxies(context: dg.OpExecutionContext, config: ProxyShapleyCo
     kinds={"python", "duckdb"},
     tags={"shed/gpu": "true"},
     automation_condition=upstream_data_changed(),
-    config=one_config(ProxyShapleyConfig, ["plan_valuation_shares", "evaluate_share_of_coalitions", "value_cluster_proxies"]),
+    config=one_config(
+        ProxyShapleyConfig, ["plan_valuation_shares", "evaluate_share_of_coalitions", "value_cluster_proxies"]
+    ),
 )
 def proxy_shapley_scores(raw_dataset, embeddings, clusters):
     """One Shapley value per cluster proxy, with its rank and, for sampling estimators, a standard
     error; the utility evaluations fan out over `workers` steps when the estimator allows."""
     shares = plan_valuation_shares(raw_dataset=raw_dataset, embeddings=embeddings, clusters=clusters)
-    done = shares.map(lambda share: evaluate_share_of_coalitions(share=share, raw_dataset=raw_dataset, embeddings=embeddings, clusters=clusters))
-    return value_cluster_proxies(shares_done=done.collect(), raw_dataset=raw_dataset, embeddings=embeddings, clusters=clusters)
+    done = shares.map(
+        lambda share: evaluate_share_of_coalitions(
+            share=share, raw_dataset=raw_dataset, embeddings=embeddings, clusters=clusters
+        )
+    )
+    return value_cluster_proxies(
+        shares_done=done.collect(), raw_dataset=raw_dataset, embeddings=embeddings, clusters=clusters
+    )

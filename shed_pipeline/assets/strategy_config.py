@@ -26,9 +26,15 @@ def config_class(registry: Registry, strategy: Strategy, discriminated: bool = T
         types = strategy.types()
         fields: dict[str, Any] = {DISCRIMINATOR: (Literal[strategy.name], strategy.name)} if discriminated else {}  # type: ignore[valid-type]
         for f in strategy.fields():
-            default = {"default": f.default} if f.default is not dataclasses.MISSING else {"default_factory": f.default_factory}
+            default = (
+                {"default": f.default}
+                if f.default is not dataclasses.MISSING
+                else {"default_factory": f.default_factory}
+            )
             fields[f.name] = (types[f.name], Field(**default, description=setting_help(f) or None))
-        name = "".join(part.capitalize() for part in f"{strategy.name}_{registry.kind}".replace(" ", "_").split("_")) + ("Config" if discriminated else "Settings")
+        name = "".join(
+            part.capitalize() for part in f"{strategy.name}_{registry.kind}".replace(" ", "_").split("_")
+        ) + ("Config" if discriminated else "Settings")
         _classes[key] = create_model(name, __base__=dg.Config, __doc__=strategy.summary, **fields)
     return _classes[key]
 
@@ -39,7 +45,11 @@ def choice_field(registry: Registry, default: str, description: str, default_set
     registry.configure(default, default_settings)
     classes = tuple(config_class(registry, registry[name]) for name in registry.names)
     annotation = Union[classes] if len(classes) > 1 else classes[0]  # type: ignore[valid-type]
-    return annotation, Field(default=config_class(registry, registry[default])(**(default_settings or {})), discriminator=DISCRIMINATOR, description=description)
+    return annotation, Field(
+        default=config_class(registry, registry[default])(**(default_settings or {})),
+        discriminator=DISCRIMINATOR,
+        description=description,
+    )
 
 
 def chosen(registry: Registry, value: dg.Config):

@@ -67,7 +67,9 @@ def choice_index(cache_dir: Path, log: Log = print) -> dict[str, int]:
         pass
     log(f"Indexing the multiple-choice tasks of {archive.name} (once) ...")
     tasks: dict[str, int] = {}
-    for m, data in iter_task_files(archive, re.compile(r"/benchmark_tasks/(.+)/task\.json$"), needle=b'"target_scores"'):
+    for m, data in iter_task_files(
+        archive, re.compile(r"/benchmark_tasks/(.+)/task\.json$"), needle=b'"target_scores"'
+    ):
         n = sum(_usable(ex) is not None for ex in data.get("examples", []))
         if n:
             tasks[m.group(1)] = n
@@ -84,9 +86,13 @@ def resolve_benchmarks(names: Sequence[str], index: dict[str, int]) -> dict[str,
     for name in names:
         leaves = [name] if name in index else sorted(t for t in index if t.startswith(name.rstrip("/") + "/"))
         if not leaves:
-            close = difflib.get_close_matches(name, list(index) + sorted({t.split("/")[0] for t in index}), n=5, cutoff=0.5)
+            close = difflib.get_close_matches(
+                name, list(index) + sorted({t.split("/")[0] for t in index}), n=5, cutoff=0.5
+            )
             hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise ValueError(f"unknown benchmark {name!r}: bigbench has no multiple-choice task of that name{hint} ({len(index)} tasks: `shed-pipeline benchmarks` lists them)")
+            raise ValueError(
+                f"unknown benchmark {name!r}: bigbench has no multiple-choice task of that name{hint} ({len(index)} tasks: `shed-pipeline benchmarks` lists them)"
+            )
         out[name] = leaves
     return out
 
@@ -107,7 +113,9 @@ def extract_choice_tasks(archive: Path, tasks: Sequence[str], cache_dir: Path, l
     found = {m.group(1): data for m, data in iter_task_files(archive, pattern)}
     missing = wanted - set(found)
     if missing:
-        raise ValueError(f"bigbench has no task {', '.join(sorted(missing))} (names are folder names under benchmark_tasks/, e.g. {', '.join(DEFAULT_TASKS)})")
+        raise ValueError(
+            f"bigbench has no task {', '.join(sorted(missing))} (names are folder names under benchmark_tasks/, e.g. {', '.join(DEFAULT_TASKS)})"
+        )
     for task, data in found.items():
         prefix = str(data.get("task_prefix", "") or "").strip()
         cols: dict[str, list] = {"example_index": [], "prefix": [], "input": [], "choices": [], "answer": []}
@@ -128,7 +136,9 @@ def extract_choice_tasks(archive: Path, tasks: Sequence[str], cache_dir: Path, l
         log(f"  {task}: {len(cols['answer'])} items -> {out}")
 
 
-def load_choice_items(tasks: Sequence[str], items_per_task: int, seed: int, cache_dir: Path, log: Log = print, from_end: bool = False) -> dict[str, list[tuple[str, str, tuple[str, ...], int]]]:
+def load_choice_items(
+    tasks: Sequence[str], items_per_task: int, seed: int, cache_dir: Path, log: Log = print, from_end: bool = False
+) -> dict[str, list[tuple[str, str, tuple[str, ...], int]]]:
     """Per requested task (a parent name: all its subtasks' items together), `items_per_task` items
     (all when 0) as (prefix, input, choices, answer), chosen by a hash of (seed, task, example
     index): the same seed gives the same items everywhere. The evaluation takes items from the start
@@ -150,7 +160,14 @@ def load_choice_items(tasks: Sequence[str], items_per_task: int, seed: int, cach
         frames = []
         for leaf in leaves[task]:
             df = pl.read_parquet(_cache_path(cache_dir, leaf))
-            frames.append(df.with_columns(pl.Series("_rank", [hashlib.sha256(f"{seed}:{leaf}:{i}".encode()).hexdigest() for i in df["example_index"]])))
+            frames.append(
+                df.with_columns(
+                    pl.Series(
+                        "_rank",
+                        [hashlib.sha256(f"{seed}:{leaf}:{i}".encode()).hexdigest() for i in df["example_index"]],
+                    )
+                )
+            )
         df = pl.concat(frames).sort("_rank", descending=from_end)
         if items_per_task:
             df = df.head(items_per_task)

@@ -56,7 +56,9 @@ def render(task: dict, example: dict) -> list[dict[str, str]]:
     """The chat turns of one example (see the module docstring); the system turn is left out when
     the task has neither prefix nor description."""
     system = _text(task.get("task_prefix")).strip() or _text(task.get("description")).strip()
-    user = (_text(task.get("example_input_prefix")) + _text(example.get("input")) + _text(task.get("example_output_prefix"))).strip()
+    user = (
+        _text(task.get("example_input_prefix")) + _text(example.get("input")) + _text(task.get("example_output_prefix"))
+    ).strip()
     target = example.get("target")
     if isinstance(target, list):
         target = target[0] if target else ""
@@ -95,7 +97,9 @@ def _task_files(archive: Path, log: Log) -> Iterator[tuple[str, dict]]:
         raise RuntimeError(f"{archive}: cannot read the bigbench archive ({exc}); delete it to download again") from exc
 
 
-def extract_bigbench_chat(archive: Path, out_path: Path, per_task: int = PER_TASK, max_chars: int = MAX_CHARS, log: Log = print) -> dict:
+def extract_bigbench_chat(
+    archive: Path, out_path: Path, per_task: int = PER_TASK, max_chars: int = MAX_CHARS, log: Log = print
+) -> dict:
     """Write the chat rows of the archive's generative tasks to `out_path` (Parquet) and a summary
     beside it (`<name>.json`); return the summary."""
     import polars as pl
@@ -154,7 +158,9 @@ def extract_bigbench_chat(archive: Path, out_path: Path, per_task: int = PER_TAS
             cols["messages"].append(turns)
         tasks_out += len(cols["task"]) > n_before
     if not cols["task"]:
-        raise RuntimeError(f"{archive}: holds no generative bigbench tasks outside natural_instructions and the multiple-choice families")
+        raise RuntimeError(
+            f"{archive}: holds no generative bigbench tasks outside natural_instructions and the multiple-choice families"
+        )
     summary = {
         "extract_version": EXTRACT_VERSION,
         "archive": archive.name,
@@ -166,7 +172,12 @@ def extract_bigbench_chat(archive: Path, out_path: Path, per_task: int = PER_TAS
         "dropped": dict(sorted(dropped.items())),
         "left_out": dict(sorted(left_out.items())),
     }
-    schema = {"task": pl.Utf8, "family": pl.Utf8, "example_index": pl.Int64, "messages": pl.List(pl.Struct({"role": pl.Utf8, "content": pl.Utf8}))}
+    schema = {
+        "task": pl.Utf8,
+        "family": pl.Utf8,
+        "example_index": pl.Int64,
+        "messages": pl.List(pl.Struct({"role": pl.Utf8, "content": pl.Utf8})),
+    }
     # The summary first: the Parquet file's presence is what says the extraction is complete.
     with atomic_path(out_path.with_suffix(".json")) as tmp:
         tmp.write_text(json.dumps(summary, indent=1, ensure_ascii=False) + "\n")

@@ -10,7 +10,13 @@ from dataclasses import dataclass
 
 import polars as pl
 
-CHANGE_SCHEMA = {"row_id": pl.Utf8, "change": pl.Utf8, "source_file": pl.Utf8, "source_locator": pl.Int64, "counterpart": pl.Utf8}
+CHANGE_SCHEMA = {
+    "row_id": pl.Utf8,
+    "change": pl.Utf8,
+    "source_file": pl.Utf8,
+    "source_locator": pl.Int64,
+    "counterpart": pl.Utf8,
+}
 
 
 @dataclass
@@ -24,7 +30,10 @@ class RowDiff:
     rows_edited: int  # added rows that replaced a removed row at the same place
 
     def counts(self) -> dict[str, int]:
-        return {k: getattr(self, k) for k in ("rows_previous", "rows_added", "rows_removed", "rows_unchanged", "rows_edited")}
+        return {
+            k: getattr(self, k)
+            for k in ("rows_previous", "rows_added", "rows_removed", "rows_unchanged", "rows_edited")
+        }
 
 
 def diff_rows(previous: pl.DataFrame | None, current: pl.DataFrame) -> RowDiff:
@@ -36,11 +45,19 @@ def diff_rows(previous: pl.DataFrame | None, current: pl.DataFrame) -> RowDiff:
     added = cur.join(prev.select("row_id"), on="row_id", how="anti", maintain_order="left")
     removed = prev.join(cur.select("row_id"), on="row_id", how="anti", maintain_order="left")
     place = ["source_file", "source_locator"]
-    pairs = added.join(removed, on=place, how="inner", suffix="_removed").select(pl.col("row_id").alias("added_id"), pl.col("row_id_removed").alias("removed_id"))
+    pairs = added.join(removed, on=place, how="inner", suffix="_removed").select(
+        pl.col("row_id").alias("added_id"), pl.col("row_id_removed").alias("removed_id")
+    )
     # One pairing per place (a file may hold duplicate locators only if it was read twice): keep the first.
-    pairs = pairs.unique(subset="added_id", keep="first", maintain_order=True).unique(subset="removed_id", keep="first", maintain_order=True)
-    added = added.join(pairs, left_on="row_id", right_on="added_id", how="left", maintain_order="left").rename({"removed_id": "counterpart"})
-    removed = removed.join(pairs, left_on="row_id", right_on="removed_id", how="left", maintain_order="left").rename({"added_id": "counterpart"})
+    pairs = pairs.unique(subset="added_id", keep="first", maintain_order=True).unique(
+        subset="removed_id", keep="first", maintain_order=True
+    )
+    added = added.join(pairs, left_on="row_id", right_on="added_id", how="left", maintain_order="left").rename(
+        {"removed_id": "counterpart"}
+    )
+    removed = removed.join(pairs, left_on="row_id", right_on="removed_id", how="left", maintain_order="left").rename(
+        {"added_id": "counterpart"}
+    )
     changes = pl.concat(
         [
             added.with_columns(pl.lit("added").alias("change")).select(list(CHANGE_SCHEMA)),

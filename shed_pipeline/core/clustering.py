@@ -110,7 +110,9 @@ def _faiss_assign(x32: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, n
     return idx[:, 0].astype(np.int64), dist[:, 0].astype(np.float64)
 
 
-def _lloyd_cpu(xt: np.ndarray, centroids: np.ndarray, max_iter: int, tol_abs: float, log: Log) -> tuple[np.ndarray, int, bool]:
+def _lloyd_cpu(
+    xt: np.ndarray, centroids: np.ndarray, max_iter: int, tol_abs: float, log: Log
+) -> tuple[np.ndarray, int, bool]:
     """Lloyd iterations: assignment by faiss (float32), means summed in float64 in row order."""
     k, d = centroids.shape
     x32 = np.ascontiguousarray(xt, dtype=np.float32)  # no copy when it is float32 already
@@ -144,7 +146,11 @@ def _lloyd_cpu(xt: np.ndarray, centroids: np.ndarray, max_iter: int, tol_abs: fl
 
 def _history_line(history: list[float]) -> str:
     marks = sorted({i for i in (1, 2, 5, 10, 15, 20, 25, 30, 40, 50, 75, 100) if i <= len(history)} | {len(history)})
-    return "k-means sample inertia by iteration: " + ", ".join(f"{i}: {history[i - 1]:.6g}" for i in marks) if history else "k-means: no iterations"
+    return (
+        "k-means sample inertia by iteration: " + ", ".join(f"{i}: {history[i - 1]:.6g}" for i in marks)
+        if history
+        else "k-means: no iterations"
+    )
 
 
 def kmeans(
@@ -172,14 +178,22 @@ def kmeans(
         raise ValueError(f"cannot make {k} clusters from {n} rows")
     rng = np.random.default_rng(int(seed))
     train = _sample(n, TRAIN_ROWS_PER_CENTROID * k, rng)
-    xt = np.ascontiguousarray(x[train], dtype=np.float32)  # float32 as given (embeddings are): no float64 copy of the sample
+    xt = np.ascontiguousarray(
+        x[train], dtype=np.float32
+    )  # float32 as given (embeddings are): no float64 copy of the sample
     seeding = _sample(len(train), INIT_ROWS_PER_CENTROID * k, rng)
     centroids = xt[seeding][_kmeans_pp(xt[seeding], k, rng, log, device)].astype(np.float64)
     tol_abs = float(tol * xt.var(0, dtype=np.float64).mean())
-    lloyd = (lambda rows, c, iters: _lloyd_cpu(rows, c, iters, tol_abs, log)) if device == "cpu" else (lambda rows, c, iters: _lloyd_torch(rows, c, iters, tol_abs, device, log))
+    lloyd = (
+        (lambda rows, c, iters: _lloyd_cpu(rows, c, iters, tol_abs, log))
+        if device == "cpu"
+        else (lambda rows, c, iters: _lloyd_torch(rows, c, iters, tol_abs, device, log))
+    )
     warm_rows, warm_iter = max(k, int(warm_start * len(xt))), 0
     if warm_start > 0 and warm_rows < len(xt):
-        log(f"k-means warm start: {warm_rows} of {len(xt)} training rows first, then {WARM_START_REFINE_ITER} iterations on all")
+        log(
+            f"k-means warm start: {warm_rows} of {len(xt)} training rows first, then {WARM_START_REFINE_ITER} iterations on all"
+        )
         centroids, warm_iter, _ = lloyd(xt[_sample(len(xt), warm_rows, rng)], centroids, max_iter)
         max_iter = WARM_START_REFINE_ITER
     else:
@@ -188,7 +202,17 @@ def kmeans(
     del xt
     centroids32 = centroids.astype(np.float32)
     labels, sq_dist = nearest_anchor(x, centroids32)
-    return KMeansResult(centroids32, labels, sq_dist, float(sq_dist.sum()), warm_iter + n_iter, converged, len(seeding), len(train), warm_rows)
+    return KMeansResult(
+        centroids32,
+        labels,
+        sq_dist,
+        float(sq_dist.sum()),
+        warm_iter + n_iter,
+        converged,
+        len(seeding),
+        len(train),
+        warm_rows,
+    )
 
 
 def check_warm_start(warm_start: float) -> None:
@@ -200,7 +224,9 @@ def check_warm_start(warm_start: float) -> None:
 TORCH_BLOCK_ENTRIES = 1 << 28
 
 
-def _lloyd_torch(xt: np.ndarray, centroids: np.ndarray, max_iter: int, tol_abs: float, device: str, log: Log) -> tuple[np.ndarray, int, bool]:
+def _lloyd_torch(
+    xt: np.ndarray, centroids: np.ndarray, max_iter: int, tol_abs: float, device: str, log: Log
+) -> tuple[np.ndarray, int, bool]:
     """Lloyd iterations on a torch device (CUDA), float32, distances a block of rows at a time."""
     x = torch.from_numpy(np.ascontiguousarray(xt, dtype=np.float32)).to(device)
     c = torch.from_numpy(np.ascontiguousarray(centroids, dtype=np.float32)).to(device)
@@ -326,7 +352,9 @@ class ClusterState:
             d = fit.dim
             return cls(
                 anchors=np.asarray(table.column("anchor").combine_chunks().flatten(), dtype=np.float32).reshape(-1, d),
-                centroids=np.asarray(table.column("centroid").combine_chunks().flatten(), dtype=np.float32).reshape(-1, d),
+                centroids=np.asarray(table.column("centroid").combine_chunks().flatten(), dtype=np.float32).reshape(
+                    -1, d
+                ),
                 proxy_row_ids=cols["proxy_row_id"],
                 member_row_ids=cols["members"],
                 member_sq_dist=cols["member_sq_dist"],
@@ -343,7 +371,9 @@ def _sq_to(x64: np.ndarray, c: np.ndarray) -> np.ndarray:
     return ((x64 - np.asarray(c, dtype=np.float32).astype(np.float64)) ** 2).sum(-1)
 
 
-def _summarise(idx: np.ndarray, row_ids: Sequence[str], x: np.ndarray) -> tuple[np.ndarray, str, list[str], list[float]]:
+def _summarise(
+    idx: np.ndarray, row_ids: Sequence[str], x: np.ndarray
+) -> tuple[np.ndarray, str, list[str], list[float]]:
     """Centroid (mean of the members, summed in row-id order so it depends only on the member set),
     proxy (nearest member, ties to the smaller id), members in input order and their distances."""
     by_id = sorted(idx.tolist(), key=lambda i: row_ids[i])
@@ -422,7 +452,9 @@ def _rows64(x: np.ndarray, idx) -> np.ndarray:
     return np.asarray(x[idx], dtype=np.float64)
 
 
-def _sq_dist_to(x: np.ndarray, idx: np.ndarray, centres: np.ndarray, labels: np.ndarray, chunk: int = _CHUNK) -> np.ndarray:
+def _sq_dist_to(
+    x: np.ndarray, idx: np.ndarray, centres: np.ndarray, labels: np.ndarray, chunk: int = _CHUNK
+) -> np.ndarray:
     """Squared distance of rows x[idx] to centres[labels] (float32 centres), in float64 blocks."""
     c64 = np.asarray(centres, dtype=np.float32).astype(np.float64)
     out = np.empty(len(idx), dtype=np.float64)
@@ -437,7 +469,9 @@ def clusters_from_anchors(row_ids: Sequence[str], x: np.ndarray, anchors: np.nda
     return _clusters_from_labels(row_ids, x, anchors, labels, fit)
 
 
-def _clusters_from_labels(row_ids: Sequence[str], x: np.ndarray, anchors: np.ndarray, labels: np.ndarray, fit: FitInfo) -> ClusterState:
+def _clusters_from_labels(
+    row_ids: Sequence[str], x: np.ndarray, anchors: np.ndarray, labels: np.ndarray, fit: FitInfo
+) -> ClusterState:
     k = anchors.shape[0]
     state = ClusterState(
         anchors=np.asarray(anchors, dtype=np.float32),
@@ -452,7 +486,9 @@ def _clusters_from_labels(row_ids: Sequence[str], x: np.ndarray, anchors: np.nda
     for c in range(k):
         idx = order[bounds[c] : bounds[c + 1]]
         if len(idx):
-            state.centroids[c], state.proxy_row_ids[c], state.member_row_ids[c], state.member_sq_dist[c] = _summarise(idx, row_ids, x)
+            state.centroids[c], state.proxy_row_ids[c], state.member_row_ids[c], state.member_sq_dist[c] = _summarise(
+                idx, row_ids, x
+            )
     return state
 
 
@@ -462,12 +498,35 @@ def _fit_id(anchors: np.ndarray, salt: str) -> str:
     return h.hexdigest()[:16]
 
 
-def fit_clusters(row_ids: Sequence[str], x: np.ndarray, k: int, seed: int, device: str = "cpu", max_iter: int = DEFAULT_MAX_ITER, tol: float = 1e-4, salt: str = "", log: Log = silent, warm_start: float = 0.0) -> ClusterState:
+def fit_clusters(
+    row_ids: Sequence[str],
+    x: np.ndarray,
+    k: int,
+    seed: int,
+    device: str = "cpu",
+    max_iter: int = DEFAULT_MAX_ITER,
+    tol: float = 1e-4,
+    salt: str = "",
+    log: Log = silent,
+    warm_start: float = 0.0,
+) -> ClusterState:
     """Full fit: k-means anchors, rows to their nearest anchor, clusters numbered by proxy row id
     (stable ids, whatever order the initialisation found them in; clusters left empty go last).
     `fit_id` hashes the anchors and `salt` (whatever else a consumer wants a new fit id for)."""
     res = kmeans(x, k, seed=seed, max_iter=max_iter, tol=tol, device=device, log=log, warm_start=warm_start)
-    fit = FitInfo(fit_id="", k=k, seed=int(seed), max_iter=max_iter, tol=tol, dim=int(x.shape[1]), rows_at_fit=len(row_ids), anchor_msd_at_fit=float(res.sq_dist.mean()), n_iter=res.n_iter, converged=res.converged, warm_start=float(warm_start))
+    fit = FitInfo(
+        fit_id="",
+        k=k,
+        seed=int(seed),
+        max_iter=max_iter,
+        tol=tol,
+        dim=int(x.shape[1]),
+        rows_at_fit=len(row_ids),
+        anchor_msd_at_fit=float(res.sq_dist.mean()),
+        n_iter=res.n_iter,
+        converged=res.converged,
+        warm_start=float(warm_start),
+    )
     # k-means ends by assigning every row to its nearest centroid: the same assignment as
     # clusters_from_anchors would compute, so it is not computed twice.
     raw = _clusters_from_labels(row_ids, x, res.centroids, res.labels, fit)
@@ -550,10 +609,23 @@ def update_clusters(
         k = n_clusters or default_n_clusters(n)  # as a fresh run would choose: a re-fit equals a fresh run
         if k > n:
             raise ValueError(f"n_clusters={k} exceeds the {n} pool rows")
-        state = fit_clusters(row_ids, x, k, seed=seed, device=device, max_iter=max_iter, tol=tol, salt=fit_salt, log=log, warm_start=warm_start)
+        state = fit_clusters(
+            row_ids,
+            x,
+            k,
+            seed=seed,
+            device=device,
+            max_iter=max_iter,
+            tol=tol,
+            salt=fit_salt,
+            log=log,
+            warm_start=warm_start,
+        )
         affected = [c for c in range(state.k) if state.member_row_ids[c]]
         old = set() if previous is None else {r for ms in previous.member_row_ids for r in ms}
-        return ClusterUpdate(state, True, reason, affected, sum(r not in old for r in row_ids), len(old - set(row_ids)), churn, rise)
+        return ClusterUpdate(
+            state, True, reason, affected, sum(r not in old for r in row_ids), len(old - set(row_ids)), churn, rise
+        )
 
     # Refresh: rebuild member lists in input order; recompute only the affected clusters.
     k = prev.k
@@ -564,7 +636,13 @@ def update_clusters(
         proxy_row_ids=list(prev.proxy_row_ids),
         member_row_ids=[[] for _ in range(k)],
         member_sq_dist=[[] for _ in range(k)],
-        fit=FitInfo(**{**asdict(prev.fit), "rows_joined": prev.fit.rows_joined + len(new_ids), "rows_left": prev.fit.rows_left + len(left)}),
+        fit=FitInfo(
+            **{
+                **asdict(prev.fit),
+                "rows_joined": prev.fit.rows_joined + len(new_ids),
+                "rows_left": prev.fit.rows_left + len(left),
+            }
+        ),
     )
     order = np.argsort(labels, kind="stable")
     bounds = np.searchsorted(labels[order], np.arange(k + 1))
@@ -572,7 +650,9 @@ def update_clusters(
         idx = order[bounds[c] : bounds[c + 1]]
         if c in affected_set:
             if len(idx):
-                state.centroids[c], state.proxy_row_ids[c], state.member_row_ids[c], state.member_sq_dist[c] = _summarise(idx, row_ids, x)
+                state.centroids[c], state.proxy_row_ids[c], state.member_row_ids[c], state.member_sq_dist[c] = (
+                    _summarise(idx, row_ids, x)
+                )
             else:
                 state.centroids[c], state.proxy_row_ids[c] = prev.anchors[c], None
         else:
@@ -580,11 +660,25 @@ def update_clusters(
             state.member_row_ids[c] = [row_ids[i] for i in idx]
             old = dict(zip(prev.member_row_ids[c], prev.member_sq_dist[c], strict=True))
             state.member_sq_dist[c] = [old[r] for r in state.member_row_ids[c]]
-    why = "no change since the last run" if not affected_set else f"{len(new_ids)} new and {len(left)} removed rows; churn {churn:.1%} and distance rise {rise:+.1%} are within the drift rule"
+    why = (
+        "no change since the last run"
+        if not affected_set
+        else f"{len(new_ids)} new and {len(left)} removed rows; churn {churn:.1%} and distance rise {rise:+.1%} are within the drift rule"
+    )
     return ClusterUpdate(state, False, why, sorted(affected_set), len(new_ids), len(left), churn, rise)
 
 
-def _refit_reason(previous: ClusterState | None, row_ids: Sequence[str], x: np.ndarray, n_clusters: int | None, seed: int, max_iter: int, tol: float, force: bool, warm_start: float = 0.0) -> str | None:
+def _refit_reason(
+    previous: ClusterState | None,
+    row_ids: Sequence[str],
+    x: np.ndarray,
+    n_clusters: int | None,
+    seed: int,
+    max_iter: int,
+    tol: float,
+    force: bool,
+    warm_start: float = 0.0,
+) -> str | None:
     if force:
         return "a full re-fit was asked for"
     if previous is None:
@@ -597,7 +691,12 @@ def _refit_reason(previous: ClusterState | None, row_ids: Sequence[str], x: np.n
     if (f.seed, f.max_iter, f.tol, f.warm_start) != (int(seed), max_iter, tol, float(warm_start)):
         return "k-means settings (seed, max_iter, tol, warm_start) changed"
     pos = {r: i for i, r in enumerate(row_ids)}
-    kept = [(pos[r], c, d) for c, (ms, ds) in enumerate(zip(previous.member_row_ids, previous.member_sq_dist, strict=True)) for r, d in zip(ms, ds, strict=True) if r in pos]
+    kept = [
+        (pos[r], c, d)
+        for c, (ms, ds) in enumerate(zip(previous.member_row_ids, previous.member_sq_dist, strict=True))
+        for r, d in zip(ms, ds, strict=True)
+        if r in pos
+    ]
     if not kept:
         return "no rows in common with the previous clustering"
     idx = np.array([p for p, _, _ in kept])

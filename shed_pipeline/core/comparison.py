@@ -44,7 +44,9 @@ def compare(records: Sequence[dict], bootstrap: int = 2000, seed: int = 0, level
     benches = [b for b in metric if b in random]
     for b in benches:
         if len({len(s) for s in random[b]}) != 1:
-            raise ValueError(f"the random arms scored different numbers of items on {b}: they must share the same items")
+            raise ValueError(
+                f"the random arms scored different numbers of items on {b}: they must share the same items"
+            )
     rand_items = {b: np.mean(random[b], axis=0) for b in benches}  # per item: mean over seeds
     rand_means = {b: np.array([s.mean() for s in random[b]]) for b in benches}  # per seed
     draws = {b: _draws(len(rand_items[b]), bootstrap, seed, b) for b in benches}
@@ -57,18 +59,33 @@ def compare(records: Sequence[dict], bootstrap: int = 2000, seed: int = 0, level
             if s is None:
                 continue
             if len(s) != len(rand_items[b]):
-                raise ValueError(f"arm {arm} scored {len(s)} items on {b}, the random arms {len(rand_items[b])}: arms must share the same items")
+                raise ValueError(
+                    f"arm {arm} scored {len(s)} items on {b}, the random arms {len(rand_items[b])}: arms must share the same items"
+                )
             d = s - rand_items[b]
             boots[b] = d[draws[b]].mean(axis=1) if len(d) else np.full(bootstrap, np.nan)
             out.append(_row(arm, b, metric[b], float(s.mean()), rand_means[b], boots[b], len(s), level))
         if choice and all(b in boots for b in choice):
             arm_mean = float(np.mean([scores[(arm, b)].mean() for b in choice]))
             seed_means = np.mean([rand_means[b] for b in choice], axis=0)
-            out.append(_row(arm, BENCHMARKS_MEAN, "accuracy", arm_mean, seed_means, np.mean([boots[b] for b in choice], axis=0), sum(len(rand_items[b]) for b in choice), level))
+            out.append(
+                _row(
+                    arm,
+                    BENCHMARKS_MEAN,
+                    "accuracy",
+                    arm_mean,
+                    seed_means,
+                    np.mean([boots[b] for b in choice], axis=0),
+                    sum(len(rand_items[b]) for b in choice),
+                    level,
+                )
+            )
     return out
 
 
-def head_to_head(records: Sequence[dict], arm: str, other: str, bootstrap: int = 2000, seed: int = 0, level: float = LEVEL) -> list[dict]:
+def head_to_head(
+    records: Sequence[dict], arm: str, other: str, bootstrap: int = 2000, seed: int = 0, level: float = LEVEL
+) -> list[dict]:
     """`arm` against `other` (two non-random arms, e.g. the best SHED method and the strongest
     baseline), paired over the same items: per benchmark, and `benchmarks_mean` over the
     multiple-choice tasks, the difference of their means with a 95% paired bootstrap interval
@@ -91,24 +108,69 @@ def head_to_head(records: Sequence[dict], arm: str, other: str, bootstrap: int =
         d = x - y
         boots[b] = d[_draws(len(d), bootstrap, seed, b)].mean(axis=1) if len(d) else np.full(bootstrap, np.nan)
         spreads[b] = np.asarray(random.get(b, []))
-        out.append(_pair_row(arm, other, b, metric[b], float(x.mean()), float(y.mean()), boots[b], spreads[b], len(d), level))
+        out.append(
+            _pair_row(arm, other, b, metric[b], float(x.mean()), float(y.mean()), boots[b], spreads[b], len(d), level)
+        )
     choice = [b for b in boots if metric[b] == "accuracy"]
     if choice:
-        seed_means = np.mean([spreads[b] for b in choice], axis=0) if all(len(spreads[b]) == len(spreads[choice[0]]) for b in choice) else np.array([])
+        seed_means = (
+            np.mean([spreads[b] for b in choice], axis=0)
+            if all(len(spreads[b]) == len(spreads[choice[0]]) for b in choice)
+            else np.array([])
+        )
         x_mean = float(np.mean([scores[(arm, b)].mean() for b in choice]))
         y_mean = float(np.mean([scores[(other, b)].mean() for b in choice]))
-        out.append(_pair_row(arm, other, BENCHMARKS_MEAN, "accuracy", x_mean, y_mean, np.mean([boots[b] for b in choice], axis=0), np.atleast_1d(seed_means), sum(len(scores[(arm, b)]) for b in choice), level))
+        out.append(
+            _pair_row(
+                arm,
+                other,
+                BENCHMARKS_MEAN,
+                "accuracy",
+                x_mean,
+                y_mean,
+                np.mean([boots[b] for b in choice], axis=0),
+                np.atleast_1d(seed_means),
+                sum(len(scores[(arm, b)]) for b in choice),
+                level,
+            )
+        )
     return out
 
 
-def _pair_row(arm: str, other: str, benchmark: str, metric: str, x_mean: float, y_mean: float, boot: np.ndarray, random_seed_means: np.ndarray, n: int, level: float) -> dict:
+def _pair_row(
+    arm: str,
+    other: str,
+    benchmark: str,
+    metric: str,
+    x_mean: float,
+    y_mean: float,
+    boot: np.ndarray,
+    random_seed_means: np.ndarray,
+    n: int,
+    level: float,
+) -> dict:
     lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2]) if np.isfinite(boot).all() else (np.nan, np.nan)
     spread = float(np.std(random_seed_means, ddof=1)) if len(random_seed_means) > 1 else None
     diff = x_mean - y_mean
-    return {"arm": arm, "other": other, "benchmark": benchmark, "metric": metric, "arm_mean": x_mean, "other_mean": y_mean, "difference": diff, "ci_low": float(lo), "ci_high": float(hi), "random_std": spread, "z": diff / spread if spread else None, "n": int(n)}
+    return {
+        "arm": arm,
+        "other": other,
+        "benchmark": benchmark,
+        "metric": metric,
+        "arm_mean": x_mean,
+        "other_mean": y_mean,
+        "difference": diff,
+        "ci_low": float(lo),
+        "ci_high": float(hi),
+        "random_std": spread,
+        "z": diff / spread if spread else None,
+        "n": int(n),
+    }
 
 
-def _by_arm(records: Sequence[dict]) -> tuple[dict[tuple[str, str], np.ndarray], dict[str, list[np.ndarray]], dict[str, str]]:
+def _by_arm(
+    records: Sequence[dict],
+) -> tuple[dict[tuple[str, str], np.ndarray], dict[str, list[np.ndarray]], dict[str, str]]:
     """(per (arm, benchmark) its item scores, per benchmark the random arms' item scores in seed
     order, per benchmark its metric) of evaluation records."""
     scores: dict[tuple[str, str], np.ndarray] = {}
@@ -130,18 +192,52 @@ def _draws(n: int, bootstrap: int, seed: int, benchmark: str) -> np.ndarray:
     return rng.integers(0, n, size=(bootstrap, n)) if n else np.zeros((bootstrap, 0), dtype=np.int64)
 
 
-def _row(arm: str, benchmark: str, metric: str, arm_mean: float, seed_means: np.ndarray, boot: np.ndarray, n: int, level: float) -> dict:
+def _row(
+    arm: str,
+    benchmark: str,
+    metric: str,
+    arm_mean: float,
+    seed_means: np.ndarray,
+    boot: np.ndarray,
+    n: int,
+    level: float,
+) -> dict:
     random_mean = float(np.mean(seed_means))
     random_std = float(np.std(seed_means, ddof=1)) if len(seed_means) > 1 else None
     diff = arm_mean - random_mean
     lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2]) if np.isfinite(boot).all() else (np.nan, np.nan)
     z = diff / random_std if random_std else None
-    return {"arm": arm, "benchmark": benchmark, "metric": metric, "arm_mean": arm_mean, "random_mean": random_mean, "random_std": random_std, "difference": diff, "ci_low": float(lo), "ci_high": float(hi), "z": z, "n": int(n), "seeds": int(len(seed_means))}
+    return {
+        "arm": arm,
+        "benchmark": benchmark,
+        "metric": metric,
+        "arm_mean": arm_mean,
+        "random_mean": random_mean,
+        "random_std": random_std,
+        "difference": diff,
+        "ci_low": float(lo),
+        "ci_high": float(hi),
+        "z": z,
+        "n": int(n),
+        "seeds": int(len(seed_means)),
+    }
 
 
 def lineage_rows(rows: Sequence[dict]) -> list[dict]:
     """The `evaluation_comparisons` lineage columns of comparison rows."""
-    cols = ("arm", "benchmark", "metric", "arm_mean", "random_mean", "random_std", "difference", "ci_low", "ci_high", "z", "n")
+    cols = (
+        "arm",
+        "benchmark",
+        "metric",
+        "arm_mean",
+        "random_mean",
+        "random_std",
+        "difference",
+        "ci_low",
+        "ci_high",
+        "z",
+        "n",
+    )
     return [{c: r[c] for c in cols} for r in rows]
 
 
@@ -156,7 +252,9 @@ def cell(row: dict | None) -> str:
     if row is None:
         return "-"
     z = f" z={row['z']:+.1f}" if row["z"] is not None else ""
-    return f"{_fmt(row['difference'], sign=True)} [{_fmt(row['ci_low'], sign=True)}, {_fmt(row['ci_high'], sign=True)}]{z}"
+    return (
+        f"{_fmt(row['difference'], sign=True)} [{_fmt(row['ci_low'], sign=True)}, {_fmt(row['ci_high'], sign=True)}]{z}"
+    )
 
 
 def summary_table(comparisons: Sequence[dict]) -> tuple[list[str], list[list[str]]]:
@@ -168,18 +266,33 @@ def summary_table(comparisons: Sequence[dict]) -> tuple[list[str], list[list[str
     header = ["arm"] + [h for b in benches for h in (f"{b} mean", f"{b} vs random [95% CI]")]
     first = {b: next(r for r in comparisons if r["benchmark"] == b) for b in benches}
     seeds = next(iter(first.values()))["seeds"] if first else 0
-    rows = [[f"random ({seeds} seeds)"] + [c for b in benches for c in (f"{_fmt(first[b]['random_mean'])} ± {_fmt(first[b]['random_std'])}", "")]]
+    rows = [
+        [f"random ({seeds} seeds)"]
+        + [c for b in benches for c in (f"{_fmt(first[b]['random_mean'])} ± {_fmt(first[b]['random_std'])}", "")]
+    ]
     for arm in dict.fromkeys(r["arm"] for r in comparisons):
-        rows.append([arm] + [c for b in benches for c in (_fmt(by[(arm, b)]["arm_mean"]) if (arm, b) in by else "-", cell(by.get((arm, b))))])
+        rows.append(
+            [arm]
+            + [
+                c
+                for b in benches
+                for c in (_fmt(by[(arm, b)]["arm_mean"]) if (arm, b) in by else "-", cell(by.get((arm, b))))
+            ]
+        )
     return header, rows
 
 
 def markdown(comparisons: Sequence[dict]) -> str:
     """Every (arm, benchmark) comparison as a markdown table (asset metadata, bench output)."""
-    lines = ["| arm | benchmark | mean | random mean ± std | vs random | 95% interval | z | n |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| arm | benchmark | mean | random mean ± std | vs random | 95% interval | z | n |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in comparisons:
         z = f"{r['z']:+.2f}" if r["z"] is not None else "-"
-        lines.append(f"| {r['arm']} | {r['benchmark']} | {_fmt(r['arm_mean'], 4)} | {_fmt(r['random_mean'], 4)} ± {_fmt(r['random_std'], 4)} | {_fmt(r['difference'], 4, True)} | [{_fmt(r['ci_low'], 4, True)}, {_fmt(r['ci_high'], 4, True)}] | {z} | {r['n']} |")
+        lines.append(
+            f"| {r['arm']} | {r['benchmark']} | {_fmt(r['arm_mean'], 4)} | {_fmt(r['random_mean'], 4)} ± {_fmt(r['random_std'], 4)} | {_fmt(r['difference'], 4, True)} | [{_fmt(r['ci_low'], 4, True)}, {_fmt(r['ci_high'], 4, True)}] | {z} | {r['n']} |"
+        )
     return "\n".join(lines)
 
 
@@ -189,7 +302,12 @@ def interval_plot(comparisons: Sequence[dict], title: str) -> bytes:
     from shed_pipeline.core.plots import _png, plt
 
     benches = list(dict.fromkeys(r["benchmark"] for r in comparisons))
-    fig, axes = plt.subplots(1, max(1, len(benches)), figsize=(3.2 * max(1, len(benches)), 0.35 * len({r["arm"] for r in comparisons}) + 1.6), squeeze=False)
+    fig, axes = plt.subplots(
+        1,
+        max(1, len(benches)),
+        figsize=(3.2 * max(1, len(benches)), 0.35 * len({r["arm"] for r in comparisons}) + 1.6),
+        squeeze=False,
+    )
     for ax, b in zip(axes[0], benches, strict=False):
         rows = [r for r in comparisons if r["benchmark"] == b]
         y = np.arange(len(rows))[::-1]

@@ -43,7 +43,13 @@ def check_threshold(threshold: float) -> None:
         raise ValueError(f"dedup_threshold must be a cosine similarity in (0, 1], got {threshold}; 0.95 is typical")
 
 
-def twins(vectors: np.ndarray, threshold: float, block_rows: int = BLOCK_ROWS, kept_chunk: int = KEPT_CHUNK, advance: Callable[[int], None] | None = None) -> list[tuple[int, int, float]]:
+def twins(
+    vectors: np.ndarray,
+    threshold: float,
+    block_rows: int = BLOCK_ROWS,
+    kept_chunk: int = KEPT_CHUNK,
+    advance: Callable[[int], None] | None = None,
+) -> list[tuple[int, int, float]]:
     """(removed, kept, similarity) positions of rows of one cluster, given in priority order;
     `advance(rows)` after each block (progress lines inside a large cluster)."""
     m, dim = vectors.shape
@@ -82,11 +88,15 @@ def twins(vectors: np.ndarray, threshold: float, block_rows: int = BLOCK_ROWS, k
     return removed
 
 
-def deduplicate(inputs: SelectionInputs, threshold: float, keep: str = SOURCE) -> tuple[SelectionInputs, list[NearDuplicate]]:
+def deduplicate(
+    inputs: SelectionInputs, threshold: float, keep: str = SOURCE
+) -> tuple[SelectionInputs, list[NearDuplicate]]:
     """The inputs without the near-duplicates (every order kept), and the rows removed."""
     check_threshold(threshold)
     if keep == RANDOM:
-        raise ValueError(f"dedup_keep {RANDOM!r}: near-duplicates are kept by {SOURCE!r} order or a per-row value (e.g. knn_shapley)")
+        raise ValueError(
+            f"dedup_keep {RANDOM!r}: near-duplicates are kept by {SOURCE!r} order or a per-row value (e.g. knn_shapley)"
+        )
     values = None if keep == SOURCE else inputs.values(keep)
     position = {r: i for i, r in enumerate(inputs.row_ids)}
     progress = Progress(len(inputs.row_ids), "near-duplicate removal", inputs.log)
@@ -100,7 +110,9 @@ def deduplicate(inputs: SelectionInputs, threshold: float, keep: str = SOURCE) -
     if not gone:
         return inputs, removed
     keep_rows = [i for i, r in enumerate(inputs.row_ids) if r not in gone]
-    clusters = [ClusterInfo(c.cluster_id, c.score, tuple(r for r in c.members if r not in gone)) for c in inputs.clusters]
+    clusters = [
+        ClusterInfo(c.cluster_id, c.score, tuple(r for r in c.members if r not in gone)) for c in inputs.clusters
+    ]
     smaller = dataclasses.replace(
         inputs,
         row_ids=[inputs.row_ids[i] for i in keep_rows],

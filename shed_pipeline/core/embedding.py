@@ -84,7 +84,14 @@ class SentenceTransformerEncoder:
     The model is loaded on first use: importing sentence-transformers and loading weights takes
     seconds on a CPU, and a refresh whose rows are all cached never needs it."""
 
-    def __init__(self, model: str = DEFAULT_MODEL, device: str = "cpu", batch_size: int = 32, precision: str = "fp32", max_seq_length: int = 256):
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        device: str = "cpu",
+        batch_size: int = 32,
+        precision: str = "fp32",
+        max_seq_length: int = 256,
+    ):
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
         self._path = resolve_model_path(model)  # fails now, with the model's name, if it is not there
@@ -115,12 +122,24 @@ class SentenceTransformerEncoder:
     @property
     def dim(self) -> int:
         m = self.model
-        return int(m.get_embedding_dimension() if hasattr(m, "get_embedding_dimension") else m.get_sentence_embedding_dimension())
+        return int(
+            m.get_embedding_dimension()
+            if hasattr(m, "get_embedding_dimension")
+            else m.get_sentence_embedding_dimension()
+        )
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        vecs = self.model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+        vecs = self.model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
         vecs = np.asarray(vecs, dtype=np.float32)
-        if self._precision != "fp32":  # normalised in half precision: renormalise in float32, so every norm is 1 to float32's precision
+        if (
+            self._precision != "fp32"
+        ):  # normalised in half precision: renormalise in float32, so every norm is 1 to float32's precision
             vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), np.float32(1e-12))
         return vecs
 
@@ -160,7 +179,13 @@ class EmbeddingCache:
             return "segments", "text_hash"
         raise ValueError(kind)
 
-    def buffered(self, model_id: str, kind: str = "rows", on_flush: Callable[[int], None] | None = None, flush_seconds: float = FLUSH_SECONDS) -> BufferedWrites:
+    def buffered(
+        self,
+        model_id: str,
+        kind: str = "rows",
+        on_flush: Callable[[int], None] | None = None,
+        flush_seconds: float = FLUSH_SECONDS,
+    ) -> BufferedWrites:
         return BufferedWrites(self, model_id, kind, on_flush, flush_seconds=flush_seconds)
 
     def missing(self, model_id: str, keys: Sequence[str], kind: str = "rows") -> list[str]:
@@ -169,7 +194,12 @@ class EmbeddingCache:
         table, col = self._table(kind)
         with self._connect() as con:
             con.execute("CREATE TEMP TABLE wanted AS SELECT unnest(?::VARCHAR[]) AS k", [list(keys)])
-            have = {r for (r,) in con.execute(f"SELECT w.k FROM wanted w JOIN {table} e ON e.{col} = w.k AND e.model_id = ?", [model_id]).fetchall()}
+            have = {
+                r
+                for (r,) in con.execute(
+                    f"SELECT w.k FROM wanted w JOIN {table} e ON e.{col} = w.k AND e.model_id = ?", [model_id]
+                ).fetchall()
+            }
         return [k for k in keys if k not in have]
 
     def put(self, model_id: str, keys: Sequence[str], vectors: np.ndarray, kind: str = "rows") -> None:
@@ -181,7 +211,10 @@ class EmbeddingCache:
             {
                 "model_id": pa.array([model_id] * len(keys), pa.string()),
                 "k": pa.array(list(keys), pa.string()),
-                "vector": pa.ListArray.from_arrays(pa.array(np.arange(0, vecs.size + 1, max(1, vecs.shape[1]), dtype=np.int32)), pa.array(vecs.reshape(-1))),
+                "vector": pa.ListArray.from_arrays(
+                    pa.array(np.arange(0, vecs.size + 1, max(1, vecs.shape[1]), dtype=np.int32)),
+                    pa.array(vecs.reshape(-1)),
+                ),
             }
         )
         with self._connect() as con:
@@ -199,12 +232,22 @@ class EmbeddingCache:
         with self._connect() as con:
             for start in range(0, len(keys), GET_ROWS):
                 part = list(keys[start : start + GET_ROWS])
-                con.execute("CREATE OR REPLACE TEMP TABLE wanted AS SELECT unnest(?::VARCHAR[]) AS k, generate_subscripts(?::VARCHAR[], 1) AS pos", [part, part])
-                res = arrow_table(con.sql(f"SELECT w.pos, e.vector FROM wanted w JOIN {table} e ON e.{col} = w.k AND e.model_id = ? ORDER BY w.pos", params=[model_id]))
+                con.execute(
+                    "CREATE OR REPLACE TEMP TABLE wanted AS SELECT unnest(?::VARCHAR[]) AS k, generate_subscripts(?::VARCHAR[], 1) AS pos",
+                    [part, part],
+                )
+                res = arrow_table(
+                    con.sql(
+                        f"SELECT w.pos, e.vector FROM wanted w JOIN {table} e ON e.{col} = w.k AND e.model_id = ? ORDER BY w.pos",
+                        params=[model_id],
+                    )
+                )
                 if res.num_rows != len(part):
                     missing += len(part) - res.num_rows
                     continue
-                flat = np.asarray(res.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False), dtype=np.float32).reshape(len(part), -1)
+                flat = np.asarray(
+                    res.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False), dtype=np.float32
+                ).reshape(len(part), -1)
                 if out is None:
                     out = np.empty((len(keys), flat.shape[1]), dtype=np.float32)
                 out[start : start + len(part)] = flat
@@ -224,7 +267,15 @@ class BufferedWrites:
     then written in one transaction; the rest at the end of the `with` block, also when it fails
     (what was computed stays computed). `on_flush(n)` hears how many were written."""
 
-    def __init__(self, cache: EmbeddingCache, model_id: str, kind: str, on_flush: Callable[[int], None] | None = None, flush_rows: int = FLUSH_ROWS, flush_seconds: float = FLUSH_SECONDS):
+    def __init__(
+        self,
+        cache: EmbeddingCache,
+        model_id: str,
+        kind: str,
+        on_flush: Callable[[int], None] | None = None,
+        flush_rows: int = FLUSH_ROWS,
+        flush_seconds: float = FLUSH_SECONDS,
+    ):
         self.cache, self.model_id, self.kind, self.on_flush = cache, model_id, kind, on_flush
         self.flush_rows, self.flush_seconds = flush_rows, flush_seconds
         self._keys: list[str] = []
@@ -311,7 +362,12 @@ def _segments(rows: pl.DataFrame) -> tuple[dict[str, str], Segments]:
     del distinct
     per_row = (
         rows.select("row_id", "instruction", "input")
-        .join(lookup.rename({"text": "instruction", "hash": "instruction_hash"}), on="instruction", how="left", maintain_order="left")
+        .join(
+            lookup.rename({"text": "instruction", "hash": "instruction_hash"}),
+            on="instruction",
+            how="left",
+            maintain_order="left",
+        )
         .join(lookup.rename({"text": "input", "hash": "input_hash"}), on="input", how="left", maintain_order="left")
         .select("row_id", "instruction_hash", "input_hash")
     )
@@ -343,7 +399,9 @@ def encode_missing(
     todo_seg.sort(key=lambda h: (-len(texts[h]), h))
     encode_s = 0.0
     progress = Progress(len(todo_seg), "encoded", log, unit="texts", every_s=0)  # a line per save: each is a checkpoint
-    with cache.buffered(encoder.model_id, kind="segments", on_flush=progress.advance, flush_seconds=save_seconds) as saved:
+    with cache.buffered(
+        encoder.model_id, kind="segments", on_flush=progress.advance, flush_seconds=save_seconds
+    ) as saved:
         for chunk in _chunks(todo_seg, chunk_rows):
             t0 = time.perf_counter()
             vecs = encoder.encode([texts[h] for h in chunk])
@@ -371,12 +429,25 @@ def compose_rows(segments: Segments, cache: EmbeddingCache, model_id: str) -> np
         return np.zeros((0, 0), dtype=np.float32)
     vectors = cache.get(model_id, segments.distinct, kind="segments")
     index = pl.DataFrame({"hash": segments.distinct, "i": np.arange(len(segments.distinct), dtype=np.int64)})
-    ii = segments.rows.join(index, left_on="instruction_hash", right_on="hash", how="left", maintain_order="left")["i"].to_numpy()
-    xi = segments.rows.join(index, left_on="input_hash", right_on="hash", how="left", maintain_order="left")["i"].fill_null(-1).to_numpy()
+    ii = segments.rows.join(index, left_on="instruction_hash", right_on="hash", how="left", maintain_order="left")[
+        "i"
+    ].to_numpy()
+    xi = (
+        segments.rows.join(index, left_on="input_hash", right_on="hash", how="left", maintain_order="left")["i"]
+        .fill_null(-1)
+        .to_numpy()
+    )
     return compose_many(vectors, ii, xi)
 
 
-def embed_rows(rows: pl.DataFrame, encoder: Encoder, cache: EmbeddingCache, log: Callable[[str], None] = lambda _msg: None, chunk_rows: int = CHUNK_ROWS, save_seconds: float = FLUSH_SECONDS) -> tuple[np.ndarray, dict]:
+def embed_rows(
+    rows: pl.DataFrame,
+    encoder: Encoder,
+    cache: EmbeddingCache,
+    log: Callable[[str], None] = lambda _msg: None,
+    chunk_rows: int = CHUNK_ROWS,
+    save_seconds: float = FLUSH_SECONDS,
+) -> tuple[np.ndarray, dict]:
     """(vectors in row order, counts): `encode_missing`, then `compose_rows`."""
     segments, stats = encode_missing(rows, encoder, cache, log=log, chunk_rows=chunk_rows, save_seconds=save_seconds)
     return compose_rows(segments, cache, encoder.model_id), stats
@@ -395,5 +466,7 @@ def embed_texts(
     """`embed_rows` for three equal-length sequences."""
     if not (len(row_ids) == len(instructions) == len(inputs)):
         raise ValueError("row_ids, instructions and inputs differ in length")
-    rows = pl.DataFrame({"row_id": list(row_ids), "instruction": list(instructions), "input": list(inputs)}, schema=ROWS_SCHEMA)
+    rows = pl.DataFrame(
+        {"row_id": list(row_ids), "instruction": list(instructions), "input": list(inputs)}, schema=ROWS_SCHEMA
+    )
     return embed_rows(rows, encoder, cache, log=log, chunk_rows=chunk_rows, save_seconds=save_seconds)

@@ -77,16 +77,31 @@ def subset_report(
     return report
 
 
-def arm_metrics(selected: Sequence[int], pool_vectors: np.ndarray, pool_outputs: Sequence[str], pool_clusters: Sequence[int], pool_tasks: Sequence[str | None], test_vectors: np.ndarray, test_references: Sequence[str], k: int) -> dict:
+def arm_metrics(
+    selected: Sequence[int],
+    pool_vectors: np.ndarray,
+    pool_outputs: Sequence[str],
+    pool_clusters: Sequence[int],
+    pool_tasks: Sequence[str | None],
+    test_vectors: np.ndarray,
+    test_references: Sequence[str],
+    k: int,
+) -> dict:
     """The model-free metrics of one arm (e.g. a baseline selection): size, clusters and tasks
     covered, diversity and (with test rows) the held-out kNN utility."""
     sel = np.asarray(selected, dtype=np.int64)
     clusters = np.asarray(pool_clusters)
-    out: dict = {"subset_size": int(len(sel)), "clusters_covered": int(len(np.unique(clusters[sel]))) if len(sel) else 0, "diversity": mean_pairwise_cosine_distance(pool_vectors[sel])}
+    out: dict = {
+        "subset_size": int(len(sel)),
+        "clusters_covered": int(len(np.unique(clusters[sel]))) if len(sel) else 0,
+        "diversity": mean_pairwise_cosine_distance(pool_vectors[sel]),
+    }
     if any(t is not None for t in pool_tasks):
         out["tasks_covered"] = len({pool_tasks[i] for i in sel if pool_tasks[i] is not None})
     if len(test_references):
-        out["utility"] = heldout_utility(pool_vectors[sel], [pool_outputs[i] for i in sel], test_vectors, test_references, k)
+        out["utility"] = heldout_utility(
+            pool_vectors[sel], [pool_outputs[i] for i in sel], test_vectors, test_references, k
+        )
     return out
 
 

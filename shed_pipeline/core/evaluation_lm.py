@@ -61,11 +61,21 @@ class TrainingPlan:
         if self.steps is None and not self.epochs > 0:
             raise ValueError(f"evaluation epochs must be > 0, got {self.epochs} (or set a fixed number of steps)")
         if self.steps is not None and self.steps < 1:
-            raise ValueError(f"evaluation steps must be >= 1, got {self.steps} (or leave them unset to train by epochs)")
+            raise ValueError(
+                f"evaluation steps must be >= 1, got {self.steps} (or leave them unset to train by epochs)"
+            )
 
     def budget(self, n_rows: int) -> FinetuneBudget:
         steps = self.steps if self.steps is not None else steps_for_epochs(self.epochs, n_rows, self.batch_size)
-        return FinetuneBudget(steps=steps, lr=self.lr, rank=self.rank, alpha=self.alpha, batch_size=self.batch_size, max_tokens=self.max_tokens, seed=self.seed)
+        return FinetuneBudget(
+            steps=steps,
+            lr=self.lr,
+            rank=self.rank,
+            alpha=self.alpha,
+            batch_size=self.batch_size,
+            max_tokens=self.max_tokens,
+            seed=self.seed,
+        )
 
     def describe(self) -> str:
         if self.steps is not None:
@@ -93,7 +103,14 @@ class Arm:
         return f"{self.name} (seed {self.replicate})" if self.name == "random" else self.name
 
 
-def plan_arms(n_pool: int, curated: Sequence[int], random_seeds: Sequence[int], include_full_pool: bool, include_base: bool = True, baselines: Mapping[str, Sequence[int]] | None = None) -> list[Arm]:
+def plan_arms(
+    n_pool: int,
+    curated: Sequence[int],
+    random_seeds: Sequence[int],
+    include_full_pool: bool,
+    include_base: bool = True,
+    baselines: Mapping[str, Sequence[int]] | None = None,
+) -> list[Arm]:
     """The arms, in the order they run: base, curated, each baseline, random (`len(curated)` pool
     rows per seed), full pool."""
     if not len(curated):
@@ -153,10 +170,18 @@ def evaluate_arms(
     for k, (arm, budget) in enumerate(zip(arms, budgets, strict=True), 1):
         idx = list(arm.rows)
         label = f"evaluation arm {k}/{len(arms)} {arm.label}"
-        base = {"arm": arm.name, "replicate": arm.replicate, "subset_size": len(idx), "steps": budget.steps if budget else 0}
+        base = {
+            "arm": arm.name,
+            "replicate": arm.replicate,
+            "subset_size": len(idx),
+            "steps": budget.steps if budget else 0,
+        }
         path = None
         if cache_dir is not None:
-            path = Path(cache_dir) / f"{_arm_key(model_key, budget, [(pool_prompts[i], pool_targets[i]) for i in idx], material)}.json"
+            path = (
+                Path(cache_dir)
+                / f"{_arm_key(model_key, budget, [(pool_prompts[i], pool_targets[i]) for i in idx], material)}.json"
+            )
             if path.is_file():
                 records += [{**base, **r} for r in json.loads(path.read_text())]
                 log(f"{label}: from the cache")
@@ -165,9 +190,15 @@ def evaluate_arms(
                     on_arm_done(k, len(arms), arm.label, True)
                 continue
         t0 = time.monotonic()
-        log(f"{label}: {f'fine-tune on {len(idx)} rows, then score ({budget.steps} steps of {budget.batch_size})' if idx else 'the base model, scored'}")
+        log(
+            f"{label}: {f'fine-tune on {len(idx)} rows, then score ({budget.steps} steps of {budget.batch_size})' if idx else 'the base model, scored'}"
+        )
         finetune = Progress(budget.steps if budget else 0, f"{label}: LoRA fine-tune", log, unit="steps")
-        ctx = budget.finetuned(model, tok, [pool_prompts[i] for i in idx], [pool_targets[i] for i in idx], finetune) if idx else nullcontext(model)
+        ctx = (
+            budget.finetuned(model, tok, [pool_prompts[i] for i in idx], [pool_targets[i] for i in idx], finetune)
+            if idx
+            else nullcontext(model)
+        )
         with ctx as m:
             t_score = time.monotonic()
             results = score_arm(m, tok, test_prompts, test_targets, benchmarks, plan.max_tokens, label, log)
@@ -181,18 +212,39 @@ def evaluate_arms(
     return records
 
 
-def score_arm(model, tok, test_prompts: Sequence[str], test_targets: Sequence[str], benchmarks: Mapping[str, Sequence[ChoiceItem]], max_tokens: int, label: str = "", log: Log = print) -> list[dict]:
+def score_arm(
+    model,
+    tok,
+    test_prompts: Sequence[str],
+    test_targets: Sequence[str],
+    benchmarks: Mapping[str, Sequence[ChoiceItem]],
+    max_tokens: int,
+    label: str = "",
+    log: Log = print,
+) -> list[dict]:
     """The arm's records without its identity: benchmark, metric, value, scores."""
     out = []
     if test_prompts:
         scored = Progress(len(test_prompts), f"{label}: {TEST_SPLIT}", log, unit="sequences")
-        per_row = [lp / max(n, 1) for lp, n in lm_scoring.continuation_logprobs(model, tok, test_prompts, test_targets, max_tokens, scored)]
-        out.append({"benchmark": TEST_SPLIT, "metric": "loglik_per_token", "value": float(np.mean(per_row)), "scores": per_row})
+        per_row = [
+            lp / max(n, 1)
+            for lp, n in lm_scoring.continuation_logprobs(model, tok, test_prompts, test_targets, max_tokens, scored)
+        ]
+        out.append(
+            {"benchmark": TEST_SPLIT, "metric": "loglik_per_token", "value": float(np.mean(per_row)), "scores": per_row}
+        )
     for name, items in benchmarks.items():
         scored = Progress(sum(len(it.choices) for it in items), f"{label}: {name}", log, unit="sequences")
         picks = [lm_scoring.pick(m) for m in lm_scoring.choice_means(model, tok, items, CHOICE_MAX_TOKENS, scored)]
         correct = [float(p == it.answer) for p, it in zip(picks, items, strict=True)]
-        out.append({"benchmark": name, "metric": "accuracy", "value": float(np.mean(correct)) if correct else float("nan"), "scores": correct})
+        out.append(
+            {
+                "benchmark": name,
+                "metric": "accuracy",
+                "value": float(np.mean(correct)) if correct else float("nan"),
+                "scores": correct,
+            }
+        )
     return out
 
 
@@ -217,19 +269,35 @@ class _Clock:
         per_step = self.train_s / self.steps_done if self.steps_done else 0.0
         left = self.steps_left * per_step + self.arms_left * self.score_s / self.scored
         done = self.arms_total - self.arms_left
-        log(f"evaluation: {done}/{self.arms_total} arms" + (f" (~{format_seconds(left)} left: {self.steps_left} fine-tune steps, {self.arms_left} arm{'' if self.arms_left == 1 else 's'} to score)" if self.arms_left else ""))
+        log(
+            f"evaluation: {done}/{self.arms_total} arms"
+            + (
+                f" (~{format_seconds(left)} left: {self.steps_left} fine-tune steps, {self.arms_left} arm{'' if self.arms_left == 1 else 's'} to score)"
+                if self.arms_left
+                else ""
+            )
+        )
 
 
 def _material_digest(test_prompts, test_targets, benchmarks) -> str:
     h = hashlib.sha256()
-    for part in (list(zip(test_prompts, test_targets, strict=True)), [(name, it.prompt, it.choices, it.answer) for name, items in benchmarks.items() for it in items]):
+    for part in (
+        list(zip(test_prompts, test_targets, strict=True)),
+        [(name, it.prompt, it.choices, it.answer) for name, items in benchmarks.items() for it in items],
+    ):
         h.update(b"|")
         _update(h, part)
     return h.hexdigest()
 
 
 def _arm_key(model_key: str, budget: FinetuneBudget | None, rows: Sequence[tuple[str, str]], material: str) -> str:
-    ident = {"model": model_key, "budget": budget.as_dict() if budget else None, "material": material, "choice_max_tokens": CHOICE_MAX_TOKENS, "version": CACHE_VERSION}
+    ident = {
+        "model": model_key,
+        "budget": budget.as_dict() if budget else None,
+        "material": material,
+        "choice_max_tokens": CHOICE_MAX_TOKENS,
+        "version": CACHE_VERSION,
+    }
     h = hashlib.sha256(json.dumps(ident, sort_keys=True).encode())
     _update(h, rows)
     return h.hexdigest()[:32]
@@ -248,4 +316,14 @@ def summarize(records: Sequence[dict]) -> list[dict]:
     groups: dict[tuple[str, str, str], list[float]] = {}
     for r in records:
         groups.setdefault((r["benchmark"], r["metric"], r["arm"]), []).append(r["value"])
-    return [{"benchmark": b, "metric": m, "arm": a, "mean": float(np.mean(v)), "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, "n": len(v)} for (b, m, a), v in groups.items()]
+    return [
+        {
+            "benchmark": b,
+            "metric": m,
+            "arm": a,
+            "mean": float(np.mean(v)),
+            "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0,
+            "n": len(v),
+        }
+        for (b, m, a), v in groups.items()
+    ]

@@ -75,7 +75,21 @@ SCHEMA = [
         arm_mean DOUBLE, random_mean DOUBLE, random_std DOUBLE, difference DOUBLE, ci_low DOUBLE, ci_high DOUBLE,
         z DOUBLE, n BIGINT)""",
 ]
-RUN_TABLES = ("rows", "row_changes", "quarantine", "clusters", "memberships", "scores", "selections", "evaluations", "evaluation_arms", "removal_curve", "near_duplicates", "row_values", "evaluation_comparisons")
+RUN_TABLES = (
+    "rows",
+    "row_changes",
+    "quarantine",
+    "clusters",
+    "memberships",
+    "scores",
+    "selections",
+    "evaluations",
+    "evaluation_arms",
+    "removal_curve",
+    "near_duplicates",
+    "row_values",
+    "evaluation_comparisons",
+)
 
 
 class LineageError(Exception):
@@ -105,16 +119,41 @@ class LineageStore:
 
     # -- writing -------------------------------------------------------------------------------
 
-    def record_asset(self, run_id: str, asset: str, code_version: str | None, config: dict, summary: dict, inputs: dict[str, str | None] | None = None, source: str | None = None, source_fingerprint: str | None = None, source_version: str | None = None) -> None:
+    def record_asset(
+        self,
+        run_id: str,
+        asset: str,
+        code_version: str | None,
+        config: dict,
+        summary: dict,
+        inputs: dict[str, str | None] | None = None,
+        source: str | None = None,
+        source_fingerprint: str | None = None,
+        source_version: str | None = None,
+    ) -> None:
         now = datetime.now(timezone.utc)
         with self.connect() as con:
-            con.execute("INSERT INTO runs (run_id, started_at, code_version) VALUES (?, ?, ?) ON CONFLICT DO NOTHING", [run_id, now, code_version])
+            con.execute(
+                "INSERT INTO runs (run_id, started_at, code_version) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                [run_id, now, code_version],
+            )
             if source is not None:
-                con.execute("UPDATE runs SET source = ?, source_fingerprint = ?, source_version = ? WHERE run_id = ?", [source, source_fingerprint, source_version or source_fingerprint, run_id])
+                con.execute(
+                    "UPDATE runs SET source = ?, source_fingerprint = ?, source_version = ? WHERE run_id = ?",
+                    [source, source_fingerprint, source_version or source_fingerprint, run_id],
+                )
             con.execute("DELETE FROM asset_runs WHERE run_id = ? AND asset = ?", [run_id, asset])
             con.execute(
                 "INSERT INTO asset_runs VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [run_id, asset, now, code_version, json.dumps(config, default=str), json.dumps(summary, default=str), json.dumps(inputs or {})],
+                [
+                    run_id,
+                    asset,
+                    now,
+                    code_version,
+                    json.dumps(config, default=str),
+                    json.dumps(summary, default=str),
+                    json.dumps(inputs or {}),
+                ],
             )
 
     def write_table(self, table: str, run_id: str, data: Any) -> int:
@@ -124,7 +163,9 @@ class LineageStore:
         import polars as pl
 
         df = data if isinstance(data, pl.DataFrame) else pl.DataFrame(data)
-        df = df.with_columns(pl.lit(run_id).alias("run_id")).select(["run_id", *[c for c in df.columns if c != "run_id"]])
+        df = df.with_columns(pl.lit(run_id).alias("run_id")).select(
+            ["run_id", *[c for c in df.columns if c != "run_id"]]
+        )
         with self.connect() as con:
             con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])  # table name is from RUN_TABLES
             if df.height:
@@ -154,7 +195,10 @@ class LineageStore:
             if not row:
                 return None, None
             row = row[0]
-            rel = con.sql("SELECT row_id, source_file, source_locator FROM rows WHERE run_id = ? ORDER BY source_file, source_locator", params=[row[0]])
+            rel = con.sql(
+                "SELECT row_id, source_file, source_locator FROM rows WHERE run_id = ? ORDER BY source_file, source_locator",
+                params=[row[0]],
+            )
             return pl.from_arrow(duckdb_files.arrow_table(rel)), row[0]
 
     def runs(self) -> list[dict]:
@@ -179,7 +223,12 @@ class LineageStore:
         if not self.path.exists():
             return set()
         with self.connect(read_only=True) as con:
-            cols = {c for (c,) in con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'runs'").fetchall()}
+            cols = {
+                c
+                for (c,) in con.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_name = 'runs'"
+                ).fetchall()
+            }
             version = "source_version" if "source_version" in cols else "NULL"  # a read-only open cannot migrate
             found = con.execute(f"SELECT source_fingerprint, {version} FROM runs WHERE source = ?", [source]).fetchall()
         return {v for row in found for v in row if v is not None}
@@ -190,7 +239,8 @@ class LineageStore:
             return None
         with self.connect(read_only=True) as con:
             row = con.execute(
-                "SELECT run_id FROM asset_runs WHERE asset = 'proxy_shapley_scores' AND run_id <> ? ORDER BY materialized_at DESC, run_id DESC LIMIT 1", [run_id]
+                "SELECT run_id FROM asset_runs WHERE asset = 'proxy_shapley_scores' AND run_id <> ? ORDER BY materialized_at DESC, run_id DESC LIMIT 1",
+                [run_id],
             ).fetchone()
             if row is None:
                 return None
@@ -241,11 +291,24 @@ class LineageStore:
             clusters_run = self._input_run(con, run, "curated_subset", "clusters")
             scores_run = self._input_run(con, run, "curated_subset", "proxy_shapley_scores")
             out: dict[str, Any] = {"row_id": rid, "run_id": run}
-            row = con.execute("SELECT split, task, source_file, source_locator FROM rows WHERE run_id = ? AND row_id = ?", [rows_run, rid]).fetchone()
+            row = con.execute(
+                "SELECT split, task, source_file, source_locator FROM rows WHERE run_id = ? AND row_id = ?",
+                [rows_run, rid],
+            ).fetchone()
             if row is None:
-                q = con.execute("SELECT reason, detail, source_file, source_locator FROM quarantine WHERE run_id = ? AND row_id = ? LIMIT 1", [rows_run, rid]).fetchone()
+                q = con.execute(
+                    "SELECT reason, detail, source_file, source_locator FROM quarantine WHERE run_id = ? AND row_id = ? LIMIT 1",
+                    [rows_run, rid],
+                ).fetchone()
                 if q:
-                    out.update(selected=False, status="quarantined", reason=q[0], detail=q[1], source_file=q[2], source_locator=q[3])
+                    out.update(
+                        selected=False,
+                        status="quarantined",
+                        reason=q[0],
+                        detail=q[1],
+                        source_file=q[2],
+                        source_locator=q[3],
+                    )
                 else:
                     gone = con.execute(
                         """SELECT c.run_id, c.counterpart, c.source_file, c.source_locator FROM row_changes c JOIN runs r ON r.run_id = c.run_id
@@ -255,16 +318,28 @@ class LineageStore:
                     ).fetchone()
                     if gone:
                         edit = f" (edited: its place, {gone[2]} #{gone[3]}, now holds row {gone[1]})" if gone[1] else ""
-                        out.update(selected=False, status="removed", removed_in_run=gone[0], replaced_by=gone[1], reason=f"removed from the source in run {gone[0]}{edit}")
+                        out.update(
+                            selected=False,
+                            status="removed",
+                            removed_in_run=gone[0],
+                            replaced_by=gone[1],
+                            reason=f"removed from the source in run {gone[0]}{edit}",
+                        )
                     else:
                         out.update(selected=False, status="absent", reason="the row was not in this run's source")
                 return out
             out.update(split=row[0], task=row[1], source_file=row[2], source_locator=row[3])
             if row[0] != "pool":
-                out.update(selected=False, status=f"held out ({row[0]} split)", reason=f"rows in the {row[0]} split are never selected")
+                out.update(
+                    selected=False,
+                    status=f"held out ({row[0]} split)",
+                    reason=f"rows in the {row[0]} split are never selected",
+                )
                 return out
             # A database last written before the removal rule has no such column (read-only here).
-            has_dropped = con.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = 'scores' AND column_name = 'dropped_by_removal_rule'").fetchone()[0]
+            has_dropped = con.execute(
+                "SELECT count(*) FROM information_schema.columns WHERE table_name = 'scores' AND column_name = 'dropped_by_removal_rule'"
+            ).fetchone()[0]
             dropped = "s.dropped_by_removal_rule" if has_dropped else "NULL"
             mem = con.execute(
                 f"""SELECT m.cluster_id, c.proxy_row_id, c.size, s.score, s.rank, (SELECT count(*) FROM scores x WHERE x.run_id = s.run_id), {dropped}
@@ -274,31 +349,69 @@ class LineageStore:
                 [scores_run, clusters_run, rid],
             ).fetchone()
             if mem:
-                out.update(cluster_id=mem[0], proxy_row_id=mem[1], is_proxy=mem[1] == rid, cluster_size=mem[2], cluster_score=mem[3], cluster_rank=mem[4], clusters_total=mem[5])
+                out.update(
+                    cluster_id=mem[0],
+                    proxy_row_id=mem[1],
+                    is_proxy=mem[1] == rid,
+                    cluster_size=mem[2],
+                    cluster_score=mem[3],
+                    cluster_rank=mem[4],
+                    clusters_total=mem[5],
+                )
             # Tables newer than the database (read-only here: no migration) count as empty.
             tables = {t for (t,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
             values: dict[str, float | None] = {}
             if "row_values" in tables:
                 values_run = self._input_run(con, run, "curated_subset", "row_values")
-                values = dict(con.execute("SELECT kind, value FROM row_values WHERE run_id = ? AND row_id = ? ORDER BY kind", [values_run, rid]).fetchall())
+                values = dict(
+                    con.execute(
+                        "SELECT kind, value FROM row_values WHERE run_id = ? AND row_id = ? ORDER BY kind",
+                        [values_run, rid],
+                    ).fetchall()
+                )
             if values:
                 out["row_values"] = values
-            twin = con.execute("SELECT kept_row_id, cluster_id, similarity FROM near_duplicates WHERE run_id = ? AND row_id = ?", [run, rid]).fetchone() if "near_duplicates" in tables else None
-            sel = con.execute("SELECT method, draw_order, reason FROM selections WHERE run_id = ? AND row_id = ?", [run, rid]).fetchone()
-            method = con.execute("SELECT any_value(method), count(*) FROM selections WHERE run_id = ?", [run]).fetchone()
+            twin = (
+                con.execute(
+                    "SELECT kept_row_id, cluster_id, similarity FROM near_duplicates WHERE run_id = ? AND row_id = ?",
+                    [run, rid],
+                ).fetchone()
+                if "near_duplicates" in tables
+                else None
+            )
+            sel = con.execute(
+                "SELECT method, draw_order, reason FROM selections WHERE run_id = ? AND row_id = ?", [run, rid]
+            ).fetchone()
+            method = con.execute(
+                "SELECT any_value(method), count(*) FROM selections WHERE run_id = ?", [run]
+            ).fetchone()
             if sel:
                 out.update(selected=True, status="selected", method=sel[0], draw_order=sel[1], reason=sel[2])
             elif twin:
                 reason = f"removed before selection as a near-duplicate of row {twin[0]} (cosine similarity {twin[2]:.4f} in cluster {twin[1]})"
-                out.update(selected=False, status="near duplicate", method=method[0], kept_row_id=twin[0], similarity=twin[2], reason=reason)
+                out.update(
+                    selected=False,
+                    status="near duplicate",
+                    method=method[0],
+                    kept_row_id=twin[0],
+                    similarity=twin[2],
+                    reason=reason,
+                )
             else:
-                auto = con.execute("SELECT json_extract(config, '$.auto_size')::BOOLEAN FROM asset_runs WHERE run_id = ? AND asset = 'curated_subset'", [run]).fetchone()
+                auto = con.execute(
+                    "SELECT json_extract(config, '$.auto_size')::BOOLEAN FROM asset_runs WHERE run_id = ? AND asset = 'curated_subset'",
+                    [run],
+                ).fetchone()
                 if mem and mem[6] and auto and auto[0]:
                     reason = f"its cluster (ranked {mem[4]} of {mem[5]}) is among those the removal-index rule dropped"
                 else:
-                    reason = f"{method[0]} filled its {method[1]} rows without this row" + (f" (its cluster ranked {mem[4]} of {mem[5]})" if mem and mem[4] is not None else "")
+                    reason = f"{method[0]} filled its {method[1]} rows without this row" + (
+                        f" (its cluster ranked {mem[4]} of {mem[5]})" if mem and mem[4] is not None else ""
+                    )
                 if values:
-                    reason += "; its row values: " + ", ".join(f"{k} {v:.4g}" if v is not None else f"{k} none" for k, v in values.items())
+                    reason += "; its row values: " + ", ".join(
+                        f"{k} {v:.4g}" if v is not None else f"{k} none" for k, v in values.items()
+                    )
                 out.update(selected=False, status="not selected", method=method[0], reason=reason)
             return out
 
@@ -312,15 +425,22 @@ class LineageStore:
                    AND s.row_id NOT IN (SELECT row_id FROM selections WHERE run_id = ?) ORDER BY s.draw_order""",
                 [b, a],
             ).fetchall()
-            removed_ids = [r[0] for r in con.execute(
-                """SELECT s.row_id FROM selections s WHERE s.run_id = ?
+            removed_ids = [
+                r[0]
+                for r in con.execute(
+                    """SELECT s.row_id FROM selections s WHERE s.run_id = ?
                    AND s.row_id NOT IN (SELECT row_id FROM selections WHERE run_id = ?) ORDER BY s.draw_order""",
-                [a, b],
-            ).fetchall()]
+                    [a, b],
+                ).fetchall()
+            ]
             kept = con.execute(
-                "SELECT count(*) FROM selections a JOIN selections b ON a.row_id = b.row_id WHERE a.run_id = ? AND b.run_id = ?", [a, b]
+                "SELECT count(*) FROM selections a JOIN selections b ON a.row_id = b.row_id WHERE a.run_id = ? AND b.run_id = ?",
+                [a, b],
             ).fetchone()[0]
-            methods = [con.execute("SELECT any_value(method) FROM selections WHERE run_id = ?", [r]).fetchone()[0] for r in (a, b)]
+            methods = [
+                con.execute("SELECT any_value(method) FROM selections WHERE run_id = ?", [r]).fetchone()[0]
+                for r in (a, b)
+            ]
         removed = []
         for rid in removed_ids:
             w = self.why(rid, b)

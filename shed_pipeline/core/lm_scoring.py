@@ -42,16 +42,30 @@ class Tree:
         return len(self.prompt) + sum(len(b) for b in self.branches)
 
 
-def continuation_logprobs(model, tok, prompts: Sequence[str], continuations: Sequence[str], max_tokens: int = 256, progress: Progress | None = None, token_budget: int = TOKEN_BUDGET, max_target_tokens: int | None = None) -> list[tuple[float, int]]:
+def continuation_logprobs(
+    model,
+    tok,
+    prompts: Sequence[str],
+    continuations: Sequence[str],
+    max_tokens: int = 256,
+    progress: Progress | None = None,
+    token_budget: int = TOKEN_BUDGET,
+    max_target_tokens: int | None = None,
+) -> list[tuple[float, int]]:
     """`lm.continuation_logprobs`: for each (prompt, continuation), the summed log-probability of
     the continuation's tokens (with eos) given the prompt, and their count; same truncation."""
     if len(prompts) != len(continuations):
         raise ValueError("prompts and continuations differ in length")
-    trees = [Tree(tuple(p), (tuple(c),)) for p, c in _encode_pairs(tok, list(prompts), list(continuations), max_tokens, max_target_tokens)]
+    trees = [
+        Tree(tuple(p), (tuple(c),))
+        for p, c in _encode_pairs(tok, list(prompts), list(continuations), max_tokens, max_target_tokens)
+    ]
     return [s[0] for s in score_trees(model, tok, trees, progress, token_budget)]
 
 
-def choice_means(model, tok, items, max_tokens: int = 256, progress: Progress | None = None, token_budget: int = TOKEN_BUDGET) -> list[list[float]]:
+def choice_means(
+    model, tok, items, max_tokens: int = 256, progress: Progress | None = None, token_budget: int = TOKEN_BUDGET
+) -> list[list[float]]:
     """For each item (`prompt`, `choices`), each choice's mean per-token log-probability (with eos)
     given the prompt: what `lm.choose_many` compares. An item whose choices cut its prompt
     differently (prompt + choice over `max_tokens`) is scored as one sequence per choice."""
@@ -78,7 +92,9 @@ def pick(means: Sequence[float]) -> int:
     return max(range(len(means)), key=lambda j: (means[j], -j))
 
 
-def score_trees(model, tok, trees: Sequence[Tree], progress: Progress | None = None, token_budget: int = TOKEN_BUDGET) -> list[list[tuple[float, int]]]:
+def score_trees(
+    model, tok, trees: Sequence[Tree], progress: Progress | None = None, token_budget: int = TOKEN_BUDGET
+) -> list[list[tuple[float, int]]]:
     """For each tree, each branch's (summed log-probability, token count) given the prompt.
     `progress` advances by the branches (sequences) of each batch."""
     import torch
@@ -92,8 +108,14 @@ def score_trees(model, tok, trees: Sequence[Tree], progress: Progress | None = N
     shared = _shared_prefix(trees)
     order = sorted(range(len(trees)), key=lambda i: (-trees[i].length, i))
     with torch.inference_mode():
-        cache_arg = "cache" if "cache" in inspect.signature(decoder.forward).parameters else "past_key_values"  # renamed in transformers 5
-        past = getattr(decoder(input_ids=torch.tensor([shared], device=device), use_cache=True), cache_arg) if shared else None
+        cache_arg = (
+            "cache" if "cache" in inspect.signature(decoder.forward).parameters else "past_key_values"
+        )  # renamed in transformers 5
+        past = (
+            getattr(decoder(input_ids=torch.tensor([shared], device=device), use_cache=True), cache_arg)
+            if shared
+            else None
+        )
         rest = [Tree(t.prompt[len(shared) :], t.branches) for t in trees]
         for batch in _batches(order, [t.length for t in rest], token_budget):
             ids, mask, pos, where = _pack([rest[i] for i in batch], tok, dtype, len(shared))
@@ -101,13 +123,21 @@ def score_trees(model, tok, trees: Sequence[Tree], progress: Progress | None = N
             if past is not None:  # every row continues the shared prefix's keys and values
                 kwargs[cache_arg] = copy.deepcopy(past)
                 kwargs[cache_arg].batch_repeat_interleave(len(batch))
-            hidden = decoder(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=pos.to(device), use_cache=past is not None, **kwargs).last_hidden_state
+            hidden = decoder(
+                input_ids=ids.to(device),
+                attention_mask=mask.to(device),
+                position_ids=pos.to(device),
+                use_cache=past is not None,
+                **kwargs,
+            ).last_hidden_state
             rows, cols, targets, owners = where
             logp = torch.empty(len(rows), dtype=torch.float32)
             for s in range(0, len(rows), HEAD_CHUNK):
                 r, c, t = rows[s : s + HEAD_CHUNK], cols[s : s + HEAD_CHUNK], targets[s : s + HEAD_CHUNK]
                 logits = head(hidden[r.to(device), c.to(device)]).float()
-                logp[s : s + HEAD_CHUNK] = torch.log_softmax(logits, dim=-1).gather(-1, t.to(device)[:, None])[:, 0].cpu()
+                logp[s : s + HEAD_CHUNK] = (
+                    torch.log_softmax(logits, dim=-1).gather(-1, t.to(device)[:, None])[:, 0].cpu()
+                )
             sums: dict[tuple[int, int], float] = {}
             for (b, br), v in zip(owners, logp.tolist(), strict=True):
                 sums[(b, br)] = sums.get((b, br), 0.0) + v
@@ -141,7 +171,9 @@ def _decoder_and_head(model):
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     cfg = base.config
     if getattr(cfg, "final_logit_softcapping", None) or getattr(cfg, "logit_scale", None):
-        raise ValueError(f"{type(base).__name__} transforms its logits after the output head; the evaluation's scoring does not support it")
+        raise ValueError(
+            f"{type(base).__name__} transforms its logits after the output head; the evaluation's scoring does not support it"
+        )
     return base.get_decoder(), base.get_output_embeddings()
 
 
@@ -192,4 +224,14 @@ def _pack(trees: Sequence[Tree], tok, dtype, past: int = 0):
             start = end
     allowed = torch.cat([torch.ones((len(trees), width, past), dtype=torch.bool), allowed], dim=2)
     mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill_(~allowed, torch.finfo(dtype).min)[:, None]
-    return ids, mask, pos + past, (torch.tensor(rows, dtype=torch.long), torch.tensor(cols, dtype=torch.long), torch.tensor(targets, dtype=torch.long), owners)
+    return (
+        ids,
+        mask,
+        pos + past,
+        (
+            torch.tensor(rows, dtype=torch.long),
+            torch.tensor(cols, dtype=torch.long),
+            torch.tensor(targets, dtype=torch.long),
+            owners,
+        ),
+    )

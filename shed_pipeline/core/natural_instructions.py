@@ -26,7 +26,6 @@ EXTRACT_NAME = "natural_instructions_v1.parquet"
 EXTRACT_VERSION = "1"
 
 
-
 def default_cache_dir() -> Path:
     return Path(os.environ.get("SHED_PIPELINE_CACHE", Path.home() / ".cache" / "shed_pipeline")).expanduser()
 
@@ -70,7 +69,14 @@ def extract_natural_instructions(archive: Path, out_path: Path, log: Log = print
     """
     import polars as pl
 
-    cols: dict[str, list] = {"task": [], "example_index": [], "instruction": [], "input": [], "output": [], "references": []}
+    cols: dict[str, list] = {
+        "task": [],
+        "example_index": [],
+        "instruction": [],
+        "input": [],
+        "output": [],
+        "references": [],
+    }
     n_tasks = 0
     log(f"Extracting Natural Instructions v1 from {archive.name} ...")
     for m, task in iter_task_files(archive, NI_PATTERN):

@@ -40,7 +40,13 @@ TRANSIENT_CODES = {
     "504",
 }
 ACCESS_CODES = {"AccessDenied", "403", "AllAccessDisabled", "AccountProblem"}
-CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken", "TokenRefreshRequired"}
+CREDENTIAL_CODES = {
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "InvalidToken",
+    "TokenRefreshRequired",
+}
 
 
 class ObjectStoreError(Exception):
@@ -113,7 +119,17 @@ def _unwrap(exc: BaseException) -> BaseException:
 def _is_transient(exc: Exception) -> bool:
     from botocore import exceptions as bx
 
-    if isinstance(exc, (bx.EndpointConnectionError, bx.ConnectionClosedError, bx.ReadTimeoutError, bx.ConnectTimeoutError, bx.ResponseStreamingError, bx.IncompleteReadError)):
+    if isinstance(
+        exc,
+        (
+            bx.EndpointConnectionError,
+            bx.ConnectionClosedError,
+            bx.ReadTimeoutError,
+            bx.ConnectTimeoutError,
+            bx.ResponseStreamingError,
+            bx.IncompleteReadError,
+        ),
+    ):
         return True
     code = _error_code(exc)
     return code in TRANSIENT_CODES if code else isinstance(exc, (ConnectionError, TimeoutError))
@@ -122,7 +138,15 @@ def _is_transient(exc: Exception) -> bool:
 class ObjectStore:
     """A boto3 S3 client with retries and clear errors. `sleep` is injectable for tests."""
 
-    def __init__(self, client: Any, attempts: int = 5, base_delay_s: float = 0.2, max_delay_s: float = 8.0, sleep: Callable[[float], None] = time.sleep, log: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        client: Any,
+        attempts: int = 5,
+        base_delay_s: float = 0.2,
+        max_delay_s: float = 8.0,
+        sleep: Callable[[float], None] = time.sleep,
+        log: Callable[[str], None] | None = None,
+    ):
         if attempts < 1:
             raise ValueError("attempts must be at least 1")
         self.client = client
@@ -144,7 +168,9 @@ class ObjectStore:
             try:
                 return fn()
             except bx.NoCredentialsError as exc:
-                raise ObjectStoreError(f"{where}: no S3 credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)") from exc
+                raise ObjectStoreError(
+                    f"{where}: no S3 credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)"
+                ) from exc
             except Exception as raised:  # botocore raises many types; classify by code
                 exc = _unwrap(raised)
                 code = _error_code(exc)
@@ -155,16 +181,24 @@ class ObjectStore:
                 if code in ("PreconditionFailed", "412"):
                     raise ObjectChanged(f"{where}: the object changed while it was being read") from exc
                 if code in ACCESS_CODES:
-                    raise ObjectStoreError(f"{where}: access denied while trying to {what} (check the credentials' permissions and the bucket policy)") from exc
+                    raise ObjectStoreError(
+                        f"{where}: access denied while trying to {what} (check the credentials' permissions and the bucket policy)"
+                    ) from exc
                 if code in CREDENTIAL_CODES:
-                    raise ObjectStoreError(f"{where}: the S3 service rejected the credentials ({code}) while trying to {what}") from exc
+                    raise ObjectStoreError(
+                        f"{where}: the S3 service rejected the credentials ({code}) while trying to {what}"
+                    ) from exc
                 if not _is_transient(exc):
                     raise ObjectStoreError(f"{where}: cannot {what} ({code or type(exc).__name__}: {exc})") from exc
                 if attempt == self.attempts:
-                    raise ObjectStoreError(f"{where}: cannot {what} after {self.attempts} attempts ({code or type(exc).__name__}: {exc})") from exc
+                    raise ObjectStoreError(
+                        f"{where}: cannot {what} after {self.attempts} attempts ({code or type(exc).__name__}: {exc})"
+                    ) from exc
                 delay = min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1))
                 if self.log:
-                    self.log(f"{where}: {what} failed ({code or type(exc).__name__}), retry {attempt}/{self.attempts - 1} in {delay:.1f}s")
+                    self.log(
+                        f"{where}: {what} failed ({code or type(exc).__name__}), retry {attempt}/{self.attempts - 1} in {delay:.1f}s"
+                    )
                 self.sleep(delay)
         raise AssertionError("unreachable")
 
@@ -172,7 +206,9 @@ class ObjectStore:
 
     def head(self, uri: S3Uri) -> ObjectInfo | None:
         try:
-            r = self._call("read the object's metadata", uri, lambda: self.client.head_object(Bucket=uri.bucket, Key=uri.key))
+            r = self._call(
+                "read the object's metadata", uri, lambda: self.client.head_object(Bucket=uri.bucket, Key=uri.key)
+            )
         except ObjectNotFound:
             return None
         return ObjectInfo(uri.key, int(r["ContentLength"]), str(r.get("ETag", "")).strip('"'))
@@ -226,7 +262,11 @@ class ObjectStore:
     # -- writing -------------------------------------------------------------------------------
 
     def put_bytes(self, data: bytes, uri: S3Uri, content_type: str = "application/octet-stream") -> ObjectInfo:
-        r = self._call("write the object", uri, lambda: self.client.put_object(Bucket=uri.bucket, Key=uri.key, Body=data, ContentType=content_type))
+        r = self._call(
+            "write the object",
+            uri,
+            lambda: self.client.put_object(Bucket=uri.bucket, Key=uri.key, Body=data, ContentType=content_type),
+        )
         return ObjectInfo(uri.key, len(data), str(r.get("ETag", "")).strip('"'))
 
     def put_file(self, path: Path, uri: S3Uri, content_type: str = "application/octet-stream") -> ObjectInfo:
@@ -236,14 +276,25 @@ class ObjectStore:
         from boto3.s3.transfer import TransferConfig
 
         config = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=MULTIPART_THRESHOLD)
-        self._call("upload the object", uri, lambda: self.client.upload_file(str(path), uri.bucket, uri.key, ExtraArgs={"ContentType": content_type}, Config=config))
+        self._call(
+            "upload the object",
+            uri,
+            lambda: self.client.upload_file(
+                str(path), uri.bucket, uri.key, ExtraArgs={"ContentType": content_type}, Config=config
+            ),
+        )
         info = self.head(uri)
         if info is None or info.size != size:
             raise ObjectStoreError(f"{uri}: upload finished but the object is missing or has the wrong size")
         return info
 
 
-CONTENT_TYPES = {".jsonl": "application/x-ndjson", ".json": "application/json", ".parquet": "application/vnd.apache.parquet", ".png": "image/png"}
+CONTENT_TYPES = {
+    ".jsonl": "application/x-ndjson",
+    ".json": "application/json",
+    ".parquet": "application/vnd.apache.parquet",
+    ".png": "image/png",
+}
 
 
 def publish(store: ObjectStore, files: list[Path], destination: str) -> list[str]:

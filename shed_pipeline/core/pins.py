@@ -38,7 +38,14 @@ class ValidationPin:
         return self.renewed or (run_id is not None and self.taken_by_run == run_id)
 
 
-def pinned_validation(path: str | Path, fit_id: str, current: pl.DataFrame, other_split_ids: Iterable[str] = (), freeze: bool = True, run_id: str | None = None) -> ValidationPin:
+def pinned_validation(
+    path: str | Path,
+    fit_id: str,
+    current: pl.DataFrame,
+    other_split_ids: Iterable[str] = (),
+    freeze: bool = True,
+    run_id: str | None = None,
+) -> ValidationPin:
     """The snapshot for `fit_id`, or a new one of `current` (a frame with a `row_id` column).
 
     A new snapshot is taken when the fit changed, when `freeze` is off, or when keeping the old one
@@ -56,9 +63,17 @@ def pinned_validation(path: str | Path, fit_id: str, current: pl.DataFrame, othe
     elif path.exists():
         try:
             table = pq.read_table(path)
-            meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items() if k.decode().startswith("shed_pipeline.")}
+            meta = {
+                k.decode(): v.decode()
+                for k, v in (table.schema.metadata or {}).items()
+                if k.decode().startswith("shed_pipeline.")
+            }
             if meta.get(PIN_META_KEY) == fit_id:
-                pinned, taken_by, taken_reason = pl.from_arrow(table), meta.get(PIN_RUN_KEY), meta.get(PIN_REASON_KEY, "")
+                pinned, taken_by, taken_reason = (
+                    pl.from_arrow(table),
+                    meta.get(PIN_RUN_KEY),
+                    meta.get(PIN_REASON_KEY, ""),
+                )
         except Exception:  # noqa: BLE001 (a damaged snapshot only costs cache hits: take a new one)
             reason = "the saved snapshot could not be read"
     if pinned is not None and pinned.columns != current.columns:
@@ -69,14 +84,18 @@ def pinned_validation(path: str | Path, fit_id: str, current: pl.DataFrame, othe
         common = current.filter(pl.col("row_id").is_in(list(then)))
         if moved:
             pinned, reason = None, f"{len(moved)} snapshot rows moved to another split"
-        elif not common.sort("row_id").equals(pinned.filter(pl.col("row_id").is_in(common["row_id"].to_list())).sort("row_id")):
+        elif not common.sort("row_id").equals(
+            pinned.filter(pl.col("row_id").is_in(common["row_id"].to_list())).sort("row_id")
+        ):
             pinned, reason = None, "snapshot rows changed in place (another embedding model?)"
     if pinned is not None:
         now = set(current["row_id"].to_list())
         kept = taken_reason if run_id is not None and taken_by == run_id else "kept since the last cluster fit"
         return ValidationPin(pinned, False, kept, len(now - then), len(then - now), taken_by)
     table = current.to_arrow()
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}), PIN_META_KEY: fit_id, PIN_RUN_KEY: run_id or "", PIN_REASON_KEY: reason})
+    table = table.replace_schema_metadata(
+        {**(table.schema.metadata or {}), PIN_META_KEY: fit_id, PIN_RUN_KEY: run_id or "", PIN_REASON_KEY: reason}
+    )
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
     return ValidationPin(current, True, reason, 0, 0, run_id)

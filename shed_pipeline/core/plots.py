@@ -28,9 +28,13 @@ def histogram(values: Sequence[float], title: str, xlabel: str, bins: int = 30) 
     return _png(fig)
 
 
-def bars(labels: Sequence[str], values: Sequence[float], title: str, ylabel: str, errors: Sequence[float] | None = None) -> bytes:
+def bars(
+    labels: Sequence[str], values: Sequence[float], title: str, ylabel: str, errors: Sequence[float] | None = None
+) -> bytes:
     fig, ax = plt.subplots(figsize=(max(4, 0.5 * len(labels) + 2), 3))
-    ax.bar(range(len(labels)), list(values), yerr=list(errors) if errors is not None else None, color="#55a868", capsize=4)
+    ax.bar(
+        range(len(labels)), list(values), yerr=list(errors) if errors is not None else None, color="#55a868", capsize=4
+    )
     ax.set_xticks(range(len(labels)))
     ax.set_xticklabels(list(labels), rotation=45 if len(labels) > 6 else 0, ha="right" if len(labels) > 6 else "center")
     ax.set_title(title)
@@ -44,10 +48,19 @@ def arm_panels(panels: dict[str, tuple[Sequence[str], Sequence[float], Sequence[
     fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3), squeeze=False)
     colours = {"base": "#8c8c8c", "curated": "#c44e52", "random": "#4c72b0", "full_pool": "#55a868"}
     for ax, (name, (labels, means, stds)) in zip(axes[0], panels.items(), strict=False):
-        ax.bar(range(len(labels)), list(means), yerr=list(stds), capsize=4, color=[colours.get(a, "#999999") for a in labels])
+        ax.bar(
+            range(len(labels)),
+            list(means),
+            yerr=list(stds),
+            capsize=4,
+            color=[colours.get(a, "#999999") for a in labels],
+        )
         ax.set_xticks(range(len(labels)))
         ax.set_xticklabels(list(labels), rotation=30, ha="right")
-        lo, hi = min(m - s for m, s in zip(means, stds, strict=True)), max(m + s for m, s in zip(means, stds, strict=True))
+        lo, hi = (
+            min(m - s for m, s in zip(means, stds, strict=True)),
+            max(m + s for m, s in zip(means, stds, strict=True)),
+        )
         pad = 0.15 * (hi - lo) if hi > lo else 0.05 * (abs(hi) or 1.0)
         ax.set_ylim(lo - pad, hi + pad)  # differences between arms are small: zoom on them
         ax.set_title(name, fontsize=9)
@@ -55,7 +68,9 @@ def arm_panels(panels: dict[str, tuple[Sequence[str], Sequence[float], Sequence[
     return _png(fig)
 
 
-def line(xs: Sequence[float], ys: Sequence[float], title: str, xlabel: str, ylabel: str, mark: float | None = None) -> bytes:
+def line(
+    xs: Sequence[float], ys: Sequence[float], title: str, xlabel: str, ylabel: str, mark: float | None = None
+) -> bytes:
     fig, ax = plt.subplots(figsize=(5, 3))
     ax.plot(list(xs), list(ys), marker="o", color="#4c72b0")
     if mark is not None:

@@ -46,7 +46,15 @@ class Progress:
     left)` at most every `every_s` seconds, and always when `done` reaches `total` (then with the
     time taken). The rate is the average since the Progress was made."""
 
-    def __init__(self, total: int | None, what: str, log: Log = silent, unit: str = "rows", every_s: float = EVERY_S, clock: Clock = time.monotonic):
+    def __init__(
+        self,
+        total: int | None,
+        what: str,
+        log: Log = silent,
+        unit: str = "rows",
+        every_s: float = EVERY_S,
+        clock: Clock = time.monotonic,
+    ):
         self.total, self.what, self.log, self.unit, self.every_s, self.clock = total, what, log, unit, every_s, clock
         self.done = 0
         self.start = self._last = clock()

@@ -38,7 +38,6 @@ LOCK_NAME = "project.lock"
 PROJECT_TAG = "shed/project"
 
 
-
 class ProjectBusy(Exception):
     """The project folder is in use by another run and the caller asked not to wait."""
 
@@ -133,11 +132,15 @@ def project_lock(
             except BlockingIOError:
                 pass
             except OSError as exc:  # ENOLCK: a network filesystem mounted without locking
-                raise ProjectLockError(f"{path}: cannot lock the project folder ({exc.strerror or exc}); its filesystem must support file locks (NFS: do not mount with nolock)") from exc
+                raise ProjectLockError(
+                    f"{path}: cannot lock the project folder ({exc.strerror or exc}); its filesystem must support file locks (NFS: do not mount with nolock)"
+                ) from exc
             other = current_holder(folder)
             who = other.describe() if other is not None else "another run"
             if not wait:
-                raise ProjectBusy(f"project folder {folder} is busy: {who} is using it; run again when it has finished, or wait for it (drop --no-wait)")
+                raise ProjectBusy(
+                    f"project folder {folder} is busy: {who} is using it; run again when it has finished, or wait for it (drop --no-wait)"
+                )
             now = clock()
             if last_report is None or now - last_report >= report_every_s:
                 waited = f" (waited {now - started:.0f}s)" if last_report is not None else ""
@@ -151,7 +154,10 @@ def project_lock(
         described = json.dumps(asdict(holder)).encode("utf-8")
         if shared:  # each shared holder in its own file, removed when it leaves
             os.ftruncate(fd, 0)  # no exclusive holder is in: what the lock file says is stale
-            own = shared_holders_dir(folder) / f"{os.getpid()}-{hashlib.sha256(holder.run_id.encode()).hexdigest()[:12]}.json"
+            own = (
+                shared_holders_dir(folder)
+                / f"{os.getpid()}-{hashlib.sha256(holder.run_id.encode()).hexdigest()[:12]}.json"
+            )
             own.parent.mkdir(exist_ok=True)
             own.write_bytes(described)
         else:  # no shared holder is in: files left by killed ones are stale

@@ -50,7 +50,9 @@ FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv"
 # Compression of the text formats (Parquet compresses its own columns), by the file's last suffix.
 COMPRESSIONS = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd", ".bz2": "bz2", ".xz": "xz"}
 ARCHIVES = (".zip", ".tar", ".tgz", ".tar.gz", ".tar.zst", ".tar.bz2", ".tar.xz", ".7z", ".rar")
-EXPECTED = f"expected one of {', '.join(SUPPORTED_SUFFIXES)}, the text ones optionally compressed as .gz, .zst, .bz2 or .xz"
+EXPECTED = (
+    f"expected one of {', '.join(SUPPORTED_SUFFIXES)}, the text ones optionally compressed as .gz, .zst, .bz2 or .xz"
+)
 # Records nested deeper than this are quarantined (too_deep): instruction data is a few levels deep.
 MAX_DEPTH = 200
 
@@ -217,7 +219,9 @@ class ReadResult:
         if self.rows_kept or not self.quarantine:
             return None
         files = {q.source_file for q in self.quarantine}
-        return all_quarantined_message(next(iter(files)) if len(files) == 1 else f"{label} ({len(files):,} files)", self.quarantine)
+        return all_quarantined_message(
+            next(iter(files)) if len(files) == 1 else f"{label} ({len(files):,} files)", self.quarantine
+        )
 
 
 def quarantine_summary(entries: Sequence[QuarantineEntry]) -> str:
@@ -227,7 +231,9 @@ def quarantine_summary(entries: Sequence[QuarantineEntry]) -> str:
     for e in entries:
         first.setdefault(e.reason, e.detail)
     ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    return ", ".join(f"{reason} {n:,}" + (f" ({first[reason]})" if i == 0 else "") for i, (reason, n) in enumerate(ordered))
+    return ", ".join(
+        f"{reason} {n:,}" + (f" ({first[reason]})" if i == 0 else "") for i, (reason, n) in enumerate(ordered)
+    )
 
 
 def all_quarantined_message(file_name: str, entries: Sequence[QuarantineEntry]) -> str:
@@ -253,7 +259,9 @@ def skipped_lines(skipped: Sequence[tuple[str, str]], limit: int = 20) -> list[s
     rest = skipped[limit:]
     if rest:
         by_reason = Counter(why.split(" (")[0] for _, why in rest)
-        lines.append(f"and {len(rest):,} more not read: " + ", ".join(f"{why} {n:,}" for why, n in by_reason.most_common()))
+        lines.append(
+            f"and {len(rest):,} more not read: " + ", ".join(f"{why} {n:,}" for why, n in by_reason.most_common())
+        )
     return lines
 
 
@@ -333,7 +341,12 @@ def why_skipped(relative: str) -> str | None:
 
 
 def _mode_name(mode: int) -> str:
-    for test, what in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+    for test, what in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
         if test(mode):
             return what
     return "an unknown kind of file"
@@ -407,7 +420,9 @@ def _scan_folder(folder: Path, relative: str, files: list[Path], skipped: list[t
         except OSError:
             is_dir = False
         if entry.name.startswith("."):
-            skipped.append((display_name(path) + ("/" if is_dir else ""), "hidden (a name in its path starts with '.')"))
+            skipped.append(
+                (display_name(path) + ("/" if is_dir else ""), "hidden (a name in its path starts with '.')")
+            )
             continue
         if is_dir:
             _scan_folder(path, rel + "/", files, skipped)
@@ -442,7 +457,15 @@ _MAGIC = (
     (b"PAR1", "Parquet data", "name it with a .parquet suffix"),
 )
 _BZ2_MAGIC = re.compile(rb"BZh[1-9]1AY&SY")
-_JSON_TYPES = {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean", type(None): "null"}
+_JSON_TYPES = {
+    dict: "an object",
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+    type(None): "null",
+}
 
 
 def _read_bytes(path: Path, name: str | None = None) -> bytes:
@@ -463,8 +486,16 @@ def _decompress(data: bytes, compression: str, name: str) -> bytes:
         import pyarrow as pa  # zstd: not in the standard library before Python 3.14
 
         return pa.CompressedInputStream(pa.BufferReader(data), "zstd").read() if data else b""
-    except (OSError, EOFError, ValueError, lzma.LZMAError, zlib.error) as exc:  # pyarrow's errors are OSError/ValueError
-        raise SourceError(f"{name}: not readable as {compression}-compressed data ({_one_line(str(exc)) or type(exc).__name__})") from exc
+    except (
+        OSError,
+        EOFError,
+        ValueError,
+        lzma.LZMAError,
+        zlib.error,
+    ) as exc:  # pyarrow's errors are OSError/ValueError
+        raise SourceError(
+            f"{name}: not readable as {compression}-compressed data ({_one_line(str(exc)) or type(exc).__name__})"
+        ) from exc
 
 
 def _looks_wide(data: bytes) -> str | None:
@@ -494,7 +525,9 @@ def _text_encoding(data: bytes, name: str, fmt: str, report: SourceReport | None
     """(codec, length of its byte-order mark) of a text file: `utf-8` unless a mark says otherwise.
     Binary content under a text name, and UTF-16/32 without a mark, fail in one line saying so."""
     for magic, what, todo in _MAGIC:
-        if data.startswith(magic) and (magic != b"PAR1" or data.endswith(magic)):  # Parquet: at both ends, a CSV header may start so
+        if data.startswith(magic) and (
+            magic != b"PAR1" or data.endswith(magic)
+        ):  # Parquet: at both ends, a CSV header may start so
             raise SourceError(f"{name}: holds {what}, not {fmt.upper()} text ({todo})")
     if _BZ2_MAGIC.match(data):
         raise SourceError(f"{name}: holds bzip2-compressed data, not {fmt.upper()} text (name it with a .bz2 suffix)")
@@ -502,7 +535,14 @@ def _text_encoding(data: bytes, name: str, fmt: str, report: SourceReport | None
         if data.startswith(bom):
             if report is not None:
                 report.encodings[name] = encoding
-                report.notes.append(f"{name}: " + ("UTF-8 text with a byte-order mark (the mark is ignored)" if encoding == "utf-8-sig" else f"{encoding.upper()} text with a byte-order mark, decoded as such"))
+                report.notes.append(
+                    f"{name}: "
+                    + (
+                        "UTF-8 text with a byte-order mark (the mark is ignored)"
+                        if encoding == "utf-8-sig"
+                        else f"{encoding.upper()} text with a byte-order mark, decoded as such"
+                    )
+                )
             return ("utf-8" if encoding == "utf-8-sig" else encoding), len(bom)
     wide = _looks_wide(data)
     if wide:
@@ -592,7 +632,11 @@ def _where(path: tuple, key_name: bool = False) -> str:
     if not path:
         return "the record"
     head, rest = path[0], "".join(f"[{p!r}]" for p in path[1:])
-    return f"a field name {head!r}" if key_name and len(path) == 1 else f"field {head!r}{rest}" + (" (a key)" if key_name and len(path) > 1 else "")
+    return (
+        f"a field name {head!r}"
+        if key_name and len(path) == 1
+        else f"field {head!r}{rest}" + (" (a key)" if key_name and len(path) > 1 else "")
+    )
 
 
 def _inspect(unit: RawUnit, file_has_bad_bytes: bool, text: str | None = None) -> None:
@@ -633,7 +677,10 @@ def _inspect(unit: RawUnit, file_has_bad_bytes: bool, text: str | None = None) -
         unit.problem = (INVALID_UNICODE, f"record contains a lone surrogate escape (\\u{ord(ch):04x}) in {where}")
     elif dup:
         path, key = dup
-        unit.problem = (MALFORMED_JSON, f"key {key!r} appears twice with different values" + (f" in {_where(path)}" if path else ""))
+        unit.problem = (
+            MALFORMED_JSON,
+            f"key {key!r} appears twice with different values" + (f" in {_where(path)}" if path else ""),
+        )
 
 
 def _records_of(payload: Any, name: str) -> list:
@@ -643,16 +690,24 @@ def _records_of(payload: Any, name: str) -> list:
         lists = [v for k, v in payload.items() if k in ("data", "examples", "rows", "records") and isinstance(v, list)]
         if len(lists) != 1:
             fields = ", ".join(repr(k) for k in list(payload)[:8]) or "none"
-            raise SourceError(_one_line(f"{name}: expected a JSON array of records (or an object with one 'data'/'examples'/'rows'/'records' list); found an object with fields {fields}"))
+            raise SourceError(
+                _one_line(
+                    f"{name}: expected a JSON array of records (or an object with one 'data'/'examples'/'rows'/'records' list); found an object with fields {fields}"
+                )
+            )
         payload = lists[0]
     if not isinstance(payload, list):
-        raise SourceError(f"{name}: expected a JSON array of records, found {_JSON_TYPES.get(type(payload), type(payload).__name__)}")
+        raise SourceError(
+            f"{name}: expected a JSON array of records, found {_JSON_TYPES.get(type(payload), type(payload).__name__)}"
+        )
     return payload
 
 
 def _json_elements(records: list, text: str, dec: _Decoder, name: str, encoding: str) -> Iterator[RawUnit]:
     has_bad = bool(_BAD_BYTE.search(text))
-    check = has_bad or dec.dups > 0 or bool(_SURROGATE_ESCAPE.search(text)) or text.count("[") + text.count("{") > MAX_DEPTH
+    check = (
+        has_bad or dec.dups > 0 or bool(_SURROGATE_ESCAPE.search(text)) or text.count("[") + text.count("{") > MAX_DEPTH
+    )
     for idx, item in enumerate(records):
         unit = RawUnit(name, idx, item, encoding=encoding)
         if check:
@@ -675,10 +730,14 @@ def _json_units(text: str, name: str, encoding: str, report: SourceReport | None
                 pass
             else:  # JSON Lines in a file named .json: common; read it as what it is
                 if report is not None:
-                    report.notes.append(f"{name}: holds JSON Lines (one record per line), not one JSON value; read line by line")
+                    report.notes.append(
+                        f"{name}: holds JSON Lines (one record per line), not one JSON value; read line by line"
+                    )
                 yield from _jsonl_lines(text.split("\n"), name, encoding)
                 return
-        raise SourceError(_one_line(f"{name}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})")) from exc
+        raise SourceError(
+            _one_line(f"{name}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})")
+        ) from exc
     except RecursionError as exc:
         raise SourceError(f"{name}: not valid JSON (nested too deeply to parse)") from exc
     yield from _json_elements(_records_of(payload, name), text, dec, name, encoding)
@@ -716,7 +775,9 @@ def _jsonl_units(data: bytes, name: str, report: SourceReport | None, path: Path
             records = None
         if records is not None and (isinstance(whole, dict) or any(isinstance(r, dict) for r in records)):
             if report is not None:
-                report.notes.append(f"{name}: holds one JSON {'array' if isinstance(whole, list) else 'object'}, not JSON Lines; read as JSON")
+                report.notes.append(
+                    f"{name}: holds one JSON {'array' if isinstance(whole, list) else 'object'}, not JSON Lines; read as JSON"
+                )
             yield from _json_elements(records, text, dec, name, encoding)
             return
     yield from _jsonl_lines(text.split("\n") if text is not None else utf8_lines(), name, encoding)
@@ -743,14 +804,27 @@ def _jsonl_lines(lines: Iterable[str], name: str, encoding: str) -> Iterator[Raw
         try:
             payload = dec.decode(line)
         except json.JSONDecodeError as exc:
-            yield RawUnit(name, lineno, line, parse_error=f"{exc.msg} at column {exc.colno}", invalid_utf8=bad, encoding=encoding)
+            yield RawUnit(
+                name, lineno, line, parse_error=f"{exc.msg} at column {exc.colno}", invalid_utf8=bad, encoding=encoding
+            )
             continue
         except RecursionError:
-            yield RawUnit(name, lineno, line, invalid_utf8=bad, problem=(TOO_DEEP, f"nested more than {MAX_DEPTH} levels deep"), encoding=encoding)
+            yield RawUnit(
+                name,
+                lineno,
+                line,
+                invalid_utf8=bad,
+                problem=(TOO_DEEP, f"nested more than {MAX_DEPTH} levels deep"),
+                encoding=encoding,
+            )
             continue
         unit = RawUnit(name, lineno, payload, invalid_utf8=bad, encoding=encoding)
         # Cheap tests first: most lines have no escape at all and are shorter than MAX_DEPTH brackets.
-        if dec.dups or ("\\u" in line and _SURROGATE_ESCAPE.search(line)) or (len(line) > MAX_DEPTH and line.count("[") + line.count("{") > MAX_DEPTH):
+        if (
+            dec.dups
+            or ("\\u" in line and _SURROGATE_ESCAPE.search(line))
+            or (len(line) > MAX_DEPTH and line.count("[") + line.count("{") > MAX_DEPTH)
+        ):
             _inspect(unit, bad, line)
         yield unit
 
@@ -764,7 +838,11 @@ def _csv_units(text: str, name: str, encoding: str) -> Iterator[RawUnit]:
             return
         repeated = [h for i, h in enumerate(header) if h and h in header[:i]]
         if repeated:
-            raise SourceError(_clean(f"{name}: the CSV header names column {repeated[0]!r} more than once (one would hide the other); rename one"))
+            raise SourceError(
+                _clean(
+                    f"{name}: the CSV header names column {repeated[0]!r} more than once (one would hide the other); rename one"
+                )
+            )
         start = 0
         while True:
             first_line = reader.line_num + 1
@@ -777,7 +855,16 @@ def _csv_units(text: str, name: str, encoding: str) -> Iterator[RawUnit]:
             if None in record:  # more cells than header columns
                 extra = record.pop(None)
                 bad = bad or any(_BAD_BYTE.search(v) for v in extra)
-                units.append(RawUnit(name, reader.line_num, json.dumps(record, default=str), invalid_utf8=bad, problem=(MALFORMED_CSV, f"{len(extra)} cell{'s' if len(extra) != 1 else ''} beyond the header"), encoding=encoding))
+                units.append(
+                    RawUnit(
+                        name,
+                        reader.line_num,
+                        json.dumps(record, default=str),
+                        invalid_utf8=bad,
+                        problem=(MALFORMED_CSV, f"{len(extra)} cell{'s' if len(extra) != 1 else ''} beyond the header"),
+                        encoding=encoding,
+                    )
+                )
                 continue
             unit = RawUnit(name, reader.line_num, dict(record), invalid_utf8=bad, encoding=encoding)
             cells = sum(v is not None for v in record.values())
@@ -795,7 +882,10 @@ def _csv_units(text: str, name: str, encoding: str) -> Iterator[RawUnit]:
         except csv.Error as exc:
             if "unexpected end of data" in str(exc):
                 last = units[-1]
-                last.problem = (MALFORMED_CSV, f"a quoted cell opened on line {start} is never closed: lines {start}-{last.locator} were read as one row")
+                last.problem = (
+                    MALFORMED_CSV,
+                    f"a quoted cell opened on line {start} is never closed: lines {start}-{last.locator} were read as one row",
+                )
     yield from units
 
 
@@ -805,7 +895,9 @@ def _parquet_units(path: Path, name: str) -> Iterator[RawUnit]:
 
     try:
         # pyarrow opens a path as UTF-8: a name that is not (surrogates) is read from memory instead.
-        table = pq.read_table(str(path) if not _SURROGATE.search(str(path)) else pa.BufferReader(_read_bytes(path, name)))
+        table = pq.read_table(
+            str(path) if not _SURROGATE.search(str(path)) else pa.BufferReader(_read_bytes(path, name))
+        )
         items = table.to_pylist()
     except SourceError:
         raise
@@ -963,22 +1055,35 @@ def _from_messages(record: dict, name: str) -> tuple[_Chat | None, tuple[str, st
         for key in ("role", "content"):
             if not isinstance(m.get(key), str):
                 found = "missing" if key not in m else f"{type(m[key]).__name__}"
-                return None, (WRONG_TYPE, f"every turn in {name!r} needs string 'role' and 'content' (turn {i} {key}: {found})")
+                return None, (
+                    WRONG_TYPE,
+                    f"every turn in {name!r} needs string 'role' and 'content' (turn {i} {key}: {found})",
+                )
     last = max((i for i, m in enumerate(messages) if m["role"] == "assistant"), default=None)
     if last is None:
         return None, (MISSING_FIELD, f"{name!r} has no assistant turn to learn from")
     output = messages[last]["content"]
     prompt_turns = [m for m in messages[:last] if m["role"] in CHAT_ROLES]
-    instruction = "\n\n".join(f"{m['role']}: {m['content']}" if len(prompt_turns) > 1 else m["content"] for m in prompt_turns)
+    instruction = "\n\n".join(
+        f"{m['role']}: {m['content']}" if len(prompt_turns) > 1 else m["content"] for m in prompt_turns
+    )
     if not instruction.strip():
         return None, (EMPTY_FIELD, f"{name!r} has no user turn before the assistant turn")
     if not output.strip():
         return None, (EMPTY_FIELD, "the assistant turn is empty")
-    kept = json.dumps([{"role": m["role"], "content": m["content"]} for m in prompt_turns], ensure_ascii=False, separators=(",", ":"))
+    kept = json.dumps(
+        [{"role": m["role"], "content": m["content"]} for m in prompt_turns], ensure_ascii=False, separators=(",", ":")
+    )
     return _Chat(instruction, output, kept, len(messages) - 1 - last, last - len(prompt_turns)), None
 
 
-def validate_units(units: Iterable[RawUnit], mapping: FieldMapping, max_chars: int, sink: Callable[[list[Row]], None] | None = None, sink_rows: int = 65_536) -> ReadResult:
+def validate_units(
+    units: Iterable[RawUnit],
+    mapping: FieldMapping,
+    max_chars: int,
+    sink: Callable[[list[Row]], None] | None = None,
+    sink_rows: int = 65_536,
+) -> ReadResult:
     """Turn raw units into rows or quarantine entries (exact duplicates: the first one is kept).
     With `sink`, kept rows are handed to it `sink_rows` at a time (and at the end) instead of piling
     up in `result.rows`: a million rows never exist as Python objects all at once."""
@@ -997,7 +1102,11 @@ def validate_units(units: Iterable[RawUnit], mapping: FieldMapping, max_chars: i
 
         def quarantine(reason: str, detail: str, row_id: str | None = None, unit: RawUnit = unit) -> None:
             detail = f"{detail} ({unit.note})" if unit.note else detail
-            result.quarantine.append(QuarantineEntry(_clean(unit.source_file), unit.locator, reason, _clean(detail), row_id, _excerpt(unit.payload)))
+            result.quarantine.append(
+                QuarantineEntry(
+                    _clean(unit.source_file), unit.locator, reason, _clean(detail), row_id, _excerpt(unit.payload)
+                )
+            )
 
         if unit.invalid_utf8:
             quarantine(INVALID_UTF8, f"record contains bytes that are not valid {unit.encoding}")
@@ -1013,7 +1122,9 @@ def validate_units(units: Iterable[RawUnit], mapping: FieldMapping, max_chars: i
             quarantine(NOT_AN_OBJECT, f"record is a {type(record).__name__}, expected an object")
             continue
         chat: _Chat | None = None
-        use_messages = mapping.format == "messages" or (mapping.format == "auto" and mapping.messages in record and mapping.instruction not in record)
+        use_messages = mapping.format == "messages" or (
+            mapping.format == "auto" and mapping.messages in record and mapping.instruction not in record
+        )
         if use_messages:
             chat, err = _from_messages(record, mapping.messages)
             if err:

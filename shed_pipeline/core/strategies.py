@@ -75,7 +75,11 @@ class Registry(Mapping[str, Strategy]):
                 raise ValueError(f"two {kind}s named {s.name!r}")
             if not dataclasses.is_dataclass(s.settings):
                 raise TypeError(f"{kind} {s.name}: settings must be a dataclass")
-            missing = [f.name for f in dataclasses.fields(s.settings) if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+            missing = [
+                f.name
+                for f in dataclasses.fields(s.settings)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            ]
             if missing:
                 raise TypeError(f"{kind} {s.name}: setting {missing[0]!r} has no default")
             self._by_name[s.name] = s
@@ -119,10 +123,14 @@ class Registry(Mapping[str, Strategy]):
                 if have not in required:  # name what it needs, and which strategies would fit the choice
                     fits = [s.name for s in self.values() if have in s.requires.get(what, (have,))]
                     choose = ", ".join(fits[:-1]) + " or " + fits[-1] if len(fits) > 1 else "".join(fits)
-                    raise StrategyError(f"{self.kind} {name} needs {what} {' or '.join(required)}, got {have!r} ({name}: {self[name].summary}); with {what} {have!r} choose {choose}")
+                    raise StrategyError(
+                        f"{self.kind} {name} needs {what} {' or '.join(required)}, got {have!r} ({name}: {self[name].summary}); with {what} {have!r} choose {choose}"
+                    )
                 continue
             if not set(required) <= set(have):
-                raise StrategyError(f"{self.kind} {name} needs {what} {' and '.join(required)} (got {', '.join(have) or 'none'})")
+                raise StrategyError(
+                    f"{self.kind} {name} needs {what} {' and '.join(required)} (got {', '.join(have) or 'none'})"
+                )
 
     def help_lines(self) -> list[str]:
         """One line per strategy: name, summary, settings with defaults (the CLI's help, the README)."""

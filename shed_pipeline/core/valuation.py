@@ -22,7 +22,16 @@ from shed_pipeline.core.strategies import Strategy
 from shed_pipeline.core.utilities import UTILITIES, CountingUtility, EvaluationStore
 from shed_pipeline.core.utilities.inputs import ROW_COLUMNS, BuiltUtility, UtilityInputs
 
-SCORES_SCHEMA = {"cluster_id": pl.Int64, "proxy_row_id": pl.Utf8, "score": pl.Float64, "stderr": pl.Float64, "rank": pl.Int64, "estimator": pl.Utf8, "utility": pl.Utf8, "dropped_by_removal_rule": pl.Boolean}
+SCORES_SCHEMA = {
+    "cluster_id": pl.Int64,
+    "proxy_row_id": pl.Utf8,
+    "score": pl.Float64,
+    "stderr": pl.Float64,
+    "rank": pl.Int64,
+    "estimator": pl.Utf8,
+    "utility": pl.Utf8,
+    "dropped_by_removal_rule": pl.Boolean,
+}
 
 
 def _columns(frame: pl.DataFrame) -> list[str]:
@@ -32,7 +41,9 @@ def _columns(frame: pl.DataFrame) -> list[str]:
 def validation_rows(raw_dataset: pl.DataFrame, embeddings: pl.DataFrame) -> pl.DataFrame:
     """The current validation split with its vectors, in row order: what a validation snapshot keeps
     (enough for any utility: texts for a language model, vectors for knn)."""
-    val = raw_dataset.filter(pl.col("split") == "validation").join(embeddings, on="row_id", how="inner", maintain_order="left")
+    val = raw_dataset.filter(pl.col("split") == "validation").join(
+        embeddings, on="row_id", how="inner", maintain_order="left"
+    )
     return val.select(_columns(val))
 
 
@@ -42,7 +53,9 @@ def proxy_rows(raw_dataset: pl.DataFrame, embeddings: pl.DataFrame, proxy_ids: l
     rows = raw_dataset.join(wanted, on="row_id", how="semi").join(embeddings, on="row_id", how="inner")
     missing = wanted.join(rows, on="row_id", how="anti")
     if missing.height:
-        raise ValueError(f"{missing.height} cluster proxies (e.g. {missing['row_id'][0]}) have no row or no vector: re-materialize clusters")
+        raise ValueError(
+            f"{missing.height} cluster proxies (e.g. {missing['row_id'][0]}) have no row or no vector: re-materialize clusters"
+        )
     proxies = wanted.join(rows, on="row_id", how="left", maintain_order="left")
     return proxies.select(_columns(proxies))
 
@@ -105,7 +118,11 @@ class Valuation:
     def removal_frame(self) -> pl.DataFrame | None:
         """The removal curve's lineage table (removed, utility, chosen), when the rule ran."""
         c = self.curve
-        return None if c is None else pl.DataFrame({"removed": c.removed, "utility": c.utility, "chosen": [r == c.best for r in c.removed]})
+        return (
+            None
+            if c is None
+            else pl.DataFrame({"removed": c.removed, "utility": c.utility, "chosen": [r == c.best for r in c.removed]})
+        )
 
 
 @dataclass
@@ -126,8 +143,16 @@ class PreparedValuation:
         return can_fan_out(self.estimator, self.estimator_settings)
 
     def progress(self, log: Log, what: str = "") -> Progress | None:
-        calls = self.estimator.calls(len(self.proxy_ids), self.estimator_settings) if self.estimator.calls is not None else None
-        return Progress(calls, f"{self.estimator.name} on {self.utility.name}{what}", log, unit="coalitions") if calls else None
+        calls = (
+            self.estimator.calls(len(self.proxy_ids), self.estimator_settings)
+            if self.estimator.calls is not None
+            else None
+        )
+        return (
+            Progress(calls, f"{self.estimator.name} on {self.utility.name}{what}", log, unit="coalitions")
+            if calls
+            else None
+        )
 
 
 def can_fan_out(estimator: Strategy, settings: Any) -> bool:
@@ -160,28 +185,45 @@ def prepare_valuation(
     if validation.height == 0:
         raise ValueError("the validation split is empty: raise validation_fraction or add rows")
     proxy_ids = clusters["proxy_row_id"].to_list()
-    inputs = UtilityInputs(proxy_rows(raw_dataset, embeddings, proxy_ids), validation, device, cache_dir, log, feature_cache, seed)
+    inputs = UtilityInputs(
+        proxy_rows(raw_dataset, embeddings, proxy_ids), validation, device, cache_dir, log, feature_cache, seed
+    )
     built: BuiltUtility = u_strategy.run(u_settings, inputs)
-    return PreparedValuation(u_strategy, u_settings, e_strategy, e_settings, built, proxy_ids, clusters["cluster_id"].to_numpy())
+    return PreparedValuation(
+        u_strategy, u_settings, e_strategy, e_settings, built, proxy_ids, clusters["cluster_id"].to_numpy()
+    )
 
 
-def evaluate_share(prepared: PreparedValuation, evaluation_store: Path, share: int, shares: int, *, seed: int = 0, log: Log = silent) -> dict[str, int]:
+def evaluate_share(
+    prepared: PreparedValuation, evaluation_store: Path, share: int, shares: int, *, seed: int = 0, log: Log = silent
+) -> dict[str, int]:
     """Evaluate one share (0 .. shares-1) of the coalitions the estimation will ask for, into the
     evaluation cache, where the final pass (`estimate`) finds them. The union of the shares is every
     coalition of the estimation and U(all proxies), each evaluated by one share."""
     if not prepared.fans_out:
-        raise ValueError(f"estimator {prepared.estimator.name} with these settings chooses its coalitions from the values: it cannot be split into shares")
+        raise ValueError(
+            f"estimator {prepared.estimator.name} with these settings chooses its coalitions from the values: it cannot be split into shares"
+        )
     if not 0 <= share < shares:
         raise ValueError(f"share {share} of {shares} does not exist")
     with EvaluationStore(evaluation_store).session(prepared.built.key, prepared.built.description) as session:
         progress = prepared.progress(log, f", share {share + 1} of {shares}")
-        answered = CountingUtility(prepared.built.utility, prepared.built.identities, session, progress=progress, share=(share, shares))
+        answered = CountingUtility(
+            prepared.built.utility, prepared.built.identities, session, progress=progress, share=(share, shares)
+        )
         prepared.estimator.run(answered, prepared.estimator_settings, seed, prepared.cluster_ids)
         answered.progress = None
         answered.value(np.ones(len(prepared.proxy_ids), dtype=bool))
         if progress is not None:
             progress.finish()
-    return {"share": share, "shares": shares, "coalitions": answered.coalitions, "utility_evaluations": answered.evaluations, "utility_cache_hits": answered.stored_hits, "coalitions_of_other_shares": answered.left_to_others}
+    return {
+        "share": share,
+        "shares": shares,
+        "coalitions": answered.coalitions,
+        "utility_evaluations": answered.evaluations,
+        "utility_cache_hits": answered.stored_hits,
+        "coalitions_of_other_shares": answered.left_to_others,
+    }
 
 
 def value_proxies(
@@ -215,7 +257,16 @@ def value_proxies(
         utility, utility_settings, estimator, estimator_settings, clusters, raw_dataset, embeddings, validation,
         seed=seed, device=device, cache_dir=cache_dir, feature_cache=feature_cache, log=log,
     )  # fmt: skip
-    return estimate(prepared, clusters, evaluation_store, seed=seed, previous_proxies=previous_proxies, removal_points=removal_points, removal_max_fraction=removal_max_fraction, log=log)
+    return estimate(
+        prepared,
+        clusters,
+        evaluation_store,
+        seed=seed,
+        previous_proxies=previous_proxies,
+        removal_points=removal_points,
+        removal_max_fraction=removal_max_fraction,
+        log=log,
+    )
 
 
 def estimate(
@@ -231,7 +282,12 @@ def estimate(
 ) -> Valuation:
     """The estimation itself, against the evaluation cache (after `evaluate_share` of every share,
     every coalition it asks for is a cache hit); see `value_proxies`."""
-    u_strategy, e_strategy, e_settings, built = prepared.utility, prepared.estimator, prepared.estimator_settings, prepared.built
+    u_strategy, e_strategy, e_settings, built = (
+        prepared.utility,
+        prepared.estimator,
+        prepared.estimator_settings,
+        prepared.built,
+    )
     proxy_ids, cluster_ids = prepared.proxy_ids, prepared.cluster_ids
     changed = np.array([previous_proxies is None or p not in previous_proxies for p in proxy_ids], dtype=bool)
     with EvaluationStore(evaluation_store).session(built.key, built.description) as session:
@@ -243,7 +299,11 @@ def estimate(
             counted.progress = None  # the full set and the removal curve are not the estimator's
         full = counted.value(np.ones(len(proxy_ids), dtype=bool))
         values = np.asarray(res.values, dtype=np.float64)
-        curve = removal_curve(counted, values, cluster_ids, removal_max_fraction, removal_points) if removal_points else None
+        curve = (
+            removal_curve(counted, values, cluster_ids, removal_max_fraction, removal_points)
+            if removal_points
+            else None
+        )
     order = sorted(range(len(values)), key=lambda i: (-values[i], int(cluster_ids[i])))
     rank = np.empty(len(values), dtype=np.int64)
     rank[order] = np.arange(1, len(values) + 1)

@@ -29,7 +29,9 @@ def test_frame_version_in_blocks_equals_the_whole_frame_hash(monkeypatch):
     monkeypatch.setattr(_common, "FRAME_HASH_ROWS", 7)  # 50 rows: seven full blocks and a partial one
     df = _frame(50)
     assert _common.frame_version(df).value == _whole_frame_version(df)
-    changed = df.with_columns(pl.when(pl.col("row_id") == "r49").then(pl.lit("y")).otherwise(pl.col("note")).alias("note"))
+    changed = df.with_columns(
+        pl.when(pl.col("row_id") == "r49").then(pl.lit("y")).otherwise(pl.col("note")).alias("note")
+    )
     assert _common.frame_version(changed).value != _common.frame_version(df).value
     empty = df.head(0)
     assert _common.frame_version(empty).value == hashlib.sha256(str(empty.schema).encode()).hexdigest()[:24]

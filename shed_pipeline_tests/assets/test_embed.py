@@ -7,7 +7,9 @@ from shed_pipeline.assets.embed import embeddings_of, with_embeddings
 
 def _stored(ids: list[str], path) -> pl.LazyFrame:
     vectors = np.arange(len(ids) * 3, dtype=np.float32).reshape(len(ids), 3)
-    pl.DataFrame({"row_id": ids, "embedding": vectors}, schema={"row_id": pl.Utf8, "embedding": pl.Array(pl.Float32, 3)}).write_parquet(path)
+    pl.DataFrame(
+        {"row_id": ids, "embedding": vectors}, schema={"row_id": pl.Utf8, "embedding": pl.Array(pl.Float32, 3)}
+    ).write_parquet(path)
     return pl.scan_parquet(path)
 
 

@@ -17,10 +17,18 @@ from shed_pipeline_tests.synthetic import BAD_LINES, make_rows, write_jsonl
 
 
 def materialize(source, instance):
-    return dg.materialize(ALL_ASSETS, resources=resources_for_env(), run_config=run_config(source), instance=instance, raise_on_error=False)
+    return dg.materialize(
+        ALL_ASSETS,
+        resources=resources_for_env(),
+        run_config=run_config(source),
+        instance=instance,
+        raise_on_error=False,
+    )
 
 
-def test_prod_pipeline_reads_and_writes_s3_and_the_sensor_fires_on_a_new_object(shed_env, s3_bucket, tmp_path, monkeypatch):
+def test_prod_pipeline_reads_and_writes_s3_and_the_sensor_fires_on_a_new_object(
+    shed_env, s3_bucket, tmp_path, monkeypatch
+):
     b = s3_bucket.name
     rows = make_rows(240)
     s3_bucket.put("incoming/part-1.jsonl", write_jsonl(tmp_path / "p1.jsonl", rows[:160], BAD_LINES))
@@ -32,7 +40,11 @@ def test_prod_pipeline_reads_and_writes_s3_and_the_sensor_fires_on_a_new_object(
         result = materialize(f"s3://{b}/incoming/", instance)
         assert result.success
         raw, cur = meta(result, "raw_dataset"), meta(result, "curated_subset")
-        assert raw["rows_in"] == 240 + len(BAD_LINES) and raw["rows_ok"] == 240 and raw["rows_quarantined"] == len(BAD_LINES)
+        assert (
+            raw["rows_in"] == 240 + len(BAD_LINES)
+            and raw["rows_ok"] == 240
+            and raw["rows_quarantined"] == len(BAD_LINES)
+        )
         assert raw["source"] == f"s3://{b}/incoming"
         # Results in S3, the input's own schema, as many as were selected.
         lines = s3_bucket.get("curated/curated.jsonl").decode().splitlines()
@@ -51,9 +63,16 @@ def test_prod_pipeline_reads_and_writes_s3_and_the_sensor_fires_on_a_new_object(
         assert meta(result, "evaluation_metrics")["evaluation_json"] == f"s3://{b}/curated/evaluation.json"
         # What the UI shows: plots as inline PNG images, the top clusters as a table.
         scores = meta(result, "proxy_shapley_scores")
-        for value in (scores["score_distribution"], cur["selections_per_cluster"], meta(result, "clusters")["cluster_sizes"]):
+        for value in (
+            scores["score_distribution"],
+            cur["selections_per_cluster"],
+            meta(result, "clusters")["cluster_sizes"],
+        ):
             assert value.startswith("![") and "(data:image/png;base64,iVBOR" in value
-        assert scores["top_clusters"].startswith("| rank | cluster | size | score | proxy |") and scores["top_clusters"].count("\n") >= 3
+        assert (
+            scores["top_clusters"].startswith("| rank | cluster | size | score | proxy |")
+            and scores["top_clusters"].count("\n") >= 3
+        )
         # Asset values live in S3 as Parquet (pods share no disk), not under the local home.
         keys = {o["Key"] for o in s3_bucket.client.list_objects_v2(Bucket=b, Prefix="curated/_assets/")["Contents"]}
         assert keys == {f"curated/_assets/{a.key.to_user_string()}.parquet" for a in ALL_ASSETS}
@@ -64,7 +83,9 @@ def test_prod_pipeline_reads_and_writes_s3_and_the_sensor_fires_on_a_new_object(
 
     # The sensor: the prefix at this listing was curated; a new object requests a run.
     lineage_db = shed_env["out"] / "lineage.duckdb"
-    resources = {k: v for k, v in resources_for_env().items() if k in ("paths", "lineage", "s3")}  # what the sensor uses
+    resources = {
+        k: v for k, v in resources_for_env().items() if k in ("paths", "lineage", "s3")
+    }  # what the sensor uses
     ctx = dg.build_sensor_context(resources=resources)
     first = source_change_sensor.evaluate_tick(ctx)
     assert first.run_requests == [] and "already curated" in first.skip_message and lineage_db.exists()
@@ -96,7 +117,13 @@ def test_prod_run_on_a_missing_bucket_fails_with_the_bucket_named(shed_env, s3_b
     assert "s3://no-such-bucket-anywhere: no such bucket" in str(failure.event_specific_data.error)
 
 
-@pytest.mark.parametrize(("env", "out", "message"), [("staging", "", "not an environment: use one of local, prod"), ("prod", "/tmp/out", "SHED_ENV=prod needs SHED_PIPELINE_OUT=s3://")])
+@pytest.mark.parametrize(
+    ("env", "out", "message"),
+    [
+        ("staging", "", "not an environment: use one of local, prod"),
+        ("prod", "/tmp/out", "SHED_ENV=prod needs SHED_PIPELINE_OUT=s3://"),
+    ],
+)
 def test_misconfigured_environments_fail_with_the_fix(monkeypatch, env, out, message):
     monkeypatch.setenv("SHED_ENV", env)
     monkeypatch.setenv("SHED_PIPELINE_OUT", out)

@@ -20,12 +20,24 @@ from shed_pipeline.core.utilities import EvaluationStore
 from shed_pipeline.resources import resources_for_env
 from shed_pipeline_tests.synthetic import make_rows, write_jsonl
 
-ASSETS = ["raw_dataset", "embeddings", "clusters", "proxy_shapley_scores", "row_values", "curated_subset", "evaluation_metrics"]
+ASSETS = [
+    "raw_dataset",
+    "embeddings",
+    "clusters",
+    "proxy_shapley_scores",
+    "row_values",
+    "curated_subset",
+    "evaluation_metrics",
+]
 SCORING = {"estimator": {"shed_grouped": {"permutations": 4}}}
 
 
 def run_config(source, **ops):
-    cfg = {"raw_dataset": {"source": str(source)}, "clusters": {"n_clusters": 20}, "proxy_shapley_scores": dict(SCORING)}
+    cfg = {
+        "raw_dataset": {"source": str(source)},
+        "clusters": {"n_clusters": 20},
+        "proxy_shapley_scores": dict(SCORING),
+    }
     cfg["evaluation_metrics"] = {"lm": False}  # the LM arms have their own test (tiny model)
     for k, v in ops.items():
         cfg.setdefault(k, {}).update(v)
@@ -33,7 +45,13 @@ def run_config(source, **ops):
 
 
 def run(instance, source, **ops):
-    result = dg.materialize(ALL_ASSETS, resources=resources_for_env(), run_config=run_config(source, **ops), instance=instance, raise_on_error=False)
+    result = dg.materialize(
+        ALL_ASSETS,
+        resources=resources_for_env(),
+        run_config=run_config(source, **ops),
+        instance=instance,
+        raise_on_error=False,
+    )
     assert result.success
     return result
 
@@ -75,22 +93,36 @@ def test_append_one_percent_recomputes_only_the_clusters_the_new_rows_join(shed_
     write_jsonl(src, rows)  # the same file with 8 rows (1%) appended
     second = run(instance, src)
     raw = meta(second, "raw_dataset")
-    assert (raw["rows_added"], raw["rows_removed"], raw["rows_unchanged"], raw["previous_run"]) == (8, 0, 792, first.run_id)
+    assert (raw["rows_added"], raw["rows_removed"], raw["rows_unchanged"], raw["previous_run"]) == (
+        8,
+        0,
+        792,
+        first.run_id,
+    )
     emb = meta(second, "embeddings")
     assert emb["rows_embedded"] == 8 and emb["rows_reused"] == 792
 
     after = clusters_frame(shed_env["home"])
     new_ids = {row_id_for(r["instruction"], r["input"], r["output"]) for r in rows[792:]}
-    joined = sorted(after.filter(pl.col("members").list.eval(pl.element().is_in(list(new_ids))).list.any())["cluster_id"].to_list())
+    joined = sorted(
+        after.filter(pl.col("members").list.eval(pl.element().is_in(list(new_ids))).list.any())["cluster_id"].to_list()
+    )
     cl = meta(second, "clusters")
     assert not cl["full_refit"] and cl["clusters_affected"] == len(joined) and cl["clusters_total"] == 20
     assert cl["rows_new"] == len(new_ids & set(after["members"].explode().to_list()))  # the new pool rows
     # Unaffected clusters keep their proxy and centroid; the lineage names the affected ones.
     kept = before.filter(~pl.col("cluster_id").is_in(joined)).select("cluster_id", "proxy_row_id", "centroid")
-    assert kept.equals(after.filter(~pl.col("cluster_id").is_in(joined)).select("cluster_id", "proxy_row_id", "centroid"))
+    assert kept.equals(
+        after.filter(~pl.col("cluster_id").is_in(joined)).select("cluster_id", "proxy_row_id", "centroid")
+    )
     store = LineageStore(shed_env["out"] / "lineage.duckdb")
     with store.connect(read_only=True) as con:
-        flagged = [c for (c,) in con.execute("SELECT cluster_id FROM clusters WHERE run_id = ? AND affected ORDER BY cluster_id", [second.run_id]).fetchall()]
+        flagged = [
+            c
+            for (c,) in con.execute(
+                "SELECT cluster_id FROM clusters WHERE run_id = ? AND affected ORDER BY cluster_id", [second.run_id]
+            ).fetchall()
+        ]
     assert flagged == joined
 
     # The refresh equals a from-scratch clustering given the same centroids (anchors).
@@ -109,7 +141,9 @@ def test_append_one_percent_recomputes_only_the_clusters_the_new_rows_join(shed_
     sc = meta(second, "proxy_shapley_scores")
     moved = before.join(after, on="cluster_id").filter(pl.col("proxy_row_id") != pl.col("proxy_row_id_right")).height
     assert sc["players_new"] == moved
-    assert sc["utility_evaluations"] <= sc["coalitions_with_new_players"] and (sc["utility_evaluations"] > 0) == (moved > 0)
+    assert sc["utility_evaluations"] <= sc["coalitions_with_new_players"] and (sc["utility_evaluations"] > 0) == (
+        moved > 0
+    )
     assert sc["utility_cache_hits_earlier_runs"] == sc["coalitions"] - sc["utility_evaluations"] > 0
     assert cache.count() == cached_before + sc["utility_evaluations"]  # counted by the store itself
 
@@ -118,7 +152,10 @@ def test_append_one_percent_recomputes_only_the_clusters_the_new_rows_join(shed_
     # subset. (The vectors are shared because a text's vector can differ in its last bits with the
     # batch it was encoded in, and the refresh encoded the new rows in a batch of their own.)
     # Asset values as stored (the files' bytes differ only in the id of the run that wrote them).
-    refreshed = {n: pl.read_parquet(shed_env["home"] / "assets" / f"{n}.parquet").to_arrow() for n in ("clusters", "proxy_shapley_scores")}
+    refreshed = {
+        n: pl.read_parquet(shed_env["home"] / "assets" / f"{n}.parquet").to_arrow()
+        for n in ("clusters", "proxy_shapley_scores")
+    }
     subset = subset_bytes(shed_env["out"])
     fresh_home, fresh_out = tmp_path / "fresh_home", tmp_path / "fresh_out"
     shutil.copytree(saved_state, fresh_home / "state")
@@ -129,7 +166,10 @@ def test_append_one_percent_recomputes_only_the_clusters_the_new_rows_join(shed_
     monkeypatch.setenv("SHED_PIPELINE_LINEAGE", str(fresh_out / "lineage.duckdb"))
     scratch = run(instance, src)
     assert meta(scratch, "proxy_shapley_scores")["utility_cache_hits_earlier_runs"] == 0
-    assert all(pl.read_parquet(fresh_home / "assets" / f"{n}.parquet").to_arrow().equals(value, check_metadata=True) for n, value in refreshed.items())
+    assert all(
+        pl.read_parquet(fresh_home / "assets" / f"{n}.parquet").to_arrow().equals(value, check_metadata=True)
+        for n, value in refreshed.items()
+    )
     assert subset_bytes(fresh_out) == subset
     assert {n: versions(scratch)[n] for n in ASSETS[2:]} == {n: versions(second)[n] for n in ASSETS[2:]}
 
@@ -141,7 +181,9 @@ def test_rerun_with_nothing_changed_does_no_work_and_changes_nothing(shed_env, i
     second = run(instance, source_file)
     assert meta(second, "embeddings")["rows_embedded"] == 0 and meta(second, "embeddings")["model_loaded"] is False
     cl = meta(second, "clusters")
-    assert not cl["full_refit"] and cl["clusters_affected"] == 0 and cl["refit_reason"] == "no change since the last run"
+    assert (
+        not cl["full_refit"] and cl["clusters_affected"] == 0 and cl["refit_reason"] == "no change since the last run"
+    )
     sc = meta(second, "proxy_shapley_scores")
     assert sc["utility_evaluations"] == 0 and sc["utility_cache_hits"] > 0 and sc["players_new"] == 0
     assert versions(second) == versions(first)
@@ -167,10 +209,14 @@ def test_automation_reacts_to_data_version_changes_only(shed_env, instance, tmp_
     assert requested() == []  # a whole-graph run updated every asset itself: no follow-up run
     raw_only = {"ops": {"raw_dataset": {"config": {"source": str(src)}}}}
     # Re-reading an unchanged source gives raw_dataset the same data version: nothing downstream runs.
-    dg.materialize(ALL_ASSETS, resources=resources_for_env(), run_config=raw_only, instance=instance, selection=["raw_dataset"])
+    dg.materialize(
+        ALL_ASSETS, resources=resources_for_env(), run_config=raw_only, instance=instance, selection=["raw_dataset"]
+    )
     assert requested() == []
     write_jsonl(src, rows)
-    dg.materialize(ALL_ASSETS, resources=resources_for_env(), run_config=raw_only, instance=instance, selection=["raw_dataset"])
+    dg.materialize(
+        ALL_ASSETS, resources=resources_for_env(), run_config=raw_only, instance=instance, selection=["raw_dataset"]
+    )
     # Every downstream asset reads raw_dataset directly, so one tick requests all six, in one run.
     assert requested() == ASSETS[1:]
     assert requested() == []  # requested once, not again on the next tick
@@ -185,17 +231,31 @@ def test_edits_and_deletions_balance_and_lineage_shows_the_removals(shed_env, in
     write_jsonl(src, changed)
     second = run(instance, src)
     raw = meta(second, "raw_dataset")
-    assert (raw["rows_previous"], raw["rows_added"], raw["rows_removed"], raw["rows_edited"], raw["rows_unchanged"]) == (400, 3, 8, 3, 392)
-    assert raw["rows_previous"] == raw["rows_unchanged"] + raw["rows_removed"] and raw["rows_ok"] == raw["rows_unchanged"] + raw["rows_added"]
+    assert (
+        raw["rows_previous"],
+        raw["rows_added"],
+        raw["rows_removed"],
+        raw["rows_edited"],
+        raw["rows_unchanged"],
+    ) == (400, 3, 8, 3, 392)
+    assert (
+        raw["rows_previous"] == raw["rows_unchanged"] + raw["rows_removed"]
+        and raw["rows_ok"] == raw["rows_unchanged"] + raw["rows_added"]
+    )
     # The edits changed responses, not prompts: no text to encode, the model is not even loaded.
     assert meta(second, "embeddings")["rows_embedded"] == 0 and meta(second, "embeddings")["model_loaded"] is False
     store = LineageStore(shed_env["out"] / "lineage.duckdb")
     with store.connect(read_only=True) as con:
-        removed = con.execute("SELECT row_id, counterpart, source_locator FROM row_changes WHERE run_id = ? AND change = 'removed' ORDER BY source_locator", [second.run_id]).fetchall()
+        removed = con.execute(
+            "SELECT row_id, counterpart, source_locator FROM row_changes WHERE run_id = ? AND change = 'removed' ORDER BY source_locator",
+            [second.run_id],
+        ).fetchall()
     old_ids = [row_id_for(r["instruction"], r["input"], r["output"]) for r in rows]
     new_ids = [row_id_for(r["instruction"], r["input"], r["output"]) for r in edited]
     assert {r[0] for r in removed} == set(old_ids[:3] + old_ids[395:])
-    assert {r[0]: r[1] for r in removed if r[1]} == dict(zip(old_ids[:3], new_ids, strict=True))  # an edit names its replacement
+    assert {r[0]: r[1] for r in removed if r[1]} == dict(
+        zip(old_ids[:3], new_ids, strict=True)
+    )  # an edit names its replacement
     why = store.why(old_ids[0])
     assert why["status"] == "removed" and why["replaced_by"] == new_ids[0] and why["removed_in_run"] == second.run_id
     assert store.why(old_ids[399])["status"] == "removed" and store.why(old_ids[399]).get("replaced_by") is None
@@ -222,4 +282,7 @@ def test_full_refit_gives_the_same_subset_as_a_fresh_project(shed_env, instance,
     fresh = run(instance, src)
     assert meta(fresh, "clusters")["refit_reason"] == "no previous clustering"
     assert subset_bytes(tmp_path / "fresh_out") == mine
-    assert json.loads((tmp_path / "fresh_out" / "evaluation.json").read_text())["subset_size"] == json.loads((shed_env["out"] / "evaluation.json").read_text())["subset_size"]
+    assert (
+        json.loads((tmp_path / "fresh_out" / "evaluation.json").read_text())["subset_size"]
+        == json.loads((shed_env["out"] / "evaluation.json").read_text())["subset_size"]
+    )

@@ -63,7 +63,9 @@ def only(cfg: dict, selection: list[str]) -> dict:
 
 
 def step_meta(result, node: str) -> list[dict]:
-    return [{k: getattr(v, "value", v) for k, v in m.metadata.items()} for m in result.asset_materializations_for_node(node)]
+    return [
+        {k: getattr(v, "value", v) for k, v in m.metadata.items()} for m in result.asset_materializations_for_node(node)
+    ]
 
 
 def test_the_union_of_shards_equals_the_unsharded_run_as_one_run_and_as_a_backfill(shed_env, source_file, monkeypatch):
@@ -82,11 +84,17 @@ def test_the_union_of_shards_equals_the_unsharded_run_as_one_run_and_as_a_backfi
         result = dg.execute_job(dg.reconstructable(curation_job), instance=instance, run_config=cfg)
         assert result.success
         mats = instance.fetch_materializations(dg.AssetKey("embeddings"), limit=10).records
-        assert sorted(r.partition_key for r in mats) == shard_keys(SHARDS) and {r.run_id for r in mats} == {result.run_id}
+        assert sorted(r.partition_key for r in mats) == shard_keys(SHARDS) and {r.run_id for r in mats} == {
+            result.run_id
+        }
     files = sorted((one_run["home"] / "assets" / "embeddings").glob("*.parquet"))
-    assert [f.stem for f in files] == shard_keys(SHARDS) and not (one_run["home"] / "assets" / "embeddings.parquet").exists()
+    assert [f.stem for f in files] == shard_keys(SHARDS) and not (
+        one_run["home"] / "assets" / "embeddings.parquet"
+    ).exists()
     shards = [pl.read_parquet(f) for f in files]
-    assert all(shard_of(s["row_id"], SHARDS).unique().to_list() == [i] for i, s in enumerate(shards))  # each row in its own shard
+    assert all(
+        shard_of(s["row_id"], SHARDS).unique().to_list() == [i] for i, s in enumerate(shards)
+    )  # each row in its own shard
     assert pl.concat(shards).sort("row_id").equals(vectors)  # the union is the unsharded value
     assert_same(results(one_run), expected)
 
@@ -94,33 +102,65 @@ def test_the_union_of_shards_equals_the_unsharded_run_as_one_run_and_as_a_backfi
     backfill = use_project(monkeypatch, root, "backfill", vectors_from=whole)
     assets = assets_for(SHARDS)
     with dg.instance_for_test() as instance:
-        run = lambda selection, **kw: dg.materialize(assets, selection=selection, resources=resources_for_env(), run_config=only(cfg, selection), instance=instance, **kw)  # noqa: E731
+
+        def run(selection, **kw):
+            return dg.materialize(
+                assets,
+                selection=selection,
+                resources=resources_for_env(),
+                run_config=only(cfg, selection),
+                instance=instance,
+                **kw,
+            )
+
         assert run(["raw_dataset"]).success
         shard_runs = {}
         for key in shard_keys(SHARDS):
             r = run(["embeddings"], partition_key=key)
             assert r.success
             (m,) = step_meta(r, "embeddings")
-            assert m["shards"] == key and m["rows"] == m["rows_reused"] == pl.read_parquet(backfill["home"] / "assets" / "embeddings" / f"{key}.parquet").height
+            assert (
+                m["shards"] == key
+                and m["rows"]
+                == m["rows_reused"]
+                == pl.read_parquet(backfill["home"] / "assets" / "embeddings" / f"{key}.parquet").height
+            )
             shard_runs[key] = r.run_id
         rest = run(DOWNSTREAM)
         assert rest.success
     assert_same(results(backfill), expected)
     with duckdb.connect(str(backfill["out"] / "lineage.duckdb"), read_only=True) as con:
-        (inputs,) = con.execute("SELECT inputs FROM asset_runs WHERE run_id = ? AND asset = 'clusters'", [rest.run_id]).fetchone()
+        (inputs,) = con.execute(
+            "SELECT inputs FROM asset_runs WHERE run_id = ? AND asset = 'clusters'", [rest.run_id]
+        ).fetchone()
     inputs = json.loads(inputs)
-    assert {k: inputs[f"embeddings/{k}"] for k in shard_keys(SHARDS)} == shard_runs  # which run wrote each shard it read
+    assert {
+        k: inputs[f"embeddings/{k}"] for k in shard_keys(SHARDS)
+    } == shard_runs  # which run wrote each shard it read
     assert inputs["embeddings"] == shard_runs[shard_keys(SHARDS)[-1]]
 
 
-def test_a_refresh_embeds_only_in_the_shards_that_gained_rows_and_a_missing_shard_is_named(shed_env, tmp_path, monkeypatch):
+def test_a_refresh_embeds_only_in_the_shards_that_gained_rows_and_a_missing_shard_is_named(
+    shed_env, tmp_path, monkeypatch
+):
     monkeypatch.setenv("SHED_EMBEDDING_SHARDS", str(SHARDS))
     rows = make_rows(160)
     source = write_jsonl(tmp_path / "src" / "data.jsonl", rows)
     cfg = run_config(source)
     assets, keys = assets_for(SHARDS), shard_keys(SHARDS)
     with dg.instance_for_test() as instance:
-        run = lambda selection, **kw: dg.materialize(assets, selection=selection, resources=resources_for_env(), run_config=only(cfg, selection), instance=instance, raise_on_error=False, **kw)  # noqa: E731
+
+        def run(selection, **kw):
+            return dg.materialize(
+                assets,
+                selection=selection,
+                resources=resources_for_env(),
+                run_config=only(cfg, selection),
+                instance=instance,
+                raise_on_error=False,
+                **kw,
+            )
+
         assert run(["raw_dataset"]).success
         for key in keys[:-1]:
             assert run(["embeddings"], partition_key=key).success
@@ -128,14 +168,26 @@ def test_a_refresh_embeds_only_in_the_shards_that_gained_rows_and_a_missing_shar
         failed = run(["clusters"])
         assert not failed.success
         (failure,) = [e for e in failed.all_events if e.is_step_failure]
-        assert f"partition {keys[-1]} of upstream asset embeddings has not been materialized here (materialize all of its partitions)" in failure.step_failure_data.error.cause.message
+        assert (
+            f"partition {keys[-1]} of upstream asset embeddings has not been materialized here (materialize all of its partitions)"
+            in failure.step_failure_data.error.cause.message
+        )
         assert run(["embeddings"], partition_key=keys[-1]).success
 
         # New rows that hash to one shard only; the others gain nothing.
         target = 1
-        extra = [r for r in make_rows(400, seed=7)[160:] if int(row_id_for(r["instruction"], r["input"], r["output"])[:8], 16) % SHARDS == target][:12]
+        extra = [
+            r
+            for r in make_rows(400, seed=7)[160:]
+            if int(row_id_for(r["instruction"], r["input"], r["output"])[:8], 16) % SHARDS == target
+        ][:12]
         write_jsonl(source, rows + extra)
-        before = {k: instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=dg.AssetKey("embeddings"), asset_partitions=[k]), limit=1).records[0] for k in keys}
+        before = {
+            k: instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=dg.AssetKey("embeddings"), asset_partitions=[k]), limit=1
+            ).records[0]
+            for k in keys
+        }
         assert run(["raw_dataset"]).success
         ids = pl.read_parquet(shed_env["home"] / "assets" / "raw_dataset.parquet", columns=["row_id"])["row_id"]
         old = set()
@@ -149,8 +201,13 @@ def test_a_refresh_embeds_only_in_the_shards_that_gained_rows_and_a_missing_shar
             (m,) = step_meta(r, "embeddings")
             assert m["rows_embedded"] == gained[k]
             assert m["model_loaded"] == (gained[k] > 0)  # a shard without new rows loads no model
-            after = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=dg.AssetKey("embeddings"), asset_partitions=[k]), limit=1).records[0]
-            same_version = after.asset_materialization.tags["dagster/data_version"] == before[k].asset_materialization.tags["dagster/data_version"]
+            after = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=dg.AssetKey("embeddings"), asset_partitions=[k]), limit=1
+            ).records[0]
+            same_version = (
+                after.asset_materialization.tags["dagster/data_version"]
+                == before[k].asset_materialization.tags["dagster/data_version"]
+            )
             assert same_version == (gained[k] == 0)  # an untouched shard keeps its data version
         assert run(DOWNSTREAM).success
 
@@ -160,15 +217,35 @@ def test_a_bad_shard_count_fails_in_one_line(bad, monkeypatch):
     from shed_pipeline.definitions import build_definitions
 
     monkeypatch.setenv("SHED_EMBEDDING_SHARDS", bad)
-    with pytest.raises(ValueError, match=rf"^SHED_EMBEDDING_SHARDS='{bad}': give a whole number of embedding shards from 1 to 1024"):
+    with pytest.raises(
+        ValueError, match=rf"^SHED_EMBEDDING_SHARDS='{bad}': give a whole number of embedding shards from 1 to 1024"
+    ):
         build_definitions()
 
 
 def test_the_cli_runs_every_shard_in_one_run(shed_env, source_file, capsys):
     from shed_pipeline.cli import main
 
-    assert main(["run", "--source", str(source_file), "--clusters", "8", "--no-lm-eval", "--embedding-shards", "2", "--json"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--source",
+                str(source_file),
+                "--clusters",
+                "8",
+                "--no-lm-eval",
+                "--embedding-shards",
+                "2",
+                "--json",
+            ]
+        )
+        == 0
+    )
     summary = json.loads(capsys.readouterr().out)
     assert summary["work"]["embeddings"]["rows_embedded"] == 240  # the two shards' rows, counted once
     assert sorted(p.stem for p in (shed_env["home"] / "assets" / "embeddings").glob("*.parquet")) == ["0", "1"]
-    assert len((shed_env["out"] / "curated.jsonl").read_text().splitlines()) == summary["assets"]["curated_subset"]["selected"]
+    assert (
+        len((shed_env["out"] / "curated.jsonl").read_text().splitlines())
+        == summary["assets"]["curated_subset"]["selected"]
+    )

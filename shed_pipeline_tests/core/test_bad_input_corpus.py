@@ -17,7 +17,9 @@ from shed_pipeline_tests.bad_input_corpus import CASES, MAX_CHARS, Case
 
 
 def _load(source, tmp_path):
-    return load_source(str(source), FieldMapping(), None, 0, MAX_CHARS, 0.1, 0.1, tmp_path / "cache", log=lambda m: None)
+    return load_source(
+        str(source), FieldMapping(), None, 0, MAX_CHARS, 0.1, 0.1, tmp_path / "cache", log=lambda m: None
+    )
 
 
 def _relative(name: str, root) -> str:
@@ -46,7 +48,11 @@ def test_bad_input(case: Case, stream_from, tmp_path, monkeypatch):
             _load(source, tmp_path)
         message = str(exc.value)
         assert message.startswith(f"{root / file}: ") and text in message, message
-        assert "\n" not in message and "Traceback" not in message and not re.search(r"<class|\w+\.\w+(Error|Exception)\b", message), message
+        assert (
+            "\n" not in message
+            and "Traceback" not in message
+            and not re.search(r"<class|\w+\.\w+(Error|Exception)\b", message)
+        ), message
         message.encode("utf-8")  # printable, whatever the file name
         return
     loaded = _load(source, tmp_path)

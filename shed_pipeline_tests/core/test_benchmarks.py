@@ -22,7 +22,10 @@ def write_archive(path, tasks):
 def quiz(n):
     return {
         "task_prefix": "Answer.",
-        "examples": [{"input": f"q{i}", "target_scores": {"no": 0, "yes": 1} if i % 2 else {"red": 1, "blue": 0, "green": 0}} for i in range(n)]
+        "examples": [
+            {"input": f"q{i}", "target_scores": {"no": 0, "yes": 1} if i % 2 else {"red": 1, "blue": 0, "green": 0}}
+            for i in range(n)
+        ]
         + [{"input": "free text", "target": "not a choice item"}],
     }
 
@@ -45,7 +48,10 @@ def test_items_are_read_once_sampled_by_seed_and_answers_are_the_top_score(tmp_p
 
 def test_unknown_task_names_what_exists(tmp_path, monkeypatch):
     monkeypatch.setenv("SHED_BIGBENCH_ARCHIVE", str(write_archive(tmp_path / "b.tar.gz", {"quiz": quiz(2)})))
-    with pytest.raises(ValueError, match=r"unknown benchmark 'nosuch': bigbench has no multiple-choice task of that name \(1 tasks: `shed-pipeline benchmarks` lists them\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"unknown benchmark 'nosuch': bigbench has no multiple-choice task of that name \(1 tasks: `shed-pipeline benchmarks` lists them\)",
+    ):
         load_choice_items(["quiz", "nosuch"], 2, seed=0, cache_dir=tmp_path / "cache", log=lambda m: None)
     with pytest.raises(ValueError, match="did you mean quiz"):
         check_benchmarks(["quzi"], tmp_path / "cache", log=lambda m: None)
@@ -54,11 +60,17 @@ def test_unknown_task_names_what_exists(tmp_path, monkeypatch):
 def test_a_parent_task_takes_all_its_subtasks_and_free_text_tasks_are_not_benchmarks(tmp_path, monkeypatch):
     """Parents such as hhh_alignment hold their items in subtasks; a generative task has none."""
     free_text = {"task_prefix": "Write.", "examples": [{"input": "a", "target": "b"}]}
-    archive = write_archive(tmp_path / "b.tar.gz", {"hhh/harmless": quiz(4), "hhh/honest": quiz(6), "story": free_text, "quiz": quiz(3)})
+    archive = write_archive(
+        tmp_path / "b.tar.gz", {"hhh/harmless": quiz(4), "hhh/honest": quiz(6), "story": free_text, "quiz": quiz(3)}
+    )
     monkeypatch.setenv("SHED_BIGBENCH_ARCHIVE", str(archive))
     cache = tmp_path / "cache"
     assert choice_index(cache, log=lambda m: None) == {"hhh/harmless": 4, "hhh/honest": 6, "quiz": 3}
-    assert check_benchmarks(["hhh", "hhh/honest", "quiz"], cache, log=lambda m: None) == {"hhh": ["hhh/harmless", "hhh/honest"], "hhh/honest": ["hhh/honest"], "quiz": ["quiz"]}
+    assert check_benchmarks(["hhh", "hhh/honest", "quiz"], cache, log=lambda m: None) == {
+        "hhh": ["hhh/harmless", "hhh/honest"],
+        "hhh/honest": ["hhh/honest"],
+        "quiz": ["quiz"],
+    }
     with pytest.raises(ValueError, match="unknown benchmark 'story'"):
         check_benchmarks(["story"], cache, log=lambda m: None)
     items = load_choice_items(["hhh"], 0, seed=0, cache_dir=cache, log=lambda m: None)["hhh"]

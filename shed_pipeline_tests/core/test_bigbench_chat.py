@@ -34,9 +34,15 @@ def write_archive(path, tasks: dict[str, dict], extra: dict[str, bytes] | None =
 def fake_tasks() -> dict[str, dict]:
     return {
         # The default source's tasks: never here.
-        "natural_instructions/subtask001_x": {"task_prefix": "Do x.", "examples": [{"input": "ni in", "target": ["ni out"]}]},
+        "natural_instructions/subtask001_x": {
+            "task_prefix": "Do x.",
+            "examples": [{"input": "ni in", "target": ["ni out"]}],
+        },
         # Multiple choice (what the evaluation scores), also when it has text targets besides.
-        "social_iqa": {"description": "Social questions", "examples": [{"input": "q", "target": "a", "target_scores": {"a": 1, "b": 0}}]},
+        "social_iqa": {
+            "description": "Social questions",
+            "examples": [{"input": "q", "target": "a", "target_scores": {"a": 1, "b": 0}}],
+        },
         # A family with a multiple-choice subtask: its free-text sibling goes too.
         "mixed/choice": {"description": "pick", "examples": [{"input": "q", "target_scores": {"a": 1, "b": 0}}]},
         "mixed/freetext": {"description": "write", "examples": [{"input": "q2", "target": "free answer"}]},
@@ -58,11 +64,18 @@ def fake_tasks() -> dict[str, dict]:
         # Generative, no prefix (the description is the system turn), list targets: the first one.
         "listy": {
             "description": "Name the colour.",
-            "examples": [{"input": "sky", "target": ["blue", "azure"]}, {"input": "grass", "target": ["green"]}, {"input": "void", "target": []}],
+            "examples": [
+                {"input": "sky", "target": ["blue", "azure"]},
+                {"input": "grass", "target": ["green"]},
+                {"input": "void", "target": []},
+            ],
         },
         # A parent's task.json holds no examples (they are in its subtasks): not a task.
         "parent": {"description": "a parent", "examples": []},
-        "parent/sub": {"description": "Name the colour.", "examples": [{"input": "sky", "target": "blue"}, {"input": "snow", "target": "white"}]},
+        "parent/sub": {
+            "description": "Name the colour.",
+            "examples": [{"input": "sky", "target": "blue"}, {"input": "snow", "target": "white"}],
+        },
     }
 
 
@@ -74,7 +87,10 @@ def extract(tmp_path, tasks=None, per_task=bc.PER_TASK, max_chars=200, name="bb.
 
 
 def turns(system, user, assistant):
-    return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
+    return ([{"role": "system", "content": system}] if system else []) + [
+        {"role": "user", "content": user},
+        {"role": "assistant", "content": assistant},
+    ]
 
 
 def test_extract_keeps_exactly_the_generative_tasks_rendered_as_turns(tmp_path):
@@ -90,9 +106,19 @@ def test_extract_keeps_exactly_the_generative_tasks_rendered_as_turns(tmp_path):
         ("parent/sub", "parent", 1, turns("Name the colour.", "snow", "white")),
     ]
     assert summary["tasks"] == 3 and summary["families"] == 3 and summary["rows"] == 5
-    assert summary["dropped"] == {"duplicate": 1, "duplicate_of_other_task": 1, "empty": 2, "over_per_task": 0, "too_long": 1}
+    assert summary["dropped"] == {
+        "duplicate": 1,
+        "duplicate_of_other_task": 1,
+        "empty": 2,
+        "over_per_task": 0,
+        "too_long": 1,
+    }
     # Why each task that has examples was left out; NI and Python-only tasks are not read at all.
-    assert summary["left_out"] == {"mixed/choice": "multiple_choice", "mixed/freetext": "multiple_choice_family", "social_iqa": "multiple_choice"}
+    assert summary["left_out"] == {
+        "mixed/choice": "multiple_choice",
+        "mixed/freetext": "multiple_choice_family",
+        "social_iqa": "multiple_choice",
+    }
     assert json.loads(out.with_suffix(".json").read_text()) == summary
 
 
@@ -151,7 +177,13 @@ def test_cache_is_written_once_and_read_afterwards(tmp_path, monkeypatch):
 
 
 def test_source_reads_as_validated_chat_rows(tmp_path, monkeypatch):
-    tasks = {f"t{k}": {"description": f"Task {k}.", "examples": [{"input": f"in {k} {i}", "target": f"out {k} {i}"} for i in range(10)]} for k in range(4)}
+    tasks = {
+        f"t{k}": {
+            "description": f"Task {k}.",
+            "examples": [{"input": f"in {k} {i}", "target": f"out {k} {i}"} for i in range(10)],
+        }
+        for k in range(4)
+    }
     tasks["fam/a"] = {"description": "A.", "examples": [{"input": f"a {i}", "target": "x"} for i in range(10)]}
     tasks["fam/b"] = {"description": "B.", "examples": [{"input": f"b {i}", "target": "y"} for i in range(10)]}
     monkeypatch.setenv("SHED_BIGBENCH_ARCHIVE", str(write_archive(tmp_path / "bb.tar.gz", tasks)))
@@ -165,10 +197,19 @@ def test_source_reads_as_validated_chat_rows(tmp_path, monkeypatch):
     assert rows.height == 24 and sorted(rows.group_by("task").len()["len"].to_list()) == [4] * 6  # spread over tasks
     row = rows.filter(pl.col("task") == "t2").row(0, named=True)
     i = int(row["output"].split()[-1])
-    assert json.loads(row["messages"]) == [{"role": "system", "content": "Task 2."}, {"role": "user", "content": f"in 2 {i}"}]
-    assert row["output"] == f"out 2 {i}" and row["instruction"] == f"system: Task 2.\n\nuser: in 2 {i}" and row["turns_dropped"] == 0
+    assert json.loads(row["messages"]) == [
+        {"role": "system", "content": "Task 2."},
+        {"role": "user", "content": f"in 2 {i}"},
+    ]
+    assert (
+        row["output"] == f"out 2 {i}"
+        and row["instruction"] == f"system: Task 2.\n\nuser: in 2 {i}"
+        and row["turns_dropped"] == 0
+    )
     # Grouped by family instead of task when the task field says so.
-    by_family = load_source(BIGBENCH_CHAT, FieldMapping(task="family"), 25, 0, 32_000, 0.1, 0.1, cache, log=lambda m: None).rows
+    by_family = load_source(
+        BIGBENCH_CHAT, FieldMapping(task="family"), 25, 0, 32_000, 0.1, 0.1, cache, log=lambda m: None
+    ).rows
     assert sorted(by_family.group_by("task").len()["len"].to_list()) == [5] * 5
 
 

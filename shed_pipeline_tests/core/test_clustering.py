@@ -1,4 +1,3 @@
-
 import numpy as np
 import pytest
 from sklearn.cluster import KMeans
@@ -82,7 +81,11 @@ def assert_same_state(a: ClusterState, b: ClusterState):
     np.testing.assert_array_equal(a.centroids, b.centroids)
     assert a.proxy_row_ids == b.proxy_row_ids
     assert a.member_row_ids == b.member_row_ids
-    np.testing.assert_allclose(np.concatenate([np.array(d) for d in a.member_sq_dist if d]), np.concatenate([np.array(d) for d in b.member_sq_dist if d]), rtol=1e-12)
+    np.testing.assert_allclose(
+        np.concatenate([np.array(d) for d in a.member_sq_dist if d]),
+        np.concatenate([np.array(d) for d in b.member_sq_dist if d]),
+        rtol=1e-12,
+    )
 
 
 def test_fit_numbers_clusters_by_proxy_and_proxies_are_nearest_members():
@@ -170,7 +173,10 @@ def test_drift_rule_and_settings_changes_force_a_refit_that_equals_a_fresh_fit()
     assert grown.full_refit and "of rows changed since the last fit" in grown.reason
     fresh = update_clusters(None, ids, x, None, seed=0)
     assert_same_state(grown.state, fresh.state)
-    assert update_clusters(first.state, ids[:300], x[:300], None, seed=0, force_refit=True).reason == "a full re-fit was asked for"
+    assert (
+        update_clusters(first.state, ids[:300], x[:300], None, seed=0, force_refit=True).reason
+        == "a full re-fit was asked for"
+    )
     assert "n_clusters changed" in update_clusters(first.state, ids[:300], x[:300], 7, seed=0).reason
     assert "seed" in update_clusters(first.state, ids[:300], x[:300], None, seed=9).reason
     moved = x[:300] + 0.5
@@ -240,13 +246,17 @@ def test_the_float32_search_with_float64_rechecks_gives_the_float64_answer_on_ne
     anchors[40] = near
     x = rng.normal(size=(3000, d)).astype(np.float32)
     x[:100] = anchors[rng.integers(0, 60, size=100)] + np.float32(0.01) * rng.normal(size=(100, d)).astype(np.float32)
-    x[100:150] = (anchors[12] + anchors[40]) / 2 + np.float32(1e-6) * rng.normal(size=(50, d)).astype(np.float32)  # about halfway between two almost equal anchors
+    x[100:150] = (anchors[12] + anchors[40]) / 2 + np.float32(1e-6) * rng.normal(size=(50, d)).astype(
+        np.float32
+    )  # about halfway between two almost equal anchors
     x[150:200] = anchors[7]
     x /= np.float32(3.0)
     anchors /= np.float32(3.0)
     searched = []
     real = clustering._nearest_float64
-    monkeypatch.setattr(clustering, "_nearest_float64", lambda xs, a, a_sq: searched.append(len(xs)) or real(xs, a, a_sq))
+    monkeypatch.setattr(
+        clustering, "_nearest_float64", lambda xs, a, a_sq: searched.append(len(xs)) or real(xs, a, a_sq)
+    )
     monkeypatch.setattr(clustering, "SEARCH_ROWS", 700)  # several search blocks
     labels, dist = clustering.nearest_anchor(x, anchors, chunk=64)
     np.testing.assert_array_equal(labels, _float64_oracle(x, anchors))
@@ -296,7 +306,11 @@ def test_a_warm_start_iterates_on_part_of_the_training_rows_then_on_all_and_stay
     warm = kmeans(x, 8, seed=2, warm_start=0.25)
     again = kmeans(x, 8, seed=2, warm_start=0.25)
     np.testing.assert_array_equal(warm.centroids, again.centroids)  # seeded: the same bytes
-    assert warm.rows_trained == full.rows_trained == 192 * 8 and warm.rows_warm_start == 192 * 8 // 4 and full.rows_warm_start == 0
+    assert (
+        warm.rows_trained == full.rows_trained == 192 * 8
+        and warm.rows_warm_start == 192 * 8 // 4
+        and full.rows_warm_start == 0
+    )
     assert warm.inertia <= full.inertia * 1.01 and normalized_mutual_info(truth, warm.labels) > 0.99
     off = kmeans(x, 8, seed=2, warm_start=0.0)  # 0 is the default path, draw for draw
     np.testing.assert_array_equal(off.centroids, full.centroids)
@@ -309,7 +323,10 @@ def test_changing_the_warm_start_refits():
     x, _ = blobs(n=500, seed=6)
     ids = ids_for(500)
     first = update_clusters(None, ids, x, None, seed=0)
-    assert update_clusters(first.state, ids, x, None, seed=0).reason != first.reason and not update_clusters(first.state, ids, x, None, seed=0).full_refit
+    assert (
+        update_clusters(first.state, ids, x, None, seed=0).reason != first.reason
+        and not update_clusters(first.state, ids, x, None, seed=0).full_refit
+    )
     warm = update_clusters(first.state, ids, x, None, seed=0, warm_start=0.5)
     assert warm.full_refit and "warm_start" in warm.reason and warm.state.fit.warm_start == 0.5
     assert not update_clusters(warm.state, ids, x, None, seed=0, warm_start=0.5).full_refit

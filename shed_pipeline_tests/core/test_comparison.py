@@ -8,7 +8,14 @@ from shed_pipeline.core.comparison import BENCHMARKS_MEAN, compare, lineage_rows
 
 def rec(arm, bench, scores, replicate=0, metric=None):
     metric = metric or ("loglik_per_token" if bench == "test_split" else "accuracy")
-    return {"arm": arm, "replicate": replicate, "benchmark": bench, "metric": metric, "value": float(np.mean(scores)), "scores": list(scores)}
+    return {
+        "arm": arm,
+        "replicate": replicate,
+        "benchmark": bench,
+        "metric": metric,
+        "value": float(np.mean(scores)),
+        "scores": list(scores),
+    }
 
 
 def test_hand_example_exact_values():
@@ -25,8 +32,17 @@ def test_hand_example_exact_values():
     ]
     rows = {r["benchmark"]: r for r in compare(records, bootstrap=4000, seed=1)}
     t = rows["test_split"]
-    assert t["arm_mean"] == pytest.approx(-1.25) and t["random_mean"] == pytest.approx(-2.0) and t["difference"] == pytest.approx(0.75)
-    assert t["random_std"] == pytest.approx(2**0.5 / 2) and t["z"] == pytest.approx(0.75 / (2**0.5 / 2)) and t["n"] == 2 and t["seeds"] == 2
+    assert (
+        t["arm_mean"] == pytest.approx(-1.25)
+        and t["random_mean"] == pytest.approx(-2.0)
+        and t["difference"] == pytest.approx(0.75)
+    )
+    assert (
+        t["random_std"] == pytest.approx(2**0.5 / 2)
+        and t["z"] == pytest.approx(0.75 / (2**0.5 / 2))
+        and t["n"] == 2
+        and t["seeds"] == 2
+    )
     # Two paired differences, 0.5 and 1.0: a resampled mean is 0.5, 0.75 or 1.0, so the interval is [0.5, 1.0].
     assert (t["ci_low"], t["ci_high"]) == (0.5, 1.0)
     q = rows["quiz"]
@@ -36,9 +52,23 @@ def test_hand_example_exact_values():
     assert m["difference"] == pytest.approx((q["difference"] + rows["trivia"]["difference"]) / 2)
     assert m["random_std"] == pytest.approx(np.std([(0.5 + 0) / 2, (0.5 + 1) / 2], ddof=1)) and m["n"] == 6
     assert q["ci_low"] <= q["difference"] <= q["ci_high"] and m["ci_low"] <= m["difference"] <= m["ci_high"]
-    assert [r["arm"] for r in compare(records, 10)] == ["curated"] * 4 and compare([r for r in records if r["arm"] != "random"]) == []
+    assert [r["arm"] for r in compare(records, 10)] == ["curated"] * 4 and compare(
+        [r for r in records if r["arm"] != "random"]
+    ) == []
     assert compare(records, 500, seed=3) == compare(records, 500, seed=3)  # seeded
-    assert set(lineage_rows([t])[0]) == {"arm", "benchmark", "metric", "arm_mean", "random_mean", "random_std", "difference", "ci_low", "ci_high", "z", "n"}
+    assert set(lineage_rows([t])[0]) == {
+        "arm",
+        "benchmark",
+        "metric",
+        "arm_mean",
+        "random_mean",
+        "random_std",
+        "difference",
+        "ci_low",
+        "ci_high",
+        "z",
+        "n",
+    }
 
 
 def test_interval_covers_a_known_difference_at_its_nominal_rate():
@@ -56,7 +86,11 @@ def test_interval_covers_a_known_difference_at_its_nominal_rate():
 
 
 def test_arms_must_share_items_and_tables_render():
-    records = [rec("random", "test_split", [-1.0, -2.0], 0), rec("random", "test_split", [-1.5, -2.5], 1), rec("curated", "test_split", [-1.0])]
+    records = [
+        rec("random", "test_split", [-1.0, -2.0], 0),
+        rec("random", "test_split", [-1.5, -2.5], 1),
+        rec("curated", "test_split", [-1.0]),
+    ]
     with pytest.raises(ValueError, match="same items"):
         compare(records)
     records[-1] = rec("curated", "test_split", [-0.5, -1.5])
@@ -83,14 +117,20 @@ def test_head_to_head_pairs_two_arms_item_by_item():
     ]
     rows = {r["benchmark"]: r for r in head_to_head(records, "shed", "longest", bootstrap=4000, seed=1)}
     t = rows["test_split"]
-    assert (t["arm_mean"], t["other_mean"], t["difference"]) == (-1.25, -2.0, 0.75) and (t["ci_low"], t["ci_high"]) == (0.5, 1.0)
+    assert (t["arm_mean"], t["other_mean"], t["difference"]) == (-1.25, -2.0, 0.75) and (t["ci_low"], t["ci_high"]) == (
+        0.5,
+        1.0,
+    )
     assert t["random_std"] == pytest.approx(2**0.5 / 2) and t["z"] == pytest.approx(0.75 / (2**0.5 / 2)) and t["n"] == 2
     q = rows["quiz"]
     assert q["difference"] == pytest.approx(0.25) and q["ci_low"] == 0.0 and 0.25 <= q["ci_high"] <= 0.75
     m = rows[BENCHMARKS_MEAN]  # one task: the same as it
     assert m["difference"] == pytest.approx(0.25) and (m["ci_low"], m["ci_high"]) == (q["ci_low"], q["ci_high"])
     swapped = {r["benchmark"]: r for r in head_to_head(records, "longest", "shed", bootstrap=4000, seed=1)}
-    assert swapped["test_split"]["difference"] == -0.75 and (swapped["test_split"]["ci_low"], swapped["test_split"]["ci_high"]) == (-1.0, -0.5)
+    assert swapped["test_split"]["difference"] == -0.75 and (
+        swapped["test_split"]["ci_low"],
+        swapped["test_split"]["ci_high"],
+    ) == (-1.0, -0.5)
     with pytest.raises(ValueError, match="no arm 'ifd' in the records; arms: shed, longest"):
         head_to_head(records, "shed", "ifd")
     with pytest.raises(ValueError, match="must share the same items"):

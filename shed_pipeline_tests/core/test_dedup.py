@@ -73,7 +73,9 @@ def test_twins_in_different_clusters_are_both_kept_and_the_keep_rule_can_follow_
     v /= np.linalg.norm(v, axis=1, keepdims=True)
     inputs = make_inputs([0, 1], [None, None], [["a", "b", "d"], ["c"]], vectors=v)
     _, removed = deduplicate(inputs, 0.99)
-    assert [(d.row_id, d.kept_row_id, d.cluster_id) for d in removed] == [("b", "a", 0)]  # c is a's twin in another cluster
+    assert [(d.row_id, d.kept_row_id, d.cluster_id) for d in removed] == [
+        ("b", "a", 0)
+    ]  # c is a's twin in another cluster
     inputs.row_values = {"knn_shapley": {"a": 0.1, "b": 0.5}}
     _, removed = deduplicate(inputs, 0.99, keep="knn_shapley")
     assert [(d.row_id, d.kept_row_id) for d in removed] == [("a", "b")]  # the better row stays

@@ -29,7 +29,9 @@ class FakeEncoder:
         if self.fail_after is not None and len(self.calls) >= self.fail_after:
             raise KeyboardInterrupt("killed mid-embedding")
         self.calls.append(list(texts))
-        out = np.stack([np.random.default_rng(int(text_hash(t)[:8], 16)).normal(size=self.dim) for t in texts]).astype(np.float32)
+        out = np.stack([np.random.default_rng(int(text_hash(t)[:8], 16)).normal(size=self.dim) for t in texts]).astype(
+            np.float32
+        )
         return out / np.linalg.norm(out, axis=1, keepdims=True)
 
     @property
@@ -69,7 +71,9 @@ def test_rows_composed_and_read_in_small_blocks_are_the_same_vectors(tmp_path, m
     assert stats["rows_embedded"] == 40
     np.testing.assert_array_equal(vecs, whole)
     hashes = [text_hash(r[2]) for r in ROWS if r[2]][::-1]  # any order of keys, across block edges
-    np.testing.assert_array_equal(blocks.get("fake@1", hashes, kind="segments"), FakeEncoder().encode([r[2] for r in ROWS if r[2]][::-1]))
+    np.testing.assert_array_equal(
+        blocks.get("fake@1", hashes, kind="segments"), FakeEncoder().encode([r[2] for r in ROWS if r[2]][::-1])
+    )
     with pytest.raises(KeyError, match="2 of 6 segments"):
         blocks.get("fake@1", [hashes[0], "gone", *hashes[1:4], "also gone"], kind="segments")
 
@@ -84,7 +88,9 @@ def test_many_rows_compose_as_one_row_at_a_time():
     ii, xi = np.array([0, 1, 2, 0, 4, 3]), np.array([1, -1, 3, 0, 5, -1])
     got = compose_many(seg, ii, xi)
     for r in range(len(ii)):
-        np.testing.assert_allclose(got[r], compose(seg[ii[r]], seg[xi[r]] if xi[r] >= 0 else None), rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(
+            got[r], compose(seg[ii[r]], seg[xi[r]] if xi[r] >= 0 else None), rtol=1e-6, atol=1e-7
+        )
     np.testing.assert_array_equal(got[1], seg[1])
     np.testing.assert_array_equal(got[4], seg[4])
 
@@ -96,11 +102,19 @@ def test_second_run_embeds_nothing_and_new_rows_only_their_texts(tmp_path):
     vecs, stats = run(again, cache)
     assert stats["rows_embedded"] == 0 and again.encoded == []
     np.testing.assert_array_equal(vecs, first)
-    more = ROWS + [("new1", "Task 0 instruction", "fresh input"), ("new2", "Brand new task", ""), ("new3", "Task 1 instruction", "input number 1")]
+    more = ROWS + [
+        ("new1", "Task 0 instruction", "fresh input"),
+        ("new2", "Brand new task", ""),
+        ("new3", "Task 1 instruction", "input number 1"),
+    ]
     enc = FakeEncoder()
     vecs, stats = run(enc, cache, more)
     # new3 repeats texts already encoded (another response): nothing to encode for it.
-    assert stats["rows_embedded"] == 2 and stats["rows_reused"] == 41 and sorted(enc.encoded) == ["Brand new task", "fresh input"]
+    assert (
+        stats["rows_embedded"] == 2
+        and stats["rows_reused"] == 41
+        and sorted(enc.encoded) == ["Brand new task", "fresh input"]
+    )
     np.testing.assert_array_equal(vecs[:40], first)
     np.testing.assert_array_equal(vecs[42], first[1])
 
@@ -165,7 +179,9 @@ def test_auto_precision_is_bf16_only_on_a_cpu_with_amx_and_fp16_on_cuda(tmp_path
     info.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f amx_bf16 amx_tile\n")
     assert cpu_flags(str(info)) >= {"amx_bf16", "avx2"}
     assert auto_precision("cpu", cpu_flags(str(info))) == "bf16"
-    assert auto_precision("cpu", {"avx2", "avx512_bf16"}) == "fp32"  # bf16 dot products without AMX tiles: not measured, so not chosen
+    assert (
+        auto_precision("cpu", {"avx2", "avx512_bf16"}) == "fp32"
+    )  # bf16 dot products without AMX tiles: not measured, so not chosen
     assert auto_precision("cuda", set()) == auto_precision("cuda:1", {"amx_bf16"}) == "fp16"
     assert cpu_flags(str(tmp_path / "absent")) == set()
     with pytest.raises(ValueError, match="precision must be one of fp32, fp16, bf16, not 'int4'"):

@@ -20,7 +20,17 @@ def test_subset_report_counts_and_baselines():
     x = rng.normal(size=(40, 4))
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     outputs = [f"label{i % 4}" for i in range(40)]
-    r = subset_report([0, 1, 2, 5], x, outputs, [i % 8 for i in range(40)], [f"t{i % 4}" for i in range(40)], x[:6], outputs[:6], k=1, random_seeds=[0, 1, 2])
+    r = subset_report(
+        [0, 1, 2, 5],
+        x,
+        outputs,
+        [i % 8 for i in range(40)],
+        [f"t{i % 4}" for i in range(40)],
+        x[:6],
+        outputs[:6],
+        k=1,
+        random_seeds=[0, 1, 2],
+    )
     assert r["subset_size"] == 4 and r["pool_size"] == 40 and r["subset_fraction"] == 0.1
     assert (r["clusters_covered"], r["clusters_total"]) == (4, 8)
     assert (r["tasks_covered"], r["tasks_total"]) == (3, 4)
@@ -39,7 +49,13 @@ def test_arm_metrics_of_a_baseline_match_the_subset_report():
     args = (x, outputs, [i % 8 for i in range(40)], [f"t{i % 4}" for i in range(40)], x[:6], outputs[:6])
     r = subset_report([0, 1, 2, 5], *args, k=1, random_seeds=[])
     m = arm_metrics([0, 1, 2, 5], *args, k=1)
-    assert m == {"subset_size": 4, "clusters_covered": 4, "tasks_covered": 3, "diversity": r["diversity"], "utility": r["utility_subset"]}
+    assert m == {
+        "subset_size": 4,
+        "clusters_covered": 4,
+        "tasks_covered": 3,
+        "diversity": r["diversity"],
+        "utility": r["utility_subset"],
+    }
     assert arm_metrics(np.arange(40), *args, k=1)["utility"] == pytest.approx(1.0)
 
 
@@ -64,15 +80,38 @@ def test_the_heldout_utility_uses_the_first_heldout_rows_test_rows_by_id():
     rng = np.random.default_rng(4)
     x = rng.normal(size=(30, 4))
     x /= np.linalg.norm(x, axis=1, keepdims=True)
-    pool = pl.DataFrame({"row_id": [f"p{i:02d}" for i in range(30)], "output": [f"w{i % 5} w{i % 3}" for i in range(30)], "task": [f"t{i % 4}" for i in range(30)]})
+    pool = pl.DataFrame(
+        {
+            "row_id": [f"p{i:02d}" for i in range(30)],
+            "output": [f"w{i % 5} w{i % 3}" for i in range(30)],
+            "task": [f"t{i % 4}" for i in range(30)],
+        }
+    )
     test_x = rng.normal(size=(9, 4))
-    test = pl.DataFrame({"row_id": [f"q{i}" for i in (5, 2, 8, 0, 7, 1, 3, 6, 4)], "output": [f"w{i % 5}" for i in range(9)], "embedding": list(test_x)})
+    test = pl.DataFrame(
+        {
+            "row_id": [f"q{i}" for i in (5, 2, 8, 0, 7, 1, 3, 6, 4)],
+            "output": [f"w{i % 5}" for i in range(9)],
+            "embedding": list(test_x),
+        }
+    )
     clusters = [i % 6 for i in range(30)]
     curated = np.array([0, 3, 7, 12])
     first3 = test.sort("row_id").head(3)  # q0, q1, q2
     for rows, held in ((3, first3), (0, test), (50, test)):
         settings = SimpleNamespace(seed=0, random_seeds=2, k=2, include_full_pool=True, heldout_rows=rows, lm=False)
         got = evaluation_report(settings, pool, x, clusters, test, curated, {}, "cpu", None, None, lambda _m: None)
-        want = subset_report(curated, x, pool["output"].to_list(), clusters, pool["task"].to_list(), np.stack(held["embedding"].to_list()), held["output"].to_list(), k=2, random_seeds=[0, 1], include_full_pool=True)
+        want = subset_report(
+            curated,
+            x,
+            pool["output"].to_list(),
+            clusters,
+            pool["task"].to_list(),
+            np.stack(held["embedding"].to_list()),
+            held["output"].to_list(),
+            k=2,
+            random_seeds=[0, 1],
+            include_full_pool=True,
+        )
         assert got["test_rows"] == held.height
         assert {key: got[key] for key in want} == want

@@ -8,14 +8,26 @@ import pytest
 
 from shed_pipeline.core import lm, lm_scoring
 from shed_pipeline.core.benchmarks import ChoiceItem
-from shed_pipeline.core.evaluation_lm import FinetuneBudget, TrainingPlan, evaluate_arms, plan_arms, steps_for_epochs, summarize
+from shed_pipeline.core.evaluation_lm import (
+    FinetuneBudget,
+    TrainingPlan,
+    evaluate_arms,
+    plan_arms,
+    steps_for_epochs,
+    summarize,
+)
 from shed_pipeline_tests.tiny_lm import build_tiny_lm
 
 
 def test_plan_arms_draws_same_size_random_subsets_per_seed():
     arms = plan_arms(50, [3, 1, 4], [7, 8, 9], include_full_pool=True, baselines={"longest": [5, 6, 7]})
     assert [a.name for a in arms] == ["base", "curated", "longest", "random", "random", "random", "full_pool"]
-    assert arms[0].rows == () and arms[1].rows == (3, 1, 4) and arms[2].rows == (5, 6, 7) and arms[-1].rows == tuple(range(50))
+    assert (
+        arms[0].rows == ()
+        and arms[1].rows == (3, 1, 4)
+        and arms[2].rows == (5, 6, 7)
+        and arms[-1].rows == tuple(range(50))
+    )
     rand = arms[3:6]
     assert all(len(a.rows) == 3 and len(set(a.rows)) == 3 for a in rand) and [a.replicate for a in rand] == [7, 8, 9]
     assert plan_arms(50, [3, 1, 4], [7], False)[2].rows == rand[0].rows  # a seed always draws the same rows
@@ -28,10 +40,16 @@ def test_plan_arms_draws_same_size_random_subsets_per_seed():
 
 def test_training_plan_gives_each_arm_its_epochs_or_a_fixed_budget():
     plan = TrainingPlan(epochs=1.5, batch_size=8)
-    assert [plan.budget(n).steps for n in (1, 8, 10, 160, 1600)] == [math.ceil(1.5 * n / 8) for n in (1, 8, 10, 160, 1600)] == [1, 2, 2, 30, 300]
+    assert (
+        [plan.budget(n).steps for n in (1, 8, 10, 160, 1600)]
+        == [math.ceil(1.5 * n / 8) for n in (1, 8, 10, 160, 1600)]
+        == [1, 2, 2, 30, 300]
+    )
     assert plan.describe() == "1.5 epochs over each arm's rows (ceil(1.5 x rows / 8) steps)"
     fixed = TrainingPlan(steps=12)
-    assert {fixed.budget(n).steps for n in (1, 160, 1600)} == {12} and fixed.describe() == "fixed budget: 12 steps of 8 rows per arm"
+    assert {fixed.budget(n).steps for n in (1, 160, 1600)} == {
+        12
+    } and fixed.describe() == "fixed budget: 12 steps of 8 rows per arm"
     assert TrainingPlan.fixed(FinetuneBudget(steps=5, lr=0.1)).budget(99) == FinetuneBudget(steps=5, lr=0.1)
     for bad in (dict(epochs=0), dict(steps=0)):
         with pytest.raises(ValueError, match="must be"):
@@ -39,15 +57,25 @@ def test_training_plan_gives_each_arm_its_epochs_or_a_fixed_budget():
 
 
 def test_summary_arithmetic():
-    recs = [{"arm": a, "replicate": r, "subset_size": 2, "benchmark": "b", "metric": "accuracy", "value": v} for a, r, v in [("curated", 0, 0.6), ("random", 1, 0.4), ("random", 2, 0.6), ("full_pool", 0, 0.55)]]
+    recs = [
+        {"arm": a, "replicate": r, "subset_size": 2, "benchmark": "b", "metric": "accuracy", "value": v}
+        for a, r, v in [("curated", 0, 0.6), ("random", 1, 0.4), ("random", 2, 0.6), ("full_pool", 0, 0.55)]
+    ]
     summary = summarize(recs)
     rnd = next(s for s in summary if s["arm"] == "random")
-    assert rnd["mean"] == pytest.approx(0.5) and rnd["std"] == pytest.approx(0.1 * 2**0.5) and rnd["n"] == 2  # sample std
+    assert (
+        rnd["mean"] == pytest.approx(0.5) and rnd["std"] == pytest.approx(0.1 * 2**0.5) and rnd["n"] == 2
+    )  # sample std
 
 
 POOL_P = ["the capital of france is", "what colour sky", "a b c", "d e f"]
 POOL_T = ["paris", "blue", "d e f", "g"]
-BENCH = {"quiz": [ChoiceItem("the capital of france is", ("paris", "berlin", "madrid"), 0), ChoiceItem("what colour sky", ("green", "blue"), 1)]}
+BENCH = {
+    "quiz": [
+        ChoiceItem("the capital of france is", ("paris", "berlin", "madrid"), 0),
+        ChoiceItem("what colour sky", ("green", "blue"), 1),
+    ]
+}
 TEST_P, TEST_T = ["the capital of france is", "what colour sky"], ["paris", "sky blue"]
 
 
@@ -57,25 +85,39 @@ def test_scoring_matches_one_sequence_per_pair(tmp_path):
     model, tok = lm.load_lm(build_tiny_lm(tmp_path / "tiny"))
     prompts = ["the capital of france is", "a b c d e f g a b c", "what"]
     conts = ["paris berlin", "d", "colour sky blue green"]
-    want = [lm.continuation_logprobs(model, tok, [p], [c], batch_size=1)[0] for p, c in zip(prompts, conts, strict=True)]
+    want = [
+        lm.continuation_logprobs(model, tok, [p], [c], batch_size=1)[0] for p, c in zip(prompts, conts, strict=True)
+    ]
     for budget in (1, 8, 4096):  # one row per batch, a few, all in one
         got = lm_scoring.continuation_logprobs(model, tok, prompts, conts, max_tokens=256, token_budget=budget)
-        assert [n for _, n in got] == [n for _, n in want] and np.allclose([v for v, _ in got], [v for v, _ in want], atol=1e-5)
+        assert [n for _, n in got] == [n for _, n in want] and np.allclose(
+            [v for v, _ in got], [v for v, _ in want], atol=1e-5
+        )
     cut = lm_scoring.continuation_logprobs(model, tok, prompts, conts, max_tokens=5)  # the prompt loses its start
-    assert np.allclose([v for v, _ in cut], [v for v, _ in lm.continuation_logprobs(model, tok, prompts, conts, max_tokens=5)], atol=1e-5)
+    assert np.allclose(
+        [v for v, _ in cut],
+        [v for v, _ in lm.continuation_logprobs(model, tok, prompts, conts, max_tokens=5)],
+        atol=1e-5,
+    )
     items = BENCH["quiz"] + [ChoiceItem("a b c d e f", ("g", "a b c d e f g a b", "d"), 2)]
     for max_tokens in (256, 9):  # 9: the long choice cuts the third item's prompt: one sequence per choice
         means = lm_scoring.choice_means(model, tok, items, max_tokens)
         for it, row in zip(items, means, strict=True):
-            pairs = lm.continuation_logprobs(model, tok, [it.prompt] * len(it.choices), list(it.choices), max_tokens=max_tokens)
+            pairs = lm.continuation_logprobs(
+                model, tok, [it.prompt] * len(it.choices), list(it.choices), max_tokens=max_tokens
+            )
             assert np.allclose(row, [v / n for v, n in pairs], atol=1e-5)
         assert [lm_scoring.pick(m) for m in means] == lm.choose_many(model, tok, items, max_tokens=max_tokens)
     # Prompts that share a prefix (a system turn): the prefix's keys and values computed once, reused by every batch.
     shared = ["a b c d e f the capital of france is", "a b c d e f what colour", "a b c d e f g"]
-    assert lm_scoring._shared_prefix([lm_scoring.Tree(tuple(tok(p)["input_ids"]), ((1,),)) for p in shared]) == tuple(tok("a b c d e f")["input_ids"])
+    assert lm_scoring._shared_prefix([lm_scoring.Tree(tuple(tok(p)["input_ids"]), ((1,),)) for p in shared]) == tuple(
+        tok("a b c d e f")["input_ids"]
+    )
     for budget in (1, 4096):
         got = lm_scoring.continuation_logprobs(model, tok, shared, conts, max_tokens=256, token_budget=budget)
-        assert np.allclose([v for v, _ in got], [v for v, _ in lm.continuation_logprobs(model, tok, shared, conts)], atol=1e-5)
+        assert np.allclose(
+            [v for v, _ in got], [v for v, _ in lm.continuation_logprobs(model, tok, shared, conts)], atol=1e-5
+        )
     items = [ChoiceItem(p, ("paris", "blue green", "d"), 0) for p in shared]
     want = [[v / n for v, n in lm.continuation_logprobs(model, tok, [it.prompt] * 3, list(it.choices))] for it in items]
     assert np.allclose(lm_scoring.choice_means(model, tok, items, 256), want, atol=1e-5)
@@ -86,10 +128,29 @@ def test_arms_trained_by_epochs_are_deterministic_and_cached_with_their_item_sco
     arms = plan_arms(4, [0, 1], [0, 1], include_full_pool=True)
     plan = TrainingPlan(epochs=2, lr=1e-2, rank=2, alpha=4, batch_size=2, max_tokens=32)
     logs, done = [], []
-    first = evaluate_arms(model, tok, arms, POOL_P, POOL_T, TEST_P, TEST_T, BENCH, plan, logs.append, tmp_path / "cache", "tiny", lambda *a: done.append(a))
+    first = evaluate_arms(
+        model,
+        tok,
+        arms,
+        POOL_P,
+        POOL_T,
+        TEST_P,
+        TEST_T,
+        BENCH,
+        plan,
+        logs.append,
+        tmp_path / "cache",
+        "tiny",
+        lambda *a: done.append(a),
+    )
     assert len(first) == len(arms) * 2 and {r["benchmark"] for r in first} == {"test_split", "quiz"}
     # Epochs over each arm's own rows: 2 x 2 rows / 2 = 2 steps for the subsets, 2 x 4 / 2 = 4 for the full pool.
-    assert {(r["arm"], r["subset_size"], r["steps"]) for r in first} == {("base", 0, 0), ("curated", 2, 2), ("random", 2, 2), ("full_pool", 4, 4)}
+    assert {(r["arm"], r["subset_size"], r["steps"]) for r in first} == {
+        ("base", 0, 0),
+        ("curated", 2, 2),
+        ("random", 2, 2),
+        ("full_pool", 4, 4),
+    }
     for r in first:  # per row / per item scores, in order; the value is their mean
         assert len(r["scores"]) == 2 and r["value"] == pytest.approx(np.mean(r["scores"]))
         assert r["metric"] != "accuracy" or set(r["scores"]) <= {0.0, 1.0}
@@ -97,9 +158,23 @@ def test_arms_trained_by_epochs_are_deterministic_and_cached_with_their_item_sco
     assert done == [(k, 5, label, False) for k, label in enumerate(labels, 1)]  # once per arm, in order
     # A line per arm, k of M, and each long step's done/total (quick here: the end line only).
     lines = lambda arm: [re.sub(r" \(.*\)$| in \d+s$", "", m) for m in logs if m.startswith(arm)]  # noqa: E731 (without rates and times)
-    assert lines("evaluation arm 1/5 base") == ["evaluation arm 1/5 base: the base model, scored", "evaluation arm 1/5 base: test_split: 2/2 sequences", "evaluation arm 1/5 base: quiz: 5/5 sequences", "evaluation arm 1/5 base: done"]
-    assert lines("evaluation arm 5/5 full_pool") == ["evaluation arm 5/5 full_pool: fine-tune on 4 rows, then score", "evaluation arm 5/5 full_pool: LoRA fine-tune: 4/4 steps", "evaluation arm 5/5 full_pool: test_split: 2/2 sequences", "evaluation arm 5/5 full_pool: quiz: 5/5 sequences", "evaluation arm 5/5 full_pool: done"]
-    assert re.fullmatch(r"evaluation: 1/5 arms \(~\d+s left: 10 fine-tune steps, 4 arms to score\)", next(m for m in logs if m.startswith("evaluation: 1/5")))
+    assert lines("evaluation arm 1/5 base") == [
+        "evaluation arm 1/5 base: the base model, scored",
+        "evaluation arm 1/5 base: test_split: 2/2 sequences",
+        "evaluation arm 1/5 base: quiz: 5/5 sequences",
+        "evaluation arm 1/5 base: done",
+    ]
+    assert lines("evaluation arm 5/5 full_pool") == [
+        "evaluation arm 5/5 full_pool: fine-tune on 4 rows, then score",
+        "evaluation arm 5/5 full_pool: LoRA fine-tune: 4/4 steps",
+        "evaluation arm 5/5 full_pool: test_split: 2/2 sequences",
+        "evaluation arm 5/5 full_pool: quiz: 5/5 sequences",
+        "evaluation arm 5/5 full_pool: done",
+    ]
+    assert re.fullmatch(
+        r"evaluation: 1/5 arms \(~\d+s left: 10 fine-tune steps, 4 arms to score\)",
+        next(m for m in logs if m.startswith("evaluation: 1/5")),
+    )
     assert logs[-1] == "evaluation: 5/5 arms"
     base = next(r for r in first if r["arm"] == "base" and r["benchmark"] == "test_split")
     want = [lp / n for lp, n in lm.continuation_logprobs(model, tok, TEST_P, TEST_T, max_tokens=32)]
@@ -107,15 +182,66 @@ def test_arms_trained_by_epochs_are_deterministic_and_cached_with_their_item_sco
     curated = next(r for r in first if r["arm"] == "curated" and r["benchmark"] == "test_split")
     assert curated["scores"][0] > base["scores"][0]  # two steps on the answer raise its likelihood
     done.clear()
-    again = evaluate_arms(model, tok, arms, POOL_P, POOL_T, TEST_P, TEST_T, BENCH, plan, logs.append, tmp_path / "cache", "tiny", lambda *a: done.append(a))
-    assert again == first and sum("from the cache" in m for m in logs) == len(arms)  # per-item scores come back from the cache
-    assert done == [(k, 5, label, True) for k, label in enumerate(labels, 1)] and "evaluation arm 3/5 random (seed 0): from the cache" in logs
+    again = evaluate_arms(
+        model,
+        tok,
+        arms,
+        POOL_P,
+        POOL_T,
+        TEST_P,
+        TEST_T,
+        BENCH,
+        plan,
+        logs.append,
+        tmp_path / "cache",
+        "tiny",
+        lambda *a: done.append(a),
+    )
+    assert again == first and sum("from the cache" in m for m in logs) == len(
+        arms
+    )  # per-item scores come back from the cache
+    assert (
+        done == [(k, 5, label, True) for k, label in enumerate(labels, 1)]
+        and "evaluation arm 3/5 random (seed 0): from the cache" in logs
+    )
     fresh = evaluate_arms(model, tok, arms[:2], POOL_P, POOL_T, TEST_P, TEST_T, BENCH, plan)
-    assert [v for r in fresh for v in r["scores"]] == pytest.approx([v for r in first[:4] for v in r["scores"]], abs=1e-6)  # same plan + seed = same result
-    fixed = evaluate_arms(model, tok, arms[1:2], POOL_P, POOL_T, TEST_P, TEST_T, BENCH, TrainingPlan(steps=3, lr=1e-2, rank=2, alpha=4, batch_size=2, max_tokens=32), logs.append, tmp_path / "cache", "tiny")
-    assert fixed[0]["steps"] == 3 and not np.isclose(fixed[0]["value"], curated["value"])  # another budget is another cache entry
-    same_steps = evaluate_arms(model, tok, arms[1:2], POOL_P, POOL_T, TEST_P, TEST_T, BENCH, FinetuneBudget(steps=2, lr=1e-2, rank=2, alpha=4, batch_size=2, max_tokens=32), logs.append, tmp_path / "cache", "tiny")
-    assert same_steps == [r for r in first if r["arm"] == "curated"] and logs[-1].endswith("from the cache")  # the same resolved budget: the same entry
+    assert [v for r in fresh for v in r["scores"]] == pytest.approx(
+        [v for r in first[:4] for v in r["scores"]], abs=1e-6
+    )  # same plan + seed = same result
+    fixed = evaluate_arms(
+        model,
+        tok,
+        arms[1:2],
+        POOL_P,
+        POOL_T,
+        TEST_P,
+        TEST_T,
+        BENCH,
+        TrainingPlan(steps=3, lr=1e-2, rank=2, alpha=4, batch_size=2, max_tokens=32),
+        logs.append,
+        tmp_path / "cache",
+        "tiny",
+    )
+    assert fixed[0]["steps"] == 3 and not np.isclose(
+        fixed[0]["value"], curated["value"]
+    )  # another budget is another cache entry
+    same_steps = evaluate_arms(
+        model,
+        tok,
+        arms[1:2],
+        POOL_P,
+        POOL_T,
+        TEST_P,
+        TEST_T,
+        BENCH,
+        FinetuneBudget(steps=2, lr=1e-2, rank=2, alpha=4, batch_size=2, max_tokens=32),
+        logs.append,
+        tmp_path / "cache",
+        "tiny",
+    )
+    assert same_steps == [r for r in first if r["arm"] == "curated"] and logs[-1].endswith(
+        "from the cache"
+    )  # the same resolved budget: the same entry
 
 
 def test_arm_progress_becomes_an_observation_of_evaluation_metrics():
@@ -133,9 +259,17 @@ def test_arm_progress_becomes_an_observation_of_evaluation_metrics():
     with dg.instance_for_test() as instance:
         result = dg.materialize([evaluation_metrics], instance=instance)
     assert result.success
-    observed = [{k: v.value for k, v in o.metadata.items()} for o in result.asset_observations_for_node("evaluation_metrics")]
-    assert observed == [{"arms_done": 1, "arms_total": 3, "arm": "base", "cached": True}, {"arms_done": 2, "arms_total": 3, "arm": "random (seed 0)", "cached": False}]
-    assert all(o.asset_key == dg.AssetKey("evaluation_metrics") for o in result.asset_observations_for_node("evaluation_metrics"))
+    observed = [
+        {k: v.value for k, v in o.metadata.items()} for o in result.asset_observations_for_node("evaluation_metrics")
+    ]
+    assert observed == [
+        {"arms_done": 1, "arms_total": 3, "arm": "base", "cached": True},
+        {"arms_done": 2, "arms_total": 3, "arm": "random (seed 0)", "cached": False},
+    ]
+    assert all(
+        o.asset_key == dg.AssetKey("evaluation_metrics")
+        for o in result.asset_observations_for_node("evaluation_metrics")
+    )
 
 
 def test_lm_arms_report_prompts_chat_rows_with_their_turns(tmp_path, monkeypatch):
@@ -155,9 +289,26 @@ def test_lm_arms_report_prompts_chat_rows_with_their_turns(tmp_path, monkeypatch
     tok = AutoTokenizer.from_pretrained(model_dir)
     tok.chat_template = CHAT
     tok.save_pretrained(model_dir)
-    conv = json.dumps([{"role": "system", "content": "a b"}, {"role": "user", "content": "what colour"}, {"role": "assistant", "content": "blue"}, {"role": "user", "content": "the sky"}])
-    pool = pl.DataFrame({"row_id": ["p1", "p2", "p3"], "instruction": ["system: a b\n\nuser: what colour\n\nassistant: blue\n\nuser: the sky", "c", "d"], "input": ["", "e", ""], "output": ["blue", "f", "g"], "messages": [conv, None, None]})
-    test = pl.DataFrame({"row_id": ["t1"], "instruction": ["the capital of france is"], "input": [""], "output": ["paris"]})  # no messages column
+    conv = json.dumps(
+        [
+            {"role": "system", "content": "a b"},
+            {"role": "user", "content": "what colour"},
+            {"role": "assistant", "content": "blue"},
+            {"role": "user", "content": "the sky"},
+        ]
+    )
+    pool = pl.DataFrame(
+        {
+            "row_id": ["p1", "p2", "p3"],
+            "instruction": ["system: a b\n\nuser: what colour\n\nassistant: blue\n\nuser: the sky", "c", "d"],
+            "input": ["", "e", ""],
+            "output": ["blue", "f", "g"],
+            "messages": [conv, None, None],
+        }
+    )
+    test = pl.DataFrame(
+        {"row_id": ["t1"], "instruction": ["the capital of france is"], "input": [""], "output": ["paris"]}
+    )  # no messages column
     seen, done = {}, []
     real = evaluation_lm.evaluate_arms
 
@@ -166,9 +317,32 @@ def test_lm_arms_report_prompts_chat_rows_with_their_turns(tmp_path, monkeypatch
         return real(model, tok, arms, pool_prompts, pool_targets, test_prompts, *rest)
 
     monkeypatch.setattr(evaluation_lm, "evaluate_arms", spy)
-    config = EvaluationConfig(lm_model=str(model_dir), steps=1, lm_batch_size=2, lm_max_tokens=48, benchmarks=[], random_seeds=2, include_full_pool=False)
-    report = lm_arms_report(config, pool, test, [0], {}, "cpu", tmp_path, lambda m: None, tmp_path / "arms", lambda *a: done.append(a))
-    assert seen["pool"] == ["<|system|>a b\n<|user|>what colour\n<|assistant|>blue\n<|user|>the sky\n<|assistant|>", "<|user|>c\n\ne\n<|assistant|>", "<|user|>d\n<|assistant|>"]
-    assert seen["pool_targets"] == ["blue", "f", "g"] and seen["test"] == ["<|user|>the capital of france is\n<|assistant|>"]
-    assert [d[:2] for d in done] == [(1, 4), (2, 4), (3, 4), (4, 4)] and {r["arm"] for r in report["records"]} == {"base", "curated", "random"}
-    assert [(c["arm"], c["benchmark"]) for c in report["comparisons"]] == [("base", "test_split"), ("curated", "test_split")] and report["training"]["steps"] == 1
+    config = EvaluationConfig(
+        lm_model=str(model_dir),
+        steps=1,
+        lm_batch_size=2,
+        lm_max_tokens=48,
+        benchmarks=[],
+        random_seeds=2,
+        include_full_pool=False,
+    )
+    report = lm_arms_report(
+        config, pool, test, [0], {}, "cpu", tmp_path, lambda m: None, tmp_path / "arms", lambda *a: done.append(a)
+    )
+    assert seen["pool"] == [
+        "<|system|>a b\n<|user|>what colour\n<|assistant|>blue\n<|user|>the sky\n<|assistant|>",
+        "<|user|>c\n\ne\n<|assistant|>",
+        "<|user|>d\n<|assistant|>",
+    ]
+    assert seen["pool_targets"] == ["blue", "f", "g"] and seen["test"] == [
+        "<|user|>the capital of france is\n<|assistant|>"
+    ]
+    assert [d[:2] for d in done] == [(1, 4), (2, 4), (3, 4), (4, 4)] and {r["arm"] for r in report["records"]} == {
+        "base",
+        "curated",
+        "random",
+    }
+    assert [(c["arm"], c["benchmark"]) for c in report["comparisons"]] == [
+        ("base", "test_split"),
+        ("curated", "test_split"),
+    ] and report["training"]["steps"] == 1

@@ -69,4 +69,10 @@ def test_a_manifest_lists_each_files_bytes_and_sha256(tmp_path):
     a.write_bytes(b'{"x": 1}\n')
     b.write_bytes(b"PAR1" * 1000)
     m = json.loads(write_manifest(tmp_path / "curated.manifest.json", [a, b], run_id="r1", rows=1).read_text())
-    assert m == {"run_id": "r1", "rows": 1, "files": {f.name: {"bytes": f.stat().st_size, "sha256": hashlib.sha256(f.read_bytes()).hexdigest()} for f in (a, b)}}
+    assert m == {
+        "run_id": "r1",
+        "rows": 1,
+        "files": {
+            f.name: {"bytes": f.stat().st_size, "sha256": hashlib.sha256(f.read_bytes()).hexdigest()} for f in (a, b)
+        },
+    }

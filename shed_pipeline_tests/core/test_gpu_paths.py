@@ -25,7 +25,11 @@ def test_log_likelihoods_and_features_on_cuda_match_the_cpu(tiny_dir):
     got = lm.continuation_logprobs(gpu, tok, PROMPTS, TARGETS)
     assert [n for _, n in got] == [n for _, n in want]
     assert [lp for lp, _ in got] == pytest.approx([lp for lp, _ in want], abs=1e-3)
-    for a, b in zip(lm.penultimate_features(gpu, tok, PROMPTS, TARGETS), lm.penultimate_features(cpu, tok, PROMPTS, TARGETS), strict=True):
+    for a, b in zip(
+        lm.penultimate_features(gpu, tok, PROMPTS, TARGETS),
+        lm.penultimate_features(cpu, tok, PROMPTS, TARGETS),
+        strict=True,
+    ):
         np.testing.assert_allclose(a, b, atol=1e-3)
 
 
@@ -33,7 +37,9 @@ def test_lora_on_cuda_learns_and_restores_the_base(tiny_dir):
     model, tok = lm.load_lm(tiny_dir, device="cuda")
     before = {k: v.detach().clone() for k, v in model.state_dict().items()}
     base = lm.continuation_logprobs(model, tok, PROMPTS[:1], TARGETS[:1])[0][0]
-    with lm.lora_finetuned(model, tok, PROMPTS[:1], TARGETS[:1], steps=5, lr=1e-2, rank=2, alpha=4, batch_size=1) as tuned:
+    with lm.lora_finetuned(
+        model, tok, PROMPTS[:1], TARGETS[:1], steps=5, lr=1e-2, rank=2, alpha=4, batch_size=1
+    ) as tuned:
         assert next(tuned.parameters()).device.type == "cuda"
         assert lm.continuation_logprobs(tuned, tok, PROMPTS[:1], TARGETS[:1])[0][0] > base
     after = model.state_dict()

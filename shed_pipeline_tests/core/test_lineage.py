@@ -6,13 +6,89 @@ from shed_pipeline.core.lineage import LineageError, LineageStore
 
 def fill(store: LineageStore, run: str, selected: list[str], pool=("a", "b", "c", "d"), quarantined=("q",)):
     store.record_asset(run, "raw_dataset", "0.1", {"seed": 0}, {}, source="src", source_fingerprint="fp-" + run)
-    store.write_table("rows", run, pl.DataFrame({"row_id": [*pool, "v"], "split": ["pool"] * len(pool) + ["validation"], "task": None, "source_file": "f", "source_locator": list(range(len(pool) + 1))}))
-    store.write_table("quarantine", run, pl.DataFrame({"source_file": ["f"], "source_locator": [9], "row_id": list(quarantined), "reason": ["duplicate"], "detail": ["same as f:1"], "excerpt": [""]}))
-    store.write_table("clusters", run, pl.DataFrame({"cluster_id": [0, 1], "size": [2, len(pool) - 2], "proxy_row_id": [pool[0], pool[2]], "inertia": [0.1, 0.2]}))
-    store.write_table("memberships", run, pl.DataFrame({"row_id": list(pool), "cluster_id": [0, 0] + [1] * (len(pool) - 2), "sq_distance": [0.0] * len(pool)}))
-    store.write_table("scores", run, pl.DataFrame({"cluster_id": [0, 1], "proxy_row_id": [pool[0], pool[2]], "score": [0.9, 0.1], "stderr": [None, None], "rank": [1, 2], "estimator": "knn_exact", "utility": "knn"}))
-    store.write_table("selections", run, pl.DataFrame({"row_id": selected, "cluster_id": [0] * len(selected), "method": "qocs", "draw_order": list(range(len(selected))), "score": [0.9] * len(selected), "reason": [f"qocs rule for {r}" for r in selected]}))
-    store.record_asset(run, "curated_subset", "0.1", {"method": "qocs"}, {}, inputs={"raw_dataset": run, "clusters": run, "proxy_shapley_scores": run})
+    store.write_table(
+        "rows",
+        run,
+        pl.DataFrame(
+            {
+                "row_id": [*pool, "v"],
+                "split": ["pool"] * len(pool) + ["validation"],
+                "task": None,
+                "source_file": "f",
+                "source_locator": list(range(len(pool) + 1)),
+            }
+        ),
+    )
+    store.write_table(
+        "quarantine",
+        run,
+        pl.DataFrame(
+            {
+                "source_file": ["f"],
+                "source_locator": [9],
+                "row_id": list(quarantined),
+                "reason": ["duplicate"],
+                "detail": ["same as f:1"],
+                "excerpt": [""],
+            }
+        ),
+    )
+    store.write_table(
+        "clusters",
+        run,
+        pl.DataFrame(
+            {
+                "cluster_id": [0, 1],
+                "size": [2, len(pool) - 2],
+                "proxy_row_id": [pool[0], pool[2]],
+                "inertia": [0.1, 0.2],
+            }
+        ),
+    )
+    store.write_table(
+        "memberships",
+        run,
+        pl.DataFrame(
+            {"row_id": list(pool), "cluster_id": [0, 0] + [1] * (len(pool) - 2), "sq_distance": [0.0] * len(pool)}
+        ),
+    )
+    store.write_table(
+        "scores",
+        run,
+        pl.DataFrame(
+            {
+                "cluster_id": [0, 1],
+                "proxy_row_id": [pool[0], pool[2]],
+                "score": [0.9, 0.1],
+                "stderr": [None, None],
+                "rank": [1, 2],
+                "estimator": "knn_exact",
+                "utility": "knn",
+            }
+        ),
+    )
+    store.write_table(
+        "selections",
+        run,
+        pl.DataFrame(
+            {
+                "row_id": selected,
+                "cluster_id": [0] * len(selected),
+                "method": "qocs",
+                "draw_order": list(range(len(selected))),
+                "score": [0.9] * len(selected),
+                "reason": [f"qocs rule for {r}" for r in selected],
+            }
+        ),
+    )
+    store.record_asset(
+        run,
+        "curated_subset",
+        "0.1",
+        {"method": "qocs"},
+        {},
+        inputs={"raw_dataset": run, "clusters": run, "proxy_shapley_scores": run},
+    )
 
 
 def test_runs_why_and_diff(tmp_path):
@@ -23,7 +99,9 @@ def test_runs_why_and_diff(tmp_path):
     assert [r["run_id"] for r in runs] == ["run-a", "run-b"]
     assert runs[0]["rows_ok"] == 5 and runs[0]["rows_quarantined"] == 1 and runs[0]["selected"] == 2
     w = store.why("a", "run-a")
-    assert w["selected"] and w["cluster_id"] == 0 and w["proxy_row_id"] == "a" and w["is_proxy"] and w["draw_order"] == 0
+    assert (
+        w["selected"] and w["cluster_id"] == 0 and w["proxy_row_id"] == "a" and w["is_proxy"] and w["draw_order"] == 0
+    )
     assert w["reason"] == "qocs rule for a" and w["cluster_rank"] == 1 and w["clusters_total"] == 2
     w = store.why("d")  # latest run by default
     assert w["run_id"] == "run-b" and not w["selected"] and w["cluster_rank"] == 2 and "ranked 2 of 2" in w["reason"]
@@ -87,11 +165,26 @@ def test_prefixes_match_literally_not_as_like_patterns(tmp_path):
 def test_why_explains_near_duplicates_and_shows_row_values_under_any_method(tmp_path):
     store = LineageStore(tmp_path / "l.duckdb")
     fill(store, "run-a", ["a", "c"])
-    store.write_table("near_duplicates", "run-a", pl.DataFrame({"row_id": ["d"], "kept_row_id": ["c"], "cluster_id": [1], "similarity": [0.987654]}))
-    store.write_table("row_values", "run-a", pl.DataFrame({"row_id": ["b", "b", "a"], "kind": ["knn_shapley", "ifd", "ifd"], "value": [0.25, 0.5, 0.75]}))
+    store.write_table(
+        "near_duplicates",
+        "run-a",
+        pl.DataFrame({"row_id": ["d"], "kept_row_id": ["c"], "cluster_id": [1], "similarity": [0.987654]}),
+    )
+    store.write_table(
+        "row_values",
+        "run-a",
+        pl.DataFrame({"row_id": ["b", "b", "a"], "kind": ["knn_shapley", "ifd", "ifd"], "value": [0.25, 0.5, 0.75]}),
+    )
     w = store.why("d", "run-a")
-    assert w["status"] == "near duplicate" and not w["selected"] and w["kept_row_id"] == "c" and w["similarity"] == 0.987654
-    assert w["reason"] == "removed before selection as a near-duplicate of row c (cosine similarity 0.9877 in cluster 1)"
+    assert (
+        w["status"] == "near duplicate"
+        and not w["selected"]
+        and w["kept_row_id"] == "c"
+        and w["similarity"] == 0.987654
+    )
+    assert (
+        w["reason"] == "removed before selection as a near-duplicate of row c (cosine similarity 0.9877 in cluster 1)"
+    )
     w = store.why("b", "run-a")
     assert w["status"] == "not selected" and w["row_values"] == {"ifd": 0.5, "knn_shapley": 0.25}
     assert w["reason"].endswith("; its row values: ifd 0.5, knn_shapley 0.25")

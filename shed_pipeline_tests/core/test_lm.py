@@ -15,7 +15,10 @@ from shed_pipeline_tests.tiny_lm import build_tiny_lm
 # A small chat template (the tiny tokenizer has none): one tagged line per turn.
 CHAT = "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}"
 # One that refuses a conversation starting with an assistant turn, as some models' templates do.
-STRICT = "{% if messages[0]['role'] == 'assistant' %}{{ raise_exception('Conversation roles must alternate user/assistant') }}{% endif %}" + CHAT
+STRICT = (
+    "{% if messages[0]['role'] == 'assistant' %}{{ raise_exception('Conversation roles must alternate user/assistant') }}{% endif %}"
+    + CHAT
+)
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +69,9 @@ def test_batched_log_likelihoods_equal_one_at_a_time(tiny):
         want_lp, want_n = one_at_a_time(model, tok, p, c)
         assert n == want_n and lp == pytest.approx(want_lp, abs=1e-4)
     single = lm.continuation_logprobs(model, tok, prompts, conts, batch_size=1)
-    assert [n for _, n in single] == [n for _, n in got] and [lp for lp, _ in single] == pytest.approx([lp for lp, _ in got], abs=1e-4)
+    assert [n for _, n in single] == [n for _, n in got] and [lp for lp, _ in single] == pytest.approx(
+        [lp for lp, _ in got], abs=1e-4
+    )
 
 
 def test_choose_takes_the_best_mean_log_likelihood(tiny):
@@ -136,8 +141,14 @@ def test_choose_many_equals_choosing_item_by_item(tiny):
     from shed_pipeline.core.benchmarks import ChoiceItem
 
     model, tok = tiny
-    items = [ChoiceItem("the capital of france is", ("paris", "berlin", "madrid"), 0), ChoiceItem("what colour", ("blue", "green"), 1), ChoiceItem("a b", ("c d e f g", "c"), 0)]
-    assert lm.choose_many(model, tok, items, batch_size=2) == [lm.choose(model, tok, it.prompt, list(it.choices)) for it in items]
+    items = [
+        ChoiceItem("the capital of france is", ("paris", "berlin", "madrid"), 0),
+        ChoiceItem("what colour", ("blue", "green"), 1),
+        ChoiceItem("a b", ("c d e f g", "c"), 0),
+    ]
+    assert lm.choose_many(model, tok, items, batch_size=2) == [
+        lm.choose(model, tok, it.prompt, list(it.choices)) for it in items
+    ]
     assert lm.choose_many(model, tok, []) == []
 
 
@@ -145,25 +156,70 @@ def test_long_steps_report_progress_per_batch_and_per_step(tiny):
     model, tok = tiny
     prompts, targets = ["the capital of france is", "what colour", "a b c"], ["paris", "is the sky blue", "d e f g"]
     lines = []
-    xs, ys = lm.penultimate_features(model, tok, prompts, targets, batch_size=2, progress=Progress(3, "probe features", lines.append, every_s=0, clock=Ticks()))
-    assert lines == ["probe features: 2/3 rows (2.0 rows/s, ~0s left)", "probe features: 3/3 rows (1.5 rows/s, done in 2s)"]
-    np.testing.assert_array_equal(xs, lm.penultimate_features(model, tok, prompts, targets, batch_size=2)[0])  # no progress: same numbers
+    xs, ys = lm.penultimate_features(
+        model,
+        tok,
+        prompts,
+        targets,
+        batch_size=2,
+        progress=Progress(3, "probe features", lines.append, every_s=0, clock=Ticks()),
+    )
+    assert lines == [
+        "probe features: 2/3 rows (2.0 rows/s, ~0s left)",
+        "probe features: 3/3 rows (1.5 rows/s, done in 2s)",
+    ]
+    np.testing.assert_array_equal(
+        xs, lm.penultimate_features(model, tok, prompts, targets, batch_size=2)[0]
+    )  # no progress: same numbers
     lines = []
-    lm.continuation_logprobs(model, tok, prompts + ["what"], targets + ["a b"], batch_size=3, progress=Progress(4, "test_split", lines.append, unit="sequences", every_s=0, clock=Ticks()))
+    lm.continuation_logprobs(
+        model,
+        tok,
+        prompts + ["what"],
+        targets + ["a b"],
+        batch_size=3,
+        progress=Progress(4, "test_split", lines.append, unit="sequences", every_s=0, clock=Ticks()),
+    )
     assert [line.split(" (")[0] for line in lines] == ["test_split: 3/4 sequences", "test_split: 4/4 sequences"]
     lines = []
-    with lm.lora_finetuned(model, tok, prompts, targets, steps=3, rank=2, batch_size=2, progress=Progress(3, "LoRA fine-tune", lines.append, unit="steps", every_s=0, clock=Ticks())):
+    with lm.lora_finetuned(
+        model,
+        tok,
+        prompts,
+        targets,
+        steps=3,
+        rank=2,
+        batch_size=2,
+        progress=Progress(3, "LoRA fine-tune", lines.append, unit="steps", every_s=0, clock=Ticks()),
+    ):
         pass
-    assert [line.split(" (")[0] for line in lines] == ["LoRA fine-tune: 1/3 steps", "LoRA fine-tune: 2/3 steps", "LoRA fine-tune: 3/3 steps"]
+    assert [line.split(" (")[0] for line in lines] == [
+        "LoRA fine-tune: 1/3 steps",
+        "LoRA fine-tune: 2/3 steps",
+        "LoRA fine-tune: 3/3 steps",
+    ]
     from shed_pipeline.core.benchmarks import ChoiceItem
 
-    items = [ChoiceItem("the capital of france is", ("paris", "berlin", "madrid"), 0), ChoiceItem("what colour", ("blue", "green"), 1)]
+    items = [
+        ChoiceItem("the capital of france is", ("paris", "berlin", "madrid"), 0),
+        ChoiceItem("what colour", ("blue", "green"), 1),
+    ]
     lines = []
-    lm.choice_accuracy(model, tok, items, batch_size=8, progress=Progress(lm.choice_pairs(items), "quiz", lines.append, unit="sequences"))
+    lm.choice_accuracy(
+        model,
+        tok,
+        items,
+        batch_size=8,
+        progress=Progress(lm.choice_pairs(items), "quiz", lines.append, unit="sequences"),
+    )
     assert len(lines) == 1 and lines[0].startswith("quiz: 5/5 sequences (")  # quick: the end line only
 
 
-CONVERSATION = [{"role": "user", "content": "what colour is the sky"}, {"role": "assistant", "content": "blue"}, {"role": "user", "content": "and paris"}]
+CONVERSATION = [
+    {"role": "user", "content": "what colour is the sky"},
+    {"role": "assistant", "content": "blue"},
+    {"role": "user", "content": "and paris"},
+]
 
 
 def prompt_text_before_messages(tok, instruction, input_text=""):
@@ -180,7 +236,9 @@ def test_a_chat_row_keeps_its_turns_through_the_chat_template(tiny_dir):
     assert text == "<|user|>what colour is the sky\n<|assistant|>blue\n<|user|>and paris\n<|assistant|>"
     assert lm.prompt_text(tok, "", "", CONVERSATION) == text  # the parsed list works too
     system = [{"role": "system", "content": "Be brief."}, *CONVERSATION]
-    assert lm.prompt_text(tok, "", "", json.dumps(system, ensure_ascii=False)).startswith("<|system|>Be brief.\n<|user|>")
+    assert lm.prompt_text(tok, "", "", json.dumps(system, ensure_ascii=False)).startswith(
+        "<|system|>Be brief.\n<|user|>"
+    )
 
 
 def test_alpaca_rows_render_byte_for_byte_as_before(tiny_dir, tiny):
@@ -188,16 +246,29 @@ def test_alpaca_rows_render_byte_for_byte_as_before(tiny_dir, tiny):
     for tok in (tokenizer_with(tiny_dir, CHAT), tiny[1]):  # with a chat template and without
         want = [prompt_text_before_messages(tok, i, x) for i, x in rows]
         assert [lm.prompt_text(tok, i, x) for i, x in rows] == want
-        assert lm.prompt_texts(tok, [i for i, _ in rows], [x for _, x in rows]) == want  # a frame without a messages column
-        assert lm.prompt_texts(tok, [i for i, _ in rows], [x for _, x in rows], [None, None, None]) == want  # null: an Alpaca row
+        assert (
+            lm.prompt_texts(tok, [i for i, _ in rows], [x for _, x in rows]) == want
+        )  # a frame without a messages column
+        assert (
+            lm.prompt_texts(tok, [i for i, _ in rows], [x for _, x in rows], [None, None, None]) == want
+        )  # null: an Alpaca row
         assert lm.prompt_text(tok, "the capital of france is", "", "[]") == want[0]  # no turns: an Alpaca row
 
 
 def test_a_column_mixes_chat_and_alpaca_rows_and_frames_without_it_are_alpaca(tiny_dir):
     tok = tokenizer_with(tiny_dir, CHAT)
-    frame = pl.DataFrame({"instruction": ["user: what colour is the sky\n\nassistant: blue\n\nuser: and paris", "what colour"], "input": ["", "the sky"], "messages": [json.dumps(CONVERSATION), None]})
+    frame = pl.DataFrame(
+        {
+            "instruction": ["user: what colour is the sky\n\nassistant: blue\n\nuser: and paris", "what colour"],
+            "input": ["", "the sky"],
+            "messages": [json.dumps(CONVERSATION), None],
+        }
+    )
     got = lm.prompt_texts(tok, frame["instruction"], frame["input"], lm.messages_column(frame))
-    assert got == [lm.prompt_text(tok, "", "", json.dumps(CONVERSATION)), "<|user|>what colour\n\nthe sky\n<|assistant|>"]
+    assert got == [
+        lm.prompt_text(tok, "", "", json.dumps(CONVERSATION)),
+        "<|user|>what colour\n\nthe sky\n<|assistant|>",
+    ]
     old = frame.drop("messages")
     assert lm.messages_column(old) is None
     assert lm.prompt_texts(tok, old["instruction"], old["input"], lm.messages_column(old))[1] == got[1]
@@ -206,17 +277,32 @@ def test_a_column_mixes_chat_and_alpaca_rows_and_frames_without_it_are_alpaca(ti
 def test_without_a_chat_template_turns_are_plain_text_like_the_flattened_instruction(tiny):
     tok = tiny[1]
     assert not getattr(tok, "chat_template", None)
-    assert lm.prompt_text(tok, "", "", json.dumps(CONVERSATION)) == "user: what colour is the sky\n\nassistant: blue\n\nuser: and paris\n"
-    assert lm.prompt_text(tok, "", "", json.dumps(CONVERSATION[:1])) == "what colour is the sky\n"  # one turn: its content, as the reader flattens it
+    assert (
+        lm.prompt_text(tok, "", "", json.dumps(CONVERSATION))
+        == "user: what colour is the sky\n\nassistant: blue\n\nuser: and paris\n"
+    )
+    assert (
+        lm.prompt_text(tok, "", "", json.dumps(CONVERSATION[:1])) == "what colour is the sky\n"
+    )  # one turn: its content, as the reader flattens it
 
 
 def test_turns_the_template_refuses_become_one_user_turn_logged_once(tiny_dir):
     tok = tokenizer_with(tiny_dir, STRICT)
-    starts_with_assistant = json.dumps([{"role": "assistant", "content": "hello"}, {"role": "user", "content": "what colour"}])
+    starts_with_assistant = json.dumps(
+        [{"role": "assistant", "content": "hello"}, {"role": "user", "content": "what colour"}]
+    )
     lines = []
-    got = lm.prompt_texts(tok, ["x", "y", "z"], ["", "", ""], [starts_with_assistant, json.dumps(CONVERSATION), starts_with_assistant], lines.append)
+    got = lm.prompt_texts(
+        tok,
+        ["x", "y", "z"],
+        ["", "", ""],
+        [starts_with_assistant, json.dumps(CONVERSATION), starts_with_assistant],
+        lines.append,
+    )
     assert got[0] == got[2] == "<|user|>assistant: hello\n\nuser: what colour\n<|assistant|>"
-    assert got[1] == "<|user|>what colour is the sky\n<|assistant|>blue\n<|user|>and paris\n<|assistant|>"  # accepted: as turns
+    assert (
+        got[1] == "<|user|>what colour is the sky\n<|assistant|>blue\n<|user|>and paris\n<|assistant|>"
+    )  # accepted: as turns
     assert len(lines) == 1 and "refused the turns of 2 of 3 chat rows" in lines[0]
     with pytest.raises(ValueError, match="list of"):
         lm.prompt_text(tok, "x", "", "not json")

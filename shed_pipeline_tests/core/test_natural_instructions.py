@@ -22,9 +22,16 @@ def fake_bigbench(path, tasks: dict[str, int]):
         for t, n in tasks.items():
             add(
                 f"bigbench-1.0.0/bigbench/benchmark_tasks/natural_instructions/{t}/task.json",
-                {"task_prefix": f"Definition of {t}. ", "examples": [{"input": f"{t} input {i}", "target": [f"answer {i % 3}", "alt"]} for i in range(n)] + [{"input": "no answer", "target": []}]},
+                {
+                    "task_prefix": f"Definition of {t}. ",
+                    "examples": [{"input": f"{t} input {i}", "target": [f"answer {i % 3}", "alt"]} for i in range(n)]
+                    + [{"input": "no answer", "target": []}],
+                },
             )
-        add("bigbench-1.0.0/bigbench/benchmark_tasks/social_iqa/task.json", {"examples": [{"input": "x", "target_scores": {"a": 1}}]})
+        add(
+            "bigbench-1.0.0/bigbench/benchmark_tasks/social_iqa/task.json",
+            {"examples": [{"input": "x", "target_scores": {"a": 1}}]},
+        )
     return path
 
 

@@ -4,7 +4,16 @@ rules against a client that fails on purpose."""
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from shed_pipeline.core.objectstore import ObjectChanged, ObjectInfo, ObjectNotFound, ObjectStore, ObjectStoreError, S3Uri, is_s3, publish
+from shed_pipeline.core.objectstore import (
+    ObjectChanged,
+    ObjectInfo,
+    ObjectNotFound,
+    ObjectStore,
+    ObjectStoreError,
+    S3Uri,
+    is_s3,
+    publish,
+)
 
 
 def test_s3_uri_parsing():
@@ -53,9 +62,16 @@ def test_a_multipart_upload_is_invisible_until_it_completes(s3_bucket, tmp_path,
     store = ObjectStore(c)
     store.put_bytes(b"old", S3Uri(b, "out/curated.parquet"))
     up = c.create_multipart_upload(Bucket=b, Key="out/curated.parquet")
-    part = c.upload_part(Bucket=b, Key="out/curated.parquet", UploadId=up["UploadId"], PartNumber=1, Body=b"x" * (5 << 20))
+    part = c.upload_part(
+        Bucket=b, Key="out/curated.parquet", UploadId=up["UploadId"], PartNumber=1, Body=b"x" * (5 << 20)
+    )
     assert store.read_bytes(S3Uri(b, "out/curated.parquet")) == b"old"  # half-uploaded: readers see the old object
-    c.complete_multipart_upload(Bucket=b, Key="out/curated.parquet", UploadId=up["UploadId"], MultipartUpload={"Parts": [{"ETag": part["ETag"], "PartNumber": 1}]})
+    c.complete_multipart_upload(
+        Bucket=b,
+        Key="out/curated.parquet",
+        UploadId=up["UploadId"],
+        MultipartUpload={"Parts": [{"ETag": part["ETag"], "PartNumber": 1}]},
+    )
     assert store.head(S3Uri(b, "out/curated.parquet")).size == 5 << 20
     import shed_pipeline.core.objectstore as objectstore
 
@@ -104,10 +120,19 @@ class FlakyClient:
 
 
 def client_error(code, status):
-    return ClientError({"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, "PutObject")
+    return ClientError(
+        {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, "PutObject"
+    )
 
 
-@pytest.mark.parametrize("error", [client_error("SlowDown", 503), client_error("InternalError", 500), EndpointConnectionError(endpoint_url="http://127.0.0.1:1")])
+@pytest.mark.parametrize(
+    "error",
+    [
+        client_error("SlowDown", 503),
+        client_error("InternalError", 500),
+        EndpointConnectionError(endpoint_url="http://127.0.0.1:1"),
+    ],
+)
 def test_transient_errors_are_retried_with_exponential_backoff(s3_bucket, error):
     sleeps = []
     flaky = FlakyClient(s3_bucket.client, 3, error)
@@ -119,8 +144,12 @@ def test_transient_errors_are_retried_with_exponential_backoff(s3_bucket, error)
 
 
 def test_retries_give_up_with_the_location_and_count(s3_bucket):
-    store = ObjectStore(FlakyClient(s3_bucket.client, 99, client_error("SlowDown", 503)), attempts=3, sleep=lambda s: None)
-    with pytest.raises(ObjectStoreError, match=rf"s3://{s3_bucket.name}/r/x.json: cannot write the object after 3 attempts \(SlowDown"):
+    store = ObjectStore(
+        FlakyClient(s3_bucket.client, 99, client_error("SlowDown", 503)), attempts=3, sleep=lambda s: None
+    )
+    with pytest.raises(
+        ObjectStoreError, match=rf"s3://{s3_bucket.name}/r/x.json: cannot write the object after 3 attempts \(SlowDown"
+    ):
         store.put_bytes(b"p", S3Uri(s3_bucket.name, "r/x.json"))
 
 

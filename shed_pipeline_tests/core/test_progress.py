@@ -39,7 +39,11 @@ def test_progress_end_line_comes_even_when_quick_and_every_step_with_no_interval
     p.advance(1)
     clock.t = 4000
     p.advance(1)
-    assert lines == ["test_split: 2/4 sequences", "test_split: 3/4 sequences (0.0075 sequences/s, ~2m13s left)", "test_split: 4/4 sequences (0.001 sequences/s, done in 1h06m)"]
+    assert lines == [
+        "test_split: 2/4 sequences",
+        "test_split: 3/4 sequences (0.0075 sequences/s, ~2m13s left)",
+        "test_split: 4/4 sequences (0.001 sequences/s, done in 1h06m)",
+    ]
 
 
 def test_progress_without_a_total_counts_and_says_its_rate():
@@ -49,7 +53,10 @@ def test_progress_without_a_total_counts_and_says_its_rate():
     p.advance()
     clock.t = 40
     p.advance(2)
-    assert lines == ["lm utility: 1 evaluations (0.05 evaluations/s)", "lm utility: 3 evaluations (0.075 evaluations/s)"]
+    assert lines == [
+        "lm utility: 1 evaluations (0.05 evaluations/s)",
+        "lm utility: 3 evaluations (0.075 evaluations/s)",
+    ]
     assert Progress(5, "silent by default").log("anything") is None  # the default log says nothing
 
 
@@ -63,8 +70,25 @@ def test_throttled_passes_one_message_per_interval():
 
 
 def test_number_formats():
-    assert [format_rate(r) for r in (1234.4, 123.4, 12.34, 2.5, 0.0423, 0.0)] == ["1234", "123", "12.3", "2.5", "0.042", "0"]
-    assert [format_seconds(s) for s in (0.4, 19.4, 59, 60, 125, 3599, 3600, 3780, -3)] == ["0s", "19s", "59s", "1m00s", "2m05s", "59m59s", "1h00m", "1h03m", "0s"]
+    assert [format_rate(r) for r in (1234.4, 123.4, 12.34, 2.5, 0.0423, 0.0)] == [
+        "1234",
+        "123",
+        "12.3",
+        "2.5",
+        "0.042",
+        "0",
+    ]
+    assert [format_seconds(s) for s in (0.4, 19.4, 59, 60, 125, 3599, 3600, 3780, -3)] == [
+        "0s",
+        "19s",
+        "59s",
+        "1m00s",
+        "2m05s",
+        "59m59s",
+        "1h00m",
+        "1h03m",
+        "0s",
+    ]
 
 
 def test_finish_closes_work_that_ended_below_its_bound_once():

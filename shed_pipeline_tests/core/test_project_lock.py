@@ -9,7 +9,14 @@ import time
 
 import pytest
 
-from shed_pipeline.core.project_lock import Holder, ProjectBusy, ProjectLockError, current_holder, project_lock, shared_holders_dir
+from shed_pipeline.core.project_lock import (
+    Holder,
+    ProjectBusy,
+    ProjectLockError,
+    current_holder,
+    project_lock,
+    shared_holders_dir,
+)
 
 
 def _hold(home, ready, release):
@@ -39,7 +46,9 @@ def test_a_second_run_waits_naming_the_holder_then_runs(tmp_path, held_by_child)
     with project_lock(tmp_path, Holder(run_id="run-b", via="test"), log=lines.append, poll_s=0.05, report_every_s=0.3):
         entered.append(time.monotonic())
         assert current_holder(tmp_path).run_id == "run-b"
-    assert lines[0].startswith("waiting for run run-in-child (a test process, pid ") and f"pid {proc.pid} on " in lines[0]
+    assert (
+        lines[0].startswith("waiting for run run-in-child (a test process, pid ") and f"pid {proc.pid} on " in lines[0]
+    )
     assert "runs on one project take turns" in lines[0] and lines[-1].startswith("project folder is free after ")
     assert 1 <= len([line for line in lines if line.startswith("waiting for")]) <= 6  # reported, not once per poll
     assert current_holder(tmp_path) is None  # released: the file no longer names a holder
@@ -50,7 +59,10 @@ def test_no_wait_fails_in_one_line_naming_the_holder(tmp_path, held_by_child):
         with project_lock(tmp_path, Holder(run_id="run-b", via="test"), wait=False):
             pytest.fail("entered a busy project")
     message = str(exc.value)
-    assert message.startswith(f"project folder {tmp_path} is busy: run run-in-child (a test process, pid ") and len(message.splitlines()) == 1
+    assert (
+        message.startswith(f"project folder {tmp_path} is busy: run run-in-child (a test process, pid ")
+        and len(message.splitlines()) == 1
+    )
 
 
 def test_a_killed_holder_leaves_the_project_free(tmp_path, held_by_child):
@@ -90,7 +102,9 @@ def test_a_waiting_run_can_be_interrupted(tmp_path, held_by_child):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        with project_lock(tmp_path, Holder(run_id="run-b", via="test"), log=lambda _: None, poll_s=0.01, check_interrupt=interrupted):
+        with project_lock(
+            tmp_path, Holder(run_id="run-b", via="test"), log=lambda _: None, poll_s=0.01, check_interrupt=interrupted
+        ):
             pytest.fail("entered a busy project")
     assert len(polls) == 3
 
@@ -120,7 +134,9 @@ def test_shard_runs_share_the_folder_and_a_whole_run_waits_for_them(tmp_path):
             described = {json.loads(f.read_text())["run_id"] for f in shared_holders_dir(tmp_path).glob("*.json")}
             assert described == {"shard-run-in-child", "shard-run-2"}  # each shared holder describes itself
             assert current_holder(tmp_path).run_id in described
-        assert [json.loads(f.read_text())["run_id"] for f in shared_holders_dir(tmp_path).glob("*.json")] == ["shard-run-in-child"]
+        assert [json.loads(f.read_text())["run_id"] for f in shared_holders_dir(tmp_path).glob("*.json")] == [
+            "shard-run-in-child"
+        ]
         # A whole run does not, while a shard run holds the folder.
         with pytest.raises(ProjectBusy, match="is busy: run shard-run-in-child"):
             with project_lock(tmp_path, Holder(run_id="whole-run", via="test"), wait=False):

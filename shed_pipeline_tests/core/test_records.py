@@ -21,7 +21,15 @@ def test_every_bad_kind_is_quarantined_with_its_reason_and_counts_balance(tmp_pa
     path = write_jsonl(tmp_path / "d.jsonl", good + good[:2], BAD_LINES + [b"", b"   "])
     res = read(path)
     reasons = Counter(q.reason for q in res.quarantine)
-    assert reasons == {R.MALFORMED_JSON: 1, R.MISSING_FIELD: 1, R.EMPTY_FIELD: 1, R.WRONG_TYPE: 1, R.INVALID_UTF8: 1, R.NOT_AN_OBJECT: 1, R.DUPLICATE: 2}
+    assert reasons == {
+        R.MALFORMED_JSON: 1,
+        R.MISSING_FIELD: 1,
+        R.EMPTY_FIELD: 1,
+        R.WRONG_TYPE: 1,
+        R.INVALID_UTF8: 1,
+        R.NOT_AN_OBJECT: 1,
+        R.DUPLICATE: 2,
+    }
     assert len(res.rows) == 20
     # 28 non-blank lines in the file: every one is either a row or quarantined.
     assert res.rows_in == 28 == len(res.rows) + len(res.quarantine)
@@ -77,7 +85,13 @@ def test_json_csv_parquet_and_folder_sources_read_the_same_rows(tmp_path):
 
 def test_chat_messages_records(tmp_path):
     recs = [
-        {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Capital of France?"}, {"role": "assistant", "content": "Paris"}]},
+        {
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "Capital of France?"},
+                {"role": "assistant", "content": "Paris"},
+            ]
+        },
         {"messages": [{"role": "user", "content": "Hi"}]},  # no assistant turn
         {"messages": "not a list"},
     ]
@@ -91,7 +105,9 @@ def test_chat_messages_records(tmp_path):
 
 def test_custom_field_mapping(tmp_path):
     path = write_jsonl(tmp_path / "d.jsonl", [{"prompt": "Say hi", "response": "hi", "category": "greet"}])
-    res = R.validate_units(R.read_units(path), R.FieldMapping(instruction="prompt", output="response", task="category"), 1000)
+    res = R.validate_units(
+        R.read_units(path), R.FieldMapping(instruction="prompt", output="response", task="category"), 1000
+    )
     assert res.rows[0].instruction == "Say hi" and res.rows[0].output == "hi" and res.rows[0].task == "greet"
 
 
@@ -125,7 +141,9 @@ def test_sample_is_deterministic_stratified_and_position_independent(tmp_path):
     s1 = R.sample_units(units, 40, seed=3, stratify="task")
     s2 = R.sample_units(units, 40, seed=3, stratify="task")
     assert [u.payload for u in s1] == [u.payload for u in s2]
-    assert Counter(u.payload["task"] for u in s1) == {t: 10 for t in ("digits_to_words", "first_colour", "animal_class", "addition")}
+    assert Counter(u.payload["task"] for u in s1) == {
+        t: 10 for t in ("digits_to_words", "first_colour", "animal_class", "addition")
+    }
     assert [u.payload for u in R.sample_units(units, 40, seed=4, stratify="task")] != [u.payload for u in s1]
     # Reordering the source does not change which records are chosen.
     units_rev = R.read_units(write_jsonl(tmp_path / "b.jsonl", rows[::-1]))
@@ -156,10 +174,18 @@ def test_split_depends_on_id_and_seed_only():
 
 
 def test_lone_surrogate_escapes_are_invalid_unicode_and_nothing_stored_carries_one(tmp_path):
-    lines = [b'{"instruction": "x \\ud800", "output": "y"}', b'{"instruction": "x", "output": "y", "\\udc80k": 1}', b'{"instruction": "x", "output": "y", "task": "\\udcff"}']
+    lines = [
+        b'{"instruction": "x \\ud800", "output": "y"}',
+        b'{"instruction": "x", "output": "y", "\\udc80k": 1}',
+        b'{"instruction": "x", "output": "y", "task": "\\udcff"}',
+    ]
     path = write_jsonl(tmp_path / "d.jsonl", [{"instruction": "a", "output": "b"}], lines)
     res = read(path)
-    assert [(q.source_locator, q.reason) for q in res.quarantine] == [(2, R.INVALID_UNICODE), (3, R.INVALID_UNICODE), (4, R.INVALID_UNICODE)]
+    assert [(q.source_locator, q.reason) for q in res.quarantine] == [
+        (2, R.INVALID_UNICODE),
+        (3, R.INVALID_UNICODE),
+        (4, R.INVALID_UNICODE),
+    ]
     assert res.quarantine[0].detail == "record contains a lone surrogate escape (\\ud800) in field 'instruction'"
     assert "in a field name '\\udc80k'" in res.quarantine[1].detail and "in field 'task'" in res.quarantine[2].detail
     for q in res.quarantine:
@@ -168,12 +194,21 @@ def test_lone_surrogate_escapes_are_invalid_unicode_and_nothing_stored_carries_o
     # Raw bytes that are not UTF-8 stay invalid_utf8; in a .json file, escapes in U+DC80..U+DCFF are
     # invalid_utf8 only when the file had undecodable bytes.
     (tmp_path / "a.json").write_bytes(b'[{"instruction": "\\udc80", "output": "y"}]')
-    (tmp_path / "b.json").write_bytes(b'[{"instruction": "\xff", "output": "y"}, {"instruction": "\\udc80", "output": "y"}]')
+    (tmp_path / "b.json").write_bytes(
+        b'[{"instruction": "\xff", "output": "y"}, {"instruction": "\\udc80", "output": "y"}]'
+    )
     assert [q.reason for q in read(tmp_path / "a.json").quarantine] == [R.INVALID_UNICODE]
     assert [q.reason for q in read(tmp_path / "b.json").quarantine] == [R.INVALID_UTF8, R.INVALID_UTF8]
 
 
-@pytest.mark.parametrize("name,body", [("d.jsonl", b'{"instruction": "a", "output": "b"}\n'), ("d.json", b'[{"instruction": "a", "output": "b"}]'), ("d.csv", b"instruction,output\na,b\n")])
+@pytest.mark.parametrize(
+    "name,body",
+    [
+        ("d.jsonl", b'{"instruction": "a", "output": "b"}\n'),
+        ("d.json", b'[{"instruction": "a", "output": "b"}]'),
+        ("d.csv", b"instruction,output\na,b\n"),
+    ],
+)
 def test_a_utf8_byte_order_mark_is_read_as_such(tmp_path, name, body):
     (tmp_path / name).write_bytes(b"\xef\xbb\xbf" + body)
     report = R.SourceReport()
@@ -182,7 +217,15 @@ def test_a_utf8_byte_order_mark_is_read_as_such(tmp_path, name, body):
     assert report.encodings == {str(tmp_path / name): "utf-8-sig"}
 
 
-@pytest.mark.parametrize("encoding,bom", [("utf-16-le", b"\xff\xfe"), ("utf-16-be", b"\xfe\xff"), ("utf-32-le", b"\xff\xfe\x00\x00"), ("utf-32-be", b"\x00\x00\xfe\xff")])
+@pytest.mark.parametrize(
+    "encoding,bom",
+    [
+        ("utf-16-le", b"\xff\xfe"),
+        ("utf-16-be", b"\xfe\xff"),
+        ("utf-32-le", b"\xff\xfe\x00\x00"),
+        ("utf-32-be", b"\x00\x00\xfe\xff"),
+    ],
+)
 def test_utf16_and_utf32_with_a_byte_order_mark_are_decoded_and_reported(tmp_path, encoding, bom):
     rows = [{"instruction": "Name the caf\u00e9.", "output": "\u4e2d \U0001f600"}, {"instruction": "b", "output": "c"}]
     path = tmp_path / "d.jsonl"
@@ -202,7 +245,9 @@ def test_utf16_without_a_byte_order_mark_fails_in_one_line(tmp_path):
 
 
 def test_missing_field_names_the_fields_the_record_has_and_a_wholly_quarantined_file_says_why(tmp_path):
-    recs = [{"\ufeffinstruction": f"q{i}", "input": "", "output": "a"} for i in range(1200)] + [{"instruction": 5, "output": "x"}]
+    recs = [{"\ufeffinstruction": f"q{i}", "input": "", "output": "a"} for i in range(1200)] + [
+        {"instruction": 5, "output": "x"}
+    ]
     res = read(write_jsonl(tmp_path / "d.jsonl", recs))
     detail = "field 'instruction' is missing; record fields: '\\ufeffinstruction', 'input', 'output'"
     assert res.quarantine[0].detail == detail
@@ -212,25 +257,41 @@ def test_missing_field_names_the_fields_the_record_has_and_a_wholly_quarantined_
     write_jsonl(tmp_path / "two" / "a.jsonl", recs[:3])
     write_jsonl(tmp_path / "two" / "b.jsonl", recs[-1:])
     both = read(tmp_path / "two")
-    assert both.all_quarantined_message("SRC") == f"all 4 rows of SRC (2 files) quarantined: missing_field 3 ({detail}), wrong_type 1"
+    assert (
+        both.all_quarantined_message("SRC")
+        == f"all 4 rows of SRC (2 files) quarantined: missing_field 3 ({detail}), wrong_type 1"
+    )
     many = {f"f{i}": i for i in range(12)}
     res = read(write_jsonl(tmp_path / "e.jsonl", [many, {"instruction": "ok", "output": "y"}]))
-    assert res.quarantine[0].detail.endswith("'f6', 'f7', ... (4 more)") and res.all_quarantined_files() == [] and res.all_quarantined_message("SRC") is None
+    assert (
+        res.quarantine[0].detail.endswith("'f6', 'f7', ... (4 more)")
+        and res.all_quarantined_files() == []
+        and res.all_quarantined_message("SRC") is None
+    )
 
 
 def test_csv_rows_wider_than_the_header_are_malformed_csv_and_long_cells_are_too_long(tmp_path):
     path = tmp_path / "d.csv"
     path.write_text("instruction,output\na,b,c\n" + "x" * 200_000 + ",y\nd,e\n")
     res = read(path, max_chars=1000)
-    assert [(q.source_locator, q.reason, q.detail) for q in res.quarantine] == [(2, R.MALFORMED_CSV, "1 cell beyond the header"), (3, R.TOO_LONG, "200001 characters, limit 1000")]
+    assert [(q.source_locator, q.reason, q.detail) for q in res.quarantine] == [
+        (2, R.MALFORMED_CSV, "1 cell beyond the header"),
+        (3, R.TOO_LONG, "200001 characters, limit 1000"),
+    ]
     assert [r.instruction for r in res.rows] == ["d"]
 
 
 def test_source_kind_and_the_one_skip_rule(tmp_path):
-    assert R.source_kind("a/b/Data.JSONL.GZ") == ("jsonl", "gzip") and R.source_kind("x.csv.zst") == ("csv", "zstd") and R.source_kind("x.parquet") == ("parquet", None)
+    assert (
+        R.source_kind("a/b/Data.JSONL.GZ") == ("jsonl", "gzip")
+        and R.source_kind("x.csv.zst") == ("csv", "zstd")
+        and R.source_kind("x.parquet") == ("parquet", None)
+    )
     assert R.source_kind("x.parquet.gz") is None and R.source_kind("x.txt") is None and R.source_kind("x.gz") is None
     assert R.why_skipped("sub/.cache/x.jsonl").startswith("hidden") and R.why_skipped(".x.jsonl").startswith("hidden")
-    assert R.why_skipped("sub/x.parquet.gz").startswith("compressed Parquet") and R.why_skipped("sub/x.jsonl.xz") is None
+    assert (
+        R.why_skipped("sub/x.parquet.gz").startswith("compressed Parquet") and R.why_skipped("sub/x.jsonl.xz") is None
+    )
 
 
 def test_a_folder_reads_compressed_files_and_reports_every_entry_it_does_not_read(tmp_path):
@@ -273,9 +334,18 @@ def test_a_special_file_as_the_source_fails_in_one_line(tmp_path, make, message)
 
 
 def test_deep_nesting_is_quarantined_not_a_crash(tmp_path):
-    path = write_jsonl(tmp_path / "d.jsonl", [{"instruction": "a", "output": "b"}], [b"[" * 100_000 + b"]" * 100_000, json.dumps({"instruction": "x", "output": "y", "m": json.loads("[" * 300 + "]" * 300)}).encode()])
+    path = write_jsonl(
+        tmp_path / "d.jsonl",
+        [{"instruction": "a", "output": "b"}],
+        [
+            b"[" * 100_000 + b"]" * 100_000,
+            json.dumps({"instruction": "x", "output": "y", "m": json.loads("[" * 300 + "]" * 300)}).encode(),
+        ],
+    )
     res = read(path)
-    assert [(q.source_locator, q.reason) for q in res.quarantine] == [(2, R.TOO_DEEP), (3, R.TOO_DEEP)] and len(res.rows) == 1
+    assert [(q.source_locator, q.reason) for q in res.quarantine] == [(2, R.TOO_DEEP), (3, R.TOO_DEEP)] and len(
+        res.rows
+    ) == 1
 
 
 def test_chat_rows_keep_their_prompt_turns_and_count_the_turns_dropped(tmp_path):
@@ -291,30 +361,53 @@ def test_chat_rows_keep_their_prompt_turns_and_count_the_turns_dropped(tmp_path)
     res = read(write_jsonl(tmp_path / "chat.jsonl", [{"messages": turns}, {"instruction": "i", "output": "o"}]))
     chat, alpaca = res.rows
     # The instruction (so the row id) is what it always was: the kept turns flattened.
-    assert chat.instruction == "system: Be brief.\n\nuser: Capital of France?\n\nassistant: Paris\n\nuser: And Spain?" and chat.output == "Madrid"
+    assert (
+        chat.instruction == "system: Be brief.\n\nuser: Capital of France?\n\nassistant: Paris\n\nuser: And Spain?"
+        and chat.output == "Madrid"
+    )
     assert chat.row_id == R.row_id_for(chat.instruction, "", "Madrid")
-    assert chat.messages == json.dumps([{"role": t["role"], "content": t["content"]} for t in turns[:5] if t["role"] != "tool"], ensure_ascii=False, separators=(",", ":"))
+    assert chat.messages == json.dumps(
+        [{"role": t["role"], "content": t["content"]} for t in turns[:5] if t["role"] != "tool"],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
     assert chat.turns_dropped == 2 and res.turns_after_last_assistant == 1 and res.turns_other_roles == 1
     assert alpaca.messages is None and alpaca.turns_dropped == 0
 
 
 def test_skipped_lines_list_the_first_entries_and_count_the_rest_by_reason():
-    skipped = [(f"src/.f{i}", "hidden (a name in its path starts with '.')") for i in range(30)] + [("src/x.txt", "unsupported file type '.txt'")]
+    skipped = [(f"src/.f{i}", "hidden (a name in its path starts with '.')") for i in range(30)] + [
+        ("src/x.txt", "unsupported file type '.txt'")
+    ]
     lines = R.skipped_lines(skipped, limit=2)
-    assert lines == ["src/.f0: not read: hidden (a name in its path starts with '.')", "src/.f1: not read: hidden (a name in its path starts with '.')", "and 29 more not read: hidden 28, unsupported file type '.txt' 1"]
+    assert lines == [
+        "src/.f0: not read: hidden (a name in its path starts with '.')",
+        "src/.f1: not read: hidden (a name in its path starts with '.')",
+        "and 29 more not read: hidden 28, unsupported file type '.txt' 1",
+    ]
     entry = R.QuarantineEntry("f.jsonl", 1, R.MALFORMED_JSON, "Expecting value at column 1")
-    assert R.all_quarantined_message("f.jsonl", [entry]) == "all 1 row of f.jsonl quarantined: malformed_json 1 (Expecting value at column 1)"
+    assert (
+        R.all_quarantined_message("f.jsonl", [entry])
+        == "all 1 row of f.jsonl quarantined: malformed_json 1 (Expecting value at column 1)"
+    )
 
 
 def test_a_one_line_jsonl_record_with_a_list_field_named_like_a_wrapper_is_a_record(tmp_path):
     """`examples` / `data` lists are wrappers only in a whole-file JSON value, never on one JSONL line."""
-    rec = {"instruction": "Sort the list.", "input": "3 1 2", "output": "1 2 3", "examples": [{"in": "2 1", "out": "1 2"}, {"in": "b a", "out": "a b"}]}
+    rec = {
+        "instruction": "Sort the list.",
+        "input": "3 1 2",
+        "output": "1 2 3",
+        "examples": [{"in": "2 1", "out": "1 2"}, {"in": "b a", "out": "a b"}],
+    }
     one = tmp_path / "one.jsonl"
     one.write_text(json.dumps(rec) + "\n")
     res = read(one)
     assert not res.quarantine and [r.output for r in res.rows] == ["1 2 3"]
     pretty = tmp_path / "pretty.jsonl"  # the same shape spread over lines is a wrapper of two records
-    pretty.write_text(json.dumps({"examples": [{"instruction": "a", "output": "b"}, {"instruction": "c", "output": "d"}]}, indent=2))
+    pretty.write_text(
+        json.dumps({"examples": [{"instruction": "a", "output": "b"}, {"instruction": "c", "output": "d"}]}, indent=2)
+    )
     assert [r.output for r in read(pretty).rows] == ["b", "d"]
 
 
@@ -330,4 +423,6 @@ def test_large_jsonl_files_are_decoded_line_by_line(tmp_path):
     units = list(R._jsonl_units(data, "d.jsonl", None))
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    assert len(units) == 2000 and peak < len(data) * 1.6, f"peak {peak / 1e6:.1f} MB for {len(data) / 1e6:.1f} MB of lines"
+    assert len(units) == 2000 and peak < len(data) * 1.6, (
+        f"peak {peak / 1e6:.1f} MB for {len(data) / 1e6:.1f} MB of lines"
+    )

@@ -13,7 +13,9 @@ def make_index(root, payload, sha):
     files = root / "files"
     files.mkdir()
     (files / "demo_pkg-1.0.tar.gz").write_bytes(payload)
-    (project / "index.html").write_text(f'<html><body><a href="../../files/demo_pkg-1.0.tar.gz#sha256={sha}">demo_pkg-1.0.tar.gz</a></body></html>')
+    (project / "index.html").write_text(
+        f'<html><body><a href="../../files/demo_pkg-1.0.tar.gz#sha256={sha}">demo_pkg-1.0.tar.gz</a></body></html>'
+    )
     return f"file://{root / 'simple'}"
 
 

@@ -9,7 +9,14 @@ import pytest
 
 from shed_pipeline.core.objectstore import ObjectStore, S3Uri
 from shed_pipeline.core.records import FieldMapping, SourceError
-from shed_pipeline.core.s3_sources import list_source_objects, listing_version, mirror_source, mirrored, normalize, scan_s3_source
+from shed_pipeline.core.s3_sources import (
+    list_source_objects,
+    listing_version,
+    mirror_source,
+    mirrored,
+    normalize,
+    scan_s3_source,
+)
 from shed_pipeline.core.sources import load_source
 from shed_pipeline_tests.synthetic import BAD_LINES, make_rows, write_jsonl
 
@@ -26,7 +33,14 @@ class CountingStore(ObjectStore):
 
 def test_a_source_is_one_object_or_the_supported_objects_under_a_prefix(s3_bucket, tmp_path):
     b, c = s3_bucket.name, s3_bucket.client
-    for key in ["data/a.jsonl", "data/sub/b.csv", "data/.hidden.jsonl", "data/readme.txt", "data-other/c.jsonl", "data/sub/"]:
+    for key in [
+        "data/a.jsonl",
+        "data/sub/b.csv",
+        "data/.hidden.jsonl",
+        "data/readme.txt",
+        "data-other/c.jsonl",
+        "data/sub/",
+    ]:
         c.put_object(Bucket=b, Key=key, Body=b"{}\n")
     store = ObjectStore(c)
     assert [o.key for o in list_source_objects(store, f"s3://{b}/data")] == ["data/a.jsonl", "data/sub/b.csv"]
@@ -69,7 +83,7 @@ class RewritingStore(CountingStore):
 
     def download(self, uri, dest, etag=None):
         if self.downloads < self.times:
-            self.bucket.put(uri.key, f"{{\"v\": {self.downloads}, \"of\": {self.times}}}\n".encode())
+            self.bucket.put(uri.key, f'{{"v": {self.downloads}, "of": {self.times}}}\n'.encode())
         return super().download(uri, dest, etag)
 
 
@@ -125,13 +139,34 @@ def test_s3_objects_follow_the_local_folder_rule_and_what_is_not_read_is_reporte
     rows = make_rows(3)
     c.put_object(Bucket=b, Key="in/a.jsonl", Body=json.dumps(rows[0]).encode() + b"\n")
     c.put_object(Bucket=b, Key="in/b.jsonl.gz", Body=gzip.compress(json.dumps(rows[1]).encode() + b"\n"))
-    c.put_object(Bucket=b, Key="in/.cache/c.jsonl", Body=json.dumps(rows[2]).encode() + b"\n")  # in a hidden folder: was read
+    c.put_object(
+        Bucket=b, Key="in/.cache/c.jsonl", Body=json.dumps(rows[2]).encode() + b"\n"
+    )  # in a hidden folder: was read
     c.put_object(Bucket=b, Key="in/d.parquet.gz", Body=b"x")
     c.put_object(Bucket=b, Key="in/e.txt", Body=b"x")
     store = ObjectStore(c)
     skipped = []
     assert [o.key for o in list_source_objects(store, f"s3://{b}/in", skipped)] == ["in/a.jsonl", "in/b.jsonl.gz"]
-    assert [(n, w.split(" (")[0]) for n, w in skipped] == [(f"s3://{b}/in/.cache/c.jsonl", "hidden"), (f"s3://{b}/in/d.parquet.gz", "compressed Parquet"), (f"s3://{b}/in/e.txt", "unsupported file type '.txt'")]
+    assert [(n, w.split(" (")[0]) for n, w in skipped] == [
+        (f"s3://{b}/in/.cache/c.jsonl", "hidden"),
+        (f"s3://{b}/in/d.parquet.gz", "compressed Parquet"),
+        (f"s3://{b}/in/e.txt", "unsupported file type '.txt'"),
+    ]
     assert [o.key for o in list_source_objects(store, f"s3://{b}/in/b.jsonl.gz")] == ["in/b.jsonl.gz"]
-    loaded = load_source(f"s3://{b}/in", FieldMapping(), None, 0, 32_000, 0.1, 0.1, tmp_path / "cache", lambda m: None, store=store, mirror_dir=tmp_path / "mirror")
-    assert loaded.rows["source_file"].to_list() == [f"s3://{b}/in/a.jsonl", f"s3://{b}/in/b.jsonl.gz"] and loaded.skipped == skipped
+    loaded = load_source(
+        f"s3://{b}/in",
+        FieldMapping(),
+        None,
+        0,
+        32_000,
+        0.1,
+        0.1,
+        tmp_path / "cache",
+        lambda m: None,
+        store=store,
+        mirror_dir=tmp_path / "mirror",
+    )
+    assert (
+        loaded.rows["source_file"].to_list() == [f"s3://{b}/in/a.jsonl", f"s3://{b}/in/b.jsonl.gz"]
+        and loaded.skipped == skipped
+    )

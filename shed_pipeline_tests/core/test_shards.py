@@ -2,7 +2,15 @@ import polars as pl
 import pytest
 
 from shed_pipeline.core.records import row_id_for
-from shed_pipeline.core.shards import MAX_SHARDS, in_shard, parse_shard_count, rows_in_shards, shard_keys, shard_of, split_by_shard
+from shed_pipeline.core.shards import (
+    MAX_SHARDS,
+    in_shard,
+    parse_shard_count,
+    rows_in_shards,
+    shard_keys,
+    shard_of,
+    split_by_shard,
+)
 
 
 def ids(n: int) -> list[str]:
@@ -12,7 +20,11 @@ def ids(n: int) -> list[str]:
 def test_shard_keys_are_zero_padded_and_counts_are_checked():
     assert shard_keys(1) == ["0"]
     assert shard_keys(3) == ["0", "1", "2"]
-    assert shard_keys(12)[:3] == ["00", "01", "02"] and shard_keys(12)[-1] == "11" and sorted(shard_keys(12)) == shard_keys(12)
+    assert (
+        shard_keys(12)[:3] == ["00", "01", "02"]
+        and shard_keys(12)[-1] == "11"
+        and sorted(shard_keys(12)) == shard_keys(12)
+    )
     for bad in (0, -1, MAX_SHARDS + 1, 2.5, True):
         with pytest.raises(ValueError, match="whole number from 1"):
             shard_keys(bad)
@@ -21,7 +33,10 @@ def test_shard_keys_are_zero_padded_and_counts_are_checked():
 def test_the_shard_count_a_user_writes_is_read_or_refused_in_one_line():
     assert parse_shard_count(None) == 1 and parse_shard_count("  ") == 1 and parse_shard_count(" 8 ") == 8
     for bad in ("0", "two", "1.5", str(MAX_SHARDS + 1)):
-        with pytest.raises(ValueError, match=r"^SHED_EMBEDDING_SHARDS='[^']*': give a whole number of embedding shards from 1 to 1024 \(1 = not sharded\)$"):
+        with pytest.raises(
+            ValueError,
+            match=r"^SHED_EMBEDDING_SHARDS='[^']*': give a whole number of embedding shards from 1 to 1024 \(1 = not sharded\)$",
+        ):
             parse_shard_count(bad)
 
 
@@ -38,7 +53,9 @@ def test_a_row_s_shard_is_the_first_32_bits_of_its_id_modulo_n_and_the_shards_pa
             assert part["x"].is_sorted()  # frame order within a shard
             assert rows_in_shards(frame, [k], n).equals(part)
     counts = shard_of(rows, 8).value_counts()["count"].to_list()
-    assert len(counts) == 8 and max(counts) < 1.15 * 5000 / 8 and min(counts) > 0.85 * 5000 / 8  # uniform hashes balance
+    assert (
+        len(counts) == 8 and max(counts) < 1.15 * 5000 / 8 and min(counts) > 0.85 * 5000 / 8
+    )  # uniform hashes balance
 
 
 def test_adding_rows_moves_no_existing_row_to_another_shard():

@@ -28,12 +28,22 @@ def _store(frame: pl.DataFrame, tmp_path, name: str) -> None:
 def test_surrogates_in_records_and_file_names_never_reach_the_frames(tmp_path):
     src = tmp_path / "src"
     bad_name = src / os.fsdecode(b"d\xe9.jsonl")
-    write_jsonl(bad_name, make_rows(3), [b'{"instruction": "x \\ud800", "output": "y"}', b'{"instruction": "\xff", "output": "y"}'])
-    (src / "e.json").write_bytes(b'[{"instruction": "\\udc80", "output": "y", "task": "t"}, {"instruction": "ok", "output": "\\ud83d\\ude00"}]')
+    write_jsonl(
+        bad_name,
+        make_rows(3),
+        [b'{"instruction": "x \\ud800", "output": "y"}', b'{"instruction": "\xff", "output": "y"}'],
+    )
+    (src / "e.json").write_bytes(
+        b'[{"instruction": "\\udc80", "output": "y", "task": "t"}, {"instruction": "ok", "output": "\\ud83d\\ude00"}]'
+    )
     loaded = _load(src, tmp_path)
     shown = str(src / "d\\xe9.jsonl")
     assert loaded.rows["source_file"].to_list() == [shown] * 3 + [str(src / "e.json")]
-    assert loaded.quarantine.select("source_file", "source_locator", "reason").rows() == [(shown, 4, "invalid_unicode"), (shown, 5, "invalid_utf8"), (str(src / "e.json"), 0, "invalid_unicode")]
+    assert loaded.quarantine.select("source_file", "source_locator", "reason").rows() == [
+        (shown, 4, "invalid_unicode"),
+        (shown, 5, "invalid_utf8"),
+        (str(src / "e.json"), 0, "invalid_unicode"),
+    ]
     assert loaded.file_units == {shown: 5, str(src / "e.json"): 2}
     _store(loaded.rows, tmp_path, "rows")
     _store(loaded.quarantine, tmp_path, "quarantine")
@@ -41,12 +51,28 @@ def test_surrogates_in_records_and_file_names_never_reach_the_frames(tmp_path):
 
 def test_chat_columns_in_the_frame(tmp_path):
     recs = [
-        {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "bye"}]},
-        {"messages": [{"role": "user", "content": "Q"}, {"role": "tool", "content": "t"}, {"role": "function", "content": "f"}, {"role": "assistant", "content": "A"}]},
+        {
+            "messages": [
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "Hello"},
+                {"role": "user", "content": "bye"},
+            ]
+        },
+        {
+            "messages": [
+                {"role": "user", "content": "Q"},
+                {"role": "tool", "content": "t"},
+                {"role": "function", "content": "f"},
+                {"role": "assistant", "content": "A"},
+            ]
+        },
     ] + make_rows(2)
     loaded = _load(write_jsonl(tmp_path / "c.jsonl", recs), tmp_path)
     assert list(loaded.rows.schema.items()) == list(ROW_SCHEMA.items())
-    assert loaded.rows["messages"].to_list()[:2] == ['[{"role":"user","content":"Hi"}]', '[{"role":"user","content":"Q"}]']
+    assert loaded.rows["messages"].to_list()[:2] == [
+        '[{"role":"user","content":"Hi"}]',
+        '[{"role":"user","content":"Q"}]',
+    ]
     assert loaded.rows["messages"].to_list()[2:] == [None, None]
     assert loaded.rows["turns_dropped"].to_list() == [1, 2, 0, 0]
     assert loaded.turns_dropped_after_last_assistant == 1 and loaded.turns_dropped_other_roles == 2
@@ -65,7 +91,10 @@ def test_what_reading_noticed_is_on_the_loaded_source(tmp_path):
     assert loaded.rows.height == 2 and loaded.encodings == {str(src / "a.jsonl"): "utf-16-le"}
     assert loaded.file_units == {str(src / "a.jsonl"): 2, str(src / "b.csv"): 0}
     assert [n for n, _ in loaded.skipped] == [str(src / ".hidden") + "/", str(src / "notes.txt")]
-    assert loaded.notes == [f"{src / 'a.jsonl'}: UTF-16-LE text with a byte-order mark, decoded as such", f"{src / 'b.csv'}: holds no records"]
+    assert loaded.notes == [
+        f"{src / 'a.jsonl'}: UTF-16-LE text with a byte-order mark, decoded as such",
+        f"{src / 'b.csv'}: holds no records",
+    ]
 
 
 def test_a_symlink_loop_source_fails_with_its_name(tmp_path):

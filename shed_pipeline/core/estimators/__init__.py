@@ -5,7 +5,6 @@ An estimator strategy's `run` is `run(utility, settings, seed, player_keys) -> E
 Adding an estimator = its module (declaring `STRATEGY`) + one line below.
 """
 
-
 from shed_pipeline.core.estimators import banzhaf, chains, exact, knn_exact, tmc
 from shed_pipeline.core.estimators import shed_grouped as shed_grouped_module
 from shed_pipeline.core.estimators.banzhaf import banzhaf_msr
@@ -17,7 +16,10 @@ from shed_pipeline.core.estimators.shed_grouped import shed_grouped  # the funct
 from shed_pipeline.core.estimators.tmc import tmc_shapley
 from shed_pipeline.core.strategies import Registry
 
-ESTIMATORS = Registry("estimator", [knn_exact.STRATEGY, shed_grouped_module.STRATEGY, tmc.STRATEGY, banzhaf.STRATEGY, chains.STRATEGY, exact.STRATEGY])
+ESTIMATORS = Registry(
+    "estimator",
+    [knn_exact.STRATEGY, shed_grouped_module.STRATEGY, tmc.STRATEGY, banzhaf.STRATEGY, chains.STRATEGY, exact.STRATEGY],
+)
 
 
 def estimate(name: str, utility, seed: int = 0, player_keys=None, **settings) -> EstimatorResult:
@@ -26,4 +28,15 @@ def estimate(name: str, utility, seed: int = 0, player_keys=None, **settings) ->
     return strategy.run(utility, configured, seed, player_keys)
 
 
-__all__ = ["ESTIMATORS", "EstimatorResult", "banzhaf_msr", "estimate", "exact_banzhaf", "exact_shapley", "knn_shapley", "shed_grouped", "subset_chains", "tmc_shapley"]
+__all__ = [
+    "ESTIMATORS",
+    "EstimatorResult",
+    "banzhaf_msr",
+    "estimate",
+    "exact_banzhaf",
+    "exact_shapley",
+    "knn_shapley",
+    "shed_grouped",
+    "subset_chains",
+    "tmc_shapley",
+]

@@ -42,11 +42,15 @@ def banzhaf_msr(utility, samples: int, seed: int, player_keys=None) -> Estimator
         mean_out = (~masks * values[:, None]).sum(0) / n_out
         sq_in = (masks * values[:, None] ** 2).sum(0) / n_in - mean_in**2
         sq_out = (~masks * values[:, None] ** 2).sum(0) / n_out - mean_out**2
-        stderr = np.sqrt(np.maximum(sq_in, 0) / np.maximum(n_in - 1, 1) + np.maximum(sq_out, 0) / np.maximum(n_out - 1, 1))
+        stderr = np.sqrt(
+            np.maximum(sq_in, 0) / np.maximum(n_in - 1, 1) + np.maximum(sq_out, 0) / np.maximum(n_out - 1, 1)
+        )
     missing = (n_in == 0) | (n_out == 0)  # never (or always) sampled: no estimate
     phi = np.where(missing, 0.0, mean_in - mean_out)
     stderr = np.where(missing, np.inf, stderr)
-    return EstimatorResult(values=phi, stderr=stderr, info={"samples": samples, "players_without_estimate": int(missing.sum())})
+    return EstimatorResult(
+        values=phi, stderr=stderr, info={"samples": samples, "players_without_estimate": int(missing.sum())}
+    )
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,9 @@ STRATEGY = Strategy(
     name="banzhaf_msr",
     summary="Data Banzhaf with maximum sample reuse (Wang & Jia 2023): robust to a noisy utility",
     settings=BanzhafSettings,
-    run=lambda utility, settings, seed, player_keys=None: banzhaf_msr(utility, samples=settings.samples, seed=seed, player_keys=player_keys),
+    run=lambda utility, settings, seed, player_keys=None: banzhaf_msr(
+        utility, samples=settings.samples, seed=seed, player_keys=player_keys
+    ),
     calls=lambda k, settings: settings.samples,
     fixed_coalitions=lambda settings: True,
 )

@@ -36,7 +36,9 @@ def chain_assignment(n_players: int, n_chains: int, seed: int, round_: int, keys
     return (_mix64(k ^ salt) % np.uint64(n_chains)).astype(np.int64)
 
 
-def subset_chains(utility, chain_size: int | None = None, rounds: int = 10, permutations: int = 20, seed: int = 0, player_keys=None) -> EstimatorResult:
+def subset_chains(
+    utility, chain_size: int | None = None, rounds: int = 10, permutations: int = 20, seed: int = 0, player_keys=None
+) -> EstimatorResult:
     k = utility.n_players
     if rounds < 1 or permutations < 1:
         raise ValueError("rounds and permutations must be at least 1")
@@ -69,21 +71,40 @@ def subset_chains(utility, chain_size: int | None = None, rounds: int = 10, perm
             per_round[r, members] = acc / permutations
     values = per_round.mean(0)
     stderr = per_round.std(0) / np.sqrt(rounds) if rounds > 1 else None
-    return EstimatorResult(values=values, stderr=stderr, info={"rounds": rounds, "chains": len(sizes), "chain_size_mean": float(np.mean(sizes)), "chain_size_max": int(max(sizes)), "permutations_per_chain": permutations})
+    return EstimatorResult(
+        values=values,
+        stderr=stderr,
+        info={
+            "rounds": rounds,
+            "chains": len(sizes),
+            "chain_size_mean": float(np.mean(sizes)),
+            "chain_size_max": int(max(sizes)),
+            "permutations_per_chain": permutations,
+        },
+    )
 
 
 @dataclass(frozen=True)
 class ChainsSettings:
     permutations: int = field(default=20, metadata={"help": "Monte Carlo permutations per chain"})
     chain_size: Optional[int] = field(default=None, metadata={"help": "players per chain; default 5% of K, at least 8"})
-    chain_rounds: int = field(default=10, metadata={"help": "partitions into chains; each player is valued in this many chains"})
+    chain_rounds: int = field(
+        default=10, metadata={"help": "partitions into chains; each player is valued in this many chains"}
+    )
 
 
 STRATEGY = Strategy(
     name="ts_chains",
     summary="TS-DShapley's subset chains (Schoch et al. 2023): Monte Carlo on many small random chains of players",
     settings=ChainsSettings,
-    run=lambda utility, settings, seed, player_keys=None: subset_chains(utility, chain_size=settings.chain_size, rounds=settings.chain_rounds, permutations=settings.permutations, seed=seed, player_keys=player_keys),
+    run=lambda utility, settings, seed, player_keys=None: subset_chains(
+        utility,
+        chain_size=settings.chain_size,
+        rounds=settings.chain_rounds,
+        permutations=settings.permutations,
+        seed=seed,
+        player_keys=player_keys,
+    ),
     calls=lambda k, settings: settings.chain_rounds * settings.permutations * k + 1,
     fixed_coalitions=lambda settings: True,
 )

@@ -26,7 +26,9 @@ def default_group_size(n_players: int, n_groups: int = 50) -> int:
     return max(1, math.ceil(n_players / n_groups))
 
 
-def shed_grouped(utility, permutations: int, seed: int, group_size: int | None = None, player_keys=None) -> EstimatorResult:
+def shed_grouped(
+    utility, permutations: int, seed: int, group_size: int | None = None, player_keys=None
+) -> EstimatorResult:
     k = utility.n_players
     if permutations < 1:
         raise ValueError("permutations must be at least 1")
@@ -52,14 +54,20 @@ def shed_grouped(utility, permutations: int, seed: int, group_size: int | None =
 @dataclass(frozen=True)
 class ShedGroupedSettings:
     permutations: int = field(default=20, metadata={"help": "removal permutations (SHED's run.sh uses 20)"})
-    group_size: Optional[int] = field(default=None, metadata={"help": "players removed together; default ceil(K / 50) (SHED: 60 for K = 3000)"})
+    group_size: Optional[int] = field(
+        default=None, metadata={"help": "players removed together; default ceil(K / 50) (SHED: 60 for K = 3000)"}
+    )
 
 
 STRATEGY = Strategy(
     name="shed_grouped",
     summary="SHED's estimator: permutations cut into groups removed one at a time, each member sharing the group's marginal",
     settings=ShedGroupedSettings,
-    run=lambda utility, settings, seed, player_keys=None: shed_grouped(utility, permutations=settings.permutations, seed=seed, group_size=settings.group_size, player_keys=player_keys),
-    calls=lambda k, settings: settings.permutations * (math.ceil(k / (settings.group_size or default_group_size(k))) + 1),
+    run=lambda utility, settings, seed, player_keys=None: shed_grouped(
+        utility, permutations=settings.permutations, seed=seed, group_size=settings.group_size, player_keys=player_keys
+    ),
+    calls=lambda k, settings: (
+        settings.permutations * (math.ceil(k / (settings.group_size or default_group_size(k))) + 1)
+    ),
     fixed_coalitions=lambda settings: True,
 )

@@ -46,14 +46,24 @@ def tmc_shapley(utility, permutations: int, seed: int, tolerance: float = 0.0, p
 @dataclass(frozen=True)
 class TMCSettings:
     permutations: int = field(default=20, metadata={"help": "Monte Carlo permutations"})
-    truncation_tolerance: float = field(default=0.0, metadata={"help": "truncate a permutation once U is within this fraction of U(all); 0 = never"})
+    truncation_tolerance: float = field(
+        default=0.0, metadata={"help": "truncate a permutation once U is within this fraction of U(all); 0 = never"}
+    )
 
 
 STRATEGY = Strategy(
     name="tmc",
     summary="truncated Monte Carlo Shapley (Ghorbani & Zou 2019): players join one by one in seeded permutations",
     settings=TMCSettings,
-    run=lambda utility, settings, seed, player_keys=None: tmc_shapley(utility, permutations=settings.permutations, seed=seed, tolerance=settings.truncation_tolerance, player_keys=player_keys),
+    run=lambda utility, settings, seed, player_keys=None: tmc_shapley(
+        utility,
+        permutations=settings.permutations,
+        seed=seed,
+        tolerance=settings.truncation_tolerance,
+        player_keys=player_keys,
+    ),
     calls=lambda k, settings: settings.permutations * k + 2,
-    fixed_coalitions=lambda settings: settings.truncation_tolerance == 0,  # where a permutation is cut depends on the values
+    fixed_coalitions=lambda settings: (
+        settings.truncation_tolerance == 0
+    ),  # where a permutation is cut depends on the values
 )

@@ -25,7 +25,9 @@ def text_columns(kinds: list[str]) -> list[str]:
     return [c for c in ("instruction", "input", "output", "messages") if c in wanted]
 
 
-def compute_row_values(kinds: list[str], settings: Mapping[str, object], inputs: RowValueInputs) -> tuple[pl.DataFrame, dict[str, dict]]:
+def compute_row_values(
+    kinds: list[str], settings: Mapping[str, object], inputs: RowValueInputs
+) -> tuple[pl.DataFrame, dict[str, dict]]:
     """The long frame (row_id, kind, value) of every pool row under each kind, kinds in the given
     order and rows in pool order; and per kind its rows, min / median / max and seconds.
     `settings`: each kind's settings object (missing: its defaults)."""
@@ -41,11 +43,19 @@ def compute_row_values(kinds: list[str], settings: Mapping[str, object], inputs:
         values = np.asarray(strategy.run(settings.get(kind) or strategy.settings(), inputs), dtype=np.float64)
         if len(values) != inputs.pool.height:
             raise RuntimeError(f"row value {kind} returned {len(values)} values for {inputs.pool.height} rows")
-        frames.append(pl.DataFrame({"row_id": inputs.pool["row_id"], "kind": [kind] * len(values), "value": values}, schema=SCHEMA))
+        frames.append(
+            pl.DataFrame(
+                {"row_id": inputs.pool["row_id"], "kind": [kind] * len(values), "value": values}, schema=SCHEMA
+            )
+        )
         finite = values[np.isfinite(values)]
         stats[kind] = {
             "rows": int(len(values)),
-            **({"min": float(finite.min()), "median": float(np.median(finite)), "max": float(finite.max())} if len(finite) else {}),
+            **(
+                {"min": float(finite.min()), "median": float(np.median(finite)), "max": float(finite.max())}
+                if len(finite)
+                else {}
+            ),
             "seconds": round(time.perf_counter() - t0, 3),
         }
     return (pl.concat(frames) if frames else pl.DataFrame(schema=SCHEMA)), stats
@@ -57,7 +67,9 @@ def kinds_apart(kinds: list[str]) -> list[str]:
     return [k for k in kinds if k in ROW_VALUES and ROW_VALUES[k].rows_apart]
 
 
-def compute_shard(kinds: list[str], settings: Mapping[str, object], inputs: RowValueInputs, shard: int, shards: int) -> dict[str, int]:
+def compute_shard(
+    kinds: list[str], settings: Mapping[str, object], inputs: RowValueInputs, shard: int, shards: int
+) -> dict[str, int]:
     """Compute, into the feature cache, the values of the pool rows in row-id shard `shard` (0 ..
     shards-1) under each kind that values rows apart; the final pass (`compute_row_values`) then finds
     them cached. The shards' union is the whole pool: each row belongs to one shard."""
@@ -67,7 +79,9 @@ def compute_shard(kinds: list[str], settings: Mapping[str, object], inputs: RowV
         raise ValueError(f"shard {shard} of {shards} does not exist")
     apart = kinds_apart(kinds)
     if not apart:
-        raise ValueError(f"none of the row value kinds {', '.join(kinds) or '(none)'} values rows apart: nothing to split into shards")
+        raise ValueError(
+            f"none of the row value kinds {', '.join(kinds) or '(none)'} values rows apart: nothing to split into shards"
+        )
     rows = inputs.pool.filter(shard_of(inputs.pool["row_id"], shards) == shard)
     for kind in apart:
         strategy = ROW_VALUES[kind]

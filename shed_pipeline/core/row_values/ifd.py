@@ -32,8 +32,16 @@ FEATURE = "ifd/v2"  # bump when what is computed changes
 
 @dataclass(frozen=True)
 class IFDSettings:
-    model: str = field(default="smollm2-135m-instruct", metadata={"help": "the packaged SmolLM2-135M-Instruct, or a local transformers model folder"})
-    max_tokens: int = field(default=256, metadata={"help": "tokens per sequence; the response keeps at most half of them (its start), the prompt loses its start"})
+    model: str = field(
+        default="smollm2-135m-instruct",
+        metadata={"help": "the packaged SmolLM2-135M-Instruct, or a local transformers model folder"},
+    )
+    max_tokens: int = field(
+        default=256,
+        metadata={
+            "help": "tokens per sequence; the response keeps at most half of them (its start), the prompt loses its start"
+        },
+    )
 
 
 def start_text(tok) -> str:
@@ -44,7 +52,9 @@ def start_text(tok) -> str:
     return text
 
 
-def ifd_scores(model, tok, prompts: list[str], responses: list[str], max_tokens: int = 256, progress: Progress | None = None) -> np.ndarray:
+def ifd_scores(
+    model, tok, prompts: list[str], responses: list[str], max_tokens: int = 256, progress: Progress | None = None
+) -> np.ndarray:
     """(n, 3) float64: IFD, mean NLL per token given the prompt, mean NLL per token alone.
     `progress` advances by two sequences per row (with and without the prompt)."""
     from shed_pipeline.core import lm_scoring
@@ -52,8 +62,12 @@ def ifd_scores(model, tok, prompts: list[str], responses: list[str], max_tokens:
     # The response gets at most half the tokens: a long response would otherwise push the whole
     # instruction out, and IFD would compare the response with itself (about 1) whatever the prompt.
     half = max(1, max_tokens // 2)
-    given = lm_scoring.continuation_logprobs(model, tok, prompts, responses, max_tokens, progress, max_target_tokens=half)
-    alone = lm_scoring.continuation_logprobs(model, tok, [start_text(tok)] * len(responses), responses, max_tokens, progress, max_target_tokens=half)
+    given = lm_scoring.continuation_logprobs(
+        model, tok, prompts, responses, max_tokens, progress, max_target_tokens=half
+    )
+    alone = lm_scoring.continuation_logprobs(
+        model, tok, [start_text(tok)] * len(responses), responses, max_tokens, progress, max_target_tokens=half
+    )
     out = np.zeros((len(responses), 3))
     for i, ((lp_c, n_c), (lp_a, n_a)) in enumerate(zip(given, alone, strict=True)):
         nll_c, nll_a = -lp_c / max(n_c, 1), -lp_a / max(n_a, 1)
@@ -86,18 +100,34 @@ def run(settings: IFDSettings, inputs: RowValueInputs) -> np.ndarray:
         inputs.log(f"ifd: {len(todo)} rows to score with {path.name} ({len(first) - len(todo)} cached)")
         model, tok = lm.load_lm(path, device=inputs.device)
         rows = pool[todo]
-        prompts = lm.prompt_texts(tok, rows["instruction"], rows["input"], None if messages is None else [messages[i] for i in todo], inputs.log)
+        prompts = lm.prompt_texts(
+            tok,
+            rows["instruction"],
+            rows["input"],
+            None if messages is None else [messages[i] for i in todo],
+            inputs.log,
+        )
         responses = rows["output"].to_list()
         progress = Progress(2 * len(todo), "ifd", inputs.log, unit="sequences")
         with cache.buffered(fid) as saved:  # few transactions, at most half a minute of work unsaved
             for s in range(0, len(todo), CHUNK_ROWS):
-                scores = ifd_scores(model, tok, prompts[s : s + CHUNK_ROWS], responses[s : s + CHUNK_ROWS], settings.max_tokens, progress)
+                scores = ifd_scores(
+                    model,
+                    tok,
+                    prompts[s : s + CHUNK_ROWS],
+                    responses[s : s + CHUNK_ROWS],
+                    settings.max_tokens,
+                    progress,
+                )
                 saved.add([keys[i] for i in todo[s : s + CHUNK_ROWS]], scores)
     return cache.get(fid, keys)[:, 0].astype(np.float64) if keys else np.zeros(0)
 
 
 STRATEGY = Strategy(
-    "ifd", "Superfiltering's instruction-following difficulty PPL(response | prompt) / PPL(response) under the target LM (cached per row and model)", IFDSettings, run,
+    "ifd",
+    "Superfiltering's instruction-following difficulty PPL(response | prompt) / PPL(response) under the target LM (cached per row and model)",
+    IFDSettings,
+    run,
     requires={"columns": ("instruction", "input", "output", "messages")},
     rows_apart=True,
 )

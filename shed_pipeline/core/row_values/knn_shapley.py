@@ -32,14 +32,21 @@ from shed_pipeline.core.text_match import tokens
 from shed_pipeline.core.utilities.knn import neighbour_similarity
 
 BLOCK_ELEMENTS = 1 << 22  # entries per (validation rows x players) array of a block: ~32 MB each in float64
-SIM_BLOCK_ELEMENTS = 1 << 25  # similarities computed at once (256 MiB of float64), then sorted a block of rows at a time
+SIM_BLOCK_ELEMENTS = (
+    1 << 25
+)  # similarities computed at once (256 MiB of float64), then sorted a block of rows at a time
 PLAYER_CHUNK = 1 << 16  # players per similarity product: the float64 copy of their vectors stays small
 
 
 @dataclass(frozen=True)
 class KNNShapleySettings:
     k: int = field(default=5, metadata={"help": "neighbours of the knn utility (as proxy_shapley_scores' knn utility)"})
-    validation_rows: int = field(default=1000, metadata={"help": "validation rows valued against, the first by row id (a fixed sample); 0 = all. Cost grows linearly with it"})
+    validation_rows: int = field(
+        default=1000,
+        metadata={
+            "help": "validation rows valued against, the first by row id (a fixed sample); 0 = all. Cost grows linearly with it"
+        },
+    )
 
 
 class TokenSets:
@@ -54,7 +61,9 @@ class TokenSets:
                 rows.append(i)
                 cols.append(self.vocab.setdefault(tok, len(self.vocab)))
         self.sizes = np.bincount(np.asarray(rows, dtype=np.int64), minlength=len(answers)).astype(np.float64)
-        self.matrix = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(answers), max(1, len(self.vocab)))).T.tocsr()
+        self.matrix = sp.csr_matrix(
+            (np.ones(len(rows)), (rows, cols)), shape=(len(answers), max(1, len(self.vocab)))
+        ).T.tocsr()
 
     def f1(self, references: Sequence[str]) -> np.ndarray:
         """F1[i, j] = token_f1(answers[j], references[i]), float64 (len(references), len(answers))."""
@@ -77,7 +86,9 @@ class TokenSets:
         return f1
 
 
-def similarities(query_vectors: np.ndarray, player_vectors: np.ndarray, pool: ThreadPoolExecutor | None = None) -> np.ndarray:
+def similarities(
+    query_vectors: np.ndarray, player_vectors: np.ndarray, pool: ThreadPoolExecutor | None = None
+) -> np.ndarray:
     """`neighbour_similarity` of every query and player, PLAYER_CHUNK players at a time (on `pool`'s
     threads when given: each chunk's values do not depend on which thread computes it)."""
     sim = np.empty((len(query_vectors), len(player_vectors)))
@@ -186,14 +197,25 @@ def knn_shapley_values(
 
 
 def run(settings: KNNShapleySettings, inputs: RowValueInputs) -> np.ndarray:
-    val = inputs.validation.sort("row_id").head(settings.validation_rows) if settings.validation_rows else inputs.validation
+    val = (
+        inputs.validation.sort("row_id").head(settings.validation_rows)
+        if settings.validation_rows
+        else inputs.validation
+    )
     return knn_shapley_values(
-        np.asarray(inputs.pool["embedding"].to_numpy(), dtype=np.float32), inputs.pool["output"].to_list(),
-        np.asarray(val["embedding"].to_numpy(), dtype=np.float32), val["output"].to_list(), k=settings.k, log=inputs.log,
+        np.asarray(inputs.pool["embedding"].to_numpy(), dtype=np.float32),
+        inputs.pool["output"].to_list(),
+        np.asarray(val["embedding"].to_numpy(), dtype=np.float32),
+        val["output"].to_list(),
+        k=settings.k,
+        log=inputs.log,
     )
 
 
 STRATEGY = Strategy(
-    "knn_shapley", "exact KNN-Shapley of every pool row under the knn utility (prompt-embedding neighbours, token-F1 answers), O(N log N) per validation row", KNNShapleySettings, run,
+    "knn_shapley",
+    "exact KNN-Shapley of every pool row under the knn utility (prompt-embedding neighbours, token-F1 answers), O(N log N) per validation row",
+    KNNShapleySettings,
+    run,
     requires={"columns": ("output",)},  # of the texts, only the responses: a million prompts are not joined
 )

@@ -79,7 +79,9 @@ def curate(
         inputs, removed = dedup.deduplicate(inputs, dedup_threshold, dedup_keep)
         left = len(inputs.row_ids)
         if n > left and size is not None:
-            raise ValueError(f"size {size} exceeds the {left} rows left after near-duplicate removal ({len(removed)} removed); ask for fewer rows or raise dedup_threshold")
+            raise ValueError(
+                f"size {size} exceeds the {left} rows left after near-duplicate removal ({len(removed)} removed); ask for fewer rows or raise dedup_threshold"
+            )
         n = min(n, left)
     chosen = strategy.run(dataclasses.replace(inputs, n=n), settings)
     return Curated(chosen, removed, n, pool_rows, len(inputs.row_ids))

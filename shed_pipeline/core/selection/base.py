@@ -63,14 +63,18 @@ class SelectionInputs:
         """The clusters' proxy scores; a clear error when the clusters were not valued."""
         missing = sum(c.score is None for c in self.clusters)
         if missing:
-            raise ValueError(f"method {method} ranks clusters by their proxy score, but {missing} of {len(self.clusters)} clusters have none: materialize proxy_shapley_scores first")
+            raise ValueError(
+                f"method {method} ranks clusters by their proxy score, but {missing} of {len(self.clusters)} clusters have none: materialize proxy_shapley_scores first"
+            )
         return [float(c.score) for c in self.clusters]  # type: ignore[arg-type]
 
     def values(self, kind: str) -> Mapping[str, float]:
         """The per-row values of `kind`; a clear error when they were not computed."""
         if kind not in self.row_values:
             have = ", ".join(self.row_values) or "none"
-            raise ValueError(f"per-row values {kind!r} were not computed (computed: {have}); add {kind!r} to row_values' kinds")
+            raise ValueError(
+                f"per-row values {kind!r} were not computed (computed: {have}); add {kind!r} to row_values' kinds"
+            )
         return self.row_values[kind]
 
 
@@ -106,14 +110,20 @@ def check_member_order(order: str, inputs: SelectionInputs) -> Mapping[str, floa
     if order in (SOURCE, RANDOM):
         return None
     if order not in ROW_VALUES:
-        raise ValueError(f"unknown member_order {order!r}; choose {SOURCE}, {RANDOM} or a per-row value: {', '.join(ROW_VALUES)}")
+        raise ValueError(
+            f"unknown member_order {order!r}; choose {SOURCE}, {RANDOM} or a per-row value: {', '.join(ROW_VALUES)}"
+        )
     if order not in inputs.row_values:
         have = ", ".join(inputs.row_values) or "none"
-        raise ValueError(f"member_order {order!r}: per-row values {order!r} were not computed (computed: {have}); use 'source', 'random' or add {order!r} to row_values' kinds")
+        raise ValueError(
+            f"member_order {order!r}: per-row values {order!r} were not computed (computed: {have}); use 'source', 'random' or add {order!r} to row_values' kinds"
+        )
     return inputs.values(order)
 
 
-def ordered_members(members: Sequence[str], order: str, values: Mapping[str, float] | None, rng: np.random.Generator | None) -> list[str]:
+def ordered_members(
+    members: Sequence[str], order: str, values: Mapping[str, float] | None, rng: np.random.Generator | None
+) -> list[str]:
     """A cluster's members in the take order `order`."""
     if order == SOURCE:
         return list(members)

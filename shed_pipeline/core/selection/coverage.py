@@ -20,15 +20,28 @@ from typing import Optional
 
 import numpy as np
 
-from shed_pipeline.core.selection.base import MEMBER_ORDER_HELP, SOURCE, Selection, SelectionInputs, check_member_order, format_value, ordered_members
+from shed_pipeline.core.selection.base import (
+    MEMBER_ORDER_HELP,
+    SOURCE,
+    Selection,
+    SelectionInputs,
+    check_member_order,
+    format_value,
+    ordered_members,
+)
 from shed_pipeline.core.selection.qocs import score_order
 from shed_pipeline.core.strategies import Strategy
 
 
 @dataclass(frozen=True)
 class CoverageSettings:
-    cap: Optional[int] = field(default=None, metadata={"help": "most rows a cluster gives; default: max(1, ceil(target / clusters))"})
-    cap_fraction: Optional[float] = field(default=None, metadata={"help": "instead of cap: most rows a cluster gives, as a share of its size (rounded up)"})
+    cap: Optional[int] = field(
+        default=None, metadata={"help": "most rows a cluster gives; default: max(1, ceil(target / clusters))"}
+    )
+    cap_fraction: Optional[float] = field(
+        default=None,
+        metadata={"help": "instead of cap: most rows a cluster gives, as a share of its size (rounded up)"},
+    )
     member_order: str = field(default=SOURCE, metadata={"help": MEMBER_ORDER_HELP})
 
 
@@ -90,4 +103,9 @@ def run(inputs: SelectionInputs, settings: CoverageSettings) -> list[Selection]:
     return out
 
 
-STRATEGY = Strategy("coverage", "SHED's cluster ranking, taken round-robin with a per-cluster cap: covers min(target, clusters) clusters", CoverageSettings, run)
+STRATEGY = Strategy(
+    "coverage",
+    "SHED's cluster ranking, taken round-robin with a per-cluster cap: covers min(target, clusters) clusters",
+    CoverageSettings,
+    run,
+)

@@ -28,7 +28,9 @@ def run(inputs: SelectionInputs, settings: IfdSettings) -> list[Selection]:
     for d, rid in enumerate(order):
         v = values.get(rid)
         if v is not None and v < 1:
-            reason = f"ifd: IFD {v:.4g} < 1, rank {d + 1} of the {below} rows below 1 (Superfiltering: highest IFD below 1)"
+            reason = (
+                f"ifd: IFD {v:.4g} < 1, rank {d + 1} of the {below} rows below 1 (Superfiltering: highest IFD below 1)"
+            )
         elif v is not None and v == v:
             reason = f"ifd: only {below} rows have IFD < 1 for a target of {inputs.n}; filled with IFD {v:.4g} >= 1, lowest first"
         else:
@@ -37,4 +39,10 @@ def run(inputs: SelectionInputs, settings: IfdSettings) -> list[Selection]:
     return out
 
 
-STRATEGY = Strategy("ifd", "Superfiltering: the highest IFD among rows with IFD < 1 (needs the ifd row values)", IfdSettings, run, requires={"row_values": ("ifd",)})
+STRATEGY = Strategy(
+    "ifd",
+    "Superfiltering: the highest IFD among rows with IFD < 1 (needs the ifd row values)",
+    IfdSettings,
+    run,
+    requires={"row_values": ("ifd",)},
+)

@@ -88,4 +88,6 @@ def run(inputs: SelectionInputs, settings: KcenterSettings) -> list[Selection]:
     return out
 
 
-STRATEGY = Strategy("kcenter", "greedy k-center (farthest first) on the prompt embeddings: diversity only", KcenterSettings, run)
+STRATEGY = Strategy(
+    "kcenter", "greedy k-center (farthest first) on the prompt embeddings: diversity only", KcenterSettings, run
+)

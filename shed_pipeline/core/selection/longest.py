@@ -25,9 +25,16 @@ def run(inputs: SelectionInputs, settings: LongestSettings) -> list[Selection]:
     order = np.lexsort((ids, -lengths))[: inputs.n]  # last key first: by length, then row id
     pool = len(inputs.row_ids)
     return [
-        Selection(inputs.row_ids[i], int(inputs.cluster_of.get(inputs.row_ids[i], -1)), d, f"longest: response of {int(lengths[i])} characters, rank {d + 1} of {pool} by length")
+        Selection(
+            inputs.row_ids[i],
+            int(inputs.cluster_of.get(inputs.row_ids[i], -1)),
+            d,
+            f"longest: response of {int(lengths[i])} characters, rank {d + 1} of {pool} by length",
+        )
         for d, i in enumerate(order)
     ]
 
 
-STRATEGY = Strategy("longest", "the rows with the longest responses, by characters (ties: lower row id)", LongestSettings, run)
+STRATEGY = Strategy(
+    "longest", "the rows with the longest responses, by characters (ties: lower row id)", LongestSettings, run
+)

@@ -12,7 +12,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from shed_pipeline.core.selection.base import MEMBER_ORDER_HELP, RANDOM, SOURCE, Selection, SelectionInputs, check_member_order, format_value, ordered_members
+from shed_pipeline.core.selection.base import (
+    MEMBER_ORDER_HELP,
+    RANDOM,
+    SOURCE,
+    Selection,
+    SelectionInputs,
+    check_member_order,
+    format_value,
+    ordered_members,
+)
 from shed_pipeline.core.strategies import Strategy
 
 
@@ -44,11 +53,15 @@ def run(inputs: SelectionInputs, settings: QocsSettings) -> list[Selection]:
         head = f"qocs: cluster {int(ids[c])} ranked {rank}/{len(order)} by proxy score {float(scores[c]):.6g}; "
         first = {SOURCE: "first", RANDOM: "random"}.get(order_by, "best")
         by = "" if values is None else f" by {order_by}"
-        head += "whole cluster taken" if whole else f"{first} {len(take)} of {len(members)} members{by} (target reached)"
+        head += (
+            "whole cluster taken" if whole else f"{first} {len(take)} of {len(members)} members{by} (target reached)"
+        )
         for i, rid in enumerate(take, start=1):
             tail = "" if values is None else f"; member {i} by {order_by} ({format_value(order_by, values, rid)})"
             out.append(Selection(rid, int(ids[c]), len(out), head + tail))
     return out
 
 
-STRATEGY = Strategy("qocs", "SHED's QOCS: whole clusters by descending proxy score until the target is reached", QocsSettings, run)
+STRATEGY = Strategy(
+    "qocs", "SHED's QOCS: whole clusters by descending proxy score until the target is reached", QocsSettings, run
+)

@@ -15,13 +15,25 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from shed_pipeline.core.selection.base import MEMBER_ORDER_HELP, RANDOM, SOURCE, Selection, SelectionInputs, check_member_order, format_value, ordered_members
+from shed_pipeline.core.selection.base import (
+    MEMBER_ORDER_HELP,
+    RANDOM,
+    SOURCE,
+    Selection,
+    SelectionInputs,
+    check_member_order,
+    format_value,
+    ordered_members,
+)
 from shed_pipeline.core.strategies import Strategy
 
 
 @dataclass(frozen=True)
 class QwcsSettings:
-    temperature: Optional[float] = field(default=None, metadata={"help": "softmax temperature 1/beta over the proxy scores; default: their standard deviation"})
+    temperature: Optional[float] = field(
+        default=None,
+        metadata={"help": "softmax temperature 1/beta over the proxy scores; default: their standard deviation"},
+    )
     member_order: str = field(default=RANDOM, metadata={"help": MEMBER_ORDER_HELP + "; 'random' is SHED's QWCS"})
 
 
@@ -53,7 +65,9 @@ class WeightTree:
         tree = np.zeros(2 * self.size, dtype=np.float64)
         tree[self.size : self.size + len(weights)] = weights
         for level_start in _levels(self.size):
-            tree[level_start : 2 * level_start] = tree[2 * level_start : 4 * level_start : 2] + tree[2 * level_start + 1 : 4 * level_start : 2]
+            tree[level_start : 2 * level_start] = (
+                tree[2 * level_start : 4 * level_start : 2] + tree[2 * level_start + 1 : 4 * level_start : 2]
+            )
         self.tree = tree.tolist()  # Python floats: the per-draw loop indexes single nodes
 
     @property
@@ -122,12 +136,29 @@ def run(inputs: SelectionInputs, settings: QwcsSettings) -> list[Selection]:
             how = ""
         else:
             rid = remaining[c].pop()
-            how = "; first unused member in source order" if order_by == SOURCE else f"; best unused member by {order_by} ({format_value(order_by, values, rid)})"
-        out.append(Selection(rid, int(ids[c]), len(out), f"qwcs: draw {len(out) + 1}, cluster {int(ids[c])} (score {float(scores[c]):.6g}, weight {w[c]:.4g}, T={temperature:.4g})" + how))
+            how = (
+                "; first unused member in source order"
+                if order_by == SOURCE
+                else f"; best unused member by {order_by} ({format_value(order_by, values, rid)})"
+            )
+        out.append(
+            Selection(
+                rid,
+                int(ids[c]),
+                len(out),
+                f"qwcs: draw {len(out) + 1}, cluster {int(ids[c])} (score {float(scores[c]):.6g}, weight {w[c]:.4g}, T={temperature:.4g})"
+                + how,
+            )
+        )
         if not remaining[c]:
             live[c] = False
             tree.remove(c)
     return out
 
 
-STRATEGY = Strategy("qwcs", "SHED's QWCS: each draw picks a cluster by a softmax of proxy scores, then one unused member", QwcsSettings, run)
+STRATEGY = Strategy(
+    "qwcs",
+    "SHED's QWCS: each draw picks a cluster by a softmax of proxy scores, then one unused member",
+    QwcsSettings,
+    run,
+)

@@ -25,7 +25,12 @@ def run(inputs: SelectionInputs, settings: RandomSettings) -> list[Selection]:
     n, seed = inputs.n, inputs.seed
     rng = np.random.default_rng(seed)
     idx = rng.choice(len(row_ids), size=n, replace=False)
-    return [Selection(row_ids[i], int(cluster_of.get(row_ids[i], -1)), d, f"random: uniform draw {d + 1} of {n} (seed {seed})") for d, i in enumerate(idx)]
+    return [
+        Selection(
+            row_ids[i], int(cluster_of.get(row_ids[i], -1)), d, f"random: uniform draw {d + 1} of {n} (seed {seed})"
+        )
+        for d, i in enumerate(idx)
+    ]
 
 
 STRATEGY = Strategy("random", "uniform random rows (seeded): the baseline", RandomSettings, run)

@@ -52,4 +52,9 @@ def run(inputs: SelectionInputs, settings: StratifiedSettings) -> list[Selection
     return out
 
 
-STRATEGY = Strategy("stratified", "random rows in proportion to cluster sizes (largest-remainder quotas, seeded)", StratifiedSettings, run)
+STRATEGY = Strategy(
+    "stratified",
+    "random rows in proportion to cluster sizes (largest-remainder quotas, seeded)",
+    StratifiedSettings,
+    run,
+)

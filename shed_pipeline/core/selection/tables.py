@@ -14,11 +14,24 @@ from shed_pipeline.core.files import atomic_path
 from shed_pipeline.core.progress import silent
 from shed_pipeline.core.selection.base import ClusterInfo, SelectionInputs
 
-SELECTIONS_SCHEMA = {"row_id": pl.Utf8, "cluster_id": pl.Int64, "draw_order": pl.Int64, "score": pl.Float64, "reason": pl.Utf8}
+SELECTIONS_SCHEMA = {
+    "row_id": pl.Utf8,
+    "cluster_id": pl.Int64,
+    "draw_order": pl.Int64,
+    "score": pl.Float64,
+    "reason": pl.Utf8,
+}
 NEAR_DUPLICATES_SCHEMA = {"row_id": pl.Utf8, "kept_row_id": pl.Utf8, "cluster_id": pl.Int64, "similarity": pl.Float64}
 
 
-def selection_inputs(pool: pl.DataFrame, clusters: pl.DataFrame, row_values: pl.DataFrame | None = None, seed: int = 0, log: Callable[[str], None] = silent, vectors: np.ndarray | None = None) -> SelectionInputs:
+def selection_inputs(
+    pool: pl.DataFrame,
+    clusters: pl.DataFrame,
+    row_values: pl.DataFrame | None = None,
+    seed: int = 0,
+    log: Callable[[str], None] = silent,
+    vectors: np.ndarray | None = None,
+) -> SelectionInputs:
     """pool: row_id, output, embedding, in source order (or no embedding column and `vectors`, the
     pool's vectors in its order: no second copy of a million vectors); clusters: cluster_id, members
     and (when valued) score; row_values: row_id, kind, value. Only rows of the given clusters are in the pool."""
@@ -35,7 +48,9 @@ def selection_inputs(pool: pl.DataFrame, clusters: pl.DataFrame, row_values: pl.
     if vectors is None:
         if pool["embedding"].null_count():
             raise ValueError(f"{pool['embedding'].null_count()} pool rows have no embedding; re-materialize embeddings")
-        vectors = np.array(pool["embedding"].to_numpy(), dtype=np.float32).reshape(pool.height, -1)  # our own copy: normalised in place
+        vectors = np.array(pool["embedding"].to_numpy(), dtype=np.float32).reshape(
+            pool.height, -1
+        )  # our own copy: normalised in place
     else:
         vectors = np.array(vectors if every_row else vectors[clustered.to_numpy()], dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -43,9 +58,22 @@ def selection_inputs(pool: pl.DataFrame, clusters: pl.DataFrame, row_values: pl.
     values: dict[str, dict[str, float]] = {}
     if row_values is not None and row_values.height:
         for (kind,), part in row_values.group_by("kind", maintain_order=True):
-            values[str(kind)] = {r: v for r, v in zip(part["row_id"].to_list(), part["value"].to_list(), strict=True) if v is not None}
-    infos = [ClusterInfo(c, None if s is None else float(s), tuple(m)) for c, s, m in zip(ids, scores, members, strict=True)]
-    return SelectionInputs(pool["row_id"].to_list(), cluster_of, infos, pool["output"].to_list(), vectors, seed=seed, row_values=values, log=log)
+            values[str(kind)] = {
+                r: v for r, v in zip(part["row_id"].to_list(), part["value"].to_list(), strict=True) if v is not None
+            }
+    infos = [
+        ClusterInfo(c, None if s is None else float(s), tuple(m)) for c, s, m in zip(ids, scores, members, strict=True)
+    ]
+    return SelectionInputs(
+        pool["row_id"].to_list(),
+        cluster_of,
+        infos,
+        pool["output"].to_list(),
+        vectors,
+        seed=seed,
+        row_values=values,
+        log=log,
+    )
 
 
 def selections_frame(selections, score_of: dict, method: str, prefix: str = "") -> pl.DataFrame:
@@ -64,7 +92,11 @@ def selections_frame(selections, score_of: dict, method: str, prefix: str = "") 
 
 def near_duplicates_frame(removed) -> pl.DataFrame:
     """The lineage table `near_duplicates`: each removed row, its kept twin, cluster and cosine."""
-    return pl.DataFrame([(d.row_id, d.kept_row_id, d.cluster_id, d.similarity) for d in removed], schema=NEAR_DUPLICATES_SCHEMA, orient="row")
+    return pl.DataFrame(
+        [(d.row_id, d.kept_row_id, d.cluster_id, d.similarity) for d in removed],
+        schema=NEAR_DUPLICATES_SCHEMA,
+        orient="row",
+    )
 
 
 def with_row_ids(records: list[dict], row_ids: list[str], field: str | None) -> list[dict]:
@@ -73,7 +105,9 @@ def with_row_ids(records: list[dict], row_ids: list[str], field: str | None) -> 
         return records
     clash = next((i for i, rec in enumerate(records) if field in rec), None)
     if clash is not None:
-        raise ValueError(f"row_id_field {field!r}: the curated records already have a field of that name (row {row_ids[clash]}); pick another name")
+        raise ValueError(
+            f"row_id_field {field!r}: the curated records already have a field of that name (row {row_ids[clash]}); pick another name"
+        )
     return [{**rec, field: rid} for rec, rid in zip(records, row_ids, strict=True)]
 
 

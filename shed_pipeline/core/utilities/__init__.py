@@ -14,4 +14,13 @@ from shed_pipeline.core.utilities.knn import KNNUtility
 
 UTILITIES = Registry("utility", [knn.STRATEGY, lm.STRATEGY, probe.STRATEGY])
 
-__all__ = ["BuiltUtility", "CountingUtility", "EvaluationStore", "KNNUtility", "UTILITIES", "Utility", "UtilityInputs", "utility_key"]
+__all__ = [
+    "BuiltUtility",
+    "CountingUtility",
+    "EvaluationStore",
+    "KNNUtility",
+    "UTILITIES",
+    "Utility",
+    "UtilityInputs",
+    "utility_key",
+]

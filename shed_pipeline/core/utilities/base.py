@@ -39,9 +39,19 @@ class CountingUtility:
     gets a stand-in 0.0, never stored (its own share evaluates it), counted in `left_to_others`. Only
     for estimators whose coalitions do not depend on the values."""
 
-    def __init__(self, inner: Utility, player_ids: Sequence[str] | None = None, store: StoreSession | None = None, changed: np.ndarray | None = None, progress: Progress | None = None, share: tuple[int, int] | None = None):
+    def __init__(
+        self,
+        inner: Utility,
+        player_ids: Sequence[str] | None = None,
+        store: StoreSession | None = None,
+        changed: np.ndarray | None = None,
+        progress: Progress | None = None,
+        share: tuple[int, int] | None = None,
+    ):
         if (store is not None or share is not None) and player_ids is None:
-            raise ValueError("a persistent cache, or a share of an estimation, needs the players' row ids (coalitions are keyed by them)")
+            raise ValueError(
+                "a persistent cache, or a share of an estimation, needs the players' row ids (coalitions are keyed by them)"
+            )
         if player_ids is not None and len(player_ids) != inner.n_players:
             raise ValueError(f"{len(player_ids)} player ids for {inner.n_players} players")
         self.inner = inner

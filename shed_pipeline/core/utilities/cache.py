@@ -64,7 +64,9 @@ class EvaluationStore:
     known values are read at the start, new ones written in short transactions, and two runs that
     score at the same time only wait for each other's writes."""
 
-    def __init__(self, path: str | Path, flush_every: int = 256, flush_seconds: float = 1.0, lock_timeout_s: float = 120.0):
+    def __init__(
+        self, path: str | Path, flush_every: int = 256, flush_seconds: float = 1.0, lock_timeout_s: float = 120.0
+    ):
         self.path = Path(path)
         self.flush_every = flush_every
         self.flush_seconds = flush_seconds
@@ -75,8 +77,15 @@ class EvaluationStore:
         with duckdb_files.connect(self.path, lock_timeout_s=self.lock_timeout_s) as con:
             for stmt in SCHEMA:
                 con.execute(stmt)
-            con.execute("INSERT INTO utilities VALUES (?, ?, ?) ON CONFLICT DO NOTHING", [key, json.dumps(description, sort_keys=True, default=str), datetime.now(timezone.utc)])
-            known = dict(con.execute("SELECT coalition_key, value FROM utility_evaluations WHERE utility_key = ?", [key]).fetchall())
+            con.execute(
+                "INSERT INTO utilities VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                [key, json.dumps(description, sort_keys=True, default=str), datetime.now(timezone.utc)],
+            )
+            known = dict(
+                con.execute(
+                    "SELECT coalition_key, value FROM utility_evaluations WHERE utility_key = ?", [key]
+                ).fetchall()
+            )
         session = StoreSession(self, key, known)
         try:
             yield session
@@ -87,11 +96,15 @@ class EvaluationStore:
         if not self.path.exists():
             return 0
         with duckdb_files.connect(self.path, read_only=True) as con:
-            if not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'utility_evaluations'").fetchone()[0]:
+            if not con.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = 'utility_evaluations'"
+            ).fetchone()[0]:
                 return 0
             if key is None:
                 return int(con.execute("SELECT count(*) FROM utility_evaluations").fetchone()[0])
-            return int(con.execute("SELECT count(*) FROM utility_evaluations WHERE utility_key = ?", [key]).fetchone()[0])
+            return int(
+                con.execute("SELECT count(*) FROM utility_evaluations WHERE utility_key = ?", [key]).fetchone()[0]
+            )
 
 
 class StoreSession:
@@ -109,7 +122,10 @@ class StoreSession:
     def put(self, coalition: str, value: float) -> None:
         self.known[coalition] = value
         self._pending.append((coalition, value))
-        if len(self._pending) >= self._store.flush_every or time.monotonic() - self._last_flush > self._store.flush_seconds:
+        if (
+            len(self._pending) >= self._store.flush_every
+            or time.monotonic() - self._last_flush > self._store.flush_seconds
+        ):
             self.flush()
 
     def flush(self) -> None:

@@ -57,7 +57,10 @@ def vectors(frame: pl.DataFrame) -> np.ndarray:
 def vector_identities(proxies: pl.DataFrame) -> list[str]:
     """Row id and a digest of its vector: a value cached under other vectors (another embedding
     model) is never reused."""
-    return [f"{rid}:{fingerprint_arrays(v)[:16]}" for rid, v in zip(proxies["row_id"].to_list(), vectors(proxies), strict=True)]
+    return [
+        f"{rid}:{fingerprint_arrays(v)[:16]}"
+        for rid, v in zip(proxies["row_id"].to_list(), vectors(proxies), strict=True)
+    ]
 
 
 def prompt_identities(proxies: pl.DataFrame) -> list[str]:
@@ -74,6 +77,8 @@ def prompt_rows(frame: pl.DataFrame) -> pl.DataFrame:
     `messages` null where the frame has none (a snapshot written before it)."""
     from shed_pipeline.core import lm
 
-    messages = pl.col("messages").cast(pl.Utf8) if "messages" in frame.columns else pl.lit(None, pl.Utf8).alias("messages")
+    messages = (
+        pl.col("messages").cast(pl.Utf8) if "messages" in frame.columns else pl.lit(None, pl.Utf8).alias("messages")
+    )
     rows = frame.select("row_id", "instruction", "input", "output", messages)
     return rows.with_columns(pl.Series("key", lm.prompt_keys(rows["row_id"], rows["messages"]), dtype=pl.Utf8))

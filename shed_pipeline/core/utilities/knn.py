@@ -22,7 +22,9 @@ from shed_pipeline.core.utilities.cache import fingerprint_arrays, utility_key
 from shed_pipeline.core.utilities.inputs import BuiltUtility, UtilityInputs, vector_identities, vectors
 
 
-def check_knn_inputs(player_vectors, player_outputs: Sequence[str], query_vectors, query_references: Sequence[str], k: int) -> None:
+def check_knn_inputs(
+    player_vectors, player_outputs: Sequence[str], query_vectors, query_references: Sequence[str], k: int
+) -> None:
     """The knn game's inputs make sense: k >= 1, texts aligned with vectors, a validation row."""
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
@@ -58,7 +60,13 @@ def _block_candidates(sim: np.ndarray, m: int) -> np.ndarray:
     return np.argsort(~mask, axis=1, kind="stable")[:, :width]
 
 
-def nearest_rows(train_vectors: np.ndarray, test_vectors: np.ndarray, k: int, test_block: int | None = None, train_block: int | None = None) -> np.ndarray:
+def nearest_rows(
+    train_vectors: np.ndarray,
+    test_vectors: np.ndarray,
+    k: int,
+    test_block: int | None = None,
+    train_block: int | None = None,
+) -> np.ndarray:
     """(test rows, min(k, training rows)) positions of each test row's nearest training rows, nearest
     first, in memory bounded by the blocks (default TEST_BLOCK x TRAIN_BLOCK): the order of the knn
     utility (cosine of the vectors as given, rounded to 12 decimals; ties go to the lower position)."""
@@ -80,7 +88,13 @@ def nearest_rows(train_vectors: np.ndarray, test_vectors: np.ndarray, k: int, te
     return out
 
 
-def heldout_utility(train_vectors: np.ndarray, train_outputs: Sequence[str], test_vectors: np.ndarray, test_references: Sequence[str], k: int) -> float:
+def heldout_utility(
+    train_vectors: np.ndarray,
+    train_outputs: Sequence[str],
+    test_vectors: np.ndarray,
+    test_references: Sequence[str],
+    k: int,
+) -> float:
     """The kNN utility of a training set on the given query rows (the validation rows of valuation, or
     the test split of the evaluation): the value of `KNNUtility` with every training row in, bit for
     bit, computed from each query row's k nearest rows only (no query x training matrix is kept, so
@@ -172,7 +186,13 @@ class KNNUtility:
         if self._order is None and len(self.inputs[3]) * self.n_players > DENSE_MAX_ELEMENTS:
             player_vectors, player_outputs, query_vectors, query_references = self.inputs
             idx = np.flatnonzero(mask)
-            return heldout_utility(np.asarray(player_vectors)[idx], [player_outputs[i] for i in idx], query_vectors, query_references, self.k)
+            return heldout_utility(
+                np.asarray(player_vectors)[idx],
+                [player_outputs[i] for i in idx],
+                query_vectors,
+                query_references,
+                self.k,
+            )
         n_rows, n_cols = self.order.shape
         # The (at most k) matches each validation row takes, left-aligned in nearest-first order, then
         # summed: a sum over all K columns would depend, in its last bits, on where S's members sit
@@ -202,12 +222,23 @@ class KNNSettings:
 def build(settings: KNNSettings, inputs: UtilityInputs) -> BuiltUtility:
     proxies, validation = inputs.proxies, inputs.validation
     val_vecs = validation["embedding"].to_numpy()
-    utility = KNNUtility(vectors(proxies), proxies["output"].to_list(), val_vecs, validation["output"].to_list(), k=settings.k)
+    utility = KNNUtility(
+        vectors(proxies), proxies["output"].to_list(), val_vecs, validation["output"].to_list(), k=settings.k
+    )
     # Everything U(S) depends on besides S: the settings and the validation rows (ids, vectors, answers).
     key_settings = {"k": settings.k, "match": "token_f1/v1"}
-    data = fingerprint_arrays(validation["row_id"].to_list(), np.asarray(val_vecs, dtype=np.float32), validation["output"].to_list())
-    description = {"utility": STRATEGY.name, "settings": key_settings, "validation_rows": validation.height, "validation_fingerprint": data}
-    return BuiltUtility(utility, utility_key(STRATEGY.name, key_settings, data), description, vector_identities(proxies))
+    data = fingerprint_arrays(
+        validation["row_id"].to_list(), np.asarray(val_vecs, dtype=np.float32), validation["output"].to_list()
+    )
+    description = {
+        "utility": STRATEGY.name,
+        "settings": key_settings,
+        "validation_rows": validation.height,
+        "validation_fingerprint": data,
+    }
+    return BuiltUtility(
+        utility, utility_key(STRATEGY.name, key_settings, data), description, vector_identities(proxies)
+    )
 
 
 STRATEGY = Strategy(

@@ -39,7 +39,19 @@ class LMSettings(lm.FinetuneBudget):
 
 
 class LMUtility:
-    def __init__(self, model, tok, player_prompts: Sequence[str], player_targets: Sequence[str], val_prompts: Sequence[str], val_targets: Sequence[str], settings: LMSettings = LMSettings(), choice_items: Sequence[ChoiceItem] = (), log: Log = silent, log_every_s: float = EVERY_S):
+    def __init__(
+        self,
+        model,
+        tok,
+        player_prompts: Sequence[str],
+        player_targets: Sequence[str],
+        val_prompts: Sequence[str],
+        val_targets: Sequence[str],
+        settings: LMSettings = LMSettings(),
+        choice_items: Sequence[ChoiceItem] = (),
+        log: Log = silent,
+        log_every_s: float = EVERY_S,
+    ):
         if len(player_prompts) != len(player_targets) or len(val_prompts) != len(val_targets):
             raise ValueError("prompts and targets differ in length")
         if not val_prompts:
@@ -51,18 +63,34 @@ class LMUtility:
         self.n_players = len(self.player_prompts)
         self.last_parts: dict[str, float] = {}
         self._log = throttled(log, log_every_s)
-        self.computed = Progress(None, "lm utility", self._log, unit="evaluations", every_s=0)  # every one offered to the throttle
+        self.computed = Progress(
+            None, "lm utility", self._log, unit="evaluations", every_s=0
+        )  # every one offered to the throttle
 
     def _progress(self, total: int, what: str, unit: str) -> Progress:
         return Progress(total, f"lm utility, evaluation {self.computed.done + 1}: {what}", self._log, unit=unit)
 
     def _score(self, model) -> float:
         s = self.settings
-        loglik = lm.mean_loglik_per_token(model, self.tok, self.val_prompts, self.val_targets, s.batch_size, s.max_tokens, self._progress(len(self.val_prompts), "validation", "sequences"))
+        loglik = lm.mean_loglik_per_token(
+            model,
+            self.tok,
+            self.val_prompts,
+            self.val_targets,
+            s.batch_size,
+            s.max_tokens,
+            self._progress(len(self.val_prompts), "validation", "sequences"),
+        )
         parts = {"val_loglik_per_token": loglik}
         score = loglik
         if self.choice_items:
-            acc = lm.choice_accuracy(model, self.tok, self.choice_items, s.batch_size, self._progress(lm.choice_pairs(self.choice_items), "choice items", "sequences"))
+            acc = lm.choice_accuracy(
+                model,
+                self.tok,
+                self.choice_items,
+                s.batch_size,
+                self._progress(lm.choice_pairs(self.choice_items), "choice items", "sequences"),
+            )
             parts["choice_accuracy"] = acc
             score += s.choice_weight * acc
         self.last_parts = parts
@@ -77,7 +105,13 @@ class LMUtility:
             value = self._score(self.model)
         else:
             finetune = self._progress(self.settings.steps, "LoRA fine-tune", "steps")
-            with self.settings.finetuned(self.model, self.tok, [self.player_prompts[i] for i in idx], [self.player_targets[i] for i in idx], finetune) as tuned:
+            with self.settings.finetuned(
+                self.model,
+                self.tok,
+                [self.player_prompts[i] for i in idx],
+                [self.player_targets[i] for i in idx],
+                finetune,
+            ) as tuned:
                 value = self._score(tuned)
         self.computed.advance()
         return value
@@ -85,16 +119,24 @@ class LMUtility:
 
 @dataclass(frozen=True)
 class LMUtilitySettings:
-    model: str = field(default="smollm2-135m-instruct", metadata={"help": "the target LM: the packaged SmolLM2-135M-Instruct, or a local model folder"})
+    model: str = field(
+        default="smollm2-135m-instruct",
+        metadata={"help": "the target LM: the packaged SmolLM2-135M-Instruct, or a local model folder"},
+    )
     steps: int = field(default=8, metadata={"help": "LoRA fine-tune steps of every evaluation"})
     lr: float = field(default=1e-3, metadata={"help": "LoRA learning rate"})
     rank: int = field(default=8, metadata={"help": "LoRA rank (alpha = 2 x rank)"})
     batch_size: int = field(default=8, metadata={"help": "rows per fine-tune step and per scoring batch"})
     max_tokens: int = field(default=256, metadata={"help": "tokens kept per row"})
-    validation_rows: int = field(default=64, metadata={"help": "validation rows scored by every evaluation (the first by row id); 0 = all"})
+    validation_rows: int = field(
+        default=64, metadata={"help": "validation rows scored by every evaluation (the first by row id); 0 = all"}
+    )
     # SHED scores by multiple-choice accuracy (MMLU). Items come from the other end of the order the
     # evaluation samples from, so the two never share items.
-    benchmarks: list[str] = field(default_factory=list, metadata={"help": "bigbench multiple-choice tasks whose accuracy is added to U (SHED's MMLU score)"})
+    benchmarks: list[str] = field(
+        default_factory=list,
+        metadata={"help": "bigbench multiple-choice tasks whose accuracy is added to U (SHED's MMLU score)"},
+    )
     benchmark_items: int = field(default=32, metadata={"help": "items per benchmark task"})
 
 
@@ -104,25 +146,61 @@ def build(settings: LMUtilitySettings, inputs: UtilityInputs) -> BuiltUtility:
     model, tok = lm.load_lm(path, device=inputs.device)
     # A fixed subset of the validation rows (the first by row id): each evaluation scores all of them.
     proxies, val = inputs.proxies, first_by_id(inputs.validation, settings.validation_rows)
-    budget = LMSettings(steps=settings.steps, lr=settings.lr, rank=settings.rank, alpha=2 * settings.rank, batch_size=settings.batch_size, max_tokens=settings.max_tokens, seed=inputs.seed)
+    budget = LMSettings(
+        steps=settings.steps,
+        lr=settings.lr,
+        rank=settings.rank,
+        alpha=2 * settings.rank,
+        batch_size=settings.batch_size,
+        max_tokens=settings.max_tokens,
+        seed=inputs.seed,
+    )
     items = []
     if settings.benchmarks:
         from shed_pipeline.core.benchmarks import load_choice_items
 
-        raw = load_choice_items(settings.benchmarks, settings.benchmark_items, inputs.seed, inputs.cache_dir, log, from_end=True)  # never the evaluation's items
+        raw = load_choice_items(
+            settings.benchmarks, settings.benchmark_items, inputs.seed, inputs.cache_dir, log, from_end=True
+        )  # never the evaluation's items
         items = [it for task in settings.benchmarks for it in lm.choice_items(tok, raw[task])]
     player_prompts = lm.prompt_texts(tok, proxies["instruction"], proxies["input"], lm.messages_column(proxies), log)
     val_prompts = lm.prompt_texts(tok, val["instruction"], val["input"], lm.messages_column(val), log)
-    utility = LMUtility(model, tok, player_prompts, proxies["output"].to_list(), val_prompts, val["output"].to_list(), budget, items, log=log)
+    utility = LMUtility(
+        model,
+        tok,
+        player_prompts,
+        proxies["output"].to_list(),
+        val_prompts,
+        val["output"].to_list(),
+        budget,
+        items,
+        log=log,
+    )
     # U(S) depends on the model's weights, the fine-tune settings, the device's arithmetic, the
     # validation rows (ids and texts; the ids are content hashes), how prompts are rendered (chat
     # rows' turns) and the multiple-choice items.
-    key_settings = {"model": lm.model_fingerprint(path), **budget.as_dict(), "device": lm.device_signature(inputs.device), "prompt": lm.PROMPT_FORMAT, "score": "val_loglik_per_token/v1"}
+    key_settings = {
+        "model": lm.model_fingerprint(path),
+        **budget.as_dict(),
+        "device": lm.device_signature(inputs.device),
+        "prompt": lm.PROMPT_FORMAT,
+        "score": "val_loglik_per_token/v1",
+    }
     if items:
-        key_settings["choice_items"] = fingerprint_arrays([f"{it.prompt}\x00{chr(31).join(it.choices)}\x00{it.answer}" for it in items])
+        key_settings["choice_items"] = fingerprint_arrays(
+            [f"{it.prompt}\x00{chr(31).join(it.choices)}\x00{it.answer}" for it in items]
+        )
     data = fingerprint_arrays(lm.prompt_keys(val["row_id"], lm.messages_column(val)))
-    description = {"utility": STRATEGY.name, "settings": key_settings, "validation_rows": val.height, "validation_fingerprint": data, "model_path": str(path)}
-    return BuiltUtility(utility, utility_key(STRATEGY.name, key_settings, data), description, prompt_identities(proxies))
+    description = {
+        "utility": STRATEGY.name,
+        "settings": key_settings,
+        "validation_rows": val.height,
+        "validation_fingerprint": data,
+        "model_path": str(path),
+    }
+    return BuiltUtility(
+        utility, utility_key(STRATEGY.name, key_settings, data), description, prompt_identities(proxies)
+    )
 
 
 STRATEGY = Strategy(

@@ -79,7 +79,14 @@ def ridge_fit(x: np.ndarray, y: np.ndarray, ridge: float) -> np.ndarray:
 class ProbeUtility:
     """U(S) of the module docstring, over players given by their (x, y) representations."""
 
-    def __init__(self, player_x: np.ndarray, player_y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray, settings: ProbeSettings = ProbeSettings()):
+    def __init__(
+        self,
+        player_x: np.ndarray,
+        player_y: np.ndarray,
+        val_x: np.ndarray,
+        val_y: np.ndarray,
+        settings: ProbeSettings = ProbeSettings(),
+    ):
         if len(player_x) != len(player_y) or len(val_x) != len(val_y):
             raise ValueError("prompt and response representations differ in count")
         if len(val_x) < 2:
@@ -106,10 +113,17 @@ class ProbeUtility:
 
 @dataclass(frozen=True)
 class ProbeUtilitySettings:
-    model: str = field(default="smollm2-135m-instruct", metadata={"help": "the LM whose representations the probe reads: the packaged SmolLM2-135M-Instruct, or a local model folder"})
+    model: str = field(
+        default="smollm2-135m-instruct",
+        metadata={
+            "help": "the LM whose representations the probe reads: the packaged SmolLM2-135M-Instruct, or a local model folder"
+        },
+    )
     dims: int = field(default=16, metadata={"help": "PCA components kept of prompt and of response representations"})
     ridge: float = field(default=20.0, metadata={"help": "L2 penalty of the ridge regression (on whitened features)"})
-    validation_rows: int = field(default=256, metadata={"help": "validation rows U is measured on (the first by row id); 0 = all"})
+    validation_rows: int = field(
+        default=256, metadata={"help": "validation rows U is measured on (the first by row id); 0 = all"}
+    )
     max_tokens: int = field(default=256, metadata={"help": "tokens kept per row when computing the LM's features"})
     batch_size: int = field(default=8, metadata={"help": "rows per LM forward pass when computing features"})
 
@@ -136,12 +150,24 @@ def build(settings: ProbeUtilitySettings, inputs: UtilityInputs) -> BuiltUtility
         todo = rows.filter(pl.col("key").is_in(list(missing)))
         log(f"probe: LM features for {todo.height} rows ({rows.height - todo.height} cached)")
         model, tok = lm.load_lm(path, device=device)
-        prompts, outputs, ids = lm.prompt_texts(tok, todo["instruction"], todo["input"], todo["messages"], log), todo["output"].to_list(), todo["key"].to_list()
+        prompts, outputs, ids = (
+            lm.prompt_texts(tok, todo["instruction"], todo["input"], todo["messages"], log),
+            todo["output"].to_list(),
+            todo["key"].to_list(),
+        )
         progress = Progress(todo.height, "probe features", log, unit="rows")
         with cache.buffered(feature_id) as saved:  # few transactions, at most half a minute of work unsaved
             for s in range(0, todo.height, FEATURE_CHUNK):
                 chunk = slice(s, s + FEATURE_CHUNK)
-                xs, ys = lm.penultimate_features(model, tok, prompts[chunk], outputs[chunk], batch_size=settings.batch_size, max_tokens=settings.max_tokens, progress=progress)
+                xs, ys = lm.penultimate_features(
+                    model,
+                    tok,
+                    prompts[chunk],
+                    outputs[chunk],
+                    batch_size=settings.batch_size,
+                    max_tokens=settings.max_tokens,
+                    progress=progress,
+                )
                 saved.add(ids[chunk], np.hstack([xs, ys]))
     p, v = cache.get(feature_id, proxy_rows["key"].to_list()), cache.get(feature_id, val_rows["key"].to_list())
     h = p.shape[1] // 2
@@ -149,8 +175,16 @@ def build(settings: ProbeUtilitySettings, inputs: UtilityInputs) -> BuiltUtility
     utility = ProbeUtility(p[:, :h], p[:, h:], v[:, :h], v[:, h:], probe)
     key_settings = {"features": feature_id, **probe.as_dict(), "score": "ridge_r2/v1"}
     data = fingerprint_arrays(val_rows["key"].to_list())
-    description = {"utility": STRATEGY.name, "settings": key_settings, "validation_rows": val.height, "validation_fingerprint": data, "model_path": str(path)}
-    return BuiltUtility(utility, utility_key(STRATEGY.name, key_settings, data), description, prompt_identities(inputs.proxies))
+    description = {
+        "utility": STRATEGY.name,
+        "settings": key_settings,
+        "validation_rows": val.height,
+        "validation_fingerprint": data,
+        "model_path": str(path),
+    }
+    return BuiltUtility(
+        utility, utility_key(STRATEGY.name, key_settings, data), description, prompt_identities(inputs.proxies)
+    )
 
 
 STRATEGY = Strategy(

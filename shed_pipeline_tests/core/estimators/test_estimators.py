@@ -4,7 +4,15 @@ import math
 import numpy as np
 import pytest
 
-from shed_pipeline.core.estimators import banzhaf_msr, estimate, exact_banzhaf, exact_shapley, knn_shapley, shed_grouped, tmc_shapley
+from shed_pipeline.core.estimators import (
+    banzhaf_msr,
+    estimate,
+    exact_banzhaf,
+    exact_shapley,
+    knn_shapley,
+    shed_grouped,
+    tmc_shapley,
+)
 from shed_pipeline.core.estimators.base import permutation
 from shed_pipeline.core.utilities import CountingUtility, KNNUtility
 
@@ -62,7 +70,10 @@ def test_sampling_estimators_converge_to_exact_values(n):
     rng = np.random.default_rng(n)
     game = TableGame(np.concatenate([[0.1], rng.random(2**n - 1)]))
     exact = exact_shapley(game).values
-    for est in (lambda T: tmc_shapley(CountingUtility(game), T, seed=1), lambda T: shed_grouped(CountingUtility(game), T, seed=1, group_size=1)):
+    for est in (
+        lambda T: tmc_shapley(CountingUtility(game), T, seed=1),
+        lambda T: shed_grouped(CountingUtility(game), T, seed=1, group_size=1),
+    ):
         small, large = est(50), est(3000)
         err_small, err_large = np.abs(small.values - exact).max(), np.abs(large.values - exact).max()
         # Error shrinks like 1/sqrt(T) (sqrt(60) ~ 7.7x here), and every player is within 5 standard errors.
@@ -151,7 +162,9 @@ def test_permutations_keep_the_relative_order_of_players_when_others_join_or_lea
         fewer = keys[[0, 1, 3, 5, 6]]
         part = fewer[permutation(len(fewer), seed=7, t=t, keys=fewer)]
         assert [k for k in full if k in set(fewer)] == list(part)
-        np.testing.assert_array_equal(permutation(len(keys), seed=7, t=t, keys=keys), permutation(len(keys), seed=7, t=t, keys=keys))
+        np.testing.assert_array_equal(
+            permutation(len(keys), seed=7, t=t, keys=keys), permutation(len(keys), seed=7, t=t, keys=keys)
+        )
     assert not np.array_equal(permutation(7, 7, 0, keys), permutation(7, 8, 0, keys))
     with pytest.raises(ValueError, match="2 player keys for 7 players"):
         permutation(7, 0, 0, keys[:2])

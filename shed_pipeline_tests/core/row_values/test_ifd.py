@@ -24,7 +24,12 @@ def pool_frame():
     return pl.DataFrame(
         {
             "row_id": ["r1", "r2", "r3", "r4"],
-            "instruction": ["what is the capital of france", "what colour is the sky", "a b c", "what colour is the sky"],
+            "instruction": [
+                "what is the capital of france",
+                "what colour is the sky",
+                "a b c",
+                "what colour is the sky",
+            ],
             "input": ["", "", "d e f", ""],
             "output": ["paris", "blue", "g", "green sky"],
             "messages": [None, None, None, chat],
@@ -49,7 +54,9 @@ def test_ifd_equals_a_direct_computation_and_is_computed_once(tiny_dir, tmp_path
     pool = pool_frame()
     settings = IFDSettings(model=str(tiny_dir), max_tokens=64)
     lines: list[str] = []
-    inputs = RowValueInputs(pool, pl.DataFrame(), feature_cache=tmp_path / "cache.duckdb", cache_dir=tmp_path, log=lines.append)
+    inputs = RowValueInputs(
+        pool, pl.DataFrame(), feature_cache=tmp_path / "cache.duckdb", cache_dir=tmp_path, log=lines.append
+    )
     frame, stats = compute_row_values(["ifd"], {"ifd": settings}, inputs)
     model, tok = lm.load_lm(tiny_dir)
     prompts = lm.prompt_texts(tok, pool["instruction"], pool["input"], pool["messages"])
@@ -67,9 +74,22 @@ def test_ifd_equals_a_direct_computation_and_is_computed_once(tiny_dir, tmp_path
     again, _ = compute_row_values(["ifd"], {"ifd": settings}, inputs)
     assert again.equals(frame)
     monkeypatch.undo()
-    grown = pl.concat([pool, pl.DataFrame({"row_id": ["r5"], "instruction": ["the sky"], "input": [""], "output": ["blue"], "messages": [None]})])
+    grown = pl.concat(
+        [
+            pool,
+            pl.DataFrame(
+                {"row_id": ["r5"], "instruction": ["the sky"], "input": [""], "output": ["blue"], "messages": [None]}
+            ),
+        ]
+    )
     lines.clear()
-    more, _ = compute_row_values(["ifd"], {"ifd": settings}, RowValueInputs(grown, pl.DataFrame(), feature_cache=tmp_path / "cache.duckdb", cache_dir=tmp_path, log=lines.append))
+    more, _ = compute_row_values(
+        ["ifd"],
+        {"ifd": settings},
+        RowValueInputs(
+            grown, pl.DataFrame(), feature_cache=tmp_path / "cache.duckdb", cache_dir=tmp_path, log=lines.append
+        ),
+    )
     assert any("ifd: 1 rows to score" in line and "(4 cached)" in line for line in lines)
     assert more.head(4).equals(frame)
     assert more["value"][4] == pytest.approx(direct_ifd(model, tok, lm.prompt_text(tok, "the sky"), "blue"), rel=1e-5)
@@ -78,9 +98,17 @@ def test_ifd_equals_a_direct_computation_and_is_computed_once(tiny_dir, tmp_path
 def test_cache_entries_are_per_model_and_token_budget(tiny_dir, tmp_path):
     pool = pool_frame().head(2)
     cache = tmp_path / "cache.duckdb"
-    a, _ = compute_row_values(["ifd"], {"ifd": IFDSettings(model=str(tiny_dir), max_tokens=64)}, RowValueInputs(pool, pl.DataFrame(), feature_cache=cache))
+    a, _ = compute_row_values(
+        ["ifd"],
+        {"ifd": IFDSettings(model=str(tiny_dir), max_tokens=64)},
+        RowValueInputs(pool, pl.DataFrame(), feature_cache=cache),
+    )
     # A budget that cuts the prompt to one token changes the value: it must not come from the cache.
-    b, _ = compute_row_values(["ifd"], {"ifd": IFDSettings(model=str(tiny_dir), max_tokens=3)}, RowValueInputs(pool, pl.DataFrame(), feature_cache=cache))
+    b, _ = compute_row_values(
+        ["ifd"],
+        {"ifd": IFDSettings(model=str(tiny_dir), max_tokens=3)},
+        RowValueInputs(pool, pl.DataFrame(), feature_cache=cache),
+    )
     assert not np.allclose(a["value"].to_numpy(), b["value"].to_numpy())
 
 
@@ -95,20 +123,35 @@ def test_shards_computed_apart_fill_the_cache_for_the_final_pass(tiny_dir, tmp_p
     from shed_pipeline.core.row_values import compute_shard, kinds_apart
 
     assert kinds_apart(["knn_shapley", "ifd"]) == ["ifd"]  # knn_shapley needs every row at once
-    pool = pool_frame().with_columns(pl.col("row_id").map_elements(lambda r: hashlib.sha256(r.encode()).hexdigest(), return_dtype=pl.Utf8))
+    pool = pool_frame().with_columns(
+        pl.col("row_id").map_elements(lambda r: hashlib.sha256(r.encode()).hexdigest(), return_dtype=pl.Utf8)
+    )
     settings = {"ifd": IFDSettings(model=str(tiny_dir), max_tokens=64)}
-    serial, _ = compute_row_values(["ifd"], settings, RowValueInputs(pool, pl.DataFrame(), feature_cache=tmp_path / "serial.duckdb", cache_dir=tmp_path))
+    serial, _ = compute_row_values(
+        ["ifd"],
+        settings,
+        RowValueInputs(pool, pl.DataFrame(), feature_cache=tmp_path / "serial.duckdb", cache_dir=tmp_path),
+    )
     cache, shards = tmp_path / "sharded.duckdb", 3
-    rows = [compute_shard(["ifd"], settings, RowValueInputs(pool, pl.DataFrame(), feature_cache=cache, cache_dir=tmp_path), s, shards)["rows"] for s in range(shards)]
+    rows = [
+        compute_shard(
+            ["ifd"], settings, RowValueInputs(pool, pl.DataFrame(), feature_cache=cache, cache_dir=tmp_path), s, shards
+        )["rows"]
+        for s in range(shards)
+    ]
     assert sum(rows) == pool.height and sum(r > 0 for r in rows) >= 2  # each row in one shard, the work spread
 
     def no_model(*_a, **_k):
         raise AssertionError("the final pass loaded the model although the shards scored every row")
 
     monkeypatch.setattr(lm, "load_lm", no_model)
-    final, _ = compute_row_values(["ifd"], settings, RowValueInputs(pool, pl.DataFrame(), feature_cache=cache, cache_dir=tmp_path))
+    final, _ = compute_row_values(
+        ["ifd"], settings, RowValueInputs(pool, pl.DataFrame(), feature_cache=cache, cache_dir=tmp_path)
+    )
     assert final["row_id"].to_list() == serial["row_id"].to_list()
-    np.testing.assert_allclose(final["value"].to_numpy(), serial["value"].to_numpy(), rtol=1e-5)  # batches differ: last bits may
+    np.testing.assert_allclose(
+        final["value"].to_numpy(), serial["value"].to_numpy(), rtol=1e-5
+    )  # batches differ: last bits may
     with pytest.raises(ValueError, match="none of the row value kinds knn_shapley values rows apart"):
         compute_shard(["knn_shapley"], settings, RowValueInputs(pool, pl.DataFrame()), 0, 2)
     with pytest.raises(ValueError, match="shard 2 of 2 does not exist"):

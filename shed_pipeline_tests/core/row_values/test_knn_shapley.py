@@ -99,11 +99,33 @@ def test_token_sets_give_text_match_f1_bit_for_bit():
 
 def test_strategy_values_the_pool_against_the_first_validation_rows_by_id():
     rng = np.random.default_rng(11)
-    pool = pl.DataFrame({"row_id": [f"p{i}" for i in range(30)], "output": texts(rng, 30), "embedding": unit(rng, 30).astype(np.float32)})
-    val = pl.DataFrame({"row_id": [f"v{i:02d}" for i in range(12)][::-1], "output": texts(rng, 12), "embedding": unit(rng, 12).astype(np.float32)})
-    frame, stats = compute_row_values(["knn_shapley"], {"knn_shapley": ROW_VALUES["knn_shapley"].configure({"k": 3, "validation_rows": 5})}, RowValueInputs(pool, val))
+    pool = pl.DataFrame(
+        {
+            "row_id": [f"p{i}" for i in range(30)],
+            "output": texts(rng, 30),
+            "embedding": unit(rng, 30).astype(np.float32),
+        }
+    )
+    val = pl.DataFrame(
+        {
+            "row_id": [f"v{i:02d}" for i in range(12)][::-1],
+            "output": texts(rng, 12),
+            "embedding": unit(rng, 12).astype(np.float32),
+        }
+    )
+    frame, stats = compute_row_values(
+        ["knn_shapley"],
+        {"knn_shapley": ROW_VALUES["knn_shapley"].configure({"k": 3, "validation_rows": 5})},
+        RowValueInputs(pool, val),
+    )
     first = val.sort("row_id").head(5)
-    expect = knn_shapley_values(pool["embedding"].to_numpy(), pool["output"].to_list(), first["embedding"].to_numpy(), first["output"].to_list(), k=3)
+    expect = knn_shapley_values(
+        pool["embedding"].to_numpy(),
+        pool["output"].to_list(),
+        first["embedding"].to_numpy(),
+        first["output"].to_list(),
+        k=3,
+    )
     assert frame["row_id"].to_list() == pool["row_id"].to_list() and set(frame["kind"]) == {"knn_shapley"}
     np.testing.assert_array_equal(frame["value"].to_numpy(), expect)
     assert stats["knn_shapley"]["rows"] == 30 and stats["knn_shapley"]["min"] == expect.min()

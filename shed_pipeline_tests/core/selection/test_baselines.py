@@ -69,7 +69,9 @@ def test_longest_picks_exactly_the_k_longest_by_characters_ties_by_row_id():
         brute = sorted(range(30), key=lambda i: (-lengths[i], ids[i]))[:k]
         assert [s.row_id for s in sel] == [ids[i] for i in brute]
         chosen = {s.row_id for s in sel}
-        assert min(lengths[i] for i in range(30) if ids[i] in chosen) >= max([lengths[i] for i in range(30) if ids[i] not in chosen] or [0])
+        assert min(lengths[i] for i in range(30) if ids[i] in chosen) >= max(
+            [lengths[i] for i in range(30) if ids[i] not in chosen] or [0]
+        )
     assert sel[0].reason == f"longest: response of {lengths.max()} characters, rank 1 of 30 by length"
     loose = run("longest", make_inputs([0], [None], [["a"]], n=1, outputs=["x", "longer"], extra_rows=["z"]))
     assert loose[0].row_id == "z" and loose[0].cluster_id == -1  # a row in no cluster
@@ -82,7 +84,15 @@ def test_ifd_keeps_the_highest_ifd_below_one_then_says_how_it_filled_up():
     inputs = lambda n: make_inputs([0], [None], [list(IFD) + ["r7"]], n=n, row_values={"ifd": IFD})  # noqa: E731
     assert [s.row_id for s in run("ifd", inputs(3))] == ["r4", "r2", "r1"]
     sel = run("ifd", inputs(7))
-    assert [s.row_id for s in sel] == ["r4", "r2", "r1", "r6", "r3", "r5", "r7"]  # then >= 1 lowest first, then no value
+    assert [s.row_id for s in sel] == [
+        "r4",
+        "r2",
+        "r1",
+        "r6",
+        "r3",
+        "r5",
+        "r7",
+    ]  # then >= 1 lowest first, then no value
     assert sel[0].reason == "ifd: IFD 0.99 < 1, rank 1 of the 3 rows below 1 (Superfiltering: highest IFD below 1)"
     assert sel[3].reason == "ifd: only 3 rows have IFD < 1 for a target of 7; filled with IFD 1.05 >= 1, lowest first"
     assert "without an IFD value" in sel[5].reason and "without an IFD value" in sel[6].reason

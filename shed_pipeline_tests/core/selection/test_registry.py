@@ -15,11 +15,17 @@ from shed_pipeline_tests.core.selection.inputs import make_inputs, run, unit_vec
 
 def test_registry_lists_exactly_the_method_modules():
     declared = declared_strategies(package)
-    assert set(METHODS.names) == set(declared) == {"qocs", "qwcs", "coverage", "random", "stratified", "longest", "ifd", "kcenter"}
+    assert (
+        set(METHODS.names)
+        == set(declared)
+        == {"qocs", "qwcs", "coverage", "random", "stratified", "longest", "ifd", "kcenter"}
+    )
     assert all(METHODS[name] is s for name, s in declared.items())
     with pytest.raises(StrategyError, match="unknown method 'best'; choose one of qocs, qwcs, coverage, random"):
         METHODS["best"]
-    with pytest.raises(StrategyError, match="method qwcs has no setting 'beta'; its settings: member_order, temperature"):
+    with pytest.raises(
+        StrategyError, match="method qwcs has no setting 'beta'; its settings: member_order, temperature"
+    ):
         METHODS.configure("qwcs", {"beta": 1.0})
 
 
@@ -54,7 +60,9 @@ def test_shed_methods_and_random_give_the_same_rows_order_and_reasons_as_before(
     ids, scores, members = pinned_fixture()
     settings = {"temperature": temperature} if temperature is not None else {}
     sel = run(method, make_inputs(ids, scores, members, n=n, seed=seed), **settings)
-    got = hashlib.sha256(json.dumps([[s.row_id, s.cluster_id, s.draw_order, s.reason] for s in sel]).encode()).hexdigest()[:16]
+    got = hashlib.sha256(
+        json.dumps([[s.row_id, s.cluster_id, s.draw_order, s.reason] for s in sel]).encode()
+    ).hexdigest()[:16]
     assert got == digest
 
 

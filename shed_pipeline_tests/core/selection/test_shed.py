@@ -111,7 +111,7 @@ def test_qwcs_member_order_by_values_takes_the_best_unused_member_of_the_drawn_c
     assert [s.cluster_id for s in sel] == [s.cluster_id for s in src]  # a fixed member order uses no draws
     for c, members in zip(IDS, MEMBERS, strict=True):
         order = [s.row_id for s in sel if s.cluster_id == c]
-        assert order == sorted(members, key=lambda r: (-VALUES["knn_shapley"].get(r, -math.inf)))
+        assert order == sorted(members, key=lambda r: -VALUES["knn_shapley"].get(r, -math.inf))
     assert "best unused member by knn_shapley" in sel[0].reason
     for c, members in zip(IDS, MEMBERS, strict=True):
         assert [s.row_id for s in src if s.cluster_id == c] == members
@@ -120,7 +120,9 @@ def test_qwcs_member_order_by_values_takes_the_best_unused_member_of_the_drawn_c
 def test_cluster_methods_need_scores():
     unscored = make_inputs(IDS, [None] * 4, MEMBERS, n=3)
     for method in ("qocs", "qwcs", "coverage"):
-        with pytest.raises(ValueError, match=f"method {method} ranks clusters by their proxy score, but 4 of 4 clusters have none"):
+        with pytest.raises(
+            ValueError, match=f"method {method} ranks clusters by their proxy score, but 4 of 4 clusters have none"
+        ):
             run(method, unscored)
 
 
@@ -179,6 +181,10 @@ def test_coverage_member_order_by_values():
 def test_random_member_order_is_a_seeded_shuffle_of_each_cluster():
     members = [list("abcdefg"), ["h", "i"]]
     for method in ("qocs", "coverage"):
-        a = [s.row_id for s in run(method, make_inputs([0, 1], [0.2, 0.1], members, n=9, seed=3), member_order="random")]
-        assert a == [s.row_id for s in run(method, make_inputs([0, 1], [0.2, 0.1], members, n=9, seed=3), member_order="random")]
+        a = [
+            s.row_id for s in run(method, make_inputs([0, 1], [0.2, 0.1], members, n=9, seed=3), member_order="random")
+        ]
+        assert a == [
+            s.row_id for s in run(method, make_inputs([0, 1], [0.2, 0.1], members, n=9, seed=3), member_order="random")
+        ]
         assert sorted(a) == list("abcdefghi") and [r for r in a if r in "abcdefg"] != list("abcdefg")

@@ -35,7 +35,9 @@ def test_coalition_key_depends_on_the_member_ids_only():
     assert coalition_key(IDS, mask) == coalition_key(IDS[::-1], mask[::-1])  # order of players is irrelevant
     assert coalition_key(IDS, mask) != coalition_key(IDS, ~mask)
     assert utility_key("knn", {"k": 3}, "a") != utility_key("knn", {"k": 5}, "a") != utility_key("knn", {"k": 5}, "b")
-    assert fingerprint_arrays(["a", "b"], np.zeros(2, np.float32)) != fingerprint_arrays(["ab"], np.zeros(2, np.float32))
+    assert fingerprint_arrays(["a", "b"], np.zeros(2, np.float32)) != fingerprint_arrays(
+        ["ab"], np.zeros(2, np.float32)
+    )
     assert fingerprint_arrays(["a"], np.zeros(2, np.float32)) != fingerprint_arrays(["a"], np.zeros(2, np.float64))
 
 
@@ -164,7 +166,9 @@ def test_two_processes_can_score_at_the_same_time(tmp_path):
     with store.session(KEY, {}) as mine:
         mine.put("a", 1.0)
         mine.flush()
-        done = subprocess.run([sys.executable, "-c", CONCURRENT_SCRIPT, str(db)], env=env, capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-c", CONCURRENT_SCRIPT, str(db)], env=env, capture_output=True, text=True, timeout=120
+        )
         assert done.returncode == 0, done.stderr
         mine.put("b", 2.0)
     assert store.count(KEY) == 2 and store.count("other-key") == 5

@@ -121,7 +121,6 @@ def test_heldout_utility_from_nearest_rows_equals_the_dense_knn_utility_bit_for_
         knn.heldout_utility(pool, outputs[:-1], test, refs, k)
 
 
-
 @pytest.mark.parametrize("k", [1, 3, 30])
 def test_a_game_too_large_for_dense_matrices_gives_the_same_values_without_building_them(k, monkeypatch):
     """Above DENSE_MAX_ELEMENTS a coalition's value comes from its members' nearest rows in blocks
@@ -129,7 +128,9 @@ def test_a_game_too_large_for_dense_matrices_gives_the_same_values_without_build
     pool, outputs, test, refs = _ties_game(3)
     dense = KNNUtility(pool, outputs, test, refs, k=k)
     rng = np.random.default_rng(k)
-    coalitions = [np.ones(len(pool), bool), np.zeros(len(pool), bool)] + [rng.random(len(pool)) < p for p in (0.1, 0.5, 0.9)]
+    coalitions = [np.ones(len(pool), bool), np.zeros(len(pool), bool)] + [
+        rng.random(len(pool)) < p for p in (0.1, 0.5, 0.9)
+    ]
     expected = [dense.value(c) for c in coalitions]
     monkeypatch.setattr(knn, "DENSE_MAX_ELEMENTS", len(pool) * len(test) - 1)
     monkeypatch.setattr(knn, "TRAIN_BLOCK", 4)

@@ -93,7 +93,13 @@ def test_the_utility_builders_prompt_chat_rows_with_their_turns_and_key_them_apa
     tok = AutoTokenizer.from_pretrained(model_dir)
     tok.chat_template = CHAT
     tok.save_pretrained(model_dir)
-    conv = json.dumps([{"role": "user", "content": "what colour"}, {"role": "assistant", "content": "blue"}, {"role": "user", "content": "the sky"}])
+    conv = json.dumps(
+        [
+            {"role": "user", "content": "what colour"},
+            {"role": "assistant", "content": "blue"},
+            {"role": "user", "content": "the sky"},
+        ]
+    )
     flat = "user: what colour\n\nassistant: blue\n\nuser: the sky"  # how the reader flattens it into the instruction
     raw = pl.DataFrame(
         {
@@ -105,29 +111,62 @@ def test_the_utility_builders_prompt_chat_rows_with_their_turns_and_key_them_apa
             "split": ["pool"] * 3 + ["validation"] * 3,
         }
     )
-    emb = pl.DataFrame({"row_id": raw["row_id"], "embedding": [np.random.default_rng(i).normal(size=4).astype(np.float32) for i in range(6)]})
+    emb = pl.DataFrame(
+        {
+            "row_id": raw["row_id"],
+            "embedding": [np.random.default_rng(i).normal(size=4).astype(np.float32) for i in range(6)],
+        }
+    )
     val, proxies, logs = validation_rows(raw, emb), ["p1", "p2", "p3"], []
     assert val.columns == ["row_id", "instruction", "input", "output", "messages", "embedding"]
-    assert validation_rows(raw.drop("messages"), emb).columns == ["row_id", "instruction", "input", "output", "embedding"]
+    assert validation_rows(raw.drop("messages"), emb).columns == [
+        "row_id",
+        "instruction",
+        "input",
+        "output",
+        "embedding",
+    ]
     cfg = UTILITIES["lm"].settings(model=str(model_dir), steps=2, max_tokens=64)
 
     def build(settings, raw, val):
         name = "lm" if isinstance(settings, UTILITIES["lm"].settings) else "probe"
-        built = UTILITIES[name].run(settings, UtilityInputs(proxy_rows(raw, emb, proxies), val, "cpu", tmp_path, logs.append, tmp_path / "features.duckdb"))
+        built = UTILITIES[name].run(
+            settings,
+            UtilityInputs(
+                proxy_rows(raw, emb, proxies), val, "cpu", tmp_path, logs.append, tmp_path / "features.duckdb"
+            ),
+        )
         return built.utility, built.key, built.description, built.identities
 
     u, key, description, ids = build(cfg, raw, val)
-    assert u.player_prompts[1] == u.val_prompts[0] == "<|user|>what colour\n<|assistant|>blue\n<|user|>the sky\n<|assistant|>"
+    assert (
+        u.player_prompts[1]
+        == u.val_prompts[0]
+        == "<|user|>what colour\n<|assistant|>blue\n<|user|>the sky\n<|assistant|>"
+    )
     # Alpaca prompts did not change: the key's prompt format did not either, so their cached values stay valid.
-    assert u.player_prompts[0] == "<|user|>a b\n<|assistant|>" and description["settings"]["prompt"] == "chat_template/v1"
-    old_u, old_key, _, old_ids = build(cfg, raw.drop("messages"), val.drop("messages"))  # frames and a snapshot from before the column
+    assert (
+        u.player_prompts[0] == "<|user|>a b\n<|assistant|>" and description["settings"]["prompt"] == "chat_template/v1"
+    )
+    old_u, old_key, _, old_ids = build(
+        cfg, raw.drop("messages"), val.drop("messages")
+    )  # frames and a snapshot from before the column
     assert old_u.player_prompts[1] == old_u.val_prompts[0] == f"<|user|>{flat}\n<|assistant|>"
-    assert old_key != key and old_ids[1] != ids[1] and old_ids[0] == ids[0] and old_ids[2] == ids[2]  # only the chat row's identity differs
-    _, mixed_key, _, mixed_ids = build(cfg, raw, val.drop("messages"))  # a snapshot from before: its rows as Alpaca rows
+    assert (
+        old_key != key and old_ids[1] != ids[1] and old_ids[0] == ids[0] and old_ids[2] == ids[2]
+    )  # only the chat row's identity differs
+    _, mixed_key, _, mixed_ids = build(
+        cfg, raw, val.drop("messages")
+    )  # a snapshot from before: its rows as Alpaca rows
     assert mixed_key == old_key and mixed_ids == ids
     probe = UTILITIES["probe"].settings(model=str(model_dir), dims=2)
     _, pkey, pdesc, _ = build(probe, raw, val)
     _, old_pkey, _, _ = build(probe, raw.drop("messages"), val.drop("messages"))
     assert pdesc["settings"]["features"].startswith("lm-penultimate/v1:") and pkey != old_pkey
     # The second build computes features again for the two chat rows only (prompted flattened now).
-    assert [m.split(" (")[0] for m in logs if m.startswith("probe")] == ["probe: LM features for 6 rows", "probe features: 6/6 rows", "probe: LM features for 2 rows", "probe features: 2/2 rows"]
+    assert [m.split(" (")[0] for m in logs if m.startswith("probe")] == [
+        "probe: LM features for 6 rows",
+        "probe features: 6/6 rows",
+        "probe: LM features for 2 rows",
+        "probe features: 2/2 rows",
+    ]

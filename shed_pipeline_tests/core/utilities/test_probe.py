@@ -9,7 +9,11 @@ from shed_pipeline.core.utilities.probe import PCABasis, ProbeSettings, ProbeUti
 
 def task_data(n, rng, centres_x, centres_y, noise=1.0):
     t = rng.integers(len(centres_x), size=n)
-    return t, centres_x[t] + noise * rng.normal(size=(n, centres_x.shape[1])), centres_y[t] + noise * rng.normal(size=(n, centres_y.shape[1]))
+    return (
+        t,
+        centres_x[t] + noise * rng.normal(size=(n, centres_x.shape[1])),
+        centres_y[t] + noise * rng.normal(size=(n, centres_y.shape[1])),
+    )
 
 
 def test_ridge_fit_matches_augmented_least_squares():
@@ -35,7 +39,12 @@ def test_pca_basis_whitens_its_data_and_is_deterministic():
 
 def test_value_is_the_validation_r2_of_the_coalition_regression():
     rng = np.random.default_rng(2)
-    px, py, vx, vy = rng.normal(size=(6, 5)), rng.normal(size=(6, 4)), rng.normal(size=(20, 5)), rng.normal(size=(20, 4))
+    px, py, vx, vy = (
+        rng.normal(size=(6, 5)),
+        rng.normal(size=(6, 4)),
+        rng.normal(size=(20, 5)),
+        rng.normal(size=(20, 4)),
+    )
     s = ProbeSettings(dims=3, ridge=0.5)
     u = ProbeUtility(px, py, vx, vy, s)
     assert u.value(np.zeros(6, dtype=bool)) == 0.0  # the mean response: R^2 = 0 by definition

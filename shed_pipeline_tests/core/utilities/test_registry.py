@@ -27,15 +27,38 @@ FEATURES = "lm-penultimate/v1:model-fp:256:cpu-sig"  # what the stand-in model a
 @pytest.fixture
 def inputs(tmp_path, monkeypatch) -> UtilityInputs:
     """8 pool rows and 4 validation rows with exact vectors; a stand-in LM whose features are cached."""
-    raw = pl.DataFrame({"row_id": IDS, "instruction": [f"do {i}" for i in range(12)], "input": [""] * 12, "output": [f"answer {i % 5}" for i in range(12)], "split": ["pool"] * 8 + ["validation"] * 4})
-    emb = pl.DataFrame({"row_id": IDS, "embedding": [np.array([(i % 4) / 4, (i % 3) / 3, i / 16, 1.0], dtype=np.float32) for i in range(12)]})
+    raw = pl.DataFrame(
+        {
+            "row_id": IDS,
+            "instruction": [f"do {i}" for i in range(12)],
+            "input": [""] * 12,
+            "output": [f"answer {i % 5}" for i in range(12)],
+            "split": ["pool"] * 8 + ["validation"] * 4,
+        }
+    )
+    emb = pl.DataFrame(
+        {
+            "row_id": IDS,
+            "embedding": [np.array([(i % 4) / 4, (i % 3) / 3, i / 16, 1.0], dtype=np.float32) for i in range(12)],
+        }
+    )
     monkeypatch.setattr(lm, "resolve_lm", lambda model, cache_dir=None, log=print: Path("/models/stand-in"))
     monkeypatch.setattr(lm, "model_fingerprint", lambda path: "model-fp")
     monkeypatch.setattr(lm, "device_signature", lambda device: "cpu-sig")
     monkeypatch.setattr(lm, "load_lm", lambda *a, **k: pytest.fail("every feature is cached: no model loads"))
-    feats = np.array([[((i * 7 + j * 3) % 11) / 11 - 0.5 + (i == j) for j in range(8)] for i in range(12)], dtype=np.float32)
+    feats = np.array(
+        [[((i * 7 + j * 3) % 11) / 11 - 0.5 + (i == j) for j in range(8)] for i in range(12)], dtype=np.float32
+    )
     EmbeddingCache(tmp_path / "features.duckdb").put(FEATURES, IDS, feats)
-    return UtilityInputs(proxy_rows(raw, emb, PROXIES), validation_rows(raw, emb), "cpu", tmp_path, print, tmp_path / "features.duckdb", 0)
+    return UtilityInputs(
+        proxy_rows(raw, emb, PROXIES),
+        validation_rows(raw, emb),
+        "cpu",
+        tmp_path,
+        print,
+        tmp_path / "features.duckdb",
+        0,
+    )
 
 
 # Keys computed by the pipeline before this refactor (assets/score.py's build_utility) on these rows.
@@ -72,17 +95,40 @@ def test_registry_lists_exactly_the_utility_modules():
 
 def test_registries_import_without_torch():
     code = "import sys, shed_pipeline.core.utilities, shed_pipeline.core.estimators, shed_pipeline.core.valuation; print('torch' in sys.modules, 'dagster' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split() == ["False", "False"]
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split() == [
+        "False",
+        "False",
+    ]
 
 
 def test_unknown_utility_and_setting_fail_listing_what_exists():
     with pytest.raises(StrategyError, match="unknown utility 'knnn'; choose one of knn, lm, probe"):
         UTILITIES.configure("knnn")
-    with pytest.raises(StrategyError, match="utility probe has no setting 'probe_dims'; its settings: batch_size, dims, max_tokens, model, ridge, validation_rows"):
+    with pytest.raises(
+        StrategyError,
+        match="utility probe has no setting 'probe_dims'; its settings: batch_size, dims, max_tokens, model, ridge, validation_rows",
+    ):
         UTILITIES.configure("probe", {"probe_dims": 4})
 
 
 def test_settings_defaults_are_the_documented_ones():
     assert UTILITIES["knn"].defaults() == {"k": 5}
-    assert UTILITIES["lm"].defaults() == {"model": "smollm2-135m-instruct", "steps": 8, "lr": 1e-3, "rank": 8, "batch_size": 8, "max_tokens": 256, "validation_rows": 64, "benchmarks": [], "benchmark_items": 32}
-    assert UTILITIES["probe"].defaults() == {"model": "smollm2-135m-instruct", "dims": 16, "ridge": 20.0, "validation_rows": 256, "max_tokens": 256, "batch_size": 8}
+    assert UTILITIES["lm"].defaults() == {
+        "model": "smollm2-135m-instruct",
+        "steps": 8,
+        "lr": 1e-3,
+        "rank": 8,
+        "batch_size": 8,
+        "max_tokens": 256,
+        "validation_rows": 64,
+        "benchmarks": [],
+        "benchmark_items": 32,
+    }
+    assert UTILITIES["probe"].defaults() == {
+        "model": "smollm2-135m-instruct",
+        "dims": 16,
+        "ridge": 20.0,
+        "validation_rows": 256,
+        "max_tokens": 256,
+        "batch_size": 8,
+    }
