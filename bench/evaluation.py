@@ -55,7 +55,8 @@ def build_inputs(a, utility: str, log):
     from shed_pipeline.assets import ALL_ASSETS
     from shed_pipeline.cli import _run_config, build_parser
     from shed_pipeline.core.selection.tables import selection_inputs
-    from shed_pipeline.resources import resources_for_env
+    from shed_pipeline.resources import resources_for
+    from shed_pipeline.settings import Settings
 
     argv = [
         "run",
@@ -76,7 +77,9 @@ def build_inputs(a, utility: str, log):
     assets = [x for x in ALL_ASSETS if x.key.to_user_string() in PIPELINE_ASSETS]
     t0 = time.perf_counter()
     with dg.DagsterInstance.get() as instance:
-        result = dg.materialize(assets, resources=resources_for_env(), run_config=config, instance=instance)
+        result = dg.materialize(
+            assets, resources=resources_for(Settings.from_env()), run_config=config, instance=instance
+        )
     log(f"{utility}: pool, embeddings, clusters, row values and proxy scores in {time.perf_counter() - t0:.0f}s")
     out = {k: result.output_for_node(k) for k in PIPELINE_ASSETS}
     raw, emb = out["raw_dataset"], out["embeddings"]
@@ -149,7 +152,8 @@ def run(a, home: Path) -> None:
     from shed_pipeline.core.evaluation import selected_pool_indices
     from shed_pipeline.core.evaluation_lm import Arm, TrainingPlan, evaluate_arms, random_rows, summarize
     from shed_pipeline.core.selection import target_size
-    from shed_pipeline.resources import resources_for_env
+    from shed_pipeline.resources import resources_for
+    from shed_pipeline.settings import Settings
 
     t_start = time.perf_counter()
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
@@ -177,7 +181,7 @@ def run(a, home: Path) -> None:
         arms.append(Arm(spec, 0, tuple(int(i) for i in selected_pool_indices(pool_ids, ids))))
     if not a.no_full_pool:
         arms.append(Arm("full_pool", 0, tuple(range(pool.height))))
-    paths = resources_for_env()["paths"]
+    paths = resources_for(Settings.from_env())["paths"]
     model_path = lm.resolve_lm("smollm2-135m-instruct", paths.cache(), log)
     model, tok = lm.load_lm(model_path, device=a.device)
     test = test.sort("row_id").head(a.test_rows)

@@ -120,7 +120,8 @@ def child(a) -> None:
 
     from shed_pipeline.assets import ALL_ASSETS
     from shed_pipeline.cli import _run_config, build_parser
-    from shed_pipeline.resources import resources_for_env
+    from shed_pipeline.resources import resources_for
+    from shed_pipeline.settings import Settings
 
     argv = (
         ["run", "--source", a.source, "--no-lm-eval", "--seed", "0"]
@@ -132,7 +133,11 @@ def child(a) -> None:
     t0 = time.perf_counter()
     with dg.DagsterInstance.get() as instance:
         dg.materialize(
-            ALL_ASSETS, selection=[a.child], resources=resources_for_env(), run_config=config, instance=instance
+            ALL_ASSETS,
+            selection=[a.child],
+            resources=resources_for(Settings.from_env()),
+            run_config=config,
+            instance=instance,
         )
     Path(a.result).write_text(json.dumps({"seconds": time.perf_counter() - t0}))
 

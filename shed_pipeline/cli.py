@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from shed_pipeline.core.display import printable
+from shed_pipeline.settings import Settings
 
 # Without --estimator: the closed form where one exists, else the estimator that measured best per
 # utility evaluation (bench/estimators.py).
@@ -370,22 +371,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _home() -> Path:
-    from shed_pipeline.resources import default_home
-
-    return Path(default_home())
-
-
 @contextmanager
-def _dagster_instance():
-    """The DAGSTER_HOME instance, created under a lock on that folder: processes that create a new
-    instance at the same moment race in its SQLite migrations ("more than one head present")."""
+def _dagster_instance(dagster_home: Path):
+    """The instance in `dagster_home`, created under a lock on that folder: processes that create a
+    new instance at the same moment race in its SQLite migrations ("more than one head present")."""
     import dagster as dg
 
     from shed_pipeline.core.files import folder_lock
 
-    with folder_lock(os.environ["DAGSTER_HOME"], ".shed-instance.lock"):
-        instance = dg.DagsterInstance.get()
+    with folder_lock(dagster_home, ".shed-instance.lock"):
+        instance = dg.DagsterInstance.from_config(str(dagster_home))
     with instance:
         yield instance
 
@@ -405,14 +400,14 @@ concurrency:
 """
 
 
-def _ensure_dagster_home() -> Path:
-    home = os.environ.get("DAGSTER_HOME")
-    path = Path(home) if home else _home() / "dagster_home"
+def _ensure_dagster_home(settings: Settings) -> Path:
+    """The Dagster instance folder (DAGSTER_HOME, else <home>/dagster_home), made with DAGSTER_YAML
+    when it is new."""
+    path = settings.dagster_home_dir.resolve()
     path.mkdir(parents=True, exist_ok=True)
     cfg = path / "dagster.yaml"
     if not cfg.exists():
         cfg.write_text(DAGSTER_YAML)
-    os.environ["DAGSTER_HOME"] = str(path.resolve())
     return path
 
 
@@ -556,7 +551,7 @@ USER_ERRORS = {
 INTERRUPTS = {"DagsterExecutionInterruptedError", "KeyboardInterrupt"}
 
 
-def _no_space(text: str, step: str | None) -> str | None:
+def _no_space(text: str, step: str | None, storage: Path | str = "DAGSTER_HOME") -> str | None:
     """ "no space left on device while writing PATH (step X)" for a message that says the disk is full:
     an OSError naming its file, DuckDB naming its file, or SQLite under Dagster's own storage (whose
     "disk I/O error" means a full disk only when the disk is full: else it says what SQLite said)."""
@@ -569,7 +564,6 @@ def _no_space(text: str, step: str | None) -> str | None:
     if "No space left on device" in text:
         return f"no space left on device{at}"
     if "database or disk is full" in text or "disk I/O error" in text:
-        storage = os.environ.get("DAGSTER_HOME", "DAGSTER_HOME")
         try:
             full = shutil.disk_usage(storage).free < (1 << 20)
         except OSError:
@@ -651,14 +645,14 @@ def failure_message(events) -> str:
     return _failure_message(run_report(events))
 
 
-def _failure_message(report: dict) -> str:
+def _failure_message(report: dict, storage: Path | str = "DAGSTER_HOME") -> str:
     if report["failed_checks"] and (
         report["error"] is None or "DagsterAssetCheckFailedError" in report["error_classes"]
     ):
         return report["failed_checks"][0]  # a blocking check stopped the run: its description says why
     if report["failed_step"]:
         step, error = report["failed_step"], report["error"] or "failed"
-        return _no_space(error, step) or f"{step}: {error}"
+        return _no_space(error, step, storage) or f"{step}: {error}"
     if report["failed_checks"]:
         return report["failed_checks"][0]
     return "the run failed (see the Dagster UI for the event log)"
@@ -744,17 +738,33 @@ def _quiet_storage_errors() -> Iterator[None]:
         sys.stderr = previous
 
 
+def _dagster_storage() -> Path | str:
+    """The Dagster instance folder this command uses, for a message about its disk."""
+    try:
+        return Settings.from_env().dagster_home_dir
+    except ValueError:  # the environment is what failed
+        return "DAGSTER_HOME"
+
+
+def _quiet_progress_bars() -> None:
+    """transformers' and huggingface_hub's own bars ("Loading weights") redraw a line many times;
+    our progress lines suffice."""
+    from huggingface_hub.utils import disable_progress_bars
+    from transformers.utils import logging as transformers_logging
+
+    disable_progress_bars()
+    transformers_logging.disable_progress_bar()
+
+
 def _stderr(message: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} run: {printable(message)}", file=sys.stderr, flush=True)
 
 
-def _older_lineage_beside(out: Path) -> str | None:
+def _older_lineage_beside(out: Path, lineage: Path) -> str | None:
     """A hint when --out holds a lineage database that an older version wrote next to the results."""
-    from shed_pipeline.resources import default_lineage_path
-
     old = out / "lineage.duckdb"
-    if old.is_file() and old.resolve() != default_lineage_path().resolve():
-        return f"{old} is an older lineage database (earlier versions kept lineage next to the results); this project's is {default_lineage_path()}: query the old one with `shed-pipeline lineage --db {old} runs`"
+    if old.is_file() and old.resolve() != lineage.resolve():
+        return f"{old} is an older lineage database (earlier versions kept lineage next to the results); this project's is {lineage}: query the old one with `shed-pipeline lineage --db {old} runs`"
     return None
 
 
@@ -808,14 +818,15 @@ def _metadata(result, node: str) -> dict[str, Any]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from shed_pipeline.core.benchmarks import check_benchmarks
-    from shed_pipeline.core.natural_instructions import default_cache_dir
     from shed_pipeline.core.objectstore import S3Uri, is_s3
     from shed_pipeline.core.project_lock import Holder, project_lock
+    from shed_pipeline.core.shards import parse_shard_count
     from shed_pipeline.core.sources import PACKAGED_SOURCES
     from shed_pipeline.loggers import StepTracker
-    from shed_pipeline.resources import adopt_legacy_lineage, default_lineage_path
+    from shed_pipeline.resources import adopt_legacy_lineage
 
     StepTracker.last_step = None  # a step named in an error is this run's
+    settings = Settings.from_env()
     if (
         args.source
         and args.source not in PACKAGED_SOURCES
@@ -833,24 +844,26 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
     wanted = _benchmarks_to_check(run_config)
     if wanted:  # a misspelt benchmark fails now, not after the whole pipeline ran
-        check_benchmarks(wanted, default_cache_dir(), log=_stderr)
+        check_benchmarks(wanted, settings.downloads, log=_stderr, archive=settings.bigbench_archive)
     # Results go to --out, else $SHED_PIPELINE_OUT, else .shed_pipeline/out; an s3:// location gets
     # them uploaded there, from a local copy under .shed_pipeline/out. Lineage is the project's one
     # database whatever --out is, so every run of the project is found in one place.
-    target = args.out or os.environ.get("SHED_PIPELINE_OUT") or str(_home() / "out")
-    out = _home() / "out" if is_s3(target) else Path(target).expanduser()
+    target = args.out or settings.out or str(settings.home / "out")
+    out = settings.home / "out" if is_s3(target) else Path(target).expanduser()
     out.mkdir(parents=True, exist_ok=True)
-    os.environ["SHED_PIPELINE_OUT"] = target if is_s3(target) else str(out.resolve())
     published = (lambda name: str(S3Uri.parse(target).child(name))) if is_s3(target) else (lambda name: str(out / name))
-    if args.device:
-        os.environ["SHED_DEVICE"] = args.device
-    if args.precision:
-        os.environ["SHED_PRECISION"] = args.precision
-    if args.embedding_shards:
-        os.environ["SHED_EMBEDDING_SHARDS"] = str(args.embedding_shards)
-    # transformers' own "Loading weights" bars redraw a line many times; our progress lines suffice.
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    _ensure_dagster_home()
+    settings = settings.replace(
+        out=target if is_s3(target) else str(out.resolve()),
+        device=args.device or settings.device,
+        precision=args.precision or settings.precision,
+        embedding_shards=(
+            parse_shard_count(str(args.embedding_shards), where="--embedding-shards")
+            if args.embedding_shards
+            else settings.embedding_shards
+        ),
+    )
+    _quiet_progress_bars()
+    dagster_home = _ensure_dagster_home(settings)
     import warnings
 
     import dagster as dg
@@ -861,16 +874,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from shed_pipeline.definitions import build_definitions
 
-    job = build_definitions(concise_logs=True).resolve_job_def("shed_curation_job")
+    job = build_definitions(settings, concise_logs=True).resolve_job_def("shed_curation_job")
     run_id = str(uuid.uuid4())
     t0 = time.perf_counter()
     # execute_in_process runs without the job's executor, so the CLI takes the project lock itself.
     with (
         _sigterm_as_interrupt(),
-        project_lock(_home(), Holder(run_id=run_id, via="shed-pipeline run"), log=_stderr, wait=not args.no_wait),
-        _dagster_instance() as instance,
+        project_lock(settings.home, Holder(run_id=run_id, via="shed-pipeline run"), log=_stderr, wait=not args.no_wait),
+        _dagster_instance(dagster_home) as instance,
     ):
-        for line in filter(None, [adopt_legacy_lineage(), _older_lineage_beside(out)]):
+        for line in filter(None, [adopt_legacy_lineage(settings), _older_lineage_beside(out, settings.lineage_path)]):
             _stderr(line)
         with _quiet_storage_errors():
             try:
@@ -891,7 +904,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             report = run_report(run_events(instance, run_id))
             if report["interrupted"]:
                 raise Interrupted(_interrupted_message(report, run_id))
-            raise CliError(_failure_message(report))
+            raise CliError(_failure_message(report, dagster_home))
         lm_rows = _lm_summary(out / "evaluation.json")  # read while the project is still this run's
         comparison = _comparison_summary(out / "evaluation.json")
     wall = time.perf_counter() - t0
@@ -921,10 +934,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             "curated_jsonl": published("curated.jsonl"),
             "curated_parquet": published("curated.parquet"),
             "curated_manifest": published("curated.manifest.json"),
-            "lineage_db": str(default_lineage_path()),
+            "lineage_db": str(settings.lineage_path),
             "evaluation_json": published("evaluation.json"),
         },
-        "dagster_home": os.environ["DAGSTER_HOME"],
+        "dagster_home": str(dagster_home),
     }
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
@@ -1086,11 +1099,11 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 def cmd_lineage(args: argparse.Namespace) -> int:
     from shed_pipeline.core.lineage import LineageStore
-    from shed_pipeline.resources import default_lineage_path, legacy_lineage_path
 
-    db = Path(args.db).expanduser() if args.db else default_lineage_path()
-    if not args.db and not db.exists() and legacy_lineage_path().is_file():
-        db = legacy_lineage_path()  # not moved yet (the next run moves it): read it where it is
+    settings = Settings.from_env()
+    db = Path(args.db).expanduser() if args.db else settings.lineage_path
+    if not args.db and not db.exists() and settings.legacy_lineage_path.is_file():
+        db = settings.legacy_lineage_path  # not moved yet (the next run moves it): read it where it is
     store = LineageStore(db)
     if args.query == "runs":
         runs = store.runs()
@@ -1155,9 +1168,9 @@ def cmd_lineage(args: argparse.Namespace) -> int:
 
 def cmd_benchmarks(args: argparse.Namespace) -> int:
     from shed_pipeline.core.benchmarks import DEFAULT_TASKS, choice_index
-    from shed_pipeline.core.natural_instructions import default_cache_dir
 
-    index = choice_index(default_cache_dir(), log=_stderr)
+    settings = Settings.from_env()
+    index = choice_index(settings.downloads, log=_stderr, archive=settings.bigbench_archive)
     parents: dict[str, list[str]] = {}
     for name in index:
         if "/" in name:
@@ -1254,7 +1267,7 @@ def _error_message(exc: BaseException) -> str:
             return f"no space left on device{where}" + (
                 f" (step {StepTracker.last_step})" if StepTracker.last_step else ""
             )
-        full = _no_space(str(e), StepTracker.last_step)
+        full = _no_space(str(e), StepTracker.last_step, _dagster_storage())
         if full:
             return full
     text = str(exc).strip().splitlines()[-1] if str(exc).strip() else ""

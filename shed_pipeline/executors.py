@@ -1,4 +1,4 @@
-"""Executors: Dagster's own (picked by SHED_EXECUTOR), each wrapped so that runs on one project
+"""Executors: Dagster's own (picked by `Settings.executor`, SHED_EXECUTOR), each wrapped so that runs on one project
 folder take turns.
 
 Whatever starts a run (the UI, a schedule, a sensor, `dagster job launch`), its orchestration goes
@@ -10,23 +10,19 @@ executor) and takes the same lock itself.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import dagster as dg
 
 from shed_pipeline.core.project_lock import Holder, project_lock
 from shed_pipeline.resources import adopt_legacy_lineage
+from shed_pipeline.settings import EXECUTORS, Settings
 
-EXECUTORS = ("multiprocess", "in_process", "k8s")
 
-
-def executor_for_env(kind: str | None = None) -> dg.ExecutorDefinition:
-    """SHED_EXECUTOR: `multiprocess` (default: Dagster's own, steps as subprocesses; `in_process`
+def executor_named(kind: str) -> dg.ExecutorDefinition:
+    """`multiprocess` (default: Dagster's own, steps as subprocesses; `in_process`
     through run config), `in_process`, or `k8s` (dagster-k8s's k8s_job_executor: one pod per step,
     so the GPU steps' `dagster-k8s/config` tags give just those pods a GPU; install with
     `pip install 'shed-pipeline[k8s]'`)."""
-    kind = (kind or os.environ.get("SHED_EXECUTOR") or "multiprocess").strip().lower()
+    kind = kind.strip().lower()
     if kind == "multiprocess":
         return dg.multi_or_in_process_executor
     if kind == "in_process":
@@ -78,9 +74,10 @@ def shares_project(run: dg.DagsterRun) -> bool:
 class ProjectLockedExecutor(dg.Executor):
     """Runs `inner`'s orchestration while holding the project folder's lock."""
 
-    def __init__(self, inner: dg.Executor, home: Path):
+    def __init__(self, inner: dg.Executor, settings: Settings):
         self.inner = inner
-        self.home = home
+        self.settings = settings
+        self.home = settings.home_dir
 
     def execute(self, plan_context, execution_plan):
         run = plan_context.dagster_run
@@ -89,7 +86,7 @@ class ProjectLockedExecutor(dg.Executor):
         with project_lock(
             self.home, holder, log=plan_context.log.info, check_interrupt=raise_if_interrupted, shared=shared
         ):
-            moved = None if shared else adopt_legacy_lineage(str(self.home))
+            moved = None if shared else adopt_legacy_lineage(self.settings)
             if moved:
                 plan_context.log.info(moved)
             yield from self.inner.execute(plan_context, execution_plan)
@@ -103,8 +100,9 @@ class ProjectLockedExecutor(dg.Executor):
         return self.inner.step_dependency_config
 
 
-def project_locked(inner: dg.ExecutorDefinition, home: str | Path) -> dg.ExecutorDefinition:
-    """`inner` with the same name, config and requirements, whose executor holds `home`'s lock."""
+def project_locked(inner: dg.ExecutorDefinition, settings: Settings) -> dg.ExecutorDefinition:
+    """`inner` with the same name, config and requirements, whose executor holds the lock of
+    `settings.home`, the project folder."""
     create = inner.executor_creation_fn
     if create is None:
         raise ValueError(f"executor {inner.name} has no creation function to wrap")
@@ -112,6 +110,6 @@ def project_locked(inner: dg.ExecutorDefinition, home: str | Path) -> dg.Executo
         name=inner.name,
         config_schema=inner.config_schema,
         requirements=inner.get_requirements,
-        executor_creation_fn=lambda init_context: ProjectLockedExecutor(create(init_context), Path(home).expanduser()),
+        executor_creation_fn=lambda init_context: ProjectLockedExecutor(create(init_context), settings),
         description=f"{inner.description or inner.name} (one run at a time per project folder)",
     )

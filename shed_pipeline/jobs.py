@@ -4,7 +4,7 @@ import dagster as dg
 
 from shed_pipeline.core.project_lock import PROJECT_TAG, project_key
 from shed_pipeline.core.shards import shard_keys
-from shed_pipeline.resources import default_home
+from shed_pipeline.settings import Settings
 
 JOB_NAME = "shed_curation_job"
 
@@ -20,11 +20,11 @@ def all_shards_tags(embedding_shards: int) -> dict[str, str]:
     return {RANGE_START: keys[0], RANGE_END: keys[-1]}
 
 
-def curation_job(embedding_shards: int = 1):
-    """The whole graph in one run. With sharded embeddings every run of it (the UI's launchpad, the
+def curation_job(settings: Settings):
+    """The whole graph in one run, tagged with the project (`settings.home`). With sharded embeddings every run of it (the UI's launchpad, the
     schedule, the sensors, the CLI) computes all shards in one step; running shards as separate runs
     (in parallel, one GPU pod each) is a backfill of the embeddings asset."""
-    project = {PROJECT_TAG: project_key(default_home())}
+    project = {PROJECT_TAG: project_key(settings.home)}
     return dg.define_asset_job(
         JOB_NAME,
         selection=dg.AssetSelection.all(),
@@ -32,8 +32,5 @@ def curation_job(embedding_shards: int = 1):
         # With a run queue limit on this tag (the dagster.yaml `shed-pipeline run` writes has one), a
         # second run of the project waits in the queue instead of holding a run worker on the lock.
         tags=project,
-        run_tags={**project, **all_shards_tags(embedding_shards)},  # run_tags replace tags on runs: both here
+        run_tags={**project, **all_shards_tags(settings.embedding_shards)},  # run_tags replace tags on runs: both here
     )
-
-
-shed_curation_job = curation_job()

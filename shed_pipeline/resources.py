@@ -1,7 +1,8 @@
 """Dagster resources: compute device, project paths, lineage store, and a Parquet IO manager.
 
-`resources_for_env` picks them from environment variables so that the UI (`dagster dev`) and the
-CLI (`shed-pipeline run`) load the same definitions: the CLI only sets the variables.
+`resources_for` builds them from `Settings`, so that the UI (`dagster dev`, settings from the
+environment) and the CLI (`shed-pipeline run`, the environment plus its flags) load the same
+definitions.
 """
 
 import io
@@ -14,34 +15,17 @@ from dagster_aws.s3 import S3Resource
 
 from shed_pipeline.core.files import atomic_path
 from shed_pipeline.core.lineage import LineageStore
-from shed_pipeline.core.natural_instructions import default_cache_dir
 from shed_pipeline.core.objectstore import CONTENT_TYPES, ObjectNotFound, ObjectStore, S3Uri, is_s3
+from shed_pipeline.settings import ENVIRONMENTS, Settings
 
 
-def default_home() -> str:
-    return os.environ.get("SHED_PIPELINE_HOME", str(Path.cwd() / ".shed_pipeline"))
-
-
-def default_lineage_path(home: str | None = None) -> Path:
-    """The project's one lineage database: SHED_PIPELINE_LINEAGE, else `<home>/lineage.duckdb`,
-    whatever folder the results go to, so that every run of a project is found in one place."""
-    if os.environ.get("SHED_PIPELINE_LINEAGE"):
-        return Path(os.environ["SHED_PIPELINE_LINEAGE"]).expanduser()
-    return Path(home or default_home()).expanduser() / "lineage.duckdb"
-
-
-def legacy_lineage_path(home: str | None = None) -> Path:
-    """Where versions before one-lineage-per-project kept a project's lineage by default."""
-    return Path(home or default_home()).expanduser() / "out" / "lineage.duckdb"
-
-
-def adopt_legacy_lineage(home: str | None = None) -> str | None:
+def adopt_legacy_lineage(settings: Settings) -> str | None:
     """Move a project's lineage from where older versions kept it (`<home>/out/lineage.duckdb`, and
     DuckDB's write-ahead log beside it) to `default_lineage_path`, once; the caller holds the project
     lock. Never overwrites: a project that already has its database keeps it. Says what it did."""
-    if os.environ.get("SHED_PIPELINE_LINEAGE"):
+    if settings.lineage is not None:
         return None
-    new, old = default_lineage_path(home), legacy_lineage_path(home)
+    new, old = settings.lineage_path, settings.legacy_lineage_path
     if new.exists() or not old.is_file():
         return None
     moves = [(old, new)]
@@ -87,7 +71,8 @@ class PathsResource(dg.ConfigurableResource):
 
     home: str
     out_dir: str = ""  # default: <home>/out; an s3:// prefix publishes the results there
-    cache_dir: str = ""  # default: $SHED_PIPELINE_CACHE or ~/.cache/shed_pipeline
+    cache_dir: str = ""  # default: Settings.downloads (SHED_PIPELINE_CACHE or ~/.cache/shed_pipeline)
+    bigbench_archive: str = ""  # a local copy of the bigbench archive; default: downloaded into the cache
     source: str = ""  # the project's source (file, folder or s3:// location) when a run does not name one; watched by source_change_sensor
 
     def out(self) -> Path:
@@ -107,8 +92,12 @@ class PathsResource(dg.ConfigurableResource):
         """Local copies of s3:// source objects (downloaded again only when an object's ETag changes)."""
         return Path(self.home).expanduser() / "cache" / "s3_sources"
 
+    def archive(self) -> Path | None:
+        """A local copy of the bigbench archive (the packaged sources and benchmarks); None: download it."""
+        return Path(self.bigbench_archive).expanduser() if self.bigbench_archive else None
+
     def cache(self) -> Path:
-        return Path(self.cache_dir).expanduser() if self.cache_dir else default_cache_dir()
+        return Path(self.cache_dir).expanduser() if self.cache_dir else Settings.from_env().downloads
 
     def embedding_cache_db(self) -> Path:
         return Path(self.home).expanduser() / "cache" / "embeddings.duckdb"
@@ -412,22 +401,21 @@ def object_store(s3: S3Resource, log=None, attempts: int = 5) -> ObjectStore:
     return ObjectStore(s3.get_client(), attempts=attempts, log=log)
 
 
-def s3_resource_from_env() -> S3Resource:
-    """dagster-aws's S3Resource from the environment. Credentials are passed as `EnvVar`s (the UI shows
+def s3_resource(settings: Settings) -> S3Resource:
+    """dagster-aws's S3Resource for `settings.s3`. Credentials are passed as `EnvVar`s (the UI shows
     the variable's name, never its value); without AWS_ACCESS_KEY_ID, boto3's default chain applies
     (profile, IAM role for service accounts on EKS, instance role)."""
     keys = {}
-    if os.environ.get("AWS_ACCESS_KEY_ID"):
+    if settings.s3.access_key_in_env:
         keys = {
             "aws_access_key_id": dg.EnvVar("AWS_ACCESS_KEY_ID"),
             "aws_secret_access_key": dg.EnvVar("AWS_SECRET_ACCESS_KEY"),
         }
-        if os.environ.get("AWS_SESSION_TOKEN"):
+        if settings.s3.session_token_in_env:
             keys["aws_session_token"] = dg.EnvVar("AWS_SESSION_TOKEN")
     return S3Resource(
-        # boto3's own variables, so the instance's S3 compute log manager reads the same ones.
-        endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None,
-        region_name=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None,
+        endpoint_url=settings.s3.endpoint_url,
+        region_name=settings.s3.region,
         # One retry layer: ObjectStore retries with logged backoff and classifies errors; botocore
         # retrying inside each of its attempts as well would multiply the wait (5 x 5 tries).
         # (botocore counts retries here: 0 = one send per ObjectStore attempt.)
@@ -436,49 +424,40 @@ def s3_resource_from_env() -> S3Resource:
     )
 
 
-ENVIRONMENTS = ("local", "prod")
+def resources_for(settings: Settings) -> dict:
+    """The resources of one environment (`settings.env`: `local` by default, or `prod`); the same
+    definitions serve both, so switching needs no code change.
 
+    local: everything under a project folder (`settings.home`): caches, incremental state, asset
+    values, the lineage DuckDB file; results under `settings.out` (default <home>/out; an s3://
+    prefix also works).
 
-def resources_for_env(env: str | None = None) -> dict:
-    """The resources of one environment, picked by SHED_ENV (`local` by default, or `prod`); the
-    same definitions serve both, so switching needs no code change.
-
-    local: everything under a project folder. SHED_PIPELINE_HOME (default ./.shed_pipeline: caches,
-    incremental state, asset values), SHED_PIPELINE_OUT (default <home>/out; an s3:// prefix also
-    works), SHED_PIPELINE_LINEAGE (default <home>/lineage.duckdb), SHED_DEVICE (default auto), SHED_PRECISION
-    (default auto),
-    SHED_PIPELINE_SOURCE (the source runs use when they name none, and the sensor watches; a file,
-    folder or s3:// location).
-
-    prod: results and asset values in S3 (step pods share no disk). SHED_PIPELINE_OUT must be an
-    s3:// prefix; asset values go under SHED_PIPELINE_IO (default <out>/_assets). SHED_PIPELINE_HOME
-    is a persistent volume for caches, incremental state and the lineage DuckDB file. S3 access for
-    both: AWS_ENDPOINT_URL_S3 (S3-compatible stores), AWS_REGION, AWS_ACCESS_KEY_ID /
-    AWS_SECRET_ACCESS_KEY (or the default AWS chain). Compute logs go to S3 through the instance's
-    dagster.yaml (deploy/dagster.yaml, deploy/values.yaml)."""
-    env = (env or os.environ.get("SHED_ENV") or "local").strip().lower()
-    if env not in ENVIRONMENTS:
-        raise ValueError(f"SHED_ENV={env!r} is not an environment: use one of {', '.join(ENVIRONMENTS)}")
-    home = default_home()
-    out = os.environ.get("SHED_PIPELINE_OUT", "")
-    if env == "prod" and not is_s3(out):
+    prod: results and asset values in S3 (step pods share no disk): `settings.out` must be an s3://
+    prefix; asset values go under `settings.io_prefix` (default <out>/_assets). The home folder is a
+    persistent volume for caches, incremental state and the lineage file. Compute logs go to S3
+    through the instance's dagster.yaml (deploy/dagster.yaml, deploy/values.yaml)."""
+    if settings.env not in ENVIRONMENTS:
+        raise ValueError(f"SHED_ENV={settings.env!r} is not an environment: use one of {', '.join(ENVIRONMENTS)}")
+    home, out = str(settings.home), settings.out
+    if settings.env == "prod" and not is_s3(out):
         raise ValueError(
             f"SHED_ENV=prod needs SHED_PIPELINE_OUT=s3://bucket/prefix (results and asset values live in S3), got {out!r}"
         )
-    lineage = str(default_lineage_path(home))
-    s3 = s3_resource_from_env()
-    if env == "prod":
-        io_manager = S3ParquetIOManager(
-            s3=s3, prefix=os.environ.get("SHED_PIPELINE_IO") or str(S3Uri.parse(out).child("_assets"))
-        )
+    s3 = s3_resource(settings)
+    if settings.env == "prod":
+        io_manager = S3ParquetIOManager(s3=s3, prefix=settings.asset_values)
     else:
-        io_manager = PolarsParquetIOManager(base_dir=str(Path(home) / "assets"))
+        io_manager = PolarsParquetIOManager(base_dir=settings.asset_values)
     return {
-        "compute": ComputeResource(
-            device=os.environ.get("SHED_DEVICE", "auto"), precision=os.environ.get("SHED_PRECISION", "auto")
+        "compute": ComputeResource(device=settings.device, precision=settings.precision),
+        "paths": PathsResource(
+            home=home,
+            out_dir=out,
+            cache_dir=str(settings.downloads),
+            source=settings.source,
+            bigbench_archive=str(settings.bigbench_archive or ""),
         ),
-        "paths": PathsResource(home=home, out_dir=out, source=os.environ.get("SHED_PIPELINE_SOURCE", "")),
-        "lineage": LineageResource(path=lineage),
+        "lineage": LineageResource(path=str(settings.lineage_path)),
         "s3": s3,
         "io_manager": io_manager,
     }

@@ -124,7 +124,7 @@ def test_lineage_runs_why_and_diff(cli_run, shed_env, source_file, capsys):
         (
             ["run", "--embedding-shards", "2000"],
             1,
-            "SHED_EMBEDDING_SHARDS='2000': give a whole number of embedding shards from 1 to 1024 (1 = not sharded)",
+            "--embedding-shards='2000': give a whole number of embedding shards from 1 to 1024 (1 = not sharded)",
         ),
         (
             ["run", "--set", "proxy_shapley_scores.seeed=4"],
@@ -317,18 +317,18 @@ def test_lineage_is_the_projects_whatever_out_is(shed_env, source_file, tmp_path
 
 
 def test_an_older_projects_lineage_is_moved_into_the_project_once(tmp_path, monkeypatch):
-    from shed_pipeline.resources import adopt_legacy_lineage, default_lineage_path
+    from shed_pipeline.resources import adopt_legacy_lineage
+    from shed_pipeline.settings import Settings
 
     monkeypatch.delenv("SHED_PIPELINE_LINEAGE", raising=False)
+    settings = Settings.from_env().replace(home=tmp_path)
     legacy = tmp_path / "out" / "lineage.duckdb"
     legacy.parent.mkdir()
     legacy.write_bytes(b"old lineage")
     (tmp_path / "out" / "lineage.duckdb.wal").write_bytes(b"its write-ahead log")
+    assert settings.lineage_path == tmp_path / "lineage.duckdb" and legacy.exists()  # looking moves nothing
     assert (
-        default_lineage_path(str(tmp_path)) == tmp_path / "lineage.duckdb" and legacy.exists()
-    )  # looking moves nothing
-    assert (
-        adopt_legacy_lineage(str(tmp_path))
+        adopt_legacy_lineage(settings)
         == f"moved this project's lineage from {legacy} to {tmp_path / 'lineage.duckdb'} (one lineage database per project)"
     )
     assert (tmp_path / "lineage.duckdb").read_bytes() == b"old lineage" and (
@@ -336,7 +336,7 @@ def test_an_older_projects_lineage_is_moved_into_the_project_once(tmp_path, monk
     ).read_bytes() == b"its write-ahead log"
     assert not legacy.exists() and not (tmp_path / "out" / "lineage.duckdb.wal").exists()
     legacy.write_bytes(b"newer copy, left alone")  # the project's own database wins from then on
-    assert adopt_legacy_lineage(str(tmp_path)) is None
+    assert adopt_legacy_lineage(settings) is None
     assert (tmp_path / "lineage.duckdb").read_bytes() == b"old lineage" and legacy.exists()
 
 
@@ -534,14 +534,17 @@ def test_the_instance_the_cli_creates_queues_a_projects_second_run(shed_env, tmp
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("SHED_PIPELINE_HOME")
     from shed_pipeline.cli import _ensure_dagster_home
+    from shed_pipeline.settings import Settings
 
-    home = _ensure_dagster_home()
+    settings = Settings.from_env()
+    home = _ensure_dagster_home(settings)
     assert (home / "dagster.yaml").read_text() == DAGSTER_YAML
     with dg.DagsterInstance.from_config(str(home)) as instance:
         limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
     assert limits == [{"key": "shed/project", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
-    from shed_pipeline.jobs import shed_curation_job
+    from shed_pipeline.jobs import curation_job
 
+    shed_curation_job = curation_job(settings)
     assert (
         set(shed_curation_job.tags) == {"shed/project"}
         and len(shed_curation_job.tags["shed/project"]) == len(project_key(tmp_path)) == 12

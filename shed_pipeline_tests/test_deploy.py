@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from shed_pipeline.assets import ALL_ASSETS
-from shed_pipeline.assets._common import DEFAULT_GPU_STEP_K8S, gpu_step_k8s_config
+from shed_pipeline.gpu_steps import DEFAULT_GPU_STEP_K8S, gpu_step_k8s_config
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 GPU_ASSETS = {"embeddings", "clusters", "row_values", "proxy_shapley_scores", "evaluation_metrics"}

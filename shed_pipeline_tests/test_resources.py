@@ -7,12 +7,13 @@ import pytest
 from dagster_aws.s3 import S3Resource
 
 from shed_pipeline.core.objectstore import ObjectStore, ObjectStoreError, S3Uri
-from shed_pipeline.resources import PolarsParquetIOManager, S3ParquetIOManager, s3_resource_from_env
+from shed_pipeline.resources import PolarsParquetIOManager, S3ParquetIOManager, s3_resource
+from shed_pipeline.settings import Settings
 from shed_pipeline_tests.servers import free_port
 
 
 def s3(bucket) -> S3Resource:
-    # Plain values: outside a run, Dagster does not resolve the EnvVars that s3_resource_from_env passes.
+    # Plain values: outside a run, Dagster does not resolve the EnvVars that s3_resource passes.
     return S3Resource(
         endpoint_url=bucket.endpoint,
         region_name="us-east-1",
@@ -73,7 +74,7 @@ def test_s3_requests_are_retried_in_one_layer_only(monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
     monkeypatch.setenv("AWS_REGION", "us-east-1")
-    with dg.build_resources({"s3": s3_resource_from_env()}) as built:
+    with dg.build_resources({"s3": s3_resource(Settings.from_env())}) as built:
         client = built.s3  # what the resource gives a run: its client, credentials resolved
     sends = []
     client.meta.events.register("before-send.s3.*", lambda **_: sends.append(1))

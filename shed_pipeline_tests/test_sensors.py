@@ -4,8 +4,9 @@ import json
 
 import dagster as dg
 
-from shed_pipeline.resources import LineageResource, PathsResource, s3_resource_from_env
+from shed_pipeline.resources import LineageResource, PathsResource, s3_resource
 from shed_pipeline.sensors import source_change_sensor
+from shed_pipeline.settings import Settings
 from shed_pipeline_tests.servers import free_port
 from shed_pipeline_tests.synthetic import make_rows, write_jsonl
 
@@ -16,7 +17,7 @@ def tick(tmp_path, source, cursor=None, lineage_db=None):
         resources={
             "paths": PathsResource(home=str(tmp_path / "home"), source=str(source)),
             "lineage": LineageResource(path=str(lineage_db or tmp_path / "lineage.duckdb")),
-            "s3": s3_resource_from_env(),
+            "s3": s3_resource(Settings.from_env()),
         },
     )
     result = source_change_sensor.evaluate_tick(ctx)
@@ -52,7 +53,8 @@ def test_requests_a_run_only_when_the_content_changes(tmp_path):
 def test_first_poll_skips_content_a_run_has_already_curated(shed_env, tmp_path):
     """The sensor's fingerprint is the one raw_dataset records, so a run and the watcher agree."""
     from shed_pipeline.assets import ALL_ASSETS
-    from shed_pipeline.resources import resources_for_env
+    from shed_pipeline.resources import resources_for
+    from shed_pipeline.settings import Settings
 
     folder = tmp_path / "src"
     write_jsonl(folder / "a.jsonl", make_rows(40))
@@ -62,7 +64,11 @@ def test_first_poll_skips_content_a_run_has_already_curated(shed_env, tmp_path):
     with dg.instance_for_test() as instance:
         run = {"ops": {"raw_dataset": {"config": {"source": str(folder)}}}}
         assert dg.materialize(
-            ALL_ASSETS, selection=["raw_dataset"], resources=resources_for_env(), run_config=run, instance=instance
+            ALL_ASSETS,
+            selection=["raw_dataset"],
+            resources=resources_for(Settings.from_env()),
+            run_config=run,
+            instance=instance,
         ).success
     skipped, cursor = tick(tmp_path, folder, lineage_db=lineage_db)
     assert skipped.run_requests == [] and "already curated" in skipped.skip_message

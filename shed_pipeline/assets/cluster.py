@@ -11,7 +11,6 @@ import polars as pl
 from shed_pipeline.assets._common import (
     CODE_VERSION,
     frame_version,
-    gpu_step,
     input_runs,
     png_md,
     upstream_data_changed,
@@ -25,6 +24,7 @@ from shed_pipeline.core.clustering import (
     normalized_mutual_info,
     update_clusters,
 )
+from shed_pipeline.gpu_steps import gpu_step
 from shed_pipeline.resources import ComputeResource, LineageResource, PathsResource
 
 STATE_FILE = "clusters.parquet"

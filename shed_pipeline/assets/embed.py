@@ -7,7 +7,7 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from shed_pipeline.assets._common import CODE_VERSION, frame_version, gpu_step, upstream_data_changed
+from shed_pipeline.assets._common import CODE_VERSION, frame_version, upstream_data_changed
 from shed_pipeline.core.embedding import (
     CHUNK_ROWS,
     DEFAULT_MODEL,
@@ -18,6 +18,7 @@ from shed_pipeline.core.embedding import (
     encode_missing,
 )
 from shed_pipeline.core.shards import rows_in_shards, shard_keys, split_by_shard
+from shed_pipeline.gpu_steps import gpu_step
 from shed_pipeline.resources import ComputeResource, PathsResource
 
 

@@ -13,7 +13,6 @@ from dagster_aws.s3 import S3Resource
 from shed_pipeline.assets._common import (
     CODE_VERSION,
     frame_version,
-    gpu_step,
     input_runs,
     png_md,
     publish_outputs,
@@ -27,6 +26,7 @@ from shed_pipeline.core.evaluation import selected_pool_indices
 from shed_pipeline.core.evaluation_report import arms_frame, baseline_selections, evaluation_report, metrics_frame
 from shed_pipeline.core.files import write_text_atomic
 from shed_pipeline.core.selection.tables import selection_inputs
+from shed_pipeline.gpu_steps import gpu_step
 from shed_pipeline.resources import ComputeResource, LineageResource, PathsResource
 
 COMPARISON_SCHEMA = {
@@ -149,6 +149,7 @@ def evaluation_metrics(
         paths.evaluation_cache(),
         context.log.info,
         arm_observer(context),
+        bigbench_archive=paths.archive(),
     )
     report["method"] = method
     df = metrics_frame(report)

@@ -88,6 +88,7 @@ def raw_dataset(
         context.log.info,
         store,
         paths.s3_mirror(),
+        bigbench_archive=paths.archive(),
     )
     # Nothing read or dropped without a word: encodings and format guesses, files not read, files
     # whose every record was quarantined.

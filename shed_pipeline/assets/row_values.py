@@ -18,7 +18,6 @@ from pydantic import Field, create_model
 from shed_pipeline.assets._common import (
     CODE_VERSION,
     frame_version,
-    gpu_op,
     graph_ins,
     input_runs,
     one_config,
@@ -39,6 +38,7 @@ from shed_pipeline.core.row_values import (
     text_columns,
 )
 from shed_pipeline.core.shards import MAX_SHARDS, in_shard
+from shed_pipeline.gpu_steps import gpu_op
 from shed_pipeline.resources import ComputeResource, LineageResource, PathsResource
 
 # knn_shapley is on by default: exact and cheap (about 1 s for 10,000 rows on a 2-core CPU). ifd

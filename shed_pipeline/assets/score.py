@@ -19,7 +19,6 @@ import polars as pl
 from shed_pipeline.assets._common import (
     CODE_VERSION,
     frame_version,
-    gpu_op,
     graph_ins,
     input_runs,
     one_config,
@@ -43,6 +42,7 @@ from shed_pipeline.core.valuation import (
     prepare_valuation,
     validation_rows,
 )
+from shed_pipeline.gpu_steps import gpu_op
 from shed_pipeline.resources import ComputeResource, LineageResource, PathsResource
 
 VALIDATION_PIN = "validation_snapshot.parquet"
@@ -133,6 +133,7 @@ def _prepare(
     return prepare_valuation(
         utility.name, u_settings, estimator.name, e_settings, clusters, players_and_validation, vectors, validation,
         seed=config.seed, device=compute.torch_device(), cache_dir=paths.cache(), feature_cache=paths.embedding_cache_db(), log=context.log.info,
+        bigbench_archive=paths.archive(),
     )  # fmt: skip
 
 

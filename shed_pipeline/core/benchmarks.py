@@ -52,11 +52,11 @@ def _usable(example) -> tuple[list[str], int] | None:
     return [str(c) for c in scores], values.index(max(values))
 
 
-def choice_index(cache_dir: Path, log: Log = print) -> dict[str, int]:
+def choice_index(cache_dir: Path, log: Log = print, *, archive: Path | None = None) -> dict[str, int]:
     """Every multiple-choice task of the bigbench archive (subtasks as `parent/sub`) and its number
     of usable items. Built by one pass over the archive on first use (about a minute), then read
     from the cache."""
-    archive = fetch_archive(cache_dir, log)
+    archive = fetch_archive(cache_dir, log, archive=archive)
     path = cache_dir / f"bigbench_choice_v{EXTRACT_VERSION}" / "index.json"
     identity = {"archive": archive.name, "bytes": archive.stat().st_size}
     try:
@@ -97,9 +97,11 @@ def resolve_benchmarks(names: Sequence[str], index: dict[str, int]) -> dict[str,
     return out
 
 
-def check_benchmarks(names: Sequence[str], cache_dir: Path, log: Log = print) -> dict[str, list[str]]:
+def check_benchmarks(
+    names: Sequence[str], cache_dir: Path, log: Log = print, *, archive: Path | None = None
+) -> dict[str, list[str]]:
     """`resolve_benchmarks` against the archive's index: what a run checks before any work."""
-    return resolve_benchmarks(names, choice_index(cache_dir, log)) if names else {}
+    return resolve_benchmarks(names, choice_index(cache_dir, log, archive=archive)) if names else {}
 
 
 def extract_choice_tasks(archive: Path, tasks: Sequence[str], cache_dir: Path, log: Log = print) -> None:
@@ -137,7 +139,14 @@ def extract_choice_tasks(archive: Path, tasks: Sequence[str], cache_dir: Path, l
 
 
 def load_choice_items(
-    tasks: Sequence[str], items_per_task: int, seed: int, cache_dir: Path, log: Log = print, from_end: bool = False
+    tasks: Sequence[str],
+    items_per_task: int,
+    seed: int,
+    cache_dir: Path,
+    log: Log = print,
+    *,
+    from_end: bool = False,
+    archive: Path | None = None,
 ) -> dict[str, list[tuple[str, str, tuple[str, ...], int]]]:
     """Per requested task (a parent name: all its subtasks' items together), `items_per_task` items
     (all when 0) as (prefix, input, choices, answer), chosen by a hash of (seed, task, example
@@ -151,10 +160,10 @@ def load_choice_items(
     if all(_cache_path(cache_dir, t).is_file() for t in tasks):
         leaves = {t: [t] for t in tasks}  # extracted before: no archive needed
     else:
-        leaves = check_benchmarks(tasks, cache_dir, log)
+        leaves = check_benchmarks(tasks, cache_dir, log, archive=archive)
         missing = sorted({leaf for ls in leaves.values() for leaf in ls if not _cache_path(cache_dir, leaf).is_file()})
         if missing:
-            extract_choice_tasks(fetch_archive(cache_dir, log), missing, cache_dir, log)
+            extract_choice_tasks(fetch_archive(cache_dir, log, archive=archive), missing, cache_dir, log)
     out = {}
     for task in tasks:
         frames = []

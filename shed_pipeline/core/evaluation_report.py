@@ -58,6 +58,8 @@ def evaluation_report(
     arms_cache: Path | None,
     log: Log,
     on_arm_done=None,
+    *,
+    bigbench_archive: Path | None = None,
 ) -> dict:
     """Model-free metrics of every arm; with `settings.lm`, the LM arms, their summary and the
     comparison with the random arms. `pool`: pool rows (row_id, instruction, input, output, task,
@@ -92,7 +94,17 @@ def evaluation_report(
     }
     if settings.lm:
         report["lm"] = lm_arms_report(
-            settings, pool, test, curated_idx, baselines, device, cache_dir, log, arms_cache, on_arm_done
+            settings,
+            pool,
+            test,
+            curated_idx,
+            baselines,
+            device,
+            cache_dir,
+            log,
+            arms_cache,
+            on_arm_done,
+            bigbench_archive=bigbench_archive,
         )
     return report
 
@@ -108,6 +120,8 @@ def lm_arms_report(
     log: Log,
     arms_cache: Path | None = None,
     on_arm_done=None,
+    *,
+    bigbench_archive: Path | None = None,
 ) -> dict:
     """Fine-tune and score every arm on the same test rows (`settings.test_rows`, the first by row
     id: a fixed sample) and items; the records with per-item scores, their summary, and the
@@ -130,7 +144,14 @@ def lm_arms_report(
     )
     test = test.sort("row_id").head(settings.test_rows) if settings.test_rows else test
     raw_items = (
-        load_choice_items(settings.benchmarks, settings.benchmark_items, settings.seed, cache_dir, log)
+        load_choice_items(
+            settings.benchmarks,
+            settings.benchmark_items,
+            settings.seed,
+            cache_dir,
+            log,
+            archive=bigbench_archive,
+        )
         if settings.benchmarks
         else {}
     )

@@ -176,6 +176,7 @@ def prepare_valuation(
     cache_dir: Path | None = None,
     feature_cache: Path | None = None,
     log: Log = silent,
+    bigbench_archive: Path | None = None,
 ) -> PreparedValuation:
     """The strategies, checked, and the utility built on the proxies (players = `clusters`' proxies,
     in cluster order) and the `validation` rows."""
@@ -186,7 +187,14 @@ def prepare_valuation(
         raise ValueError("the validation split is empty: raise validation_fraction or add rows")
     proxy_ids = clusters["proxy_row_id"].to_list()
     inputs = UtilityInputs(
-        proxy_rows(raw_dataset, embeddings, proxy_ids), validation, device, cache_dir, log, feature_cache, seed
+        proxy_rows(raw_dataset, embeddings, proxy_ids),
+        validation,
+        device=device,
+        cache_dir=cache_dir,
+        log=log,
+        feature_cache=feature_cache,
+        seed=seed,
+        bigbench_archive=bigbench_archive,
     )
     built: BuiltUtility = u_strategy.run(u_settings, inputs)
     return PreparedValuation(
@@ -245,6 +253,7 @@ def value_proxies(
     cache_dir: Path | None = None,
     feature_cache: Path | None = None,
     log: Log = silent,
+    bigbench_archive: Path | None = None,
 ) -> Valuation:
     """One value per cluster proxy (players = `clusters`' proxies, in cluster order), its rank (1 =
     most valuable; ties by cluster id) and, for sampling estimators, a standard error.
@@ -256,6 +265,7 @@ def value_proxies(
     prepared = prepare_valuation(
         utility, utility_settings, estimator, estimator_settings, clusters, raw_dataset, embeddings, validation,
         seed=seed, device=device, cache_dir=cache_dir, feature_cache=feature_cache, log=log,
+        bigbench_archive=bigbench_archive,
     )  # fmt: skip
     return estimate(
         prepared,

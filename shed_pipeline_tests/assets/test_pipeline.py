@@ -10,7 +10,8 @@ import polars as pl
 import pytest
 
 from shed_pipeline.assets import ALL_ASSETS
-from shed_pipeline.resources import resources_for_env
+from shed_pipeline.resources import resources_for
+from shed_pipeline.settings import Settings
 from shed_pipeline_tests.synthetic import BAD_LINES, make_rows, write_jsonl
 
 
@@ -26,7 +27,7 @@ def materialize(source, **ops):
     with dg.instance_for_test() as instance:
         return dg.materialize(
             ALL_ASSETS,
-            resources=resources_for_env(),
+            resources=resources_for(Settings.from_env()),
             run_config=run_config(source, **ops),
             instance=instance,
             raise_on_error=False,

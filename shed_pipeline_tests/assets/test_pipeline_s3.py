@@ -10,8 +10,9 @@ import polars as pl
 import pytest
 
 from shed_pipeline.assets import ALL_ASSETS
-from shed_pipeline.resources import resources_for_env
+from shed_pipeline.resources import resources_for
 from shed_pipeline.sensors import source_change_sensor
+from shed_pipeline.settings import Settings
 from shed_pipeline_tests.assets.test_pipeline import meta, run_config
 from shed_pipeline_tests.synthetic import BAD_LINES, make_rows, write_jsonl
 
@@ -19,7 +20,7 @@ from shed_pipeline_tests.synthetic import BAD_LINES, make_rows, write_jsonl
 def materialize(source, instance):
     return dg.materialize(
         ALL_ASSETS,
-        resources=resources_for_env(),
+        resources=resources_for(Settings.from_env()),
         run_config=run_config(source),
         instance=instance,
         raise_on_error=False,
@@ -84,7 +85,7 @@ def test_prod_pipeline_reads_and_writes_s3_and_the_sensor_fires_on_a_new_object(
     # The sensor: the prefix at this listing was curated; a new object requests a run.
     lineage_db = shed_env["out"] / "lineage.duckdb"
     resources = {
-        k: v for k, v in resources_for_env().items() if k in ("paths", "lineage", "s3")
+        k: v for k, v in resources_for(Settings.from_env()).items() if k in ("paths", "lineage", "s3")
     }  # what the sensor uses
     ctx = dg.build_sensor_context(resources=resources)
     first = source_change_sensor.evaluate_tick(ctx)
@@ -128,4 +129,4 @@ def test_misconfigured_environments_fail_with_the_fix(monkeypatch, env, out, mes
     monkeypatch.setenv("SHED_ENV", env)
     monkeypatch.setenv("SHED_PIPELINE_OUT", out)
     with pytest.raises(ValueError, match=message):
-        resources_for_env()
+        resources_for(Settings.from_env())

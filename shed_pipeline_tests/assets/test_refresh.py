@@ -17,7 +17,8 @@ from shed_pipeline.core.clustering import ClusterState, clusters_from_anchors
 from shed_pipeline.core.lineage import LineageStore
 from shed_pipeline.core.records import row_id_for
 from shed_pipeline.core.utilities import EvaluationStore
-from shed_pipeline.resources import resources_for_env
+from shed_pipeline.resources import resources_for
+from shed_pipeline.settings import Settings
 from shed_pipeline_tests.synthetic import make_rows, write_jsonl
 
 ASSETS = [
@@ -47,7 +48,7 @@ def run_config(source, **ops):
 def run(instance, source, **ops):
     result = dg.materialize(
         ALL_ASSETS,
-        resources=resources_for_env(),
+        resources=resources_for(Settings.from_env()),
         run_config=run_config(source, **ops),
         instance=instance,
         raise_on_error=False,
@@ -195,7 +196,7 @@ def test_rerun_with_nothing_changed_does_no_work_and_changes_nothing(shed_env, i
 def test_automation_reacts_to_data_version_changes_only(shed_env, instance, tmp_path):
     rows = make_rows(200)
     src = write_jsonl(tmp_path / "src" / "data.jsonl", rows[:190])
-    defs = dg.Definitions(assets=ALL_ASSETS, resources=resources_for_env())
+    defs = dg.Definitions(assets=ALL_ASSETS, resources=resources_for(Settings.from_env()))
     cursor = None
 
     def requested():
@@ -210,12 +211,20 @@ def test_automation_reacts_to_data_version_changes_only(shed_env, instance, tmp_
     raw_only = {"ops": {"raw_dataset": {"config": {"source": str(src)}}}}
     # Re-reading an unchanged source gives raw_dataset the same data version: nothing downstream runs.
     dg.materialize(
-        ALL_ASSETS, resources=resources_for_env(), run_config=raw_only, instance=instance, selection=["raw_dataset"]
+        ALL_ASSETS,
+        resources=resources_for(Settings.from_env()),
+        run_config=raw_only,
+        instance=instance,
+        selection=["raw_dataset"],
     )
     assert requested() == []
     write_jsonl(src, rows)
     dg.materialize(
-        ALL_ASSETS, resources=resources_for_env(), run_config=raw_only, instance=instance, selection=["raw_dataset"]
+        ALL_ASSETS,
+        resources=resources_for(Settings.from_env()),
+        run_config=raw_only,
+        instance=instance,
+        selection=["raw_dataset"],
     )
     # Every downstream asset reads raw_dataset directly, so one tick requests all six, in one run.
     assert requested() == ASSETS[1:]

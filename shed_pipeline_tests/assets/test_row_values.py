@@ -9,7 +9,8 @@ import polars as pl
 from shed_pipeline.assets import embeddings, raw_dataset, row_values
 from shed_pipeline.core.row_values.ifd import IFDSettings
 from shed_pipeline.core.row_values.knn_shapley import knn_shapley_values
-from shed_pipeline.resources import resources_for_env
+from shed_pipeline.resources import resources_for
+from shed_pipeline.settings import Settings
 from shed_pipeline_tests.tiny_lm import build_tiny_lm
 
 
@@ -18,7 +19,7 @@ def materialize(source, row_config):
     with dg.instance_for_test() as instance:
         return dg.materialize(
             [raw_dataset, embeddings, row_values],
-            resources=resources_for_env(),
+            resources=resources_for(Settings.from_env()),
             run_config={"ops": {k: {"config": v} for k, v in cfg.items()}},
             instance=instance,
             raise_on_error=False,
@@ -87,7 +88,7 @@ def row_values_job():
     again in each step process."""
     job = dg.define_asset_job("row_values_job")
     return dg.Definitions(
-        assets=[raw_dataset, embeddings, row_values], resources=resources_for_env(), jobs=[job]
+        assets=[raw_dataset, embeddings, row_values], resources=resources_for(Settings.from_env()), jobs=[job]
     ).resolve_job_def("row_values_job")
 
 

@@ -6,7 +6,8 @@ import dagster as dg
 import polars as pl
 
 from shed_pipeline.assets import ALL_ASSETS
-from shed_pipeline.resources import resources_for_env
+from shed_pipeline.resources import resources_for
+from shed_pipeline.settings import Settings
 from shed_pipeline_tests.assets.test_pipeline import meta, run_config
 from shed_pipeline_tests.assets.test_shards import use_project
 
@@ -36,7 +37,7 @@ def test_valuation_fanned_out_over_workers_equals_one_step_and_each_coalition_is
     with dg.instance_for_test() as instance:
         result = dg.materialize(
             ALL_ASSETS,
-            resources=resources_for_env(),
+            resources=resources_for(Settings.from_env()),
             run_config=run_config(source_file, proxy_shapley_scores=BANZHAF),
             instance=instance,
         )

@@ -13,7 +13,8 @@ import pytest
 from shed_pipeline.assets import ALL_ASSETS, assets_for
 from shed_pipeline.core.records import row_id_for
 from shed_pipeline.core.shards import shard_keys, shard_of
-from shed_pipeline.resources import resources_for_env
+from shed_pipeline.resources import resources_for
+from shed_pipeline.settings import Settings
 from shed_pipeline_tests.assets.test_pipeline import run_config
 from shed_pipeline_tests.synthetic import make_rows, write_jsonl
 
@@ -73,7 +74,9 @@ def test_the_union_of_shards_equals_the_unsharded_run_as_one_run_and_as_a_backfi
 
     whole = use_project(monkeypatch, root, "unsharded")
     with dg.instance_for_test() as instance:
-        assert dg.materialize(ALL_ASSETS, resources=resources_for_env(), run_config=cfg, instance=instance).success
+        assert dg.materialize(
+            ALL_ASSETS, resources=resources_for(Settings.from_env()), run_config=cfg, instance=instance
+        ).success
     expected = results(whole)
     vectors = pl.read_parquet(whole["home"] / "assets" / "embeddings.parquet").sort("row_id")
 
@@ -107,7 +110,7 @@ def test_the_union_of_shards_equals_the_unsharded_run_as_one_run_and_as_a_backfi
             return dg.materialize(
                 assets,
                 selection=selection,
-                resources=resources_for_env(),
+                resources=resources_for(Settings.from_env()),
                 run_config=only(cfg, selection),
                 instance=instance,
                 **kw,
@@ -154,7 +157,7 @@ def test_a_refresh_embeds_only_in_the_shards_that_gained_rows_and_a_missing_shar
             return dg.materialize(
                 assets,
                 selection=selection,
-                resources=resources_for_env(),
+                resources=resources_for(Settings.from_env()),
                 run_config=only(cfg, selection),
                 instance=instance,
                 raise_on_error=False,

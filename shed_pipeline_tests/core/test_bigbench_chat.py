@@ -162,21 +162,19 @@ def test_extraction_is_deterministic(tmp_path):
     assert a.read_bytes() == b.read_bytes()
 
 
-def test_cache_is_written_once_and_read_afterwards(tmp_path, monkeypatch):
+def test_cache_is_written_once_and_read_afterwards(tmp_path):
     arch = write_archive(tmp_path / "bb.tar.gz", fake_tasks())
-    monkeypatch.setenv("SHED_BIGBENCH_ARCHIVE", str(arch))
     cache = tmp_path / "cache"
-    path = bc.bigbench_chat_parquet(cache, log=lambda m: None)
+    path = bc.bigbench_chat_parquet(cache, log=lambda m: None, archive=arch)
     assert path == cache / "bigbench_chat_v1" / "bigbench_chat_v1.parquet" and path.with_suffix(".json").is_file()
     first = path.read_bytes()
     # The archive is not needed any more: the extracted file is read as it is.
-    monkeypatch.setenv("SHED_BIGBENCH_ARCHIVE", str(tmp_path / "gone.tar.gz"))
-    assert bc.bigbench_chat_parquet(cache, log=lambda m: None) == path
+    assert bc.bigbench_chat_parquet(cache, log=lambda m: None, archive=tmp_path / "gone.tar.gz") == path
     assert path.read_bytes() == first
     assert {p.name for p in path.parent.iterdir()} == {path.name, path.with_suffix(".json").name}  # no temporaries left
 
 
-def test_source_reads_as_validated_chat_rows(tmp_path, monkeypatch):
+def test_source_reads_as_validated_chat_rows(tmp_path):
     tasks = {
         f"t{k}": {
             "description": f"Task {k}.",
@@ -186,11 +184,13 @@ def test_source_reads_as_validated_chat_rows(tmp_path, monkeypatch):
     }
     tasks["fam/a"] = {"description": "A.", "examples": [{"input": f"a {i}", "target": "x"} for i in range(10)]}
     tasks["fam/b"] = {"description": "B.", "examples": [{"input": f"b {i}", "target": "y"} for i in range(10)]}
-    monkeypatch.setenv("SHED_BIGBENCH_ARCHIVE", str(write_archive(tmp_path / "bb.tar.gz", tasks)))
+    archive = write_archive(tmp_path / "bb.tar.gz", tasks)
     cache = tmp_path / "cache"
     # The user's field names are for their own files; the packaged source's columns are fixed.
     mapping = FieldMapping(format="alpaca", instruction="prompt", output="answer")
-    loaded = load_source(BIGBENCH_CHAT, mapping, 24, 0, 32_000, 0.1, 0.1, cache, log=lambda m: None)
+    loaded = load_source(
+        BIGBENCH_CHAT, mapping, 24, 0, 32_000, 0.1, 0.1, cache, log=lambda m: None, bigbench_archive=archive
+    )
     assert loaded.label == source_label(BIGBENCH_CHAT) == "bigbench-chat"
     assert loaded.units_available == 60 and loaded.quarantine.height == 0
     rows = loaded.rows

@@ -48,11 +48,21 @@ def test_extract_reads_every_task_and_example(tmp_path):
     assert row["output"] == "answer 1" and row["references"] == ["answer 1", "alt"]
 
 
-def test_default_source_loads_through_the_cache_with_stratified_sample_and_quarantine(tmp_path, monkeypatch):
+def test_default_source_loads_through_the_cache_with_stratified_sample_and_quarantine(tmp_path):
     arch = fake_bigbench(tmp_path / "bb.tar.gz", {f"subtask00{i}_t{i}": 30 for i in range(1, 5)})
-    monkeypatch.setenv("SHED_BIGBENCH_ARCHIVE", str(arch))
     cache = tmp_path / "cache"
-    loaded = load_source("natural-instructions", FieldMapping(), 40, 0, 32_000, 0.1, 0.1, cache, log=lambda m: None)
+    loaded = load_source(
+        "natural-instructions",
+        FieldMapping(),
+        40,
+        0,
+        32_000,
+        0.1,
+        0.1,
+        cache,
+        log=lambda m: None,
+        bigbench_archive=arch,
+    )
     assert loaded.units_available == 4 * 31
     assert loaded.rows.height + loaded.quarantine.height == 40
     assert set(loaded.quarantine["reason"].to_list()) <= {"empty_field"}
@@ -60,8 +70,19 @@ def test_default_source_loads_through_the_cache_with_stratified_sample_and_quara
     assert max(counts) - min(counts) <= 1  # spread evenly over tasks
     assert (cache / "natural_instructions_v1" / "natural_instructions_v1.parquet").is_file()
     # Second load reads the extracted file, not the archive.
-    monkeypatch.setenv("SHED_BIGBENCH_ARCHIVE", str(tmp_path / "gone.tar.gz"))
-    again = load_source("natural-instructions", FieldMapping(), 40, 0, 32_000, 0.1, 0.1, cache, log=lambda m: None)
+    gone = tmp_path / "gone.tar.gz"
+    again = load_source(
+        "natural-instructions",
+        FieldMapping(),
+        40,
+        0,
+        32_000,
+        0.1,
+        0.1,
+        cache,
+        log=lambda m: None,
+        bigbench_archive=gone,
+    )
     assert again.rows.equals(loaded.rows)
 
 
@@ -72,7 +93,6 @@ def test_corrupt_archive_fails_with_its_name(tmp_path):
         ni.extract_natural_instructions(bad, tmp_path / "o.parquet", log=lambda m: None)
 
 
-def test_missing_explicit_archive_is_an_error(tmp_path, monkeypatch):
-    monkeypatch.setenv("SHED_BIGBENCH_ARCHIVE", str(tmp_path / "nope.tar.gz"))
+def test_missing_explicit_archive_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.tar.gz"):
-        ni.fetch_archive(tmp_path, log=lambda m: None)
+        ni.fetch_archive(tmp_path, log=lambda m: None, archive=tmp_path / "nope.tar.gz")

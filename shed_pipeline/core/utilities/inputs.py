@@ -34,6 +34,7 @@ class UtilityInputs:
     log: Log = silent
     feature_cache: Path | None = None  # the DuckDB file of cached LM features (the probe's)
     seed: int = 0
+    bigbench_archive: Path | None = None  # a local copy of the benchmark archive (else downloaded)
 
 
 @dataclass(frozen=True)

@@ -160,7 +160,13 @@ def build(settings: LMUtilitySettings, inputs: UtilityInputs) -> BuiltUtility:
         from shed_pipeline.core.benchmarks import load_choice_items
 
         raw = load_choice_items(
-            settings.benchmarks, settings.benchmark_items, inputs.seed, inputs.cache_dir, log, from_end=True
+            settings.benchmarks,
+            settings.benchmark_items,
+            inputs.seed,
+            inputs.cache_dir,
+            log,
+            from_end=True,
+            archive=inputs.bigbench_archive,
         )  # never the evaluation's items
         items = [it for task in settings.benchmarks for it in lm.choice_items(tok, raw[task])]
     player_prompts = lm.prompt_texts(tok, proxies["instruction"], proxies["input"], lm.messages_column(proxies), log)
