@@ -1,94 +1,8 @@
 import polars as pl
 import pytest
 
-from shed_pipeline.core.lineage import LineageError, LineageStore
-
-
-def fill(store: LineageStore, run: str, selected: list[str], pool=("a", "b", "c", "d"), quarantined=("q",)):
-    store.record_asset(run, "raw_dataset", "0.1", {"seed": 0}, {}, source="src", source_fingerprint="fp-" + run)
-    store.write_table(
-        "rows",
-        run,
-        pl.DataFrame(
-            {
-                "row_id": [*pool, "v"],
-                "split": ["pool"] * len(pool) + ["validation"],
-                "task": None,
-                "source_file": "f",
-                "source_locator": list(range(len(pool) + 1)),
-            }
-        ),
-    )
-    store.write_table(
-        "quarantine",
-        run,
-        pl.DataFrame(
-            {
-                "source_file": ["f"],
-                "source_locator": [9],
-                "row_id": list(quarantined),
-                "reason": ["duplicate"],
-                "detail": ["same as f:1"],
-                "excerpt": [""],
-            }
-        ),
-    )
-    store.write_table(
-        "clusters",
-        run,
-        pl.DataFrame(
-            {
-                "cluster_id": [0, 1],
-                "size": [2, len(pool) - 2],
-                "proxy_row_id": [pool[0], pool[2]],
-                "inertia": [0.1, 0.2],
-            }
-        ),
-    )
-    store.write_table(
-        "memberships",
-        run,
-        pl.DataFrame(
-            {"row_id": list(pool), "cluster_id": [0, 0] + [1] * (len(pool) - 2), "sq_distance": [0.0] * len(pool)}
-        ),
-    )
-    store.write_table(
-        "scores",
-        run,
-        pl.DataFrame(
-            {
-                "cluster_id": [0, 1],
-                "proxy_row_id": [pool[0], pool[2]],
-                "score": [0.9, 0.1],
-                "stderr": [None, None],
-                "rank": [1, 2],
-                "estimator": "knn_exact",
-                "utility": "knn",
-            }
-        ),
-    )
-    store.write_table(
-        "selections",
-        run,
-        pl.DataFrame(
-            {
-                "row_id": selected,
-                "cluster_id": [0] * len(selected),
-                "method": "qocs",
-                "draw_order": list(range(len(selected))),
-                "score": [0.9] * len(selected),
-                "reason": [f"qocs rule for {r}" for r in selected],
-            }
-        ),
-    )
-    store.record_asset(
-        run,
-        "curated_subset",
-        "0.1",
-        {"method": "qocs"},
-        {},
-        inputs={"raw_dataset": run, "clusters": run, "proxy_shapley_scores": run},
-    )
+from shed_pipeline.core.lineage import LineageError, LineageStore, RowExplanation
+from shed_pipeline_tests.core.lineage.runs import fill
 
 
 def test_runs_why_and_diff(tmp_path):
@@ -111,18 +25,6 @@ def test_runs_why_and_diff(tmp_path):
     d = store.diff("run-a", "run-b")
     assert d["kept"] == 1 and [x["row_id"] for x in d["added"]] == ["c"]
     assert d["removed"] == [{"row_id": "b", "status_in_b": "not selected", "reason": d["removed"][0]["reason"]}]
-
-
-def test_append_only_a_later_run_leaves_earlier_records_alone(tmp_path):
-    store = LineageStore(tmp_path / "l.duckdb")
-    fill(store, "run-a", ["a", "b"])
-    with store.connect(read_only=True) as con:
-        before = con.execute("SELECT * FROM selections WHERE run_id = 'run-a' ORDER BY draw_order").fetchall()
-    fill(store, "run-b", ["c"])
-    fill(store, "run-b", ["d"])  # a retried step replaces only its own run's records
-    with store.connect(read_only=True) as con:
-        assert con.execute("SELECT * FROM selections WHERE run_id = 'run-a' ORDER BY draw_order").fetchall() == before
-        assert con.execute("SELECT row_id FROM selections WHERE run_id = 'run-b'").fetchall() == [("d",)]
 
 
 def test_ids_with_sql_characters_are_safe(tmp_path):
@@ -192,3 +94,24 @@ def test_why_explains_near_duplicates_and_shows_row_values_under_any_method(tmp_
     assert w["selected"] and w["reason"] == "qocs rule for a" and w["row_values"] == {"ifd": 0.75}
     d = store.diff("run-a", "run-a")
     assert d["method_a"] == d["method_b"] == "qocs"
+
+
+def test_explain_is_typed_and_why_is_its_dict_with_the_keys_in_the_cli_order(tmp_path):
+    store = LineageStore(tmp_path / "l.duckdb")
+    fill(store, "run-a", ["a", "b"])
+    e = store.explain("a", "run-a")
+    assert isinstance(e, RowExplanation) and e.selected and e.is_proxy and e.cluster.rank == 1 and e.draw_order == 0
+    assert store.why("a", "run-a") == e.as_dict()
+    assert list(e.as_dict()) == [
+        "row_id", "run_id", "split", "task", "source_file", "source_locator", "cluster_id", "proxy_row_id",
+        "is_proxy", "cluster_size", "cluster_score", "cluster_rank", "clusters_total", "selected", "status",
+        "method", "draw_order", "reason",
+    ]  # fmt: skip
+    assert list(store.why("q")) == [
+        "row_id", "run_id", "selected", "status", "reason", "detail", "source_file", "source_locator"
+    ]  # fmt: skip
+    held = store.explain("v")
+    assert held.status == "held out (validation split)" and held.place.split == "validation" and held.cluster is None
+    assert list(held.as_dict()) == [
+        "row_id", "run_id", "split", "task", "source_file", "source_locator", "selected", "status", "reason"
+    ]  # fmt: skip

@@ -1,0 +1,35 @@
+"""Lineage in DuckDB: what every run read, clustered, scored and selected, and why.
+
+Append-only across runs: a run writes only records tagged with its own run id, and a re-executed
+step of the same run replaces only that run's records of that step. One writer at a time
+(DuckDB's rule across processes): writers retry while another process holds the lock.
+All SQL is parameterised.
+
+- `schema`: the tables' DDL and the migrations of older databases
+- `database`: the database file and its connections (LineageError)
+- `writer`: record_asset and write_table
+- `queries`: runs, explain / why, diff and the other reads, as small frozen dataclasses
+- `store`: LineageStore, the writer and the queries on one database
+"""
+
+from shed_pipeline.core.lineage.database import LineageError
+from shed_pipeline.core.lineage.queries import (
+    ClusterStanding,
+    NearDuplicate,
+    Quarantine,
+    Removal,
+    RowExplanation,
+    SourcePlace,
+)
+from shed_pipeline.core.lineage.store import LineageStore
+
+__all__ = [
+    "ClusterStanding",
+    "LineageError",
+    "LineageStore",
+    "NearDuplicate",
+    "Quarantine",
+    "Removal",
+    "RowExplanation",
+    "SourcePlace",
+]
