@@ -26,10 +26,10 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from shed_pipeline.core import lm_scoring
 from shed_pipeline.core.benchmarks import ChoiceItem
 from shed_pipeline.core.files import write_text_atomic
 from shed_pipeline.core.lm import FinetuneBudget  # one arm's resolved budget; re-exported for callers
+from shed_pipeline.core.lm import scoring as lm_scoring
 from shed_pipeline.core.progress import Log, Progress, format_seconds
 
 ArmDone = Callable[[int, int, str, bool], None]  # (arms done, arms in all, the arm's label, from the cache)

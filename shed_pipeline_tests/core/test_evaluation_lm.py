@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 
-from shed_pipeline.core import lm, lm_scoring
+from shed_pipeline.core import lm
 from shed_pipeline.core.benchmarks import ChoiceItem
 from shed_pipeline.core.evaluation_lm import (
     FinetuneBudget,
@@ -77,50 +77,6 @@ BENCH = {
     ]
 }
 TEST_P, TEST_T = ["the capital of france is", "what colour sky"], ["paris", "sky blue"]
-
-
-def test_scoring_matches_one_sequence_per_pair(tmp_path):
-    """lm_scoring (packed choices, token-budget batches, head at scored positions only) against
-    lm.continuation_logprobs, one (prompt, continuation) at a time: the brute-force oracle."""
-    model, tok = lm.load_lm(build_tiny_lm(tmp_path / "tiny"))
-    prompts = ["the capital of france is", "a b c d e f g a b c", "what"]
-    conts = ["paris berlin", "d", "colour sky blue green"]
-    want = [
-        lm.continuation_logprobs(model, tok, [p], [c], batch_size=1)[0] for p, c in zip(prompts, conts, strict=True)
-    ]
-    for budget in (1, 8, 4096):  # one row per batch, a few, all in one
-        got = lm_scoring.continuation_logprobs(model, tok, prompts, conts, max_tokens=256, token_budget=budget)
-        assert [n for _, n in got] == [n for _, n in want] and np.allclose(
-            [v for v, _ in got], [v for v, _ in want], atol=1e-5
-        )
-    cut = lm_scoring.continuation_logprobs(model, tok, prompts, conts, max_tokens=5)  # the prompt loses its start
-    assert np.allclose(
-        [v for v, _ in cut],
-        [v for v, _ in lm.continuation_logprobs(model, tok, prompts, conts, max_tokens=5)],
-        atol=1e-5,
-    )
-    items = BENCH["quiz"] + [ChoiceItem("a b c d e f", ("g", "a b c d e f g a b", "d"), 2)]
-    for max_tokens in (256, 9):  # 9: the long choice cuts the third item's prompt: one sequence per choice
-        means = lm_scoring.choice_means(model, tok, items, max_tokens)
-        for it, row in zip(items, means, strict=True):
-            pairs = lm.continuation_logprobs(
-                model, tok, [it.prompt] * len(it.choices), list(it.choices), max_tokens=max_tokens
-            )
-            assert np.allclose(row, [v / n for v, n in pairs], atol=1e-5)
-        assert [lm_scoring.pick(m) for m in means] == lm.choose_many(model, tok, items, max_tokens=max_tokens)
-    # Prompts that share a prefix (a system turn): the prefix's keys and values computed once, reused by every batch.
-    shared = ["a b c d e f the capital of france is", "a b c d e f what colour", "a b c d e f g"]
-    assert lm_scoring._shared_prefix([lm_scoring.Tree(tuple(tok(p)["input_ids"]), ((1,),)) for p in shared]) == tuple(
-        tok("a b c d e f")["input_ids"]
-    )
-    for budget in (1, 4096):
-        got = lm_scoring.continuation_logprobs(model, tok, shared, conts, max_tokens=256, token_budget=budget)
-        assert np.allclose(
-            [v for v, _ in got], [v for v, _ in lm.continuation_logprobs(model, tok, shared, conts)], atol=1e-5
-        )
-    items = [ChoiceItem(p, ("paris", "blue green", "d"), 0) for p in shared]
-    want = [[v / n for v, n in lm.continuation_logprobs(model, tok, [it.prompt] * 3, list(it.choices))] for it in items]
-    assert np.allclose(lm_scoring.choice_means(model, tok, items, 256), want, atol=1e-5)
 
 
 def test_arms_trained_by_epochs_are_deterministic_and_cached_with_their_item_scores(tmp_path):
@@ -283,7 +239,7 @@ def test_lm_arms_report_prompts_chat_rows_with_their_turns(tmp_path, monkeypatch
     from shed_pipeline.assets.evaluate import EvaluationConfig
     from shed_pipeline.core import evaluation_lm
     from shed_pipeline.core.evaluation_report import lm_arms_report
-    from shed_pipeline_tests.core.test_lm import CHAT
+    from shed_pipeline_tests.core.lm.chat_templates import CHAT
 
     model_dir = build_tiny_lm(tmp_path / "chat_llama")
     tok = AutoTokenizer.from_pretrained(model_dir)

@@ -57,7 +57,7 @@ def ifd_scores(
 ) -> np.ndarray:
     """(n, 3) float64: IFD, mean NLL per token given the prompt, mean NLL per token alone.
     `progress` advances by two sequences per row (with and without the prompt)."""
-    from shed_pipeline.core import lm_scoring
+    from shed_pipeline.core.lm import scoring as lm_scoring
 
     # The response gets at most half the tokens: a long response would otherwise push the whole
     # instruction out, and IFD would compare the response with itself (about 1) whatever the prompt.

@@ -87,7 +87,7 @@ def test_the_utility_builders_prompt_chat_rows_with_their_turns_and_key_them_apa
 
     from shed_pipeline.core.utilities import UTILITIES, UtilityInputs
     from shed_pipeline.core.valuation import proxy_rows, validation_rows
-    from shed_pipeline_tests.core.test_lm import CHAT
+    from shed_pipeline_tests.core.lm.chat_templates import CHAT
 
     model_dir = build_tiny_lm(tmp_path / "chat_llama")
     tok = AutoTokenizer.from_pretrained(model_dir)

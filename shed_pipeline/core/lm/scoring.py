@@ -1,5 +1,5 @@
-"""Log-likelihood scoring for the evaluation: the numbers of `lm.continuation_logprobs` (up to float
-rounding), for a fraction of the work.
+"""Log-likelihood scoring for the evaluation: the numbers of `forward.continuation_logprobs` (up to
+float rounding), for a fraction of the work.
 
 - A multiple-choice item is one packed sequence: its prompt once, then every choice, each choice
   attending to the prompt and to itself only (a 4D attention mask; each choice's positions continue
@@ -22,12 +22,12 @@ import inspect
 from dataclasses import dataclass
 from typing import Sequence
 
-from shed_pipeline.core.lm import _encode_pairs
+from shed_pipeline.core.lm.tokens import encode_pairs
 from shed_pipeline.core.progress import Progress
 
 TOKEN_BUDGET = 2048  # tokens per forward pass (rows x longest row): ~8 rows of 256 tokens
-HEAD_CHUNK = 512
-MIN_SHARED = 4  # shortest shared prompt prefix worth a cached pass  # positions per output-head call: bounds the (positions x vocabulary) logits
+HEAD_CHUNK = 512  # positions per output-head call: bounds the (positions x vocabulary) logits
+MIN_SHARED = 4  # shortest shared prompt prefix worth a cached pass
 
 
 @dataclass(frozen=True)
@@ -49,29 +49,36 @@ def continuation_logprobs(
     continuations: Sequence[str],
     max_tokens: int = 256,
     progress: Progress | None = None,
+    *,
     token_budget: int = TOKEN_BUDGET,
     max_target_tokens: int | None = None,
 ) -> list[tuple[float, int]]:
-    """`lm.continuation_logprobs`: for each (prompt, continuation), the summed log-probability of
+    """`forward.continuation_logprobs`: for each (prompt, continuation), the summed log-probability of
     the continuation's tokens (with eos) given the prompt, and their count; same truncation."""
     if len(prompts) != len(continuations):
         raise ValueError("prompts and continuations differ in length")
     trees = [
         Tree(tuple(p), (tuple(c),))
-        for p, c in _encode_pairs(tok, list(prompts), list(continuations), max_tokens, max_target_tokens)
+        for p, c in encode_pairs(tok, list(prompts), list(continuations), max_tokens, max_target_tokens)
     ]
     return [s[0] for s in score_trees(model, tok, trees, progress, token_budget)]
 
 
 def choice_means(
-    model, tok, items, max_tokens: int = 256, progress: Progress | None = None, token_budget: int = TOKEN_BUDGET
+    model,
+    tok,
+    items,
+    max_tokens: int = 256,
+    progress: Progress | None = None,
+    *,
+    token_budget: int = TOKEN_BUDGET,
 ) -> list[list[float]]:
     """For each item (`prompt`, `choices`), each choice's mean per-token log-probability (with eos)
-    given the prompt: what `lm.choose_many` compares. An item whose choices cut its prompt
+    given the prompt: what `forward.choose_many` compares. An item whose choices cut its prompt
     differently (prompt + choice over `max_tokens`) is scored as one sequence per choice."""
     trees, owner = [], []
     for k, it in enumerate(items):
-        pairs = _encode_pairs(tok, [it.prompt] * len(it.choices), list(it.choices), max_tokens)
+        pairs = encode_pairs(tok, [it.prompt] * len(it.choices), list(it.choices), max_tokens)
         if len({tuple(p) for p, _ in pairs}) == 1:
             trees.append(Tree(tuple(pairs[0][0]), tuple(tuple(c) for _, c in pairs)))
             owner.append((k, None))
@@ -88,7 +95,7 @@ def choice_means(
 
 
 def pick(means: Sequence[float]) -> int:
-    """The choice with the highest mean log-probability; ties: the first (as `lm.choose_many`)."""
+    """The choice with the highest mean log-probability; ties: the first (as `forward.choose_many`)."""
     return max(range(len(means)), key=lambda j: (means[j], -j))
 
 
@@ -172,7 +179,8 @@ def _decoder_and_head(model):
     cfg = base.config
     if getattr(cfg, "final_logit_softcapping", None) or getattr(cfg, "logit_scale", None):
         raise ValueError(
-            f"{type(base).__name__} transforms its logits after the output head; the evaluation's scoring does not support it"
+            f"{type(base).__name__} transforms its logits after the output head; "
+            "the evaluation's scoring does not support it"
         )
     return base.get_decoder(), base.get_output_embeddings()
 
