@@ -14,9 +14,8 @@ import time
 from pathlib import Path
 
 from shed_pipeline.core.embedding import EmbeddingCache, SentenceTransformerEncoder, auto_precision, embed_texts
-from shed_pipeline.core.natural_instructions import default_cache_dir
-from shed_pipeline.core.records import FieldMapping
-from shed_pipeline.core.sources import load_source
+from shed_pipeline.core.sources import FieldMapping, load_source
+from shed_pipeline.settings import Settings
 
 
 def main() -> None:
@@ -31,8 +30,18 @@ def main() -> None:
     )
     ap.add_argument("--skip-naive", action="store_true")
     a = ap.parse_args()
+    settings = Settings.from_env()
     loaded = load_source(
-        "natural-instructions", FieldMapping(), a.rows, 0, 32_000, 0.1, 0.1, default_cache_dir(), print
+        "natural-instructions",
+        FieldMapping(),
+        rows=a.rows,
+        seed=0,
+        max_chars=32_000,
+        validation_fraction=0.1,
+        test_fraction=0.1,
+        cache_dir=settings.downloads,
+        log=print,
+        bigbench_archive=settings.bigbench_archive,
     )
     rows = loaded.rows
     ins, inp = rows["instruction"].to_list(), rows["input"].to_list()

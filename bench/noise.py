@@ -41,12 +41,21 @@ ESTIMATOR = {"knn": "knn_exact", "probe": "ts_chains", "lm": "banzhaf_msr"}
 
 def corrupted_source(rows: int, share: float, seed: int, root: Path) -> tuple[Path, set[str]]:
     """A JSONL source of `rows` Natural Instructions rows, `share` of them with another task's output."""
-    from shed_pipeline.core.natural_instructions import default_cache_dir
-    from shed_pipeline.core.records import FieldMapping, row_id_for
-    from shed_pipeline.core.sources import load_source
+    from shed_pipeline.core.sources import FieldMapping, load_source, row_id_for
+    from shed_pipeline.settings import Settings
 
+    settings = Settings.from_env()
     loaded = load_source(
-        "natural-instructions", FieldMapping(), rows, seed, 32_000, 0.1, 0.1, default_cache_dir(), lambda _m: None
+        "natural-instructions",
+        FieldMapping(),
+        rows=rows,
+        seed=seed,
+        max_chars=32_000,
+        validation_fraction=0.1,
+        test_fraction=0.1,
+        cache_dir=settings.downloads,
+        log=lambda _m: None,
+        bigbench_archive=settings.bigbench_archive,
     ).rows
     records = loaded.select("instruction", "input", "output", "task").to_dicts()
     rng = np.random.default_rng(seed)
@@ -152,11 +161,11 @@ def main() -> None:
     a = ap.parse_args()
     start = time.perf_counter()
 
-    from shed_pipeline.core.natural_instructions import default_cache_dir
     from shed_pipeline.core.row_values import ROW_VALUES, RowValueInputs, compute_row_values
     from shed_pipeline.core.selection import METHODS, curate
     from shed_pipeline.core.selection.base import value_key
     from shed_pipeline.core.selection.tables import selection_inputs
+    from shed_pipeline.settings import Settings
 
     root = Path(a.home) if a.home else Path(tempfile.mkdtemp(prefix="shed_noise_"))
     root.mkdir(parents=True, exist_ok=True)
@@ -193,7 +202,7 @@ def main() -> None:
             pool,
             validation,
             "cpu",
-            default_cache_dir(),
+            Settings.from_env().downloads,
             home / "cache" / "embeddings.duckdb",
             lambda m: print("  " + m),
         ),

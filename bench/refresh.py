@@ -53,21 +53,22 @@ def main() -> None:
     ap.add_argument("--home", help="project folder (default: a temporary one)")
     a = ap.parse_args()
 
-    from shed_pipeline.core.natural_instructions import default_cache_dir
-    from shed_pipeline.core.records import FieldMapping
-    from shed_pipeline.core.sources import load_source
+    from shed_pipeline.core.sources import FieldMapping, load_source
+    from shed_pipeline.settings import Settings
 
     extra = round(a.rows * a.share)
+    settings = Settings.from_env()
     loaded = load_source(
         "natural-instructions",
         FieldMapping(),
-        a.rows + extra,
-        0,
-        32_000,
-        0.1,
-        0.1,
-        default_cache_dir(),
-        lambda _m: None,
+        rows=a.rows + extra,
+        seed=0,
+        max_chars=32_000,
+        validation_fraction=0.1,
+        test_fraction=0.1,
+        cache_dir=settings.downloads,
+        log=lambda _m: None,
+        bigbench_archive=settings.bigbench_archive,
     )
     records = loaded.rows.select("instruction", "input", "output", "task").to_dicts()
     base, appended = records[: a.rows], records[a.rows :]

@@ -58,9 +58,12 @@ def write_source(n: int, path: Path) -> None:
     import numpy as np
     import polars as pl
 
-    from shed_pipeline.core.natural_instructions import natural_instructions_parquet
+    from shed_pipeline.core.sources import natural_instructions_parquet
+    from shed_pipeline.settings import Settings
 
-    real = pl.read_parquet(natural_instructions_parquet()).select("task", "instruction", "input", "output")
+    settings = Settings.from_env()
+    extracted = natural_instructions_parquet(settings.downloads, archive=settings.bigbench_archive)
+    real = pl.read_parquet(extracted).select("task", "instruction", "input", "output")
     rng = np.random.default_rng(0)
     order = rng.permutation(real.height)
     rows = real[order[: min(n, real.height)]].to_dicts()

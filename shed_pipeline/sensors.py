@@ -8,10 +8,7 @@ from dagster_aws.s3 import S3Resource
 
 from shed_pipeline.core.lineage import LineageError
 from shed_pipeline.core.objectstore import is_s3
-from shed_pipeline.core.records import SourceError
-from shed_pipeline.core.s3_sources import scan_s3_source
-from shed_pipeline.core.sources import PACKAGED_SOURCES, source_label
-from shed_pipeline.core.watch import scan_source
+from shed_pipeline.core.sources import PACKAGED_SOURCES, SourceError, scan_s3_source, scan_source, source_label
 from shed_pipeline.jobs import JOB_NAME
 from shed_pipeline.resources import LineageResource, PathsResource, object_store
 

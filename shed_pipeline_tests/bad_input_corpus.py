@@ -4,7 +4,7 @@ A case builds its file(s) under a fresh folder and names the source to load. Its
 the rows it yields and the (file, locator, reason) of every unit it quarantines, in source order,
 or the one-line `SourceError` (which file it starts with, what it says). File names in a case are
 relative to the case's folder. To add a case: append a `Case` to CASES; the test runs every one
-(shed_pipeline_tests/core/test_bad_input_corpus.py, with MAX_CHARS as the length limit).
+(shed_pipeline_tests/core/sources/test_bad_input_corpus.py, with MAX_CHARS as the length limit).
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from typing import Callable
 import polars as pl
 import pyarrow as pa
 
-from shed_pipeline.core import records as R
+from shed_pipeline.core.sources import reasons as R
+from shed_pipeline.core.sources.readers.json_parsing import MAX_DEPTH
 
 MAX_CHARS = 500  # the limit the corpus runs with: the too_long cases exceed it
 
@@ -343,7 +344,7 @@ CASES: list[Case] = [
         one("d.jsonl", lines(good(0), DEEP, SEMI_DEEP)),
         1,
         (("d.jsonl", 2, R.TOO_DEEP), ("d.jsonl", 3, R.TOO_DEEP)),
-        details=(f"nested more than {R.MAX_DEPTH} levels deep",),
+        details=(f"nested more than {MAX_DEPTH} levels deep",),
     ),
     Case(
         "deep_nesting_json_element",

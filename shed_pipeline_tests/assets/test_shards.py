@@ -11,8 +11,8 @@ import polars as pl
 import pytest
 
 from shed_pipeline.assets import ALL_ASSETS, assets_for
-from shed_pipeline.core.records import row_id_for
 from shed_pipeline.core.shards import shard_keys, shard_of
+from shed_pipeline.core.sources import row_id_for
 from shed_pipeline.resources import resources_for
 from shed_pipeline.settings import Settings
 from shed_pipeline_tests.assets.test_pipeline import run_config

@@ -1,7 +1,6 @@
 import polars as pl
 import pytest
 
-from shed_pipeline.core.records import row_id_for
 from shed_pipeline.core.shards import (
     MAX_SHARDS,
     in_shard,
@@ -11,6 +10,7 @@ from shed_pipeline.core.shards import (
     shard_of,
     split_by_shard,
 )
+from shed_pipeline.core.sources import row_id_for
 
 
 def ids(n: int) -> list[str]:

@@ -8,13 +8,22 @@ import duckdb
 import polars as pl
 import pytest
 
-from shed_pipeline.core.records import FieldMapping, SourceError, row_id_for
-from shed_pipeline.core.sources import ROW_SCHEMA, load_source, source_label
+from shed_pipeline.core.sources import ROW_SCHEMA, FieldMapping, SourceError, load_source, row_id_for, source_label
 from shed_pipeline_tests.synthetic import make_rows, write_jsonl
 
 
 def _load(source, tmp_path, rows=None):
-    return load_source(str(source), FieldMapping(), rows, 0, 32_000, 0.1, 0.1, tmp_path / "cache", log=lambda m: None)
+    return load_source(
+        str(source),
+        FieldMapping(),
+        rows=rows,
+        seed=0,
+        max_chars=32_000,
+        validation_fraction=0.1,
+        test_fraction=0.1,
+        cache_dir=tmp_path / "cache",
+        log=lambda m: None,
+    )
 
 
 def _store(frame: pl.DataFrame, tmp_path, name: str) -> None:

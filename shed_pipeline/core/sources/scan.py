@@ -1,13 +1,15 @@
-"""Noticing that a file source changed, cheaply enough to poll: a file's content hash is reused
-while its size and modification time are unchanged, and the fingerprint is the same one
-`raw_dataset` records in lineage (so a watcher and a run agree on what "this content" is)."""
+"""Scanning a local file or folder source for the sensor: noticing that it changed, cheaply enough to
+poll. A file's content hash is reused while its size and modification time are unchanged, and the
+fingerprint is the same one `raw_dataset` records in lineage (so a watcher and a run agree on what
+"this content" is). s3:// sources are scanned by `s3.scan_s3_source`, from their listing."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from shed_pipeline.core.records import combine_digests, file_digest, list_source_files
+from shed_pipeline.core.sources.digests import combine_digests, file_digest
+from shed_pipeline.core.sources.listing import list_source_files
 
 
 @dataclass

@@ -8,7 +8,6 @@ Natural Instructions tasks are extracted into one Parquet file. Later runs read 
 from __future__ import annotations
 
 import json
-import os
 import re
 import tarfile
 from pathlib import Path
@@ -26,15 +25,11 @@ EXTRACT_NAME = "natural_instructions_v1.parquet"
 EXTRACT_VERSION = "1"
 
 
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("SHED_PIPELINE_CACHE", Path.home() / ".cache" / "shed_pipeline")).expanduser()
-
-
-def fetch_archive(cache_dir: Path, log: Log = print) -> Path:
-    """Path of the bigbench archive, downloading it with pip on first use (about 360 MB)."""
-    explicit = os.environ.get("SHED_BIGBENCH_ARCHIVE")
-    if explicit:
-        path = Path(explicit).expanduser()
+def fetch_archive(cache_dir: Path, log: Log = print, *, archive: Path | None = None) -> Path:
+    """Path of the bigbench archive: `archive` when given (a copy the user already has), else
+    downloaded with pip into the cache on first use (about 360 MB)."""
+    if archive is not None:
+        path = Path(archive).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"SHED_BIGBENCH_ARCHIVE={path}: no such file")
         return path
@@ -99,10 +94,9 @@ def extract_natural_instructions(archive: Path, out_path: Path, log: Log = print
     return out_path
 
 
-def natural_instructions_parquet(cache_dir: Path | None = None, log: Log = print) -> Path:
-    """The extracted Natural Instructions table, fetching and extracting on first use."""
-    cache_dir = cache_dir or default_cache_dir()
+def natural_instructions_parquet(cache_dir: Path, log: Log = print, *, archive: Path | None = None) -> Path:
+    """The extracted Natural Instructions table, fetching (`fetch_archive`) and extracting on first use."""
     out = cache_dir / f"natural_instructions_v{EXTRACT_VERSION}" / EXTRACT_NAME
     if out.is_file():
         return out
-    return extract_natural_instructions(fetch_archive(cache_dir, log), out, log)
+    return extract_natural_instructions(fetch_archive(cache_dir, log, archive=archive), out, log)

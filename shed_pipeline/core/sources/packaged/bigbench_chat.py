@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import Iterator
 
 from shed_pipeline.core.files import atomic_path
-from shed_pipeline.core.natural_instructions import default_cache_dir, fetch_archive
 from shed_pipeline.core.progress import Log, Progress
+from shed_pipeline.core.sources.packaged.natural_instructions import fetch_archive
 
 TASK_PATTERN = re.compile(r"/benchmark_tasks/(.+)/task\.json$")
 NI_FAMILY = "natural_instructions"
@@ -159,7 +159,8 @@ def extract_bigbench_chat(
         tasks_out += len(cols["task"]) > n_before
     if not cols["task"]:
         raise RuntimeError(
-            f"{archive}: holds no generative bigbench tasks outside natural_instructions and the multiple-choice families"
+            f"{archive}: holds no generative bigbench tasks outside natural_instructions "
+            "and the multiple-choice families"
         )
     summary = {
         "extract_version": EXTRACT_VERSION,
@@ -184,17 +185,17 @@ def extract_bigbench_chat(
     with atomic_path(out_path) as tmp:
         pl.DataFrame(cols, schema=schema).write_parquet(tmp)
     reasons = Counter(left_out.values())
+    rows_dropped = ", ".join(f"{n} {r}" for r, n in sorted(dropped.items())) or "none"
     log(
         f"  {summary['tasks']} tasks ({summary['families']} families), {summary['rows']} rows -> {out_path}; "
-        f"left out: {', '.join(f'{n} {r}' for r, n in sorted(reasons.items()))}; rows dropped: {', '.join(f'{n} {r}' for r, n in sorted(dropped.items())) or 'none'}"
+        f"left out: {', '.join(f'{n} {r}' for r, n in sorted(reasons.items()))}; rows dropped: {rows_dropped}"
     )
     return summary
 
 
-def bigbench_chat_parquet(cache_dir: Path | None = None, log: Log = print) -> Path:
-    """The extracted chat table, fetching the archive and extracting on first use."""
-    cache_dir = cache_dir or default_cache_dir()
+def bigbench_chat_parquet(cache_dir: Path, log: Log = print, *, archive: Path | None = None) -> Path:
+    """The extracted chat table, fetching the archive (`fetch_archive`) and extracting on first use."""
     out = cache_dir / f"bigbench_chat_v{EXTRACT_VERSION}" / f"bigbench_chat_v{EXTRACT_VERSION}.parquet"
     if not out.is_file():
-        extract_bigbench_chat(fetch_archive(cache_dir, log), out, log=log)
+        extract_bigbench_chat(fetch_archive(cache_dir, log, archive=archive), out, log=log)
     return out

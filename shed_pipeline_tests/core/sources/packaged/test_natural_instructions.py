@@ -4,9 +4,8 @@ import tarfile
 
 import pytest
 
-from shed_pipeline.core import natural_instructions as ni
-from shed_pipeline.core.records import FieldMapping
-from shed_pipeline.core.sources import load_source
+from shed_pipeline.core.sources import FieldMapping, load_source
+from shed_pipeline.core.sources.packaged import natural_instructions as ni
 
 
 def fake_bigbench(path, tasks: dict[str, int]):
@@ -54,12 +53,12 @@ def test_default_source_loads_through_the_cache_with_stratified_sample_and_quara
     loaded = load_source(
         "natural-instructions",
         FieldMapping(),
-        40,
-        0,
-        32_000,
-        0.1,
-        0.1,
-        cache,
+        rows=40,
+        seed=0,
+        max_chars=32_000,
+        validation_fraction=0.1,
+        test_fraction=0.1,
+        cache_dir=cache,
         log=lambda m: None,
         bigbench_archive=arch,
     )
@@ -74,12 +73,12 @@ def test_default_source_loads_through_the_cache_with_stratified_sample_and_quara
     again = load_source(
         "natural-instructions",
         FieldMapping(),
-        40,
-        0,
-        32_000,
-        0.1,
-        0.1,
-        cache,
+        rows=40,
+        seed=0,
+        max_chars=32_000,
+        validation_fraction=0.1,
+        test_fraction=0.1,
+        cache_dir=cache,
         log=lambda m: None,
         bigbench_archive=gone,
     )

@@ -7,9 +7,8 @@ import tarfile
 import polars as pl
 import pytest
 
-from shed_pipeline.core import bigbench_chat as bc
-from shed_pipeline.core.records import FieldMapping
-from shed_pipeline.core.sources import BIGBENCH_CHAT, load_source, source_label
+from shed_pipeline.core.sources import BIGBENCH_CHAT, FieldMapping, load_source, source_label
+from shed_pipeline.core.sources.packaged import bigbench_chat as bc
 
 ROOT = "bigbench-1.0.0/bigbench/benchmark_tasks"
 
@@ -189,7 +188,16 @@ def test_source_reads_as_validated_chat_rows(tmp_path):
     # The user's field names are for their own files; the packaged source's columns are fixed.
     mapping = FieldMapping(format="alpaca", instruction="prompt", output="answer")
     loaded = load_source(
-        BIGBENCH_CHAT, mapping, 24, 0, 32_000, 0.1, 0.1, cache, log=lambda m: None, bigbench_archive=archive
+        BIGBENCH_CHAT,
+        mapping,
+        rows=24,
+        seed=0,
+        max_chars=32_000,
+        validation_fraction=0.1,
+        test_fraction=0.1,
+        cache_dir=cache,
+        log=lambda m: None,
+        bigbench_archive=archive,
     )
     assert loaded.label == source_label(BIGBENCH_CHAT) == "bigbench-chat"
     assert loaded.units_available == 60 and loaded.quarantine.height == 0
@@ -208,7 +216,15 @@ def test_source_reads_as_validated_chat_rows(tmp_path):
     )
     # Grouped by family instead of task when the task field says so.
     by_family = load_source(
-        BIGBENCH_CHAT, FieldMapping(task="family"), 25, 0, 32_000, 0.1, 0.1, cache, log=lambda m: None
+        BIGBENCH_CHAT,
+        FieldMapping(task="family"),
+        rows=25,
+        seed=0,
+        max_chars=32_000,
+        validation_fraction=0.1,
+        test_fraction=0.1,
+        cache_dir=cache,
+        log=lambda m: None,
     ).rows
     assert sorted(by_family.group_by("task").len()["len"].to_list()) == [5] * 5
 

@@ -8,16 +8,8 @@ import json
 import pytest
 
 from shed_pipeline.core.objectstore import ObjectStore, S3Uri
-from shed_pipeline.core.records import FieldMapping, SourceError
-from shed_pipeline.core.s3_sources import (
-    list_source_objects,
-    listing_version,
-    mirror_source,
-    mirrored,
-    normalize,
-    scan_s3_source,
-)
-from shed_pipeline.core.sources import load_source
+from shed_pipeline.core.sources import FieldMapping, SourceError, load_source, scan_s3_source
+from shed_pipeline.core.sources.s3 import list_source_objects, listing_version, mirror_source, mirrored, normalize
 from shed_pipeline_tests.synthetic import BAD_LINES, make_rows, write_jsonl
 
 
@@ -120,9 +112,19 @@ def test_an_s3_source_reads_like_the_same_files_on_disk(s3_bucket, tmp_path):
     write_jsonl(folder / "b.jsonl", make_rows(60)[40:])
     for f in sorted(folder.iterdir()):
         s3_bucket.put(f"src/{f.name}", f)
-    args = (FieldMapping(), None, 0, 32_000, 0.1, 0.1, tmp_path / "cache", lambda m: None)
-    local = load_source(str(folder), *args)
-    remote = load_source(f"s3://{b}/src/", *args, store=ObjectStore(s3_bucket.client), mirror_dir=tmp_path / "mirror")
+    args = dict(
+        rows=None,
+        seed=0,
+        max_chars=32_000,
+        validation_fraction=0.1,
+        test_fraction=0.1,
+        cache_dir=tmp_path / "cache",
+        log=lambda m: None,
+    )
+    local = load_source(str(folder), FieldMapping(), **args)
+    remote = load_source(
+        f"s3://{b}/src/", FieldMapping(), **args, store=ObjectStore(s3_bucket.client), mirror_dir=tmp_path / "mirror"
+    )
     assert remote.label == f"s3://{b}/src" and remote.version.startswith("s3-")
     assert remote.fingerprint == local.fingerprint  # content hash: where the bytes live does not matter
     assert remote.rows.drop("source_file").equals(local.rows.drop("source_file"))
@@ -130,7 +132,7 @@ def test_an_s3_source_reads_like_the_same_files_on_disk(s3_bucket, tmp_path):
     assert remote.quarantine.height == local.quarantine.height == len(BAD_LINES)
     assert set(remote.quarantine["source_file"]) == {f"s3://{b}/src/a.jsonl"}
     with pytest.raises(ValueError, match="needs an object store"):
-        load_source(f"s3://{b}/src/", *args)
+        load_source(f"s3://{b}/src/", FieldMapping(), **args)
     assert str(S3Uri.parse(remote.label).child("x")) == f"s3://{b}/src/x"
 
 
@@ -156,13 +158,13 @@ def test_s3_objects_follow_the_local_folder_rule_and_what_is_not_read_is_reporte
     loaded = load_source(
         f"s3://{b}/in",
         FieldMapping(),
-        None,
-        0,
-        32_000,
-        0.1,
-        0.1,
-        tmp_path / "cache",
-        lambda m: None,
+        rows=None,
+        seed=0,
+        max_chars=32_000,
+        validation_fraction=0.1,
+        test_fraction=0.1,
+        cache_dir=tmp_path / "cache",
+        log=lambda m: None,
         store=store,
         mirror_dir=tmp_path / "mirror",
     )

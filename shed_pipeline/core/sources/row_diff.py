@@ -1,4 +1,4 @@
-"""What changed in a source between two snapshots, by row id (a content hash).
+"""What changed in a source's rows between two runs' snapshots, by row id (a content hash).
 
 An edited row gets a new id, so an edit is a removal plus an addition; when the added row sits at
 the same place (file and line/record number) as the removed one, the two are linked as an edit.
@@ -6,7 +6,7 @@ the same place (file and line/record number) as the removed one, the two are lin
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 
 import polars as pl
 
@@ -22,6 +22,7 @@ CHANGE_SCHEMA = {
 @dataclass
 class RowDiff:
     changes: pl.DataFrame  # CHANGE_SCHEMA: one record per added or removed row
+    _: KW_ONLY
     rows_previous: int
     rows_current: int
     rows_added: int
@@ -65,4 +66,12 @@ def diff_rows(previous: pl.DataFrame | None, current: pl.DataFrame) -> RowDiff:
         ]
     ).cast(CHANGE_SCHEMA)
     unchanged = cur.height - added.height
-    return RowDiff(changes, prev.height, cur.height, added.height, removed.height, unchanged, pairs.height)
+    return RowDiff(
+        changes,
+        rows_previous=prev.height,
+        rows_current=cur.height,
+        rows_added=added.height,
+        rows_removed=removed.height,
+        rows_unchanged=unchanged,
+        rows_edited=pairs.height,
+    )

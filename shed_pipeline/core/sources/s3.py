@@ -16,8 +16,11 @@ from typing import Iterator
 
 from shed_pipeline.core.files import folder_lock
 from shed_pipeline.core.objectstore import ObjectChanged, ObjectInfo, ObjectStore, ObjectStoreError, S3Uri
-from shed_pipeline.core.records import SUPPORTED_SUFFIXES, SourceError, file_digest, source_kind, why_skipped
-from shed_pipeline.core.watch import SourceScan
+from shed_pipeline.core.sources.digests import file_digest
+from shed_pipeline.core.sources.listing import why_skipped
+from shed_pipeline.core.sources.readers import SUPPORTED_SUFFIXES, source_kind
+from shed_pipeline.core.sources.scan import SourceScan
+from shed_pipeline.core.sources.units import SourceError
 
 
 def normalize(location: str) -> str:
@@ -31,7 +34,7 @@ def list_source_objects(
 ) -> list[ObjectInfo]:
     """The objects of a source, sorted by key. Raises SourceError naming the location when there are none.
     Under a prefix, the objects not read are appended to `skipped` as (s3:// location, why): the same
-    rule as a local folder (records.why_skipped on the key below the prefix: hidden paths, other types)."""
+    rule as a local folder (listing.why_skipped on the key below the prefix: hidden paths, other types)."""
     uri = S3Uri.parse(location)
     key = uri.key.rstrip("/")
     try:
@@ -97,9 +100,8 @@ def mirror_source(store: ObjectStore, location: str, objs: list[ObjectInfo], mir
             raise SourceError(str(exc)) from exc
         out.append(MirroredFile(local, str(obj_uri), digest))
     for stale in mirror_dir.iterdir():
-        if (
-            stale.is_file() and stale.name not in keep and not stale.name.startswith(".")
-        ):  # hidden: temporaries, the lock
+        # Hidden names are temporaries and the lock: left alone.
+        if stale.is_file() and stale.name not in keep and not stale.name.startswith("."):
             stale.unlink(missing_ok=True)
     return out
 

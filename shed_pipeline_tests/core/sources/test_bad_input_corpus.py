@@ -10,15 +10,22 @@ import duckdb
 import polars as pl
 import pytest
 
-from shed_pipeline.core import records
-from shed_pipeline.core.records import FieldMapping, SourceError
-from shed_pipeline.core.sources import load_source
+from shed_pipeline.core.sources import FieldMapping, SourceError, load_source
+from shed_pipeline.core.sources.readers import jsonl
 from shed_pipeline_tests.bad_input_corpus import CASES, MAX_CHARS, Case
 
 
 def _load(source, tmp_path):
     return load_source(
-        str(source), FieldMapping(), None, 0, MAX_CHARS, 0.1, 0.1, tmp_path / "cache", log=lambda m: None
+        str(source),
+        FieldMapping(),
+        rows=None,
+        seed=0,
+        max_chars=MAX_CHARS,
+        validation_fraction=0.1,
+        test_fraction=0.1,
+        cache_dir=tmp_path / "cache",
+        log=lambda m: None,
     )
 
 
@@ -38,7 +45,7 @@ def test_bad_input(case: Case, stream_from, tmp_path, monkeypatch):
     # Large JSON Lines files are read a line at a time from the file, small ones from their bytes:
     # every case must come out the same both ways.
     if stream_from == "every_file":
-        monkeypatch.setattr(records, "STREAM_MIN_BYTES", -1)
+        monkeypatch.setattr(jsonl, "STREAM_MIN_BYTES", -1)
     root = tmp_path / "case"
     root.mkdir()
     source = case.build(root)

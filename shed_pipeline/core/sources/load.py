@@ -1,40 +1,39 @@
-"""From a source name to validated, split rows: the whole of `raw_dataset` without Dagster."""
+"""From a source name to validated, split rows: the whole of `raw_dataset` without Dagster.
+
+`load_source` lists a source (a packaged name, a local file or folder, an s3:// object or prefix),
+reads its files (`readers`), samples the units (`sampling`), validates them into rows and
+quarantine entries (`checks`) and assigns splits (`splits`), returning frames in ROW_SCHEMA and
+QUARANTINE_SCHEMA with what reading noticed.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import polars as pl
 
-from shed_pipeline.core import bigbench_chat, natural_instructions, s3_sources
 from shed_pipeline.core.objectstore import ObjectStore, S3Uri, is_s3
-from shed_pipeline.core.records import (
-    FieldMapping,
-    ReadResult,
-    Row,
-    SourceReport,
-    combine_digests,
-    consumed,
-    display_name,
-    file_digest,
-    iter_files,
-    list_source_files,
-    read_files,
-    read_units,
-    sample_units,
-    split_of,
-    validate_units,
+from shed_pipeline.core.sources import s3
+from shed_pipeline.core.sources.checks import FieldMapping, ReadResult, consumed, validate_units
+from shed_pipeline.core.sources.digests import combine_digests, file_digest
+from shed_pipeline.core.sources.listing import list_source_files
+from shed_pipeline.core.sources.packaged import (
+    BIGBENCH_CHAT,
+    DEFAULT_ROWS,
+    NATURAL_INSTRUCTIONS,
+    PACKAGED_SOURCES,
+    bigbench_chat,
+    natural_instructions,
 )
-
-NATURAL_INSTRUCTIONS = "natural-instructions"
-BIGBENCH_CHAT = "bigbench-chat"  # bigbench's generative tasks as chat rows (core/bigbench_chat.py)
-PACKAGED_SOURCES = (NATURAL_INSTRUCTIONS, BIGBENCH_CHAT)  # names, not paths: extracted from the bigbench archive
-# Rows a packaged source gives by default: what the README's first command runs, evaluation
-# included (fine-tunes of the target LM), in under 10 minutes on a 2-core CPU. `--rows` takes more.
-DEFAULT_ROWS = 1_500
+from shed_pipeline.core.sources.readers import iter_files, read_files
+from shed_pipeline.core.sources.rows import Row
+from shed_pipeline.core.sources.sampling import sample_units
+from shed_pipeline.core.sources.splits import split_of
+from shed_pipeline.core.sources.units import RawUnit, SourceReport, display_name
 
 ROW_SCHEMA = {
     "row_id": pl.Utf8,
@@ -48,7 +47,8 @@ ROW_SCHEMA = {
     "source_order": pl.Int64,
     "record": pl.Utf8,
     "messages": pl.Utf8,  # chat rows: the prompt turns kept, JSON [{role, content}, ...]; null for alpaca rows
-    "turns_dropped": pl.Int64,  # chat rows: turns not used (after the last assistant turn, tool/other roles); 0 otherwise
+    # Chat rows: turns not used (after the last assistant turn, tool/other roles); 0 otherwise.
+    "turns_dropped": pl.Int64,
 }
 QUARANTINE_SCHEMA = {
     "source_file": pl.Utf8,
@@ -60,7 +60,7 @@ QUARANTINE_SCHEMA = {
 }
 
 
-@dataclass
+@dataclass(kw_only=True)
 class LoadedSource:
     rows: pl.DataFrame  # ROW_SCHEMA, in source order
     quarantine: pl.DataFrame
@@ -71,13 +71,13 @@ class LoadedSource:
     # What a watcher compares: the fingerprint for local files, the listing version (keys, sizes,
     # ETags) for s3:// sources, whose content the sensor does not download.
     version: str = ""
-    # What reading noticed besides rows and quarantine (records.SourceReport), for the log and metadata:
+    # What reading noticed besides rows and quarantine (units.SourceReport), for the log and metadata:
     file_units: dict[str, int] = field(default_factory=dict)  # units read from each file, before sampling
-    encodings: dict[str, str] = field(default_factory=dict)  # files not in plain UTF-8 -> 'utf-8-sig', 'utf-16-le', ...
+    # Files not in plain UTF-8 -> 'utf-8-sig', 'utf-16-le', ...
+    encodings: dict[str, str] = field(default_factory=dict)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (name, why) of folder entries / objects not read
-    notes: list[str] = field(
-        default_factory=list
-    )  # one line each: byte-order marks, files without records, format guesses
+    # One line each: byte-order marks, files without records, format guesses.
+    notes: list[str] = field(default_factory=list)
 
     @property
     def turns_dropped_after_last_assistant(self) -> int:
@@ -94,7 +94,7 @@ def source_label(source: str) -> str:
     if source in PACKAGED_SOURCES:
         return source
     if is_s3(source):
-        return s3_sources.normalize(source)
+        return s3.normalize(source)
     path = Path(source).expanduser()
     try:
         path = path.resolve()
@@ -103,9 +103,16 @@ def source_label(source: str) -> str:
     return display_name(path)
 
 
+def read_units(source: str | os.PathLike[str], report: SourceReport | None = None) -> list[RawUnit]:
+    """The units of every file of a local file or folder source (`list_source_files`), in order."""
+    skipped = report.skipped if report is not None else None
+    return read_files([(path, display_name(path)) for path in list_source_files(source, skipped)], report)
+
+
 def load_source(
     source: str,
     mapping: FieldMapping,
+    *,
     rows: int | None,
     seed: int,
     max_chars: int,
@@ -115,20 +122,24 @@ def load_source(
     log: Callable[[str], None] = print,
     store: ObjectStore | None = None,
     mirror_dir: Path | None = None,
+    bigbench_archive: Path | None = None,
 ) -> LoadedSource:
-    """`store` and `mirror_dir` (where s3:// objects are copied to be read) serve s3:// sources."""
+    """The source's rows (a sample of `rows` units by `seed`; every unit when None, DEFAULT_ROWS
+    for the packaged sources) validated against `mapping` and `max_chars`, with their splits.
+    `store` and `mirror_dir` (where s3:// objects are copied to be read) serve s3:// sources;
+    `bigbench_archive`, a local copy of the archive the packaged sources come from (else downloaded)."""
     version = None
     label = source_label(source)
     report = SourceReport()
     if source == NATURAL_INSTRUCTIONS:
         rows = DEFAULT_ROWS if rows is None else rows
-        path = natural_instructions.natural_instructions_parquet(cache_dir, log)
+        path = natural_instructions.natural_instructions_parquet(cache_dir, log, archive=bigbench_archive)
         named = [(path.name, file_digest(path))]
         units = read_units(path, report)
         stratify = "task"  # spread the sample over the 61 tasks
     elif source == BIGBENCH_CHAT:
         rows = DEFAULT_ROWS if rows is None else rows
-        path = bigbench_chat.bigbench_chat_parquet(cache_dir, log)
+        path = bigbench_chat.bigbench_chat_parquet(cache_dir, log, archive=bigbench_archive)
         named = [(path.name, file_digest(path))]
         units = read_units(path, report)
         # Our own columns, whatever fields the user's files use; the task field stays choosable:
@@ -138,10 +149,10 @@ def load_source(
     elif is_s3(source):
         if store is None or mirror_dir is None:
             raise ValueError(f"{source}: reading an s3:// source needs an object store and a mirror folder")
-        with s3_sources.mirrored(
+        with s3.mirrored(
             store, source, mirror_dir / hashlib.sha256(label.encode()).hexdigest()[:16], skipped=report.skipped
         ) as (objs, mirrored):
-            version = s3_sources.listing_version(objs)
+            version = s3.listing_version(objs)
             log(f"{label}: {len(mirrored)} objects, {sum(o.size for o in objs):,} bytes")
             named = [(S3Uri.parse(m.location).name, m.sha256) for m in mirrored]
             units = read_files([(m.path, m.location) for m in mirrored], report)
@@ -153,15 +164,28 @@ def load_source(
         stratify = mapping.task
         if rows is None:  # every row: read, validate and store one record after another
             result, df = _validated(
-                iter_files(listed, report), mapping, max_chars, seed, validation_fraction, test_fraction
+                iter_files(listed, report),
+                mapping,
+                max_chars,
+                seed=seed,
+                validation_fraction=validation_fraction,
+                test_fraction=test_fraction,
             )
-            return _loaded(df, result, sum(report.file_units.values()), named, label, version, report)
+            available = sum(report.file_units.values())
+            return _loaded(df, result, available=available, named=named, label=label, version=version, report=report)
         units = read_files(listed, report)
     available = len(units)
     units = sample_units(units, rows, seed, stratify=stratify)
-    result, df = _validated(consumed(units), mapping, max_chars, seed, validation_fraction, test_fraction)
+    result, df = _validated(
+        consumed(units),
+        mapping,
+        max_chars,
+        seed=seed,
+        validation_fraction=validation_fraction,
+        test_fraction=test_fraction,
+    )
     del units
-    return _loaded(df, result, available, named, label, version, report)
+    return _loaded(df, result, available=available, named=named, label=label, version=version, report=report)
 
 
 def _rows_frame(rows: list[Row], seed: int, validation_fraction: float, test_fraction: float) -> pl.DataFrame:
@@ -185,7 +209,13 @@ def _rows_frame(rows: list[Row], seed: int, validation_fraction: float, test_fra
 
 
 def _validated(
-    units, mapping: FieldMapping, max_chars: int, seed: int, validation_fraction: float, test_fraction: float
+    units: Iterable[RawUnit],
+    mapping: FieldMapping,
+    max_chars: int,
+    *,
+    seed: int,
+    validation_fraction: float,
+    test_fraction: float,
 ) -> tuple[ReadResult, pl.DataFrame]:
     """Validated rows as one frame, built a block of rows at a time (peak memory: the frame, not a
     Python object per field per row besides it)."""
@@ -201,7 +231,14 @@ def _validated(
 
 
 def _loaded(
-    df: pl.DataFrame, result: ReadResult, available: int, named, label: str, version: str | None, report: SourceReport
+    df: pl.DataFrame,
+    result: ReadResult,
+    *,
+    available: int,
+    named: list[tuple[str, str]],
+    label: str,
+    version: str | None,
+    report: SourceReport,
 ) -> LoadedSource:
     q = pl.DataFrame(
         {
@@ -216,15 +253,15 @@ def _loaded(
     )
     fingerprint = combine_digests(named)
     return LoadedSource(
-        df,
-        q,
-        available,
-        fingerprint,
-        label,
-        result,
-        version or fingerprint,
-        report.file_units,
-        report.encodings,
-        report.skipped,
-        report.notes,
+        rows=df,
+        quarantine=q,
+        units_available=available,
+        fingerprint=fingerprint,
+        label=label,
+        result=result,
+        version=version or fingerprint,
+        file_units=report.file_units,
+        encodings=report.encodings,
+        skipped=report.skipped,
+        notes=report.notes,
     )

@@ -1,6 +1,6 @@
 import polars as pl
 
-from shed_pipeline.core.changes import diff_rows
+from shed_pipeline.core.sources import diff_rows
 
 
 def frame(rows):

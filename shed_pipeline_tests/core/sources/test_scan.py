@@ -2,8 +2,7 @@ import os
 
 import pytest
 
-from shed_pipeline.core.records import SourceError, source_fingerprint
-from shed_pipeline.core.watch import scan_source
+from shed_pipeline.core.sources import SourceError, scan_source, source_fingerprint
 
 
 def test_scan_reuses_hashes_of_untouched_files_and_matches_the_run_fingerprint(tmp_path):
