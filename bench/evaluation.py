@@ -53,7 +53,7 @@ def build_inputs(a, utility: str, log):
     import polars as pl
 
     from shed_pipeline.assets import ALL_ASSETS
-    from shed_pipeline.cli import _run_config, build_parser
+    from shed_pipeline.cli import build_parser, run_config_from_args
     from shed_pipeline.core.selection.tables import selection_inputs
     from shed_pipeline.resources import resources_for
     from shed_pipeline.settings import Settings
@@ -72,7 +72,7 @@ def build_inputs(a, utility: str, log):
         "knn_shapley" + ("" if a.no_ifd else ",ifd"),
     ]
     argv += (["--source", a.source] if a.source else []) + shlex.split(a.extra)
-    config = _run_config(build_parser().parse_args(argv))
+    config = run_config_from_args(build_parser().parse_args(argv))
     config = {"ops": {k: v for k, v in config["ops"].items() if k in PIPELINE_ASSETS}}
     assets = [x for x in ALL_ASSETS if x.key.to_user_string() in PIPELINE_ASSETS]
     t0 = time.perf_counter()

@@ -39,16 +39,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from shed_pipeline.asset_names import ASSET_NAMES  # noqa: E402
 
-STAGES = [
-    "raw_dataset",
-    "embeddings",
-    "clusters",
-    "row_values",
-    "proxy_shapley_scores",
-    "curated_subset",
-    "evaluation_metrics",
-]
+STAGES = list(ASSET_NAMES)
 TINY_ENCODER = "tiny_encoder_w32"
 TINY_WIDTH, TINY_MAX_TOKENS = 32, 32  # the real encoder: width 384, six layers, 256 word pieces
 
@@ -122,7 +115,7 @@ def child(a) -> None:
     import dagster as dg
 
     from shed_pipeline.assets import ALL_ASSETS
-    from shed_pipeline.cli import _run_config, build_parser
+    from shed_pipeline.cli import build_parser, run_config_from_args
     from shed_pipeline.resources import resources_for
     from shed_pipeline.settings import Settings
 
@@ -131,7 +124,7 @@ def child(a) -> None:
         + (["--set", f"embeddings.model={a.encoder_path}"] if a.encoder_path else [])
         + shlex.split(a.extra)
     )
-    config = _run_config(build_parser().parse_args(argv))
+    config = run_config_from_args(build_parser().parse_args(argv))
     config = {"ops": {k: v for k, v in config["ops"].items() if k == a.child}}
     t0 = time.perf_counter()
     with dg.DagsterInstance.get() as instance:

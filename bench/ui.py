@@ -19,17 +19,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from shed_pipeline.asset_names import ASSET_NAMES  # noqa: E402
 from shed_pipeline_tests.servers import _reset_signals, free_port, gql, stop, wait_for_http  # noqa: E402
 
-ASSETS = [
-    "raw_dataset",
-    "embeddings",
-    "clusters",
-    "proxy_shapley_scores",
-    "row_values",
-    "curated_subset",
-    "evaluation_metrics",
-]
+ASSETS = list(ASSET_NAMES)
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -533,11 +533,11 @@ def test_the_instance_the_cli_creates_queues_a_projects_second_run(shed_env, tmp
     monkeypatch.delenv("DAGSTER_HOME")
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("SHED_PIPELINE_HOME")
-    from shed_pipeline.cli import _ensure_dagster_home
+    from shed_pipeline.cli import ensure_dagster_home
     from shed_pipeline.settings import Settings
 
     settings = Settings.from_env()
-    home = _ensure_dagster_home(settings)
+    home = ensure_dagster_home(settings)
     assert (home / "dagster.yaml").read_text() == DAGSTER_YAML
     with dg.DagsterInstance.from_config(str(home)) as instance:
         limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
@@ -573,10 +573,12 @@ def test_the_cli_the_readme_and_the_registries_list_the_same_strategies(capsys):
 
 
 def test_strategy_flags_and_nested_settings_build_the_run_config():
-    from shed_pipeline.cli import CliError, _run_config, build_parser
+    from shed_pipeline.cli import CliError, build_parser, run_config_from_args
 
     def ops(*argv):
-        return {k: v["config"] for k, v in _run_config(build_parser().parse_args(["run", *argv]))["ops"].items()}
+        return {
+            k: v["config"] for k, v in run_config_from_args(build_parser().parse_args(["run", *argv]))["ops"].items()
+        }
 
     o = ops(
         "--utility",
@@ -614,11 +616,13 @@ def test_strategy_flags_and_nested_settings_build_the_run_config():
 
 def test_the_default_selection_is_the_same_in_the_cli_and_the_asset_and_a_named_method_is_sheds_own():
     from shed_pipeline.assets.curate import CuratedSubsetConfig
-    from shed_pipeline.cli import _run_config, build_parser
+    from shed_pipeline.cli import build_parser, run_config_from_args
     from shed_pipeline.core.selection import DEFAULT_METHOD, DEFAULT_METHOD_SETTINGS, METHODS
 
     def method(*argv):
-        return _run_config(build_parser().parse_args(["run", *argv]))["ops"]["curated_subset"]["config"]["method"]
+        return run_config_from_args(build_parser().parse_args(["run", *argv]))["ops"]["curated_subset"]["config"][
+            "method"
+        ]
 
     asset_default = CuratedSubsetConfig().method.model_dump()
     assert (

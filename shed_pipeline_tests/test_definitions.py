@@ -1,17 +1,14 @@
+import json
+import os
+from pathlib import Path
+
 import dagster as dg
 
+from shed_pipeline.asset_names import ASSET_NAMES
 from shed_pipeline.definitions import build_definitions, defs
 from shed_pipeline.schedules import daily_curation_schedule
 
-ASSETS = [
-    "raw_dataset",
-    "embeddings",
-    "clusters",
-    "proxy_shapley_scores",
-    "row_values",
-    "curated_subset",
-    "evaluation_metrics",
-]
+ASSETS = list(ASSET_NAMES)
 DEPENDENCIES = {
     "raw_dataset": set(),
     "embeddings": {"raw_dataset"},
@@ -132,3 +129,59 @@ def test_sharded_embeddings_are_partitions_and_every_run_of_the_job_covers_all_o
     assert not shares_project(
         dg.DagsterRun(job_name="j", run_id="r", tags={"dagster/partition": "2"})
     )  # no selection: the whole job
+
+
+SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_specs.json"
+
+
+def gpus_asked(op) -> int | None:
+    """The GPUs a step's pod asks Kubernetes for (op tags hold the pod config as JSON text)."""
+    pod = op.tags.get("dagster-k8s/config")
+    pod = json.loads(pod) if isinstance(pod, str) else pod or {}
+    return pod.get("container_config", {}).get("resources", {}).get("limits", {}).get("nvidia.com/gpu")
+
+
+def asset_specs(definitions: dg.Definitions) -> dict:
+    """What a reviewer of a change to the asset graph should see: each asset's group, upstream
+    assets, partitioning, tags, and each of its ops' pool, tags (names; the GPU pod config by its
+    request) and resources; the jobs, schedules and sensors by name."""
+    graph = definitions.resolve_asset_graph()
+    specs = {}
+    for name in ASSET_NAMES:
+        node = graph.get(dg.AssetKey(name))
+        assets_def = node.assets_def
+        ops = assets_def.node_def.node_defs if isinstance(assets_def.node_def, dg.GraphDefinition) else [assets_def.op]
+        specs[name] = {
+            "group": node.group_name,
+            "deps": sorted(p.to_user_string() for p in node.parent_keys),
+            "partitioned": node.partitions_def is not None,
+            "tags": dict(sorted(node.tags.items())),
+            "ops": {
+                op.name: {
+                    "pool": op.pool,
+                    "tags": sorted(op.tags),
+                    "gpus": gpus_asked(op),
+                    "resources": sorted(op.required_resource_keys),
+                }
+                for op in sorted(ops, key=lambda o: o.name)
+            },
+        }
+    job = definitions.resolve_job_def("shed_curation_job")
+    return {
+        "assets": specs,
+        "job": {"name": job.name, "tags": sorted(job.tags), "run_tags": sorted(job.run_tags)},
+        "schedules": sorted(s.name for s in definitions.schedules or []),
+        "sensors": sorted(s.name for s in definitions.sensors or []),
+        "resources": sorted(definitions.resources or {}),
+    }
+
+
+def test_the_asset_specs_match_the_snapshot(shed_env):
+    """Keys, groups, dependencies, pools and tags of every asset and op, against a reviewed snapshot.
+    A change to the graph is deliberate: write the new snapshot with
+    `UPDATE_SNAPSHOTS=1 pytest shed_pipeline_tests/test_definitions.py` and review its diff."""
+    got = asset_specs(build_definitions())
+    if os.environ.get("UPDATE_SNAPSHOTS"):
+        SNAPSHOT.parent.mkdir(exist_ok=True)
+        SNAPSHOT.write_text(json.dumps(got, indent=2, sort_keys=True) + "\n")
+    assert got == json.loads(SNAPSHOT.read_text())

@@ -1,0 +1,320 @@
+"""`shed-pipeline run`: the curation job executed in this process, on the project's Dagster instance."""
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from shed_pipeline.asset_names import ASSET_NAMES
+from shed_pipeline.cli.errors import CliError, Interrupted
+from shed_pipeline.cli.events import interrupted, interrupted_message, report_failure_message, run_events, run_report
+from shed_pipeline.cli.render import comparison_summary, lm_summary, say, table, work_done, work_rows
+from shed_pipeline.cli.run_config import benchmarks_to_check, check_strategy_requirements, run_config_from_args
+from shed_pipeline.core.display import printable
+from shed_pipeline.settings import Settings
+
+
+@contextmanager
+def dagster_instance(dagster_home: Path):
+    """The instance in `dagster_home`, created under a lock on that folder: processes that create a
+    new instance at the same moment race in its SQLite migrations ("more than one head present")."""
+    import dagster as dg
+
+    from shed_pipeline.core.files import folder_lock
+
+    with folder_lock(dagster_home, ".shed-instance.lock"):
+        instance = dg.DagsterInstance.from_config(str(dagster_home))
+    with instance:
+        yield instance
+
+
+# The instance `shed-pipeline run` creates (and `dagster dev` then uses): no telemetry, and one run
+# per project at a time in the run queue (runs started by the UI, a schedule or a sensor), so that a
+# second run waits queued instead of in a run worker holding the project lock.
+DAGSTER_YAML = """telemetry:
+  enabled: false
+concurrency:
+  runs:
+    tag_concurrency_limits:
+      - key: shed/project
+        value:
+          applyLimitPerUniqueValue: true
+        limit: 1
+"""
+
+
+def ensure_dagster_home(settings: Settings) -> Path:
+    """The Dagster instance folder (DAGSTER_HOME, else <home>/dagster_home), made with DAGSTER_YAML
+    when it is new."""
+    path = settings.dagster_home_dir.resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    cfg = path / "dagster.yaml"
+    if not cfg.exists():
+        cfg.write_text(DAGSTER_YAML)
+    return path
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a `kill`, a container stopping) ends the run like Ctrl-C: reported, not cut off."""
+
+    def interrupt(_signum, _frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class StorageErrorsInOneLine:
+    """sys.stderr during a run, except that Dagster's own report of a failed event-log write (the
+    SQLAlchemy error with its SQL and a dump of the event, many lines) becomes one line, said once:
+    the run's final error line says what happened (a full disk, usually)."""
+
+    PREFIX = "Exception while writing logger call to event log: "
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.said = False
+
+    def write(self, text: str) -> int:
+        if not text.startswith(self.PREFIX):
+            return self.stream.write(text)
+        if not self.said:
+            self.said = True
+            cause = (
+                text[len(self.PREFIX) :].strip().splitlines()[0]
+                if text[len(self.PREFIX) :].strip()
+                else "unknown error"
+            )
+            self.stream.write(
+                f"{time.strftime('%H:%M:%S')} run: Dagster could not write its event log ({printable(cause)})\n"
+            )
+        return len(text)
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
+@contextmanager
+def quiet_storage_errors() -> Iterator[None]:
+    previous = sys.stderr
+    sys.stderr = StorageErrorsInOneLine(previous)
+    try:
+        yield
+    finally:
+        sys.stderr = previous
+
+
+def quiet_progress_bars() -> None:
+    """transformers' and huggingface_hub's own bars ("Loading weights") redraw a line many times;
+    our progress lines suffice."""
+    from huggingface_hub.utils import disable_progress_bars
+    from transformers.utils import logging as transformers_logging
+
+    disable_progress_bars()
+    transformers_logging.disable_progress_bar()
+
+
+def older_lineage_beside(out: Path, lineage: Path) -> str | None:
+    """A hint when --out holds a lineage database that an older version wrote next to the results."""
+    old = out / "lineage.duckdb"
+    if old.is_file() and old.resolve() != lineage.resolve():
+        return f"{old} is an older lineage database (earlier versions kept lineage next to the results); this project's is {lineage}: query the old one with `shed-pipeline lineage --db {old} runs`"
+    return None
+
+
+def asset_metadata(result, node: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for mat in result.asset_materializations_for_node(node):
+        for k, v in mat.metadata.items():
+            val = getattr(v, "value", v)
+            if (
+                isinstance(val, (int, float, str, bool, dict, list)) or val is None
+            ):  # dict/list: JSON metadata (quarantine reasons, ...)
+                out[k] = val
+    return out
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from shed_pipeline.core.benchmarks import check_benchmarks
+    from shed_pipeline.core.objectstore import S3Uri, is_s3
+    from shed_pipeline.core.project_lock import Holder, project_lock
+    from shed_pipeline.core.shards import parse_shard_count
+    from shed_pipeline.core.sources import PACKAGED_SOURCES
+    from shed_pipeline.loggers import StepTracker
+    from shed_pipeline.resources import adopt_legacy_lineage
+
+    StepTracker.last_step = None  # a step named in an error is this run's
+    settings = Settings.from_env()
+    if (
+        args.source
+        and args.source not in PACKAGED_SOURCES
+        and not is_s3(args.source)
+        and not os.path.lexists(Path(args.source).expanduser())
+    ):
+        raise CliError(f"{args.source}: no such file or folder")
+    run_config = run_config_from_args(args)
+    check_strategy_requirements(run_config)  # e.g. knn_exact with the probe utility fails now, not after embedding
+    for asset in ("proxy_shapley_scores", "row_values"):  # the assets whose work fans out over workers
+        workers = run_config.get("ops", {}).get(asset, {}).get("config", {}).get("workers", 1)
+        if isinstance(workers, int) and workers > 1:
+            say(
+                f"{asset}.workers={workers}: this command runs every step in one process, so the {workers} shares run one after another; launch shed_curation_job from the Dagster UI or `dagster job launch` to run them side by side"
+            )
+    wanted = benchmarks_to_check(run_config)
+    if wanted:  # a misspelt benchmark fails now, not after the whole pipeline ran
+        check_benchmarks(wanted, settings.downloads, log=say, archive=settings.bigbench_archive)
+    # Results go to --out, else $SHED_PIPELINE_OUT, else .shed_pipeline/out; an s3:// location gets
+    # them uploaded there, from a local copy under .shed_pipeline/out. Lineage is the project's one
+    # database whatever --out is, so every run of the project is found in one place.
+    target = args.out or settings.out or str(settings.home / "out")
+    out = settings.home / "out" if is_s3(target) else Path(target).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    published = (lambda name: str(S3Uri.parse(target).child(name))) if is_s3(target) else (lambda name: str(out / name))
+    settings = settings.replace(
+        out=target if is_s3(target) else str(out.resolve()),
+        device=args.device or settings.device,
+        precision=args.precision or settings.precision,
+        embedding_shards=(
+            parse_shard_count(str(args.embedding_shards), where="--embedding-shards")
+            if args.embedding_shards
+            else settings.embedding_shards
+        ),
+    )
+    quiet_progress_bars()
+    dagster_home = ensure_dagster_home(settings)
+    import warnings
+
+    import dagster as dg
+
+    # Content-based data versions (Output(data_version=...)) are what make refreshes incremental;
+    # Dagster flags the parameter as beta on every materialization, which is noise to a CLI user.
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)
+
+    from shed_pipeline.definitions import build_definitions
+
+    job = build_definitions(settings, concise_logs=True).resolve_job_def("shed_curation_job")
+    run_id = str(uuid.uuid4())
+    t0 = time.perf_counter()
+    # execute_in_process runs without the job's executor, so the CLI takes the project lock itself.
+    with (
+        sigterm_as_interrupt(),
+        project_lock(settings.home, Holder(run_id=run_id, via="shed-pipeline run"), log=say, wait=not args.no_wait),
+        dagster_instance(dagster_home) as instance,
+    ):
+        for line in filter(None, [adopt_legacy_lineage(settings), older_lineage_beside(out, settings.lineage_path)]):
+            say(line)
+        with quiet_storage_errors():
+            try:
+                result = job.execute_in_process(
+                    run_config=run_config,
+                    instance=instance,
+                    raise_on_error=False,
+                    run_id=run_id,
+                    tags={"shed/launched_by": "shed-pipeline run"},
+                )
+            except dg.DagsterInvalidConfigError as exc:  # e.g. a misspelt --set key: name it, not the whole schema
+                raise CliError(
+                    "invalid config: " + "; ".join(e.message.split(" Expected")[0] for e in exc.errors)
+                ) from None
+            except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError):  # Ctrl-C / SIGTERM
+                raise interrupted(instance, run_id) from None
+        if not result.success:
+            report = run_report(run_events(instance, run_id))
+            if report["interrupted"]:
+                raise Interrupted(interrupted_message(report, run_id))
+            raise CliError(report_failure_message(report, dagster_home))
+        lm_rows = lm_summary(out / "evaluation.json")  # read while the project is still this run's
+        comparison = comparison_summary(out / "evaluation.json")
+    wall = time.perf_counter() - t0
+    meta = {node: asset_metadata(result, node) for node in ASSET_NAMES}
+    summary = {
+        "run_id": result.run_id,
+        "success": True,
+        "wall_seconds": round(wall, 3),
+        "seconds": {n: meta[n].get("seconds") for n in ASSET_NAMES},
+        "counts": {
+            "rows_in": meta["raw_dataset"].get("rows_in"),
+            "rows_ok": meta["raw_dataset"].get("rows_ok"),
+            "rows_quarantined": meta["raw_dataset"].get("rows_quarantined"),
+            "quarantine_reasons": meta["raw_dataset"].get("quarantine_reasons"),
+            "rows_pool": meta["raw_dataset"].get("rows_pool"),
+            "rows_validation": meta["raw_dataset"].get("rows_validation"),
+            "rows_test": meta["raw_dataset"].get("rows_test"),
+            "rows_embedded": meta["embeddings"].get("rows_embedded"),
+            "rows_embedding_reused": meta["embeddings"].get("rows_reused"),
+            "clusters": meta["clusters"].get("n_clusters"),
+            "utility_evaluations": meta["proxy_shapley_scores"].get("utility_evaluations"),
+            "selected": meta["curated_subset"].get("selected"),
+        },
+        "work": work_done(meta),
+        "assets": meta,
+        "outputs": {
+            "curated_jsonl": published("curated.jsonl"),
+            "curated_parquet": published("curated.parquet"),
+            "curated_manifest": published("curated.manifest.json"),
+            "lineage_db": str(settings.lineage_path),
+            "evaluation_json": published("evaluation.json"),
+        },
+        "dagster_home": str(dagster_home),
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+        return 0
+    c, s, ev = summary["counts"], summary["seconds"], meta["evaluation_metrics"]
+    w = summary["work"]
+    print(f"\nshed-pipeline run {result.run_id}  ({wall:.1f}s)")
+    print(table(["asset", "work done", "work reused"], work_rows(w)))
+    print(
+        table(
+            ["rows in", "quarantined", "pool / val / test", "clusters", "selected"],
+            [
+                [
+                    c["rows_in"],
+                    c["rows_quarantined"],
+                    f"{c['rows_pool']} / {c['rows_validation']} / {c['rows_test']}",
+                    c["clusters"],
+                    c["selected"],
+                ]
+            ],
+        )
+    )
+    print(table(["asset", "seconds"], [[n, f"{s[n]:.1f}" if s[n] is not None else "-"] for n in ASSET_NAMES]))
+    if "utility_subset" in ev:
+        print(
+            table(
+                ["held-out utility", "value"],
+                [
+                    ["curated subset", f"{ev['utility_subset']:.4f}"],
+                    ["random, same size (mean)", f"{ev.get('utility_random_mean', float('nan')):.4f}"],
+                    ["full pool", f"{ev.get('utility_full_pool', float('nan')):.4f}"],
+                ],
+            )
+        )
+    if lm_rows:
+        print(table(*lm_rows))
+    if comparison:
+        header, rows = comparison
+        print(
+            table(header, rows)
+            + "paired differences to the random arms' mean over the same test rows / items: a 95% interval that holds 0, or |z| < 2, is no difference\n"
+        )
+    for k, v in summary["outputs"].items():
+        print(f"{k:>16}: {printable(v)}")
+    print(
+        f"{'dagster_home':>16}: {printable(summary['dagster_home'])}  (DAGSTER_HOME for `dagster dev` to show this run)"
+    )
+    return 0
