@@ -8,14 +8,10 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from shed_pipeline.assets._common import (
-    CODE_VERSION,
-    frame_version,
-    input_runs,
-    png_md,
-    upstream_data_changed,
-)
 from shed_pipeline.assets.embed import with_embeddings
+from shed_pipeline.assets.outputs import png_md
+from shed_pipeline.assets.recording import record_step
+from shed_pipeline.assets.versions import CODE_VERSION, frame_version, upstream_data_changed
 from shed_pipeline.core import plots
 from shed_pipeline.core.clustering import (
     DEFAULT_MAX_ITER,
@@ -26,6 +22,7 @@ from shed_pipeline.core.clustering import (
 )
 from shed_pipeline.gpu_steps import gpu_step
 from shed_pipeline.resources import ComputeResource, LineageResource, PathsResource
+from shed_pipeline.summaries import ClustersSummary
 
 STATE_FILE = "clusters.parquet"
 
@@ -138,32 +135,33 @@ def clusters(
         + f" ({len(upd.affected)} of {df.height} clusters affected)"
     )
     sizes = df["size"].to_numpy()
-    meta: dict = {
-        "n_clusters": df.height,
-        "clusters_total": df.height,
-        "clusters_affected": len(upd.affected),
-        "clusters_retired": state.k - df.height,  # anchors whose members all left (kept: a new row near one revives it)
-        "full_refit": upd.full_refit,
-        "refit_reason": upd.reason,
-        "rows_new": upd.rows_new,
-        "rows_removed": upd.rows_removed,
-        "churn_since_fit": upd.churn,
-        "distance_rise_since_fit": upd.distance_rise,
-        "fit_id": state.fit.fit_id,
-        "pool_rows": pool.height,
-        "inertia": state.inertia(),
-        "fit_iterations": state.fit.n_iter,
-        "fit_converged": state.fit.converged,
-        "device": device,
-        "size_min": int(sizes.min()),
-        "size_median": float(np.median(sizes)),
-        "size_max": int(sizes.max()),
-    }
     tasks = pool["task"]
-    if tasks.null_count() < pool.height:
-        meta["nmi_vs_task"] = normalized_mutual_info(
-            tasks.fill_null("").to_list(), state.labels_for(pool["row_id"].to_list())
-        )
+    summary = ClustersSummary(
+        n_clusters=df.height,
+        clusters_total=df.height,
+        clusters_affected=len(upd.affected),
+        clusters_retired=state.k - df.height,
+        full_refit=upd.full_refit,
+        refit_reason=upd.reason,
+        rows_new=upd.rows_new,
+        rows_removed=upd.rows_removed,
+        churn_since_fit=upd.churn,
+        distance_rise_since_fit=upd.distance_rise,
+        fit_id=state.fit.fit_id,
+        pool_rows=pool.height,
+        inertia=state.inertia(),
+        fit_iterations=state.fit.n_iter,
+        fit_converged=state.fit.converged,
+        device=device,
+        size_min=int(sizes.min()),
+        size_median=float(np.median(sizes)),
+        size_max=int(sizes.max()),
+        nmi_vs_task=(
+            normalized_mutual_info(tasks.fill_null("").to_list(), state.labels_for(pool["row_id"].to_list()))
+            if tasks.null_count() < pool.height
+            else None
+        ),
+    )
     store = lineage.store()
     store.write_table(
         "clusters",
@@ -179,15 +177,7 @@ def clusters(
             "cluster_id", pl.col("members").alias("row_id"), pl.col("member_sq_dist").alias("sq_distance")
         ).explode("row_id", "sq_distance"),
     )
-    meta["seconds"] = round(time.perf_counter() - t0, 3)
-    store.record_asset(
-        context.run.run_id,
-        "clusters",
-        CODE_VERSION,
-        config.model_dump(),
-        meta,
-        inputs=input_runs(context, ["raw_dataset", "embeddings"]),
-    )
+    meta = record_step(context, store, config, summary, started=t0)
     # Last, once the lineage holds this run's affected clusters: a crash before this line leaves the
     # previous state, so the retry reports (and records) the same change again.
     state.save(state_path)

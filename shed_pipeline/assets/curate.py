@@ -10,16 +10,11 @@ import dagster as dg
 import polars as pl
 from dagster_aws.s3 import S3Resource
 
-from shed_pipeline.assets._common import (
-    CODE_VERSION,
-    frame_version,
-    input_runs,
-    png_md,
-    publish_outputs,
-    upstream_data_changed,
-)
 from shed_pipeline.assets.embed import with_embeddings
+from shed_pipeline.assets.outputs import png_md, publish_outputs
+from shed_pipeline.assets.recording import record_step
 from shed_pipeline.assets.strategy_config import choice_field, chosen
+from shed_pipeline.assets.versions import CODE_VERSION, frame_version, upstream_data_changed
 from shed_pipeline.core import plots
 from shed_pipeline.core.files import write_manifest
 from shed_pipeline.core.selection import DEFAULT_METHOD, DEFAULT_METHOD_SETTINGS, METHODS, curate
@@ -32,6 +27,7 @@ from shed_pipeline.core.selection.tables import (
     write_outputs,
 )
 from shed_pipeline.resources import LineageResource, PathsResource
+from shed_pipeline.summaries import CuratedSubsetSummary
 
 SUBSET_CHECK = "subset_is_valid"
 _method_ann, _method_field = choice_field(
@@ -157,30 +153,26 @@ def curated_subset(
     )
     store.write_table("near_duplicates", context.run.run_id, near_duplicates_frame(result.near_duplicates))
     per_cluster = sel.group_by("cluster_id").len().sort("len", descending=True)
-    meta = {
-        "method": method.name,
-        "method_settings": dataclasses.asdict(settings),
-        "target_size": n,
-        "auto_size": config.auto_size,
-        "selected": sel.height,
-        "pool_rows": pool_size,
-        "near_duplicates_removed": len(result.near_duplicates),
-        "rows_after_dedup": result.rows_after_dedup,
-        "clusters_used": per_cluster.height,
-        "clusters_total": scored.height,
-        "tasks_covered": subset["task"].drop_nulls().n_unique(),
-        "curated_jsonl": links[jsonl.name],
-        "curated_parquet": links[parquet.name],
-        "curated_manifest": links[manifest.name],
-        "seconds": round(time.perf_counter() - t0, 3),
-    }
-    store.record_asset(
-        context.run.run_id,
-        "curated_subset",
-        CODE_VERSION,
-        config.model_dump(),
-        {k: v for k, v in meta.items() if not isinstance(v, dg.MetadataValue)},
-        inputs=input_runs(context, ["raw_dataset", "embeddings", "clusters", "proxy_shapley_scores", "row_values"]),
+    summary = CuratedSubsetSummary(
+        method=method.name,
+        method_settings=dataclasses.asdict(settings),
+        target_size=n,
+        auto_size=config.auto_size,
+        selected=sel.height,
+        pool_rows=pool_size,
+        near_duplicates_removed=len(result.near_duplicates),
+        rows_after_dedup=result.rows_after_dedup,
+        clusters_used=per_cluster.height,
+        clusters_total=scored.height,
+        tasks_covered=subset["task"].drop_nulls().n_unique(),
+        curated_jsonl=links[jsonl.name].value,
+        curated_parquet=links[parquet.name].value,
+        curated_manifest=links[manifest.name].value,
+    )
+    meta = record_step(context, store, config, summary, started=t0)
+    # In the UI, the files as links (local paths or s3:// URLs) rather than text.
+    meta.update(
+        curated_jsonl=links[jsonl.name], curated_parquet=links[parquet.name], curated_manifest=links[manifest.name]
     )
     meta["selections_per_cluster"] = png_md(
         plots.bars(

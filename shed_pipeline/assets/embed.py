@@ -7,7 +7,8 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from shed_pipeline.assets._common import CODE_VERSION, frame_version, upstream_data_changed
+from shed_pipeline.assets.recording import record_step
+from shed_pipeline.assets.versions import CODE_VERSION, frame_version, upstream_data_changed
 from shed_pipeline.core.embedding import (
     CHUNK_ROWS,
     DEFAULT_MODEL,
@@ -19,7 +20,8 @@ from shed_pipeline.core.embedding import (
 )
 from shed_pipeline.core.shards import rows_in_shards, shard_keys, split_by_shard
 from shed_pipeline.gpu_steps import gpu_step
-from shed_pipeline.resources import ComputeResource, PathsResource
+from shed_pipeline.resources import ComputeResource, LineageResource, PathsResource
+from shed_pipeline.summaries import EmbeddingsSummary
 
 
 class EmbeddingsConfig(dg.Config):
@@ -70,6 +72,7 @@ def embeddings_asset(shards: int = 1) -> dg.AssetsDefinition:
         raw_dataset: pl.DataFrame,
         compute: ComputeResource,
         paths: PathsResource,
+        lineage: LineageResource,
     ) -> dg.Output:
         """Normalised sentence embeddings (all-MiniLM-L6-v2 by default) of each row's prompt, for every
         split: the normalised mean of its instruction's and input's vectors, each distinct text encoded
@@ -106,26 +109,26 @@ def embeddings_asset(shards: int = 1) -> dg.AssetsDefinition:
             {"row_id": row_ids, "embedding": vectors},
             schema={"row_id": pl.Utf8, "embedding": pl.Array(pl.Float32, vectors.shape[1])},
         )
-        meta = {
-            "model_id": encoder.model_id,
-            "device": device,
-            "precision": precision,
-            "dim": int(vectors.shape[1]),
-            "rows": len(row_ids),
-            "rows_embedded": stats["rows_embedded"],
-            "rows_reused": stats["rows_reused"],
-            "texts_encoded": stats["texts_encoded"],
-            "texts_reused": stats["texts_reused"],
-            "model_loaded": encoder.loaded,  # False when every row came from the cache
-            "rows_per_second": round(stats["rows_per_second"], 1) if stats["rows_per_second"] else None,
-            "mean_norm": float(np.linalg.norm(vectors, axis=1).mean()) if len(vectors) else 0.0,
-            "seconds": round(time.perf_counter() - t0, 3),
-        }
+        summary = EmbeddingsSummary(
+            model_id=encoder.model_id,
+            device=device,
+            precision=precision,
+            dim=int(vectors.shape[1]),
+            rows=len(row_ids),
+            rows_embedded=stats["rows_embedded"],
+            rows_reused=stats["rows_reused"],
+            texts_encoded=stats["texts_encoded"],
+            texts_reused=stats["texts_reused"],
+            model_loaded=encoder.loaded,
+            rows_per_second=round(stats["rows_per_second"], 1) if stats["rows_per_second"] else None,
+            mean_norm=float(np.linalg.norm(vectors, axis=1).mean()) if len(vectors) else 0.0,
+            shards=None if keys is None else ", ".join(keys),
+            shard_count=None if keys is None else shards,
+        )
+        meta = record_step(context, lineage.store(), config, summary, started=t0)
         if keys is None:
             return dg.Output(df, data_version=frame_version(df), metadata=meta)
         parts = split_by_shard(df, keys, shards)
-        meta["shards"] = ", ".join(keys)
-        meta["shard_count"] = shards
         if len(keys) == 1:
             return dg.Output(parts[keys[0]], data_version=frame_version(parts[keys[0]]), metadata=meta)
         meta["rows_by_shard"] = dg.MetadataValue.json({k: v.height for k, v in parts.items()})

@@ -2,6 +2,7 @@
 size and the full pool, on the held-out test split: model-free metrics always, and (default) the
 target LM fine-tuned on each, compared with the random arms on the same test rows and items."""
 
+import dataclasses
 import json
 import time
 from typing import Optional
@@ -10,16 +11,11 @@ import dagster as dg
 import polars as pl
 from dagster_aws.s3 import S3Resource
 
-from shed_pipeline.assets._common import (
-    CODE_VERSION,
-    frame_version,
-    input_runs,
-    png_md,
-    publish_outputs,
-    upstream_data_changed,
-)
 from shed_pipeline.assets.cluster import pool_vectors
 from shed_pipeline.assets.embed import with_embeddings
+from shed_pipeline.assets.outputs import png_md, publish_outputs
+from shed_pipeline.assets.recording import record_step
+from shed_pipeline.assets.versions import CODE_VERSION, frame_version, upstream_data_changed
 from shed_pipeline.core import comparison, plots
 from shed_pipeline.core.benchmarks import DEFAULT_TASKS
 from shed_pipeline.core.evaluation import selected_pool_indices
@@ -28,6 +24,7 @@ from shed_pipeline.core.files import write_text_atomic
 from shed_pipeline.core.selection.tables import selection_inputs
 from shed_pipeline.gpu_steps import gpu_step
 from shed_pipeline.resources import ComputeResource, LineageResource, PathsResource
+from shed_pipeline.summaries import EvaluationMetricsSummary
 
 COMPARISON_SCHEMA = {
     "arm": pl.Utf8,
@@ -167,24 +164,19 @@ def evaluation_metrics(
             pl.DataFrame(comparison.lineage_rows(lm_report["comparisons"]), schema=COMPARISON_SCHEMA),
         )
     scalars = dict(zip(df["metric"].to_list(), df["value"].to_list(), strict=True))
-    meta: dict = {
-        **scalars,
-        "baselines": dg.MetadataValue.json(sorted(baselines)),
-        "utility_random": dg.MetadataValue.json(report.get("utility_random", [])),
-        "evaluation_json": links[report_path.name],
-        "seconds": round(time.perf_counter() - t0, 3),
-    }
+    # The report's scalar metrics (per baseline and arm: extras), and where the report is.
+    summary = dataclasses.replace(
+        EvaluationMetricsSummary.from_metadata(scalars), evaluation_json=links[report_path.name].value
+    )
+    meta = record_step(context, store, config, summary, started=t0)
+    meta.update(
+        baselines=dg.MetadataValue.json(sorted(baselines)),
+        utility_random=dg.MetadataValue.json(report.get("utility_random", [])),
+        evaluation_json=links[report_path.name],  # in the UI, a link rather than text
+    )
     if lm_report:
         meta["lm_training"] = dg.MetadataValue.json(lm_report["training"])
         meta["lm_comparison"] = dg.MetadataValue.md(comparison.markdown(lm_report["comparisons"]))
-    store.record_asset(
-        context.run.run_id,
-        "evaluation_metrics",
-        CODE_VERSION,
-        config.model_dump(),
-        {k: v for k, v in meta.items() if not isinstance(v, dg.MetadataValue)},
-        inputs=input_runs(context, ["raw_dataset", "embeddings", "clusters", "row_values", "curated_subset"]),
-    )
     if "utility_subset" in report:
         arms = {
             "curated": report["utility_subset"],

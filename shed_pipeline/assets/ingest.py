@@ -1,5 +1,6 @@
 """raw_dataset: the source read into rows with stable ids; bad rows quarantined with reasons."""
 
+import dataclasses
 import time
 
 import dagster as dg
@@ -7,7 +8,8 @@ import polars as pl
 from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
-from shed_pipeline.assets._common import CODE_VERSION, frame_version
+from shed_pipeline.assets.recording import record_step
+from shed_pipeline.assets.versions import CODE_VERSION, frame_version
 from shed_pipeline.core.objectstore import is_s3
 from shed_pipeline.core.sources import (
     DEFAULT_ROWS,
@@ -18,6 +20,7 @@ from shed_pipeline.core.sources import (
     skipped_lines,
 )
 from shed_pipeline.resources import LineageResource, PathsResource, object_store
+from shed_pipeline.summaries import RawDatasetSummary
 
 QUARANTINE_CHECK = "quarantine_within_bound"
 
@@ -107,23 +110,23 @@ def raw_dataset(
     rows_in = rows.height + q.height
     splits = dict(rows.group_by("split").len().iter_rows())
     counts = loaded.result.quarantine_counts()
-    summary = {
-        "rows_available": loaded.units_available,
-        "rows_in": rows_in,
-        "rows_ok": rows.height,
-        "rows_quarantined": q.height,
-        "rows_pool": splits.get("pool", 0),
-        "rows_validation": splits.get("validation", 0),
-        "rows_test": splits.get("test", 0),
-        "quarantine_reasons": counts,
-        "files_read": len(loaded.file_units),
-        "files_skipped": len(loaded.skipped),
-        "encodings": loaded.encodings,
-        # Chat rows: turns after the last assistant turn, and tool (other-role) turns, are not used.
-        "turns_dropped_after_last_assistant": loaded.turns_dropped_after_last_assistant,
-        "turns_dropped_other_roles": loaded.turns_dropped_other_roles,
-        "tasks": rows["task"].n_unique() if rows["task"].null_count() < rows.height else 0,
-    }
+    summary = RawDatasetSummary(
+        rows_available=loaded.units_available,
+        rows_in=rows_in,
+        rows_ok=rows.height,
+        rows_quarantined=q.height,
+        rows_pool=splits.get("pool", 0),
+        rows_validation=splits.get("validation", 0),
+        rows_test=splits.get("test", 0),
+        quarantine_reasons=counts,
+        files_read=len(loaded.file_units),
+        files_skipped=len(loaded.skipped),
+        encodings=loaded.encodings,
+        turns_dropped_after_last_assistant=loaded.turns_dropped_after_last_assistant,
+        turns_dropped_other_roles=loaded.turns_dropped_other_roles,
+        tasks=rows["task"].n_unique() if rows["task"].null_count() < rows.height else 0,
+    )
+    source_record = {"source": loaded.label, "source_fingerprint": loaded.fingerprint, "source_version": loaded.version}
     store = lineage.store()
     store.write_table(
         "rows",
@@ -134,16 +137,8 @@ def raw_dataset(
     problem = _unusable(source, loaded, rows_in, splits.get("pool", 0))
     if problem:
         # Recorded before failing: the run, its quarantine and the reasons stay queryable.
-        store.record_asset(
-            context.run.run_id,
-            "raw_dataset",
-            CODE_VERSION,
-            config.model_dump(),
-            {**summary, "failed": problem},
-            source=loaded.label,
-            source_fingerprint=loaded.fingerprint,
-            source_version=loaded.version,
-        )
+        failed = dataclasses.replace(summary, extra={"failed": problem})
+        record_step(context, store, config, failed, started=t0, **source_record)
         raise ValueError(problem)
     previous, previous_run = store.previous_snapshot(loaded.label, context.run.run_id)
     diff = diff_rows(previous, rows)
@@ -152,24 +147,15 @@ def raw_dataset(
         context.run.run_id,
         diff.changes.with_columns(pl.lit(previous_run, dtype=pl.Utf8).alias("previous_run_id")),
     )
-    summary.update(**diff.counts(), previous_run=previous_run, seconds=round(time.perf_counter() - t0, 3))
-    store.record_asset(
-        context.run.run_id,
-        "raw_dataset",
-        CODE_VERSION,
-        config.model_dump(),
-        summary,
-        source=loaded.label,
-        source_fingerprint=loaded.fingerprint,
-        source_version=loaded.version,
-    )
+    summary = dataclasses.replace(summary, **diff.counts(), previous_run=previous_run)
+    meta = record_step(context, store, config, summary, started=t0, **source_record)
     frac = q.height / rows_in
     per_file = loaded.result.file_counts()
     yield dg.Output(
         rows,
         data_version=frame_version(rows),
         metadata={
-            **{k: v for k, v in summary.items() if k not in ("quarantine_reasons", "encodings")},
+            **{k: v for k, v in meta.items() if k not in ("quarantine_reasons", "encodings")},
             "quarantine_reasons": dg.MetadataValue.json(counts),
             "encodings": dg.MetadataValue.json(loaded.encodings),
             "skipped_files": dg.MetadataValue.json([{"file": name, "why": why} for name, why in loaded.skipped]),

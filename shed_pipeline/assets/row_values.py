@@ -15,19 +15,12 @@ import numpy as np
 import polars as pl
 from pydantic import Field, create_model
 
-from shed_pipeline.assets._common import (
-    CODE_VERSION,
-    frame_version,
-    graph_ins,
-    input_runs,
-    one_config,
-    png_md,
-    upstream_data_changed,
-    worker_part,
-    worker_parts,
-)
 from shed_pipeline.assets.embed import with_embeddings
+from shed_pipeline.assets.graph_steps import graph_ins, one_config, worker_part, worker_parts
+from shed_pipeline.assets.outputs import png_md
+from shed_pipeline.assets.recording import record_step
 from shed_pipeline.assets.strategy_config import config_class
+from shed_pipeline.assets.versions import CODE_VERSION, frame_version, upstream_data_changed
 from shed_pipeline.core import plots
 from shed_pipeline.core.row_values import (
     ROW_VALUES,
@@ -40,6 +33,7 @@ from shed_pipeline.core.row_values import (
 from shed_pipeline.core.shards import MAX_SHARDS, in_shard
 from shed_pipeline.gpu_steps import gpu_op
 from shed_pipeline.resources import ComputeResource, LineageResource, PathsResource
+from shed_pipeline.summaries import RowValuesSummary
 
 # knn_shapley is on by default: exact and cheap (about 1 s for 10,000 rows on a 2-core CPU). ifd
 # runs the target LM twice over every pool row: asked for by name.
@@ -179,25 +173,16 @@ def value_rows(
     )
     df, stats = compute_row_values(list(config.kinds), kind_settings(config), inputs)
     sharded = config.workers > 1 and bool(kinds_apart(list(config.kinds)))
-    meta: dict = {
-        "kinds": ", ".join(config.kinds) or "none",
-        "pool_rows": pool.height,
-        "validation_rows_in_split": validation.height,
-        "workers": config.workers if sharded else 1,
-    }
-    for kind, s in stats.items():
-        meta.update({f"{kind}_{k}": v for k, v in s.items()})
-    meta["seconds"] = round(time.perf_counter() - t0, 3)
+    summary = RowValuesSummary(
+        kinds=", ".join(config.kinds) or "none",
+        pool_rows=pool.height,
+        validation_rows_in_split=validation.height,
+        workers=config.workers if sharded else 1,
+        extra={f"{kind}_{k}": v for kind, s in stats.items() for k, v in s.items()},  # each kind's own counts
+    )
     store = lineage.store()
     store.write_table("row_values", context.run.run_id, df)
-    store.record_asset(
-        context.run.run_id,
-        "row_values",
-        CODE_VERSION,
-        config.model_dump(),
-        meta,
-        inputs=input_runs(context, ["raw_dataset", "embeddings"]),
-    )
+    meta = record_step(context, store, config, summary, started=t0)
     for kind in config.kinds:
         values = df.filter(pl.col("kind") == kind)["value"].to_numpy()
         meta[f"{kind}_distribution"] = png_md(

@@ -10,25 +10,19 @@ k8s executor a pod of its own): `plan_valuation_shares` takes the validation sna
 result. With one worker (the default) no share is opened and the last op evaluates as it goes.
 """
 
+import dataclasses
 import time
 
 import dagster as dg
 import numpy as np
 import polars as pl
 
-from shed_pipeline.assets._common import (
-    CODE_VERSION,
-    frame_version,
-    graph_ins,
-    input_runs,
-    one_config,
-    png_md,
-    upstream_data_changed,
-    worker_part,
-    worker_parts,
-)
 from shed_pipeline.assets.embed import embeddings_of
+from shed_pipeline.assets.graph_steps import graph_ins, one_config, worker_part, worker_parts
+from shed_pipeline.assets.outputs import png_md
+from shed_pipeline.assets.recording import record_step
 from shed_pipeline.assets.strategy_config import choice_field, chosen
+from shed_pipeline.assets.versions import CODE_VERSION, frame_version, upstream_data_changed
 from shed_pipeline.core import plots
 from shed_pipeline.core.estimators import ESTIMATORS
 from shed_pipeline.core.pins import pinned_validation
@@ -44,6 +38,7 @@ from shed_pipeline.core.valuation import (
 )
 from shed_pipeline.gpu_steps import gpu_op
 from shed_pipeline.resources import ComputeResource, LineageResource, PathsResource
+from shed_pipeline.summaries import ProxyShapleyScoresSummary
 
 VALIDATION_PIN = "validation_snapshot.parquet"
 
@@ -219,27 +214,21 @@ def value_cluster_proxies(
         removal_points=config.removal_points, removal_max_fraction=config.removal_max_fraction, log=context.log.info,
     )  # fmt: skip
     df, values, curve = valued.scores, valued.values, valued.curve
-    meta: dict = {
-        **valued.metadata(),
-        "workers": config.workers if prepared.fans_out else 1,  # shares whose evaluations this pass found in the cache
-        "validation_rows_in_split": current_val.height,
-        "validation_snapshot_renewed": pin.taken_in(run_id),  # taken at this run, else kept from the last fit
-        "validation_snapshot_reason": pin.reason,
-        "validation_rows_waiting": pin.rows_waiting,  # joined the split since the fit: used from the next fit
-        "validation_rows_gone": pin.rows_gone,  # left the split since the fit: still in the snapshot until then
-    }
+    # The estimation's own counts (each estimator's extras among them), then this step's.
+    summary = ProxyShapleyScoresSummary.from_metadata(valued.metadata())
+    summary = dataclasses.replace(
+        summary,
+        workers=config.workers if prepared.fans_out else 1,  # shares whose evaluations this pass found in the cache
+        validation_rows_in_split=current_val.height,
+        validation_snapshot_renewed=pin.taken_in(run_id),  # taken at this run, else kept from the last fit
+        validation_snapshot_reason=pin.reason,
+        validation_rows_waiting=pin.rows_waiting,
+        validation_rows_gone=pin.rows_gone,
+    )
     store.write_table("scores", run_id, df)
     if curve is not None:
         store.write_table("removal_curve", run_id, valued.removal_frame())
-    meta["seconds"] = round(time.perf_counter() - t0, 3)
-    store.record_asset(
-        run_id,
-        "proxy_shapley_scores",
-        CODE_VERSION,
-        config.model_dump(),
-        meta,
-        inputs=input_runs(context, ["raw_dataset", "embeddings", "clusters"]),
-    )
+    meta = record_step(context, store, config, summary, started=t0)
     top = df.sort("rank").head(10).join(clusters.select("cluster_id", "size"), on="cluster_id", maintain_order="left")
     meta["top_clusters"] = dg.MetadataValue.md(
         "| rank | cluster | size | score | proxy |\n|---|---|---|---|---|\n"

@@ -4,9 +4,10 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from shed_pipeline.core.display import printable
+from shed_pipeline.summaries import Summary
 
 
 def comparison_summary(path: Path) -> tuple[list[str], list[list[str]]] | None:
@@ -43,38 +44,43 @@ def lm_summary(path: Path) -> tuple[list[str], list[list[str]]] | None:
     return header, [[b, m] + [cell(got.get(a)) for a in arms] for (b, m), got in by.items()]
 
 
-def work_done(meta: dict[str, dict]) -> dict[str, dict]:
+def work_done(summaries: Mapping[str, Summary]) -> dict[str, dict]:
     """Per asset, the work this run did and the work it reused: what a refresh is judged by."""
-    raw, emb, cl, sc = meta["raw_dataset"], meta["embeddings"], meta["clusters"], meta["proxy_shapley_scores"]
+    raw, emb, cl, sc = (
+        summaries["raw_dataset"],
+        summaries["embeddings"],
+        summaries["clusters"],
+        summaries["proxy_shapley_scores"],
+    )
     return {
         "raw_dataset": {
-            "rows_new": raw.get("rows_added"),
-            "rows_removed": raw.get("rows_removed"),
-            "rows_edited": raw.get("rows_edited"),
-            "rows_unchanged": raw.get("rows_unchanged"),
-            "previous_run": raw.get("previous_run"),
+            "rows_new": raw.rows_added,
+            "rows_removed": raw.rows_removed,
+            "rows_edited": raw.rows_edited,
+            "rows_unchanged": raw.rows_unchanged,
+            "previous_run": raw.previous_run,
         },
         "embeddings": {
-            "rows_embedded": emb.get("rows_embedded"),
-            "rows_reused": emb.get("rows_reused"),
-            "texts_encoded": emb.get("texts_encoded"),
-            "texts_reused": emb.get("texts_reused"),
+            "rows_embedded": emb.rows_embedded,
+            "rows_reused": emb.rows_reused,
+            "texts_encoded": emb.texts_encoded,
+            "texts_reused": emb.texts_reused,
         },
         "clusters": {
-            "full_refit": cl.get("full_refit"),
-            "refit_reason": cl.get("refit_reason"),
-            "clusters_affected": cl.get("clusters_affected"),
-            "clusters_total": cl.get("clusters_total"),
-            "rows_new": cl.get("rows_new"),
-            "rows_removed": cl.get("rows_removed"),
+            "full_refit": cl.full_refit,
+            "refit_reason": cl.refit_reason,
+            "clusters_affected": cl.clusters_affected,
+            "clusters_total": cl.clusters_total,
+            "rows_new": cl.rows_new,
+            "rows_removed": cl.rows_removed,
         },
         "proxy_shapley_scores": {
-            "players_new": sc.get("players_new"),
-            "utility_evaluations": sc.get("utility_evaluations"),
-            "utility_cache_hits": sc.get("utility_cache_hits"),
-            "utility_cache_hits_earlier_runs": sc.get("utility_cache_hits_earlier_runs"),
-            "coalitions": sc.get("coalitions"),
-            "coalitions_with_new_players": sc.get("coalitions_with_new_players"),
+            "players_new": sc.players_new,
+            "utility_evaluations": sc.utility_evaluations,
+            "utility_cache_hits": sc.utility_cache_hits,
+            "utility_cache_hits_earlier_runs": sc.utility_cache_hits_earlier_runs,
+            "coalitions": sc.coalitions,
+            "coalitions_with_new_players": sc.coalitions_with_new_players,
         },
     }
 

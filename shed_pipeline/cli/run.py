@@ -18,6 +18,7 @@ from shed_pipeline.cli.render import comparison_summary, lm_summary, say, table,
 from shed_pipeline.cli.run_config import benchmarks_to_check, check_strategy_requirements, run_config_from_args
 from shed_pipeline.core.display import printable
 from shed_pipeline.settings import Settings
+from shed_pipeline.summaries import SUMMARIES
 
 
 @contextmanager
@@ -241,26 +242,28 @@ def cmd_run(args: argparse.Namespace) -> int:
         comparison = comparison_summary(out / "evaluation.json")
     wall = time.perf_counter() - t0
     meta = {node: asset_metadata(result, node) for node in ASSET_NAMES}
+    summaries = {node: SUMMARIES[node].from_metadata(meta[node]) for node in ASSET_NAMES}
+    raw = summaries["raw_dataset"]
     summary = {
         "run_id": result.run_id,
         "success": True,
         "wall_seconds": round(wall, 3),
-        "seconds": {n: meta[n].get("seconds") for n in ASSET_NAMES},
+        "seconds": {n: summaries[n].seconds for n in ASSET_NAMES},
         "counts": {
-            "rows_in": meta["raw_dataset"].get("rows_in"),
-            "rows_ok": meta["raw_dataset"].get("rows_ok"),
-            "rows_quarantined": meta["raw_dataset"].get("rows_quarantined"),
-            "quarantine_reasons": meta["raw_dataset"].get("quarantine_reasons"),
-            "rows_pool": meta["raw_dataset"].get("rows_pool"),
-            "rows_validation": meta["raw_dataset"].get("rows_validation"),
-            "rows_test": meta["raw_dataset"].get("rows_test"),
-            "rows_embedded": meta["embeddings"].get("rows_embedded"),
-            "rows_embedding_reused": meta["embeddings"].get("rows_reused"),
-            "clusters": meta["clusters"].get("n_clusters"),
-            "utility_evaluations": meta["proxy_shapley_scores"].get("utility_evaluations"),
-            "selected": meta["curated_subset"].get("selected"),
+            "rows_in": raw.rows_in,
+            "rows_ok": raw.rows_ok,
+            "rows_quarantined": raw.rows_quarantined,
+            "quarantine_reasons": raw.quarantine_reasons,
+            "rows_pool": raw.rows_pool,
+            "rows_validation": raw.rows_validation,
+            "rows_test": raw.rows_test,
+            "rows_embedded": summaries["embeddings"].rows_embedded,
+            "rows_embedding_reused": summaries["embeddings"].rows_reused,
+            "clusters": summaries["clusters"].n_clusters,
+            "utility_evaluations": summaries["proxy_shapley_scores"].utility_evaluations,
+            "selected": summaries["curated_subset"].selected,
         },
-        "work": work_done(meta),
+        "work": work_done(summaries),
         "assets": meta,
         "outputs": {
             "curated_jsonl": published("curated.jsonl"),
@@ -274,7 +277,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
         return 0
-    c, s, ev = summary["counts"], summary["seconds"], meta["evaluation_metrics"]
+    c, s, ev = summary["counts"], summary["seconds"], summaries["evaluation_metrics"]
     w = summary["work"]
     print(f"\nshed-pipeline run {result.run_id}  ({wall:.1f}s)")
     print(table(["asset", "work done", "work reused"], work_rows(w)))
@@ -293,14 +296,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     )
     print(table(["asset", "seconds"], [[n, f"{s[n]:.1f}" if s[n] is not None else "-"] for n in ASSET_NAMES]))
-    if "utility_subset" in ev:
+    if ev.utility_subset is not None:
         print(
             table(
                 ["held-out utility", "value"],
                 [
-                    ["curated subset", f"{ev['utility_subset']:.4f}"],
-                    ["random, same size (mean)", f"{ev.get('utility_random_mean', float('nan')):.4f}"],
-                    ["full pool", f"{ev.get('utility_full_pool', float('nan')):.4f}"],
+                    ["curated subset", f"{ev.utility_subset:.4f}"],
+                    ["random, same size (mean)", f"{_or_nan(ev.utility_random_mean):.4f}"],
+                    ["full pool", f"{_or_nan(ev.utility_full_pool):.4f}"],
                 ],
             )
         )
@@ -318,3 +321,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"{'dagster_home':>16}: {printable(summary['dagster_home'])}  (DAGSTER_HOME for `dagster dev` to show this run)"
     )
     return 0
+
+
+def _or_nan(value: float | None) -> float:
+    return float("nan") if value is None else value

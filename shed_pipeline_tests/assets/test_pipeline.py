@@ -9,9 +9,11 @@ import numpy as np
 import polars as pl
 import pytest
 
+from shed_pipeline.asset_names import ASSET_NAMES
 from shed_pipeline.assets import ALL_ASSETS
 from shed_pipeline.resources import resources_for
 from shed_pipeline.settings import Settings
+from shed_pipeline.summaries import SUMMARIES
 from shed_pipeline_tests.synthetic import BAD_LINES, make_rows, write_jsonl
 
 
@@ -70,6 +72,24 @@ def test_pipeline_end_to_end_counts_balance_and_lineage_is_complete(shed_env, so
             and count("selections") == cur["selected"]
         )
         assert con.execute("SELECT source_fingerprint IS NOT NULL FROM runs WHERE run_id = ?", [run]).fetchone()[0]
+        # Every asset, embeddings too, is recorded with its summary and the runs of exactly the assets
+        # it depends on (from the step's context, not spelled out by each asset).
+        records = {
+            asset: (json.loads(summary), json.loads(inputs))
+            for asset, summary, inputs in con.execute(
+                "SELECT asset, summary, inputs FROM asset_runs WHERE run_id = ?", [run]
+            ).fetchall()
+        }
+    assert set(records) == set(ASSET_NAMES)
+    graph = dg.Definitions(assets=ALL_ASSETS, resources=resources_for(Settings.from_env())).resolve_asset_graph()
+    for name in ASSET_NAMES:
+        recorded, inputs = records[name]
+        upstream = {k.to_user_string() for k in graph.get(dg.AssetKey(name)).parent_keys}
+        assert inputs == dict.fromkeys(upstream, run), name
+        # What lineage records is what the UI shows (which adds plots and tables of its own).
+        summary = SUMMARIES[name].from_metadata(meta(result, name))
+        shown = json.loads(json.dumps(summary.metadata(), default=str))
+        assert summary.seconds > 0 and {k: shown.get(k) for k in recorded} == recorded, name
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks == {"quarantine_within_bound": True, "subset_is_valid": True}
 

@@ -3,7 +3,7 @@ import hashlib
 import numpy as np
 import polars as pl
 
-from shed_pipeline.assets import _common
+from shed_pipeline.assets import versions
 
 
 def _whole_frame_version(df: pl.DataFrame) -> str:
@@ -26,12 +26,12 @@ def _frame(n: int) -> pl.DataFrame:
 
 
 def test_frame_version_in_blocks_equals_the_whole_frame_hash(monkeypatch):
-    monkeypatch.setattr(_common, "FRAME_HASH_ROWS", 7)  # 50 rows: seven full blocks and a partial one
+    monkeypatch.setattr(versions, "FRAME_HASH_ROWS", 7)  # 50 rows: seven full blocks and a partial one
     df = _frame(50)
-    assert _common.frame_version(df).value == _whole_frame_version(df)
+    assert versions.frame_version(df).value == _whole_frame_version(df)
     changed = df.with_columns(
         pl.when(pl.col("row_id") == "r49").then(pl.lit("y")).otherwise(pl.col("note")).alias("note")
     )
-    assert _common.frame_version(changed).value != _common.frame_version(df).value
+    assert versions.frame_version(changed).value != versions.frame_version(df).value
     empty = df.head(0)
-    assert _common.frame_version(empty).value == hashlib.sha256(str(empty.schema).encode()).hexdigest()[:24]
+    assert versions.frame_version(empty).value == hashlib.sha256(str(empty.schema).encode()).hexdigest()[:24]
