@@ -22,7 +22,7 @@ def main() -> None:
     ap.add_argument("--bootstrap", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
-    from shed_pipeline.core.comparison import head_to_head
+    from shed_pipeline.core.evaluation import head_to_head
 
     try:
         records = json.loads(a.results.read_text())["records"]
@@ -31,7 +31,7 @@ def main() -> None:
     rows = []
     for other in a.others:
         try:
-            rows += head_to_head(records, a.arm, other, a.bootstrap, a.seed)
+            rows += head_to_head(records, a.arm, other, bootstrap=a.bootstrap, seed=a.seed)
         except ValueError as exc:
             sys.exit(str(exc))
     benches = list(dict.fromkeys(r["benchmark"] for r in rows))

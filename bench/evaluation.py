@@ -147,10 +147,17 @@ def main() -> None:
 def run(a, home: Path) -> None:
     import json
 
-    from shed_pipeline.core import comparison, lm
-    from shed_pipeline.core.benchmarks import load_choice_items
-    from shed_pipeline.core.evaluation import selected_pool_indices
-    from shed_pipeline.core.evaluation_lm import Arm, TrainingPlan, evaluate_arms, random_rows, summarize
+    from shed_pipeline.core import lm
+    from shed_pipeline.core.evaluation import (
+        Arm,
+        TrainingPlan,
+        comparison,
+        evaluate_arms,
+        load_choice_items,
+        random_rows,
+        selected_pool_indices,
+        summarize,
+    )
     from shed_pipeline.core.selection import target_size
     from shed_pipeline.resources import resources_for
     from shed_pipeline.settings import Settings
@@ -200,15 +207,15 @@ def run(a, home: Path) -> None:
         model,
         tok,
         arms,
-        prompts(pool),
-        pool["output"].to_list(),
-        prompts(test),
-        test["output"].to_list(),
-        benchmarks,
-        plan,
-        log,
-        home / "bench_arms",
-        lm.model_fingerprint(model_path),
+        pool_prompts=prompts(pool),
+        pool_targets=pool["output"].to_list(),
+        test_prompts=prompts(test),
+        test_targets=test["output"].to_list(),
+        benchmarks=benchmarks,
+        plan=plan,
+        log=log,
+        cache_dir=home / "bench_arms",
+        model_key=lm.model_fingerprint(model_path),
     )
     rows = comparison.compare(records, a.bootstrap, a.seed)
     (home / "bench_evaluation.json").write_text(
@@ -234,7 +241,7 @@ def run(a, home: Path) -> None:
 
 
 def print_table(a, plan, size, pool_rows, test_rows, benchmarks, records, rows, summary, seconds, home) -> None:
-    from shed_pipeline.core.comparison import BENCHMARKS_MEAN, cell
+    from shed_pipeline.core.evaluation import BENCHMARKS_MEAN, cell
 
     benches = ["test_split", *benchmarks, BENCHMARKS_MEAN]
     print(

@@ -477,7 +477,7 @@ def test_a_relative_file_name_is_not_mistaken_for_a_class_path(shed_env, tmp_pat
 def test_benchmark_names_are_checked_before_any_work_and_parents_are_accepted(shed_env, tmp_path, capsys, monkeypatch):
     import dagster as dg
 
-    from shed_pipeline_tests.core.test_benchmarks import quiz, write_archive
+    from shed_pipeline_tests.core.evaluation.test_benchmarks import quiz, write_archive
 
     monkeypatch.setenv(
         "SHED_BIGBENCH_ARCHIVE",

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from shed_pipeline_tests.core.test_benchmarks import quiz, write_archive
+from shed_pipeline_tests.core.evaluation.test_benchmarks import quiz, write_archive
 from shed_pipeline_tests.synthetic import make_rows, write_jsonl
 from shed_pipeline_tests.tiny_lm import build_tiny_lm
 

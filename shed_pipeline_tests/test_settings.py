@@ -117,9 +117,9 @@ def _environment_reads(path: Path) -> list[str]:
 
 
 def test_settings_is_the_only_module_that_touches_the_environment():
-    # core/registry.py reads pip's own PIP_INDEX_URL / PIP_EXTRA_INDEX_URL, as pip does, to find the
+    # core/package_index.py reads pip's own PIP_INDEX_URL / PIP_EXTRA_INDEX_URL, as pip does, to find the
     # package indexes it downloads models from: they are pip's settings, not this project's.
-    allowed = {"settings.py", "core/registry.py"}
+    allowed = {"settings.py", "core/package_index.py"}
     readers = [
         hit
         for path in sorted(PACKAGE.rglob("*.py"))

@@ -16,10 +16,16 @@ from shed_pipeline.assets.embed import with_embeddings
 from shed_pipeline.assets.outputs import png_md, publish_outputs
 from shed_pipeline.assets.recording import record_step
 from shed_pipeline.assets.versions import CODE_VERSION, frame_version, upstream_data_changed
-from shed_pipeline.core import comparison, plots
-from shed_pipeline.core.benchmarks import DEFAULT_TASKS
-from shed_pipeline.core.evaluation import selected_pool_indices
-from shed_pipeline.core.evaluation_report import arms_frame, baseline_selections, evaluation_report, metrics_frame
+from shed_pipeline.core import plots
+from shed_pipeline.core.evaluation import (
+    DEFAULT_TASKS,
+    arms_frame,
+    baseline_selections,
+    comparison,
+    evaluation_report,
+    metrics_frame,
+    selected_pool_indices,
+)
 from shed_pipeline.core.files import write_text_atomic
 from shed_pipeline.core.selection.tables import selection_inputs
 from shed_pipeline.gpu_steps import gpu_step
@@ -137,15 +143,15 @@ def evaluation_metrics(
         config,
         pool,
         x,
-        [cluster_of[r] for r in pool_ids],
-        test,
-        curated_idx,
-        baselines,
-        compute.torch_device(),
-        paths.cache(),
-        paths.evaluation_cache(),
-        context.log.info,
-        arm_observer(context),
+        pool_clusters=[cluster_of[r] for r in pool_ids],
+        test=test,
+        curated_idx=curated_idx,
+        baselines=baselines,
+        device=compute.torch_device(),
+        cache_dir=paths.cache(),
+        arms_cache=paths.evaluation_cache(),
+        log=context.log.info,
+        on_arm_done=arm_observer(context),
         bigbench_archive=paths.archive(),
     )
     report["method"] = method

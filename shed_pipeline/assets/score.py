@@ -1,5 +1,5 @@
 """proxy_shapley_scores: values of the cluster proxies under a utility and an estimator chosen by name
-(core/utilities, core/estimators); the valuation itself is core/valuation.py.
+(core/utilities, core/estimators); the valuation itself is core/valuation/.
 
 The asset is a graph of three ops, so that the utility evaluations of one estimation can fan out over
 workers (Dagster dynamic outputs: under the multiprocess executor each share is a process, under the
@@ -25,7 +25,6 @@ from shed_pipeline.assets.strategy_config import choice_field, chosen
 from shed_pipeline.assets.versions import CODE_VERSION, frame_version, upstream_data_changed
 from shed_pipeline.core import plots
 from shed_pipeline.core.estimators import ESTIMATORS
-from shed_pipeline.core.pins import pinned_validation
 from shed_pipeline.core.shards import MAX_SHARDS
 from shed_pipeline.core.utilities import UTILITIES
 from shed_pipeline.core.valuation import (
@@ -33,6 +32,7 @@ from shed_pipeline.core.valuation import (
     check_choice,
     estimate,
     evaluate_share,
+    pinned_validation,
     prepare_valuation,
     validation_rows,
 )
@@ -104,7 +104,7 @@ def _inputs(
         paths.state(VALIDATION_PIN),
         fit_id,
         current_val,
-        others,
+        other_split_ids=others,
         freeze=config.freeze_validation,
         run_id=context.run.run_id,
     )
@@ -126,7 +126,8 @@ def _prepare(
         chosen(ESTIMATORS, config.estimator),
     )
     return prepare_valuation(
-        utility.name, u_settings, estimator.name, e_settings, clusters, players_and_validation, vectors, validation,
+        utility.name, u_settings, estimator.name, e_settings,
+        clusters=clusters, raw_dataset=players_and_validation, embeddings=vectors, validation=validation,
         seed=config.seed, device=compute.torch_device(), cache_dir=paths.cache(), feature_cache=paths.embedding_cache_db(), log=context.log.info,
         bigbench_archive=paths.archive(),
     )  # fmt: skip

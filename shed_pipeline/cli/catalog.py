@@ -9,7 +9,7 @@ from shed_pipeline.settings import Settings
 
 
 def cmd_benchmarks(args: argparse.Namespace) -> int:
-    from shed_pipeline.core.benchmarks import DEFAULT_TASKS, choice_index
+    from shed_pipeline.core.evaluation import DEFAULT_TASKS, choice_index
 
     settings = Settings.from_env()
     index = choice_index(settings.downloads, log=say, archive=settings.bigbench_archive)

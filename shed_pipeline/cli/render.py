@@ -12,7 +12,7 @@ from shed_pipeline.summaries import Summary
 
 def comparison_summary(path: Path) -> tuple[list[str], list[list[str]]] | None:
     """The arms against random (difference, 95% interval, z), from the run's evaluation report."""
-    from shed_pipeline.core.comparison import summary_table
+    from shed_pipeline.core.evaluation import summary_table
 
     try:
         comparisons = (json.loads(path.read_text()).get("lm") or {}).get("comparisons")

@@ -150,7 +150,7 @@ def asset_metadata(result, node: str) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from shed_pipeline.core.benchmarks import check_benchmarks
+    from shed_pipeline.core.evaluation import check_benchmarks
     from shed_pipeline.core.objectstore import S3Uri, is_s3
     from shed_pipeline.core.project_lock import Holder, project_lock
     from shed_pipeline.core.shards import parse_shard_count

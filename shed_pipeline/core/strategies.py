@@ -35,7 +35,7 @@ class Strategy:
     calls: Callable[[int, Any], int] | None = None
     # Estimators: whether, with these settings, the coalitions a run asks for follow from the seed and
     # the players alone, not from the values returned, so that they can be evaluated ahead of the
-    # estimation in shares on several workers (core/valuation.py `evaluate_share`). None: never.
+    # estimation in shares on several workers (core/valuation/shares.py `evaluate_share`). None: never.
     fixed_coalitions: Callable[[Any], bool] | None = None
     # Row values: each row's value depends on that row's texts alone and is kept in the feature cache,
     # so row-id shards of the pool can be computed apart, on several workers (core/row_values

@@ -227,7 +227,7 @@ def test_probe_utility_ts_chains_and_auto_size_in_the_pipeline(shed_env, source_
 
 def test_lm_evaluation_arms_in_the_pipeline(shed_env, source_file, tmp_path, monkeypatch):
     """evaluation_metrics with the LM arms on a tiny Llama and a bigbench-shaped archive built here."""
-    from shed_pipeline_tests.core.test_benchmarks import quiz, write_archive
+    from shed_pipeline_tests.core.evaluation.test_benchmarks import quiz, write_archive
     from shed_pipeline_tests.tiny_lm import build_tiny_lm
 
     monkeypatch.setenv("SHED_BIGBENCH_ARCHIVE", str(write_archive(tmp_path / "bigbench.tar.gz", {"quiz": quiz(10)})))
@@ -289,7 +289,7 @@ def test_lm_evaluation_arms_in_the_pipeline(shed_env, source_file, tmp_path, mon
 
 
 def test_lm_utility_can_score_multiple_choice_accuracy_like_shed(shed_env, source_file, tmp_path, monkeypatch):
-    from shed_pipeline_tests.core.test_benchmarks import quiz, write_archive
+    from shed_pipeline_tests.core.evaluation.test_benchmarks import quiz, write_archive
     from shed_pipeline_tests.tiny_lm import build_tiny_lm
 
     monkeypatch.setenv("SHED_BIGBENCH_ARCHIVE", str(write_archive(tmp_path / "bigbench.tar.gz", {"quiz": quiz(10)})))

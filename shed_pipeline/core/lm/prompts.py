@@ -109,6 +109,6 @@ def _prompt(tok, instruction: str, input_text: str, messages) -> tuple[str, bool
 def choice_items(tok, raw) -> list:
     """`benchmarks.load_choice_items` tuples (prefix, input, choices, answer) as ChoiceItems whose
     prompt is `prompt_text` of the prefix and input."""
-    from shed_pipeline.core.benchmarks import ChoiceItem
+    from shed_pipeline.core.evaluation.benchmarks import ChoiceItem
 
     return [ChoiceItem(prompt_text(tok, prefix, inp), tuple(choices), answer) for prefix, inp, choices, answer in raw]

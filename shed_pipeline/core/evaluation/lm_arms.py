@@ -10,7 +10,7 @@ is an option (`TrainingPlan.steps`) and is reported as such. Each arm is scored 
 - multiple-choice items: each item's correctness, choosing the choice with the highest mean
   per-token log-likelihood (deterministic; no sampling, unlike SHED's generation at temperature 0.2),
 
-kept per row / item, so arms are compared pairwise on the same material (core/comparison.py).
+kept per row / item, so arms are compared pairwise on the same material (comparison.py).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from shed_pipeline.core.benchmarks import ChoiceItem
+from shed_pipeline.core.evaluation.benchmarks import ChoiceItem
 from shed_pipeline.core.files import write_text_atomic
 from shed_pipeline.core.lm import FinetuneBudget  # one arm's resolved budget; re-exported for callers
 from shed_pipeline.core.lm import scoring as lm_scoring
@@ -80,7 +80,10 @@ class TrainingPlan:
     def describe(self) -> str:
         if self.steps is not None:
             return f"fixed budget: {self.steps} steps of {self.batch_size} rows per arm"
-        return f"{self.epochs:g} epoch{'' if self.epochs == 1 else 's'} over each arm's rows (ceil({self.epochs:g} x rows / {self.batch_size}) steps)"
+        return (
+            f"{self.epochs:g} epoch{'' if self.epochs == 1 else 's'} over each arm's rows "
+            f"(ceil({self.epochs:g} x rows / {self.batch_size}) steps)"
+        )
 
     def as_dict(self) -> dict:
         return {**asdict(self), "description": self.describe()}
@@ -107,6 +110,7 @@ def plan_arms(
     n_pool: int,
     curated: Sequence[int],
     random_seeds: Sequence[int],
+    *,
     include_full_pool: bool,
     include_base: bool = True,
     baselines: Mapping[str, Sequence[int]] | None = None,
@@ -137,6 +141,7 @@ def evaluate_arms(
     model,
     tok,
     arms: Sequence[Arm],
+    *,
     pool_prompts: Sequence[str],
     pool_targets: Sequence[str],
     test_prompts: Sequence[str],
@@ -190,9 +195,12 @@ def evaluate_arms(
                     on_arm_done(k, len(arms), arm.label, True)
                 continue
         t0 = time.monotonic()
-        log(
-            f"{label}: {f'fine-tune on {len(idx)} rows, then score ({budget.steps} steps of {budget.batch_size})' if idx else 'the base model, scored'}"
+        what = (
+            f"fine-tune on {len(idx)} rows, then score ({budget.steps} steps of {budget.batch_size})"
+            if idx
+            else "the base model, scored"
         )
+        log(f"{label}: {what}")
         finetune = Progress(budget.steps if budget else 0, f"{label}: LoRA fine-tune", log, unit="steps")
         ctx = (
             budget.finetuned(model, tok, [pool_prompts[i] for i in idx], [pool_targets[i] for i in idx], finetune)
@@ -201,7 +209,16 @@ def evaluate_arms(
         )
         with ctx as m:
             t_score = time.monotonic()
-            results = score_arm(m, tok, test_prompts, test_targets, benchmarks, plan.max_tokens, label, log)
+            results = score_arm(
+                m,
+                tok,
+                test_prompts=test_prompts,
+                test_targets=test_targets,
+                benchmarks=benchmarks,
+                max_tokens=plan.max_tokens,
+                label=label,
+                log=log,
+            )
         records += [{**base, **r} for r in results]
         if path is not None:
             write_text_atomic(path, json.dumps(results))
@@ -215,6 +232,7 @@ def evaluate_arms(
 def score_arm(
     model,
     tok,
+    *,
     test_prompts: Sequence[str],
     test_targets: Sequence[str],
     benchmarks: Mapping[str, Sequence[ChoiceItem]],
@@ -272,7 +290,8 @@ class _Clock:
         log(
             f"evaluation: {done}/{self.arms_total} arms"
             + (
-                f" (~{format_seconds(left)} left: {self.steps_left} fine-tune steps, {self.arms_left} arm{'' if self.arms_left == 1 else 's'} to score)"
+                f" (~{format_seconds(left)} left: {self.steps_left} fine-tune steps, "
+                f"{self.arms_left} arm{'' if self.arms_left == 1 else 's'} to score)"
                 if self.arms_left
                 else ""
             )

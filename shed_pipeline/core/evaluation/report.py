@@ -1,6 +1,6 @@
 """The evaluation report of a run: the curated subset, baseline selections of the same size, random
 subsets and the full pool, model-free (coverage, held-out kNN utility) and, optionally, with the
-target LM fine-tuned on each and compared with the random arms (core/comparison.py).
+target LM fine-tuned on each and compared with the random arms (comparison.py).
 
 `settings` is any object with the fields of assets/evaluate.py's EvaluationConfig.
 """
@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 import polars as pl
 
-from shed_pipeline.core.evaluation import arm_metrics, subset_report
+from shed_pipeline.core.evaluation.model_free import arm_metrics, subset_report
 from shed_pipeline.core.progress import Log
 
 RESERVED = ("base", "curated", "random", "full_pool")
@@ -49,6 +49,7 @@ def evaluation_report(
     settings,
     pool: pl.DataFrame,
     x: np.ndarray,
+    *,
     pool_clusters: Sequence[int],
     test: pl.DataFrame,
     curated_idx: np.ndarray,
@@ -58,7 +59,6 @@ def evaluation_report(
     arms_cache: Path | None,
     log: Log,
     on_arm_done=None,
-    *,
     bigbench_archive: Path | None = None,
 ) -> dict:
     """Model-free metrics of every arm; with `settings.lm`, the LM arms, their summary and the
@@ -78,18 +78,27 @@ def evaluation_report(
     report = subset_report(
         curated_idx,
         x,
-        outputs,
-        pool_clusters,
-        tasks,
-        test_x,
-        refs,
+        pool_outputs=outputs,
+        pool_clusters=pool_clusters,
+        pool_tasks=tasks,
+        test_vectors=test_x,
+        test_references=refs,
         k=settings.k,
         random_seeds=seeds,
         include_full_pool=settings.include_full_pool,
     )
     report["test_rows"] = held.height
     report["baselines"] = {
-        name: arm_metrics(idx, x, outputs, pool_clusters, tasks, test_x, refs, settings.k)
+        name: arm_metrics(
+            idx,
+            x,
+            pool_outputs=outputs,
+            pool_clusters=pool_clusters,
+            pool_tasks=tasks,
+            test_vectors=test_x,
+            test_references=refs,
+            k=settings.k,
+        )
         for name, idx in baselines.items()
     }
     if settings.lm:
@@ -97,13 +106,13 @@ def evaluation_report(
             settings,
             pool,
             test,
-            curated_idx,
-            baselines,
-            device,
-            cache_dir,
-            log,
-            arms_cache,
-            on_arm_done,
+            curated_idx=curated_idx,
+            baselines=baselines,
+            device=device,
+            cache_dir=cache_dir,
+            log=log,
+            arms_cache=arms_cache,
+            on_arm_done=on_arm_done,
             bigbench_archive=bigbench_archive,
         )
     return report
@@ -113,6 +122,7 @@ def lm_arms_report(
     settings,
     pool: pl.DataFrame,
     test: pl.DataFrame,
+    *,
     curated_idx,
     baselines: dict[str, np.ndarray],
     device: str,
@@ -120,19 +130,19 @@ def lm_arms_report(
     log: Log,
     arms_cache: Path | None = None,
     on_arm_done=None,
-    *,
     bigbench_archive: Path | None = None,
 ) -> dict:
     """Fine-tune and score every arm on the same test rows (`settings.test_rows`, the first by row
     id: a fixed sample) and items; the records with per-item scores, their summary, and the
     comparison. Chat rows are prompted with their turns (`messages`)."""
-    from shed_pipeline.core import evaluation_lm, lm
-    from shed_pipeline.core.benchmarks import load_choice_items
-    from shed_pipeline.core.comparison import compare
+    from shed_pipeline.core import lm
+    from shed_pipeline.core.evaluation import lm_arms
+    from shed_pipeline.core.evaluation.benchmarks import load_choice_items
+    from shed_pipeline.core.evaluation.comparison import compare
 
     path = lm.resolve_lm(settings.lm_model, cache_dir, log)
     model, tok = lm.load_lm(path, device=device)
-    plan = evaluation_lm.TrainingPlan(
+    plan = lm_arms.TrainingPlan(
         epochs=settings.epochs,
         steps=settings.steps,
         lr=settings.lm_lr,
@@ -156,11 +166,11 @@ def lm_arms_report(
         else {}
     )
     benchmarks = {name: lm.choice_items(tok, items) for name, items in raw_items.items()}
-    arms = evaluation_lm.plan_arms(
+    arms = lm_arms.plan_arms(
         pool.height,
         curated_idx,
         [settings.seed + i for i in range(settings.random_seeds)],
-        settings.include_full_pool,
+        include_full_pool=settings.include_full_pool,
         baselines=baselines,
     )
     fingerprint = lm.model_fingerprint(path)
@@ -168,23 +178,22 @@ def lm_arms_report(
     cache = arms_cache / hashlib.sha256(signature.encode()).hexdigest()[:16] if arms_cache is not None else None
     pool_prompts = lm.prompt_texts(tok, pool["instruction"], pool["input"], lm.messages_column(pool), log)
     test_prompts = lm.prompt_texts(tok, test["instruction"], test["input"], lm.messages_column(test), log)
-    log(
-        f"evaluation: {len(arms)} arms, {plan.describe()}; {test.height} test rows, {', '.join(f'{len(v)} {k} items' for k, v in benchmarks.items()) or 'no benchmarks'}"
-    )
-    records = evaluation_lm.evaluate_arms(
+    items = ", ".join(f"{len(v)} {k} items" for k, v in benchmarks.items()) or "no benchmarks"
+    log(f"evaluation: {len(arms)} arms, {plan.describe()}; {test.height} test rows, {items}")
+    records = lm_arms.evaluate_arms(
         model,
         tok,
         arms,
-        pool_prompts,
-        pool["output"].to_list(),
-        test_prompts,
-        test["output"].to_list(),
-        benchmarks,
-        plan,
-        log,
-        cache,
-        fingerprint,
-        on_arm_done,
+        pool_prompts=pool_prompts,
+        pool_targets=pool["output"].to_list(),
+        test_prompts=test_prompts,
+        test_targets=test["output"].to_list(),
+        benchmarks=benchmarks,
+        plan=plan,
+        log=log,
+        cache_dir=cache,
+        model_key=fingerprint,
+        on_arm_done=on_arm_done,
     )
     return {
         "model_path": str(path),
@@ -195,7 +204,7 @@ def lm_arms_report(
         "test_rows": test.height,
         "benchmark_items": {k: len(v) for k, v in benchmarks.items()},
         "records": records,
-        "summary": evaluation_lm.summarize(records),
+        "summary": lm_arms.summarize(records),
         "comparisons": compare(records, settings.bootstrap, settings.seed),
     }
 

@@ -1,11 +1,10 @@
-"""TS-DShapley's subset chains and removal-index rule, against exact answers on additive games."""
+"""TS-DShapley's subset chains, against exact answers on additive games."""
 
 import numpy as np
 import pytest
 
 from shed_pipeline.core.estimators import estimate, subset_chains
 from shed_pipeline.core.estimators.chains import chain_assignment, default_chain_size
-from shed_pipeline.core.removal import removal_curve, removal_order
 
 
 class Additive:
@@ -62,27 +61,3 @@ def test_estimate_dispatches_ts_chains_and_default_size():
     assert default_chain_size(20) == 8 and default_chain_size(1000) == 50
     with pytest.raises(ValueError):
         subset_chains(Additive(w), rounds=0)
-
-
-def test_removal_rule_drops_exactly_the_harmful_players():
-    w = np.array([0.5, -0.2, 0.1, -0.4, 0.3, -0.1, 0.2, 0.05, 0.6, 0.4])
-    curve = removal_curve(Additive(w), w, max_fraction=0.5, points=6)
-    assert curve.removed == [0, 1, 2, 3, 4, 5]
-    assert curve.best == 3  # the three negative players
-    assert sorted(np.flatnonzero(curve.dropped)) == [1, 3, 5]
-    np.testing.assert_allclose(curve.utility[3], w[w > 0].sum())
-
-
-def test_removal_rule_ties_keep_more_players_and_inputs_are_checked():
-    w = np.array([1.0, 0.0, 0.0, 2.0])
-    assert removal_curve(Additive(w), w, max_fraction=0.75, points=4).best == 0
-    np.testing.assert_array_equal(removal_order([3.0, 1.0, 1.0], keys=[0, 9, 2]), [2, 1, 0])
-    with pytest.raises(ValueError, match="values for"):
-        removal_curve(Additive(w), w[:2])
-    with pytest.raises(ValueError, match="max_fraction"):
-        removal_curve(Additive(w), w, max_fraction=1.0)
-
-
-def test_removal_rule_with_one_player_removes_nothing():
-    curve = removal_curve(Additive([-1.0]), [-1.0])
-    assert curve.removed == [0] and curve.best == 0 and not curve.dropped.any()

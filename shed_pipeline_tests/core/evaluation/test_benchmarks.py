@@ -6,7 +6,7 @@ import tarfile
 
 import pytest
 
-from shed_pipeline.core.benchmarks import check_benchmarks, choice_index, load_choice_items
+from shed_pipeline.core.evaluation.benchmarks import check_benchmarks, choice_index, load_choice_items
 
 
 def write_archive(path, tasks):
@@ -51,7 +51,8 @@ def test_unknown_task_names_what_exists(tmp_path):
     archive = write_archive(tmp_path / "b.tar.gz", {"quiz": quiz(2)})
     with pytest.raises(
         ValueError,
-        match=r"unknown benchmark 'nosuch': bigbench has no multiple-choice task of that name \(1 tasks: `shed-pipeline benchmarks` lists them\)",
+        match=r"unknown benchmark 'nosuch': bigbench has no multiple-choice task of that name "
+        r"\(1 tasks: `shed-pipeline benchmarks` lists them\)",
     ):
         load_choice_items(
             ["quiz", "nosuch"], 2, seed=0, cache_dir=tmp_path / "cache", log=lambda m: None, archive=archive

@@ -1,6 +1,9 @@
+"""core/valuation/validation_snapshot.py: the validation rows frozen between cluster fits, and renewed
+when keeping them would be wrong."""
+
 import polars as pl
 
-from shed_pipeline.core.pins import pinned_validation
+from shed_pipeline.core.valuation import pinned_validation
 
 
 def frame(ids, suffix=""):
