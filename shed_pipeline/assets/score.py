@@ -28,8 +28,10 @@ from shed_pipeline.core.estimators import ESTIMATORS
 from shed_pipeline.core.shards import MAX_SHARDS
 from shed_pipeline.core.utilities import UTILITIES
 from shed_pipeline.core.valuation import (
+    DEFAULT_UTILITY,
     can_fan_out,
     check_choice,
+    default_estimator,
     estimate,
     evaluate_share,
     pinned_validation,
@@ -44,12 +46,12 @@ VALIDATION_PIN = "validation_snapshot.parquet"
 
 _utility, _utility_field = choice_field(
     UTILITIES,
-    "knn",
+    DEFAULT_UTILITY,
     f"U(S) of a coalition of proxies, measured on the validation rows: {', '.join(UTILITIES)} (settings nest under the name)",
 )
 _estimator, _estimator_field = choice_field(
     ESTIMATORS,
-    "knn_exact",
+    default_estimator(DEFAULT_UTILITY),
     f"how the values are estimated from U: {', '.join(ESTIMATORS)} (settings nest under the name; knn_exact needs utility knn)",
 )
 

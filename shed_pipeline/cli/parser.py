@@ -6,6 +6,7 @@ from typing import Any
 
 from shed_pipeline.asset_names import ASSET_NAMES
 from shed_pipeline.cli.run_config import strategy_choices
+from shed_pipeline.core.valuation.preparation import DEFAULT_UTILITY
 
 
 def positive_int(text: str) -> int:
@@ -95,8 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--utility",
         choices=choices["utility"].names,
-        default="knn",
-        help="utility U(S) the proxies are valued by (default knn)",
+        default=DEFAULT_UTILITY,
+        help=f"utility U(S) the proxies are valued by (default {DEFAULT_UTILITY})",
     )
     r.add_argument(
         "--permutations",

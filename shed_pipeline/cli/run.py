@@ -208,6 +208,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from shed_pipeline.definitions import build_definitions
 
     job = build_definitions(settings, concise_logs=True).resolve_job_def("shed_curation_job")
+    try:  # against the assets' Config classes, before waiting for the project or doing any work
+        dg.validate_run_config(job, run_config)
+    except dg.DagsterInvalidConfigError as exc:  # e.g. a misspelt --set key: name it, not the whole schema
+        raise CliError("invalid config: " + "; ".join(e.message.split(" Expected")[0] for e in exc.errors)) from None
     run_id = str(uuid.uuid4())
     t0 = time.perf_counter()
     # execute_in_process runs without the job's executor, so the CLI takes the project lock itself.
@@ -227,10 +231,6 @@ def cmd_run(args: argparse.Namespace) -> int:
                     run_id=run_id,
                     tags={"shed/launched_by": "shed-pipeline run"},
                 )
-            except dg.DagsterInvalidConfigError as exc:  # e.g. a misspelt --set key: name it, not the whole schema
-                raise CliError(
-                    "invalid config: " + "; ".join(e.message.split(" Expected")[0] for e in exc.errors)
-                ) from None
             except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError):  # Ctrl-C / SIGTERM
                 raise interrupted(instance, run_id) from None
         if not result.success:

@@ -5,10 +5,7 @@ import argparse
 from typing import Any, Sequence
 
 from shed_pipeline.cli.errors import CliError
-
-# Without --estimator: the closed form where one exists, else the estimator that measured best per
-# utility evaluation (bench/estimators.py).
-DEFAULT_ESTIMATOR = {"knn": "knn_exact", "probe": "ts_chains", "lm": "banzhaf_msr"}
+from shed_pipeline.core.valuation.preparation import default_estimator
 
 
 def strategy_choices() -> dict[tuple[str, str], Any]:
@@ -125,7 +122,7 @@ def run_config_from_args(args: argparse.Namespace) -> dict:
         "clusters": {"seed": args.seed, "full_refit": args.full_refit},
         "proxy_shapley_scores": {
             "utility": {args.utility: {}},
-            "estimator": {args.estimator or DEFAULT_ESTIMATOR.get(args.utility, "banzhaf_msr"): {}},
+            "estimator": {args.estimator or default_estimator(args.utility): {}},
             "seed": args.seed,
         },
         "curated_subset": {

@@ -10,13 +10,22 @@ chosen by name, run against the evaluation cache on a frozen snapshot of the val
 """
 
 from shed_pipeline.core.valuation.estimation import SCORES_SCHEMA, Valuation, estimate, value_proxies
-from shed_pipeline.core.valuation.preparation import PreparedValuation, can_fan_out, check_choice, prepare_valuation
+from shed_pipeline.core.valuation.preparation import (
+    DEFAULT_UTILITY,
+    PreparedValuation,
+    can_fan_out,
+    check_choice,
+    default_estimator,
+    prepare_valuation,
+)
 from shed_pipeline.core.valuation.removal import RemovalCurve, removal_curve, removal_order
 from shed_pipeline.core.valuation.rows import proxy_rows, validation_rows
 from shed_pipeline.core.valuation.shares import evaluate_share
 from shed_pipeline.core.valuation.validation_snapshot import ValidationPin, pinned_validation
 
 __all__ = [
+    "DEFAULT_UTILITY",
+    "default_estimator",
     "SCORES_SCHEMA",
     "PreparedValuation",
     "RemovalCurve",

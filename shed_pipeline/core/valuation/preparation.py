@@ -30,6 +30,19 @@ def _choose(registry, name: str, settings: Any) -> tuple[Strategy, Any]:
     return strategy, settings
 
 
+# The utility a valuation uses unless told, and the estimator each utility uses unless told: the
+# closed form where one exists, else the estimator that measured best per utility evaluation
+# (bench/estimators.py). The asset's config defaults and the CLI's both read these.
+DEFAULT_UTILITY = "knn"
+DEFAULT_ESTIMATOR_FOR = {"knn": "knn_exact", "probe": "ts_chains", "lm": "banzhaf_msr"}
+FALLBACK_ESTIMATOR = "banzhaf_msr"  # for a utility without its own entry: any utility's values
+
+
+def default_estimator(utility: str) -> str:
+    """The estimator `utility` is valued with when none is named."""
+    return DEFAULT_ESTIMATOR_FOR.get(utility, FALLBACK_ESTIMATOR)
+
+
 def check_choice(utility: str, estimator: str) -> None:
     """Fail before any work when the names are unknown or the pair does not fit (knn_exact is the
     closed form of the knn utility only)."""
