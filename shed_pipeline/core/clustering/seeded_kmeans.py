@@ -31,7 +31,7 @@ WARM_START_REFINE_ITER = 5
 TORCH_BLOCK_ENTRIES = 1 << 28
 
 
-@dataclass
+@dataclass(kw_only=True)
 class KMeansResult:
     centroids: np.ndarray  # (k, d) float32
     labels: np.ndarray  # (n,) int64: every row's nearest centroid (ties to the lower index)
@@ -96,15 +96,15 @@ def kmeans(
     centroids32 = centroids.astype(np.float32)
     labels, sq_dist = nearest_anchor(x, centroids32)
     return KMeansResult(
-        centroids32,
-        labels,
-        sq_dist,
-        float(sq_dist.sum()),
-        warm_iter + n_iter,
-        converged,
-        len(seeding),
-        len(train),
-        warm_rows,
+        centroids=centroids32,
+        labels=labels,
+        sq_dist=sq_dist,
+        inertia=float(sq_dist.sum()),
+        n_iter=warm_iter + n_iter,
+        converged=converged,
+        rows_seeded=len(seeding),
+        rows_trained=len(train),
+        rows_warm_start=warm_rows,
     )
 
 

@@ -47,9 +47,9 @@ def continuation_logprobs(
     tok,
     prompts: Sequence[str],
     continuations: Sequence[str],
+    *,
     max_tokens: int = 256,
     progress: Progress | None = None,
-    *,
     token_budget: int = TOKEN_BUDGET,
     max_target_tokens: int | None = None,
 ) -> list[tuple[float, int]]:
@@ -68,9 +68,9 @@ def choice_means(
     model,
     tok,
     items,
+    *,
     max_tokens: int = 256,
     progress: Progress | None = None,
-    *,
     token_budget: int = TOKEN_BUDGET,
 ) -> list[list[float]]:
     """For each item (`prompt`, `choices`), each choice's mean per-token log-probability (with eos)
