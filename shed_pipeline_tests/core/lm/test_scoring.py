@@ -44,7 +44,7 @@ def test_scoring_matches_one_sequence_per_pair(tmp_path):
         assert [scoring.pick(m) for m in means] == lm.choose_many(model, tok, items, max_tokens=max_tokens)
     # Prompts that share a prefix (a system turn): the prefix's keys and values computed once, reused by every batch.
     shared = ["a b c d e f the capital of france is", "a b c d e f what colour", "a b c d e f g"]
-    assert scoring._shared_prefix([scoring.Tree(tuple(tok(p)["input_ids"]), ((1,),)) for p in shared]) == tuple(
+    assert scoring.shared_prefix([scoring.Tree(tuple(tok(p)["input_ids"]), ((1,),)) for p in shared]) == tuple(
         tok("a b c d e f")["input_ids"]
     )
     for budget in (1, 4096):
