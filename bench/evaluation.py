@@ -88,7 +88,9 @@ def build_inputs(a, utility: str, log):
     scored = out["clusters"].join(
         out["proxy_shapley_scores"].select("cluster_id", "score"), on="cluster_id", how="left", maintain_order="left"
     )
-    inputs = selection_inputs(pool.select("row_id", "output", "embedding"), scored, out["row_values"], a.seed, log)
+    inputs = selection_inputs(
+        pool.select("row_id", "output", "embedding"), scored, out["row_values"], seed=a.seed, log=log
+    )
     return pool.drop("embedding"), test, inputs
 
 

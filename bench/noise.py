@@ -201,10 +201,10 @@ def main() -> None:
         RowValueInputs(
             pool,
             validation,
-            "cpu",
-            Settings.from_env().downloads,
-            home / "cache" / "embeddings.duckdb",
-            lambda m: print("  " + m),
+            device="cpu",
+            cache_dir=Settings.from_env().downloads,
+            feature_cache=home / "cache" / "embeddings.duckdb",
+            log=lambda m: print("  " + m),
         ),
     )
     for kind, s in stats.items():
@@ -223,7 +223,7 @@ def main() -> None:
         try:
             for utility in utilities:
                 inputs = [
-                    selection_inputs(pool.select("row_id", "output", "embedding"), scored[utility], values, seed)
+                    selection_inputs(pool.select("row_id", "output", "embedding"), scored[utility], values, seed=seed)
                     for seed in range(a.seeds)
                 ]
                 runs[utility] = [

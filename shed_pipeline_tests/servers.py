@@ -23,7 +23,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _reset_signals() -> None:
+def reset_signals() -> None:
     # A process started from a backgrounded shell can inherit SIGINT/SIGTERM as ignored; reset them
     # so that stopping the server works.
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -82,7 +82,7 @@ def moto_server(log_dir: Path) -> Iterator[str]:
             stdout=fh,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_reset_signals,
+            preexec_fn=reset_signals,
         )
     endpoint = f"http://127.0.0.1:{port}"
     try:

@@ -553,15 +553,15 @@ def test_the_instance_the_cli_creates_queues_a_projects_second_run(shed_env, tmp
 
 def test_the_cli_the_readme_and_the_registries_list_the_same_strategies(capsys):
     """Every registered strategy is a CLI choice, and the README's tables are the registries' own."""
-    from shed_pipeline.cli import all_registries, build_parser, strategies_markdown
+    from shed_pipeline.cli import all_registries, run_flags, strategies_markdown
     from shed_pipeline.core.estimators import ESTIMATORS
     from shed_pipeline.core.selection import METHODS
     from shed_pipeline.core.utilities import UTILITIES
 
-    run = next(a for a in build_parser()._subparsers._group_actions[0].choices["run"]._actions if a.dest == "method")
+    run = run_flags()["method"]
     assert tuple(run.choices) == METHODS.names
     for flag, registry in (("utility", UTILITIES), ("estimator", ESTIMATORS)):
-        action = next(a for a in build_parser()._subparsers._group_actions[0].choices["run"]._actions if a.dest == flag)
+        action = run_flags()[flag]
         assert tuple(action.choices) == registry.names
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert strategies_markdown() in readme, (

@@ -135,6 +135,7 @@ def test_a_run_waiting_for_its_turn_stops_when_dagster_captures_an_interrupt():
     the executor runs: the wait looks at it on every poll instead of waiting for the other run."""
     import signal
 
+    # No public equivalent: Dagster exports no way to capture interrupts as its executor does.
     from dagster._utils.interrupts import capture_interrupts, pop_captured_interrupt
 
     from shed_pipeline.executors import raise_if_interrupted

@@ -76,6 +76,7 @@ def chart_instance_config(values) -> dict:
 
 def load_instance_config(cfg: dict, folder: Path) -> dict:
     """Dagster's own loading of an instance's dagster.yaml (schema and cross-section rules)."""
+    # No public equivalent: dg.DagsterInstance.from_config would also open the storage (postgres) and give no dict.
     from dagster._core.instance.config import dagster_instance_config
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -124,8 +125,6 @@ def test_chart_values_with_run_limits_in_both_places_are_refused(tmp_path):
     both["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"] = {"maxConcurrentRuns": 1}
     with pytest.raises(ValueError, match="Cannot set both"):
         chart_instance_config(both)
-    from dagster._core.errors import DagsterInvalidConfigError
-
     cfg = {
         "run_coordinator": {
             "module": "dagster.core.run_coordinator",
@@ -134,7 +133,7 @@ def test_chart_values_with_run_limits_in_both_places_are_refused(tmp_path):
         },
         "concurrency": {"pools": {"default_limit": 1}},
     }
-    with pytest.raises(DagsterInvalidConfigError, match="incompatible with the `concurrency > runs` config"):
+    with pytest.raises(dg.DagsterInvalidConfigError, match="incompatible with the `concurrency > runs` config"):
         load_instance_config(cfg, tmp_path)
 
 
@@ -164,6 +163,7 @@ def test_instance_config_for_prod_outside_kubernetes_sends_compute_logs_to_s3(s3
         "SHED_COMPUTE_LOG_BUCKET": s3_bucket.name,
     }.items():
         monkeypatch.setenv(k, v)
+    # No public equivalent: Dagster exports neither its config processing nor the instance schema.
     from dagster._config import process_config
     from dagster._core.instance.config import dagster_instance_config_schema
 
@@ -172,7 +172,7 @@ def test_instance_config_for_prod_outside_kubernetes_sends_compute_logs_to_s3(s3
     logs = checked.value["compute_logs"]
     assert logs["class"] == "S3ComputeLogManager"
     # The configured manager, pointed at the test S3 server, uploads a step's output there.
-    from dagster._core.storage.compute_log_manager import ComputeIOType
+    from dagster._core.storage.compute_log_manager import ComputeIOType  # not exported publicly
     from dagster_aws.s3.compute_log_manager import S3ComputeLogManager
 
     resolved = process_config(dg.Field(S3ComputeLogManager.config_type()).config_type, logs["config"])

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from shed_pipeline_tests.servers import _reset_signals, free_port, gql, stop, wait_for_http
+from shed_pipeline_tests.servers import free_port, gql, reset_signals, stop, wait_for_http
 from shed_pipeline_tests.synthetic import make_rows, write_jsonl
 from shed_pipeline_tests.test_definitions import ASSETS, DEPENDENCIES
 
@@ -52,7 +52,7 @@ def webserver(tmp_path_factory):
             stdout=fh,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_reset_signals,
+            preexec_fn=reset_signals,
         )
     url = f"http://127.0.0.1:{port}"
     try:

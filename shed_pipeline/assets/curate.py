@@ -107,7 +107,7 @@ def curated_subset(
     pool_ids = set(pool_rows["row_id"].to_list())
     pool = with_embeddings(pool_rows, embeddings)  # the pool's vectors only
     del pool_rows
-    inputs = selection_inputs(pool, scored, row_values, config.seed, context.log.info)
+    inputs = selection_inputs(pool, scored, row_values, seed=config.seed, log=context.log.info)
     del pool
     result = curate(
         inputs,

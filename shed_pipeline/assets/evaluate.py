@@ -133,7 +133,7 @@ def evaluation_metrics(
     curated_idx = selected_pool_indices(pool_ids, curated_subset["row_id"].to_list())
     method = curated_subset["method"][0] if curated_subset.height else None
     inputs = selection_inputs(
-        pool.select("row_id", "output"), clusters, row_values, config.seed, context.log.info, vectors=x
+        pool.select("row_id", "output"), clusters, row_values, seed=config.seed, log=context.log.info, vectors=x
     )  # the vectors at hand: no second join
     picked = baseline_selections(inputs, config.baselines, len(curated_idx), method, context.log.info)
     baselines = {name: selected_pool_indices(pool_ids, ids) for name, ids in picked.items()}

@@ -76,12 +76,12 @@ def raw_dataset(
     t0 = time.perf_counter()
     source = config.source or paths.source or NATURAL_INSTRUCTIONS
     mapping = FieldMapping(
-        config.format,
-        config.instruction_field,
-        config.input_field,
-        config.output_field,
-        config.messages_field,
-        config.task_field,
+        format=config.format,
+        instruction=config.instruction_field,
+        input=config.input_field,
+        output=config.output_field,
+        messages=config.messages_field,
+        task=config.task_field,
     )
     store = object_store(s3, context.log.warning) if is_s3(source) else None
     loaded = load_source(

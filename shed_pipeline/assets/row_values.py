@@ -141,7 +141,12 @@ def score_row_shard(
         .collect()
     )
     inputs = RowValueInputs(
-        pool, pool.clear(), compute.torch_device(), paths.cache(), paths.embedding_cache_db(), context.log.info
+        pool,
+        pool.clear(),
+        device=compute.torch_device(),
+        cache_dir=paths.cache(),
+        feature_cache=paths.embedding_cache_db(),
+        log=context.log.info,
     )
     counts = compute_shard(apart, kind_settings(config), inputs, shard, shards)
     context.log.info(f"shard {shard + 1} of {shards}: {counts['rows']} pool rows under {', '.join(apart)}")
@@ -169,7 +174,12 @@ def value_rows(
     pool, validation = split_rows(rows, embeddings)
     del rows
     inputs = RowValueInputs(
-        pool, validation, compute.torch_device(), paths.cache(), paths.embedding_cache_db(), context.log.info
+        pool,
+        validation,
+        device=compute.torch_device(),
+        cache_dir=paths.cache(),
+        feature_cache=paths.embedding_cache_db(),
+        log=context.log.info,
     )
     df, stats = compute_row_values(list(config.kinds), kind_settings(config), inputs)
     sharded = config.workers > 1 and bool(kinds_apart(list(config.kinds)))

@@ -81,6 +81,7 @@ READS = ["row_id", "split", "instruction", "input", "output", "messages"]
 def _inputs(
     context,
     config: ProxyShapleyConfig,
+    *,
     raw_dataset: pl.LazyFrame,
     embeddings: pl.LazyFrame,
     clusters: pl.DataFrame,
@@ -116,6 +117,7 @@ def _inputs(
 def _prepare(
     context,
     config: ProxyShapleyConfig,
+    *,
     players_and_validation: pl.DataFrame,
     vectors: pl.DataFrame,
     validation: pl.DataFrame,
@@ -161,7 +163,12 @@ def plan_valuation_shares(
         )
         return
     _inputs(
-        context, config, raw_dataset, embeddings, clusters.select("proxy_row_id", "fit_id").collect(), paths
+        context,
+        config,
+        raw_dataset=raw_dataset,
+        embeddings=embeddings,
+        clusters=clusters.select("proxy_row_id", "fit_id").collect(),
+        paths=paths,
     )  # read only when fanning out
     context.log.info(f"{estimator.name}: utility evaluations in {config.workers} shares, side by side")
     yield from worker_parts("share", config.workers, "shares")
@@ -180,8 +187,19 @@ def evaluate_share_of_coalitions(
     """One worker's share of the estimation's utility evaluations, written to the evaluation cache."""
     t0 = time.perf_counter()
     share, shares = worker_part(context)
-    players_and_validation, vectors, _, pin = _inputs(context, config, raw_dataset, embeddings, clusters, paths)
-    prepared = _prepare(context, config, players_and_validation, vectors, pin.rows, clusters, compute, paths)
+    players_and_validation, vectors, _, pin = _inputs(
+        context, config, raw_dataset=raw_dataset, embeddings=embeddings, clusters=clusters, paths=paths
+    )
+    prepared = _prepare(
+        context,
+        config,
+        players_and_validation=players_and_validation,
+        vectors=vectors,
+        validation=pin.rows,
+        clusters=clusters,
+        compute=compute,
+        paths=paths,
+    )
     counts = evaluate_share(prepared, paths.utility_cache_db(), share, shares, seed=config.seed, log=context.log.info)
     context.log.info(
         f"share {share + 1} of {shares}: {counts['utility_evaluations']} coalitions evaluated, {counts['utility_cache_hits']} found in the cache, {counts['coalitions_of_other_shares']} left to the other shares"
@@ -208,9 +226,18 @@ def value_cluster_proxies(
     t0 = time.perf_counter()
     run_id = context.run.run_id
     players_and_validation, vectors, current_val, pin = _inputs(
-        context, config, raw_dataset, embeddings, clusters, paths
+        context, config, raw_dataset=raw_dataset, embeddings=embeddings, clusters=clusters, paths=paths
     )
-    prepared = _prepare(context, config, players_and_validation, vectors, pin.rows, clusters, compute, paths)
+    prepared = _prepare(
+        context,
+        config,
+        players_and_validation=players_and_validation,
+        vectors=vectors,
+        validation=pin.rows,
+        clusters=clusters,
+        compute=compute,
+        paths=paths,
+    )
     store = lineage.store()
     valued = estimate(
         prepared, clusters, paths.utility_cache_db(), seed=config.seed, previous_proxies=store.previous_proxies(run_id),
@@ -246,8 +273,8 @@ def value_cluster_proxies(
                 curve.removed,
                 curve.utility,
                 f"removal-index rule: best = drop {curve.best}",
-                "lowest-valued proxies removed",
-                "utility of the rest",
+                xlabel="lowest-valued proxies removed",
+                ylabel="utility of the rest",
                 mark=curve.best,
             ),
             "removal curve",

@@ -13,7 +13,7 @@ from shed_pipeline.cli.catalog import all_registries, cmd_benchmarks, cmd_strate
 from shed_pipeline.cli.errors import CliError, Interrupted, error_message
 from shed_pipeline.cli.events import failure_message
 from shed_pipeline.cli.lineage import cmd_lineage
-from shed_pipeline.cli.parser import build_parser
+from shed_pipeline.cli.parser import build_parser, run_flags
 from shed_pipeline.cli.run import DAGSTER_YAML, cmd_run, ensure_dagster_home
 from shed_pipeline.cli.run_config import run_config_from_args
 from shed_pipeline.core.display import printable
@@ -28,6 +28,7 @@ __all__ = [
     "failure_message",
     "main",
     "run_config_from_args",
+    "run_flags",
     "strategies_markdown",
 ]
 

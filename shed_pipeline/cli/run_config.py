@@ -77,7 +77,7 @@ def moved_key_hint(asset: str, path: Sequence[str]) -> None:
         )
 
 
-def set_strategy_setting(ops: dict[str, dict], asset: str, field: str, setting: str, value: Any, flag: str) -> None:
+def set_strategy_setting(ops: dict[str, dict], asset: str, field: str, *, setting: str, value: Any, flag: str) -> None:
     """A flag that is a setting of the chosen strategy (--temperature: qwcs's); naming the strategies
     it applies to when the chosen one has no such setting."""
     registry = strategy_choices()[(asset, field)]
@@ -142,7 +142,12 @@ def run_config_from_args(args: argparse.Namespace) -> dict:
     for flag, setting in (("permutations", "permutations"), ("samples", "samples"), ("chain_rounds", "chain_rounds")):
         if getattr(args, flag):
             set_strategy_setting(
-                ops, "proxy_shapley_scores", "estimator", setting, getattr(args, flag), "--" + flag.replace("_", "-")
+                ops,
+                "proxy_shapley_scores",
+                "estimator",
+                setting=setting,
+                value=getattr(args, flag),
+                flag="--" + flag.replace("_", "-"),
             )
     if args.lm_model:
         ((utility, settings),) = ops["proxy_shapley_scores"]["utility"].items()
@@ -181,13 +186,17 @@ def run_config_from_args(args: argparse.Namespace) -> dict:
     elif args.size:
         ops["curated_subset"]["size"] = args.size
     if args.temperature is not None:
-        set_strategy_setting(ops, "curated_subset", "method", "temperature", args.temperature, "--temperature")
+        set_strategy_setting(
+            ops, "curated_subset", "method", setting="temperature", value=args.temperature, flag="--temperature"
+        )
     if args.row_id_field:
         ops["curated_subset"]["row_id_field"] = args.row_id_field
     if args.member_order:
-        set_strategy_setting(ops, "curated_subset", "method", "member_order", args.member_order, "--member-order")
+        set_strategy_setting(
+            ops, "curated_subset", "method", setting="member_order", value=args.member_order, flag="--member-order"
+        )
     if args.cap:
-        set_strategy_setting(ops, "curated_subset", "method", "cap", args.cap, "--cap")
+        set_strategy_setting(ops, "curated_subset", "method", setting="cap", value=args.cap, flag="--cap")
     if args.dedup is not None:
         ops["curated_subset"]["dedup_threshold"] = args.dedup
     if args.dedup_keep:

@@ -186,7 +186,7 @@ class EmbeddingCache:
         on_flush: Callable[[int], None] | None = None,
         flush_seconds: float = FLUSH_SECONDS,
     ) -> BufferedWrites:
-        return BufferedWrites(self, model_id, kind, on_flush, flush_seconds=flush_seconds)
+        return BufferedWrites(self, model_id, kind, on_flush=on_flush, flush_seconds=flush_seconds)
 
     def missing(self, model_id: str, keys: Sequence[str], kind: str = "rows") -> list[str]:
         if not keys:
@@ -272,6 +272,7 @@ class BufferedWrites:
         cache: EmbeddingCache,
         model_id: str,
         kind: str,
+        *,
         on_flush: Callable[[int], None] | None = None,
         flush_rows: int = FLUSH_ROWS,
         flush_seconds: float = FLUSH_SECONDS,
@@ -378,6 +379,7 @@ def encode_missing(
     rows: pl.DataFrame,
     encoder: Encoder,
     cache: EmbeddingCache,
+    *,
     log: Callable[[str], None] = lambda _msg: None,
     chunk_rows: int = CHUNK_ROWS,
     save_seconds: float = FLUSH_SECONDS,
@@ -444,6 +446,7 @@ def embed_rows(
     rows: pl.DataFrame,
     encoder: Encoder,
     cache: EmbeddingCache,
+    *,
     log: Callable[[str], None] = lambda _msg: None,
     chunk_rows: int = CHUNK_ROWS,
     save_seconds: float = FLUSH_SECONDS,
@@ -459,6 +462,7 @@ def embed_texts(
     inputs: Sequence[str],
     encoder: Encoder,
     cache: EmbeddingCache,
+    *,
     log: Callable[[str], None] = lambda _msg: None,
     chunk_rows: int = CHUNK_ROWS,
     save_seconds: float = FLUSH_SECONDS,

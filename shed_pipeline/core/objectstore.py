@@ -141,6 +141,7 @@ class ObjectStore:
     def __init__(
         self,
         client: Any,
+        *,
         attempts: int = 5,
         base_delay_s: float = 0.2,
         max_delay_s: float = 8.0,

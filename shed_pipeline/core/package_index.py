@@ -114,7 +114,7 @@ def index_urls() -> list[str]:
     return [main, *extra]
 
 
-def _split_credentials(url: str) -> tuple[str, dict[str, str]]:
+def split_credentials(url: str) -> tuple[str, dict[str, str]]:
     """(url without user:password@, headers carrying them as HTTP basic auth)."""
     import base64
     import urllib.parse
@@ -143,7 +143,7 @@ def _index_files(index: str, project: str) -> list[tuple[str, str, str | None]]:
         if not path.is_dir():
             return []
         page += "index.html"
-    page, auth = _split_credentials(page)
+    page, auth = split_credentials(page)
     req = urllib.request.Request(
         page, headers={"Accept": "application/vnd.pypi.simple.v1+json, text/html;q=0.1", **auth}
     )
@@ -169,7 +169,7 @@ def _index_download(spec: str, file_name: str, target: Path, log: Log, size_note
     project = re.split(r"[=<>!~ ]", spec, maxsplit=1)[0]
     errors = []
     for index in index_urls():
-        shown, auth = _split_credentials(index)  # never print a password
+        shown, auth = split_credentials(index)  # never print a password
         try:
             found = [f for f in _index_files(index, project) if f[0] == file_name]
         except (OSError, ValueError, http.client.HTTPException) as exc:
@@ -200,7 +200,7 @@ def _fetch(url: str, tmp: Path, *, sha: str | None, log: Log, index: str, index_
     import urllib.parse
     import urllib.request
 
-    url, auth = _split_credentials(url)
+    url, auth = split_credentials(url)
     if not auth and urllib.parse.urlsplit(url).hostname == urllib.parse.urlsplit(index).hostname:
         auth = index_auth
     digest = hashlib.sha256()

@@ -69,7 +69,7 @@ def arm_panels(panels: dict[str, tuple[Sequence[str], Sequence[float], Sequence[
 
 
 def line(
-    xs: Sequence[float], ys: Sequence[float], title: str, xlabel: str, ylabel: str, mark: float | None = None
+    xs: Sequence[float], ys: Sequence[float], title: str, *, xlabel: str, ylabel: str, mark: float | None = None
 ) -> bytes:
     fig, ax = plt.subplots(figsize=(5, 3))
     ax.plot(list(xs), list(ys), marker="o", color="#4c72b0")

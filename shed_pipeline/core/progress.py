@@ -51,6 +51,7 @@ class Progress:
         total: int | None,
         what: str,
         log: Log = silent,
+        *,
         unit: str = "rows",
         every_s: float = EVERY_S,
         clock: Clock = time.monotonic,

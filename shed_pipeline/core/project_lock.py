@@ -102,6 +102,7 @@ def _no_interrupt() -> None:
 def project_lock(
     home: str | Path,
     holder: Holder,
+    *,
     log: Log = print,
     wait: bool = True,
     poll_s: float = 0.5,

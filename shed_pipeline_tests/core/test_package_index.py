@@ -39,12 +39,12 @@ def test_a_corrupt_download_is_refused_and_never_kept(tmp_path, monkeypatch):
 
 
 def test_credentials_in_an_index_url_become_basic_auth_and_are_never_shown(tmp_path, monkeypatch):
-    url, headers = package_index._split_credentials("https://alice:s%40cret@pkgs.example.com:8443/simple/")
+    url, headers = package_index.split_credentials("https://alice:s%40cret@pkgs.example.com:8443/simple/")
     assert url == "https://pkgs.example.com:8443/simple/" and headers["Authorization"].startswith("Basic ")
     import base64
 
     assert base64.b64decode(headers["Authorization"][6:]).decode() == "alice:s@cret"
-    assert package_index._split_credentials("https://pypi.org/simple") == ("https://pypi.org/simple", {})
+    assert package_index.split_credentials("https://pypi.org/simple") == ("https://pypi.org/simple", {})
     # An index that cannot be reached is reported without its password, and the next one is tried.
     monkeypatch.setenv("PIP_INDEX_URL", "http://bob:hunter2@127.0.0.1:9/simple")
     monkeypatch.setenv("PIP_EXTRA_INDEX_URL", make_index(tmp_path / "idx", b"ok", hashlib.sha256(b"ok").hexdigest()))

@@ -21,7 +21,7 @@ def flat_index(centres: np.ndarray):
     return index
 
 
-def _nearest_float64(xs: np.ndarray, a: np.ndarray, a_sq: np.ndarray) -> np.ndarray:
+def nearest_float64(xs: np.ndarray, a: np.ndarray, a_sq: np.ndarray) -> np.ndarray:
     """Nearest of anchors `a` (float64) for each row of xs (float64), ties to the lower index."""
     d = np.maximum((xs * xs).sum(1)[:, None] - 2.0 * xs @ a.T + a_sq[None, :], 0.0)
     return d.argmin(1)
@@ -69,9 +69,9 @@ def nearest_anchor(x: np.ndarray, anchors: np.ndarray, chunk: int = 4096) -> tup
             unsettled = np.flatnonzero(~settled)
             for t in range(0, len(unsettled), chunk):
                 rows = unsettled[t : t + chunk]
-                lab[rows] = _nearest_float64(xs[rows].astype(np.float64), a, a_sq)
+                lab[rows] = nearest_float64(xs[rows].astype(np.float64), a, a_sq)
         else:
-            lab = _nearest_float64(xs.astype(np.float64), a, a_sq)
+            lab = nearest_float64(xs.astype(np.float64), a, a_sq)
         labels[s : s + len(xs)] = lab
         # Exact distances to the chosen anchor (the expansions above only pick it).
         for t in range(0, len(xs), chunk):

@@ -29,7 +29,7 @@ class DriftRule:
     max_distance_rise: float = 0.10  # relative rise of the mean squared distance to the anchors
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ClusterUpdate:
     state: ClusterState
     full_refit: bool
@@ -115,7 +115,14 @@ def update_clusters(
         affected = [c for c in range(state.k) if state.member_row_ids[c]]
         old = set() if previous is None else {r for ms in previous.member_row_ids for r in ms}
         return ClusterUpdate(
-            state, True, reason, affected, sum(r not in old for r in row_ids), len(old - set(row_ids)), churn, rise
+            state=state,
+            full_refit=True,
+            reason=reason,
+            affected=affected,
+            rows_new=sum(r not in old for r in row_ids),
+            rows_removed=len(old - set(row_ids)),
+            churn=churn,
+            distance_rise=rise,
         )
 
     # Refresh: rebuild member lists in input order; recompute only the affected clusters.
@@ -157,7 +164,16 @@ def update_clusters(
         else f"{len(new_ids)} new and {len(left)} removed rows; churn {churn:.1%} and distance rise "
         f"{rise:+.1%} are within the drift rule"
     )
-    return ClusterUpdate(state, False, why, sorted(affected_set), len(new_ids), len(left), churn, rise)
+    return ClusterUpdate(
+        state=state,
+        full_refit=False,
+        reason=why,
+        affected=sorted(affected_set),
+        rows_new=len(new_ids),
+        rows_removed=len(left),
+        churn=churn,
+        distance_rise=rise,
+    )
 
 
 def _refit_reason(

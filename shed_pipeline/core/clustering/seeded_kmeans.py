@@ -31,7 +31,7 @@ WARM_START_REFINE_ITER = 5
 TORCH_BLOCK_ENTRIES = 1 << 28
 
 
-@dataclass
+@dataclass(kw_only=True)
 class KMeansResult:
     centroids: np.ndarray  # (k, d) float32
     labels: np.ndarray  # (n,) int64: every row's nearest centroid (ties to the lower index)
@@ -77,9 +77,9 @@ def kmeans(
     centroids = xt[seeding][_kmeans_pp(xt[seeding], k, rng, log, device)].astype(np.float64)
     tol_abs = float(tol * xt.var(0, dtype=np.float64).mean())
     lloyd = (
-        (lambda rows, c, iters: _lloyd_cpu(rows, c, iters, tol_abs, log))
+        (lambda rows, c, iters: lloyd_cpu(rows, c, iters, tol_abs, log))
         if device == "cpu"
-        else (lambda rows, c, iters: _lloyd_torch(rows, c, iters, tol_abs, device=device, log=log))
+        else (lambda rows, c, iters: lloyd_torch(rows, c, iters, tol_abs, device=device, log=log))
     )
     warm_rows, warm_iter = max(k, int(warm_start * len(xt))), 0
     if warm_start > 0 and warm_rows < len(xt):
@@ -96,15 +96,15 @@ def kmeans(
     centroids32 = centroids.astype(np.float32)
     labels, sq_dist = nearest_anchor(x, centroids32)
     return KMeansResult(
-        centroids32,
-        labels,
-        sq_dist,
-        float(sq_dist.sum()),
-        warm_iter + n_iter,
-        converged,
-        len(seeding),
-        len(train),
-        warm_rows,
+        centroids=centroids32,
+        labels=labels,
+        sq_dist=sq_dist,
+        inertia=float(sq_dist.sum()),
+        n_iter=warm_iter + n_iter,
+        converged=converged,
+        rows_seeded=len(seeding),
+        rows_trained=len(train),
+        rows_warm_start=warm_rows,
     )
 
 
@@ -155,7 +155,7 @@ def _faiss_assign(x32: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, n
     return idx[:, 0].astype(np.int64), dist[:, 0].astype(np.float64)
 
 
-def _lloyd_cpu(
+def lloyd_cpu(
     xt: np.ndarray, centroids: np.ndarray, max_iter: int, tol_abs: float, log: Log
 ) -> tuple[np.ndarray, int, bool]:
     """Lloyd iterations: assignment by faiss (float32), means summed in float64 in row order."""
@@ -198,7 +198,7 @@ def _history_line(history: list[float]) -> str:
     )
 
 
-def _lloyd_torch(
+def lloyd_torch(
     xt: np.ndarray, centroids: np.ndarray, max_iter: int, tol_abs: float, *, device: str, log: Log
 ) -> tuple[np.ndarray, int, bool]:
     """Lloyd iterations on a torch device (CUDA), float32, distances a block of rows at a time."""

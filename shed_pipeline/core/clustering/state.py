@@ -15,7 +15,7 @@ from shed_pipeline.core.files import atomic_path
 STATE_META_KEY = "shed_pipeline.cluster_fit"
 
 
-@dataclass
+@dataclass(kw_only=True)
 class FitInfo:
     """How the anchors were fitted, and how much the rows have changed since."""
 

@@ -37,7 +37,7 @@ def chain_assignment(n_players: int, n_chains: int, seed: int, round_: int, keys
 
 
 def subset_chains(
-    utility, chain_size: int | None = None, rounds: int = 10, permutations: int = 20, seed: int = 0, player_keys=None
+    utility, *, chain_size: int | None = None, rounds: int = 10, permutations: int = 20, seed: int = 0, player_keys=None
 ) -> EstimatorResult:
     k = utility.n_players
     if rounds < 1 or permutations < 1:

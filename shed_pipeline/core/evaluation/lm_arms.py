@@ -246,14 +246,19 @@ def score_arm(
         scored = Progress(len(test_prompts), f"{label}: {TEST_SPLIT}", log, unit="sequences")
         per_row = [
             lp / max(n, 1)
-            for lp, n in lm_scoring.continuation_logprobs(model, tok, test_prompts, test_targets, max_tokens, scored)
+            for lp, n in lm_scoring.continuation_logprobs(
+                model, tok, test_prompts, test_targets, max_tokens=max_tokens, progress=scored
+            )
         ]
         out.append(
             {"benchmark": TEST_SPLIT, "metric": "loglik_per_token", "value": float(np.mean(per_row)), "scores": per_row}
         )
     for name, items in benchmarks.items():
         scored = Progress(sum(len(it.choices) for it in items), f"{label}: {name}", log, unit="sequences")
-        picks = [lm_scoring.pick(m) for m in lm_scoring.choice_means(model, tok, items, CHOICE_MAX_TOKENS, scored)]
+        picks = [
+            lm_scoring.pick(m)
+            for m in lm_scoring.choice_means(model, tok, items, max_tokens=CHOICE_MAX_TOKENS, progress=scored)
+        ]
         correct = [float(p == it.answer) for p, it in zip(picks, items, strict=True)]
         out.append(
             {

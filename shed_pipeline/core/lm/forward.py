@@ -80,6 +80,7 @@ def mean_loglik_per_token(
     tok,
     prompts: list[str],
     targets: list[str],
+    *,
     batch_size: int = 8,
     max_tokens: int = 256,
     progress: Progress | None = None,

@@ -47,9 +47,9 @@ def continuation_logprobs(
     tok,
     prompts: Sequence[str],
     continuations: Sequence[str],
+    *,
     max_tokens: int = 256,
     progress: Progress | None = None,
-    *,
     token_budget: int = TOKEN_BUDGET,
     max_target_tokens: int | None = None,
 ) -> list[tuple[float, int]]:
@@ -68,9 +68,9 @@ def choice_means(
     model,
     tok,
     items,
+    *,
     max_tokens: int = 256,
     progress: Progress | None = None,
-    *,
     token_budget: int = TOKEN_BUDGET,
 ) -> list[list[float]]:
     """For each item (`prompt`, `choices`), each choice's mean per-token log-probability (with eos)
@@ -112,7 +112,7 @@ def score_trees(
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
     out: list[list[tuple[float, int]]] = [[(0.0, len(b)) for b in t.branches] for t in trees]
-    shared = _shared_prefix(trees)
+    shared = shared_prefix(trees)
     order = sorted(range(len(trees)), key=lambda i: (-trees[i].length, i))
     with torch.inference_mode():
         cache_arg = (
@@ -156,7 +156,7 @@ def score_trees(
     return out
 
 
-def _shared_prefix(trees: Sequence[Tree]) -> tuple[int, ...]:
+def shared_prefix(trees: Sequence[Tree]) -> tuple[int, ...]:
     """The prompt tokens every tree starts with (e.g. a chat template's system turn), computed once
     per call; at least one prompt token of each tree stays outside it (it predicts the first
     continuation token). Empty when shorter than MIN_SHARED."""

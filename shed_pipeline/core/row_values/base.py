@@ -8,7 +8,7 @@ where the rows have it) and returns one float per pool row, in pool order. Selec
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -21,6 +21,7 @@ from shed_pipeline.core.progress import silent
 class RowValueInputs:
     pool: pl.DataFrame  # the rows to value, in the order the values are returned
     validation: pl.DataFrame  # the rows they are valued against (kinds that need them)
+    _: KW_ONLY  # the rest by name
     device: str = "cpu"  # for kinds that run a model
     cache_dir: Path | None = None  # where packaged models are unpacked
     feature_cache: Path | None = None  # the embedding-cache DuckDB: per-row model outputs are kept there

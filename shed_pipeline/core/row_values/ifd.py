@@ -53,7 +53,7 @@ def start_text(tok) -> str:
 
 
 def ifd_scores(
-    model, tok, prompts: list[str], responses: list[str], max_tokens: int = 256, progress: Progress | None = None
+    model, tok, prompts: list[str], responses: list[str], *, max_tokens: int = 256, progress: Progress | None = None
 ) -> np.ndarray:
     """(n, 3) float64: IFD, mean NLL per token given the prompt, mean NLL per token alone.
     `progress` advances by two sequences per row (with and without the prompt)."""
@@ -63,10 +63,16 @@ def ifd_scores(
     # instruction out, and IFD would compare the response with itself (about 1) whatever the prompt.
     half = max(1, max_tokens // 2)
     given = lm_scoring.continuation_logprobs(
-        model, tok, prompts, responses, max_tokens, progress, max_target_tokens=half
+        model, tok, prompts, responses, max_tokens=max_tokens, progress=progress, max_target_tokens=half
     )
     alone = lm_scoring.continuation_logprobs(
-        model, tok, [start_text(tok)] * len(responses), responses, max_tokens, progress, max_target_tokens=half
+        model,
+        tok,
+        [start_text(tok)] * len(responses),
+        responses,
+        max_tokens=max_tokens,
+        progress=progress,
+        max_target_tokens=half,
     )
     out = np.zeros((len(responses), 3))
     for i, ((lp_c, n_c), (lp_a, n_a)) in enumerate(zip(given, alone, strict=True)):
@@ -116,8 +122,8 @@ def run(settings: IFDSettings, inputs: RowValueInputs) -> np.ndarray:
                     tok,
                     prompts[s : s + CHUNK_ROWS],
                     responses[s : s + CHUNK_ROWS],
-                    settings.max_tokens,
-                    progress,
+                    max_tokens=settings.max_tokens,
+                    progress=progress,
                 )
                 saved.add([keys[i] for i in todo[s : s + CHUNK_ROWS]], scores)
     return cache.get(fid, keys)[:, 0].astype(np.float64) if keys else np.zeros(0)

@@ -144,6 +144,7 @@ def knn_shapley_values(
     player_outputs: Sequence[str],
     query_vectors: np.ndarray,
     query_references: Sequence[str],
+    *,
     k: int = 5,
     block_elements: int | None = None,
     log=silent,

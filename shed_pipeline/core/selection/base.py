@@ -17,7 +17,7 @@ order.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -50,6 +50,7 @@ class SelectionInputs:
     clusters: Sequence[ClusterInfo]  # in the clusters asset's order (cluster-id order)
     outputs: Sequence[str]  # each pool row's response, aligned with row_ids
     vectors: np.ndarray  # each pool row's normalised prompt embedding, aligned with row_ids (n, d)
+    _: KW_ONLY  # the rest by name
     n: int = 0  # rows to select (`curate` sets it from the target size)
     seed: int = 0
     # Per-row values by kind ("knn_shapley", "ifd", ...): row id -> value; a row may lack one.

@@ -28,6 +28,7 @@ def selection_inputs(
     pool: pl.DataFrame,
     clusters: pl.DataFrame,
     row_values: pl.DataFrame | None = None,
+    *,
     seed: int = 0,
     log: Callable[[str], None] = silent,
     vectors: np.ndarray | None = None,

@@ -42,7 +42,7 @@ CHAT_ROLES = ("system", "user", "assistant")
 _record_json = json.JSONEncoder(ensure_ascii=False, default=str).encode  # one encoder for every row
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FieldMapping:
     """Which fields of a source record hold the instruction, input, output (or chat messages).
 

@@ -44,6 +44,7 @@ class CountingUtility:
         inner: Utility,
         player_ids: Sequence[str] | None = None,
         store: StoreSession | None = None,
+        *,
         changed: np.ndarray | None = None,
         progress: Progress | None = None,
         share: tuple[int, int] | None = None,

@@ -8,7 +8,7 @@ and each player's identity (coalitions are keyed by their players' identities).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ ROW_COLUMNS = ["row_id", "instruction", "input", "output", "messages", "embeddin
 class UtilityInputs:
     proxies: pl.DataFrame  # the players, in player order: ROW_COLUMNS
     validation: pl.DataFrame  # the rows U is measured on: ROW_COLUMNS
+    _: KW_ONLY  # the rest by name
     device: str = "cpu"
     cache_dir: Path | None = None  # downloaded models and benchmark items
     log: Log = silent

@@ -147,6 +147,11 @@ class KNNUtility:
         self._match_sorted = np.take_along_axis(self._match, self._order, axis=1)
 
     @property
+    def dense_built(self) -> bool:
+        """Whether the dense (validation rows x players) matrices have been built (`order`, `match`)."""
+        return self._order is not None or self._match is not None
+
+    @property
     def order(self) -> np.ndarray:
         """(V, K) players nearest first for each validation row."""
         if self._order is None:

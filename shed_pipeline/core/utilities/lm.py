@@ -45,6 +45,7 @@ class LMUtility:
         tok,
         player_prompts: Sequence[str],
         player_targets: Sequence[str],
+        *,
         val_prompts: Sequence[str],
         val_targets: Sequence[str],
         settings: LMSettings = LMSettings(),
@@ -77,9 +78,9 @@ class LMUtility:
             self.tok,
             self.val_prompts,
             self.val_targets,
-            s.batch_size,
-            s.max_tokens,
-            self._progress(len(self.val_prompts), "validation", "sequences"),
+            batch_size=s.batch_size,
+            max_tokens=s.max_tokens,
+            progress=self._progress(len(self.val_prompts), "validation", "sequences"),
         )
         parts = {"val_loglik_per_token": loglik}
         score = loglik
@@ -176,10 +177,10 @@ def build(settings: LMUtilitySettings, inputs: UtilityInputs) -> BuiltUtility:
         tok,
         player_prompts,
         proxies["output"].to_list(),
-        val_prompts,
-        val["output"].to_list(),
-        budget,
-        items,
+        val_prompts=val_prompts,
+        val_targets=val["output"].to_list(),
+        settings=budget,
+        choice_items=items,
         log=log,
     )
     # U(S) depends on the model's weights, the fine-tune settings, the device's arithmetic, the

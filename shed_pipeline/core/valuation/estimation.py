@@ -34,7 +34,7 @@ SCORES_SCHEMA = {
 }
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Valuation:
     utility: str
     estimator: str
@@ -186,4 +186,13 @@ def estimate(
         "coalitions": counted.coalitions,
         "coalitions_with_new_players": counted.coalitions_changed,
     }
-    return Valuation(u_strategy.name, e_strategy.name, scores, res, built, full, curve, counts)
+    return Valuation(
+        utility=u_strategy.name,
+        estimator=e_strategy.name,
+        scores=scores,
+        result=res,
+        built=built,
+        full=full,
+        curve=curve,
+        counts=counts,
+    )

@@ -51,7 +51,7 @@ def check_choice(utility: str, estimator: str) -> None:
     ESTIMATORS.check_requirements(estimator, utility=utility)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class PreparedValuation:
     """A valuation's strategies and its built utility: what the workers of a fanned-out estimation
     and its final pass each build from the same inputs."""
@@ -124,5 +124,11 @@ def prepare_valuation(
     )
     built: BuiltUtility = u_strategy.run(u_settings, inputs)
     return PreparedValuation(
-        u_strategy, u_settings, e_strategy, e_settings, built, proxy_ids, clusters["cluster_id"].to_numpy()
+        utility=u_strategy,
+        utility_settings=u_settings,
+        estimator=e_strategy,
+        estimator_settings=e_settings,
+        built=built,
+        proxy_ids=proxy_ids,
+        cluster_ids=clusters["cluster_id"].to_numpy(),
     )

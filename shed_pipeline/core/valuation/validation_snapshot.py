@@ -24,7 +24,7 @@ PIN_RUN_KEY = "shed_pipeline.validation_pin_run_id"  # the run that took the sna
 PIN_REASON_KEY = "shed_pipeline.validation_pin_reason"
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ValidationPin:
     rows: pl.DataFrame  # the snapshot: row_id first, then whatever columns the snapshot was given
     renewed: bool  # taken now rather than read back
@@ -92,11 +92,18 @@ def pinned_validation(
     if pinned is not None:
         now = set(current["row_id"].to_list())
         kept = taken_reason if run_id is not None and taken_by == run_id else "kept since the last cluster fit"
-        return ValidationPin(pinned, False, kept, len(now - then), len(then - now), taken_by)
+        return ValidationPin(
+            rows=pinned,
+            renewed=False,
+            reason=kept,
+            rows_waiting=len(now - then),
+            rows_gone=len(then - now),
+            taken_by_run=taken_by,
+        )
     table = current.to_arrow()
     table = table.replace_schema_metadata(
         {**(table.schema.metadata or {}), PIN_META_KEY: fit_id, PIN_RUN_KEY: run_id or "", PIN_REASON_KEY: reason}
     )
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
-    return ValidationPin(current, True, reason, 0, 0, run_id)
+    return ValidationPin(rows=current, renewed=True, reason=reason, rows_waiting=0, rows_gone=0, taken_by_run=run_id)

@@ -40,9 +40,9 @@ def test_the_float32_search_with_float64_rechecks_gives_the_float64_answer_on_ne
     x /= np.float32(3.0)
     anchors /= np.float32(3.0)
     searched = []
-    real = assignment._nearest_float64
+    real = assignment.nearest_float64
     monkeypatch.setattr(
-        assignment, "_nearest_float64", lambda xs, a, a_sq: searched.append(len(xs)) or real(xs, a, a_sq)
+        assignment, "nearest_float64", lambda xs, a, a_sq: searched.append(len(xs)) or real(xs, a, a_sq)
     )
     monkeypatch.setattr(assignment, "SEARCH_ROWS", 700)  # several search blocks
     labels, dist = nearest_anchor(x, anchors, chunk=64)

@@ -25,6 +25,17 @@ def test_fit_numbers_clusters_by_proxy_and_proxies_are_nearest_members():
 
 def test_proxy_ties_go_to_the_smaller_row_id():
     x = np.array([[1.0, 0], [-1.0, 0], [0, 5.0]])
-    fit = FitInfo("f", 2, 0, 100, 1e-4, 2, 3, 0.0, 1, True)
+    fit = FitInfo(
+        fit_id="f",
+        k=2,
+        seed=0,
+        max_iter=100,
+        tol=1e-4,
+        dim=2,
+        rows_at_fit=3,
+        anchor_msd_at_fit=0.0,
+        n_iter=1,
+        converged=True,
+    )
     s = clusters_from_anchors(["b", "a", "c"], x, np.array([[0.0, 0], [0, 5.0]]), fit)
     assert s.proxy_row_ids == ["a", "c"] and s.member_row_ids == [["b", "a"], ["c"]]

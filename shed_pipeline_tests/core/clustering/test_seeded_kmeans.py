@@ -33,13 +33,13 @@ def test_the_device_path_in_small_distance_blocks_equals_one_block(monkeypatch):
     not grow with rows x centres; blocks of one row give the same centroids as one block."""
     x, _ = blobs(seed=4)
     start = x[:: len(x) // 6][:6].astype(np.float64)
-    whole = seeded_kmeans._lloyd_torch(x, start, 50, 1e-6, device="cpu", log=lambda _m: None)
+    whole = seeded_kmeans.lloyd_torch(x, start, 50, 1e-6, device="cpu", log=lambda _m: None)
     monkeypatch.setattr(seeded_kmeans, "TORCH_BLOCK_ENTRIES", 6)  # one row per block at k = 6
-    blocked = seeded_kmeans._lloyd_torch(x, start, 50, 1e-6, device="cpu", log=lambda _m: None)
+    blocked = seeded_kmeans.lloyd_torch(x, start, 50, 1e-6, device="cpu", log=lambda _m: None)
     np.testing.assert_array_equal(blocked[0], whole[0])
     assert blocked[1:] == whole[1:]
     # And the CPU path (faiss) finds the same clustering from the same start.
-    cpu = seeded_kmeans._lloyd_cpu(x, start, 50, 1e-6, lambda _m: None)
+    cpu = seeded_kmeans.lloyd_cpu(x, start, 50, 1e-6, lambda _m: None)
     np.testing.assert_allclose(cpu[0], whole[0], atol=1e-4)
 
 
@@ -65,7 +65,7 @@ def test_lloyd_iterations_on_faiss_give_the_float64_oracles_centroids():
     centres = rng.normal(size=(40, 16))
     x = (centres[rng.integers(40, size=3000)] + rng.normal(scale=0.6, size=(3000, 16))).astype(np.float32)
     start = x[rng.choice(3000, size=40, replace=False)].astype(np.float64)
-    got, it, converged = seeded_kmeans._lloyd_cpu(x, start.copy(), 60, 1e-10, lambda _m: None)
+    got, it, converged = seeded_kmeans.lloyd_cpu(x, start.copy(), 60, 1e-10, lambda _m: None)
     want, want_it, want_converged = _plain_lloyd(x, start.copy(), 60, 1e-10)
     assert (it, converged) == (want_it, want_converged) and it > 5
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)

@@ -238,4 +238,4 @@ def test_knn_exact_from_the_inputs_equals_the_dense_closed_form_bit_for_bit(monk
             utility = KNNUtility(players, outputs, queries, refs, k=k)
             res = spec.run(CountingUtility(utility), spec.settings(), 0, None)
             np.testing.assert_array_equal(res.values, dense)
-            assert utility._order is None and utility._match is None  # the dense matrices were never built
+            assert not utility.dense_built  # the dense matrices were never built

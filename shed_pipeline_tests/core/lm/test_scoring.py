@@ -35,7 +35,7 @@ def test_scoring_matches_one_sequence_per_pair(tmp_path):
     )
     items = QUIZ + [ChoiceItem("a b c d e f", ("g", "a b c d e f g a b", "d"), 2)]
     for max_tokens in (256, 9):  # 9: the long choice cuts the third item's prompt: one sequence per choice
-        means = scoring.choice_means(model, tok, items, max_tokens)
+        means = scoring.choice_means(model, tok, items, max_tokens=max_tokens)
         for it, row in zip(items, means, strict=True):
             pairs = lm.continuation_logprobs(
                 model, tok, [it.prompt] * len(it.choices), list(it.choices), max_tokens=max_tokens
@@ -44,7 +44,7 @@ def test_scoring_matches_one_sequence_per_pair(tmp_path):
         assert [scoring.pick(m) for m in means] == lm.choose_many(model, tok, items, max_tokens=max_tokens)
     # Prompts that share a prefix (a system turn): the prefix's keys and values computed once, reused by every batch.
     shared = ["a b c d e f the capital of france is", "a b c d e f what colour", "a b c d e f g"]
-    assert scoring._shared_prefix([scoring.Tree(tuple(tok(p)["input_ids"]), ((1,),)) for p in shared]) == tuple(
+    assert scoring.shared_prefix([scoring.Tree(tuple(tok(p)["input_ids"]), ((1,),)) for p in shared]) == tuple(
         tok("a b c d e f")["input_ids"]
     )
     for budget in (1, 4096):
@@ -54,4 +54,4 @@ def test_scoring_matches_one_sequence_per_pair(tmp_path):
         )
     items = [ChoiceItem(p, ("paris", "blue green", "d"), 0) for p in shared]
     want = [[v / n for v, n in lm.continuation_logprobs(model, tok, [it.prompt] * 3, list(it.choices))] for it in items]
-    assert np.allclose(scoring.choice_means(model, tok, items, 256), want, atol=1e-5)
+    assert np.allclose(scoring.choice_means(model, tok, items, max_tokens=256), want, atol=1e-5)

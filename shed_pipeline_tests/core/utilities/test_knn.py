@@ -136,4 +136,4 @@ def test_a_game_too_large_for_dense_matrices_gives_the_same_values_without_build
     monkeypatch.setattr(knn, "TRAIN_BLOCK", 4)
     large = KNNUtility(pool, outputs, test, refs, k=k)
     assert [large.value(c) for c in coalitions] == expected
-    assert large._order is None and large._match is None
+    assert not large.dense_built

@@ -16,12 +16,13 @@ def tiny(tmp_path_factory):
 
 PLAYERS = (["the capital of france is", "what colour is the sky", "a b c"], ["paris", "blue", "d e f"])
 VAL = (["the capital of france is", "what colour is the sky"], ["paris", "blue"])
+VAL_KW = {"val_prompts": VAL[0], "val_targets": VAL[1]}
 FAST = LMSettings(steps=20, lr=1e-2, rank=4, batch_size=4, seed=1)
 
 
 def test_empty_coalition_is_the_base_model_and_learning_the_answers_helps(tiny):
     model, tok = tiny
-    u = LMUtility(model, tok, *PLAYERS, *VAL, settings=FAST)
+    u = LMUtility(model, tok, *PLAYERS, **VAL_KW, settings=FAST)
     base = lm.continuation_logprobs(model, tok, *VAL)
     assert u.value(np.zeros(3, bool)) == pytest.approx(np.mean([lp / n for lp, n in base]), abs=1e-9)
     helpful = u.value(np.array([True, True, False]))
@@ -33,7 +34,7 @@ def test_empty_coalition_is_the_base_model_and_learning_the_answers_helps(tiny):
 def test_choice_items_add_their_accuracy_and_estimators_run_on_it(tiny):
     model, tok = tiny
     items = [ChoiceItem("the capital of france is", ("paris", "berlin"), 0)]
-    u = LMUtility(model, tok, *PLAYERS, *VAL, settings=FAST, choice_items=items)
+    u = LMUtility(model, tok, *PLAYERS, **VAL_KW, settings=FAST, choice_items=items)
     v = u.value(np.array([True, False, False]))
     assert set(u.last_parts) == {"val_loglik_per_token", "choice_accuracy"}
     assert v == pytest.approx(u.last_parts["val_loglik_per_token"] + u.last_parts["choice_accuracy"])
@@ -47,11 +48,11 @@ def test_choice_items_add_their_accuracy_and_estimators_run_on_it(tiny):
 def test_bad_input(tiny):
     model, tok = tiny
     with pytest.raises(ValueError, match="differ in length"):
-        LMUtility(model, tok, ["a"], [], *VAL)
+        LMUtility(model, tok, ["a"], [], **VAL_KW)
     with pytest.raises(ValueError, match="at least one validation row"):
-        LMUtility(model, tok, *PLAYERS, [], [])
+        LMUtility(model, tok, *PLAYERS, val_prompts=[], val_targets=[])
     with pytest.raises(ValueError, match="shape"):
-        LMUtility(model, tok, *PLAYERS, *VAL).value(np.ones(2, bool))
+        LMUtility(model, tok, *PLAYERS, **VAL_KW).value(np.ones(2, bool))
 
 
 def test_progress_goes_through_one_throttle(tiny):
@@ -59,7 +60,9 @@ def test_progress_goes_through_one_throttle(tiny):
 
     model, tok = tiny
     lines = []
-    u = LMUtility(model, tok, *PLAYERS, *VAL, settings=FAST, log=lines.append, log_every_s=0)  # no throttle: every line
+    u = LMUtility(
+        model, tok, *PLAYERS, **VAL_KW, settings=FAST, log=lines.append, log_every_s=0
+    )  # no throttle: every line
     u.value(np.array([True, False, True]))
     u.value(np.zeros(3, bool))
     assert [m.split(" (")[0] for m in lines] == [
@@ -70,7 +73,9 @@ def test_progress_goes_through_one_throttle(tiny):
         "lm utility: 2 evaluations",
     ]
     quiet, t0 = [], time.monotonic()
-    u = LMUtility(model, tok, *PLAYERS, *VAL, settings=FAST, log=quiet.append)  # the default: at most a line per 10 s
+    u = LMUtility(
+        model, tok, *PLAYERS, **VAL_KW, settings=FAST, log=quiet.append
+    )  # the default: at most a line per 10 s
     for mask in ([1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0]):
         u.value(np.array(mask, bool))
     assert 1 <= len(quiet) <= 1 + (time.monotonic() - t0) // 10
@@ -133,7 +138,12 @@ def test_the_utility_builders_prompt_chat_rows_with_their_turns_and_key_them_apa
         built = UTILITIES[name].run(
             settings,
             UtilityInputs(
-                proxy_rows(raw, emb, proxies), val, "cpu", tmp_path, logs.append, tmp_path / "features.duckdb"
+                proxy_rows(raw, emb, proxies),
+                val,
+                device="cpu",
+                cache_dir=tmp_path,
+                log=logs.append,
+                feature_cache=tmp_path / "features.duckdb",
             ),
         )
         return built.utility, built.key, built.description, built.identities

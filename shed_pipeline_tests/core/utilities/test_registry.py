@@ -53,11 +53,11 @@ def inputs(tmp_path, monkeypatch) -> UtilityInputs:
     return UtilityInputs(
         proxy_rows(raw, emb, PROXIES),
         validation_rows(raw, emb),
-        "cpu",
-        tmp_path,
-        print,
-        tmp_path / "features.duckdb",
-        0,
+        device="cpu",
+        cache_dir=tmp_path,
+        log=print,
+        feature_cache=tmp_path / "features.duckdb",
+        seed=0,
     )
 
 
