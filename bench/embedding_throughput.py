@@ -72,7 +72,8 @@ def main() -> None:
             enc.encode(prompts)
             lines.append((f"{label}: naive, whole prompts", len(prompts), time.perf_counter() - t0, ""))
     print(
-        f"\n{rows.height} Natural Instructions rows, all-MiniLM-L6-v2, device {a.device}, batch {a.batch_size}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}\n"
+        f"\n{rows.height} Natural Instructions rows, all-MiniLM-L6-v2, device {a.device}, batch {a.batch_size}, "
+        f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}\n"
     )
     print(f"{'what':<52} {'texts':>7} {'seconds':>9} {'rows/s':>8}  cosine to {a.precisions.split(',')[0]}")
     for name, n, sec, cos in lines:

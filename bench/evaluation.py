@@ -202,7 +202,8 @@ def run(a, home: Path) -> None:
     }
     plan = TrainingPlan(epochs=a.epochs, steps=a.steps, seed=a.seed)
     log(
-        f"{len(arms)} arms of {size} rows (full pool {pool.height}); {plan.describe()}; {test.height} test rows; {', '.join(f'{len(v)} {k} items' for k, v in benchmarks.items())}"
+        f"{len(arms)} arms of {size} rows (full pool {pool.height}); {plan.describe()}; {test.height} test rows; "
+        f"{', '.join(f'{len(v)} {k} items' for k, v in benchmarks.items())}"
     )
     prompts = lambda f: lm.prompt_texts(tok, f["instruction"], f["input"], lm.messages_column(f), log)  # noqa: E731
     records = evaluate_arms(
@@ -247,7 +248,9 @@ def print_table(a, plan, size, pool_rows, test_rows, benchmarks, records, rows, 
 
     benches = ["test_split", *benchmarks, BENCHMARKS_MEAN]
     print(
-        f"{a.source or 'natural-instructions'}, {a.rows} rows: subsets of {size} of {pool_rows} pool rows; {plan.describe()}; {test_rows} test rows, {a.items} items per task; {a.random_seeds} random seeds; {seconds / 60:.0f} min; {home}\n"
+        f"{a.source or 'natural-instructions'}, {a.rows} rows: subsets of {size} of {pool_rows} pool rows; "
+        f"{plan.describe()}; {test_rows} test rows, {a.items} items per task; {a.random_seeds} random seeds; "
+        f"{seconds / 60:.0f} min; {home}\n"
     )
     print("Random arms (mean ± sample std over seeds; the noise an arm must beat):")
     rand = {s["benchmark"]: s for s in summary if s["arm"] == "random"}

@@ -134,7 +134,10 @@ def main() -> None:
         "--rows",
         type=int,
         default=1000,
-        help="Natural Instructions rows (a small pool for the CPU: about 28 min at 1,000 rows on a busy 2-core CPU, 19 of them IFD, which --home keeps for a rerun)",
+        help=(
+            "Natural Instructions rows (a small pool for the CPU: about 28 min at 1,000 rows on a busy 2-core CPU, 19 "
+            "of them IFD, which --home keeps for a rerun)"
+        ),
     )
     ap.add_argument("--share", type=float, default=0.1)
     ap.add_argument(
@@ -174,7 +177,8 @@ def main() -> None:
     utilities = [u for u in a.utilities.split(",") if u]
     kinds = [k for k in a.row_values.split(",") if k]
     print(
-        f"\n{a.rows} Natural Instructions rows, {len(corrupted)} ({a.share:.0%}) given another task's output; a small pool for the CPU (say so when quoting); project under {home}"
+        f"\n{a.rows} Natural Instructions rows, {len(corrupted)} ({a.share:.0%}) given another task's output; a small "
+        f"pool for the CPU (say so when quoting); project under {home}"
     )
     seconds: dict[str, float] = {}
     scored: dict[str, pl.DataFrame] = {}
@@ -213,9 +217,13 @@ def main() -> None:
     in_pool = np.mean([r in corrupted for r in pool_ids])
 
     print(
-        f"\npool {len(pool_ids)} rows, {in_pool:.1%} corrupted; subsets of {a.fraction:.0%}; {a.seeds} selection seeds (mean ± std; '-': the seed changes nothing)"
+        f"\npool {len(pool_ids)} rows, {in_pool:.1%} corrupted; subsets of {a.fraction:.0%}; {a.seeds} selection "
+        "seeds (mean ± std; '-': the seed changes nothing)"
     )
-    header = f"{'utility':<8} {'method':<26} {'rows':>5} {'corrupted in subset':>20} {'std':>6} {'ratio to pool':>13} {'<= 1/3':>6}"
+    header = (
+        f"{'utility':<8} {'method':<26} {'rows':>5} {'corrupted in subset':>20} {'std':>6} {'ratio to pool':>13} "
+        f"{'<= 1/3':>6}"
+    )
     print(header + "\n" + "-" * len(header))
     t_sel = time.perf_counter()
     for label, method, method_settings in variants(kinds):
@@ -245,7 +253,8 @@ def main() -> None:
             std = f"{np.std(shares):>6.1%}" if any(p != picks[0] for p in picks) else f"{'-':>6}"
             ratio = np.mean(shares) / in_pool if in_pool else float("nan")
             print(
-                f"{'any' if same and len(utilities) > 1 else utility:<8} {label:<26} {len(picks[0]):>5} {np.mean(shares):>20.1%} {std} {ratio:>13.2f} {'yes' if ratio <= 1 / 3 else 'no':>6}"
+                f"{'any' if same and len(utilities) > 1 else utility:<8} {label:<26} {len(picks[0]):>5} "
+                f"{np.mean(shares):>20.1%} {std} {ratio:>13.2f} {'yes' if ratio <= 1 / 3 else 'no':>6}"
             )
     seconds["selection (all methods and seeds)"] = time.perf_counter() - t_sel
 
@@ -263,7 +272,8 @@ def main() -> None:
     for utility in utilities:
         s = scored[utility].filter(pl.col("score").is_not_null())
         print(
-            f"  proxy values ({utility:<5})          over {s.height} proxies: {auc(s['score'].to_numpy(), [p in corrupted for p in s['proxy_row_id']]):.3f}"
+            f"  proxy values ({utility:<5})          over {s.height} proxies: "
+            f"{auc(s['score'].to_numpy(), [p in corrupted for p in s['proxy_row_id']]):.3f}"
         )
     print(
         "\nseconds: "

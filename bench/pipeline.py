@@ -46,7 +46,8 @@ def main() -> None:
         sys.exit(proc.stderr.strip().splitlines()[-1])
     s = json.loads(proc.stdout)
     print(
-        f"\nmain job, {a.rows} Natural Instructions rows, {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), home {home}\n"
+        f"\nmain job, {a.rows} Natural Instructions rows, {os.cpu_count()} CPUs "
+        f"({platform.processor() or platform.machine()}), home {home}\n"
     )
     print(f"{'asset':<22} {'seconds':>8}")
     for name, sec in s["seconds"].items():
@@ -54,11 +55,14 @@ def main() -> None:
     print(f"{'total (wall, in-process)':<22} {s['wall_seconds']:>8.1f}   target < 300 s")
     c = s["counts"]
     print(
-        f"\nrows in {c['rows_in']}, quarantined {c['rows_quarantined']}, embedded {c['rows_embedded']} (reused {c['rows_embedding_reused']}), clusters {c['clusters']}, selected {c['selected']}"
+        f"\nrows in {c['rows_in']}, quarantined {c['rows_quarantined']}, embedded {c['rows_embedded']} (reused "
+        f"{c['rows_embedding_reused']}), clusters {c['clusters']}, selected {c['selected']}"
     )
     ev = s["assets"]["evaluation_metrics"]
     print(
-        f"held-out kNN utility: curated {ev.get('utility_subset', float('nan')):.4f}, random {ev.get('utility_random_mean', float('nan')):.4f} +- {ev.get('utility_random_std', float('nan')):.4f}, full pool {ev.get('utility_full_pool', float('nan')):.4f}"
+        f"held-out kNN utility: curated {ev.get('utility_subset', float('nan')):.4f}, random "
+        f"{ev.get('utility_random_mean', float('nan')):.4f} +- {ev.get('utility_random_std', float('nan')):.4f}, full "
+        f"pool {ev.get('utility_full_pool', float('nan')):.4f}"
     )
 
 

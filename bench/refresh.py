@@ -106,10 +106,14 @@ def main() -> None:
 
     full_job, full_proc = results[0][1]["wall_seconds"], results[0][2]
     print(
-        f"\nincremental refresh, {a.rows} Natural Instructions rows as a JSONL source, estimator {a.estimator} ({a.permutations} permutations)"
+        f"\nincremental refresh, {a.rows} Natural Instructions rows as a JSONL source, estimator {a.estimator} "
+        f"({a.permutations} permutations)"
     )
     print(f"{os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), project {home}\n")
-    head = f"{'scenario':<24} {'job s':>7} {'ratio':>6} {'proc s':>7} {'ratio':>6} {'new rows':>8} {'embedded':>8} {'clusters':>11} {'refit':>5} {'evals':>6} {'coalitions':>10} {'eval share':>10} {'affected share':>14}"
+    head = (
+        f"{'scenario':<24} {'job s':>7} {'ratio':>6} {'proc s':>7} {'ratio':>6} {'new rows':>8} {'embedded':>8} "
+        f"{'clusters':>11} {'refit':>5} {'evals':>6} {'coalitions':>10} {'eval share':>10} {'affected share':>14}"
+    )
     print(head)
     print("-" * len(head))
     for name, s, proc in results:
@@ -119,12 +123,15 @@ def main() -> None:
         eval_share = sc["utility_evaluations"] / coal if coal else 0.0
         aff_share = sc["coalitions_with_new_players"] / coal if coal else 0.0
         print(
-            f"{name:<24} {s['wall_seconds']:>7.1f} {s['wall_seconds'] / full_job:>6.1%} {proc:>7.1f} {proc / full_proc:>6.1%} "
-            f"{w['raw_dataset']['rows_new']:>8} {w['embeddings']['rows_embedded']:>8} {cl['clusters_affected']:>5}/{cl['clusters_total']:<5} {'yes' if cl['full_refit'] else 'no':>5} "
+            f"{name:<24} {s['wall_seconds']:>7.1f} {s['wall_seconds'] / full_job:>6.1%} {proc:>7.1f} "
+            f"{proc / full_proc:>6.1%} "
+            f"{w['raw_dataset']['rows_new']:>8} {w['embeddings']['rows_embedded']:>8} "
+            f"{cl['clusters_affected']:>5}/{cl['clusters_total']:<5} {'yes' if cl['full_refit'] else 'no':>5} "
             f"{sc['utility_evaluations']:>6} {coal:>10} {eval_share:>10.1%} {aff_share:>14.1%}"
         )
     print(
-        "\ntargets: refresh job time <= 10% of the full run; eval share <= affected share (coalitions holding a new proxy)"
+        "\ntargets: refresh job time <= 10% of the full run; eval share <= affected share (coalitions holding a new "
+        "proxy)"
     )
     for name, s, _ in results[1:]:
         print(f"{name}: seconds per asset {json.dumps(s['seconds'])}")

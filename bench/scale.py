@@ -8,8 +8,9 @@ beyond that, real rows again with one input word dropped and a variant number ap
 row is distinct and looks like its original), then runs the main job's stages one at a time, each
 in its own process (`dg.materialize` of that asset, its inputs read back from the project folder,
 the same path as a run that materializes a selection in the UI). Per stage it prints the seconds of
-the stage's run (without starting Python and importing the libraries) and the process's peak RSS (`wait4`: everything the stage held, including about 0.5 GB of imported
-libraries), and between consecutive sizes the growth exponent b in t ~ N^b.
+the stage's run (without starting Python and importing the libraries) and the process's peak RSS
+(`wait4`: everything the stage held, including about 0.5 GB of imported libraries), and between
+consecutive sizes the growth exponent b in t ~ N^b.
 
 Encoding a million rows with the real encoder takes hours on a CPU, so above `--real-up-to` rows
 (`--encoder auto`) the `embeddings` stage uses a tiny randomly initialised encoder with the same
@@ -192,7 +193,10 @@ def main() -> None:
     ap.add_argument(
         "--keep",
         action="store_true",
-        help="keep each size's project folder and run only --stages on it (their inputs are the stored ones), e.g. to remeasure one stage",
+        help=(
+            "keep each size's project folder and run only --stages on it (their inputs are the stored ones), e.g. to "
+            "remeasure one stage"
+        ),
     )
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--source", help=argparse.SUPPRESS)
@@ -233,14 +237,16 @@ def main() -> None:
             secs, peak, ok = run_stage(stage, n, source, encoder, project, a.extra, log_path)
             results[n][stage] = (secs, peak, ok)
             print(
-                f"{n} rows, {stage}: {secs:.1f}s, peak RSS {peak:.2f} GiB{'' if ok else ' FAILED (see ' + str(log_path) + ')'}",
+                f"{n} rows, {stage}: {secs:.1f}s, peak RSS {peak:.2f} "
+                f"GiB{'' if ok else ' FAILED (see ' + str(log_path) + ')'}",
                 flush=True,
             )
             if not ok:
                 break
 
     print(
-        f"\nscale: {os.cpu_count()} CPUs ({platform.machine()}), load {os.getloadavg()[0]:.1f}; seconds (peak RSS GiB) per stage; b = growth exponent to the previous size"
+        f"\nscale: {os.cpu_count()} CPUs ({platform.machine()}), load {os.getloadavg()[0]:.1f}; seconds (peak RSS "
+        "GiB) per stage; b = growth exponent to the previous size"
     )
     print("encoder: " + ", ".join(f"{n} rows {e}" for n, e in encoders.items()))
     header = f"{'stage':<22}" + "".join(f"{n:>22,}" for n in sizes)

@@ -77,7 +77,8 @@ def main() -> None:
             assert len(chosen.selections) == chosen.target
             print(f"  {arm}: {seconds[arm][n]:.2f}s", flush=True)
     print(
-        f"\nselection: {os.cpu_count()} CPUs ({platform.machine()}), load {os.getloadavg()[0]:.1f}; {a.fraction:.0%} of the pool, ~{a.rows_per_cluster} rows a cluster; seconds, b = growth exponent to the previous size"
+        f"\nselection: {os.cpu_count()} CPUs ({platform.machine()}), load {os.getloadavg()[0]:.1f}; {a.fraction:.0%} "
+        f"of the pool, ~{a.rows_per_cluster} rows a cluster; seconds, b = growth exponent to the previous size"
     )
     print(f"{'method':<24}" + "".join(f"{n:>18,}" for n in sizes))
     for arm in arms:

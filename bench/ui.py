@@ -155,7 +155,8 @@ def main() -> None:
         t0 = time.perf_counter()
         launched = gql(
             url,
-            "mutation($p: ExecutionParams!) { launchRun(executionParams: $p) { __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }",
+            "mutation($p: ExecutionParams!) { launchRun(executionParams: $p) { __typename ... on LaunchRunSuccess { "
+            "run { runId } } ... on PythonError { message } } }",
             {"p": params},
         )["launchRun"]
         if launched["__typename"] != "LaunchRunSuccess":
@@ -188,13 +189,15 @@ def main() -> None:
         span[0], span[1] = min(span[0], st["startTime"]), max(span[1], st["endTime"])
     step_s = {asset: end - start for asset, (start, end) in spans.items()}
     print(
-        f"\nUI vs CLI, {a.rows} Natural Instructions rows, LM arms {'on' if a.lm_eval else 'off'}, {os.cpu_count()} CPUs ({platform.machine()}), fresh project folders under {root}\n"
+        f"\nUI vs CLI, {a.rows} Natural Instructions rows, LM arms {'on' if a.lm_eval else 'off'}, {os.cpu_count()} "
+        f"CPUs ({platform.machine()}), fresh project folders under {root}\n"
     )
     print(f"{'asset':<22} {'CLI s':>8} {'UI s':>8}")
     for n in ASSETS:
         print(f"{n:<22} {cli['seconds'][n]:>8.1f} {step_s.get(n, float('nan')):>8.1f}")
     print(
-        f"{'whole run (wall)':<22} {cli_wall:>8.1f} {ui_wall:>8.1f}   (CLI: process start to exit; UI: launch to SUCCESS)"
+        f"{'whole run (wall)':<22} {cli_wall:>8.1f} {ui_wall:>8.1f}   (CLI: process start to exit; UI: launch to "
+        "SUCCESS)"
     )
     print(f"\nwebserver start to assets listed: {startup:.1f} s\n")
     print(f"{'process (RSS, MB)':<16} {'idle':>8} {'peak in run':>12}")

@@ -21,14 +21,17 @@ def all_shards_tags(embedding_shards: int) -> dict[str, str]:
 
 
 def curation_job(settings: Settings):
-    """The whole graph in one run, tagged with the project (`settings.home`). With sharded embeddings every run of it (the UI's launchpad, the
-    schedule, the sensors, the CLI) computes all shards in one step; running shards as separate runs
-    (in parallel, one GPU pod each) is a backfill of the embeddings asset."""
+    """The whole graph in one run, tagged with the project (`settings.home`). With sharded
+    embeddings every run of it (the UI's launchpad, the schedule, the sensors, the CLI) computes all
+    shards in one step; running shards as separate runs (in parallel, one GPU pod each) is a
+    backfill of the embeddings asset."""
     project = {PROJECT_TAG: project_key(settings.home)}
     return dg.define_asset_job(
         JOB_NAME,
         selection=dg.AssetSelection.all(),
-        description="raw_dataset -> embeddings -> clusters -> proxy_shapley_scores -> curated_subset -> evaluation_metrics",
+        description=(
+            "raw_dataset -> embeddings -> clusters -> proxy_shapley_scores -> curated_subset -> evaluation_metrics"
+        ),
         # With a run queue limit on this tag (the dagster.yaml `shed-pipeline run` writes has one), a
         # second run of the project waits in the queue instead of holding a run worker on the lock.
         tags=project,

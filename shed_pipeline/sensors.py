@@ -17,7 +17,10 @@ from shed_pipeline.resources import LineageResource, PathsResource, object_store
     job_name=JOB_NAME,  # by name: the definitions hold the job, built for the shard count in use
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.STOPPED,
-    description="Requests one run of shed_curation_job when the project's source (SHED_PIPELINE_SOURCE: a file, folder or s3:// location) changes.",
+    description=(
+        "Requests one run of shed_curation_job when the project's source (SHED_PIPELINE_SOURCE: a file, folder or "
+        "s3:// location) changes."
+    ),
 )
 def source_change_sensor(
     context: dg.SensorEvaluationContext, paths: PathsResource, lineage: LineageResource, s3: S3Resource
@@ -31,7 +34,8 @@ def source_change_sensor(
     source = paths.source
     if not source or source in PACKAGED_SOURCES:
         return dg.SkipReason(
-            "no source to watch: set SHED_PIPELINE_SOURCE to a file, folder or s3:// location (the packaged sources never change)"
+            "no source to watch: set SHED_PIPELINE_SOURCE to a file, folder or s3:// location (the packaged sources "
+            "never change)"
         )
     previous = json.loads(context.cursor) if context.cursor else None
     try:

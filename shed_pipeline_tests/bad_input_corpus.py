@@ -176,11 +176,12 @@ def _check_tasks(loaded, root: Path) -> None:
 def _check_all_quarantined(loaded, root: Path) -> None:
     name = str(root / "d.jsonl")
     assert loaded.result.all_quarantined_files() == [
-        f"all 3 rows of {name} quarantined: missing_field 2 (field 'instruction' is missing; record fields: '\\ufeffinstruction', 'input', 'output'), wrong_type 1"
+        f"all 3 rows of {name} quarantined: missing_field 2 (field 'instruction' is missing; record fields: "
+        "'\\ufeffinstruction', 'input', 'output'), wrong_type 1"
     ]
-    assert (
-        loaded.result.all_quarantined_message("SRC")
-        == f"all 3 rows of {name} quarantined: missing_field 2 (field 'instruction' is missing; record fields: '\\ufeffinstruction', 'input', 'output'), wrong_type 1"
+    assert loaded.result.all_quarantined_message("SRC") == (
+        f"all 3 rows of {name} quarantined: missing_field 2 (field 'instruction' is missing; record fields: "
+        "'\\ufeffinstruction', 'input', 'output'), wrong_type 1"
     )
 
 
@@ -317,7 +318,8 @@ CASES: list[Case] = [
             lines(
                 b'{"instruction": "a", "instruction": "b", "output": "c"}',
                 b'{"instruction": "a", "instruction": "a", "output": "c"}',
-                b'{"messages": [{"role": "user", "content": "q", "content": "r"}, {"role": "assistant", "content": "s"}]}',
+                b'{"messages": [{"role": "user", "content": "q", "content": "r"}, {"role": "assistant", "content": '
+                b'"s"}]}',
             ),
         ),
         1,
@@ -421,7 +423,8 @@ CASES: list[Case] = [
         "json_file_with_bad_bytes_and_escapes",
         one(
             "d.json",
-            b'[{"instruction": "x \xff", "output": "y"}, {"instruction": "x \\udc80", "output": "y"}, {"instruction": "\\ud800", "output": "y"}, {"instruction": "ok", "output": "y"}]',
+            b'[{"instruction": "x \xff", "output": "y"}, {"instruction": "x \\udc80", "output": "y"}, {"instruction": '
+            b'"\\ud800", "output": "y"}, {"instruction": "ok", "output": "y"}]',
         ),
         1,
         (("d.json", 0, R.INVALID_UTF8), ("d.json", 1, R.INVALID_UTF8), ("d.json", 2, R.INVALID_UNICODE)),
@@ -681,7 +684,9 @@ CASES: list[Case] = [
                 "sub/z.csv": csv_text("instruction,output", "Say z.,z"),
             }
         ),
-        3,  # a.jsonl, b.jsonl.gz, sub/z.csv; linked.jsonl is read too (a link to a file is the file): a duplicate of a.jsonl
+        # a.jsonl, b.jsonl.gz, sub/z.csv; linked.jsonl is read too (a link to a file is the file): a duplicate of
+        # a.jsonl
+        3,
         (("src/linked.jsonl", 1, R.DUPLICATE),),
         skipped=(
             ("src/.git/", "hidden"),

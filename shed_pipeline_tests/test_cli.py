@@ -327,9 +327,9 @@ def test_an_older_projects_lineage_is_moved_into_the_project_once(tmp_path, monk
     legacy.write_bytes(b"old lineage")
     (tmp_path / "out" / "lineage.duckdb.wal").write_bytes(b"its write-ahead log")
     assert settings.lineage_path == tmp_path / "lineage.duckdb" and legacy.exists()  # looking moves nothing
-    assert (
-        adopt_legacy_lineage(settings)
-        == f"moved this project's lineage from {legacy} to {tmp_path / 'lineage.duckdb'} (one lineage database per project)"
+    assert adopt_legacy_lineage(settings) == (
+        f"moved this project's lineage from {legacy} to {tmp_path / 'lineage.duckdb'} (one lineage database per "
+        "project)"
     )
     assert (tmp_path / "lineage.duckdb").read_bytes() == b"old lineage" and (
         tmp_path / "lineage.duckdb.wal"
@@ -424,7 +424,8 @@ def test_a_failed_quarantine_bound_prints_the_counts_and_the_bound(shed_env, tmp
     src = write_jsonl(tmp_path / "d.jsonl", make_rows(20), BAD_LINES)  # 6 of 26 quarantined: 23.1%
     assert main(["run", "--source", str(src), "--clusters", "3", "--no-lm-eval"]) == 1
     assert one_error_line(capsys) == (
-        "shed-pipeline: error: raw_dataset: check quarantine_within_bound failed: 6 of 26 rows quarantined (23.1%) > max_quarantine_fraction 0.2; "
+        "shed-pipeline: error: raw_dataset: check quarantine_within_bound failed: 6 of 26 rows quarantined (23.1%) > "
+        "max_quarantine_fraction 0.2; "
         "reasons: empty_field 1, invalid_utf8 1, malformed_json 1, missing_field 1, not_an_object 1, wrong_type 1"
     )
 
@@ -435,9 +436,9 @@ def test_when_every_row_is_quarantined_the_reasons_are_kept_and_said(shed_env, t
     src = tmp_path / "typed.parquet"
     pl.DataFrame({"instruction": list(range(40)), "output": ["x"] * 40}).write_parquet(src)  # numbers, not text
     assert main(["run", "--source", str(src), "--no-lm-eval"]) == 1
-    assert (
-        one_error_line(capsys)
-        == f"shed-pipeline: error: raw_dataset: all 40 rows of {src} quarantined: wrong_type 40 (field 'instruction' is int, expected a string)"
+    assert one_error_line(capsys) == (
+        f"shed-pipeline: error: raw_dataset: all 40 rows of {src} quarantined: wrong_type 40 (field 'instruction' "
+        "is int, expected a string)"
     )
     assert main(["lineage", "--json", "runs"]) == 0
     (run,) = json.loads(capsys.readouterr().out)

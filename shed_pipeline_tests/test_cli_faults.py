@@ -61,8 +61,10 @@ def test_an_interrupt_during_the_evaluation_says_what_was_done_and_kept(shed_env
     assert proc.returncode == 130, err[-3000:]
     last = err.strip().splitlines()[-1]
     assert re.fullmatch(
-        r"shed-pipeline: interrupted during evaluation_metrics \(run [0-9a-f-]{36}\); finished: raw_dataset, embeddings, clusters, row_values, proxy_shapley_scores, curated_subset; "
-        r"evaluation arms: 2 of 5 done, kept in the cache \(the next run reuses them\); cached embeddings and utility values are kept: run the same command again to resume",
+        r"shed-pipeline: interrupted during evaluation_metrics \(run [0-9a-f-]{36}\); finished: raw_dataset, "
+        r"embeddings, clusters, row_values, proxy_shapley_scores, curated_subset; "
+        r"evaluation arms: 2 of 5 done, kept in the cache \(the next run reuses them\); cached embeddings and utility "
+        r"values are kept: run the same command again to resume",
         last,
     ), last
     assert "Traceback" not in err and "DagsterExecutionInterruptedError" not in err
@@ -131,7 +133,10 @@ def test_a_full_disk_under_dagsters_own_storage_is_one_line(shed_env, tmp_path, 
     take ~530 KB before the first step): the failure is Dagster's own write, and its SQLAlchemy
     error with the SQL and an event dump is one line."""
     home = shed_env["dagster_home"]
-    script = f'cp {home}/dagster.yaml /tmp/dagster.yaml.$$ && mount -t tmpfs -o size=700k tmpfs {home} && mv /tmp/dagster.yaml.$$ {home}/dagster.yaml && exec "$@"'
+    script = (
+        f"cp {home}/dagster.yaml /tmp/dagster.yaml.$$ && mount -t tmpfs -o size=700k tmpfs {home} && mv "
+        f'/tmp/dagster.yaml.$$ {home}/dagster.yaml && exec "$@"'
+    )
     proc = subprocess.run(
         [
             "unshare",
@@ -155,7 +160,8 @@ def test_a_full_disk_under_dagsters_own_storage_is_one_line(shed_env, tmp_path, 
     assert proc.returncode == 1, proc.stderr[-3000:]
     last = proc.stderr.strip().splitlines()[-1]
     assert re.fullmatch(
-        rf"shed-pipeline: error: no space left on device while writing Dagster's run storage in {re.escape(str(home))} \(step \w+\)",
+        r"shed-pipeline: error: no space left on device while writing Dagster's run storage in "
+        rf"{re.escape(str(home))} \(step \w+\)",
         last,
     ), proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr and "[SQL:" not in proc.stderr and "[parameters:" not in proc.stderr

@@ -53,7 +53,8 @@ def chart_instance_config(values) -> dict:
     pools, runs = conc.get("pools") or {}, conc.get("runs") or {}
     if runs.get("maxConcurrentRuns") is not None and qrc.get("maxConcurrentRuns") is not None:
         raise ValueError(
-            "Cannot set both concurrency.runs.maxConcurrentRuns and dagsterDaemon.runCoordinator.config.queuedRunCoordinator.maxConcurrentRuns"
+            "Cannot set both concurrency.runs.maxConcurrentRuns and "
+            "dagsterDaemon.runCoordinator.config.queuedRunCoordinator.maxConcurrentRuns"
         )
     coordinator = {"module": "dagster._core.run_coordinator", "class": "QueuedRunCoordinator"}
     names = {

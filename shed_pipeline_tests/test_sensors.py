@@ -93,7 +93,7 @@ def test_an_unreachable_s3_source_is_one_attempt_and_a_skip_with_the_cause(tmp_p
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     result, cursor = tick(tmp_path, "s3://shed-data/incoming/", cursor='{"keep": 1}')
     assert (
-        "cannot read the source: s3://shed-data/incoming/: cannot list objects after 1 attempts (EndpointConnectionError"
-        in result.skip_message
+        "cannot read the source: s3://shed-data/incoming/: cannot list objects after 1 attempts "
+        "(EndpointConnectionError" in result.skip_message
     )
     assert not result.run_requests and cursor == '{"keep": 1}'  # the next tick tries again from the same cursor

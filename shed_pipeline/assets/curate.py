@@ -97,11 +97,15 @@ def curated_subset(
             or proxy_shapley_scores["dropped_by_removal_rule"].null_count()
         ):
             raise ValueError(
-                "auto_size needs the removal-index rule's result: re-materialize proxy_shapley_scores with removal_points > 0"
+                "auto_size needs the removal-index rule's result: re-materialize proxy_shapley_scores with "
+                "removal_points > 0"
             )
         dropped = proxy_shapley_scores.filter(pl.col("dropped_by_removal_rule"))["cluster_id"]
         scored = scored.filter(~pl.col("cluster_id").is_in(dropped.implode()))
-        prefix = f"auto size: the removal-index rule dropped the {dropped.len()} lowest-valued of {dropped.len() + scored.height} clusters; "
+        prefix = (
+            f"auto size: the removal-index rule dropped the {dropped.len()} lowest-valued of "
+            f"{dropped.len() + scored.height} clusters; "
+        )
     # The responses of the pool; the original records only of the rows selected (a million of them are gigabytes).
     pool_rows = raw_dataset.filter(pl.col("split") == "pool").select("row_id", "output").collect()
     pool_ids = set(pool_rows["row_id"].to_list())

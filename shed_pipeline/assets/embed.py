@@ -28,7 +28,8 @@ class EmbeddingsConfig(dg.Config):
     model: str = DEFAULT_MODEL  # a packaged model name or a local sentence-transformers folder
     max_seq_length: int = 256  # word pieces, as SHED
     chunk_texts: int = CHUNK_ROWS  # texts per encode call
-    save_seconds: float = FLUSH_SECONDS  # encoded texts are saved at least this often (and every 65,536): a killed run loses at most this much encoding
+    # Encoded texts are saved at least this often (and every 65,536): a killed run loses at most this much encoding.
+    save_seconds: float = FLUSH_SECONDS
 
 
 def shard_partitions(shards: int) -> dg.StaticPartitionsDefinition | None:
@@ -43,7 +44,8 @@ def step_shards(context: dg.AssetExecutionContext, shards: int) -> list[str] | N
         return None
     if not context.has_partition_key and not context.has_partition_key_range:
         raise dg.Failure(
-            f"embeddings is split into {shards} shards: run it for shards (a partition or a range, e.g. all of {shard_keys(shards)[0]}...{shard_keys(shards)[-1]}), not unpartitioned"
+            f"embeddings is split into {shards} shards: run it for shards (a partition or a range, e.g. all of "
+            f"{shard_keys(shards)[0]}...{shard_keys(shards)[-1]}), not unpartitioned"
         )
     wanted = set(context.partition_keys)
     return [k for k in shard_keys(shards) if k in wanted]

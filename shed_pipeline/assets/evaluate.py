@@ -49,7 +49,9 @@ COMPARISON_SCHEMA = {
 
 class EvaluationConfig(dg.Config):
     k: int = 5  # neighbours of the held-out kNN utility
-    heldout_rows: int = 2000  # test rows of the held-out kNN utility (the first by row id); 0 = the whole test split. Its cost grows with rows x pool
+    # Test rows of the held-out kNN utility (the first by row id); 0 = the whole test split. Its cost grows with
+    # rows x pool.
+    heldout_rows: int = 2000
     random_seeds: int = 2  # random same-size subsets to compare against (seeds seed .. seed+n-1); z needs 2
     include_full_pool: bool = False  # the full pool trains on all its rows: ~10x a 10% arm (on a CPU, minutes)
     # Selection methods evaluated as arms at the curated subset's size (skipped, with the reason

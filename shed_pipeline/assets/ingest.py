@@ -28,7 +28,11 @@ QUARANTINE_CHECK = "quarantine_within_bound"
 class RawDatasetConfig(dg.Config):
     source: str | None = Field(
         None,
-        description="'natural-instructions', 'bigbench-chat', a path to a JSONL/JSON/Parquet/CSV file or a folder of them, or an s3:// object or prefix; default: the project's source (SHED_PIPELINE_SOURCE), else natural-instructions",
+        description=(
+            "'natural-instructions', 'bigbench-chat', a path to a JSONL/JSON/Parquet/CSV file or a folder of them, or "
+            "an s3:// object or prefix; default: the project's source (SHED_PIPELINE_SOURCE), else "
+            "natural-instructions"
+        ),
     )
     rows: int | None = Field(
         None,
@@ -191,8 +195,8 @@ def quarantine_bound_text(quarantined: int, rows_in: int, bound: float, reasons:
     frac = quarantined / rows_in if rows_in else 0.0
     top = ", ".join(f"{reason} {n:,}" for reason, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
     return (
-        f"{quarantined:,} of {rows_in:,} rows quarantined ({frac:.1%}) {'<=' if frac <= bound else '>'} max_quarantine_fraction {bound:g}"
-        + (f"; reasons: {top}" if top else "")
+        f"{quarantined:,} of {rows_in:,} rows quarantined ({frac:.1%}) {'<=' if frac <= bound else '>'} "
+        f"max_quarantine_fraction {bound:g}" + (f"; reasons: {top}" if top else "")
     )
 
 

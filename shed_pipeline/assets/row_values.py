@@ -62,7 +62,11 @@ RowValuesConfig = create_model(
         int,
         Field(
             default=1,
-            description=f"row-id shards computed side by side (each a step: a process, or a pod under the k8s executor) for the kinds that value rows apart ({', '.join(n for n, s in ROW_VALUES.items() if s.rows_apart)}); 1 = one step",
+            description=(
+                "row-id shards computed side by side (each a step: a process, or a pod under the k8s executor) for "
+                f"the kinds that value rows apart ({', '.join(n for n, s in ROW_VALUES.items() if s.rows_apart)}); 1 "
+                "= one step"
+            ),
         ),
     ),
     **{name: _settings_field(name) for name in ROW_VALUES.names},
@@ -115,7 +119,8 @@ def plan_row_shards(context: dg.OpExecutionContext, config: RowValuesConfig):  #
     apart = kinds_apart(list(config.kinds))
     if not apart:
         context.log.info(
-            f"workers={config.workers}: no kind among {', '.join(config.kinds) or '(none)'} values rows apart, so one step computes them"
+            f"workers={config.workers}: no kind among {', '.join(config.kinds) or '(none)'} values rows apart, so one "
+            "step computes them"
         )
         return
     context.log.info(f"{', '.join(apart)}: pool rows in {config.workers} row-id shards, side by side")

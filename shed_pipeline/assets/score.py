@@ -47,12 +47,14 @@ VALIDATION_PIN = "validation_snapshot.parquet"
 _utility, _utility_field = choice_field(
     UTILITIES,
     DEFAULT_UTILITY,
-    f"U(S) of a coalition of proxies, measured on the validation rows: {', '.join(UTILITIES)} (settings nest under the name)",
+    f"U(S) of a coalition of proxies, measured on the validation rows: {', '.join(UTILITIES)} (settings nest under "
+    "the name)",
 )
 _estimator, _estimator_field = choice_field(
     ESTIMATORS,
     default_estimator(DEFAULT_UTILITY),
-    f"how the values are estimated from U: {', '.join(ESTIMATORS)} (settings nest under the name; knn_exact needs utility knn)",
+    f"how the values are estimated from U: {', '.join(ESTIMATORS)} (settings nest under the name; knn_exact needs "
+    "utility knn)",
 )
 
 
@@ -132,8 +134,8 @@ def _prepare(
     return prepare_valuation(
         utility.name, u_settings, estimator.name, e_settings,
         clusters=clusters, raw_dataset=players_and_validation, embeddings=vectors, validation=validation,
-        seed=config.seed, device=compute.torch_device(), cache_dir=paths.cache(), feature_cache=paths.embedding_cache_db(), log=context.log.info,
-        bigbench_archive=paths.archive(),
+        seed=config.seed, device=compute.torch_device(), cache_dir=paths.cache(),
+        feature_cache=paths.embedding_cache_db(), log=context.log.info, bigbench_archive=paths.archive(),
     )  # fmt: skip
 
 
@@ -159,7 +161,8 @@ def plan_valuation_shares(
         return
     if not can_fan_out(estimator, e_settings):
         context.log.info(
-            f"workers={config.workers}: estimator {estimator.name} with these settings chooses its coalitions from the values (or makes none), so one step values the proxies"
+            f"workers={config.workers}: estimator {estimator.name} with these settings chooses its coalitions from "
+            "the values (or makes none), so one step values the proxies"
         )
         return
     _inputs(
@@ -202,7 +205,9 @@ def evaluate_share_of_coalitions(
     )
     counts = evaluate_share(prepared, paths.utility_cache_db(), share, shares, seed=config.seed, log=context.log.info)
     context.log.info(
-        f"share {share + 1} of {shares}: {counts['utility_evaluations']} coalitions evaluated, {counts['utility_cache_hits']} found in the cache, {counts['coalitions_of_other_shares']} left to the other shares"
+        f"share {share + 1} of {shares}: {counts['utility_evaluations']} coalitions evaluated, "
+        f"{counts['utility_cache_hits']} found in the cache, {counts['coalitions_of_other_shares']} left to the other "
+        "shares"
     )
     return dg.Output(None, metadata={**counts, "seconds": round(time.perf_counter() - t0, 3)})
 

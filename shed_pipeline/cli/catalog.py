@@ -86,6 +86,7 @@ def cmd_strategies(args: argparse.Namespace) -> int:
         ]
         print(table([r.kind, "what it does", "settings (defaults)"], rows))
     print(
-        "choose with --utility / --estimator / --method; settings with --set, e.g. --set curated_subset.method.qwcs.temperature=0.5"
+        "choose with --utility / --estimator / --method; settings with --set, e.g. --set "
+        "curated_subset.method.qwcs.temperature=0.5"
     )
     return 0

@@ -57,7 +57,10 @@ def no_space_message(text: str, step: str | None, storage: Path | str = "DAGSTER
             full = "database or disk is full" in text
         if full or "database or disk is full" in text:
             return f"no space left on device while writing Dagster's run storage in {storage}{at}"
-        return f"cannot write Dagster's run storage in {storage} (SQLite: disk I/O error; a network filesystem's locking, or permissions){at}"
+        return (
+            f"cannot write Dagster's run storage in {storage} (SQLite: disk I/O error; a network filesystem's "
+            f"locking, or permissions){at}"
+        )
     return None
 
 

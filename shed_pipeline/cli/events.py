@@ -42,9 +42,10 @@ def run_report(events) -> dict:
             check = ev.event_specific_data
             if not check.passed:
                 report["failed_checks"].append(
-                    f"{check.asset_key.to_user_string()}: check {check.check_name} failed: {check.description or ''}".rstrip(
-                        ": "
-                    )
+                    (
+                        f"{check.asset_key.to_user_string()}: check {check.check_name} failed: "
+                        f"{check.description or ''}"
+                    ).rstrip(": ")
                 )
         elif ev.event_type == DagsterEventType.STEP_FAILURE and report["failed_step"] is None:
             report["failed_step"] = asset_of(ev.step_key)

@@ -111,30 +111,46 @@ def add_run_flags(r: argparse.ArgumentParser) -> dict[str, argparse.Action]:
     flag = recording(r)
     flag(
         "--source",
-        help="'natural-instructions', 'bigbench-chat', a JSONL/JSON/Parquet/CSV file or folder, or an s3:// object or prefix (default: $SHED_PIPELINE_SOURCE, else natural-instructions)",
+        help=(
+            "'natural-instructions', 'bigbench-chat', a JSONL/JSON/Parquet/CSV file or folder, or an s3:// object or "
+            "prefix (default: $SHED_PIPELINE_SOURCE, else natural-instructions)"
+        ),
     )
     flag(
         "--rows",
         type=positive_int,
-        help="deterministic sample of N rows (default 1500 for the packaged sources natural-instructions and bigbench-chat, all rows of a file)",
+        help=(
+            "deterministic sample of N rows (default 1500 for the packaged sources natural-instructions and "
+            "bigbench-chat, all rows of a file)"
+        ),
     )
     flag("--clusters", type=positive_int, help="number of clusters K (default: about pool/20)")
     flag(
         "--method",
         choices=choices["method"].names,
-        help=f"selection method (default {default_method_label()}, chosen by measurement; a method named here takes its own defaults: `--method qwcs` is SHED's QWCS; `shed-pipeline strategies` lists each with its settings)",
+        help=(
+            f"selection method (default {default_method_label()}, chosen by measurement; a method named here takes "
+            "its own defaults: `--method qwcs` is SHED's QWCS; `shed-pipeline strategies` lists each with its "
+            "settings)"
+        ),
     )
     size = recording(r.add_mutually_exclusive_group())
     size("--fraction", type=fraction_arg, help="target size as a fraction of the pool (default 0.1)")
     size(
         "--size",
         type=size_arg,
-        help="target size as a row count, or 'auto': TS-DShapley's removal-index rule drops the lowest-valued clusters and keeps the rest",
+        help=(
+            "target size as a row count, or 'auto': TS-DShapley's removal-index rule drops the lowest-valued clusters "
+            "and keeps the rest"
+        ),
     )
     flag(
         "--estimator",
         choices=choices["estimator"].names,
-        help="Shapley estimator of the cluster proxies' values (default: knn_exact, the closed form, for the knn utility; ts_chains for probe; banzhaf_msr for lm)",
+        help=(
+            "Shapley estimator of the cluster proxies' values (default: knn_exact, the closed form, for the knn "
+            "utility; ts_chains for probe; banzhaf_msr for lm)"
+        ),
     )
     flag(
         "--utility",
@@ -149,7 +165,10 @@ def add_run_flags(r: argparse.ArgumentParser) -> dict[str, argparse.Action]:
     )
     flag(
         "--lm-model",
-        help="the target LM of the lm/probe utilities and the evaluation: 'smollm2-135m-instruct' (default, from the package registry) or a local causal-LM folder",
+        help=(
+            "the target LM of the lm/probe utilities and the evaluation: 'smollm2-135m-instruct' (default, from the "
+            "package registry) or a local causal-LM folder"
+        ),
     )
     flag(
         "--chain-rounds",
@@ -174,7 +193,10 @@ def add_run_flags(r: argparse.ArgumentParser) -> dict[str, argparse.Action]:
     )
     flag(
         "--baselines",
-        help="evaluation: selection methods evaluated beside the curated subset, comma-separated (default stratified, the strongest cheap baseline measured; '' for none)",
+        help=(
+            "evaluation: selection methods evaluated beside the curated subset, comma-separated (default stratified, "
+            "the strongest cheap baseline measured; '' for none)"
+        ),
     )
     flag(
         "--full-pool",
@@ -185,14 +207,21 @@ def add_run_flags(r: argparse.ArgumentParser) -> dict[str, argparse.Action]:
     flag("--benchmark-items", type=int, help="evaluation: items per multiple-choice task (default 30; 0 = all)")
     flag(
         "--benchmarks",
-        help="comma-separated bigbench multiple-choice tasks for the evaluation (default social_iqa,strategyqa,sports_understanding; '' for none)",
+        help=(
+            "comma-separated bigbench multiple-choice tasks for the evaluation (default "
+            "social_iqa,strategyqa,sports_understanding; '' for none)"
+        ),
     )
     flag("--samples", type=positive_int, help="random coalitions for banzhaf_msr (default 1000)")
     flag("--temperature", type=float, help="QWCS softmax temperature (default: std of the scores)")
     flag(
         "--member-order",
         metavar="ORDER",
-        help="qocs / qwcs / coverage: the order a chosen cluster's rows are taken in: 'source', 'random', or a per-row value ('knn_shapley', 'ifd'), best first (default: source for qocs and coverage, the default method; random for qwcs, as SHED)",
+        help=(
+            "qocs / qwcs / coverage: the order a chosen cluster's rows are taken in: 'source', 'random', or a per-row "
+            "value ('knn_shapley', 'ifd'), best first (default: source for qocs and coverage, the default method; "
+            "random for qwcs, as SHED)"
+        ),
     )
     flag(
         "--cap", type=positive_int, help="coverage: most rows taken from one cluster (default ceil(target / clusters))"
@@ -201,17 +230,26 @@ def add_run_flags(r: argparse.ArgumentParser) -> dict[str, argparse.Action]:
         "--dedup",
         type=fraction_arg,
         metavar="COSINE",
-        help="remove near-duplicates before selection: rows of one cluster whose prompt embeddings' cosine similarity exceeds COSINE (e.g. 0.95); one of each group is kept",
+        help=(
+            "remove near-duplicates before selection: rows of one cluster whose prompt embeddings' cosine similarity "
+            "exceeds COSINE (e.g. 0.95); one of each group is kept"
+        ),
     )
     flag(
         "--dedup-keep",
         metavar="ORDER",
-        help="which near-duplicate is kept: 'source' (the first, default) or the best by a per-row value ('knn_shapley', 'ifd')",
+        help=(
+            "which near-duplicate is kept: 'source' (the first, default) or the best by a per-row value "
+            "('knn_shapley', 'ifd')"
+        ),
     )
     flag(
         "--row-values",
         metavar="KINDS",
-        help="per-row values to compute, comma-separated (default knn_shapley; 'ifd' runs the target LM over the pool). A method, --member-order or --dedup-keep that needs one adds it",
+        help=(
+            "per-row values to compute, comma-separated (default knn_shapley; 'ifd' runs the target LM over the "
+            "pool). A method, --member-order or --dedup-keep that needs one adds it"
+        ),
     )
     flag("--seed", type=int, default=0, help="seed for every random choice (default 0)")
     flag(
@@ -228,22 +266,34 @@ def add_run_flags(r: argparse.ArgumentParser) -> dict[str, argparse.Action]:
     flag(
         "--precision",
         choices=["auto", "fp32", "bf16", "fp16"],
-        help="the encoder's number format (default auto: fp16 on CUDA, bf16 on a CPU with AMX, else fp32); cached vectors are kept per format",
+        help=(
+            "the encoder's number format (default auto: fp16 on CUDA, bf16 on a CPU with AMX, else fp32); cached "
+            "vectors are kept per format"
+        ),
     )
     flag(
         "--embedding-shards",
         type=positive_int,
         metavar="N",
-        help="split embeddings into N row-id hash shards (Dagster partitions; default $SHED_EMBEDDING_SHARDS, else 1). This run computes every shard; in the UI, a backfill of embeddings runs one run per shard, side by side",
+        help=(
+            "split embeddings into N row-id hash shards (Dagster partitions; default $SHED_EMBEDDING_SHARDS, else 1). "
+            "This run computes every shard; in the UI, a backfill of embeddings runs one run per shard, side by side"
+        ),
     )
     flag(
         "--out",
-        help="output folder or s3:// prefix for curated.jsonl, curated.parquet, evaluation.json (default: $SHED_PIPELINE_OUT, else .shed_pipeline/out); lineage stays in the project's one database",
+        help=(
+            "output folder or s3:// prefix for curated.jsonl, curated.parquet, evaluation.json (default: "
+            "$SHED_PIPELINE_OUT, else .shed_pipeline/out); lineage stays in the project's one database"
+        ),
     )
     flag(
         "--row-id-field",
         metavar="NAME",
-        help="add each curated row's id (what `shed-pipeline lineage why` takes) to curated.jsonl/.parquet under this field name; the ids are in curated.manifest.json either way",
+        help=(
+            "add each curated row's id (what `shed-pipeline lineage why` takes) to curated.jsonl/.parquet under this "
+            "field name; the ids are in curated.manifest.json either way"
+        ),
     )
     flag(
         "--no-wait",
@@ -256,7 +306,11 @@ def add_run_flags(r: argparse.ArgumentParser) -> dict[str, argparse.Action]:
         default=[],
         metavar="ASSET.KEY=VALUE",
         type=parse_setting,
-        help="any asset config value, a dotted path for nested ones, e.g. proxy_shapley_scores.utility.probe.dims=8, curated_subset.method.qwcs.temperature=0.5 or evaluation_metrics.benchmarks='[\"social_iqa\"]' (JSON, else text); naming another strategy than the chosen one replaces the choice; repeatable, applied last",
+        help=(
+            "any asset config value, a dotted path for nested ones, e.g. proxy_shapley_scores.utility.probe.dims=8, "
+            "curated_subset.method.qwcs.temperature=0.5 or evaluation_metrics.benchmarks='[\"social_iqa\"]' (JSON, "
+            "else text); naming another strategy than the chosen one replaces the choice; repeatable, applied last"
+        ),
     )
     flag("--json", action="store_true", help="print a machine-readable summary instead of a table")
     return actions

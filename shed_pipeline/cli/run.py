@@ -133,7 +133,10 @@ def older_lineage_beside(out: Path, lineage: Path) -> str | None:
     """A hint when --out holds a lineage database that an older version wrote next to the results."""
     old = out / "lineage.duckdb"
     if old.is_file() and old.resolve() != lineage.resolve():
-        return f"{old} is an older lineage database (earlier versions kept lineage next to the results); this project's is {lineage}: query the old one with `shed-pipeline lineage --db {old} runs`"
+        return (
+            f"{old} is an older lineage database (earlier versions kept lineage next to the results); this project's "
+            f"is {lineage}: query the old one with `shed-pipeline lineage --db {old} runs`"
+        )
     return None
 
 
@@ -173,7 +176,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         workers = run_config.get("ops", {}).get(asset, {}).get("config", {}).get("workers", 1)
         if isinstance(workers, int) and workers > 1:
             say(
-                f"{asset}.workers={workers}: this command runs every step in one process, so the {workers} shares run one after another; launch shed_curation_job from the Dagster UI or `dagster job launch` to run them side by side"
+                f"{asset}.workers={workers}: this command runs every step in one process, so the {workers} shares run "
+                "one after another; launch shed_curation_job from the Dagster UI or `dagster job launch` to run them "
+                "side by side"
             )
     wanted = benchmarks_to_check(run_config)
     if wanted:  # a misspelt benchmark fails now, not after the whole pipeline ran
@@ -313,7 +318,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         header, rows = comparison
         print(
             table(header, rows)
-            + "paired differences to the random arms' mean over the same test rows / items: a 95% interval that holds 0, or |z| < 2, is no difference\n"
+            + (
+                "paired differences to the random arms' mean over the same test rows / items: a 95% interval that "
+                "holds 0, or |z| < 2, is no difference\n"
+            )
         )
     for k, v in summary["outputs"].items():
         print(f"{k:>16}: {printable(v)}")

@@ -73,7 +73,8 @@ def moved_key_hint(asset: str, path: Sequence[str]) -> None:
     moved = MOVED_KEYS.get(asset, {}).get(path[0])
     if moved and len(path) == 1:
         raise CliError(
-            f"{asset}.{path[0]} is now {asset}.{moved} (settings live under the strategy they belong to; `shed-pipeline strategies` lists them)"
+            f"{asset}.{path[0]} is now {asset}.{moved} (settings live under the strategy they belong to; "
+            "`shed-pipeline strategies` lists them)"
         )
 
 
@@ -85,7 +86,8 @@ def set_strategy_setting(ops: dict[str, dict], asset: str, field: str, *, settin
     if setting not in {f.name for f in registry[name].fields()}:
         users = [n for n in registry.names if setting in {f.name for f in registry[n].fields()}]
         raise CliError(
-            f"{flag} is a setting of the {registry.kind} {' / '.join(users)}, not of {name} (--{registry.kind} {users[0] if users else '...'})"
+            f"{flag} is a setting of the {registry.kind} {' / '.join(users)}, not of {name} (--{registry.kind} "
+            f"{users[0] if users else '...'})"
         )
     settings[setting] = value
 

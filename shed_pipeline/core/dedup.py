@@ -5,8 +5,9 @@ embeddings exceeds `threshold`. Rule: walk the cluster's members in priority ord
 order, i.e. source order; or best first by a per-row value kind, see selection.base) and keep a row
 unless it is a twin of a row already kept; a removed row names the kept row it is most similar to
 (ties: the earlier kept row) and that similarity. Similarities are compared up to float rounding
-(1e-6): a threshold of 1.0 removes exact duplicates of a prompt vector. So a removed row's twin is always kept (never both
-twins go), the kept rows are pairwise at most `threshold` similar, and kept + removed = pool.
+(1e-6): a threshold of 1.0 removes exact duplicates of a prompt vector. So a removed row's twin is
+always kept (never both twins go), the kept rows are pairwise at most `threshold` similar, and
+kept + removed = pool.
 
 Rows are compared block by block against the rows kept so far (a block x chunk matrix at a time), so
 a 50,000-row cluster never builds a 50,000 x 50,000 matrix; time is O(m * kept * dim) per cluster.

@@ -233,12 +233,14 @@ class EmbeddingCache:
             for start in range(0, len(keys), GET_ROWS):
                 part = list(keys[start : start + GET_ROWS])
                 con.execute(
-                    "CREATE OR REPLACE TEMP TABLE wanted AS SELECT unnest(?::VARCHAR[]) AS k, generate_subscripts(?::VARCHAR[], 1) AS pos",
+                    "CREATE OR REPLACE TEMP TABLE wanted AS SELECT unnest(?::VARCHAR[]) AS k, "
+                    "generate_subscripts(?::VARCHAR[], 1) AS pos",
                     [part, part],
                 )
                 res = arrow_table(
                     con.sql(
-                        f"SELECT w.pos, e.vector FROM wanted w JOIN {table} e ON e.{col} = w.k AND e.model_id = ? ORDER BY w.pos",
+                        f"SELECT w.pos, e.vector FROM wanted w JOIN {table} e ON e.{col} = w.k AND e.model_id = ? "
+                        "ORDER BY w.pos",
                         params=[model_id],
                     )
                 )

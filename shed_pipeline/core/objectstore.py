@@ -170,7 +170,8 @@ class ObjectStore:
                 return fn()
             except bx.NoCredentialsError as exc:
                 raise ObjectStoreError(
-                    f"{where}: no S3 credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)"
+                    f"{where}: no S3 credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or "
+                    "AWS_PROFILE)"
                 ) from exc
             except Exception as raised:  # botocore raises many types; classify by code
                 exc = _unwrap(raised)
@@ -183,7 +184,8 @@ class ObjectStore:
                     raise ObjectChanged(f"{where}: the object changed while it was being read") from exc
                 if code in ACCESS_CODES:
                     raise ObjectStoreError(
-                        f"{where}: access denied while trying to {what} (check the credentials' permissions and the bucket policy)"
+                        f"{where}: access denied while trying to {what} (check the credentials' permissions and the "
+                        "bucket policy)"
                     ) from exc
                 if code in CREDENTIAL_CODES:
                     raise ObjectStoreError(
@@ -198,7 +200,8 @@ class ObjectStore:
                 delay = min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1))
                 if self.log:
                     self.log(
-                        f"{where}: {what} failed ({code or type(exc).__name__}), retry {attempt}/{self.attempts - 1} in {delay:.1f}s"
+                        f"{where}: {what} failed ({code or type(exc).__name__}), retry {attempt}/{self.attempts - 1} "
+                        f"in {delay:.1f}s"
                     )
                 self.sleep(delay)
         raise AssertionError("unreachable")

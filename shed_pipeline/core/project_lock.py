@@ -134,13 +134,15 @@ def project_lock(
                 pass
             except OSError as exc:  # ENOLCK: a network filesystem mounted without locking
                 raise ProjectLockError(
-                    f"{path}: cannot lock the project folder ({exc.strerror or exc}); its filesystem must support file locks (NFS: do not mount with nolock)"
+                    f"{path}: cannot lock the project folder ({exc.strerror or exc}); its filesystem must support "
+                    "file locks (NFS: do not mount with nolock)"
                 ) from exc
             other = current_holder(folder)
             who = other.describe() if other is not None else "another run"
             if not wait:
                 raise ProjectBusy(
-                    f"project folder {folder} is busy: {who} is using it; run again when it has finished, or wait for it (drop --no-wait)"
+                    f"project folder {folder} is busy: {who} is using it; run again when it has finished, or wait for "
+                    "it (drop --no-wait)"
                 )
             now = clock()
             if last_report is None or now - last_report >= report_every_s:

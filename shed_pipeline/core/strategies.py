@@ -124,7 +124,8 @@ class Registry(Mapping[str, Strategy]):
                     fits = [s.name for s in self.values() if have in s.requires.get(what, (have,))]
                     choose = ", ".join(fits[:-1]) + " or " + fits[-1] if len(fits) > 1 else "".join(fits)
                     raise StrategyError(
-                        f"{self.kind} {name} needs {what} {' or '.join(required)}, got {have!r} ({name}: {self[name].summary}); with {what} {have!r} choose {choose}"
+                        f"{self.kind} {name} needs {what} {' or '.join(required)}, got {have!r} ({name}: "
+                        f"{self[name].summary}); with {what} {have!r} choose {choose}"
                     )
                 continue
             if not set(required) <= set(have):

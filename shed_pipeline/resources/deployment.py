@@ -27,7 +27,8 @@ def resources_for(settings: Settings) -> dict:
     home, out = str(settings.home), settings.out
     if settings.env == "prod" and not is_s3(out):
         raise ValueError(
-            f"SHED_ENV=prod needs SHED_PIPELINE_OUT=s3://bucket/prefix (results and asset values live in S3), got {out!r}"
+            "SHED_ENV=prod needs SHED_PIPELINE_OUT=s3://bucket/prefix (results and asset values live in S3), got "
+            f"{out!r}"
         )
     s3 = s3_resource(settings)
     if settings.env == "prod":

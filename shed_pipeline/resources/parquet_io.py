@@ -147,7 +147,8 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         frames = obj if isinstance(obj, dict) else {keys[0]: obj} if len(keys) == 1 else None
         if frames is None or sorted(frames) != keys or not all(isinstance(f, pl.DataFrame) for f in frames.values()):
             raise TypeError(
-                f"{asset}: a step over partitions {keys} must return one polars DataFrame per partition, keyed by partition"
+                f"{asset}: a step over partitions {keys} must return one polars DataFrame per partition, keyed by "
+                "partition"
             )
         for key in keys:
             self._put(context, frames[key], stamp, key)
@@ -179,7 +180,8 @@ class ParquetIOManager(dg.ConfigurableIOManager):
                 frame, written_by = read(upstream, input_columns(context), key)
             except FileNotFoundError as exc:
                 raise FileNotFoundError(
-                    f"{exc.filename}: partition {key} of upstream asset {asset} has not been materialized here (materialize all of its partitions)"
+                    f"{exc.filename}: partition {key} of upstream asset {asset} has not been materialized here "
+                    "(materialize all of its partitions)"
                 ) from exc
             expected, in_this_execution = expected_partition_writer(context, key)
             self._check_writer(
@@ -196,8 +198,10 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             msg = f"{what} at {where} was written by run {written_by}, not by run {expected}"
             if in_this_execution:
                 raise AssetValueMismatch(
-                    f"{msg} whose value this run reads: another run wrote to this project folder meanwhile (runs on one project folder must take turns); run again"
+                    f"{msg} whose value this run reads: another run wrote to this project folder meanwhile (runs on "
+                    "one project folder must take turns); run again"
                 )
             raise AssetValueMismatch(
-                f"{msg}, this Dagster instance's latest materialization of it: another Dagster instance (DAGSTER_HOME) wrote it; materialize {what} again"
+                f"{msg}, this Dagster instance's latest materialization of it: another Dagster instance "
+                f"(DAGSTER_HOME) wrote it; materialize {what} again"
             )

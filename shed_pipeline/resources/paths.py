@@ -16,7 +16,9 @@ class PathsResource(dg.ConfigurableResource):
     out_dir: str = ""  # default: <home>/out; an s3:// prefix publishes the results there
     cache_dir: str = ""  # default: Settings.downloads (SHED_PIPELINE_CACHE or ~/.cache/shed_pipeline)
     bigbench_archive: str = ""  # a local copy of the bigbench archive; default: downloaded into the cache
-    source: str = ""  # the project's source (file, folder or s3:// location) when a run does not name one; watched by source_change_sensor
+    # The project's source (file, folder or s3:// location) when a run does not name one; watched by
+    # source_change_sensor.
+    source: str = ""
 
     def out(self) -> Path:
         """The local folder results are written to (with an s3:// out_dir: the staging copy under home)."""

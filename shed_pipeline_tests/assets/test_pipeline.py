@@ -254,7 +254,8 @@ def test_lm_evaluation_arms_in_the_pipeline(shed_env, source_file, tmp_path, mon
     assert 0 <= ev["baseline_longest_utility"] <= 1 and "| longest | benchmarks_mean |" in ev["lm_comparison"]
     with duckdb.connect(str(shed_env["out"] / "lineage.duckdb"), read_only=True) as con:
         rows = con.execute(
-            "SELECT arm, count(*), min(subset_size), min(steps), max(steps) FROM evaluation_arms WHERE run_id = ? GROUP BY arm ORDER BY arm",
+            "SELECT arm, count(*), min(subset_size), min(steps), max(steps) FROM evaluation_arms WHERE run_id = ? "
+            "GROUP BY arm ORDER BY arm",
             [result.run_id],
         ).fetchall()
         compared = con.execute(

@@ -256,7 +256,8 @@ def test_edits_and_deletions_balance_and_lineage_shows_the_removals(shed_env, in
     store = LineageStore(shed_env["out"] / "lineage.duckdb")
     with store.connect(read_only=True) as con:
         removed = con.execute(
-            "SELECT row_id, counterpart, source_locator FROM row_changes WHERE run_id = ? AND change = 'removed' ORDER BY source_locator",
+            "SELECT row_id, counterpart, source_locator FROM row_changes WHERE run_id = ? AND change = 'removed' "
+            "ORDER BY source_locator",
             [second.run_id],
         ).fetchall()
     old_ids = [row_id_for(r["instruction"], r["input"], r["output"]) for r in rows]

@@ -172,8 +172,8 @@ def test_a_refresh_embeds_only_in_the_shards_that_gained_rows_and_a_missing_shar
         assert not failed.success
         (failure,) = [e for e in failed.all_events if e.is_step_failure]
         assert (
-            f"partition {keys[-1]} of upstream asset embeddings has not been materialized here (materialize all of its partitions)"
-            in failure.step_failure_data.error.cause.message
+            f"partition {keys[-1]} of upstream asset embeddings has not been materialized here (materialize all of "
+            "its partitions)" in failure.step_failure_data.error.cause.message
         )
         assert run(["embeddings"], partition_key=keys[-1]).success
 

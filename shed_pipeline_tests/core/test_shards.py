@@ -35,7 +35,10 @@ def test_the_shard_count_a_user_writes_is_read_or_refused_in_one_line():
     for bad in ("0", "two", "1.5", str(MAX_SHARDS + 1)):
         with pytest.raises(
             ValueError,
-            match=r"^SHED_EMBEDDING_SHARDS='[^']*': give a whole number of embedding shards from 1 to 1024 \(1 = not sharded\)$",
+            match=(
+                r"^SHED_EMBEDDING_SHARDS='[^']*': give a whole number of embedding shards from 1 to 1024 \(1 = not "
+                r"sharded\)$"
+            ),
         ):
             parse_shard_count(bad)
 

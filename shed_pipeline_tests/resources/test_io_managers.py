@@ -125,7 +125,10 @@ def test_without_an_upstream_run_the_latest_materialization_is_expected(io_manag
         manager.handle_output(dg.build_output_context(asset_key=key, run_id="some-run"), FRAME)
         with pytest.raises(
             Exception,
-            match=f"was written by run some-run, not by run {run_id}, this Dagster instance's latest materialization of it: .*; materialize embeddings again",
+            match=(
+                f"was written by run some-run, not by run {run_id}, this Dagster instance's latest materialization of "
+                "it: .*; materialize embeddings again"
+            ),
         ):
             manager.load_input(dg.build_input_context(asset_key=key, instance=instance))
 

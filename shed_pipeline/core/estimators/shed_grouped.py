@@ -61,7 +61,9 @@ class ShedGroupedSettings:
 
 STRATEGY = Strategy(
     name="shed_grouped",
-    summary="SHED's estimator: permutations cut into groups removed one at a time, each member sharing the group's marginal",
+    summary=(
+        "SHED's estimator: permutations cut into groups removed one at a time, each member sharing the group's marginal"
+    ),
     settings=ShedGroupedSettings,
     run=lambda utility, settings, seed, player_keys=None: shed_grouped(
         utility, permutations=settings.permutations, seed=seed, group_size=settings.group_size, player_keys=player_keys

@@ -80,7 +80,8 @@ def compute_shard(
     apart = kinds_apart(kinds)
     if not apart:
         raise ValueError(
-            f"none of the row value kinds {', '.join(kinds) or '(none)'} values rows apart: nothing to split into shards"
+            f"none of the row value kinds {', '.join(kinds) or '(none)'} values rows apart: nothing to split into "
+            "shards"
         )
     rows = inputs.pool.filter(shard_of(inputs.pool["row_id"], shards) == shard)
     for kind in apart:

@@ -3,7 +3,8 @@
 A kind values each pool row on its own (cheap at pool scale, unlike the cluster proxies' Shapley
 values): it sees the pool rows and the validation rows (row_id, embedding, and the text columns it
 declares in its strategy's `requires["columns"]`, among instruction, input, output and `messages`
-where the rows have it) and returns one float per pool row, in pool order. Selection methods order or weight a cluster's members by these values.
+where the rows have it) and returns one float per pool row, in pool order. Selection methods order
+or weight a cluster's members by these values.
 """
 
 from __future__ import annotations

@@ -39,7 +39,9 @@ class IFDSettings:
     max_tokens: int = field(
         default=256,
         metadata={
-            "help": "tokens per sequence; the response keeps at most half of them (its start), the prompt loses its start"
+            "help": (
+                "tokens per sequence; the response keeps at most half of them (its start), the prompt loses its start"
+            )
         },
     )
 
@@ -131,7 +133,8 @@ def run(settings: IFDSettings, inputs: RowValueInputs) -> np.ndarray:
 
 STRATEGY = Strategy(
     "ifd",
-    "Superfiltering's instruction-following difficulty PPL(response | prompt) / PPL(response) under the target LM (cached per row and model)",
+    "Superfiltering's instruction-following difficulty PPL(response | prompt) / PPL(response) under the target LM "
+    "(cached per row and model)",
     IFDSettings,
     run,
     requires={"columns": ("instruction", "input", "output", "messages")},

@@ -44,7 +44,10 @@ class KNNShapleySettings:
     validation_rows: int = field(
         default=1000,
         metadata={
-            "help": "validation rows valued against, the first by row id (a fixed sample); 0 = all. Cost grows linearly with it"
+            "help": (
+                "validation rows valued against, the first by row id (a fixed sample); 0 = all. Cost grows linearly "
+                "with it"
+            )
         },
     )
 
@@ -215,7 +218,8 @@ def run(settings: KNNShapleySettings, inputs: RowValueInputs) -> np.ndarray:
 
 STRATEGY = Strategy(
     "knn_shapley",
-    "exact KNN-Shapley of every pool row under the knn utility (prompt-embedding neighbours, token-F1 answers), O(N log N) per validation row",
+    "exact KNN-Shapley of every pool row under the knn utility (prompt-embedding neighbours, token-F1 answers), O(N "
+    "log N) per validation row",
     KNNShapleySettings,
     run,
     requires={"columns": ("output",)},  # of the texts, only the responses: a million prompts are not joined

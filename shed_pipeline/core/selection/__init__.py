@@ -80,7 +80,8 @@ def curate(
         left = len(inputs.row_ids)
         if n > left and size is not None:
             raise ValueError(
-                f"size {size} exceeds the {left} rows left after near-duplicate removal ({len(removed)} removed); ask for fewer rows or raise dedup_threshold"
+                f"size {size} exceeds the {left} rows left after near-duplicate removal ({len(removed)} removed); ask "
+                "for fewer rows or raise dedup_threshold"
             )
         n = min(n, left)
     chosen = strategy.run(dataclasses.replace(inputs, n=n), settings)

@@ -65,7 +65,8 @@ class SelectionInputs:
         missing = sum(c.score is None for c in self.clusters)
         if missing:
             raise ValueError(
-                f"method {method} ranks clusters by their proxy score, but {missing} of {len(self.clusters)} clusters have none: materialize proxy_shapley_scores first"
+                f"method {method} ranks clusters by their proxy score, but {missing} of {len(self.clusters)} clusters "
+                "have none: materialize proxy_shapley_scores first"
             )
         return [float(c.score) for c in self.clusters]  # type: ignore[arg-type]
 
@@ -117,7 +118,8 @@ def check_member_order(order: str, inputs: SelectionInputs) -> Mapping[str, floa
     if order not in inputs.row_values:
         have = ", ".join(inputs.row_values) or "none"
         raise ValueError(
-            f"member_order {order!r}: per-row values {order!r} were not computed (computed: {have}); use 'source', 'random' or add {order!r} to row_values' kinds"
+            f"member_order {order!r}: per-row values {order!r} were not computed (computed: {have}); use 'source', "
+            f"'random' or add {order!r} to row_values' kinds"
         )
     return inputs.values(order)
 

@@ -90,7 +90,10 @@ def run(inputs: SelectionInputs, settings: CoverageSettings) -> list[Selection]:
                 break
             rid = take_order[c][taken[c]]
             taken[c] += 1
-            reason = f"coverage: round {round_no}, cluster {ids[c]} ranked {rank_of[c]}/{len(order)} by proxy score {scores[c]:.6g}; member {taken[c]} of {sizes[c]} (cap {cap[c]})"
+            reason = (
+                f"coverage: round {round_no}, cluster {ids[c]} ranked {rank_of[c]}/{len(order)} by proxy score "
+                f"{scores[c]:.6g}; member {taken[c]} of {sizes[c]} (cap {cap[c]})"
+            )
             if values is not None:
                 reason += f", best first by {order_by} ({format_value(order_by, values, rid)})"
             if lifted:

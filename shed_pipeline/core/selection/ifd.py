@@ -32,9 +32,15 @@ def run(inputs: SelectionInputs, settings: IfdSettings) -> list[Selection]:
                 f"ifd: IFD {v:.4g} < 1, rank {d + 1} of the {below} rows below 1 (Superfiltering: highest IFD below 1)"
             )
         elif v is not None and v == v:
-            reason = f"ifd: only {below} rows have IFD < 1 for a target of {inputs.n}; filled with IFD {v:.4g} >= 1, lowest first"
+            reason = (
+                f"ifd: only {below} rows have IFD < 1 for a target of {inputs.n}; filled with IFD {v:.4g} >= 1, "
+                "lowest first"
+            )
         else:
-            reason = f"ifd: only {below} rows have IFD < 1 for a target of {inputs.n}; filled with a row without an IFD value, in source order"
+            reason = (
+                f"ifd: only {below} rows have IFD < 1 for a target of {inputs.n}; filled with a row without an IFD "
+                "value, in source order"
+            )
         out.append(Selection(rid, int(inputs.cluster_of.get(rid, -1)), d, reason))
     return out
 

@@ -83,7 +83,10 @@ def run(inputs: SelectionInputs, settings: KcenterSettings) -> list[Selection]:
         if d == 0:
             reason = f"kcenter: first centre, a random row (seed {inputs.seed})"
         else:
-            reason = f"kcenter: centre {d + 1} of {inputs.n}, the row farthest from the earlier centres (distance {dist:.4g} to the nearest)"
+            reason = (
+                f"kcenter: centre {d + 1} of {inputs.n}, the row farthest from the earlier centres (distance "
+                f"{dist:.4g} to the nearest)"
+            )
         out.append(Selection(rid, int(inputs.cluster_of.get(rid, -1)), d, reason))
     return out
 

@@ -146,8 +146,8 @@ def run(inputs: SelectionInputs, settings: QwcsSettings) -> list[Selection]:
                 rid,
                 int(ids[c]),
                 len(out),
-                f"qwcs: draw {len(out) + 1}, cluster {int(ids[c])} (score {float(scores[c]):.6g}, weight {w[c]:.4g}, T={temperature:.4g})"
-                + how,
+                f"qwcs: draw {len(out) + 1}, cluster {int(ids[c])} (score {float(scores[c]):.6g}, weight {w[c]:.4g}, "
+                f"T={temperature:.4g})" + how,
             )
         )
         if not remaining[c]:

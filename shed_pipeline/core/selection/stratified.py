@@ -47,7 +47,10 @@ def run(inputs: SelectionInputs, settings: StratifiedSettings) -> list[Selection
         picks = rng.choice(len(c.members), size=q, replace=False)
         exact = inputs.n * len(c.members) / total
         for k, i in enumerate(picks, start=1):
-            reason = f"stratified: cluster {c.cluster_id} ({len(c.members)} of {total} pool rows) gets {q} of {inputs.n} rows ({exact:.3g} by share, largest remainder); random member {k} of {q} (seed {inputs.seed})"
+            reason = (
+                f"stratified: cluster {c.cluster_id} ({len(c.members)} of {total} pool rows) gets {q} of {inputs.n} "
+                f"rows ({exact:.3g} by share, largest remainder); random member {k} of {q} (seed {inputs.seed})"
+            )
             out.append(Selection(c.members[int(i)], int(c.cluster_id), len(out), reason))
     return out
 

@@ -107,7 +107,8 @@ def with_row_ids(records: list[dict], row_ids: list[str], field: str | None) -> 
     clash = next((i for i, rec in enumerate(records) if field in rec), None)
     if clash is not None:
         raise ValueError(
-            f"row_id_field {field!r}: the curated records already have a field of that name (row {row_ids[clash]}); pick another name"
+            f"row_id_field {field!r}: the curated records already have a field of that name (row {row_ids[clash]}); "
+            "pick another name"
         )
     return [{**rec, field: rid} for rec, rid in zip(records, row_ids, strict=True)]
 

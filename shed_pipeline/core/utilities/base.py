@@ -51,7 +51,8 @@ class CountingUtility:
     ):
         if (store is not None or share is not None) and player_ids is None:
             raise ValueError(
-                "a persistent cache, or a share of an estimation, needs the players' row ids (coalitions are keyed by them)"
+                "a persistent cache, or a share of an estimation, needs the players' row ids (coalitions are keyed by "
+                "them)"
             )
         if player_ids is not None and len(player_ids) != inner.n_players:
             raise ValueError(f"{len(player_ids)} player ids for {inner.n_players} players")

@@ -248,7 +248,10 @@ def build(settings: KNNSettings, inputs: UtilityInputs) -> BuiltUtility:
 
 STRATEGY = Strategy(
     name="knn",
-    summary="k nearest proxies (prompt embeddings) answer each validation row; U = mean token-F1 of their outputs (model-free, fast)",
+    summary=(
+        "k nearest proxies (prompt embeddings) answer each validation row; U = mean token-F1 of their outputs "
+        "(model-free, fast)"
+    ),
     settings=KNNSettings,
     run=build,
 )

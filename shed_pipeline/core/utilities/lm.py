@@ -212,7 +212,10 @@ def build(settings: LMUtilitySettings, inputs: UtilityInputs) -> BuiltUtility:
 
 STRATEGY = Strategy(
     name="lm",
-    summary="SHED's utility: the target LM's validation log-likelihood after a LoRA fine-tune on the coalition (slow: a fine-tune per evaluation)",
+    summary=(
+        "SHED's utility: the target LM's validation log-likelihood after a LoRA fine-tune on the coalition (slow: a "
+        "fine-tune per evaluation)"
+    ),
     settings=LMUtilitySettings,
     run=build,
 )

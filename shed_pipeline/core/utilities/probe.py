@@ -116,7 +116,10 @@ class ProbeUtilitySettings:
     model: str = field(
         default="smollm2-135m-instruct",
         metadata={
-            "help": "the LM whose representations the probe reads: the packaged SmolLM2-135M-Instruct, or a local model folder"
+            "help": (
+                "the LM whose representations the probe reads: the packaged SmolLM2-135M-Instruct, or a local model "
+                "folder"
+            )
         },
     )
     dims: int = field(default=16, metadata={"help": "PCA components kept of prompt and of response representations"})
@@ -189,7 +192,10 @@ def build(settings: ProbeUtilitySettings, inputs: UtilityInputs) -> BuiltUtility
 
 STRATEGY = Strategy(
     name="probe",
-    summary="TS-DShapley's transfer path: ridge regression from the target LM's prompt to response representations, R^2 on validation (fast after one feature pass)",
+    summary=(
+        "TS-DShapley's transfer path: ridge regression from the target LM's prompt to response representations, R^2 "
+        "on validation (fast after one feature pass)"
+    ),
     settings=ProbeUtilitySettings,
     run=build,
 )

@@ -94,7 +94,10 @@ def test_registry_lists_exactly_the_utility_modules():
 
 
 def test_registries_import_without_torch():
-    code = "import sys, shed_pipeline.core.utilities, shed_pipeline.core.estimators, shed_pipeline.core.valuation; print('torch' in sys.modules, 'dagster' in sys.modules)"
+    code = (
+        "import sys, shed_pipeline.core.utilities, shed_pipeline.core.estimators, shed_pipeline.core.valuation; "
+        "print('torch' in sys.modules, 'dagster' in sys.modules)"
+    )
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split() == [
         "False",
         "False",
@@ -106,7 +109,10 @@ def test_unknown_utility_and_setting_fail_listing_what_exists():
         UTILITIES.configure("knnn")
     with pytest.raises(
         StrategyError,
-        match="utility probe has no setting 'probe_dims'; its settings: batch_size, dims, max_tokens, model, ridge, validation_rows",
+        match=(
+            "utility probe has no setting 'probe_dims'; its settings: batch_size, dims, max_tokens, model, ridge, "
+            "validation_rows"
+        ),
     ):
         UTILITIES.configure("probe", {"probe_dims": 4})
 
