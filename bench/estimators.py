@@ -30,7 +30,7 @@ from shed_pipeline.core.estimators import (
     shed_grouped,
     tmc_shapley,
 )
-from shed_pipeline.core.utilities import CountingUtility, KNNUtility
+from shed_pipeline.core.utilities import CachedUtility, KNNUtility
 
 
 class TableGame:
@@ -73,7 +73,7 @@ def rel_err(est, exact) -> float:
 
 def run_ours(name, game, budget, seed):
     k = game.n_players
-    u = CountingUtility(game)
+    u = CachedUtility(game)
     if name == "tmc":
         res = tmc_shapley(u, permutations=max(1, (budget - 2) // k), seed=seed)
     elif name == "shed_grouped":

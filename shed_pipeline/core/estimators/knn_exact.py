@@ -16,7 +16,7 @@ import numpy as np
 from shed_pipeline.core.estimators.base import EstimatorResult
 from shed_pipeline.core.row_values.knn_shapley import knn_shapley_values, sorted_shapley
 from shed_pipeline.core.strategies import Strategy
-from shed_pipeline.core.utilities.base import CountingUtility
+from shed_pipeline.core.utilities.base import CachedUtility
 
 
 def knn_shapley(utility) -> EstimatorResult:
@@ -39,7 +39,7 @@ class KNNExactSettings:
 def run(utility, settings: KNNExactSettings, seed: int, player_keys=None) -> EstimatorResult:
     # The closed form reads the knn utility's neighbour order and matches, not its values: it goes
     # past the counting, caching wrapper (no coalition is evaluated).
-    while isinstance(utility, CountingUtility):
+    while isinstance(utility, CachedUtility):
         utility = utility.inner
     if getattr(utility, "inputs", None) is not None:
         # From the game's inputs, a block of validation rows at a time: the same values (same

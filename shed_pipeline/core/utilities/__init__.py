@@ -7,7 +7,7 @@ its evaluation-cache key and description, the players' identities). Adding a uti
 
 from shed_pipeline.core.strategies import Registry
 from shed_pipeline.core.utilities import knn, lm, probe
-from shed_pipeline.core.utilities.base import CountingUtility, Utility
+from shed_pipeline.core.utilities.base import CachedUtility, Utility
 from shed_pipeline.core.utilities.cache import EvaluationStore, utility_key
 from shed_pipeline.core.utilities.inputs import BuiltUtility, UtilityInputs
 from shed_pipeline.core.utilities.knn import KNNUtility
@@ -16,7 +16,7 @@ UTILITIES = Registry("utility", [knn.STRATEGY, lm.STRATEGY, probe.STRATEGY])
 
 __all__ = [
     "BuiltUtility",
-    "CountingUtility",
+    "CachedUtility",
     "EvaluationStore",
     "KNNUtility",
     "UTILITIES",

@@ -24,8 +24,8 @@ class Utility(Protocol):
     def value(self, members: np.ndarray) -> float: ...
 
 
-class CountingUtility:
-    """Wraps a utility: counts evaluations and reuses values of coalitions already evaluated, in
+class CachedUtility:
+    """A utility with its evaluation cache: reuses values of coalitions already evaluated, in
     this run (memory) and, given `player_ids` (stable player identities) and a store session, in
     earlier runs (DuckDB).
 

@@ -17,7 +17,7 @@ import polars as pl
 
 from shed_pipeline.core.estimators import EstimatorResult
 from shed_pipeline.core.progress import Log, silent
-from shed_pipeline.core.utilities import CountingUtility, EvaluationStore
+from shed_pipeline.core.utilities import CachedUtility, EvaluationStore
 from shed_pipeline.core.utilities.inputs import BuiltUtility
 from shed_pipeline.core.valuation.preparation import PreparedValuation, prepare_valuation
 from shed_pipeline.core.valuation.removal import RemovalCurve, removal_curve
@@ -150,7 +150,7 @@ def estimate(
     changed = np.array([previous_proxies is None or p not in previous_proxies for p in proxy_ids], dtype=bool)
     with EvaluationStore(evaluation_store).session(built.key, built.description) as session:
         progress = prepared.progress(log)
-        counted = CountingUtility(built.utility, built.identities, session, changed=changed, progress=progress)
+        counted = CachedUtility(built.utility, built.identities, session, changed=changed, progress=progress)
         res = e_strategy.run(counted, e_settings, seed, cluster_ids)
         if progress is not None:
             progress.finish()

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from shed_pipeline.core.progress import Log, silent
-from shed_pipeline.core.utilities import CountingUtility, EvaluationStore
+from shed_pipeline.core.utilities import CachedUtility, EvaluationStore
 from shed_pipeline.core.valuation.preparation import PreparedValuation
 
 
@@ -27,7 +27,7 @@ def evaluate_share(
         raise ValueError(f"share {share} of {shares} does not exist")
     with EvaluationStore(evaluation_store).session(prepared.built.key, prepared.built.description) as session:
         progress = prepared.progress(log, f", share {share + 1} of {shares}")
-        answered = CountingUtility(
+        answered = CachedUtility(
             prepared.built.utility, prepared.built.identities, session, progress=progress, share=(share, shares)
         )
         prepared.estimator.run(answered, prepared.estimator_settings, seed, prepared.cluster_ids)

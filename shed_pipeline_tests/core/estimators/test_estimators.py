@@ -14,7 +14,7 @@ from shed_pipeline.core.estimators import (
     tmc_shapley,
 )
 from shed_pipeline.core.estimators.base import permutation
-from shed_pipeline.core.utilities import CountingUtility, KNNUtility
+from shed_pipeline.core.utilities import CachedUtility, KNNUtility
 
 
 class TableGame:
@@ -71,8 +71,8 @@ def test_sampling_estimators_converge_to_exact_values(n):
     game = TableGame(np.concatenate([[0.1], rng.random(2**n - 1)]))
     exact = exact_shapley(game).values
     for est in (
-        lambda T: tmc_shapley(CountingUtility(game), T, seed=1),
-        lambda T: shed_grouped(CountingUtility(game), T, seed=1, group_size=1),
+        lambda T: tmc_shapley(CachedUtility(game), T, seed=1),
+        lambda T: shed_grouped(CachedUtility(game), T, seed=1, group_size=1),
     ):
         small, large = est(50), est(3000)
         err_small, err_large = np.abs(small.values - exact).max(), np.abs(large.values - exact).max()
@@ -84,7 +84,7 @@ def test_sampling_estimators_converge_to_exact_values(n):
 def test_sampling_estimators_on_knn_game_match_closed_form():
     u = random_knn_game(np.random.default_rng(2), v=10, n=9, k=3)
     exact = knn_shapley(u).values
-    np.testing.assert_allclose(tmc_shapley(CountingUtility(u), 4000, seed=0).values, exact, atol=0.02)
+    np.testing.assert_allclose(tmc_shapley(CachedUtility(u), 4000, seed=0).values, exact, atol=0.02)
 
 
 def expected_grouped_marginals(game, n_group: int) -> np.ndarray:
@@ -109,7 +109,7 @@ def test_shed_grouped_with_groups_converges_to_its_exact_expectation():
     rng = np.random.default_rng(9)
     game = TableGame(np.concatenate([[0.2], rng.random(2**6 - 1)]))
     target = expected_grouped_marginals(game, 2)
-    est = shed_grouped(CountingUtility(game), 6000, seed=3, group_size=2)
+    est = shed_grouped(CachedUtility(game), 6000, seed=3, group_size=2)
     np.testing.assert_allclose(est.values, target, atol=0.03)
     assert est.info == {"permutations": 6000, "group_size": 2, "groups": 3}
 
@@ -119,7 +119,7 @@ def test_shed_grouped_uses_the_real_empty_value_and_every_iteration():
     vals = np.full(8, 1.0)
     vals[0] = 0.5
     game = TableGame(vals)
-    est = shed_grouped(CountingUtility(game), 3, seed=0, group_size=1)
+    est = shed_grouped(CachedUtility(game), 3, seed=0, group_size=1)
     # Only the last player removed gets a marginal (1 - 0.5); over 3 permutations the mean is per player.
     lasts = [permutation(3, 0, t)[-1] for t in range(3)]
     expected = np.zeros(3)
@@ -130,18 +130,18 @@ def test_shed_grouped_uses_the_real_empty_value_and_every_iteration():
 
 def test_estimators_are_deterministic_and_count_evaluations():
     game = TableGame(np.random.default_rng(4).random(2**8))
-    a, b = CountingUtility(game), CountingUtility(game)
+    a, b = CachedUtility(game), CachedUtility(game)
     np.testing.assert_array_equal(tmc_shapley(a, 30, seed=7).values, tmc_shapley(b, 30, seed=7).values)
     # 30 permutations x 8 players + U(all), U(empty); repeated coalitions are served from memory.
     assert a.evaluations + a.cache_hits == 30 * 8 + 2
-    c = CountingUtility(game)
+    c = CachedUtility(game)
     shed_grouped(c, 10, seed=0, group_size=3)
     assert c.evaluations + c.cache_hits == 10 * (1 + math.ceil(8 / 3))
 
 
 def test_tmc_truncation_saves_evaluations():
     game = TableGame(np.array([0.0] + [1.0] * 255))  # saturates once anyone joins
-    u = CountingUtility(game)
+    u = CachedUtility(game)
     res = tmc_shapley(u, 20, seed=0, tolerance=0.01)
     np.testing.assert_allclose(res.values.sum(), 1.0)
     assert res.info["truncated_steps"] == 20 * 7
@@ -207,7 +207,7 @@ def test_banzhaf_samples_keep_memberships_when_players_leave():
 
 
 def test_banzhaf_through_estimate_reuses_every_coalition_on_a_second_pass():
-    u = CountingUtility(random_knn_game(np.random.default_rng(3), v=5, n=20, k=3))
+    u = CachedUtility(random_knn_game(np.random.default_rng(3), v=5, n=20, k=3))
     a = estimate("banzhaf_msr", u, samples=300, seed=1)
     first = u.evaluations
     b = estimate("banzhaf_msr", u, samples=300, seed=1)
@@ -236,6 +236,6 @@ def test_knn_exact_from_the_inputs_equals_the_dense_closed_form_bit_for_bit(monk
         for block_elements in (1, 80, blocked.BLOCK_ELEMENTS):
             monkeypatch.setattr(blocked, "BLOCK_ELEMENTS", block_elements)
             utility = KNNUtility(players, outputs, queries, refs, k=k)
-            res = spec.run(CountingUtility(utility), spec.settings(), 0, None)
+            res = spec.run(CachedUtility(utility), spec.settings(), 0, None)
             np.testing.assert_array_equal(res.values, dense)
             assert not utility.dense_built  # the dense matrices were never built

@@ -7,7 +7,7 @@ import pytest
 import shed_pipeline.core.estimators as package
 from shed_pipeline.core.estimators import ESTIMATORS, estimate
 from shed_pipeline.core.strategies import StrategyError, declared_strategies
-from shed_pipeline.core.utilities import CountingUtility, KNNUtility
+from shed_pipeline.core.utilities import CachedUtility, KNNUtility
 
 
 def tiny_knn_game() -> KNNUtility:
@@ -260,7 +260,7 @@ def test_each_estimator_gives_its_pinned_values(name, settings, values, stderr, 
 
 
 def test_knn_exact_reads_the_utility_behind_the_counting_wrapper():
-    counted = CountingUtility(tiny_knn_game())
+    counted = CachedUtility(tiny_knn_game())
     res = ESTIMATORS["knn_exact"].run(counted, ESTIMATORS["knn_exact"].settings(), 0, None)
     np.testing.assert_allclose(res.values, estimate("exact", tiny_knn_game()).values, atol=1e-12)
     assert counted.evaluations == 0 and counted.coalitions == 0
@@ -291,7 +291,7 @@ def test_declared_calls_bound_the_utility_calls_and_feed_one_progress_line_per_r
     bound = strategy.calls(7, configured)
     lines: list[str] = []
     progress = Progress(bound, name, lines.append, unit="coalitions", every_s=1e9)
-    counted = CountingUtility(tiny_knn_game(), progress=progress)
+    counted = CachedUtility(tiny_knn_game(), progress=progress)
     strategy.run(counted, configured, 5, KEYS)
     progress.finish()
     asked = counted.evaluations + counted.cache_hits

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from shed_pipeline.core.estimators import shed_grouped, tmc_shapley
-from shed_pipeline.core.utilities import CountingUtility, EvaluationStore, KNNUtility, utility_key
+from shed_pipeline.core.utilities import CachedUtility, EvaluationStore, KNNUtility, utility_key
 from shed_pipeline.core.utilities.cache import coalition_key, fingerprint_arrays
 
 
@@ -45,34 +45,34 @@ def test_second_run_evaluates_nothing_and_gets_identical_values(tmp_path):
     store = EvaluationStore(tmp_path / "u.duckdb")
     raw = Counting(knn_game())
     with store.session(KEY, {"utility": "knn"}) as s:
-        u1 = CountingUtility(raw, IDS, s)
+        u1 = CachedUtility(raw, IDS, s)
         first = shed_grouped(u1, permutations=5, seed=3, group_size=2)
     assert u1.evaluations == raw.calls > 0 and store.count(KEY) == u1.evaluations
     raw2 = Counting(knn_game())
     with store.session(KEY, {"utility": "knn"}) as s:
-        u2 = CountingUtility(raw2, IDS, s)
+        u2 = CachedUtility(raw2, IDS, s)
         second = shed_grouped(u2, permutations=5, seed=3, group_size=2)
     assert raw2.calls == 0 and u2.evaluations == 0 and u2.stored_hits == u1.evaluations
     np.testing.assert_array_equal(first.values, second.values)
     # Another utility key (other settings or validation data) shares nothing.
     raw3 = Counting(knn_game())
     with store.session(utility_key("knn", {"k": 5}, "validation-v1"), {}) as s:
-        shed_grouped(CountingUtility(raw3, IDS, s), permutations=5, seed=3, group_size=2)
+        shed_grouped(CachedUtility(raw3, IDS, s), permutations=5, seed=3, group_size=2)
     assert raw3.calls == raw.calls
 
 
 def test_interrupted_estimation_keeps_its_work_and_the_rerun_equals_an_uninterrupted_run(tmp_path):
-    clean = tmc_shapley(CountingUtility(Counting(knn_game())), permutations=6, seed=1)
-    total = CountingUtility(Counting(knn_game()))
+    clean = tmc_shapley(CachedUtility(Counting(knn_game())), permutations=6, seed=1)
+    total = CachedUtility(Counting(knn_game()))
     tmc_shapley(total, permutations=6, seed=1)
     store = EvaluationStore(tmp_path / "u.duckdb", flush_every=1000, flush_seconds=1e9)  # only the exit flush saves
     crashing = Counting(knn_game(), fail_after=25)
     with pytest.raises(KeyboardInterrupt), store.session(KEY, {}) as s:
-        tmc_shapley(CountingUtility(crashing, IDS, s), permutations=6, seed=1)
+        tmc_shapley(CachedUtility(crashing, IDS, s), permutations=6, seed=1)
     assert store.count(KEY) == 25
     resumed_raw = Counting(knn_game())
     with store.session(KEY, {}) as s:
-        resumed = CountingUtility(resumed_raw, IDS, s)
+        resumed = CachedUtility(resumed_raw, IDS, s)
         res = tmc_shapley(resumed, permutations=6, seed=1)
     assert resumed_raw.calls == total.evaluations - 25 and resumed.stored_hits == 25
     np.testing.assert_array_equal(res.values, clean.values)
@@ -82,18 +82,18 @@ def test_interrupted_estimation_keeps_its_work_and_the_rerun_equals_an_uninterru
 def test_counting_utility_rejects_bad_input(tmp_path):
     with pytest.raises(ValueError, match="needs the players' row ids"):
         with EvaluationStore(tmp_path / "u.duckdb").session(KEY, {}) as s:
-            CountingUtility(knn_game(), None, s)
+            CachedUtility(knn_game(), None, s)
     with pytest.raises(ValueError, match="3 player ids for 12 players"):
-        CountingUtility(knn_game(), IDS[:3])
+        CachedUtility(knn_game(), IDS[:3])
     with pytest.raises(ValueError, match="shape"):
-        CountingUtility(knn_game()).value(np.ones(3, dtype=bool))
+        CachedUtility(knn_game()).value(np.ones(3, dtype=bool))
 
 
 KILL_SCRIPT = """
 import sys, time
 import numpy as np
 from shed_pipeline.core.estimators import tmc_shapley
-from shed_pipeline.core.utilities import CountingUtility, EvaluationStore
+from shed_pipeline.core.utilities import CachedUtility, EvaluationStore
 from shed_pipeline_tests.core.utilities.test_cache import IDS, KEY, knn_game
 
 class Slow:
@@ -106,7 +106,7 @@ class Slow:
         return self.inner.value(mask)
 
 with EvaluationStore(sys.argv[1], flush_seconds=0.1).session(KEY, {}) as s:
-    tmc_shapley(CountingUtility(Slow(knn_game()), IDS, s), permutations=6, seed=1)
+    tmc_shapley(CachedUtility(Slow(knn_game()), IDS, s), permutations=6, seed=1)
 """
 
 
@@ -133,12 +133,12 @@ def test_a_process_killed_mid_shapley_keeps_what_it_had_flushed(tmp_path):
     assert proc.returncode == -signal.SIGKILL
     store = EvaluationStore(db)
     kept = store.count(KEY)
-    total = CountingUtility(Counting(knn_game()))
+    total = CachedUtility(Counting(knn_game()))
     clean = tmc_shapley(total, permutations=6, seed=1)
     assert 10 <= kept < total.evaluations  # flushed about every 2 evaluations; the rest was lost
     raw = Counting(knn_game())
     with store.session(KEY, {}) as s:
-        res = tmc_shapley(CountingUtility(raw, IDS, s), permutations=6, seed=1)
+        res = tmc_shapley(CachedUtility(raw, IDS, s), permutations=6, seed=1)
     assert raw.calls == total.evaluations - kept
     np.testing.assert_array_equal(res.values, clean.values)
 

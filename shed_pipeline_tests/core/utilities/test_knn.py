@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from shed_pipeline.core.text_match import token_f1, token_f1_matrix
-from shed_pipeline.core.utilities import CountingUtility, KNNUtility, knn
+from shed_pipeline.core.utilities import CachedUtility, KNNUtility, knn
 
 
 def brute_knn_value(sim: np.ndarray, match: np.ndarray, k: int, members: list[int]) -> float:
@@ -53,7 +53,7 @@ def test_knn_utility_equals_its_definition_on_every_coalition():
 
 
 def test_counting_utility_counts_and_reuses():
-    u = CountingUtility(KNNUtility.from_matrices(np.array([[0, 1, 2]]), np.array([[1.0, 0.5, 0.0]]), k=1))
+    u = CachedUtility(KNNUtility.from_matrices(np.array([[0, 1, 2]]), np.array([[1.0, 0.5, 0.0]]), k=1))
     m = np.array([True, False, True])
     assert u.value(m) == 1.0 and u.value(m.copy()) == 1.0
     assert (u.evaluations, u.cache_hits) == (1, 1)

@@ -4,7 +4,7 @@ import torch
 
 from shed_pipeline.core import lm
 from shed_pipeline.core.estimators import exact_shapley
-from shed_pipeline.core.utilities import CountingUtility
+from shed_pipeline.core.utilities import CachedUtility
 from shed_pipeline.core.utilities.lm import ChoiceItem, LMSettings, LMUtility
 from shed_pipeline_tests.tiny_lm import build_tiny_lm
 
@@ -38,7 +38,7 @@ def test_choice_items_add_their_accuracy_and_estimators_run_on_it(tiny):
     v = u.value(np.array([True, False, False]))
     assert set(u.last_parts) == {"val_loglik_per_token", "choice_accuracy"}
     assert v == pytest.approx(u.last_parts["val_loglik_per_token"] + u.last_parts["choice_accuracy"])
-    counted = CountingUtility(u)
+    counted = CachedUtility(u)
     res = exact_shapley(counted)
     assert counted.evaluations == 8 and np.isfinite(res.values).all()
     assert res.values.sum() == pytest.approx(counted.value(np.ones(3, bool)) - counted.value(np.zeros(3, bool)))

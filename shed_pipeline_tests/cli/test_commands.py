@@ -564,7 +564,7 @@ def test_the_cli_the_readme_and_the_registries_list_the_same_strategies(capsys):
     for flag, registry in (("utility", UTILITIES), ("estimator", ESTIMATORS)):
         action = run_flags()[flag]
         assert tuple(action.choices) == registry.names
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert strategies_markdown() in readme, (
         "README's strategy tables are stale: paste `shed-pipeline strategies --markdown`"
     )
