@@ -21,7 +21,7 @@ def shed_env(tmp_path, monkeypatch):
     monkeypatch.setenv("SHED_PIPELINE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
     monkeypatch.setenv("SHED_DEVICE", "cpu")
-    monkeypatch.setenv("SHED_EMBEDDING_SHARDS", "1")  # restored after the test: `run --embedding-shards` sets it
+    monkeypatch.setenv("SHED_EMBEDDING_SHARDS", "1")
     monkeypatch.delenv("SHED_BIGBENCH_ARCHIVE", raising=False)
     return {"home": home, "out": out, "dagster_home": dagster_home, "tmp": tmp_path}
 

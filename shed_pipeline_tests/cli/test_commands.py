@@ -10,9 +10,16 @@ import pytest
 from shed_pipeline.cli import main
 
 
+def ours(environ) -> dict[str, str]:
+    """The variables this project or its libraries' progress bars read (torch and others set their own
+    on import)."""
+    return {k: v for k, v in environ.items() if k.startswith(("SHED_", "AWS_", "DAGSTER_", "HF_"))}
+
+
 @pytest.fixture
 def cli_run(shed_env, source_file, capsys):
     out = shed_env["tmp"] / "cli_out"
+    environment = ours(os.environ)
     code = main(
         [
             "run",
@@ -28,12 +35,17 @@ def cli_run(shed_env, source_file, capsys):
             "3",
             "--out",
             str(out),
+            "--embedding-shards",
+            "1",
+            "--device",
+            "cpu",
             "--no-lm-eval",
             "--json",
         ]
     )
     captured = capsys.readouterr()
     assert code == 0, captured.err
+    assert ours(os.environ) == environment  # flags reach the run through Settings, not the environment
     return json.loads(captured.out), out
 
 
