@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 
-from shed_pipeline.core import embedding
 from shed_pipeline.core.embedding import (
     EmbeddingCache,
     SentenceTransformerEncoder,
@@ -13,6 +12,8 @@ from shed_pipeline.core.embedding import (
     resolve_model_path,
     text_hash,
 )
+from shed_pipeline.core.embedding import cache as cache_module
+from shed_pipeline.core.embedding import rows as rows_module
 
 
 class FakeEncoder:
@@ -64,8 +65,8 @@ def test_each_distinct_text_is_encoded_once_and_rows_compose(tmp_path):
 
 def test_rows_composed_and_read_in_small_blocks_are_the_same_vectors(tmp_path, monkeypatch):
     whole, _ = run(FakeEncoder(), EmbeddingCache(tmp_path / "whole.duckdb"))
-    monkeypatch.setattr(embedding, "COMPOSE_ROWS", 3)
-    monkeypatch.setattr(embedding, "GET_ROWS", 4)
+    monkeypatch.setattr(rows_module, "COMPOSE_ROWS", 3)
+    monkeypatch.setattr(cache_module, "GET_ROWS", 4)
     blocks = EmbeddingCache(tmp_path / "blocks.duckdb")
     vecs, stats = run(FakeEncoder(), blocks)
     assert stats["rows_embedded"] == 40
