@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from shed_pipeline.asset_names import ASSET_NAMES  # noqa: E402
-from shed_pipeline_tests.servers import free_port, gql, reset_signals, stop, wait_for_http  # noqa: E402
+from shed_pipeline.local_servers import free_port, gql, reset_signals, stop, wait_for_http  # noqa: E402
 
 ASSETS = list(ASSET_NAMES)
 REPO = Path(__file__).resolve().parents[1]

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from shed_pipeline.assets import assets_for
-from shed_pipeline.executors import executor_named, project_locked
+from shed_pipeline.executors import executor_for, project_locked
 from shed_pipeline.jobs import curation_job
 from shed_pipeline.loggers import concise_console_logger
 from shed_pipeline.resources import resources_for
@@ -26,7 +26,7 @@ def build_definitions(settings: Settings | None = None, *, concise_logs: bool = 
         sensors=[source_change_sensor, refresh_automation_sensor],
         resources=resources_for(settings),
         loggers={"console": concise_console_logger} if concise_logs else None,
-        executor=project_locked(executor_named(settings.executor), settings),
+        executor=project_locked(executor_for(settings), settings),
     )
 
 

@@ -13,16 +13,17 @@ from __future__ import annotations
 import dagster as dg
 
 from shed_pipeline.core.project_lock import Holder, project_lock
+from shed_pipeline.gpu_steps import gpu_op_names, gpu_step_k8s_config, with_gpu_step_pods
 from shed_pipeline.resources import adopt_legacy_lineage
 from shed_pipeline.settings import EXECUTORS, Settings
 
 
-def executor_named(kind: str) -> dg.ExecutorDefinition:
-    """`multiprocess` (default: Dagster's own, steps as subprocesses; `in_process`
-    through run config), `in_process`, or `k8s` (dagster-k8s's k8s_job_executor: one pod per step,
-    so the GPU steps' `dagster-k8s/config` tags give just those pods a GPU; install with
-    `pip install 'shed-pipeline[k8s]'`)."""
-    kind = kind.strip().lower()
+def executor_for(settings: Settings) -> dg.ExecutorDefinition:
+    """The executor `settings.executor` names (SHED_EXECUTOR): `multiprocess` (default: Dagster's own,
+    steps as subprocesses; `in_process` through run config), `in_process`, or `k8s` (dagster-k8s's
+    k8s_job_executor: one pod per step, the GPU steps' pods with `settings.k8s_gpu_step` or the
+    default GPU pod, see gpu_steps; install with `pip install 'shed-pipeline[k8s]'`)."""
+    kind = settings.executor.strip().lower()
     if kind == "multiprocess":
         return dg.multi_or_in_process_executor
     if kind == "in_process":
@@ -32,7 +33,11 @@ def executor_named(kind: str) -> dg.ExecutorDefinition:
             from dagster_k8s import k8s_job_executor
         except ImportError as exc:
             raise ValueError("SHED_EXECUTOR=k8s needs dagster-k8s: pip install 'shed-pipeline[k8s]'") from exc
-        return k8s_job_executor
+        from shed_pipeline.assets import ALL_ASSETS
+
+        return with_gpu_step_pods(
+            k8s_job_executor, op_names=gpu_op_names(ALL_ASSETS), pod=gpu_step_k8s_config(settings.k8s_gpu_step)
+        )
     raise ValueError(f"SHED_EXECUTOR={kind!r} is not an executor: use one of {', '.join(EXECUTORS)}")
 
 

@@ -1,14 +1,23 @@
 """Where the steps that use the compute device run: the `gpu` pool, a tag to find them by, and the
-pod a GPU step asks Kubernetes for under the k8s executor (one pod per step)."""
+pod each asks Kubernetes for under the k8s executor (one pod per step).
 
-import functools
+The pod config is not an op tag: the k8s executor that `executors.executor_for(settings)`
+builds gives each GPU op's pod `settings.k8s_gpu_step` (SHED_K8S_GPU_STEP, a YAML file) or
+DEFAULT_GPU_STEP_K8S, through its `per_step_k8s_config`. So the file is read when the definitions
+are built with that executor (a typo fails there, not on the cluster), never on import, and only
+there: other executors have no pods to configure."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from shed_pipeline.settings import Settings
+import dagster as dg
 
-# What a GPU step's pod asks Kubernetes for under k8s_job_executor (one pod per step; run-level tags do
-# not reach step pods, op tags do). deploy/gpu-step.yaml holds the same; SHED_K8S_GPU_STEP names a
-# YAML file that replaces it (other node labels, more GPUs). Other executors ignore the tag.
+GPU_POOL = "gpu"
+GPU_TAG = {"shed/gpu": "true"}
+
+# What a GPU step's pod asks Kubernetes for under k8s_job_executor. deploy/gpu-step.yaml holds the same.
 DEFAULT_GPU_STEP_K8S: dict = {
     "container_config": {
         "resources": {"limits": {"nvidia.com/gpu": 1, "memory": "24Gi"}, "requests": {"cpu": "4", "memory": "16Gi"}}
@@ -29,13 +38,10 @@ K8S_CONFIG_KEYS = {
 
 
 def gpu_step_k8s_config(path: str | Path | None = None) -> dict:
-    """The `dagster-k8s/config` of GPU steps: DEFAULT_GPU_STEP_K8S, or the YAML file at `path`
-    (default: `Settings.k8s_gpu_step`, SHED_K8S_GPU_STEP), checked so a typo fails when the
-    definitions load, not on the cluster."""
+    """The pod config of GPU steps: DEFAULT_GPU_STEP_K8S, or the YAML file at `path`, checked so a
+    typo fails when the definitions load, not on the cluster."""
     import yaml
 
-    if path is None:
-        path = Settings.from_env().k8s_gpu_step
     if not path:
         return DEFAULT_GPU_STEP_K8S
     try:
@@ -50,20 +56,58 @@ def gpu_step_k8s_config(path: str | Path | None = None) -> dict:
     return cfg
 
 
-@functools.cache
-def _gpu_pod() -> dict:
-    # Read once, when the first asset module is defined (op tags are part of the definitions).
-    return gpu_step_k8s_config()
-
-
 def gpu_step() -> dict:
     """Arguments of every asset that uses the compute device: the `gpu` pool (one GPU step at a time
-    across runs: `dagster instance concurrency set gpu 1`), a tag to find them by, the K8s pod config."""
-    return {"pool": "gpu", "tags": {"shed/gpu": "true"}, "op_tags": {"dagster-k8s/config": _gpu_pod()}}
+    across runs: `dagster instance concurrency set gpu 1`) and a tag to find them by."""
+    return {"pool": GPU_POOL, "tags": dict(GPU_TAG), "op_tags": dict(GPU_TAG)}
 
 
 def gpu_op() -> dict:
-    """Arguments of an op of a graph asset that uses the compute device: gpu_step's pool, and its K8s
-    pod config as the op's tags (each op is a step, a pod under the k8s executor)."""
-    step = gpu_step()
-    return {"pool": step["pool"], "tags": step["op_tags"]}
+    """Arguments of an op of a graph asset that uses the compute device (each op is a step, a pod
+    under the k8s executor): the `gpu` pool and the tag."""
+    return {"pool": GPU_POOL, "tags": dict(GPU_TAG)}
+
+
+def gpu_op_names(assets: Iterable[dg.AssetsDefinition]) -> list[str]:
+    """The ops in the `gpu` pool among `assets`, a graph asset's ops included: the steps that get a GPU pod."""
+    ops = (
+        op
+        for asset in assets
+        for op in (asset.node_def.node_defs if isinstance(asset.node_def, dg.GraphDefinition) else [asset.op])
+    )
+    return sorted({op.name for op in ops if op.pool == GPU_POOL})
+
+
+def merged(base: Mapping, over: Mapping) -> dict:
+    """`over` on top of `base`: mappings merged key by key, any other value replaced."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = (
+            merged(out[key], value) if isinstance(value, Mapping) and isinstance(out.get(key), Mapping) else value
+        )
+    return out
+
+
+def with_gpu_step_pods(inner: dg.ExecutorDefinition, *, op_names: Iterable[str], pod: Mapping) -> dg.ExecutorDefinition:
+    """`inner` (k8s_job_executor) with `pod` as the `per_step_k8s_config` of each of `op_names`. A run
+    config's own `per_step_k8s_config` entry for one of them is merged over `pod` (an extra env var
+    keeps the GPU request); its entries for other ops are kept as given."""
+    create = inner.executor_creation_fn
+    if create is None:
+        raise ValueError(f"executor {inner.name} has no creation function to wrap")
+    names = list(op_names)
+
+    def create_with_pods(init_context: dg.InitExecutorContext):
+        config = dict(init_context.executor_config)
+        per_step = dict(config.get("per_step_k8s_config") or {})
+        for name in names:
+            per_step[name] = merged(pod, per_step.get(name) or {})
+        return create(init_context._replace(executor_config={**config, "per_step_k8s_config": per_step}))
+
+    return dg.ExecutorDefinition(
+        name=inner.name,
+        config_schema=inner.config_schema,
+        requirements=inner.get_requirements,
+        executor_creation_fn=create_with_pods,
+        description=f"{inner.description or inner.name} (GPU steps in GPU pods)",
+    )

@@ -6,6 +6,7 @@ import dagster as dg
 
 from shed_pipeline.asset_names import ASSET_NAMES
 from shed_pipeline.definitions import build_definitions, defs
+from shed_pipeline.gpu_steps import DEFAULT_GPU_STEP_K8S, gpu_op_names
 from shed_pipeline.schedules import daily_curation_schedule
 
 ASSETS = list(ASSET_NAMES)
@@ -134,11 +135,11 @@ def test_sharded_embeddings_are_partitions_and_every_run_of_the_job_covers_all_o
 SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_specs.json"
 
 
-def gpus_asked(op) -> int | None:
-    """The GPUs a step's pod asks Kubernetes for (op tags hold the pod config as JSON text)."""
-    pod = op.tags.get("dagster-k8s/config")
-    pod = json.loads(pod) if isinstance(pod, str) else pod or {}
-    return pod.get("container_config", {}).get("resources", {}).get("limits", {}).get("nvidia.com/gpu")
+def gpus_asked(op, gpu_ops: set[str]) -> int | None:
+    """The GPUs a step's pod asks Kubernetes for under the k8s executor (with the default GPU pod)."""
+    if op.name not in gpu_ops:
+        return None
+    return DEFAULT_GPU_STEP_K8S["container_config"]["resources"]["limits"]["nvidia.com/gpu"]
 
 
 def asset_specs(definitions: dg.Definitions) -> dict:
@@ -146,6 +147,7 @@ def asset_specs(definitions: dg.Definitions) -> dict:
     assets, partitioning, tags, and each of its ops' pool, tags (names; the GPU pod config by its
     request) and resources; the jobs, schedules and sensors by name."""
     graph = definitions.resolve_asset_graph()
+    gpu_ops = set(gpu_op_names(node.assets_def for node in graph.asset_nodes))
     specs = {}
     for name in ASSET_NAMES:
         node = graph.get(dg.AssetKey(name))
@@ -160,7 +162,7 @@ def asset_specs(definitions: dg.Definitions) -> dict:
                 op.name: {
                     "pool": op.pool,
                     "tags": sorted(op.tags),
-                    "gpus": gpus_asked(op),
+                    "gpus": gpus_asked(op, gpu_ops),
                     "resources": sorted(op.required_resource_keys),
                 }
                 for op in sorted(ops, key=lambda o: o.name)

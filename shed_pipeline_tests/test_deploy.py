@@ -7,9 +7,11 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import yaml
+from dagster_k8s import k8s_job_executor
 
 from shed_pipeline.assets import ALL_ASSETS
-from shed_pipeline.gpu_steps import DEFAULT_GPU_STEP_K8S, gpu_step_k8s_config
+from shed_pipeline.gpu_steps import DEFAULT_GPU_STEP_K8S, gpu_op_names, gpu_step_k8s_config, with_gpu_step_pods
+from shed_pipeline.settings import Settings
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 GPU_ASSETS = {"embeddings", "clusters", "row_values", "proxy_shapley_scores", "evaluation_metrics"}
@@ -193,7 +195,18 @@ def test_instance_config_for_prod_outside_kubernetes_sends_compute_logs_to_s3(s3
     assert b"embedding 120 rows" in s3_bucket.get(key)
 
 
-def test_gpu_steps_and_only_they_carry_the_gpu_request():
+GPU_OPS = [  # the ops of the GPU assets; row_values and proxy_shapley_scores are graphs
+    "clusters",
+    "embeddings",
+    "evaluate_share_of_coalitions",
+    "evaluation_metrics",
+    "score_row_shard",
+    "value_cluster_proxies",
+    "value_rows",
+]
+
+
+def test_gpu_steps_and_only_they_are_in_the_gpu_pool():
     shipped = yaml.safe_load((DEPLOY / "gpu-step.yaml").read_text())
     assert shipped == DEFAULT_GPU_STEP_K8S  # the file documents the built-in default
     assert gpu_step_k8s_config(str(DEPLOY / "gpu-step.yaml")) == shipped
@@ -204,23 +217,78 @@ def test_gpu_steps_and_only_they_carry_the_gpu_request():
         for a in ALL_ASSETS
         for op in (a.node_def.node_defs if isinstance(a.node_def, dg.GraphDefinition) else [a.op])
     ]
-    tagged = [(name, op.name, op.tags.get("dagster-k8s/config")) for name, op in ops]
-    assert {name for name, _, cfg in tagged if cfg} == GPU_ASSETS
-    assert {op for name, op, cfg in tagged if name == "proxy_shapley_scores" and cfg} == {
+    assert {name for name, op in ops if op.pool == "gpu"} == GPU_ASSETS
+    assert {op.name for name, op in ops if name == "proxy_shapley_scores" and op.pool == "gpu"} == {
         "evaluate_share_of_coalitions",
         "value_cluster_proxies",
     }
-    for _, _, cfg in tagged:
-        if not cfg:
-            continue
-        cfg = yaml.safe_load(cfg) if isinstance(cfg, str) else cfg  # Dagster stores non-string op tags as JSON
-        assert cfg["container_config"]["resources"]["limits"]["nvidia.com/gpu"] == 1
-        assert cfg["pod_spec_config"]["node_selector"] and cfg["pod_spec_config"]["tolerations"]
-    assert {name for name, op in ops if op.pool == "gpu"} == GPU_ASSETS
-    assert all((op.pool == "gpu") == bool(op.tags.get("dagster-k8s/config")) for _, op in ops)
+    assert all((op.pool == "gpu") == (op.tags.get("shed/gpu") == "true") for _, op in ops)
+    assert gpu_op_names(ALL_ASSETS) == GPU_OPS
+    # The pod config is the executor's, never an op tag: nothing reads a file when the assets are imported.
+    assert not any("dagster-k8s/config" in op.tags for _, op in ops)
 
 
-def test_a_wrong_gpu_step_file_fails_when_the_definitions_load(tmp_path):
+def a_job() -> dg.JobDefinition:
+    """A job for an executor's init context (the context takes a reconstructable one)."""
+
+    @dg.op
+    def nothing() -> None:
+        pass
+
+    @dg.job
+    def one_op():
+        nothing()
+
+    return one_op
+
+
+def k8s_executor_config(executor: dg.ExecutorDefinition, run_config: dict) -> dict:
+    """The executor config `executor` hands to k8s_job_executor for `run_config`'s `execution.config`."""
+    handed = []
+    capture = dg.ExecutorDefinition(
+        name="k8s",
+        config_schema=executor.config_schema,
+        executor_creation_fn=lambda ctx: handed.append(dict(ctx.executor_config)) or dg.in_process_executor,
+    )
+    wrapped = with_gpu_step_pods(capture, op_names=GPU_OPS, pod=DEFAULT_GPU_STEP_K8S)
+    context = dg.InitExecutorContext(
+        job=dg.reconstructable(a_job),
+        executor_def=wrapped,
+        executor_config=run_config,
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+    wrapped.executor_creation_fn(context)
+    return handed[0]
+
+
+def test_the_k8s_executor_gives_gpu_steps_and_only_them_the_gpu_pod():
+    per_step = k8s_executor_config(k8s_job_executor, {"job_namespace": "ml"})["per_step_k8s_config"]
+    assert per_step == {name: DEFAULT_GPU_STEP_K8S for name in GPU_OPS}
+    # A run config's own entries: merged over the GPU pod for a GPU op, kept as given for another.
+    env = {"container_config": {"env": [{"name": "HF_HOME", "value": "/cache"}]}}
+    cpu = {"container_config": {"resources": {"limits": {"memory": "4Gi"}}}}
+    config = k8s_executor_config(
+        k8s_job_executor, {"job_namespace": "ml", "per_step_k8s_config": {"embeddings": env, "curated_subset": cpu}}
+    )
+    assert config["job_namespace"] == "ml" and config["per_step_k8s_config"]["curated_subset"] == cpu
+    embeddings = config["per_step_k8s_config"]["embeddings"]
+    assert embeddings["container_config"]["env"] == env["container_config"]["env"]
+    assert embeddings["container_config"]["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert embeddings["pod_spec_config"] == DEFAULT_GPU_STEP_K8S["pod_spec_config"]
+
+
+def test_the_gpu_pod_is_valid_k8s_executor_config(tmp_path):
+    from shed_pipeline.definitions import build_definitions
+
+    settings = Settings.from_env({}).replace(home=tmp_path, executor="k8s", k8s_gpu_step=DEPLOY / "gpu-step.yaml")
+    job = build_definitions(settings).resolve_job_def("shed_curation_job")
+    pods = {name: DEFAULT_GPU_STEP_K8S for name in GPU_OPS}
+    dg.validate_run_config(job, {"execution": {"config": {"per_step_k8s_config": pods}}})
+
+
+def test_a_wrong_gpu_step_file_fails_when_the_k8s_definitions_load(tmp_path):
+    from shed_pipeline.definitions import build_definitions
+
     bad = tmp_path / "gpu.yaml"
     bad.write_text("container_config:\n  resources:\n    limits:\n      cpu: 2\n")
     with pytest.raises(ValueError, match="must ask for nvidia.com/gpu"):
@@ -228,6 +296,10 @@ def test_a_wrong_gpu_step_file_fails_when_the_definitions_load(tmp_path):
     bad.write_text("nodeSelector: {}\n")
     with pytest.raises(ValueError, match="keys among"):
         gpu_step_k8s_config(str(bad))
+    settings = Settings.from_env({}).replace(home=tmp_path, k8s_gpu_step=bad)
+    with pytest.raises(ValueError, match=f"^{bad}: a GPU step config is a mapping"):
+        build_definitions(settings.replace(executor="k8s"))
+    build_definitions(settings.replace(executor="multiprocess"))  # no pods, so the file is not read
 
 
 def test_the_prod_environment_of_the_values_loads_with_the_k8s_executor(values, monkeypatch, tmp_path):

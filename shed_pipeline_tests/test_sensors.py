@@ -4,10 +4,10 @@ import json
 
 import dagster as dg
 
+from shed_pipeline.local_servers import free_port
 from shed_pipeline.resources import LineageResource, PathsResource, s3_resource
 from shed_pipeline.sensors import source_change_sensor
 from shed_pipeline.settings import Settings
-from shed_pipeline_tests.servers import free_port
 from shed_pipeline_tests.synthetic import make_rows, write_jsonl
 
 

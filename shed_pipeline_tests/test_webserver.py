@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from shed_pipeline_tests.servers import free_port, gql, reset_signals, stop, wait_for_http
+from shed_pipeline.local_servers import free_port, gql, reset_signals, stop, wait_for_http
 from shed_pipeline_tests.synthetic import make_rows, write_jsonl
 from shed_pipeline_tests.test_definitions import ASSETS, DEPENDENCIES
 

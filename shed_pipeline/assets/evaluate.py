@@ -22,6 +22,7 @@ from shed_pipeline.core.evaluation import (
     arms_frame,
     baseline_selections,
     comparison,
+    comparison_display,
     evaluation_report,
     metrics_frame,
     selected_pool_indices,
@@ -184,7 +185,7 @@ def evaluation_metrics(
     )
     if lm_report:
         meta["lm_training"] = dg.MetadataValue.json(lm_report["training"])
-        meta["lm_comparison"] = dg.MetadataValue.md(comparison.markdown(lm_report["comparisons"]))
+        meta["lm_comparison"] = dg.MetadataValue.md(comparison_display.markdown(lm_report["comparisons"]))
     if "utility_subset" in report:
         arms = {
             "curated": report["utility_subset"],
@@ -201,6 +202,6 @@ def evaluation_metrics(
     if lm_report and lm_report["comparisons"]:
         title = f"target LM, {lm_report['training']['description']}: difference to random, 95% interval"
         meta["lm_arms"] = png_md(
-            comparison.interval_plot(lm_report["comparisons"], title), "LM evaluation arms against random"
+            comparison_display.interval_plot(lm_report["comparisons"], title), "LM evaluation arms against random"
         )
     return dg.Output(df, data_version=frame_version(df), metadata=meta)

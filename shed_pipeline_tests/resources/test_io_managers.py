@@ -7,9 +7,9 @@ import pytest
 from dagster_aws.s3 import S3Resource
 
 from shed_pipeline.core.objectstore import ObjectStore, ObjectStoreError, S3Uri
+from shed_pipeline.local_servers import free_port
 from shed_pipeline.resources import PolarsParquetIOManager, S3ParquetIOManager, s3_resource
 from shed_pipeline.settings import Settings
-from shed_pipeline_tests.servers import free_port
 
 
 def s3(bucket) -> S3Resource:

@@ -5,13 +5,15 @@ same size and the full pool, model-free and with the target LM fine-tuned on eac
 - `benchmarks`: bigbench multiple-choice tasks, their index and their items
 - `lm_arms`: the LM arms (base, curated, baselines, random, full pool), fine-tuned and scored
 - `comparison`: each arm against the random arms (or another arm), paired, with bootstrap intervals
+- `comparison_display`: how those comparisons are shown (a cell, the CLI's table, markdown, a plot)
 - `report`: the evaluation report of a run that puts them together, and its lineage tables
 
-The names below are the package's API; `comparison` is exported as a module too, for its lineage
-rows, markdown table and plot (`comparison.markdown(...)`).
+The names below are the package's API; `comparison` and `comparison_display` are exported as modules
+too, for the lineage rows (`comparison.lineage_rows`), the markdown table and the plot
+(`comparison_display.markdown(...)`).
 """
 
-from shed_pipeline.core.evaluation import comparison
+from shed_pipeline.core.evaluation import comparison, comparison_display
 from shed_pipeline.core.evaluation.benchmarks import (
     DEFAULT_TASKS,
     ChoiceItem,
@@ -19,7 +21,8 @@ from shed_pipeline.core.evaluation.benchmarks import (
     choice_index,
     load_choice_items,
 )
-from shed_pipeline.core.evaluation.comparison import BENCHMARKS_MEAN, cell, compare, head_to_head, summary_table
+from shed_pipeline.core.evaluation.comparison import BENCHMARKS_MEAN, compare, head_to_head
+from shed_pipeline.core.evaluation.comparison_display import cell, summary_table
 from shed_pipeline.core.evaluation.lm_arms import (
     Arm,
     TrainingPlan,
@@ -57,6 +60,7 @@ __all__ = [
     "choice_index",
     "compare",
     "comparison",
+    "comparison_display",
     "evaluate_arms",
     "evaluation_report",
     "head_to_head",
