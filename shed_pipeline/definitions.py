@@ -30,4 +30,9 @@ def build_definitions(settings: Settings | None = None, *, concise_logs: bool = 
     )
 
 
-defs = build_definitions()
+@dg.definitions
+def defs() -> dg.Definitions:
+    """What `dagster dev` / the code server load, from the environment's Settings. Built when Dagster
+    loads it, not when this module is imported: the CLI imports `build_definitions` with its own
+    Settings, and an environment its flags override must not fail the import."""
+    return build_definitions()

@@ -1,9 +1,10 @@
 """Settings: everything the environment says about a deployment, read in one place.
 
 `Settings.from_env()` is the only reader of the `SHED_*` and `AWS_*` variables (and DAGSTER_HOME),
-and owns every default path. The UI's definitions (`shed_pipeline.definitions:defs`) build it from
-the environment; the CLI builds it, applies its flags with `replace`, and hands it to
-`build_definitions`. Nothing writes the environment back.
+and owns every default path (`ProjectFolder`: what a project folder holds, where). The UI's definitions
+(`shed_pipeline.definitions:defs`, built when Dagster loads them) read the environment; the CLI passes
+its flags as overrides of the same variables and hands the result to `build_definitions`. Nothing writes
+the environment back.
 """
 
 from __future__ import annotations
@@ -18,6 +19,64 @@ from shed_pipeline.core.shards import parse_shard_count
 
 ENVIRONMENTS = ("local", "prod")
 EXECUTORS = ("multiprocess", "in_process", "k8s")
+LINEAGE_FILE = "lineage.duckdb"
+
+
+def default_downloads() -> Path:
+    """Where downloads go unless SHED_PIPELINE_CACHE says otherwise: shared by every project of a user."""
+    return Path.home() / ".cache" / "shed_pipeline"
+
+
+@dataclasses.dataclass(frozen=True)
+class ProjectFolder:
+    """What a project folder (SHED_PIPELINE_HOME) holds, and where: the one place its layout is written."""
+
+    root: Path  # expanded
+
+    @property
+    def out(self) -> Path:
+        """Results, unless SHED_PIPELINE_OUT names a folder (with an s3:// one: the local staging copy)."""
+        return self.root / "out"
+
+    @property
+    def lineage(self) -> Path:
+        return self.root / LINEAGE_FILE
+
+    @property
+    def legacy_lineage(self) -> Path:
+        """Where versions before one-lineage-per-project kept a project's lineage by default."""
+        return self.out / LINEAGE_FILE
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.root / "dagster_home"
+
+    @property
+    def asset_values(self) -> Path:
+        return self.root / "assets"
+
+    @property
+    def s3_mirror(self) -> Path:
+        """Local copies of s3:// source objects (downloaded again only when an object's ETag changes)."""
+        return self.root / "cache" / "s3_sources"
+
+    @property
+    def embedding_cache_db(self) -> Path:
+        return self.root / "cache" / "embeddings.duckdb"
+
+    @property
+    def utility_cache_db(self) -> Path:
+        return self.root / "cache" / "utility_evaluations.duckdb"
+
+    @property
+    def evaluation_cache(self) -> Path:
+        """Results of evaluation arms (one JSON file per arm, named by a hash of its inputs)."""
+        return self.root / "cache" / "evaluation_arms"
+
+    @property
+    def state(self) -> Path:
+        """What incremental steps keep for the next run to refresh (the cluster anchors, ...)."""
+        return self.root / "state"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,10 +112,13 @@ class Settings:
     s3: S3Access = S3Access()
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """The settings the environment gives (`os.environ` unless `environ`); a value that cannot be
-        used fails here, in one line naming the variable."""
-        e = os.environ if environ is None else environ
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, overrides: Mapping[str, str] | None = None
+    ) -> Settings:
+        """The settings the environment gives (`os.environ` unless `environ`), with `overrides` (the
+        CLI's flags, as the variables they stand for) over it; a value that cannot be used fails here,
+        in one line naming the variable."""
+        e = {**(os.environ if environ is None else environ), **(overrides or {})}
 
         def get(name: str) -> str:
             return (e.get(name) or "").strip()
@@ -105,27 +167,30 @@ class Settings:
     def lineage_path(self) -> Path:
         """The project's one lineage database: SHED_PIPELINE_LINEAGE, else `<home>/lineage.duckdb`,
         whatever folder the results go to, so that every run of a project is found in one place."""
-        return self.lineage.expanduser() if self.lineage else self.home_dir / "lineage.duckdb"
+        return self.lineage.expanduser() if self.lineage else self.folder.lineage
+
+    @property
+    def folder(self) -> ProjectFolder:
+        return ProjectFolder(self.home_dir)
 
     @property
     def legacy_lineage_path(self) -> Path:
-        """Where versions before one-lineage-per-project kept a project's lineage by default."""
-        return self.home_dir / "out" / "lineage.duckdb"
+        return self.folder.legacy_lineage
 
     @property
     def downloads(self) -> Path:
         """Where downloaded models, archives and their extracts are kept."""
-        return (self.cache_dir or Path.home() / ".cache" / "shed_pipeline").expanduser()
+        return (self.cache_dir or default_downloads()).expanduser()
 
     @property
     def local_out(self) -> Path:
         """The local folder results are written to (with an s3:// `out`: the staging copy under home)."""
-        return self.home_dir / "out" if not self.out or is_s3(self.out) else Path(self.out).expanduser()
+        return self.folder.out if not self.out or is_s3(self.out) else Path(self.out).expanduser()
 
     @property
     def dagster_home_dir(self) -> Path:
         """The Dagster instance's folder: DAGSTER_HOME, else `<home>/dagster_home`."""
-        return (self.dagster_home or self.home_dir / "dagster_home").expanduser()
+        return (self.dagster_home or self.folder.dagster_home).expanduser()
 
     @property
     def asset_values(self) -> str:
@@ -134,4 +199,4 @@ class Settings:
             from shed_pipeline.core.objectstore import S3Uri
 
             return self.io_prefix or str(S3Uri.parse(self.out).child("_assets"))
-        return str(self.home / "assets")
+        return str(self.folder.asset_values)

@@ -1,5 +1,7 @@
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -21,8 +23,19 @@ DEPENDENCIES = {
 }
 
 
-def test_definitions_load():
-    dg.Definitions.validate_loadable(defs)
+def test_definitions_load(shed_env):
+    dg.Definitions.validate_loadable(defs())
+
+
+def test_importing_the_definitions_reads_no_environment(tmp_path):
+    """The CLI imports build_definitions under an environment its flags override (SHED_ENV=prod with
+    --out s3://...): the import must not build the environment's definitions; loading them does."""
+    env = {**os.environ, "SHED_ENV": "prod", "SHED_PIPELINE_HOME": str(tmp_path)}
+    env.pop("SHED_PIPELINE_OUT", None)
+    load = "import shed_pipeline.definitions as d; print('imported', flush=True); d.defs()"
+    done = subprocess.run([sys.executable, "-c", load], env=env, capture_output=True, text=True, timeout=120)
+    assert done.stdout == "imported\n"
+    assert "SHED_ENV=prod needs SHED_PIPELINE_OUT" in done.stderr
 
 
 def test_seven_assets_form_one_lineage_graph_grouped_by_stage(shed_env):

@@ -17,7 +17,7 @@ from shed_pipeline.cli.events import interrupted, interrupted_message, report_fa
 from shed_pipeline.cli.render import comparison_summary, lm_summary, say, table, work_done, work_rows
 from shed_pipeline.cli.run_config import benchmarks_to_check, check_strategy_requirements, run_config_from_args
 from shed_pipeline.core.display import printable
-from shed_pipeline.settings import Settings
+from shed_pipeline.settings import LINEAGE_FILE, Settings
 from shed_pipeline.summaries import SUMMARIES
 
 
@@ -131,7 +131,7 @@ def quiet_progress_bars() -> None:
 
 def older_lineage_beside(out: Path, lineage: Path) -> str | None:
     """A hint when --out holds a lineage database that an older version wrote next to the results."""
-    old = out / "lineage.duckdb"
+    old = out / LINEAGE_FILE
     if old.is_file() and old.resolve() != lineage.resolve():
         return (
             f"{old} is an older lineage database (earlier versions kept lineage next to the results); this project's "
@@ -152,17 +152,29 @@ def asset_metadata(result, node: str) -> dict[str, Any]:
     return out
 
 
+def settings_from_flags(args: argparse.Namespace) -> Settings:
+    """The environment's Settings with the run's flags over them: --out, --device, --precision and
+    --embedding-shards stand for the variables they override (an environment they fix, such as
+    SHED_ENV=prod without SHED_PIPELINE_OUT under --out s3://..., is fine)."""
+    flags = {
+        "SHED_PIPELINE_OUT": args.out,
+        "SHED_DEVICE": args.device,
+        "SHED_PRECISION": args.precision,
+        "SHED_EMBEDDING_SHARDS": str(args.embedding_shards) if args.embedding_shards else None,
+    }
+    return Settings.from_env(overrides={name: value for name, value in flags.items() if value})
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from shed_pipeline.core.evaluation import check_benchmarks
     from shed_pipeline.core.objectstore import S3Uri, is_s3
     from shed_pipeline.core.project_lock import Holder, project_lock
-    from shed_pipeline.core.shards import parse_shard_count
     from shed_pipeline.core.sources import PACKAGED_SOURCES
     from shed_pipeline.loggers import StepTracker
     from shed_pipeline.resources import adopt_legacy_lineage
 
     StepTracker.last_step = None  # a step named in an error is this run's
-    settings = Settings.from_env()
+    settings = settings_from_flags(args)
     if (
         args.source
         and args.source not in PACKAGED_SOURCES
@@ -186,20 +198,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     # Results go to --out, else $SHED_PIPELINE_OUT, else .shed_pipeline/out; an s3:// location gets
     # them uploaded there, from a local copy under .shed_pipeline/out. Lineage is the project's one
     # database whatever --out is, so every run of the project is found in one place.
-    target = args.out or settings.out or str(settings.home / "out")
-    out = settings.home / "out" if is_s3(target) else Path(target).expanduser()
+    out = settings.local_out
     out.mkdir(parents=True, exist_ok=True)
+    target = settings.out if is_s3(settings.out) else str(out.resolve())
     published = (lambda name: str(S3Uri.parse(target).child(name))) if is_s3(target) else (lambda name: str(out / name))
-    settings = settings.replace(
-        out=target if is_s3(target) else str(out.resolve()),
-        device=args.device or settings.device,
-        precision=args.precision or settings.precision,
-        embedding_shards=(
-            parse_shard_count(str(args.embedding_shards), where="--embedding-shards")
-            if args.embedding_shards
-            else settings.embedding_shards
-        ),
-    )
+    settings = settings.replace(out=target)
     quiet_progress_bars()
     dagster_home = ensure_dagster_home(settings)
     import warnings

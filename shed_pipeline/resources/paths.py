@@ -5,7 +5,7 @@ from pathlib import Path
 import dagster as dg
 
 from shed_pipeline.core.objectstore import is_s3
-from shed_pipeline.settings import Settings
+from shed_pipeline.settings import ProjectFolder, default_downloads
 
 
 class PathsResource(dg.ConfigurableResource):
@@ -14,18 +14,21 @@ class PathsResource(dg.ConfigurableResource):
 
     home: str
     out_dir: str = ""  # default: <home>/out; an s3:// prefix publishes the results there
-    cache_dir: str = ""  # default: Settings.downloads (SHED_PIPELINE_CACHE or ~/.cache/shed_pipeline)
+    cache_dir: str = ""  # default: ~/.cache/shed_pipeline (deployments pass Settings.downloads)
     bigbench_archive: str = ""  # a local copy of the bigbench archive; default: downloaded into the cache
     # The project's source (file, folder or s3:// location) when a run does not name one; watched by
     # source_change_sensor.
     source: str = ""
+
+    def folder(self) -> ProjectFolder:
+        return ProjectFolder(Path(self.home).expanduser())
 
     def out(self) -> Path:
         """The local folder results are written to (with an s3:// out_dir: the staging copy under home)."""
         if self.out_dir and not is_s3(self.out_dir):
             p = Path(self.out_dir).expanduser()
         else:
-            p = Path(self.home).expanduser() / "out"
+            p = self.folder().out
         p.mkdir(parents=True, exist_ok=True)
         return p
 
@@ -34,28 +37,26 @@ class PathsResource(dg.ConfigurableResource):
         return self.out_dir if is_s3(self.out_dir) else str(self.out())
 
     def s3_mirror(self) -> Path:
-        """Local copies of s3:// source objects (downloaded again only when an object's ETag changes)."""
-        return Path(self.home).expanduser() / "cache" / "s3_sources"
+        return self.folder().s3_mirror
 
     def archive(self) -> Path | None:
         """A local copy of the bigbench archive (the packaged sources and benchmarks); None: download it."""
         return Path(self.bigbench_archive).expanduser() if self.bigbench_archive else None
 
     def cache(self) -> Path:
-        return Path(self.cache_dir).expanduser() if self.cache_dir else Settings.from_env().downloads
+        return Path(self.cache_dir).expanduser() if self.cache_dir else default_downloads()
 
     def embedding_cache_db(self) -> Path:
-        return Path(self.home).expanduser() / "cache" / "embeddings.duckdb"
+        return self.folder().embedding_cache_db
 
     def utility_cache_db(self) -> Path:
-        return Path(self.home).expanduser() / "cache" / "utility_evaluations.duckdb"
+        return self.folder().utility_cache_db
 
     def evaluation_cache(self) -> Path:
-        """Results of evaluation arms (one JSON file per arm, named by a hash of its inputs)."""
-        return Path(self.home).expanduser() / "cache" / "evaluation_arms"
+        return self.folder().evaluation_cache
 
     def state(self, name: str) -> Path:
         """Where an incremental step keeps what the next run refreshes (the cluster anchors, ...)."""
-        p = Path(self.home).expanduser() / "state"
+        p = self.folder().state
         p.mkdir(parents=True, exist_ok=True)
         return p / name
