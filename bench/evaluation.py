@@ -26,7 +26,6 @@ with and without row refinement.
 """
 
 import argparse
-import os
 import shlex
 import sys
 import tempfile
@@ -35,18 +34,20 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from shed_pipeline.asset_names import ASSET_NAMES  # noqa: E402
 
 ESTIMATOR = {"knn": "knn_exact", "probe": "ts_chains", "lm": "banzhaf_msr"}
 BASELINES = ["stratified", "longest", "ifd", "kcenter"]
 SHED = ["qocs", "qwcs", "qocs:knn_shapley", "qwcs:knn_shapley", "coverage", "coverage:knn_shapley"]
-PIPELINE_ASSETS = ["raw_dataset", "embeddings", "clusters", "proxy_shapley_scores", "row_values"]
+# What the methods select from: every asset before curated_subset.
+PIPELINE_ASSETS = [a for a in ASSET_NAMES if a not in ("curated_subset", "evaluation_metrics")]
 
 
 def default_methods(utilities: list[str]) -> list[str]:
     return BASELINES + [f"{u}:{m}" for u in utilities for m in SHED]
 
 
-def build_inputs(a, utility: str, log):
+def build_inputs(a, utility: str, log, settings):
     """The pipeline's frames for one utility (materialized in-process), as selection inputs, and the
     pool and test frames."""
     import dagster as dg
@@ -54,9 +55,9 @@ def build_inputs(a, utility: str, log):
 
     from shed_pipeline.assets import ALL_ASSETS
     from shed_pipeline.cli import build_parser, run_config_from_args
+    from shed_pipeline.cli.run import dagster_instance, ensure_dagster_home
     from shed_pipeline.core.selection.tables import selection_inputs
     from shed_pipeline.resources import resources_for
-    from shed_pipeline.settings import Settings
 
     argv = [
         "run",
@@ -76,10 +77,8 @@ def build_inputs(a, utility: str, log):
     config = {"ops": {k: v for k, v in config["ops"].items() if k in PIPELINE_ASSETS}}
     assets = [x for x in ALL_ASSETS if x.key.to_user_string() in PIPELINE_ASSETS]
     t0 = time.perf_counter()
-    with dg.DagsterInstance.get() as instance:
-        result = dg.materialize(
-            assets, resources=resources_for(Settings.from_env()), run_config=config, instance=instance
-        )
+    with dagster_instance(ensure_dagster_home(settings)) as instance:
+        result = dg.materialize(assets, resources=resources_for(settings), run_config=config, instance=instance)
     log(f"{utility}: pool, embeddings, clusters, row values and proxy scores in {time.perf_counter() - t0:.0f}s")
     out = {k: result.output_for_node(k) for k in PIPELINE_ASSETS}
     raw, emb = out["raw_dataset"], out["embeddings"]
@@ -141,12 +140,13 @@ def main() -> None:
     ap.add_argument("--home", help="project folder (default: a new temporary one); the same folder resumes")
     a = ap.parse_args()
     home = Path(a.home) if a.home else Path(tempfile.mkdtemp(prefix="shed_eval_"))
-    os.environ.update(SHED_PIPELINE_HOME=str(home), DAGSTER_HOME=str(home / "dagster_home"))
-    (home / "dagster_home").mkdir(parents=True, exist_ok=True)
-    run(a, home)
+    from shed_pipeline.settings import Settings
+
+    overrides = {"SHED_PIPELINE_HOME": str(home), "DAGSTER_HOME": str(home / "dagster_home")}
+    run(a, home, Settings.from_env(overrides=overrides))
 
 
-def run(a, home: Path) -> None:
+def run(a, home: Path, settings) -> None:
     import json
 
     from shed_pipeline.core import lm
@@ -162,7 +162,6 @@ def run(a, home: Path) -> None:
     )
     from shed_pipeline.core.selection import target_size
     from shed_pipeline.resources import resources_for
-    from shed_pipeline.settings import Settings
 
     t_start = time.perf_counter()
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
@@ -172,7 +171,7 @@ def run(a, home: Path) -> None:
         specs = [s for s in specs if s != "ifd"]
     inputs_of, pool, test = {}, None, None
     for u in dict.fromkeys([s.split(":")[0] for s in specs if ":" in s] or utilities[:1]):
-        pool, test, inputs_of[u] = build_inputs(a, u, log)
+        pool, test, inputs_of[u] = build_inputs(a, u, log, settings)
     first = next(iter(inputs_of.values()))
     size = target_size(pool.height, a.fraction, None)
     pool_ids = pool["row_id"].to_list()
@@ -190,7 +189,7 @@ def run(a, home: Path) -> None:
         arms.append(Arm(spec, 0, tuple(int(i) for i in selected_pool_indices(pool_ids, ids))))
     if not a.no_full_pool:
         arms.append(Arm("full_pool", 0, tuple(range(pool.height))))
-    paths = resources_for(Settings.from_env())["paths"]
+    paths = resources_for(settings)["paths"]
     model_path = lm.resolve_lm("smollm2-135m-instruct", paths.cache(), log)
     model, tok = lm.load_lm(model_path, device=a.device)
     test = test.sort("row_id").head(a.test_rows)

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from shed_pipeline.asset_names import ASSET_NAMES
 from shed_pipeline.core.project_lock import PROJECT_TAG, project_key
 from shed_pipeline.core.shards import shard_keys
 from shed_pipeline.settings import Settings
@@ -29,9 +30,7 @@ def curation_job(settings: Settings):
     return dg.define_asset_job(
         JOB_NAME,
         selection=dg.AssetSelection.all(),
-        description=(
-            "raw_dataset -> embeddings -> clusters -> proxy_shapley_scores -> curated_subset -> evaluation_metrics"
-        ),
+        description="The curation pipeline, every asset: " + ", ".join(ASSET_NAMES),
         # With a run queue limit on this tag (the dagster.yaml `shed-pipeline run` writes has one), a
         # second run of the project waits in the queue instead of holding a run worker on the lock.
         tags=project,

@@ -1,4 +1,5 @@
-"""Every package the code imports is declared in pyproject.toml (not only pulled in by another)."""
+"""Every package the code, its tests and its benchmarks import is declared in pyproject.toml (not only
+pulled in by another): the package's in its dependencies, the tests' and benchmarks' in an extra."""
 
 import ast
 import re
@@ -11,18 +12,23 @@ import pytest
 import shed_pipeline
 
 PACKAGE = Path(shed_pipeline.__file__).parent
-PYPROJECT = PACKAGE.parent / "pyproject.toml"
+ROOT = PACKAGE.parent
+PYPROJECT = ROOT / "pyproject.toml"
+SOURCES = [PACKAGE, ROOT / "shed_pipeline_tests", ROOT / "bench"]
+LOCAL = {"shed_pipeline", "shed_pipeline_tests"} | {p.stem for p in (ROOT / "bench").glob("*.py")}
+# Runs in a virtual environment of its own (pyDVL pins numpy < 2), installed as its docstring says.
+OWN_ENVIRONMENT = {ROOT / "bench" / "bench_pydvl.py"}
 
 
 def imported_top_level_modules() -> set[str]:
     found = set()
-    for path in PACKAGE.rglob("*.py"):
+    for path in (p for folder in SOURCES for p in folder.rglob("*.py") if p not in OWN_ENVIRONMENT):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 found |= {alias.name.split(".")[0] for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 found.add(node.module.split(".")[0])
-    return found - set(sys.stdlib_module_names) - {"shed_pipeline"}
+    return found - set(sys.stdlib_module_names) - LOCAL
 
 
 def declared_distributions() -> set[str]:
