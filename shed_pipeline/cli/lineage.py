@@ -20,7 +20,7 @@ def cmd_lineage(args: argparse.Namespace) -> int:
     if args.query == "runs":
         runs = store.runs()
         if args.json:
-            print(json.dumps(runs, indent=2, default=str))
+            print(json.dumps([r.as_dict() for r in runs], indent=2, default=str))
         elif not runs:
             print(f"no runs in {printable(db)}")
         else:
@@ -41,17 +41,17 @@ def cmd_lineage(args: argparse.Namespace) -> int:
                     ],
                     [
                         [
-                            r["run_id"],
-                            str(r["started_at"])[:19],
-                            r["source"] or "-",
-                            r["rows_ok"],
-                            r["rows_quarantined"],
-                            r["rows_added"],
-                            r["rows_removed"],
-                            r["clusters"],
-                            r["clusters_affected"],
-                            r["selected"],
-                            r["method"] or "-",
+                            r.run_id,
+                            str(r.started_at)[:19],
+                            r.source or "-",
+                            r.rows_ok,
+                            r.rows_quarantined,
+                            r.rows_added,
+                            r.rows_removed,
+                            r.clusters,
+                            r.clusters_affected,
+                            r.selected,
+                            r.method or "-",
                         ]
                         for r in runs
                     ],
@@ -68,11 +68,11 @@ def cmd_lineage(args: argparse.Namespace) -> int:
         return 0
     d = store.diff(args.run_a, args.run_b)
     if args.json:
-        print(json.dumps(d, indent=2, default=str))
+        print(json.dumps(d.as_dict(), indent=2, default=str))
     else:
-        print(f"{d['run_a']} -> {d['run_b']}: {d['kept']} kept, {len(d['added'])} added, {len(d['removed'])} removed")
-        for a in d["added"]:
-            print(f"+ {a['row_id']}  {printable(a['reason'])}")
-        for r in d["removed"]:
-            print(f"- {r['row_id']}  {r['status_in_b']}: {printable(r['reason'])}")
+        print(f"{d.run_a} -> {d.run_b}: {d.kept} kept, {len(d.added)} added, {len(d.removed)} removed")
+        for a in d.added:
+            print(f"+ {a.row_id}  {printable(a.reason)}")
+        for r in d.removed:
+            print(f"- {r.row_id}  {r.status_in_b}: {printable(r.reason)}")
     return 0

@@ -270,8 +270,8 @@ def test_edits_and_deletions_balance_and_lineage_shows_the_removals(shed_env, in
     assert why["status"] == "removed" and why["replaced_by"] == new_ids[0] and why["removed_in_run"] == second.run_id
     assert store.why(old_ids[399])["status"] == "removed" and store.why(old_ids[399]).get("replaced_by") is None
     # Removed pool rows left their clusters; the run table counts the changes.
-    (latest,) = [r for r in store.runs() if r["run_id"] == second.run_id]
-    assert (latest["rows_added"], latest["rows_removed"]) == (3, 8)
+    (latest,) = [r for r in store.runs() if r.run_id == second.run_id]
+    assert (latest.rows_added, latest.rows_removed) == (3, 8)
     members = set(clusters_frame(shed_env["home"])["members"].explode().to_list())
     assert not members & set(old_ids[:3] + old_ids[395:])
     assert first.run_id != second.run_id

@@ -8,28 +8,38 @@ All SQL is parameterised.
 - `schema`: the tables' DDL and the migrations of older databases
 - `database`: the database file and its connections (LineageError)
 - `writer`: record_asset and write_table
-- `queries`: runs, explain / why, diff and the other reads, as small frozen dataclasses
-- `store`: LineageStore, the writer and the queries on one database
+- `history`: what the pipeline reads back from earlier runs (previous snapshot, fingerprints, proxies)
+- `queries`: the user's questions: runs, explain / why, diff
+- `explanations`: their answers, as small frozen dataclasses
+- `store`: LineageStore, all of the above on one database
 """
 
 from shed_pipeline.core.lineage.database import LineageError
-from shed_pipeline.core.lineage.queries import (
+from shed_pipeline.core.lineage.explanations import (
+    AddedRow,
     ClusterStanding,
     NearDuplicate,
     Quarantine,
     Removal,
+    RemovedRow,
     RowExplanation,
+    RunDiff,
+    RunRecord,
     SourcePlace,
 )
 from shed_pipeline.core.lineage.store import LineageStore
 
 __all__ = [
+    "AddedRow",
     "ClusterStanding",
     "LineageError",
     "LineageStore",
     "NearDuplicate",
     "Quarantine",
     "Removal",
+    "RemovedRow",
     "RowExplanation",
+    "RunDiff",
+    "RunRecord",
     "SourcePlace",
 ]

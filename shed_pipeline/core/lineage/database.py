@@ -1,17 +1,19 @@
 """The lineage database file and its connections: one writer at a time (DuckDB's rule across
 processes, so writers wait while another process holds the lock), and read-only connections that
-fail clearly when there is no database yet."""
+fail clearly when there is no database yet; reading rows by column name."""
 
 from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator, TypeVar
 
 import duckdb
 
 from shed_pipeline.core import duckdb_files
 from shed_pipeline.core.lineage.schema import ensure_schema
+
+R = TypeVar("R")
 
 
 class LineageError(Exception):
@@ -40,3 +42,24 @@ class LineageDatabase:
             yield con
         finally:
             con.close()
+
+
+def one_record(con, record: type[R], sql: str, params: list) -> R | None:
+    """The first row of `sql` as a `record`, its fields filled by column name; None without a row."""
+    cur = con.execute(sql, params)
+    row = cur.fetchone()
+    if row is None:
+        return None
+    return record(**dict(zip([d[0] for d in cur.description], row, strict=True)))
+
+
+def scalar(con, sql: str, params: list | None = None) -> Any:
+    """The first column of the first row of `sql`; None without a row."""
+    row = con.execute(sql, params or []).fetchone()
+    return None if row is None else row[0]
+
+
+def dict_rows(cur) -> list[dict]:
+    """Every row of a cursor as a dict by column name."""
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, r, strict=False)) for r in cur.fetchall()]

@@ -1,188 +1,35 @@
-"""Reading lineage: runs and their sources, the previous run's rows and proxies, why a row is (or
-isn't) in a run's curated set (`explain`, as a RowExplanation), and what changed between two runs.
+"""Answering a user's lineage questions: which runs there were (`runs`), why a row is (or isn't) in a
+run's curated set (`explain`, as a RowExplanation; `why`, its dict) and what changed between two runs
+(`diff`). The answers are the frozen dataclasses of `explanations`.
 
 Queries open read-only connections, so they never migrate a database: tables and columns newer than
-the database count as empty. Records are read by column name into small frozen dataclasses.
+the database count as empty.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from typing import Any, Mapping, TypeVar
 
-from shed_pipeline.core import duckdb_files
-from shed_pipeline.core.lineage.database import LineageDatabase, LineageError
-
-R = TypeVar("R")
-
-
-@dataclass(frozen=True)
-class SourcePlace:
-    """A row's record in the `rows` table: its split and where it was read."""
-
-    split: str
-    task: str | None
-    source_file: str | None
-    source_locator: int | None
-
-
-@dataclass(frozen=True)
-class Quarantine:
-    """Why the reader set a row aside, and where it was read."""
-
-    reason: str
-    detail: str | None
-    source_file: str | None
-    source_locator: int | None
-
-
-@dataclass(frozen=True)
-class Removal:
-    """The run that found a row gone from its source; `replaced_by`: the row now in its place (an edit)."""
-
-    run_id: str
-    replaced_by: str | None
-    source_file: str | None
-    source_locator: int | None
-
-
-@dataclass(frozen=True)
-class ClusterStanding:
-    """A row's cluster: its proxy and size, and the cluster's score and rank among the scored ones."""
-
-    cluster_id: int
-    proxy_row_id: str
-    size: int
-    score: float | None
-    rank: int | None
-    clusters_total: int
-    dropped_by_removal_rule: bool | None  # None: not scored, or a database older than the rule
-
-
-@dataclass(frozen=True)
-class Selection:
-    """A selected row's record: the method that drew it, when, and why."""
-
-    method: str
-    draw_order: int
-    reason: str
-
-
-@dataclass(frozen=True)
-class RunSelection:
-    """A run's selection as a whole: its method and how many rows it selected."""
-
-    method: str | None
-    selected_rows: int
-
-
-@dataclass(frozen=True)
-class NearDuplicate:
-    """A row removed before selection, and the near-identical row kept in its place."""
-
-    kept_row_id: str
-    cluster_id: int | None
-    similarity: float
-
-
-@dataclass(frozen=True)
-class RowExplanation:
-    """Why a row is (or isn't) in a run's curated set: `status` and `reason`, and the records they
-    rest on (None where the row never got that far)."""
-
-    row_id: str
-    run_id: str
-    selected: bool
-    status: str  # selected, not selected, near duplicate, held out (... split), quarantined, removed, absent
-    reason: str
-    place: SourcePlace | None = None  # None: not among the run's rows
-    quarantine: Quarantine | None = None
-    removal: Removal | None = None
-    cluster: ClusterStanding | None = None
-    row_values: Mapping[str, float | None] = field(default_factory=dict)  # by kind
-    method: str | None = None  # the selection method (pool rows)
-    draw_order: int | None = None  # selected rows
-    near_duplicate: NearDuplicate | None = None
-
-    @property
-    def is_proxy(self) -> bool:
-        return self.cluster is not None and self.cluster.proxy_row_id == self.row_id
-
-    def as_dict(self) -> dict[str, Any]:
-        """What `LineageStore.why` returns (and `shed-pipeline lineage why` prints): these keys in
-        this order, the parts a row lacks left out."""
-        out: dict[str, Any] = {"row_id": self.row_id, "run_id": self.run_id}
-        if self.place is not None:
-            out.update(
-                split=self.place.split,
-                task=self.place.task,
-                source_file=self.place.source_file,
-                source_locator=self.place.source_locator,
-            )
-        if self.cluster is not None:
-            out.update(
-                cluster_id=self.cluster.cluster_id,
-                proxy_row_id=self.cluster.proxy_row_id,
-                is_proxy=self.is_proxy,
-                cluster_size=self.cluster.size,
-                cluster_score=self.cluster.score,
-                cluster_rank=self.cluster.rank,
-                clusters_total=self.cluster.clusters_total,
-            )
-        if self.row_values:
-            out["row_values"] = dict(self.row_values)
-        out.update(selected=self.selected, status=self.status)
-        if self.quarantine is not None:
-            out.update(
-                reason=self.reason,
-                detail=self.quarantine.detail,
-                source_file=self.quarantine.source_file,
-                source_locator=self.quarantine.source_locator,
-            )
-            return out
-        if self.removal is not None:
-            out.update(removed_in_run=self.removal.run_id, replaced_by=self.removal.replaced_by)
-        if self.place is not None and self.place.split == "pool":
-            out["method"] = self.method
-        if self.selected:
-            out["draw_order"] = self.draw_order
-        if self.near_duplicate is not None:
-            out.update(kept_row_id=self.near_duplicate.kept_row_id, similarity=self.near_duplicate.similarity)
-        out["reason"] = self.reason
-        return out
+from shed_pipeline.core.lineage.database import LineageDatabase, LineageError, dict_rows, one_record, scalar
+from shed_pipeline.core.lineage.explanations import (
+    AddedRow,
+    ClusterStanding,
+    NearDuplicate,
+    Quarantine,
+    Removal,
+    RemovedRow,
+    RowExplanation,
+    RunDiff,
+    RunRecord,
+    RunSelection,
+    Selection,
+    SourcePlace,
+)
 
 
 class LineageQueries(LineageDatabase):
-    def previous_snapshot(self, source: str, run_id: str):
-        """The rows (row_id, source_file, source_locator) of the latest earlier run that read
-        `source`, and that run's id; (None, None) if there is none."""
-        import polars as pl
-
-        if not self.path.exists():
-            return None, None
-        with self.connect(read_only=True) as con:
-            found = [
-                r
-                for (r,) in con.execute(
-                    """SELECT a.run_id FROM asset_runs a JOIN runs r ON r.run_id = a.run_id
-                       WHERE a.asset = 'raw_dataset' AND r.source = ? AND a.run_id <> ?
-                         AND json_extract_string(a.summary, '$.failed') IS NULL
-                       ORDER BY a.materialized_at DESC, a.run_id DESC LIMIT 1""",
-                    [source, run_id],
-                ).fetchall()  # fetchall: a half-read result blocks the next query on duckdb 2
-            ]
-            if not found:
-                return None, None
-            previous = found[0]
-            rel = con.sql(
-                "SELECT row_id, source_file, source_locator FROM rows WHERE run_id = ? "
-                "ORDER BY source_file, source_locator",
-                params=[previous],
-            )
-            return pl.from_arrow(duckdb_files.arrow_table(rel)), previous
-
-    def runs(self) -> list[dict]:
+    def runs(self) -> list[RunRecord]:
+        """Every run, oldest first, with its counts (rows read, quarantined, added, removed; clusters; selected)."""
         with self.connect(read_only=True) as con:
             cur = con.execute(
                 """SELECT r.run_id, r.started_at, r.source, r.source_fingerprint, r.code_version,
@@ -201,39 +48,7 @@ class LineageQueries(LineageDatabase):
                            WHERE a.run_id = r.run_id) AS assets
                    FROM runs r ORDER BY r.started_at, r.run_id"""
             )
-            return _dicts(cur)
-
-    def fingerprints_of(self, source: str) -> set[str]:
-        """Source fingerprints and versions (what a watcher compares) of every run that read `source`."""
-        if not self.path.exists():
-            return set()
-        with self.connect(read_only=True) as con:
-            cols = {
-                c
-                for (c,) in con.execute(
-                    "SELECT column_name FROM information_schema.columns WHERE table_name = 'runs'"
-                ).fetchall()
-            }
-            version = "source_version" if "source_version" in cols else "NULL"  # a read-only open cannot migrate
-            found = con.execute(f"SELECT source_fingerprint, {version} FROM runs WHERE source = ?", [source]).fetchall()
-        return {v for row in found for v in row if v is not None}
-
-    def previous_proxies(self, run_id: str) -> set[str] | None:
-        """The proxies scored by the latest earlier run that scored any; None if none did."""
-        if not self.path.exists():
-            return None
-        with self.connect(read_only=True) as con:
-            previous = _scalar(
-                con,
-                "SELECT run_id FROM asset_runs WHERE asset = 'proxy_shapley_scores' AND run_id <> ? "
-                "ORDER BY materialized_at DESC, run_id DESC LIMIT 1",
-                [run_id],
-            )
-            if previous is None:
-                return None
-            return {
-                r for (r,) in con.execute("SELECT proxy_row_id FROM scores WHERE run_id = ?", [previous]).fetchall()
-            }
+            return [RunRecord(**row) for row in dict_rows(cur)]
 
     def resolve_row(self, con, row_id: str) -> str:
         """The one row id that starts with `row_id` in any run (rows or quarantine)."""
@@ -264,7 +79,7 @@ class LineageQueries(LineageDatabase):
             rows_run = self._input_run(con, run, "curated_subset", "raw_dataset")
             clusters_run = self._input_run(con, run, "curated_subset", "clusters")
             scores_run = self._input_run(con, run, "curated_subset", "proxy_shapley_scores")
-            place = _one(
+            place = one_record(
                 con,
                 SourcePlace,
                 "SELECT split, task, source_file, source_locator FROM rows WHERE run_id = ? AND row_id = ?",
@@ -294,7 +109,7 @@ class LineageQueries(LineageDatabase):
                     ).fetchall()
                 )
             twin = (
-                _one(
+                one_record(
                     con,
                     NearDuplicate,
                     "SELECT kept_row_id, cluster_id, similarity FROM near_duplicates WHERE run_id = ? AND row_id = ?",
@@ -303,13 +118,13 @@ class LineageQueries(LineageDatabase):
                 if "near_duplicates" in tables
                 else None
             )
-            sel = _one(
+            sel = one_record(
                 con,
                 Selection,
                 "SELECT method, draw_order, reason FROM selections WHERE run_id = ? AND row_id = ?",
                 [run, rid],
             )
-            whole = _one(
+            whole = one_record(
                 con,
                 RunSelection,
                 "SELECT any_value(method) AS method, count(*) AS selected_rows FROM selections WHERE run_id = ?",
@@ -342,7 +157,7 @@ class LineageQueries(LineageDatabase):
                     near_duplicate=twin,
                     **found,
                 )
-            auto_size = _scalar(
+            auto_size = scalar(
                 con,
                 "SELECT json_extract(config, '$.auto_size')::BOOLEAN FROM asset_runs "
                 "WHERE run_id = ? AND asset = 'curated_subset'",
@@ -367,12 +182,12 @@ class LineageQueries(LineageDatabase):
                 rid, run, selected=False, status="not selected", reason=reason, method=whole.method, **found
             )
 
-    def diff(self, run_a: str, run_b: str) -> dict:
+    def diff(self, run_a: str, run_b: str) -> RunDiff:
         """Rows added to / removed from the curated set between two runs, with reasons."""
         with self.connect(read_only=True) as con:
             a = self._resolve_run(con, run_a)
             b = self._resolve_run(con, run_b)
-            added = _dicts(
+            added = dict_rows(
                 con.execute(
                     """SELECT s.row_id, s.cluster_id, s.reason FROM selections s WHERE s.run_id = ?
                        AND s.row_id NOT IN (SELECT row_id FROM selections WHERE run_id = ?) ORDER BY s.draw_order""",
@@ -387,26 +202,26 @@ class LineageQueries(LineageDatabase):
                     [a, b],
                 ).fetchall()
             ]
-            kept = _scalar(
+            kept = scalar(
                 con,
                 "SELECT count(*) FROM selections a JOIN selections b ON a.row_id = b.row_id "
                 "WHERE a.run_id = ? AND b.run_id = ?",
                 [a, b],
             )
-            methods = [_scalar(con, "SELECT any_value(method) FROM selections WHERE run_id = ?", [r]) for r in (a, b)]
+            methods = [scalar(con, "SELECT any_value(method) FROM selections WHERE run_id = ?", [r]) for r in (a, b)]
         removed = []
         for rid in removed_ids:
             e = self.explain(rid, b)
-            removed.append({"row_id": rid, "status_in_b": e.status, "reason": e.reason})
-        return {
-            "run_a": a,
-            "run_b": b,
-            "method_a": methods[0],
-            "method_b": methods[1],
-            "kept": int(kept),
-            "added": added,
-            "removed": removed,
-        }
+            removed.append(RemovedRow(row_id=rid, status_in_b=e.status, reason=e.reason))
+        return RunDiff(
+            run_a=a,
+            run_b=b,
+            method_a=methods[0],
+            method_b=methods[1],
+            kept=int(kept),
+            added=tuple(AddedRow(**row) for row in added),
+            removed=tuple(removed),
+        )
 
     def _resolve_run(self, con, run_id: str | None, need_table: str = "selections") -> str:
         if run_id:
@@ -418,7 +233,7 @@ class LineageQueries(LineageDatabase):
             if len(matches) > 1:
                 raise LineageError(f"run prefix {run_id!r} is ambiguous ({len(matches)} runs)")
             return matches[0]
-        latest = _scalar(
+        latest = scalar(
             con,
             f"SELECT r.run_id FROM runs r WHERE EXISTS (SELECT 1 FROM {need_table} t WHERE t.run_id = r.run_id) "
             "ORDER BY r.started_at DESC, r.run_id DESC LIMIT 1",
@@ -430,7 +245,7 @@ class LineageQueries(LineageDatabase):
     @staticmethod
     def _input_run(con, run_id: str, asset: str, upstream: str) -> str:
         """The run that produced `upstream` as consumed by `asset` in `run_id` (itself if it ran there)."""
-        inputs = _scalar(con, "SELECT inputs FROM asset_runs WHERE run_id = ? AND asset = ?", [run_id, asset])
+        inputs = scalar(con, "SELECT inputs FROM asset_runs WHERE run_id = ? AND asset = ?", [run_id, asset])
         if inputs:
             produced = json.loads(inputs).get(upstream)
             if produced:
@@ -440,7 +255,7 @@ class LineageQueries(LineageDatabase):
 
 def _explain_missing(con, rid: str, run: str, rows_run: str) -> RowExplanation:
     """A row not among the run's rows: quarantined by the reader, removed from the source, or never in it."""
-    q = _one(
+    q = one_record(
         con,
         Quarantine,
         "SELECT reason, detail, source_file, source_locator FROM quarantine WHERE run_id = ? AND row_id = ? LIMIT 1",
@@ -448,7 +263,7 @@ def _explain_missing(con, rid: str, run: str, rows_run: str) -> RowExplanation:
     )
     if q:
         return RowExplanation(rid, run, selected=False, status="quarantined", reason=q.reason, quarantine=q)
-    gone = _one(
+    gone = one_record(
         con,
         Removal,
         """SELECT c.run_id, c.counterpart AS replaced_by, c.source_file, c.source_locator
@@ -477,13 +292,13 @@ def _explain_missing(con, rid: str, run: str, rows_run: str) -> RowExplanation:
 
 def _cluster_standing(con, rid: str, *, clusters_run: str, scores_run: str) -> ClusterStanding | None:
     # A database last written before the removal rule has no such column (read-only here).
-    has_dropped = _scalar(
+    has_dropped = scalar(
         con,
         "SELECT count(*) FROM information_schema.columns "
         "WHERE table_name = 'scores' AND column_name = 'dropped_by_removal_rule'",
     )
     dropped = "s.dropped_by_removal_rule" if has_dropped else "NULL"
-    return _one(
+    return one_record(
         con,
         ClusterStanding,
         f"""SELECT m.cluster_id, c.proxy_row_id, c.size, s.score, s.rank,
@@ -494,23 +309,3 @@ def _cluster_standing(con, rid: str, *, clusters_run: str, scores_run: str) -> C
            WHERE m.run_id = ? AND m.row_id = ?""",
         [scores_run, clusters_run, rid],
     )
-
-
-def _one(con, record: type[R], sql: str, params: list) -> R | None:
-    """The first row of `sql` as a `record`, its fields filled by column name; None without a row."""
-    cur = con.execute(sql, params)
-    row = cur.fetchone()
-    if row is None:
-        return None
-    return record(**dict(zip([d[0] for d in cur.description], row, strict=True)))
-
-
-def _scalar(con, sql: str, params: list | None = None) -> Any:
-    """The first column of the first row of `sql`; None without a row."""
-    row = con.execute(sql, params or []).fetchone()
-    return None if row is None else row[0]
-
-
-def _dicts(cur) -> list[dict]:
-    cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, r, strict=False)) for r in cur.fetchall()]

@@ -1,7 +1,7 @@
 import polars as pl
 import pytest
 
-from shed_pipeline.core.lineage import LineageError, LineageStore, RowExplanation
+from shed_pipeline.core.lineage import LineageError, LineageStore, RemovedRow, RowExplanation
 from shed_pipeline_tests.core.lineage.runs import fill
 
 
@@ -10,8 +10,8 @@ def test_runs_why_and_diff(tmp_path):
     fill(store, "run-a", ["a", "b"])
     fill(store, "run-b", ["a", "c"])
     runs = store.runs()
-    assert [r["run_id"] for r in runs] == ["run-a", "run-b"]
-    assert runs[0]["rows_ok"] == 5 and runs[0]["rows_quarantined"] == 1 and runs[0]["selected"] == 2
+    assert [r.run_id for r in runs] == ["run-a", "run-b"]
+    assert runs[0].rows_ok == 5 and runs[0].rows_quarantined == 1 and runs[0].selected == 2
     w = store.why("a", "run-a")
     assert (
         w["selected"] and w["cluster_id"] == 0 and w["proxy_row_id"] == "a" and w["is_proxy"] and w["draw_order"] == 0
@@ -23,8 +23,9 @@ def test_runs_why_and_diff(tmp_path):
     q = store.why("q")
     assert q["status"] == "quarantined" and q["reason"] == "duplicate"
     d = store.diff("run-a", "run-b")
-    assert d["kept"] == 1 and [x["row_id"] for x in d["added"]] == ["c"]
-    assert d["removed"] == [{"row_id": "b", "status_in_b": "not selected", "reason": d["removed"][0]["reason"]}]
+    assert d.kept == 1 and [x.row_id for x in d.added] == ["c"]
+    assert d.removed == (RemovedRow(row_id="b", status_in_b="not selected", reason=d.removed[0].reason),)
+    assert d.as_dict()["removed"] == [{"row_id": "b", "status_in_b": "not selected", "reason": d.removed[0].reason}]
 
 
 def test_ids_with_sql_characters_are_safe(tmp_path):
@@ -61,7 +62,7 @@ def test_prefixes_match_literally_not_as_like_patterns(tmp_path):
     assert store.why("a", "run_")["run_id"] == "run_b"
     with pytest.raises(LineageError, match="no run '%'"):
         store.why("a", "%")
-    assert store.diff("run_", "runX")["run_a"] == "run_b"
+    assert store.diff("run_", "runX").run_a == "run_b"
 
 
 def test_why_explains_near_duplicates_and_shows_row_values_under_any_method(tmp_path):
@@ -93,7 +94,7 @@ def test_why_explains_near_duplicates_and_shows_row_values_under_any_method(tmp_
     w = store.why("a", "run-a")
     assert w["selected"] and w["reason"] == "qocs rule for a" and w["row_values"] == {"ifd": 0.75}
     d = store.diff("run-a", "run-a")
-    assert d["method_a"] == d["method_b"] == "qocs"
+    assert d.method_a == d.method_b == "qocs"
 
 
 def test_explain_is_typed_and_why_is_its_dict_with_the_keys_in_the_cli_order(tmp_path):
