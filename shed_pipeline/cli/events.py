@@ -97,3 +97,15 @@ def interrupted_message(report: dict, run_id: str) -> str:
         arms_done, arms_total = report["arms"]
         text += f"; evaluation arms: {arms_done} of {arms_total} done, kept in the cache (the next run reuses them)"
     return text + "; cached embeddings and utility values are kept: run the same command again to resume"
+
+
+def asset_metadata(result, node: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for mat in result.asset_materializations_for_node(node):
+        for k, v in mat.metadata.items():
+            val = getattr(v, "value", v)
+            if (
+                isinstance(val, (int, float, str, bool, dict, list)) or val is None
+            ):  # dict/list: JSON metadata (quarantine reasons, ...)
+                out[k] = val
+    return out

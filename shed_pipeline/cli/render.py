@@ -6,8 +6,9 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from shed_pipeline.asset_names import ASSET_NAMES
 from shed_pipeline.core.display import printable
-from shed_pipeline.summaries import Summary
+from shed_pipeline.summaries import EvaluationMetricsSummary, Summary
 
 
 def comparison_summary(path: Path) -> tuple[list[str], list[list[str]]] | None:
@@ -126,3 +127,66 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 def say(message: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} run: {printable(message)}", file=sys.stderr, flush=True)
+
+
+def run_summary_text(
+    summary: dict[str, Any],
+    ev: EvaluationMetricsSummary,
+    *,
+    lm_rows: tuple[list[str], list[list[str]]] | None,
+    comparison: tuple[list[str], list[list[str]]] | None,
+) -> str:
+    """What `shed-pipeline run` prints when it succeeds: the work done and reused per asset, the row
+    counts, seconds per asset, the held-out utility, the LM arms and their comparison with random, and
+    where the outputs are."""
+    out: list[str] = []
+    c, s, w = summary["counts"], summary["seconds"], summary["work"]
+    out.append(f"\nshed-pipeline run {summary['run_id']}  ({summary['wall_seconds']:.1f}s)")
+    out.append(table(["asset", "work done", "work reused"], work_rows(w)))
+    out.append(
+        table(
+            ["rows in", "quarantined", "pool / val / test", "clusters", "selected"],
+            [
+                [
+                    c["rows_in"],
+                    c["rows_quarantined"],
+                    f"{c['rows_pool']} / {c['rows_validation']} / {c['rows_test']}",
+                    c["clusters"],
+                    c["selected"],
+                ]
+            ],
+        )
+    )
+    out.append(table(["asset", "seconds"], [[n, f"{s[n]:.1f}" if s[n] is not None else "-"] for n in ASSET_NAMES]))
+    if ev.utility_subset is not None:
+        out.append(
+            table(
+                ["held-out utility", "value"],
+                [
+                    ["curated subset", f"{ev.utility_subset:.4f}"],
+                    ["random, same size (mean)", f"{_or_nan(ev.utility_random_mean):.4f}"],
+                    ["full pool", f"{_or_nan(ev.utility_full_pool):.4f}"],
+                ],
+            )
+        )
+    if lm_rows:
+        out.append(table(*lm_rows))
+    if comparison:
+        header, rows = comparison
+        out.append(
+            table(header, rows)
+            + (
+                "paired differences to the random arms' mean over the same test rows / items: a 95% interval that "
+                "holds 0, or |z| < 2, is no difference\n"
+            )
+        )
+    for k, v in summary["outputs"].items():
+        out.append(f"{k:>16}: {printable(v)}")
+    out.append(
+        f"{'dagster_home':>16}: {printable(summary['dagster_home'])}  (DAGSTER_HOME for `dagster dev` to show this run)"
+    )
+    return "\n".join(out)
+
+
+def _or_nan(value: float | None) -> float:
+    return float("nan") if value is None else value

@@ -9,12 +9,19 @@ import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 from shed_pipeline.asset_names import ASSET_NAMES
 from shed_pipeline.cli.errors import CliError, Interrupted
-from shed_pipeline.cli.events import interrupted, interrupted_message, report_failure_message, run_events, run_report
-from shed_pipeline.cli.render import comparison_summary, lm_summary, say, table, work_done, work_rows
+from shed_pipeline.cli.events import (
+    asset_metadata,
+    interrupted,
+    interrupted_message,
+    report_failure_message,
+    run_events,
+    run_report,
+)
+from shed_pipeline.cli.render import comparison_summary, lm_summary, run_summary_text, say, work_done
 from shed_pipeline.cli.run_config import benchmarks_to_check, check_strategy_requirements, run_config_from_args
 from shed_pipeline.core.display import printable
 from shed_pipeline.settings import LINEAGE_FILE, Settings
@@ -138,18 +145,6 @@ def older_lineage_beside(out: Path, lineage: Path) -> str | None:
             f"is {lineage}: query the old one with `shed-pipeline lineage --db {old} runs`"
         )
     return None
-
-
-def asset_metadata(result, node: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for mat in result.asset_materializations_for_node(node):
-        for k, v in mat.metadata.items():
-            val = getattr(v, "value", v)
-            if (
-                isinstance(val, (int, float, str, bool, dict, list)) or val is None
-            ):  # dict/list: JSON metadata (quarantine reasons, ...)
-                out[k] = val
-    return out
 
 
 def settings_from_flags(args: argparse.Namespace) -> Settings:
@@ -285,54 +280,5 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
         return 0
-    c, s, ev = summary["counts"], summary["seconds"], summaries["evaluation_metrics"]
-    w = summary["work"]
-    print(f"\nshed-pipeline run {result.run_id}  ({wall:.1f}s)")
-    print(table(["asset", "work done", "work reused"], work_rows(w)))
-    print(
-        table(
-            ["rows in", "quarantined", "pool / val / test", "clusters", "selected"],
-            [
-                [
-                    c["rows_in"],
-                    c["rows_quarantined"],
-                    f"{c['rows_pool']} / {c['rows_validation']} / {c['rows_test']}",
-                    c["clusters"],
-                    c["selected"],
-                ]
-            ],
-        )
-    )
-    print(table(["asset", "seconds"], [[n, f"{s[n]:.1f}" if s[n] is not None else "-"] for n in ASSET_NAMES]))
-    if ev.utility_subset is not None:
-        print(
-            table(
-                ["held-out utility", "value"],
-                [
-                    ["curated subset", f"{ev.utility_subset:.4f}"],
-                    ["random, same size (mean)", f"{_or_nan(ev.utility_random_mean):.4f}"],
-                    ["full pool", f"{_or_nan(ev.utility_full_pool):.4f}"],
-                ],
-            )
-        )
-    if lm_rows:
-        print(table(*lm_rows))
-    if comparison:
-        header, rows = comparison
-        print(
-            table(header, rows)
-            + (
-                "paired differences to the random arms' mean over the same test rows / items: a 95% interval that "
-                "holds 0, or |z| < 2, is no difference\n"
-            )
-        )
-    for k, v in summary["outputs"].items():
-        print(f"{k:>16}: {printable(v)}")
-    print(
-        f"{'dagster_home':>16}: {printable(summary['dagster_home'])}  (DAGSTER_HOME for `dagster dev` to show this run)"
-    )
+    print(run_summary_text(summary, summaries["evaluation_metrics"], lm_rows=lm_rows, comparison=comparison))
     return 0
-
-
-def _or_nan(value: float | None) -> float:
-    return float("nan") if value is None else value
