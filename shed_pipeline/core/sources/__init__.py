@@ -20,8 +20,8 @@ Where things are:
 No Dagster here; `shed_pipeline.assets.ingest` and `shed_pipeline.sensors` use these names.
 """
 
-from shed_pipeline.core.sources.checks import FieldMapping
 from shed_pipeline.core.sources.digests import combine_digests, file_digest, source_fingerprint
+from shed_pipeline.core.sources.fields import FieldMapping
 from shed_pipeline.core.sources.listing import skipped_lines
 from shed_pipeline.core.sources.load import ROW_SCHEMA, LoadedSource, load_source, source_label
 from shed_pipeline.core.sources.packaged import BIGBENCH_CHAT, DEFAULT_ROWS, NATURAL_INSTRUCTIONS, PACKAGED_SOURCES

@@ -18,8 +18,9 @@ import polars as pl
 
 from shed_pipeline.core.objectstore import ObjectStore, S3Uri, is_s3
 from shed_pipeline.core.sources import s3
-from shed_pipeline.core.sources.checks import FieldMapping, ReadResult, consumed, validate_units
+from shed_pipeline.core.sources.checks import consumed, validate_units
 from shed_pipeline.core.sources.digests import combine_digests, file_digest
+from shed_pipeline.core.sources.fields import FieldMapping
 from shed_pipeline.core.sources.listing import list_source_files
 from shed_pipeline.core.sources.packaged import (
     BIGBENCH_CHAT,
@@ -29,6 +30,7 @@ from shed_pipeline.core.sources.packaged import (
     bigbench_chat,
     natural_instructions,
 )
+from shed_pipeline.core.sources.quarantine import ReadResult
 from shed_pipeline.core.sources.readers import iter_files, read_files
 from shed_pipeline.core.sources.rows import Row
 from shed_pipeline.core.sources.sampling import sample_units

@@ -17,3 +17,5 @@ INVALID_UNICODE = "invalid_unicode"
 TOO_DEEP = "too_deep"
 TOO_LONG = "too_long"
 DUPLICATE = "duplicate"
+
+Problem = tuple[str, str]  # (reason, detail): why a unit is quarantined

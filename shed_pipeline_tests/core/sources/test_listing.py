@@ -7,9 +7,10 @@ import os
 import pytest
 
 from shed_pipeline.core.sources import SourceError, skipped_lines
-from shed_pipeline.core.sources.checks import QuarantineEntry, all_quarantined_message, validate_units
+from shed_pipeline.core.sources.checks import validate_units
 from shed_pipeline.core.sources.listing import list_source_files, why_skipped
 from shed_pipeline.core.sources.load import read_units
+from shed_pipeline.core.sources.quarantine import QuarantineEntry, all_quarantined_message
 from shed_pipeline.core.sources.readers import source_kind
 from shed_pipeline.core.sources.reasons import MALFORMED_JSON
 from shed_pipeline.core.sources.units import SourceReport
