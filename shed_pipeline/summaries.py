@@ -179,3 +179,25 @@ SUMMARIES: dict[str, type[Summary]] = {
         EvaluationMetricsSummary,
     )
 }
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ArmProgress:
+    """One finished evaluation arm, observed on evaluation_metrics while it runs: after an interrupt,
+    the run's event log tells how many arms are done (and kept in the arms cache)."""
+
+    arms_done: int
+    arms_total: int
+    arm: str
+    cached: bool
+
+    def metadata(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, Any]) -> ArmProgress | None:
+        """The progress an observation's entries hold; None for an observation of something else."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        if not all(name in metadata for name in names):
+            return None
+        return cls(**{name: metadata[name] for name in names})

@@ -43,3 +43,11 @@ def test_a_summary_takes_keywords_only_and_no_unknown_field():
     s = RawDatasetSummary(rows_in=10)
     with pytest.raises(dataclasses.FrozenInstanceError):
         s.rows_in = 11  # type: ignore[misc]
+
+
+def test_arm_progress_reads_back_from_its_entries_and_only_from_them():
+    from shed_pipeline.summaries import ArmProgress
+
+    progress = ArmProgress(arms_done=3, arms_total=7, arm="random seed 1", cached=True)
+    assert ArmProgress.from_metadata(progress.metadata()) == progress
+    assert ArmProgress.from_metadata({"arms_done": 3, "arm": "base"}) is None  # not a whole progress entry

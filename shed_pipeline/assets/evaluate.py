@@ -31,7 +31,7 @@ from shed_pipeline.core.files import write_text_atomic
 from shed_pipeline.core.selection.tables import selection_inputs
 from shed_pipeline.gpu_steps import gpu_step
 from shed_pipeline.resources import ComputeResource, LineageResource, PathsResource
-from shed_pipeline.summaries import EvaluationMetricsSummary
+from shed_pipeline.summaries import ArmProgress, EvaluationMetricsSummary
 
 COMPARISON_SCHEMA = {
     "arm": pl.Utf8,
@@ -85,7 +85,7 @@ def arm_observer(context: dg.AssetExecutionContext):
         context.log_event(
             dg.AssetObservation(
                 asset_key="evaluation_metrics",
-                metadata={"arms_done": done, "arms_total": total, "arm": label, "cached": cached},
+                metadata=ArmProgress(arms_done=done, arms_total=total, arm=label, cached=cached).metadata(),
             )
         )
 

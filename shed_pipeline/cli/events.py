@@ -5,6 +5,7 @@ from typing import Any
 
 from shed_pipeline.asset_names import ASSET_NAMES
 from shed_pipeline.cli.errors import INTERRUPTS, Interrupted, error_line, no_space_message
+from shed_pipeline.summaries import ArmProgress
 
 
 def run_events(instance, run_id: str) -> list:
@@ -36,8 +37,9 @@ def run_report(events) -> dict:
             report["done"].append(asset_of(ev.step_key))
         elif ev.event_type == DagsterEventType.ASSET_OBSERVATION:
             meta = ev.event_specific_data.asset_observation.metadata
-            if "arms_done" in meta:
-                report["arms"] = (meta["arms_done"].value, meta["arms_total"].value)
+            progress = ArmProgress.from_metadata({k: getattr(v, "value", v) for k, v in meta.items()})
+            if progress is not None:
+                report["arms"] = (progress.arms_done, progress.arms_total)
         elif ev.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
             check = ev.event_specific_data
             if not check.passed:
