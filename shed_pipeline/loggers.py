@@ -6,7 +6,7 @@ import sys
 
 import dagster as dg
 
-from shed_pipeline.core.display import printable
+from shed_pipeline.core.terminal_text import printable
 
 
 class StepTracker(logging.Filter):

@@ -16,7 +16,7 @@ from shed_pipeline.assets.recording import record_step
 from shed_pipeline.assets.strategy_config import choice_field, chosen
 from shed_pipeline.assets.versions import CODE_VERSION, frame_version, upstream_data_changed
 from shed_pipeline.core import plots
-from shed_pipeline.core.files import write_manifest
+from shed_pipeline.core.manifest import write_manifest
 from shed_pipeline.core.selection import DEFAULT_METHOD, DEFAULT_METHOD_SETTINGS, METHODS, curate
 from shed_pipeline.core.selection.tables import (
     near_duplicates_frame,

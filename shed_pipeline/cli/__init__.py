@@ -16,7 +16,7 @@ from shed_pipeline.cli.lineage import cmd_lineage
 from shed_pipeline.cli.parser import build_parser, run_flags
 from shed_pipeline.cli.run import DAGSTER_YAML, cmd_run, ensure_dagster_home
 from shed_pipeline.cli.run_config import run_config_from_args
-from shed_pipeline.core.display import printable
+from shed_pipeline.core.terminal_text import printable
 
 __all__ = [
     "DAGSTER_YAML",

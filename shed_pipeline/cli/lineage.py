@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from shed_pipeline.cli.render import table
-from shed_pipeline.core.display import printable
+from shed_pipeline.core.terminal_text import printable
 from shed_pipeline.settings import Settings
 
 

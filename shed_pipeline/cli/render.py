@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from shed_pipeline.asset_names import ASSET_NAMES
-from shed_pipeline.core.display import printable
+from shed_pipeline.core.terminal_text import printable
 from shed_pipeline.summaries import EvaluationMetricsSummary, Summary
 
 

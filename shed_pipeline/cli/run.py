@@ -23,7 +23,7 @@ from shed_pipeline.cli.events import (
 )
 from shed_pipeline.cli.render import comparison_summary, lm_summary, run_summary_text, say, work_done
 from shed_pipeline.cli.run_config import benchmarks_to_check, check_strategy_requirements, run_config_from_args
-from shed_pipeline.core.display import printable
+from shed_pipeline.core.terminal_text import printable
 from shed_pipeline.settings import LINEAGE_FILE, Settings
 from shed_pipeline.summaries import SUMMARIES
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import json
 import os
 import secrets
 import shutil
@@ -80,11 +79,3 @@ def sha256_file(path: str | Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def write_manifest(dest: str | Path, files: list[Path], **about) -> Path:
-    """A JSON manifest of `files` (each one's bytes and sha256) and `about` (the run id, the row
-    count). Written after the files and published after them, it is what says which files belong
-    together: a reader that finds each file's sha256 as listed has one run's set, never a mix."""
-    entries = {Path(f).name: {"bytes": Path(f).stat().st_size, "sha256": sha256_file(f)} for f in files}
-    return write_text_atomic(dest, json.dumps({**about, "files": entries}, indent=2, sort_keys=True) + "\n")

@@ -3,7 +3,7 @@ is left behind either way."""
 
 import pytest
 
-from shed_pipeline.core.files import atomic_path, write_manifest, write_text_atomic
+from shed_pipeline.core.files import atomic_path, write_text_atomic
 
 
 def leftovers(folder):
@@ -59,20 +59,3 @@ def test_two_writers_of_one_file_never_share_a_temporary(tmp_path):
         b.write_text("second")
     assert dest.read_text() == "first"  # the outer block completes last
     assert leftovers(tmp_path) == []
-
-
-def test_a_manifest_lists_each_files_bytes_and_sha256(tmp_path):
-    import hashlib
-    import json
-
-    a, b = tmp_path / "curated.jsonl", tmp_path / "curated.parquet"
-    a.write_bytes(b'{"x": 1}\n')
-    b.write_bytes(b"PAR1" * 1000)
-    m = json.loads(write_manifest(tmp_path / "curated.manifest.json", [a, b], run_id="r1", rows=1).read_text())
-    assert m == {
-        "run_id": "r1",
-        "rows": 1,
-        "files": {
-            f.name: {"bytes": f.stat().st_size, "sha256": hashlib.sha256(f.read_bytes()).hexdigest()} for f in (a, b)
-        },
-    }

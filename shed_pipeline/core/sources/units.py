@@ -17,7 +17,7 @@ import re
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
-from shed_pipeline.core.display import printable
+from shed_pipeline.core.terminal_text import printable
 
 SURROGATE = re.compile("[\ud800-\udfff]")
 # How surrogateescape (and decoding's bad-bytes handler) carries undecodable bytes.
