@@ -1,10 +1,9 @@
-"""The lineage store resource, and the move of an older project's lineage file into place."""
-
-import os
+"""The lineage store resource, and which older lineage file a project adopts."""
 
 import dagster as dg
 
 from shed_pipeline.core.lineage import LineageStore
+from shed_pipeline.core.lineage.legacy import adopt_legacy_database
 from shed_pipeline.settings import Settings
 
 
@@ -22,20 +21,8 @@ class LineageResource(dg.ConfigurableResource):
 
 
 def adopt_legacy_lineage(settings: Settings) -> str | None:
-    """Move a project's lineage from where older versions kept it (`<home>/out/lineage.duckdb`, and
-    DuckDB's write-ahead log beside it) to `default_lineage_path`, once; the caller holds the project
-    lock. Never overwrites: a project that already has its database keeps it. Says what it did."""
+    """A project's lineage moved from where older versions kept it (`<home>/out/lineage.duckdb`) to
+    `settings.lineage_path`, once; nothing when SHED_PIPELINE_LINEAGE names the database."""
     if settings.lineage is not None:
         return None
-    new, old = settings.lineage_path, settings.legacy_lineage_path
-    if new.exists() or not old.is_file():
-        return None
-    moves = [(old, new)]
-    wal = old.with_name(old.name + ".wal")
-    if wal.is_file():
-        moves.append((wal, new.with_name(new.name + ".wal")))
-    for src, dst in moves:
-        os.link(src, dst)  # fails rather than overwrite
-    for src, _ in moves:
-        src.unlink()
-    return f"moved this project's lineage from {old} to {new} (one lineage database per project)"
+    return adopt_legacy_database(old=settings.legacy_lineage_path, new=settings.lineage_path)

@@ -4,6 +4,7 @@ same size and the full pool, model-free and with the target LM fine-tuned on eac
 - `model_free`: coverage, diversity and the held-out kNN utility of a subset
 - `benchmarks`: bigbench multiple-choice tasks, their index and their items
 - `lm_arms`: the LM arms (base, curated, baselines, random, full pool), fine-tuned and scored
+- `arm_cache`: each arm's results kept under a hash of what they depend on
 - `comparison`: each arm against the random arms (or another arm), paired, with bootstrap intervals
 - `comparison_display`: how those comparisons are shown (a cell, the CLI's table, markdown, a plot)
 - `report`: the evaluation report of a run that puts them together, and its lineage tables

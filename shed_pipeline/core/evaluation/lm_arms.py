@@ -15,8 +15,6 @@ kept per row / item, so arms are compared pairwise on the same material (compari
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import time
 from contextlib import nullcontext
@@ -26,8 +24,8 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from shed_pipeline.core.evaluation.arm_cache import arm_path, material_digest, read_arm, write_arm
 from shed_pipeline.core.evaluation.benchmarks import ChoiceItem
-from shed_pipeline.core.files import write_text_atomic
 from shed_pipeline.core.lm import FinetuneBudget  # one arm's resolved budget; re-exported for callers
 from shed_pipeline.core.lm import scoring as lm_scoring
 from shed_pipeline.core.progress import Log, Progress, format_seconds
@@ -35,7 +33,6 @@ from shed_pipeline.core.progress import Log, Progress, format_seconds
 ArmDone = Callable[[int, int, str, bool], None]  # (arms done, arms in all, the arm's label, from the cache)
 TEST_SPLIT = "test_split"
 CHOICE_MAX_TOKENS = 256  # multiple-choice items are short: never cut
-CACHE_VERSION = 2  # 2: per-row / per-item scores; arms trained by epochs
 
 
 def steps_for_epochs(epochs: float, subset_size: int, batch_size: int) -> int:
@@ -168,7 +165,7 @@ def evaluate_arms(
     if not test_prompts and not any(benchmarks.values()):
         raise ValueError("the LM evaluation has nothing to score: no test rows and no benchmark items")
     plan = plan if isinstance(plan, TrainingPlan) else TrainingPlan.fixed(plan)
-    material = _material_digest(test_prompts, test_targets, benchmarks)
+    material = material_digest(test_prompts, test_targets, benchmarks)
     budgets = [plan.budget(len(a.rows)) if a.rows else None for a in arms]
     clock = _Clock(sum(b.steps for b in budgets if b), len(arms))
     records: list[dict] = []
@@ -183,12 +180,18 @@ def evaluate_arms(
         }
         path = None
         if cache_dir is not None:
-            path = (
-                Path(cache_dir)
-                / f"{_arm_key(model_key, budget, [(pool_prompts[i], pool_targets[i]) for i in idx], material)}.json"
+            rows = [(pool_prompts[i], pool_targets[i]) for i in idx]
+            path = arm_path(
+                cache_dir,
+                model_key=model_key,
+                budget=budget,
+                rows=rows,
+                material=material,
+                choice_max_tokens=CHOICE_MAX_TOKENS,
             )
-            if path.is_file():
-                records += [{**base, **r} for r in json.loads(path.read_text())]
+            cached = read_arm(path)
+            if cached is not None:
+                records += [{**base, **r} for r in cached]
                 log(f"{label}: from the cache")
                 clock.skip(budget.steps if budget else 0)
                 if on_arm_done is not None:
@@ -221,7 +224,7 @@ def evaluate_arms(
             )
         records += [{**base, **r} for r in results]
         if path is not None:
-            write_text_atomic(path, json.dumps(results))
+            write_arm(path, results)
         log(f"{label}: done in {format_seconds(time.monotonic() - t0)}")
         clock.arm_done(budget.steps if budget else 0, t_score - t0, time.monotonic() - t_score, log)
         if on_arm_done is not None:
@@ -301,37 +304,6 @@ class _Clock:
                 else ""
             )
         )
-
-
-def _material_digest(test_prompts, test_targets, benchmarks) -> str:
-    h = hashlib.sha256()
-    for part in (
-        list(zip(test_prompts, test_targets, strict=True)),
-        [(name, it.prompt, it.choices, it.answer) for name, items in benchmarks.items() for it in items],
-    ):
-        h.update(b"|")
-        _update(h, part)
-    return h.hexdigest()
-
-
-def _arm_key(model_key: str, budget: FinetuneBudget | None, rows: Sequence[tuple[str, str]], material: str) -> str:
-    ident = {
-        "model": model_key,
-        "budget": budget.as_dict() if budget else None,
-        "material": material,
-        "choice_max_tokens": CHOICE_MAX_TOKENS,
-        "version": CACHE_VERSION,
-    }
-    h = hashlib.sha256(json.dumps(ident, sort_keys=True).encode())
-    _update(h, rows)
-    return h.hexdigest()[:32]
-
-
-def _update(h, items) -> None:
-    for item in items:
-        b = json.dumps(item).encode()
-        h.update(len(b).to_bytes(8, "little"))
-        h.update(b)
 
 
 def summarize(records: Sequence[dict]) -> list[dict]:

@@ -11,6 +11,7 @@ All SQL is parameterised.
 - `history`: what the pipeline reads back from earlier runs (previous snapshot, fingerprints, proxies)
 - `queries`: the user's questions: runs, explain / why, diff
 - `explanations`: their answers, as small frozen dataclasses
+- `legacy`: adopting the database an older version kept elsewhere
 - `store`: LineageStore, all of the above on one database
 """
 
