@@ -78,20 +78,25 @@ def gpu_op_names(assets: Iterable[dg.AssetsDefinition]) -> list[str]:
     return sorted({op.name for op in ops if op.pool == GPU_POOL})
 
 
-def merged(base: Mapping, over: Mapping) -> dict:
-    """`over` on top of `base`: mappings merged key by key, any other value replaced."""
-    out = dict(base)
-    for key, value in over.items():
-        out[key] = (
-            merged(out[key], value) if isinstance(value, Mapping) and isinstance(out.get(key), Mapping) else value
-        )
-    return out
+def k8s_merged(base: Mapping, over: Mapping) -> dict:
+    """`over` merged onto `base` the way dagster-k8s merges a step's pod configs (mappings merged, lists
+    such as tolerations, env and volumes appended without duplicates, `over`'s merge_behavior honoured),
+    so a run config's entry for a GPU op adds to the GPU pod as it would to an op tag."""
+    from dagster_k8s.container_context import K8sContainerContext
+    from dagster_k8s.job import UserDefinedDagsterK8sConfig
+
+    def context(config: Mapping) -> K8sContainerContext:
+        return K8sContainerContext(run_k8s_config=UserDefinedDagsterK8sConfig.from_dict(config))
+
+    out = context(base).merge(context(over)).run_k8s_config.to_dict()
+    # Without merge_behavior the result merges DEEP onto the executor's own step config, as the op tag did.
+    return {key: value for key, value in out.items() if value and key != "merge_behavior"}
 
 
 def with_gpu_step_pods(inner: dg.ExecutorDefinition, *, op_names: Iterable[str], pod: Mapping) -> dg.ExecutorDefinition:
     """`inner` (k8s_job_executor) with `pod` as the `per_step_k8s_config` of each of `op_names`. A run
-    config's own `per_step_k8s_config` entry for one of them is merged over `pod` (an extra env var
-    keeps the GPU request); its entries for other ops are kept as given."""
+    config's own `per_step_k8s_config` entry for one of them is merged onto `pod` (`k8s_merged`: an
+    extra toleration or env var keeps the GPU request); its entries for other ops are kept as given."""
     create = inner.executor_creation_fn
     if create is None:
         raise ValueError(f"executor {inner.name} has no creation function to wrap")
@@ -101,7 +106,7 @@ def with_gpu_step_pods(inner: dg.ExecutorDefinition, *, op_names: Iterable[str],
         config = dict(init_context.executor_config)
         per_step = dict(config.get("per_step_k8s_config") or {})
         for name in names:
-            per_step[name] = merged(pod, per_step.get(name) or {})
+            per_step[name] = k8s_merged(pod, per_step.get(name) or {})
         return create(init_context._replace(executor_config={**config, "per_step_k8s_config": per_step}))
 
     return dg.ExecutorDefinition(

@@ -265,7 +265,12 @@ def test_the_k8s_executor_gives_gpu_steps_and_only_them_the_gpu_pod():
     per_step = k8s_executor_config(k8s_job_executor, {"job_namespace": "ml"})["per_step_k8s_config"]
     assert per_step == {name: DEFAULT_GPU_STEP_K8S for name in GPU_OPS}
     # A run config's own entries: merged over the GPU pod for a GPU op, kept as given for another.
-    env = {"container_config": {"env": [{"name": "HF_HOME", "value": "/cache"}]}}
+    # A run config's entry adds to the GPU pod as dagster-k8s adds to an op tag: lists appended.
+    spot = {"key": "spot", "operator": "Exists"}
+    env = {
+        "container_config": {"env": [{"name": "HF_HOME", "value": "/cache"}]},
+        "pod_spec_config": {"tolerations": [spot]},
+    }
     cpu = {"container_config": {"resources": {"limits": {"memory": "4Gi"}}}}
     config = k8s_executor_config(
         k8s_job_executor, {"job_namespace": "ml", "per_step_k8s_config": {"embeddings": env, "curated_subset": cpu}}
@@ -274,7 +279,11 @@ def test_the_k8s_executor_gives_gpu_steps_and_only_them_the_gpu_pod():
     embeddings = config["per_step_k8s_config"]["embeddings"]
     assert embeddings["container_config"]["env"] == env["container_config"]["env"]
     assert embeddings["container_config"]["resources"]["limits"]["nvidia.com/gpu"] == 1
-    assert embeddings["pod_spec_config"] == DEFAULT_GPU_STEP_K8S["pod_spec_config"]
+    assert embeddings["pod_spec_config"]["node_selector"] == DEFAULT_GPU_STEP_K8S["pod_spec_config"]["node_selector"]
+    assert embeddings["pod_spec_config"]["tolerations"] == [
+        *DEFAULT_GPU_STEP_K8S["pod_spec_config"]["tolerations"],
+        spot,
+    ]
 
 
 def test_the_gpu_pod_is_valid_k8s_executor_config(tmp_path):

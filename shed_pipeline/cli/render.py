@@ -133,6 +133,7 @@ def run_summary_text(
     summary: dict[str, Any],
     ev: EvaluationMetricsSummary,
     *,
+    wall: float,
     lm_rows: tuple[list[str], list[list[str]]] | None,
     comparison: tuple[list[str], list[list[str]]] | None,
 ) -> str:
@@ -141,7 +142,7 @@ def run_summary_text(
     where the outputs are."""
     out: list[str] = []
     c, s, w = summary["counts"], summary["seconds"], summary["work"]
-    out.append(f"\nshed-pipeline run {summary['run_id']}  ({summary['wall_seconds']:.1f}s)")
+    out.append(f"\nshed-pipeline run {summary['run_id']}  ({wall:.1f}s)")
     out.append(table(["asset", "work done", "work reused"], work_rows(w)))
     out.append(
         table(

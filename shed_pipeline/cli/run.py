@@ -151,6 +151,10 @@ def settings_from_flags(args: argparse.Namespace) -> Settings:
     """The environment's Settings with the run's flags over them: --out, --device, --precision and
     --embedding-shards stand for the variables they override (an environment they fix, such as
     SHED_ENV=prod without SHED_PIPELINE_OUT under --out s3://..., is fine)."""
+    from shed_pipeline.core.shards import parse_shard_count
+
+    if args.embedding_shards:  # checked as the flag, so that an error names the flag
+        parse_shard_count(str(args.embedding_shards), where="--embedding-shards")
     flags = {
         "SHED_PIPELINE_OUT": args.out,
         "SHED_DEVICE": args.device,
@@ -280,5 +284,5 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
         return 0
-    print(run_summary_text(summary, summaries["evaluation_metrics"], lm_rows=lm_rows, comparison=comparison))
+    print(run_summary_text(summary, summaries["evaluation_metrics"], wall=wall, lm_rows=lm_rows, comparison=comparison))
     return 0

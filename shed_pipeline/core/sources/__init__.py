@@ -7,8 +7,10 @@ Where things are:
   readers/       one reader per format (jsonl, json, csv, parquet), the suffix table that picks one,
                  decoding (compression, text encodings) and the JSON parsing both JSON readers share
   units.py       RawUnit (a record as read), SourceReport, SourceError
-  checks.py      validation: the checks that keep a unit or quarantine it, validate_units, the
-                 quarantine records; reasons.py, the reasons' stable strings
+  checks.py      validation: the checks that keep a unit or quarantine it, and validate_units, which
+                 runs them; reasons.py, the reasons' stable strings
+  fields.py      a record's instruction, input and output: named fields or a chat's turns
+  quarantine.py  the quarantine entries, ReadResult (what a read kept, counts that balance) and their lines
   rows.py        Row and row_id_for (a content hash)
   sampling.py    the deterministic (stratified) sample; splits.py, pool/validation/test by row id
   digests.py     file and source fingerprints
