@@ -120,23 +120,28 @@ def _prepare(
     context,
     config: ProxyShapleyConfig,
     *,
-    players_and_validation: pl.DataFrame,
-    vectors: pl.DataFrame,
-    validation: pl.DataFrame,
+    raw_dataset: pl.LazyFrame,
+    embeddings: pl.LazyFrame,
     clusters: pl.DataFrame,
     compute: ComputeResource,
     paths: PathsResource,
 ):
+    """The valuation prepared for this step's estimation, the current validation rows and the
+    snapshot (pin) it scores against: what the share steps and the value step both start from."""
+    players_and_validation, vectors, current_val, pin = _inputs(
+        context, config, raw_dataset=raw_dataset, embeddings=embeddings, clusters=clusters, paths=paths
+    )
     (utility, u_settings), (estimator, e_settings) = (
         chosen(UTILITIES, config.utility),
         chosen(ESTIMATORS, config.estimator),
     )
-    return prepare_valuation(
+    prepared = prepare_valuation(
         utility.name, u_settings, estimator.name, e_settings,
-        clusters=clusters, raw_dataset=players_and_validation, embeddings=vectors, validation=validation,
+        clusters=clusters, raw_dataset=players_and_validation, embeddings=vectors, validation=pin.rows,
         seed=config.seed, device=compute.torch_device(), cache_dir=paths.cache(),
         feature_cache=paths.embedding_cache_db(), log=context.log.info, bigbench_archive=paths.archive(),
     )  # fmt: skip
+    return prepared, current_val, pin
 
 
 @dg.op(
@@ -190,18 +195,8 @@ def evaluate_share_of_coalitions(
     """One worker's share of the estimation's utility evaluations, written to the evaluation cache."""
     t0 = time.perf_counter()
     share, shares = worker_part(context)
-    players_and_validation, vectors, _, pin = _inputs(
-        context, config, raw_dataset=raw_dataset, embeddings=embeddings, clusters=clusters, paths=paths
-    )
-    prepared = _prepare(
-        context,
-        config,
-        players_and_validation=players_and_validation,
-        vectors=vectors,
-        validation=pin.rows,
-        clusters=clusters,
-        compute=compute,
-        paths=paths,
+    prepared, _, pin = _prepare(
+        context, config, raw_dataset=raw_dataset, embeddings=embeddings, clusters=clusters, compute=compute, paths=paths
     )
     counts = evaluate_share(prepared, paths.utility_cache_db(), share, shares, seed=config.seed, log=context.log.info)
     context.log.info(
@@ -230,18 +225,8 @@ def value_cluster_proxies(
     permutations are drawn by cluster id so that unchanged coalitions recur."""
     t0 = time.perf_counter()
     run_id = context.run.run_id
-    players_and_validation, vectors, current_val, pin = _inputs(
-        context, config, raw_dataset=raw_dataset, embeddings=embeddings, clusters=clusters, paths=paths
-    )
-    prepared = _prepare(
-        context,
-        config,
-        players_and_validation=players_and_validation,
-        vectors=vectors,
-        validation=pin.rows,
-        clusters=clusters,
-        compute=compute,
-        paths=paths,
+    prepared, current_val, pin = _prepare(
+        context, config, raw_dataset=raw_dataset, embeddings=embeddings, clusters=clusters, compute=compute, paths=paths
     )
     store = lineage.store()
     valued = estimate(
