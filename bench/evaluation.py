@@ -55,7 +55,7 @@ def build_inputs(a, utility: str, log, settings):
 
     from shed_pipeline.assets import ALL_ASSETS
     from shed_pipeline.cli import build_parser, run_config_from_args
-    from shed_pipeline.cli.run import dagster_instance, ensure_dagster_home
+    from shed_pipeline.cli.instance import dagster_instance, ensure_dagster_home
     from shed_pipeline.core.selection.tables import selection_inputs
     from shed_pipeline.resources import resources_for
 

@@ -12,9 +12,10 @@ from typing import Sequence
 from shed_pipeline.cli.catalog import all_registries, cmd_benchmarks, cmd_strategies, strategies_markdown
 from shed_pipeline.cli.errors import CliError, Interrupted, error_message
 from shed_pipeline.cli.events import failure_message
+from shed_pipeline.cli.instance import DAGSTER_YAML, ensure_dagster_home
 from shed_pipeline.cli.lineage import cmd_lineage
 from shed_pipeline.cli.parser import build_parser, run_flags
-from shed_pipeline.cli.run import DAGSTER_YAML, cmd_run, ensure_dagster_home
+from shed_pipeline.cli.run import cmd_run
 from shed_pipeline.cli.run_config import run_config_from_args
 from shed_pipeline.core.terminal_text import printable
 
