@@ -33,20 +33,6 @@ from shed_pipeline.gpu_steps import gpu_step
 from shed_pipeline.resources import ComputeResource, LineageResource, PathsResource
 from shed_pipeline.summaries import ArmProgress, EvaluationMetricsSummary
 
-COMPARISON_SCHEMA = {
-    "arm": pl.Utf8,
-    "benchmark": pl.Utf8,
-    "metric": pl.Utf8,
-    "arm_mean": pl.Float64,
-    "random_mean": pl.Float64,
-    "random_std": pl.Float64,
-    "difference": pl.Float64,
-    "ci_low": pl.Float64,
-    "ci_high": pl.Float64,
-    "z": pl.Float64,
-    "n": pl.Int64,
-}
-
 
 class EvaluationConfig(dg.Config):
     k: int = 5  # neighbours of the held-out kNN utility
@@ -170,7 +156,7 @@ def evaluation_metrics(
         store.write_table(
             "evaluation_comparisons",
             context.run.run_id,
-            pl.DataFrame(comparison.lineage_rows(lm_report["comparisons"]), schema=COMPARISON_SCHEMA),
+            pl.DataFrame(comparison.lineage_rows(lm_report["comparisons"]), schema=comparison.LINEAGE_SCHEMA),
         )
     scalars = dict(zip(df["metric"].to_list(), df["value"].to_list(), strict=True))
     # The report's scalar metrics (per baseline and arm: extras), and where the report is.

@@ -25,6 +25,7 @@ import zlib
 from typing import Sequence
 
 import numpy as np
+import polars as pl
 
 BENCHMARKS_MEAN = "benchmarks_mean"
 TEST_SPLIT = "test_split"
@@ -248,19 +249,22 @@ def _row(
     }
 
 
+# The `evaluation_comparisons` lineage table's columns and their types.
+LINEAGE_SCHEMA = {
+    "arm": pl.Utf8,
+    "benchmark": pl.Utf8,
+    "metric": pl.Utf8,
+    "arm_mean": pl.Float64,
+    "random_mean": pl.Float64,
+    "random_std": pl.Float64,
+    "difference": pl.Float64,
+    "ci_low": pl.Float64,
+    "ci_high": pl.Float64,
+    "z": pl.Float64,
+    "n": pl.Int64,
+}
+
+
 def lineage_rows(rows: Sequence[dict]) -> list[dict]:
     """The `evaluation_comparisons` lineage columns of comparison rows."""
-    cols = (
-        "arm",
-        "benchmark",
-        "metric",
-        "arm_mean",
-        "random_mean",
-        "random_std",
-        "difference",
-        "ci_low",
-        "ci_high",
-        "z",
-        "n",
-    )
-    return [{c: r[c] for c in cols} for r in rows]
+    return [{c: r[c] for c in LINEAGE_SCHEMA} for r in rows]
